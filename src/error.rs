@@ -1,0 +1,254 @@
+//! Errors: [`AuthError`] at request time, [`ConfigError`] at build time.
+//!
+//! Both are opaque structs with a `kind()` accessor returning a `#[non_exhaustive]`
+//! enum, so new cases can be added without breaking code that matches on them.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// Why a request was refused.
+///
+/// Every rejection the layer produces carries one of these. The kind decides the HTTP
+/// status, the RFC 6750 error code and a short fixed description; none of them ever
+/// contains token content or key material.
+///
+/// ```
+/// use tower_jwt_auth::{AuthError, ErrorKind};
+///
+/// let err = AuthError::new(ErrorKind::Expired);
+/// assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED);
+/// assert_eq!(err.error_code(), Some("invalid_token"));
+/// assert_eq!(err.to_string(), "token expired");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthError {
+    kind: ErrorKind,
+}
+
+/// The precise reason behind an [`AuthError`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request carries no token for the configured token source (401, no error code).
+    MissingToken,
+    /// The credentials are malformed: several `Authorization` headers, `Bearer` with
+    /// nothing or with junk after the token, a token in two places (400 `invalid_request`).
+    MalformedCredentials,
+    /// The token is longer than the configured maximum.
+    TokenTooLong,
+    /// The token is not a compact JWS: wrong number of segments, bad base64url, a header
+    /// or payload that is not a JSON object.
+    Malformed,
+    /// The `alg` header names no algorithm this crate verifies (`none` included).
+    UnsupportedAlgorithm,
+    /// The `alg` is known but not in the configured allow-list.
+    AlgorithmNotAllowed,
+    /// The header carries a `crit` member; no JWS extension is understood here.
+    CriticalHeader,
+    /// The `typ` header names a type the policy refuses (for example `dpop+jwt`).
+    InvalidType,
+    /// No key with the token's `kid` is known.
+    UnknownKey,
+    /// The token has no `kid` and there is not exactly one key that could verify it.
+    NoMatchingKey,
+    /// The key named by `kid` cannot be used with the token's `alg` (wrong key type, or
+    /// the key is pinned to another algorithm).
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// `exp` is in the past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// A required claim is absent (`exp`, `iss`, `aud` or a configured claim).
+    MissingClaim,
+    /// A claim has the wrong type or an impossible value (for example `exp` as a string),
+    /// or the payload does not deserialize into the claims type.
+    InvalidClaim,
+    /// `iss` is not one of the trusted issuers.
+    InvalidIssuer,
+    /// `aud` names none of the accepted audiences.
+    InvalidAudience,
+    /// The issuer's keys have never loaded, so no token can be checked yet (503).
+    KeysUnavailable,
+}
+
+impl ErrorKind {
+    /// The HTTP status this kind maps to.
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedCredentials => StatusCode::BAD_REQUEST,
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The RFC 6750 `error` code, or `None` where the RFC wants none (no token) or the
+    /// answer is not an authentication challenge (503).
+    #[must_use]
+    pub const fn error_code(self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken | Self::KeysUnavailable => None,
+            Self::MalformedCredentials => Some("invalid_request"),
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// A short fixed description, safe to send to clients and to log.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::MissingToken => "no bearer token",
+            Self::MalformedCredentials => "malformed credentials",
+            Self::TokenTooLong => "token too long",
+            Self::Malformed => "malformed token",
+            Self::UnsupportedAlgorithm => "unsupported algorithm",
+            Self::AlgorithmNotAllowed => "algorithm not allowed",
+            Self::CriticalHeader => "unsupported critical header",
+            Self::InvalidType => "unexpected token type",
+            Self::UnknownKey => "unknown signing key",
+            Self::NoMatchingKey => "no matching signing key",
+            Self::KeyAlgorithmMismatch => "key does not match algorithm",
+            Self::InvalidSignature => "invalid signature",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::IssuedInFuture => "token issued in the future",
+            Self::MissingClaim => "required claim missing",
+            Self::InvalidClaim => "invalid claim",
+            Self::InvalidIssuer => "issuer not trusted",
+            Self::InvalidAudience => "audience not accepted",
+            Self::KeysUnavailable => "signing keys unavailable",
+        }
+    }
+}
+
+impl AuthError {
+    /// An error of the given kind.
+    #[must_use]
+    pub const fn new(kind: ErrorKind) -> Self {
+        Self { kind }
+    }
+
+    /// What went wrong.
+    #[must_use]
+    pub const fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status of the rejection.
+    #[must_use]
+    pub const fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The RFC 6750 `error` code, if the rejection has one.
+    #[must_use]
+    pub const fn error_code(&self) -> Option<&'static str> {
+        self.kind.error_code()
+    }
+
+    /// The fixed, client-safe description.
+    #[must_use]
+    pub const fn description(&self) -> &'static str {
+        self.kind.description()
+    }
+}
+
+impl From<ErrorKind> for AuthError {
+    fn from(kind: ErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError").field("kind", &self.kind).finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.description())
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// A configuration that cannot work, reported by
+/// [`JwtAuthConfigBuilder::build`](crate::JwtAuthConfigBuilder::build).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    message: String,
+}
+
+/// The reason behind a [`ConfigError`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConfigErrorKind {
+    /// No issuer was configured.
+    NoIssuer,
+    /// No key source was configured.
+    NoKeySource,
+    /// No audience was configured and the check was not explicitly turned off.
+    NoAudience,
+    /// An audience or issuer is the empty string.
+    EmptyValue,
+    /// The HMAC secret is shorter than the output of the hash it is used with
+    /// (RFC 7518 section 3.2).
+    HmacSecretTooShort,
+    /// An HMAC secret was configured together with asymmetric keys.
+    MixedKeyTypes,
+    /// An allowed algorithm cannot be verified by any configured key.
+    AlgorithmNotSupported,
+    /// A configured key could not be parsed, or no usable key was found in it.
+    InvalidKey,
+    /// A header or cookie name, or the realm, is not valid in an HTTP header.
+    InvalidHeader,
+    /// A numeric setting is out of its range (for example a zero token length).
+    InvalidValue,
+}
+
+impl ConfigError {
+    pub(crate) fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What is wrong with the configuration.
+    #[must_use]
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes_follow_rfc_6750() {
+        assert_eq!(ErrorKind::MissingToken.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ErrorKind::MissingToken.error_code(), None);
+        assert_eq!(
+            ErrorKind::MalformedCredentials.status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ErrorKind::MalformedCredentials.error_code(),
+            Some("invalid_request")
+        );
+        assert_eq!(ErrorKind::Expired.error_code(), Some("invalid_token"));
+        assert_eq!(
+            ErrorKind::KeysUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! [`JwtAuthLayer`]: the tower layer that authenticates requests.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use tower_layer::Layer;
+
+use crate::claims::StandardClaims;
+use crate::config::JwtAuthConfig;
+use crate::service::JwtAuth;
+use crate::verify::Verifier;
+
+/// Authenticates every request with a JWT access token.
+///
+/// On success the claims (`C`, [`StandardClaims`] by default) and the raw
+/// [`BearerToken`](crate::BearerToken) are inserted into the request extensions and the
+/// request goes on to the inner service. Otherwise the layer answers itself, as RFC 6750
+/// says: 401 with a `WWW-Authenticate: Bearer` challenge, 400 for malformed credentials,
+/// 503 with `Retry-After` while the issuer's keys have never loaded.
+///
+/// Cloning is cheap: clones share the configuration and the keys.
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
+///
+/// let cfg = JwtAuthConfig::builder()
+///     .issuer("https://idp.example.com/")
+///     .audience("https://api.example.com")
+///     .hmac_secret(vec![42u8; 32])
+///     .build()?;
+/// let service = ServiceBuilder::new()
+///     .layer(JwtAuthLayer::new(cfg))
+///     .service_fn(|_req: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     });
+/// # let _ = service;
+/// # Ok::<(), tower_jwt_auth::ConfigError>(())
+/// ```
+#[must_use]
+pub struct JwtAuthLayer<C = StandardClaims> {
+    verifier: Verifier,
+    optional: bool,
+    _claims: PhantomData<fn() -> C>,
+}
+
+impl JwtAuthLayer<StandardClaims> {
+    /// A layer that puts [`StandardClaims`] into request extensions.
+    pub fn new(config: JwtAuthConfig) -> Self {
+        Self::with_claims(config)
+    }
+
+    /// A layer that deserializes the claims into a type of your own.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims {
+    ///     sub: String,
+    ///     org_id: String,
+    /// }
+    /// # let cfg = JwtAuthConfig::builder().issuer("i").audience("a")
+    /// #     .hmac_secret(vec![1u8; 32]).build()?;
+    /// let layer = JwtAuthLayer::with_claims::<MyClaims>(cfg);
+    /// # let _ = layer;
+    /// # Ok::<(), tower_jwt_auth::ConfigError>(())
+    /// ```
+    pub fn with_claims<C>(config: JwtAuthConfig) -> JwtAuthLayer<C> {
+        JwtAuthLayer {
+            verifier: Verifier::new(config),
+            optional: false,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C> JwtAuthLayer<C> {
+    /// Lets requests without a token through, without claims. A token that is present
+    /// but invalid is still refused: a client that sends a bad token is told so.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// The verifier the layer uses.
+    #[must_use]
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+}
+
+impl<C> Clone for JwtAuthLayer<C> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            optional: self.optional,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C> fmt::Debug for JwtAuthLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayer")
+            .field("verifier", &self.verifier)
+            .field("optional", &self.optional)
+            .field("claims", &std::any::type_name::<C>())
+            .finish()
+    }
+}
+
+impl<S, C> Layer<S> for JwtAuthLayer<C> {
+    type Service = JwtAuth<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth::new(inner, self.verifier.clone(), self.optional)
+    }
+}

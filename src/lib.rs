@@ -1,0 +1,109 @@
+//! Tower middleware that makes any tower, axum or tonic service an OAuth 2.0 resource
+//! server for JWT access tokens.
+//!
+//! [`JwtAuthLayer`] takes the bearer token from each request, verifies its signature
+//! with keys parsed once, checks `iss`, `aud`, `exp`, `nbf`, `iat`, `typ` and `crit`
+//! (RFC 7519, RFC 8725, RFC 9068), and inserts the typed claims into the request
+//! extensions. Every refusal is an RFC 6750 answer with a precise [`ErrorKind`]: 401 with
+//! a `WWW-Authenticate: Bearer` challenge, 400 `invalid_request` for malformed
+//! credentials, never a 5xx for any token a client sends.
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_jwt_auth::testing::{TestKey, TokenBuilder};
+//! use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, StandardClaims};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = TestKey::ec_p256();
+//! let cfg = JwtAuthConfig::builder()
+//!     .issuer("https://idp.example.com/")
+//!     .audience("https://api.example.com")
+//!     .key_set(key.key_set())          // or .jwks(..), .pem(..), .hmac_secret(..)
+//!     .build()?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(JwtAuthLayer::new(cfg))
+//!     .service_fn(|req: Request<String>| async move {
+//!         let claims = req.extensions().get::<StandardClaims>();
+//!         let sub = claims.and_then(|c| c.sub.clone()).unwrap_or_default();
+//!         Ok::<_, Infallible>(Response::new(format!("hello {sub}")))
+//!     });
+//!
+//! let token = TokenBuilder::new(&key)
+//!     .issuer("https://idp.example.com/")
+//!     .audience("https://api.example.com")
+//!     .subject("alice")
+//!     .sign();
+//! let request = Request::get("/").header("authorization", format!("Bearer {token}"));
+//! let response = service.clone().oneshot(request.body(String::new())?).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! let response = service.oneshot(Request::get("/").body(String::new())?).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
+//!   for every broken token.
+//! - `axum`: extractors for axum handlers.
+//!
+//! # Security decisions
+//!
+//! - Keys come only from the configured key source; `jku`, `x5u`, `jwk` and `x5c` headers
+//!   are never read. `alg: none` in any casing is refused, HMAC is only allowed with an
+//!   explicitly configured secret and never together with public keys, a JWK `alg` pins
+//!   its key to that algorithm, and `kty: oct` keys in a JWKS are ignored.
+//! - A `crit` header is refused (no extension is understood), `typ` values meant for other
+//!   token kinds (`dpop+jwt`, `logout+jwt`, ...) are refused (RFC 8725 section 3.11).
+//! - The audience is required unless explicitly turned off (RFC 9068 section 4).
+//! - Tokens longer than the limit (8 KiB) are refused before decoding; the payload is
+//!   parsed only after the signature is verified.
+//! - Error descriptions are fixed strings; tokens are never logged, and the `Debug` of
+//!   [`BearerToken`] and of HMAC keys is redacted.
+
+#[cfg(feature = "axum")]
+mod axum;
+mod algorithm;
+mod body;
+mod claims;
+mod config;
+mod error;
+mod future;
+mod jwks;
+mod layer;
+mod response;
+mod service;
+mod time;
+mod token;
+mod verify;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use body::ResponseBody;
+pub use claims::{Audience, NumericDate, OneOrMany, StandardClaims};
+pub use config::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DangerousConfigBuilder, JwtAuthConfig,
+    JwtAuthConfigBuilder, TypPolicy,
+};
+pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
+pub use future::ResponseFuture;
+pub use jwks::{KeySet, KeyStore, StaticKeys, VerificationKey};
+pub use layer::JwtAuthLayer;
+pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
+pub use service::JwtAuth;
+pub use time::{Clock, ManualClock, SystemClock};
+pub use token::{BearerToken, TokenSource};
+pub use verify::Verifier;
+
+#[cfg(feature = "axum")]
+pub use crate::axum::Claims;

@@ -1,0 +1,235 @@
+//! RFC 6750 answers: the [`Rejection`] the layer produces and the [`ErrorResponder`]
+//! that turns it into a response.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::error::{AuthError, ErrorKind};
+
+/// A refused request: the error plus what the challenge needs.
+///
+/// Responders read it to build the response; [`Rejection::to_response`] gives the
+/// standard one (status, `WWW-Authenticate`, `Retry-After`, empty body).
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    error: AuthError,
+    realm: Option<Arc<str>>,
+    retry_after: Option<Duration>,
+}
+
+impl Rejection {
+    pub(crate) fn new(kind: ErrorKind, realm: Option<Arc<str>>) -> Self {
+        Self {
+            error: AuthError::new(kind),
+            realm,
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// The error behind the rejection.
+    #[must_use]
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    /// How long the client should wait before retrying, for 503 answers.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 section 3), or `None` for answers that
+    /// are not authentication challenges (503).
+    ///
+    /// Without a token the challenge has no `error` code:
+    /// `Bearer realm="api"`. Otherwise it names the error and a fixed description:
+    /// `Bearer realm="api", error="invalid_token", error_description="token expired"`.
+    #[must_use]
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        if self.error.kind() == ErrorKind::KeysUnavailable {
+            return None;
+        }
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(3);
+        if let Some(realm) = &self.realm {
+            params.push(("realm", realm));
+        }
+        if let Some(code) = self.error.error_code() {
+            params.push(("error", code));
+            params.push(("error_description", self.error.description()));
+        }
+        let mut challenge = String::from("Bearer");
+        for (i, (name, value)) in params.into_iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            let _ = write!(challenge, "{sep}{name}=\"{}\"", Quoted(value));
+        }
+        // The realm was checked at build time and the other values are fixed ASCII.
+        HeaderValue::from_str(&challenge).ok()
+    }
+
+    /// The standard response: status, `WWW-Authenticate`, `Retry-After` for 503,
+    /// `Cache-Control: no-store`, and an empty body.
+    #[must_use]
+    pub fn to_response(&self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        if let Some(challenge) = self.www_authenticate() {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(after) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// Escapes a value for an HTTP quoted-string (RFC 9110 section 5.6.4).
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c == '"' || c == '\\' {
+                f.write_char('\\')?;
+            }
+            f.write_char(c)?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders rejections. The default, [`DefaultResponder`], sends the RFC 6750 status and
+/// headers with an empty body; [`JsonResponder`] adds a JSON body. Closures
+/// `Fn(&Rejection) -> Response<Bytes>` are responders too.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Response;
+/// use tower_jwt_auth::{JwtAuthConfig, Rejection};
+///
+/// let problem = |rejection: &Rejection| -> Response<Bytes> {
+///     let mut response = rejection.to_response();
+///     *response.body_mut() = Bytes::from(format!(
+///         r#"{{"title":"{}","status":{}}}"#,
+///         rejection.error(),
+///         rejection.status().as_u16()
+///     ));
+///     response.headers_mut().insert(
+///         http::header::CONTENT_TYPE,
+///         http::HeaderValue::from_static("application/problem+json"),
+///     );
+///     response
+/// };
+/// let builder = JwtAuthConfig::builder().error_responder(problem);
+/// # let _ = builder;
+/// ```
+pub trait ErrorResponder: Send + Sync + 'static {
+    /// Builds the response for a rejection. Keep the `WWW-Authenticate` header of
+    /// [`Rejection::to_response`]: RFC 6750 requires it on 401.
+    fn respond(&self, rejection: &Rejection) -> Response<Bytes>;
+}
+
+impl<F> ErrorResponder for F
+where
+    F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
+        self(rejection)
+    }
+}
+
+/// Status and headers only, empty body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultResponder;
+
+impl ErrorResponder for DefaultResponder {
+    fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
+        rejection.to_response()
+    }
+}
+
+/// Status and headers plus a JSON body in the shape of RFC 6749 section 5.2:
+/// `{"error":"invalid_token","error_description":"token expired"}`. A missing token
+/// gives `{"error":"unauthorized",...}` and a 503 `{"error":"temporarily_unavailable",...}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonResponder;
+
+impl ErrorResponder for JsonResponder {
+    fn respond(&self, rejection: &Rejection) -> Response<Bytes> {
+        let mut response = rejection.to_response();
+        let code = rejection.error().error_code().unwrap_or(
+            if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+                "temporarily_unavailable"
+            } else {
+                "unauthorized"
+            },
+        );
+        let body = serde_json::json!({
+            "error": code,
+            "error_description": rejection.error().description(),
+        });
+        *response.body_mut() = Bytes::from(body.to_string());
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_without_token_has_no_error_code() {
+        let r = Rejection::new(ErrorKind::MissingToken, Some("api".into()));
+        assert_eq!(r.www_authenticate().expect("challenge"), "Bearer realm=\"api\"");
+        let r = Rejection::new(ErrorKind::MissingToken, None);
+        assert_eq!(r.www_authenticate().expect("challenge"), "Bearer");
+    }
+
+    #[test]
+    fn challenge_quotes_and_escapes() {
+        let r = Rejection::new(ErrorKind::Expired, Some("a \"q\" \\".into()));
+        assert_eq!(
+            r.www_authenticate().expect("challenge"),
+            r#"Bearer realm="a \"q\" \\", error="invalid_token", error_description="token expired""#
+        );
+    }
+
+    #[test]
+    fn unavailable_has_retry_after_and_no_challenge() {
+        let r = Rejection::new(ErrorKind::KeysUnavailable, None)
+            .with_retry_after(Duration::from_millis(300));
+        let resp = r.to_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[RETRY_AFTER], "1");
+        assert!(resp.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn json_responder_body() {
+        let r = Rejection::new(ErrorKind::InvalidSignature, None);
+        let resp = JsonResponder.respond(&r);
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
+        assert_eq!(v["error"], "invalid_token");
+        assert_eq!(v["error_description"], "invalid signature");
+    }
+}

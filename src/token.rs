@@ -1,0 +1,365 @@
+//! Where the token is: [`TokenSource`], and the raw token handed to handlers,
+//! [`BearerToken`].
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+
+use crate::error::ErrorKind;
+
+type CustomFn = dyn Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync;
+
+/// Where the layer looks for the token.
+///
+/// The default is the `Authorization: Bearer` header (RFC 6750 section 2.1). The query
+/// string is never read unless a [`custom`](TokenSource::custom) source does so. Sources
+/// can be combined with [`or`](TokenSource::or); a request that carries a token in two of
+/// them is refused as malformed (400), since it is ambiguous which one to trust.
+///
+/// ```
+/// use tower_jwt_auth::TokenSource;
+///
+/// let source = TokenSource::bearer().or(TokenSource::cookie("access_token"));
+/// # let _ = source;
+/// ```
+#[derive(Clone)]
+pub struct TokenSource {
+    sources: Vec<Source>,
+}
+
+#[derive(Clone)]
+enum Source {
+    Bearer,
+    Cookie(Box<str>),
+    Header(HeaderName),
+    Custom(Arc<CustomFn>),
+    /// A source given a name HTTP does not allow; `build()` reports it.
+    Invalid(Box<str>),
+}
+
+impl TokenSource {
+    /// `Authorization: Bearer <token>`, scheme matched case-insensitively, exactly one
+    /// `Authorization` header.
+    #[must_use]
+    pub fn bearer() -> Self {
+        Self {
+            sources: vec![Source::Bearer],
+        }
+    }
+
+    /// The value of the named cookie.
+    #[must_use]
+    pub fn cookie(name: &str) -> Self {
+        Self {
+            sources: vec![Source::Cookie(name.into())],
+        }
+    }
+
+    /// The whole value of a custom header, such as `X-Access-Token`. A header name that
+    /// is not valid HTTP makes [`build`](crate::JwtAuthConfigBuilder::build) fail.
+    #[must_use]
+    pub fn header(name: &str) -> Self {
+        let source = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => Source::Header(name),
+            Err(_) => Source::Invalid(format!("invalid header name {name:?}").into()),
+        };
+        Self {
+            sources: vec![source],
+        }
+    }
+
+    /// A function of the request head that returns the token, if the request has one.
+    #[must_use]
+    pub fn custom<F>(f: F) -> Self
+    where
+        F: Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync + 'static,
+    {
+        Self {
+            sources: vec![Source::Custom(Arc::new(f))],
+        }
+    }
+
+    /// Looks in `other` too; a token found in both is refused as malformed.
+    #[must_use]
+    pub fn or(mut self, other: Self) -> Self {
+        self.sources.extend(other.sources);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for source in &self.sources {
+            match source {
+                Source::Invalid(msg) => return Err(msg.to_string()),
+                Source::Cookie(name) if name.is_empty() || !name.bytes().all(is_cookie_name_byte) => {
+                    return Err(format!("invalid cookie name {name:?}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the token. `Ok(None)`: no token (another `Authorization` scheme counts as
+    /// none). `Err`: malformed credentials.
+    pub(crate) fn extract(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Option<BearerToken>, ErrorKind> {
+        let mut found = None;
+        for source in &self.sources {
+            let token = match source {
+                Source::Bearer => bearer(headers)?,
+                Source::Cookie(name) => cookie(headers, name),
+                Source::Header(name) => custom_header(headers, name)?,
+                Source::Invalid(_) => None,
+                Source::Custom(f) => match f(headers, uri) {
+                    None => None,
+                    Some(token) => {
+                        let value = HeaderValue::from_str(&token)
+                            .map_err(|_| ErrorKind::MalformedCredentials)?;
+                        let range = 0..value.len();
+                        Some(BearerToken { value, range })
+                    }
+                },
+            };
+            if let Some(token) = token {
+                if found.is_some() {
+                    return Err(ErrorKind::MalformedCredentials);
+                }
+                found = Some(token);
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Default for TokenSource {
+    fn default() -> Self {
+        Self::bearer()
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for source in &self.sources {
+            match source {
+                Source::Bearer => list.entry(&"bearer"),
+                Source::Cookie(name) => list.entry(&format_args!("cookie {name:?}")),
+                Source::Header(name) => list.entry(&format_args!("header {name:?}")),
+                Source::Custom(_) => list.entry(&"custom"),
+                Source::Invalid(_) => list.entry(&"invalid"),
+            };
+        }
+        list.finish()
+    }
+}
+
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &[u8]) -> bool {
+    let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    body_len > 0
+        && token[..body_len]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<BearerToken>, ErrorKind> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ErrorKind::MalformedCredentials);
+    }
+    let bytes = value.as_bytes();
+    let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
+    if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        // Another scheme (Basic, DPoP, ...) is not ours to judge: no bearer token.
+        return Ok(None);
+    }
+    let mut start = scheme_end;
+    while bytes.get(start) == Some(&b' ') {
+        start += 1;
+    }
+    let mut end = bytes.len();
+    while end > start && matches!(bytes[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    if start == end || !is_b64token(&bytes[start..end]) {
+        return Err(ErrorKind::MalformedCredentials);
+    }
+    Ok(Some(BearerToken {
+        value: value.clone(),
+        range: start..end,
+    }))
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<BearerToken> {
+    for value in &headers.get_all(COOKIE) {
+        let bytes = value.as_bytes();
+        let mut offset = 0;
+        for pair in bytes.split(|&b| b == b';') {
+            let pair_start = offset;
+            offset += pair.len() + 1;
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
+                continue;
+            }
+            let raw = &pair[eq + 1..];
+            let lead = raw.len() - raw.trim_ascii_start().len();
+            let trimmed = raw.trim_ascii();
+            let start = pair_start + eq + 1 + lead;
+            if trimmed.is_empty() {
+                return None;
+            }
+            return Some(BearerToken {
+                value: value.clone(),
+                range: start..start + trimmed.len(),
+            });
+        }
+    }
+    None
+}
+
+fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<BearerToken>, ErrorKind> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ErrorKind::MalformedCredentials);
+    }
+    let bytes = value.as_bytes();
+    let trimmed = bytes.trim_ascii();
+    if trimmed.is_empty() || !is_b64token(trimmed) {
+        return Err(ErrorKind::MalformedCredentials);
+    }
+    let start = bytes.len() - bytes.trim_ascii_start().len();
+    Ok(Some(BearerToken {
+        value: value.clone(),
+        range: start..start + trimmed.len(),
+    }))
+}
+
+/// The raw access token of a verified request, for relaying it to downstream services.
+///
+/// The layer inserts it into request extensions next to the claims. Its `Debug` output
+/// is redacted; use [`as_str`](Self::as_str) deliberately.
+#[derive(Clone)]
+pub struct BearerToken {
+    value: HeaderValue,
+    range: Range<usize>,
+}
+
+impl BearerToken {
+    /// The token text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Every source checks that the range holds visible ASCII (b64token, or a value
+        // that `HeaderValue::from_str` accepted), so this never falls back in practice.
+        std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or_default()
+    }
+
+    /// The token in a form ready for an outgoing `Authorization` header:
+    /// `Bearer <token>`.
+    #[must_use]
+    pub fn to_header_value(&self) -> HeaderValue {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.as_str()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        value.set_sensitive(true);
+        value
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        map
+    }
+
+    fn extract(source: &TokenSource, pairs: &[(&str, &str)]) -> Result<Option<String>, ErrorKind> {
+        source
+            .extract(&headers(pairs), &Uri::from_static("/"))
+            .map(|t| t.map(|t| t.as_str().to_owned()))
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let s = TokenSource::bearer();
+        assert_eq!(extract(&s, &[("authorization", "bearer a.b.c")]), Ok(Some("a.b.c".into())));
+        assert_eq!(extract(&s, &[("authorization", "BEARER a.b.c")]), Ok(Some("a.b.c".into())));
+    }
+
+    #[test]
+    fn malformed_bearer_credentials() {
+        let s = TokenSource::bearer();
+        let bad = Err(ErrorKind::MalformedCredentials);
+        assert_eq!(extract(&s, &[("authorization", "Bearer")]), bad);
+        assert_eq!(extract(&s, &[("authorization", "Bearer ")]), bad);
+        assert_eq!(extract(&s, &[("authorization", "Bearer a.b.c junk")]), bad);
+        assert_eq!(extract(&s, &[("authorization", "Bearer a,b")]), bad);
+        assert_eq!(extract(&s, &[("authorization", "Bearer ="), ]), bad);
+        assert_eq!(
+            extract(&s, &[("authorization", "Bearer a"), ("authorization", "Bearer b")]),
+            bad
+        );
+        assert_eq!(extract(&s, &[("authorization", "Basic dXNlcjpwdw==")]), Ok(None));
+        assert_eq!(extract(&s, &[("authorization", "Bearerx a")]), Ok(None));
+    }
+
+    #[test]
+    fn cookie_and_header_sources() {
+        let s = TokenSource::cookie("at");
+        assert_eq!(extract(&s, &[("cookie", "a=1; at=x.y.z; b=2")]), Ok(Some("x.y.z".into())));
+        assert_eq!(extract(&s, &[("cookie", "a=1")]), Ok(None));
+        let s = TokenSource::header("x-token");
+        assert_eq!(extract(&s, &[("x-token", " x.y.z ")]), Ok(Some("x.y.z".into())));
+        assert_eq!(extract(&s, &[("x-token", "a"), ("x-token", "b")]), Err(ErrorKind::MalformedCredentials));
+    }
+
+    #[test]
+    fn a_token_in_two_places_is_malformed() {
+        let s = TokenSource::bearer().or(TokenSource::cookie("at"));
+        assert_eq!(
+            extract(&s, &[("authorization", "Bearer a"), ("cookie", "at=b")]),
+            Err(ErrorKind::MalformedCredentials)
+        );
+        assert_eq!(extract(&s, &[("cookie", "at=b")]), Ok(Some("b".into())));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let t = BearerToken {
+            value: HeaderValue::from_static("Bearer secret"),
+            range: 7..13,
+        };
+        assert_eq!(t.as_str(), "secret");
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,346 @@
+//! The [`Verifier`]: header checks, key selection, signature, claim checks.
+//!
+//! Order matters for safety: the header is judged (algorithm allow-list, `crit`, `typ`)
+//! and the key chosen before the signature is checked, and the payload is parsed only
+//! once the signature covers it, so attacker-controlled JSON beyond the small header is
+//! never read from an unauthenticated token.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::algorithm::Algorithm;
+use crate::config::{JwtAuthConfig, Settings, TypPolicy};
+use crate::error::{AuthError, ErrorKind};
+use crate::jwks::KeySet;
+use crate::time::unix_seconds;
+
+/// Verifies tokens against a [`JwtAuthConfig`], outside of any tower stack.
+///
+/// The layer uses the same code; this type is for places that are not a tower service
+/// (a WebSocket handshake, a message consumer, a benchmark).
+///
+/// ```
+/// use tower_jwt_auth::{ErrorKind, JwtAuthConfig, StandardClaims, Verifier};
+///
+/// let cfg = JwtAuthConfig::builder()
+///     .issuer("https://idp.example.com/")
+///     .audience("api")
+///     .hmac_secret(vec![7u8; 32])
+///     .build()?;
+/// let verifier = Verifier::new(cfg);
+/// let err = verifier.verify::<StandardClaims>("not-a-jwt").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Malformed);
+/// # Ok::<(), tower_jwt_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    config: JwtAuthConfig,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier").field("config", &self.config).finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier for the given configuration.
+    #[must_use]
+    pub fn new(config: JwtAuthConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &JwtAuthConfig {
+        &self.config
+    }
+
+    /// Verifies `token` and deserializes its claims into `C`.
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] whose [`kind`](AuthError::kind) names the first rule the token
+    /// breaks, or [`ErrorKind::KeysUnavailable`] when the key store has never loaded.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
+        let keys = self
+            .settings()
+            .keys
+            .current()
+            .ok_or(ErrorKind::KeysUnavailable)?;
+        self.verify_with(&keys, token).map_err(AuthError::new)
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.config.settings
+    }
+
+    /// Verifies `token` with a given key set.
+    pub(crate) fn verify_with<C: DeserializeOwned>(
+        &self,
+        keys: &KeySet,
+        token: &str,
+    ) -> Result<C, ErrorKind> {
+        let s = self.settings();
+        if token.len() > s.max_token_len {
+            return Err(ErrorKind::TokenTooLong);
+        }
+        let (header_b64, rest) = token.split_once('.').ok_or(ErrorKind::Malformed)?;
+        let (payload_b64, signature_b64) = rest.split_once('.').ok_or(ErrorKind::Malformed)?;
+        if signature_b64.contains('.') {
+            // Five segments is a JWE; encrypted tokens are not accepted.
+            return Err(ErrorKind::Malformed);
+        }
+
+        let header_json = b64(header_b64)?;
+        let header: Header<'_> = json_object(&header_json)?;
+        let alg = Algorithm::from_header(&header.alg.0).ok_or(ErrorKind::UnsupportedAlgorithm)?;
+        if !s.algorithms.contains(&alg) {
+            return Err(ErrorKind::AlgorithmNotAllowed);
+        }
+        if header.crit {
+            return Err(ErrorKind::CriticalHeader);
+        }
+        check_typ(s.typ, header.typ.as_ref().map(|t| t.0.as_ref()))?;
+
+        let key = keys.select(header.kid.as_ref().map(|k| k.0.as_ref()), alg)?;
+        let signature = b64(signature_b64)?;
+        let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        if !key.verify(alg, signing_input, &signature) {
+            return Err(ErrorKind::InvalidSignature);
+        }
+
+        let payload = b64(payload_b64)?;
+        let registered: Registered<'_> = json_object(&payload)?;
+        self.check_claims(&registered)?;
+        if !s.required_claims.is_empty() {
+            let present: std::collections::HashSet<Text<'_>> =
+                serde_json::from_slice::<std::collections::HashMap<Text<'_>, IgnoredAny>>(&payload)
+                    .map_err(|_| ErrorKind::InvalidClaim)?
+                    .into_keys()
+                    .collect();
+            for name in &s.required_claims {
+                if !present.contains(&Text(Cow::Borrowed(name.as_ref()))) {
+                    return Err(ErrorKind::MissingClaim);
+                }
+            }
+        }
+        serde_json::from_slice(&payload).map_err(|_| ErrorKind::InvalidClaim)
+    }
+
+    fn check_claims(&self, claims: &Registered<'_>) -> Result<(), ErrorKind> {
+        let s = self.settings();
+        let iss = claims.iss.as_ref().ok_or(ErrorKind::MissingClaim)?;
+        if !s.issuers.iter().any(|i| **i == *iss.0) {
+            return Err(ErrorKind::InvalidIssuer);
+        }
+        if !s.audiences.is_empty() {
+            let aud = claims.aud.as_ref().ok_or(ErrorKind::MissingClaim)?;
+            if !aud.0.iter().any(|a| s.audiences.iter().any(|ours| **ours == *a.0)) {
+                return Err(ErrorKind::InvalidAudience);
+            }
+        }
+        let exp = claims.exp.ok_or(ErrorKind::MissingClaim)?;
+        for date in [Some(exp), claims.nbf, claims.iat].into_iter().flatten() {
+            if date < 0.0 {
+                return Err(ErrorKind::InvalidClaim);
+            }
+        }
+        let now = unix_seconds(s.clock.now());
+        if now >= exp + s.leeway {
+            return Err(ErrorKind::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| now + s.leeway < nbf) {
+            return Err(ErrorKind::NotYetValid);
+        }
+        if claims.iat.is_some_and(|iat| iat > now + s.leeway) {
+            return Err(ErrorKind::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
+
+fn b64(segment: &str) -> Result<Vec<u8>, ErrorKind> {
+    // Strict base64url: no padding, no standard-alphabet characters, canonical trailing
+    // bits (RFC 7515 section 2).
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| ErrorKind::Malformed)
+}
+
+/// Parses a JWS header or payload, which must be a JSON object: serde would otherwise
+/// accept a JSON array for a struct.
+fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ErrorKind> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ErrorKind::Malformed);
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            ErrorKind::InvalidClaim
+        } else {
+            ErrorKind::Malformed
+        }
+    })
+}
+
+fn check_typ(policy: TypPolicy, typ: Option<&str>) -> Result<(), ErrorKind> {
+    let Some(typ) = typ else {
+        return match policy {
+            TypPolicy::Lenient => Ok(()),
+            TypPolicy::AccessToken => Err(ErrorKind::InvalidType),
+        };
+    };
+    // RFC 7515 section 4.1.9: the `application/` prefix may be omitted, and media types
+    // compare case-insensitively.
+    let bare = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    let ok = bare.eq_ignore_ascii_case("at+jwt")
+        || (policy == TypPolicy::Lenient && bare.eq_ignore_ascii_case("jwt"));
+    if ok { Ok(()) } else { Err(ErrorKind::InvalidType) }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+#[derive(PartialEq, Eq)]
+struct Text<'a>(Cow<'a, str>);
+
+impl Hash for Text<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_ref().hash(state);
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+/// The JOSE header members this crate reads. `jku`, `x5u`, `jwk` and `x5c` are never
+/// read: keys come only from the configured key store.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Text<'a>,
+    #[serde(borrow, default)]
+    kid: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    typ: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` whenever the member exists, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// The registered claims the verifier checks itself, whatever the claims type.
+#[derive(Deserialize)]
+struct Registered<'a> {
+    #[serde(borrow, default)]
+    iss: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    aud: Option<Aud<'a>>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    exp: Option<f64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    nbf: Option<f64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    iat: Option<f64>,
+}
+
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    crate::claims::numeric(d).map(Some)
+}
+
+/// `aud`: one string or an array of strings.
+struct Aud<'a>(Vec<Text<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Aud<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AudVisitor;
+        impl<'de> Visitor<'de> for AudVisitor {
+            type Value = Aud<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Aud<'de>, E> {
+                Ok(Aud(vec![Text(Cow::Borrowed(v))]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Aud<'de>, E> {
+                Ok(Aud(vec![Text(Cow::Owned(v.to_owned()))]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Aud<'de>, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+                while let Some(one) = seq.next_element::<Text<'de>>()? {
+                    all.push(one);
+                }
+                Ok(Aud(all))
+            }
+        }
+        d.deserialize_any(AudVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_policy() {
+        let lenient = TypPolicy::Lenient;
+        assert!(check_typ(lenient, None).is_ok());
+        assert!(check_typ(lenient, Some("JWT")).is_ok());
+        assert!(check_typ(lenient, Some("jwt")).is_ok());
+        assert!(check_typ(lenient, Some("application/at+JWT")).is_ok());
+        assert!(check_typ(lenient, Some("dpop+jwt")).is_err());
+        assert!(check_typ(lenient, Some("secevent+jwt")).is_err());
+        let strict = TypPolicy::AccessToken;
+        assert!(check_typ(strict, None).is_err());
+        assert!(check_typ(strict, Some("JWT")).is_err());
+        assert!(check_typ(strict, Some("at+jwt")).is_ok());
+    }
+
+    #[test]
+    fn header_must_be_an_object_without_duplicates() {
+        assert!(json_object::<Header<'_>>(br#"["RS256"]"#).is_err());
+        assert!(json_object::<Header<'_>>(br#"{"alg":"RS256","alg":"none"}"#).is_err());
+        let h: Header<'_> = json_object(br#"{"alg":"RS256","crit":null}"#).expect("header");
+        assert!(h.crit);
+        let h: Header<'_> = json_object(br#"{"alg":"RS256","kid":"a\/b"}"#).expect("escaped kid");
+        assert_eq!(h.kid.expect("kid").0, "a/b");
+    }
+
+    #[test]
+    fn numeric_dates_reject_null_and_strings() {
+        assert!(json_object::<Registered<'_>>(br#"{"exp":null}"#).is_err());
+        assert!(json_object::<Registered<'_>>(br#"{"exp":"1"}"#).is_err());
+        assert!(json_object::<Registered<'_>>(br#"{"exp":true}"#).is_err());
+        let r: Registered<'_> = json_object(br#"{"exp":1.5}"#).expect("fraction");
+        assert_eq!(r.exp, Some(1.5));
+    }
+}
