@@ -78,7 +78,6 @@ impl fmt::Debug for JwtAuthConfig {
 impl JwtAuthConfig {
     /// A builder with the defaults: bearer header, 60 s leeway, 8 KiB tokens, lenient
     /// `typ`, system clock, empty-body RFC 6750 responses.
-    #[must_use]
     pub fn builder() -> JwtAuthConfigBuilder {
         JwtAuthConfigBuilder::default()
     }
@@ -243,7 +242,8 @@ impl JwtAuthConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_claims.extend(claims.into_iter().map(Into::into));
+        self.required_claims
+            .extend(claims.into_iter().map(Into::into));
         self
     }
 
@@ -355,12 +355,18 @@ impl JwtAuthConfigBuilder {
             ));
         }
         if self.max_token_len == 0 {
-            return Err(ConfigError::new(K::InvalidValue, "max_token_len must be positive"));
+            return Err(ConfigError::new(
+                K::InvalidValue,
+                "max_token_len must be positive",
+            ));
         }
         if let Some(realm) = &self.realm
             && (HeaderValue::from_str(realm).is_err() || realm.chars().any(char::is_control))
         {
-            return Err(ConfigError::new(K::InvalidHeader, "realm is not valid in a header"));
+            return Err(ConfigError::new(
+                K::InvalidHeader,
+                "realm is not valid in a header",
+            ));
         }
         self.token_source
             .validate()
@@ -421,7 +427,10 @@ impl JwtAuthConfigBuilder {
             set = set.merge(more);
         }
         if set.is_empty() {
-            return Err(ConfigError::new(K::InvalidKey, "no usable key in the configured keys"));
+            return Err(ConfigError::new(
+                K::InvalidKey,
+                "no usable key in the configured keys",
+            ));
         }
         if set.has_hmac() && set.has_asymmetric() {
             return Err(ConfigError::new(

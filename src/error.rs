@@ -166,7 +166,9 @@ impl From<ErrorKind> for AuthError {
 
 impl fmt::Debug for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthError").field("kind", &self.kind).finish()
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 

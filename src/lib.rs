@@ -69,9 +69,9 @@
 //! - Error descriptions are fixed strings; tokens are never logged, and the `Debug` of
 //!   [`BearerToken`] and of HMAC keys is redacted.
 
+mod algorithm;
 #[cfg(feature = "axum")]
 mod axum;
-mod algorithm;
 mod body;
 mod claims;
 mod config;
@@ -79,6 +79,7 @@ mod error;
 mod future;
 mod jwks;
 mod layer;
+mod payload;
 mod response;
 mod service;
 mod time;
@@ -106,4 +107,9 @@ pub use token::{BearerToken, TokenSource};
 pub use verify::Verifier;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::Claims;
+pub use crate::axum::{Claims, ClaimsRejection};
+
+/// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -200,7 +200,10 @@ mod tests {
     #[test]
     fn challenge_without_token_has_no_error_code() {
         let r = Rejection::new(ErrorKind::MissingToken, Some("api".into()));
-        assert_eq!(r.www_authenticate().expect("challenge"), "Bearer realm=\"api\"");
+        assert_eq!(
+            r.www_authenticate().expect("challenge"),
+            "Bearer realm=\"api\""
+        );
         let r = Rejection::new(ErrorKind::MissingToken, None);
         assert_eq!(r.www_authenticate().expect("challenge"), "Bearer");
     }

@@ -93,7 +93,9 @@ impl TokenSource {
         for source in &self.sources {
             match source {
                 Source::Invalid(msg) => return Err(msg.to_string()),
-                Source::Cookie(name) if name.is_empty() || !name.bytes().all(is_cookie_name_byte) => {
+                Source::Cookie(name)
+                    if name.is_empty() || !name.bytes().all(is_cookie_name_byte) =>
+                {
                     return Err(format!("invalid cookie name {name:?}"));
                 }
                 _ => {}
@@ -312,8 +314,14 @@ mod tests {
     #[test]
     fn bearer_scheme_is_case_insensitive() {
         let s = TokenSource::bearer();
-        assert_eq!(extract(&s, &[("authorization", "bearer a.b.c")]), Ok(Some("a.b.c".into())));
-        assert_eq!(extract(&s, &[("authorization", "BEARER a.b.c")]), Ok(Some("a.b.c".into())));
+        assert_eq!(
+            extract(&s, &[("authorization", "bearer a.b.c")]),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(
+            extract(&s, &[("authorization", "BEARER a.b.c")]),
+            Ok(Some("a.b.c".into()))
+        );
     }
 
     #[test]
@@ -324,23 +332,38 @@ mod tests {
         assert_eq!(extract(&s, &[("authorization", "Bearer ")]), bad);
         assert_eq!(extract(&s, &[("authorization", "Bearer a.b.c junk")]), bad);
         assert_eq!(extract(&s, &[("authorization", "Bearer a,b")]), bad);
-        assert_eq!(extract(&s, &[("authorization", "Bearer ="), ]), bad);
+        assert_eq!(extract(&s, &[("authorization", "Bearer ="),]), bad);
         assert_eq!(
-            extract(&s, &[("authorization", "Bearer a"), ("authorization", "Bearer b")]),
+            extract(
+                &s,
+                &[("authorization", "Bearer a"), ("authorization", "Bearer b")]
+            ),
             bad
         );
-        assert_eq!(extract(&s, &[("authorization", "Basic dXNlcjpwdw==")]), Ok(None));
+        assert_eq!(
+            extract(&s, &[("authorization", "Basic dXNlcjpwdw==")]),
+            Ok(None)
+        );
         assert_eq!(extract(&s, &[("authorization", "Bearerx a")]), Ok(None));
     }
 
     #[test]
     fn cookie_and_header_sources() {
         let s = TokenSource::cookie("at");
-        assert_eq!(extract(&s, &[("cookie", "a=1; at=x.y.z; b=2")]), Ok(Some("x.y.z".into())));
+        assert_eq!(
+            extract(&s, &[("cookie", "a=1; at=x.y.z; b=2")]),
+            Ok(Some("x.y.z".into()))
+        );
         assert_eq!(extract(&s, &[("cookie", "a=1")]), Ok(None));
         let s = TokenSource::header("x-token");
-        assert_eq!(extract(&s, &[("x-token", " x.y.z ")]), Ok(Some("x.y.z".into())));
-        assert_eq!(extract(&s, &[("x-token", "a"), ("x-token", "b")]), Err(ErrorKind::MalformedCredentials));
+        assert_eq!(
+            extract(&s, &[("x-token", " x.y.z ")]),
+            Ok(Some("x.y.z".into()))
+        );
+        assert_eq!(
+            extract(&s, &[("x-token", "a"), ("x-token", "b")]),
+            Err(ErrorKind::MalformedCredentials)
+        );
     }
 
     #[test]

@@ -5,19 +5,18 @@
 //! once the signature covers it, so attacker-controlled JSON beyond the small header is
 //! never read from an unauthenticated token.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
 
 use crate::algorithm::Algorithm;
 use crate::config::{JwtAuthConfig, Settings, TypPolicy};
 use crate::error::{AuthError, ErrorKind};
 use crate::jwks::KeySet;
+use crate::payload::{self, Registered, Text};
 use crate::time::unix_seconds;
 
 /// Verifies tokens against a [`JwtAuthConfig`], outside of any tower stack.
@@ -45,7 +44,9 @@ pub struct Verifier {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier").field("config", &self.config).finish()
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -117,21 +118,16 @@ impl Verifier {
         }
 
         let payload = b64(payload_b64)?;
-        let registered: Registered<'_> = json_object(&payload)?;
+        let (claims, registered) = payload::parse::<C>(&payload, !s.required_claims.is_empty())?;
         self.check_claims(&registered)?;
-        if !s.required_claims.is_empty() {
-            let present: std::collections::HashSet<Text<'_>> =
-                serde_json::from_slice::<std::collections::HashMap<Text<'_>, IgnoredAny>>(&payload)
-                    .map_err(|_| ErrorKind::InvalidClaim)?
-                    .into_keys()
-                    .collect();
-            for name in &s.required_claims {
-                if !present.contains(&Text(Cow::Borrowed(name.as_ref()))) {
+        if let Some(names) = &registered.names {
+            for required in &s.required_claims {
+                if !names.iter().any(|name| **name == **required) {
                     return Err(ErrorKind::MissingClaim);
                 }
             }
         }
-        serde_json::from_slice(&payload).map_err(|_| ErrorKind::InvalidClaim)
+        Ok(claims)
     }
 
     fn check_claims(&self, claims: &Registered<'_>) -> Result<(), ErrorKind> {
@@ -142,7 +138,10 @@ impl Verifier {
         }
         if !s.audiences.is_empty() {
             let aud = claims.aud.as_ref().ok_or(ErrorKind::MissingClaim)?;
-            if !aud.0.iter().any(|a| s.audiences.iter().any(|ours| **ours == *a.0)) {
+            if !aud
+                .iter()
+                .any(|a| s.audiences.iter().any(|ours| **ours == *a.0))
+            {
                 return Err(ErrorKind::InvalidAudience);
             }
         }
@@ -174,19 +173,13 @@ fn b64(segment: &str) -> Result<Vec<u8>, ErrorKind> {
         .map_err(|_| ErrorKind::Malformed)
 }
 
-/// Parses a JWS header or payload, which must be a JSON object: serde would otherwise
-/// accept a JSON array for a struct.
+/// Parses a JWS header, which must be a JSON object: serde would otherwise accept a JSON
+/// array for a struct.
 fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ErrorKind> {
     if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err(ErrorKind::Malformed);
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            ErrorKind::InvalidClaim
-        } else {
-            ErrorKind::Malformed
-        }
-    })
+    serde_json::from_slice(bytes).map_err(|e| payload::json_error(&e))
 }
 
 fn check_typ(policy: TypPolicy, typ: Option<&str>) -> Result<(), ErrorKind> {
@@ -204,38 +197,10 @@ fn check_typ(policy: TypPolicy, typ: Option<&str>) -> Result<(), ErrorKind> {
     };
     let ok = bare.eq_ignore_ascii_case("at+jwt")
         || (policy == TypPolicy::Lenient && bare.eq_ignore_ascii_case("jwt"));
-    if ok { Ok(()) } else { Err(ErrorKind::InvalidType) }
-}
-
-/// A JSON string, borrowed from the input when it has no escapes.
-#[derive(PartialEq, Eq)]
-struct Text<'a>(Cow<'a, str>);
-
-impl Hash for Text<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.as_ref().hash(state);
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(TextVisitor)
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorKind::InvalidType)
     }
 }
 
@@ -256,54 +221,6 @@ struct Header<'a> {
 /// `true` whenever the member exists, whatever its value (`null` included).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
-}
-
-/// The registered claims the verifier checks itself, whatever the claims type.
-#[derive(Deserialize)]
-struct Registered<'a> {
-    #[serde(borrow, default)]
-    iss: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    aud: Option<Aud<'a>>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    exp: Option<f64>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    nbf: Option<f64>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    iat: Option<f64>,
-}
-
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    crate::claims::numeric(d).map(Some)
-}
-
-/// `aud`: one string or an array of strings.
-struct Aud<'a>(Vec<Text<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Aud<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AudVisitor;
-        impl<'de> Visitor<'de> for AudVisitor {
-            type Value = Aud<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Aud<'de>, E> {
-                Ok(Aud(vec![Text(Cow::Borrowed(v))]))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Aud<'de>, E> {
-                Ok(Aud(vec![Text(Cow::Owned(v.to_owned()))]))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Aud<'de>, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
-                while let Some(one) = seq.next_element::<Text<'de>>()? {
-                    all.push(one);
-                }
-                Ok(Aud(all))
-            }
-        }
-        d.deserialize_any(AudVisitor)
-    }
 }
 
 #[cfg(test)]
@@ -333,14 +250,5 @@ mod tests {
         assert!(h.crit);
         let h: Header<'_> = json_object(br#"{"alg":"RS256","kid":"a\/b"}"#).expect("escaped kid");
         assert_eq!(h.kid.expect("kid").0, "a/b");
-    }
-
-    #[test]
-    fn numeric_dates_reject_null_and_strings() {
-        assert!(json_object::<Registered<'_>>(br#"{"exp":null}"#).is_err());
-        assert!(json_object::<Registered<'_>>(br#"{"exp":"1"}"#).is_err());
-        assert!(json_object::<Registered<'_>>(br#"{"exp":true}"#).is_err());
-        let r: Registered<'_> = json_object(br#"{"exp":1.5}"#).expect("fraction");
-        assert_eq!(r.exp, Some(1.5));
     }
 }

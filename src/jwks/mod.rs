@@ -137,7 +137,10 @@ impl VerificationKey {
             (Algorithm::HS512, hmac::HMAC_SHA512),
         ]
         .into_iter()
-        .filter(|(alg, _)| alg.hmac_min_secret_len().is_some_and(|min| secret.len() >= min))
+        .filter(|(alg, _)| {
+            alg.hmac_min_secret_len()
+                .is_some_and(|min| secret.len() >= min)
+        })
         .map(|(alg, h)| (alg, hmac::Key::new(h, secret)))
         .collect();
         Self {
@@ -190,8 +193,7 @@ impl KeySet {
     ///
     /// [`ConfigErrorKind::InvalidKey`] if the value is not an object with a `keys` array.
     pub fn from_jwks_value(value: &serde_json::Value) -> Result<Self, ConfigError> {
-        Self::parse_jwks(value)
-            .map_err(|msg| ConfigError::new(ConfigErrorKind::InvalidKey, msg))
+        Self::parse_jwks(value).map_err(|msg| ConfigError::new(ConfigErrorKind::InvalidKey, msg))
     }
 
     pub(crate) fn parse_jwks(value: &serde_json::Value) -> Result<Self, &'static str> {
@@ -236,8 +238,8 @@ impl KeySet {
     /// [`ConfigErrorKind::InvalidKey`] if there is no public key block, a block does not
     /// parse, or an RSA key is under 2048 bits.
     pub fn from_pem(pem: &str) -> Result<Self, ConfigError> {
-        let blocks =
-            parse::pem_blocks(pem).map_err(|msg| ConfigError::new(ConfigErrorKind::InvalidKey, msg))?;
+        let blocks = parse::pem_blocks(pem)
+            .map_err(|msg| ConfigError::new(ConfigErrorKind::InvalidKey, msg))?;
         let mut set = Self::new();
         for der in blocks {
             let material = parse::der_public_key(&der).map_err(|reason| {
@@ -333,7 +335,11 @@ impl KeySet {
         alg: Algorithm,
     ) -> Result<&VerificationKey, ErrorKind> {
         if let Some(kid) = kid {
-            let mut named = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).peekable();
+            let mut named = self
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .peekable();
             if named.peek().is_some() {
                 return named
                     .find(|k| k.supports(alg))
@@ -343,7 +349,8 @@ impl KeySet {
                 .single(|k| k.kid.is_none() && k.supports(alg))
                 .ok_or(ErrorKind::UnknownKey);
         }
-        self.single(|k| k.supports(alg)).ok_or(ErrorKind::NoMatchingKey)
+        self.single(|k| k.supports(alg))
+            .ok_or(ErrorKind::NoMatchingKey)
     }
 
     fn single(&self, pred: impl Fn(&VerificationKey) -> bool) -> Option<&VerificationKey> {
@@ -360,7 +367,11 @@ impl fmt::Debug for KeySet {
 }
 
 fn log_skipped(kid: Option<&str>, reason: parse::SkipReason) {
-    tracing::warn!(kid = kid.unwrap_or("-"), reason = reason.as_str(), "skipping JWK");
+    tracing::warn!(
+        kid = kid.unwrap_or("-"),
+        reason = reason.as_str(),
+        "skipping JWK"
+    );
 }
 
 /// Where the layer gets its verification keys.

@@ -75,7 +75,9 @@ struct RawJwk {
 }
 
 /// Parses one JWK taken from a JWKS document or given by the user.
-pub(crate) fn jwk(value: &serde_json::Value) -> Result<VerificationKey, (Option<String>, SkipReason)> {
+pub(crate) fn jwk(
+    value: &serde_json::Value,
+) -> Result<VerificationKey, (Option<String>, SkipReason)> {
     let raw = RawJwk::deserialize(value).map_err(|_| (kid_of(value), SkipReason::Malformed))?;
     let kid = raw.kid.clone();
     jwk_inner(raw).map_err(|reason| (kid, reason))
@@ -220,7 +222,8 @@ pub(crate) fn ec_material(family: KeyFamily, bytes: &[u8]) -> Result<KeyMaterial
 
 /// Parses an Ed25519 public key, raw (32 bytes) or as SubjectPublicKeyInfo.
 pub(crate) fn ed25519_material(bytes: &[u8]) -> Result<KeyMaterial, SkipReason> {
-    let key = ParsedPublicKey::new(&signature::ED25519, bytes).map_err(|_| SkipReason::Malformed)?;
+    let key =
+        ParsedPublicKey::new(&signature::ED25519, bytes).map_err(|_| SkipReason::Malformed)?;
     Ok(KeyMaterial::Ed25519(key))
 }
 
@@ -300,19 +303,34 @@ mod tests {
     #[test]
     fn symmetric_and_encryption_keys_are_skipped() {
         let oct = serde_json::json!({"kty": "oct", "k": "c2VjcmV0", "kid": "s"});
-        assert_eq!(jwk(&oct).err().map(|e| e.1), Some(SkipReason::SymmetricInJwks));
+        assert_eq!(
+            jwk(&oct).err().map(|e| e.1),
+            Some(SkipReason::SymmetricInJwks)
+        );
         let enc = serde_json::json!({"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"});
-        assert_eq!(jwk(&enc).err().map(|e| e.1), Some(SkipReason::NotForSignatures));
-        let ops = serde_json::json!({"kty": "RSA", "key_ops": ["encrypt"], "n": "AQAB", "e": "AQAB"});
-        assert_eq!(jwk(&ops).err().map(|e| e.1), Some(SkipReason::NotForSignatures));
+        assert_eq!(
+            jwk(&enc).err().map(|e| e.1),
+            Some(SkipReason::NotForSignatures)
+        );
+        let ops =
+            serde_json::json!({"kty": "RSA", "key_ops": ["encrypt"], "n": "AQAB", "e": "AQAB"});
+        assert_eq!(
+            jwk(&ops).err().map(|e| e.1),
+            Some(SkipReason::NotForSignatures)
+        );
         let x25519 = serde_json::json!({"kty": "OKP", "crv": "X25519", "x": "AAAA"});
-        assert_eq!(jwk(&x25519).err().map(|e| e.1), Some(SkipReason::UnknownCurve));
+        assert_eq!(
+            jwk(&x25519).err().map(|e| e.1),
+            Some(SkipReason::UnknownCurve)
+        );
     }
 
     #[test]
     fn unterminated_pem_is_refused() {
         assert!(pem_blocks("-----BEGIN PUBLIC KEY-----\nAAAA\n").is_err());
         assert!(pem_blocks("nothing here").is_err());
-        assert!(pem_blocks("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+        assert!(
+            pem_blocks("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err()
+        );
     }
 }

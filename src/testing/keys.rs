@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
-use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
@@ -219,7 +219,11 @@ impl TestKey {
             Private::Ec(pair, alg) => {
                 let point = pair.public_key().as_ref();
                 let half = (point.len() - 1) / 2;
-                let crv = if *alg == Algorithm::ES384 { "P-384" } else { "P-256" };
+                let crv = if *alg == Algorithm::ES384 {
+                    "P-384"
+                } else {
+                    "P-256"
+                };
                 json!({
                     "kty": "EC",
                     "crv": crv,
@@ -260,7 +264,8 @@ impl TestKey {
     }
 
     /// A [`KeySet`] holding this key's public half (or its secret, for HMAC), ready for
-    /// [`JwtAuthConfigBuilder::key_set`](crate::JwtAuthConfigBuilder::key_set).
+    /// [`JwtAuthConfigBuilder::key_set`](crate::JwtAuthConfigBuilder::key_set). The key
+    /// is not pinned to one algorithm: an RSA key verifies RS256 to PS512.
     ///
     /// # Panics
     ///
@@ -269,7 +274,14 @@ impl TestKey {
     pub fn key_set(&self) -> KeySet {
         let set = match &*self.private {
             Private::Hmac(secret) => KeySet::from_hmac_secret(secret),
-            _ => KeySet::from_jwks_value(&jwks([self])),
+            _ => {
+                // Without `alg` the key verifies every algorithm of its type.
+                let mut jwk = self.public_jwk();
+                if let Some(members) = jwk.as_object_mut() {
+                    members.remove("alg");
+                }
+                KeySet::from_jwks_value(&json!({ "keys": [jwk] }))
+            }
         };
         match set {
             Ok(set) => set.with_kid(&self.kid),
@@ -329,7 +341,9 @@ impl TestKey {
                     Algorithm::HS512 => hmac::HMAC_SHA512,
                     other => panic!("an HMAC key cannot sign {other}"),
                 };
-                hmac::sign(&hmac::Key::new(h, secret), message).as_ref().to_vec()
+                hmac::sign(&hmac::Key::new(h, secret), message)
+                    .as_ref()
+                    .to_vec()
             }
             (_, other) => panic!("this key cannot sign {other}"),
         }

@@ -265,7 +265,11 @@ impl TokenBuilder {
     pub fn claims(&self) -> Map<String, Value> {
         let now = unix_seconds(self.now.unwrap_or_else(SystemTime::now)).floor();
         let mut claims = self.claims.clone();
-        for (name, offset) in [("exp", self.exp_in), ("nbf", self.nbf_in), ("iat", self.iat_in)] {
+        for (name, offset) in [
+            ("exp", self.exp_in),
+            ("nbf", self.nbf_in),
+            ("iat", self.iat_in),
+        ] {
             if let Some(offset) = offset
                 && !claims.contains_key(name)
             {

@@ -1,0 +1,336 @@
+//! One pass over a verified payload: the user's claims type is deserialized while the
+//! registered claims the verifier checks (`iss`, `aud`, `exp`, `nbf`, `iat`) are observed
+//! on the way, so the payload is parsed once whatever the claims type.
+//!
+//! The top-level object is handed to the claims type's visitor through [`ObservingMap`],
+//! which reads every key itself, captures the values of registered claims as raw JSON,
+//! checks them, and passes both on unchanged. Entries the visitor leaves unread are
+//! drained afterwards, so a claims type that stops early cannot hide an `exp`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::ErrorKind;
+
+/// The registered claims seen in a payload.
+#[derive(Default)]
+pub(crate) struct Registered<'de> {
+    pub(crate) iss: Option<Text<'de>>,
+    pub(crate) aud: Option<Vec<Text<'de>>>,
+    pub(crate) exp: Option<f64>,
+    pub(crate) nbf: Option<f64>,
+    pub(crate) iat: Option<f64>,
+    /// Every top-level claim name, collected only when asked for.
+    pub(crate) names: Option<Vec<Cow<'de, str>>>,
+    /// The first problem with a registered claim; it outranks the claims type's error.
+    problem: Option<ErrorKind>,
+}
+
+/// Deserializes `payload` (a JSON object) into `C` and observes the registered claims.
+pub(crate) fn parse<'de, C: Deserialize<'de>>(
+    payload: &'de [u8],
+    collect_names: bool,
+) -> Result<(C, Registered<'de>), ErrorKind> {
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        // serde would accept a JSON array for a struct.
+        return Err(ErrorKind::Malformed);
+    }
+    let mut registered = Registered {
+        names: collect_names.then(Vec::new),
+        ..Registered::default()
+    };
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let result = C::deserialize(Observing {
+        de: &mut de,
+        registered: &mut registered,
+    })
+    .and_then(|claims| de.end().map(|()| claims));
+    match (result, registered.problem) {
+        (_, Some(kind)) => Err(kind),
+        (Ok(claims), None) => Ok((claims, registered)),
+        (Err(e), None) => Err(json_error(&e)),
+    }
+}
+
+/// JSON that does not parse is malformed; JSON of the wrong shape is an invalid claim.
+pub(crate) fn json_error(e: &serde_json::Error) -> ErrorKind {
+    if e.is_data() {
+        ErrorKind::InvalidClaim
+    } else {
+        ErrorKind::Malformed
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+/// `aud`: one string or an array of strings.
+struct Aud<'a>(Vec<Text<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Aud<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AudVisitor;
+        impl<'de> Visitor<'de> for AudVisitor {
+            type Value = Aud<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Aud<'de>, E> {
+                Ok(Aud(vec![Text(Cow::Borrowed(v))]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Aud<'de>, E> {
+                Ok(Aud(vec![Text(Cow::Owned(v.to_owned()))]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Aud<'de>, A::Error> {
+                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+                while let Some(one) = seq.next_element::<Text<'de>>()? {
+                    all.push(one);
+                }
+                Ok(Aud(all))
+            }
+        }
+        d.deserialize_any(AudVisitor)
+    }
+}
+
+/// The claims the verifier reads itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Iss,
+    Aud,
+    Exp,
+    Nbf,
+    Iat,
+}
+
+impl Claim {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "iss" => Self::Iss,
+            "aud" => Self::Aud,
+            "exp" => Self::Exp,
+            "nbf" => Self::Nbf,
+            "iat" => Self::Iat,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Registered<'de> {
+    /// Records a registered claim from its raw JSON; `false` if it is a duplicate or of
+    /// the wrong type.
+    fn observe(&mut self, claim: Claim, raw: &'de RawValue) -> bool {
+        fn number(raw: &RawValue) -> Option<f64> {
+            crate::claims::numeric(raw).ok()
+        }
+        let fresh = match claim {
+            Claim::Iss => self.iss.is_none(),
+            Claim::Aud => self.aud.is_none(),
+            Claim::Exp => self.exp.is_none(),
+            Claim::Nbf => self.nbf.is_none(),
+            Claim::Iat => self.iat.is_none(),
+        };
+        let parsed = fresh
+            && match claim {
+                Claim::Iss => Text::deserialize(raw).map(|t| self.iss = Some(t)).is_ok(),
+                Claim::Aud => Aud::deserialize(raw).map(|a| self.aud = Some(a.0)).is_ok(),
+                Claim::Exp => number(raw).map(|n| self.exp = Some(n)).is_some(),
+                Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
+                Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
+            };
+        if !parsed && self.problem.is_none() {
+            self.problem = Some(ErrorKind::InvalidClaim);
+        }
+        parsed
+    }
+}
+
+/// The payload deserializer handed to the claims type: always an object.
+struct Observing<'a, 'de> {
+    de: &'a mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    registered: &'a mut Registered<'de>,
+}
+
+impl<'de> Deserializer<'de> for Observing<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.de.deserialize_map(ObservingVisitor {
+            visitor,
+            registered: self.registered,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+        struct enum identifier ignored_any
+    }
+}
+
+struct ObservingVisitor<'a, 'de, V> {
+    visitor: V,
+    registered: &'a mut Registered<'de>,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for ObservingVisitor<'_, 'de, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.visitor.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        let mut access = ObservingMap {
+            map,
+            registered: self.registered,
+            current: None,
+        };
+        let value = self.visitor.visit_map(&mut access)?;
+        // Read what the visitor left, so every registered claim is seen.
+        while access.next_key::<IgnoredAny>()?.is_some() {
+            access.next_value::<IgnoredAny>()?;
+        }
+        Ok(value)
+    }
+}
+
+struct ObservingMap<'a, 'de, A> {
+    map: A,
+    registered: &'a mut Registered<'de>,
+    current: Option<Claim>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some(Text(name)) = self.map.next_key::<Text<'de>>()? else {
+            return Ok(None);
+        };
+        self.current = Claim::from_name(&name);
+        if let Some(names) = &mut self.registered.names {
+            names.push(name.clone());
+        }
+        match name {
+            Cow::Borrowed(name) => seed.deserialize(BorrowedStrDeserializer::new(name)),
+            Cow::Owned(name) => seed.deserialize(StringDeserializer::new(name)),
+        }
+        .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        let Some(claim) = self.current.take() else {
+            return self.map.next_value_seed(seed);
+        };
+        let raw: &'de RawValue = self.map.next_value()?;
+        if !self.registered.observe(claim, raw) {
+            return Err(de::Error::custom("invalid registered claim"));
+        }
+        seed.deserialize(raw).map_err(de::Error::custom)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::StandardClaims;
+
+    #[test]
+    fn registered_claims_are_seen_whatever_the_claims_type() {
+        let payload = br#"{"sub":"a","iss":"i","aud":["x","y"],"exp":10,"nbf":1.5,"iat":2}"#;
+        let (_, r) = parse::<IgnoredAny>(payload, true).expect("parse");
+        assert_eq!(r.iss, Some(Text(Cow::Borrowed("i"))));
+        assert_eq!(r.aud.map(|a| a.len()), Some(2));
+        assert_eq!((r.exp, r.nbf, r.iat), (Some(10.0), Some(1.5), Some(2.0)));
+        assert_eq!(r.names.map(|n| n.len()), Some(6));
+
+        let (claims, r) = parse::<StandardClaims>(payload, false).expect("parse");
+        assert_eq!(claims.exp.map(crate::NumericDate::as_secs), Some(10));
+        assert_eq!(claims.iss.as_deref(), Some("i"));
+        assert_eq!(r.exp, Some(10.0));
+        assert!(r.names.is_none());
+    }
+
+    #[test]
+    fn a_claims_type_that_ignores_exp_still_has_it_checked() {
+        #[derive(Deserialize)]
+        struct OnlySub {
+            #[allow(dead_code)]
+            sub: String,
+        }
+        let bad = parse::<OnlySub>(br#"{"sub":"a","exp":"soon"}"#, false);
+        assert_eq!(bad.err(), Some(ErrorKind::InvalidClaim));
+        let (_, r) = parse::<OnlySub>(br#"{"sub":"a","exp":5}"#, false).expect("parse");
+        assert_eq!(r.exp, Some(5.0));
+    }
+
+    #[test]
+    fn duplicates_arrays_and_bad_types_are_refused() {
+        assert_eq!(
+            parse::<IgnoredAny>(br#"{"exp":1,"exp":2}"#, false).err(),
+            Some(ErrorKind::InvalidClaim)
+        );
+        assert_eq!(
+            parse::<IgnoredAny>(b"[1,2]", false).err(),
+            Some(ErrorKind::Malformed)
+        );
+        assert_eq!(
+            parse::<IgnoredAny>(br#"{"exp":null}"#, false).err(),
+            Some(ErrorKind::InvalidClaim)
+        );
+        assert_eq!(
+            parse::<IgnoredAny>(br#"{"aud":5}"#, false).err(),
+            Some(ErrorKind::InvalidClaim)
+        );
+        assert_eq!(
+            parse::<IgnoredAny>(br#"{"a":1"#, false).err(),
+            Some(ErrorKind::Malformed)
+        );
+        assert_eq!(
+            parse::<IgnoredAny>(br#"{"a":1} trailing"#, false).err(),
+            Some(ErrorKind::Malformed)
+        );
+    }
+
+    #[test]
+    fn escaped_claim_names_are_recognised() {
+        let (_, r) = parse::<IgnoredAny>(br#"{"\u0065xp":7}"#, false).expect("parse");
+        assert_eq!(r.exp, Some(7.0));
+    }
+}

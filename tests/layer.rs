@@ -1,0 +1,1177 @@
+//! The layer end to end: a real axum server on 127.0.0.1:0, a real HTTP client, tokens
+//! from the test kit. Each test names the rule it proves (DESIGN sections 4 and 6).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use http::StatusCode;
+use serde_json::json;
+use support::{AUDIENCE, ISSUER, Server, ec_key, ed_key, rsa_key, rsa_key_2, token};
+use tower_jwt_auth::testing::{TestKey, TokenBuilder, encode_json, jwks};
+use tower_jwt_auth::{
+    Algorithm, ConfigErrorKind, JsonResponder, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
+    KeySet, ManualClock, TokenSource, TypPolicy,
+};
+
+fn builder(keys: KeySet) -> JwtAuthConfigBuilder {
+    JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .key_set(keys)
+}
+
+async fn server_with(keys: KeySet) -> Server {
+    Server::start(JwtAuthLayer::new(builder(keys).build().expect("config"))).await
+}
+
+async fn rsa_server() -> Server {
+    server_with(rsa_key().key_set()).await
+}
+
+/// Replaces the signature segment of a token.
+fn with_signature(token: &str, signature: &[u8]) -> String {
+    let cut = token.rfind('.').expect("three segments");
+    format!("{}.{}", &token[..cut], URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Signs arbitrary header and payload JSON text with `key`.
+fn sign_raw(key: &TestKey, alg: Algorithm, header: &str, payload: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let sig = key.sign(alg, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+// ---- the happy paths -------------------------------------------------------------
+
+#[tokio::test]
+async fn valid_tokens_of_every_algorithm_are_accepted() {
+    let hmac = TestKey::hmac();
+    let cases: Vec<(KeySet, String)> = vec![
+        (rsa_key().key_set(), token(rsa_key()).sign()),
+        (
+            rsa_key().key_set(),
+            token(rsa_key()).alg(Algorithm::RS384).sign(),
+        ),
+        (
+            rsa_key().key_set(),
+            token(rsa_key()).alg(Algorithm::RS512).sign(),
+        ),
+        (
+            rsa_key().key_set(),
+            token(rsa_key()).alg(Algorithm::PS256).sign(),
+        ),
+        (
+            rsa_key().key_set(),
+            token(rsa_key()).alg(Algorithm::PS384).sign(),
+        ),
+        (
+            rsa_key().key_set(),
+            token(rsa_key()).alg(Algorithm::PS512).sign(),
+        ),
+        (ec_key().key_set(), token(ec_key()).sign()),
+        (
+            support::ec384_key().key_set(),
+            token(support::ec384_key()).sign(),
+        ),
+        (ed_key().key_set(), token(ed_key()).sign()),
+        (hmac.key_set(), token(&hmac).sign()),
+        (hmac.key_set(), token(&hmac).alg(Algorithm::HS512).sign()),
+    ];
+    for (keys, token) in cases {
+        let server = server_with(keys).await;
+        let answer = server.bearer(&token).await;
+        answer.assert_ok();
+        assert_eq!(answer.body, "test-user");
+    }
+}
+
+#[tokio::test]
+async fn pem_public_keys_verify_their_tokens() {
+    for key in [rsa_key(), ec_key(), support::ec384_key(), ed_key()] {
+        let pem = key.public_pem().expect("public key");
+        let cfg = JwtAuthConfig::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .pem(pem)
+            .build()
+            .expect("config");
+        let server = Server::start(JwtAuthLayer::new(cfg)).await;
+        server.bearer(&token(key).sign()).await.assert_ok();
+    }
+}
+
+#[tokio::test]
+async fn jwk_and_jwks_text_sources_verify_their_tokens() {
+    let cfg = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .jwk(ec_key().public_jwk().to_string())
+        .jwks(jwks([rsa_key(), ed_key()]).to_string())
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    for key in [rsa_key(), ec_key(), ed_key()] {
+        server.bearer(&token(key).sign()).await.assert_ok();
+    }
+}
+
+#[tokio::test]
+async fn bearer_token_reaches_the_handler() {
+    let server = rsa_server().await;
+    let token = token(rsa_key()).sign();
+    let answer = server
+        .get("/token", &[("authorization", &format!("Bearer {token}"))])
+        .await;
+    answer.assert_ok();
+    assert_eq!(answer.body, token.len().to_string());
+}
+
+#[tokio::test]
+async fn tokens_from_the_jsonwebtoken_crate_are_accepted() {
+    // Interoperability: a token signed by another implementation verifies here.
+    let secret = vec![9u8; 32];
+    let cfg = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .hmac_secret(secret.clone())
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "jwt-rs", "exp": 4_000_000_000u64});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .expect("encode");
+    let answer = server.bearer(&token).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "jwt-rs");
+}
+
+// ---- token source (DESIGN 4: token source, malformed credentials) ----------------
+
+#[tokio::test]
+async fn missing_token_gets_a_bare_challenge() {
+    let server = rsa_server().await;
+    let answer = server.get("/", &[]).await;
+    answer.assert_no_token();
+    assert_eq!(answer.challenge.as_deref(), Some("Bearer"));
+}
+
+#[tokio::test]
+async fn realm_appears_in_every_challenge() {
+    let cfg = builder(rsa_key().key_set())
+        .realm("api")
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let answer = server.get("/", &[]).await;
+    assert_eq!(answer.challenge.as_deref(), Some("Bearer realm=\"api\""));
+    let answer = server.bearer(&token(rsa_key()).expired().sign()).await;
+    assert_eq!(
+        answer.challenge.as_deref(),
+        Some("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"token expired\"")
+    );
+}
+
+#[tokio::test]
+async fn lowercase_bearer_scheme_is_accepted() {
+    let server = rsa_server().await;
+    let t = token(rsa_key()).sign();
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        server
+            .get("/", &[("authorization", &format!("{scheme} {t}"))])
+            .await
+            .assert_ok();
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_an_invalid_request() {
+    let server = rsa_server().await;
+    let t = token(rsa_key()).sign();
+    let bearer = format!("Bearer {t}");
+    server
+        .get(
+            "/",
+            &[("authorization", &bearer), ("authorization", &bearer)],
+        )
+        .await
+        .assert_invalid_request();
+}
+
+#[tokio::test]
+async fn bearer_with_nothing_after_is_an_invalid_request() {
+    let server = rsa_server().await;
+    for value in ["Bearer", "Bearer ", "Bearer    "] {
+        server
+            .get("/", &[("authorization", value)])
+            .await
+            .assert_invalid_request();
+    }
+}
+
+#[tokio::test]
+async fn bearer_with_trailing_junk_is_an_invalid_request() {
+    let server = rsa_server().await;
+    let t = token(rsa_key()).sign();
+    for value in [
+        format!("Bearer {t} extra"),
+        format!("Bearer {t},x"),
+        format!("Bearer \"{t}\""),
+    ] {
+        server
+            .get("/", &[("authorization", &value)])
+            .await
+            .assert_invalid_request();
+    }
+}
+
+#[tokio::test]
+async fn basic_scheme_gets_a_challenge_without_error_code() {
+    let server = rsa_server().await;
+    server
+        .get("/", &[("authorization", "Basic dXNlcjpwYXNz")])
+        .await
+        .assert_no_token();
+}
+
+#[tokio::test]
+async fn token_in_the_query_string_is_ignored() {
+    let server = rsa_server().await;
+    let t = token(rsa_key()).sign();
+    server
+        .get(&format!("/?access_token={t}"), &[])
+        .await
+        .assert_no_token();
+}
+
+#[tokio::test]
+async fn cookie_and_custom_header_sources() {
+    let cfg = builder(rsa_key().key_set())
+        .token_source(TokenSource::bearer().or(TokenSource::cookie("at")))
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let t = token(rsa_key()).sign();
+    server
+        .get("/", &[("cookie", &format!("theme=dark; at={t}"))])
+        .await
+        .assert_ok();
+    // The same token in two places is ambiguous: 400.
+    server
+        .get(
+            "/",
+            &[
+                ("cookie", &format!("at={t}")),
+                ("authorization", &format!("Bearer {t}")),
+            ],
+        )
+        .await
+        .assert_invalid_request();
+
+    let cfg = builder(rsa_key().key_set())
+        .token_source(TokenSource::header("x-access-token"))
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server.get("/", &[("x-access-token", &t)]).await.assert_ok();
+    server.bearer(&t).await.assert_no_token();
+}
+
+#[tokio::test]
+async fn custom_token_source_closure() {
+    let source = TokenSource::custom(|headers, _uri| {
+        headers
+            .get("x-api-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let cfg = builder(rsa_key().key_set())
+        .token_source(source)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let t = token(rsa_key()).sign();
+    server.get("/", &[("x-api-token", &t)]).await.assert_ok();
+    server.get("/", &[]).await.assert_no_token();
+}
+
+// ---- length and structure --------------------------------------------------------
+
+#[tokio::test]
+async fn sixty_kilobyte_token_is_refused_as_too_long() {
+    let server = rsa_server().await;
+    let huge = token(rsa_key()).claim("pad", "x".repeat(60 * 1024)).sign();
+    server
+        .bearer(&huge)
+        .await
+        .assert_invalid_token("token too long");
+}
+
+#[tokio::test]
+async fn wrong_segment_counts_are_malformed() {
+    let server = rsa_server().await;
+    let t = token(rsa_key()).sign();
+    let parts: Vec<&str> = t.split('.').collect();
+    let two = format!("{}.{}", parts[0], parts[1]);
+    let four = format!("{t}.{}", parts[2]);
+    let five = format!("{t}.{}.{}", parts[1], parts[2]);
+    for bad in [two, four, five, "abc".to_owned()] {
+        server
+            .bearer(&bad)
+            .await
+            .assert_invalid_token("malformed token");
+    }
+}
+
+#[tokio::test]
+async fn standard_base64_alphabet_and_padding_are_malformed() {
+    let server = rsa_server().await;
+    let header = json!({"alg": "RS256", "kid": rsa_key().kid(), "x": "~~~???>>>"}).to_string();
+    // Claims chosen so that the standard alphabet needs '+' or '/' and padding.
+    let payload =
+        json!({"iss": ISSUER, "aud": AUDIENCE, "exp": 4_000_000_000u64, "d": "~~~???>>>"})
+            .to_string();
+    for (h, p) in [
+        (
+            URL_SAFE_NO_PAD.encode(&header),
+            STANDARD_NO_PAD.encode(&payload),
+        ),
+        (
+            STANDARD_NO_PAD.encode(&header),
+            URL_SAFE_NO_PAD.encode(&payload),
+        ),
+    ] {
+        let input = format!("{h}.{p}");
+        let sig = rsa_key().sign(Algorithm::RS256, input.as_bytes());
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+        assert!(t.contains('+') || t.contains('/'), "{t}");
+        server
+            .bearer(&t)
+            .await
+            .assert_invalid_token("malformed token");
+    }
+    // A padded signature is still a b64token, and fails base64url decoding.
+    let t = token(rsa_key()).sign();
+    server
+        .bearer(&format!("{t}="))
+        .await
+        .assert_invalid_token("malformed token");
+    // '=' inside the credentials is not a b64token at all (RFC 6750 section 2.1).
+    let (h, rest) = t.split_once('.').expect("segments");
+    server
+        .bearer(&format!("{h}=.{rest}"))
+        .await
+        .assert_invalid_request();
+}
+
+#[tokio::test]
+async fn json_array_payload_is_malformed() {
+    let server = rsa_server().await;
+    let header = json!({"alg": "RS256", "kid": rsa_key().kid()}).to_string();
+    let payload = json!([ISSUER, AUDIENCE, 4_000_000_000u64]).to_string();
+    let t = sign_raw(rsa_key(), Algorithm::RS256, &header, &payload);
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("malformed token");
+}
+
+#[tokio::test]
+async fn deeply_nested_json_payload_is_refused_without_crashing() {
+    let header = json!({"alg": "RS256", "kid": rsa_key().kid()}).to_string();
+    let payload = format!(
+        "{{\"iss\":\"{ISSUER}\",\"aud\":\"{AUDIENCE}\",\"exp\":4000000000,\"x\":{}{}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let t = sign_raw(rsa_key(), Algorithm::RS256, &header, &payload);
+    // Default limit: refused before decoding.
+    rsa_server()
+        .await
+        .bearer(&t)
+        .await
+        .assert_invalid_token("token too long");
+    // With room for it, the signed payload is parsed and the nesting limit refuses it.
+    let cfg = builder(rsa_key().key_set())
+        .max_token_len(64 * 1024)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("malformed token");
+}
+
+// ---- algorithms (DESIGN 4: algorithms, alg pinning) -------------------------------
+
+#[tokio::test]
+async fn alg_none_is_refused_in_every_casing() {
+    let server = rsa_server().await;
+    for casing in ["none", "None", "NONE", "nOnE"] {
+        let t = token(rsa_key()).alg_none().sign().replace(
+            &URL_SAFE_NO_PAD.encode(json!({"alg":"none","kid":"rsa-1","typ":"JWT"}).to_string()),
+            &URL_SAFE_NO_PAD.encode(json!({"alg":casing,"kid":"rsa-1","typ":"JWT"}).to_string()),
+        );
+        assert!(t.ends_with('.'));
+        server
+            .bearer(&t)
+            .await
+            .assert_invalid_token("unsupported algorithm");
+        // With a signature copied from a valid token, too.
+        let valid = token(rsa_key()).sign();
+        let sig = valid.rsplit('.').next().expect("signature");
+        let forged = format!("{t}{sig}");
+        server
+            .bearer(&forged)
+            .await
+            .assert_invalid_token("unsupported algorithm");
+    }
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_rsa_public_key_is_refused() {
+    // Algorithm confusion (CVE-2015-9235): the public PEM used as an HMAC secret.
+    let server = rsa_server().await;
+    let pem = rsa_key().public_pem().expect("pem");
+    let confused = TestKey::hmac_secret(pem.into_bytes()).with_kid(rsa_key().kid());
+    let t = token(&confused).sign();
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("algorithm not allowed");
+    let jwk_bytes = rsa_key().public_jwk().to_string().into_bytes();
+    let confused = TestKey::hmac_secret(jwk_bytes).with_kid(rsa_key().kid());
+    let t = token(&confused).sign();
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("algorithm not allowed");
+}
+
+#[tokio::test]
+async fn hs256_signed_with_an_empty_secret_is_refused() {
+    let server = rsa_server().await;
+    let empty = TestKey::hmac_secret(Vec::new()).with_kid(rsa_key().kid());
+    server
+        .bearer(&token(&empty).sign())
+        .await
+        .assert_invalid_token("algorithm not allowed");
+    // And on an HMAC-configured server, an empty-secret token fails the signature.
+    let hmac = TestKey::hmac();
+    let server = server_with(hmac.key_set()).await;
+    let empty = TestKey::hmac_secret(Vec::new()).with_kid(hmac.kid());
+    server
+        .bearer(&token(&empty).sign())
+        .await
+        .assert_invalid_token("invalid signature");
+}
+
+#[tokio::test]
+async fn algorithm_outside_the_allow_list_is_refused() {
+    let cfg = builder(rsa_key().key_set())
+        .algorithms([Algorithm::RS256])
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server.bearer(&token(rsa_key()).sign()).await.assert_ok();
+    server
+        .bearer(&token(rsa_key()).alg(Algorithm::PS256).sign())
+        .await
+        .assert_invalid_token("algorithm not allowed");
+}
+
+#[tokio::test]
+async fn rs256_token_naming_an_ec_kid_is_refused() {
+    let keys = KeySet::from_jwks_value(&jwks([rsa_key(), ec_key()])).expect("jwks");
+    let server = server_with(keys).await;
+    let t = token(rsa_key()).kid(ec_key().kid()).sign();
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("key does not match algorithm");
+}
+
+#[tokio::test]
+async fn key_pinned_to_rs384_refuses_rs256() {
+    let mut pinned = rsa_key_2().public_jwk();
+    pinned["alg"] = json!("RS384");
+    let document = json!({ "keys": [rsa_key().public_jwk(), pinned] });
+    let server = server_with(KeySet::from_jwks_value(&document).expect("jwks")).await;
+    server
+        .bearer(&token(rsa_key_2()).sign())
+        .await
+        .assert_invalid_token("key does not match algorithm");
+    server
+        .bearer(&token(rsa_key_2()).alg(Algorithm::RS384).sign())
+        .await
+        .assert_ok();
+    // The RS256 key does not verify RS384 either.
+    server
+        .bearer(&token(rsa_key()).alg(Algorithm::RS384).sign())
+        .await
+        .assert_invalid_token("key does not match algorithm");
+}
+
+#[tokio::test]
+async fn key_without_alg_accepts_only_algorithms_of_its_type() {
+    let mut jwk = rsa_key().public_jwk();
+    jwk.as_object_mut().expect("object").remove("alg");
+    let keys = KeySet::from_jwks_value(&json!({ "keys": [jwk] })).expect("jwks");
+    let server = server_with(keys).await;
+    server
+        .bearer(&token(rsa_key()).alg(Algorithm::PS512).sign())
+        .await
+        .assert_ok();
+    let lying = token(ec_key()).kid(rsa_key().kid()).sign();
+    server
+        .bearer(&lying)
+        .await
+        .assert_invalid_token("algorithm not allowed");
+}
+
+#[tokio::test]
+async fn es256_all_zero_signature_is_refused() {
+    // CVE-2022-21449 ("psychic signatures"): r = s = 0.
+    let server = server_with(ec_key().key_set()).await;
+    let t = with_signature(&token(ec_key()).sign(), &[0u8; 64]);
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("invalid signature");
+}
+
+/// DER-encodes a fixed-size ECDSA signature (r || s).
+fn der_signature(fixed: &[u8]) -> Vec<u8> {
+    fn integer(bytes: &[u8]) -> Vec<u8> {
+        let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
+        let mut out = vec![0x02];
+        let needs_pad = trimmed.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(u8::try_from(trimmed.len() + usize::from(needs_pad)).expect("short"));
+        if needs_pad {
+            out.push(0);
+        }
+        out.extend(trimmed);
+        out
+    }
+    let (r, s) = fixed.split_at(fixed.len() / 2);
+    let body: Vec<u8> = integer(r).into_iter().chain(integer(s)).collect();
+    let mut out = vec![0x30, u8::try_from(body.len()).expect("short")];
+    out.extend(body);
+    out
+}
+
+#[tokio::test]
+async fn es256_der_encoded_signature_is_refused() {
+    let server = server_with(ec_key().key_set()).await;
+    let t = token(ec_key()).sign();
+    let fixed = URL_SAFE_NO_PAD
+        .decode(t.rsplit('.').next().expect("sig"))
+        .expect("b64");
+    let der = with_signature(&t, &der_signature(&fixed));
+    server
+        .bearer(&der)
+        .await
+        .assert_invalid_token("invalid signature");
+}
+
+#[tokio::test]
+async fn signature_of_wrong_length_is_refused() {
+    let server = rsa_server().await;
+    let t = token(rsa_key()).sign();
+    for len in [0usize, 1, 255, 257, 512] {
+        server
+            .bearer(&with_signature(&t, &vec![1u8; len]))
+            .await
+            .assert_invalid_token("invalid signature");
+    }
+}
+
+// ---- key selection and untrusted key headers --------------------------------------
+
+#[tokio::test]
+async fn embedded_jwk_header_is_not_trusted() {
+    // CVE-2018-0114: the attacker embeds its own public key and signs with it.
+    let server = rsa_server().await;
+    let attacker = rsa_key().foreign();
+    let t = token(rsa_key())
+        .signed_by_foreign_key()
+        .header("jwk", attacker.public_jwk())
+        .sign();
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("invalid signature");
+    let t = token(&attacker.clone().with_kid("attacker"))
+        .header("jwk", attacker.public_jwk())
+        .sign();
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("unknown signing key");
+}
+
+#[tokio::test]
+async fn jku_and_x5u_headers_are_never_fetched() {
+    let server = rsa_server().await;
+    let attacker = rsa_key().foreign().with_kid("attacker");
+    for member in ["jku", "x5u"] {
+        let t = token(&attacker)
+            .header(member, "http://127.0.0.1:9/keys.json")
+            .sign();
+        server
+            .bearer(&t)
+            .await
+            .assert_invalid_token("unknown signing key");
+        // A legitimate token that merely carries the member is judged on its own key.
+        let ok = token(rsa_key())
+            .header(member, "http://127.0.0.1:9/keys.json")
+            .sign();
+        server.bearer(&ok).await.assert_ok();
+    }
+    let t = token(rsa_key())
+        .signed_by_foreign_key()
+        .header(
+            "x5c",
+            json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"]),
+        )
+        .sign();
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("invalid signature");
+}
+
+#[tokio::test]
+async fn no_kid_is_accepted_only_with_exactly_one_compatible_key() {
+    let server = rsa_server().await;
+    server
+        .bearer(&token(rsa_key()).no_kid().sign())
+        .await
+        .assert_ok();
+    let keys = KeySet::from_jwks_value(&jwks([rsa_key(), rsa_key_2()])).expect("jwks");
+    let server = server_with(keys).await;
+    server
+        .bearer(&token(rsa_key()).no_kid().sign())
+        .await
+        .assert_invalid_token("no matching signing key");
+    server.bearer(&token(rsa_key_2()).sign()).await.assert_ok();
+}
+
+#[tokio::test]
+async fn unknown_kid_is_refused() {
+    let keys = KeySet::from_jwks_value(&jwks([rsa_key(), rsa_key_2()])).expect("jwks");
+    let server = server_with(keys).await;
+    server
+        .bearer(&token(rsa_key()).unknown_kid().sign())
+        .await
+        .assert_invalid_token("unknown signing key");
+}
+
+#[tokio::test]
+async fn foreign_key_and_tampered_payload_fail_the_signature() {
+    let server = rsa_server().await;
+    server
+        .bearer(&token(rsa_key()).signed_by_foreign_key().sign())
+        .await
+        .assert_invalid_token("invalid signature");
+    server
+        .bearer(&token(rsa_key()).tampered().sign())
+        .await
+        .assert_invalid_token("invalid signature");
+}
+
+#[tokio::test]
+async fn keys_not_for_signatures_are_ignored() {
+    let mut enc = rsa_key().public_jwk();
+    enc["use"] = json!("enc");
+    let mut ops = rsa_key_2().public_jwk();
+    ops["key_ops"] = json!(["encrypt", "wrapKey"]);
+    let keys = KeySet::from_jwks_value(&json!({ "keys": [enc, ops, ec_key().public_jwk()] }))
+        .expect("jwks");
+    assert_eq!(keys.len(), 1);
+    let server = server_with(keys).await;
+    server
+        .bearer(&token(rsa_key()).sign())
+        .await
+        .assert_invalid_token("algorithm not allowed");
+}
+
+#[tokio::test]
+async fn oct_key_in_a_jwks_never_verifies_hs256() {
+    let secret = TestKey::hmac().with_kid("shared");
+    let document = jwks([rsa_key(), &secret]);
+    let keys = KeySet::from_jwks_value(&document).expect("jwks");
+    assert_eq!(keys.len(), 1, "the oct key is skipped");
+    let server = server_with(keys).await;
+    server
+        .bearer(&token(&secret).sign())
+        .await
+        .assert_invalid_token("algorithm not allowed");
+    // Even when HS256 is explicitly asked for, the published secret is not a key.
+    let err = builder(KeySet::from_jwks_value(&document).expect("jwks"))
+        .algorithms([Algorithm::HS256])
+        .build()
+        .expect_err("no HMAC key");
+    assert_eq!(err.kind(), ConfigErrorKind::AlgorithmNotSupported);
+}
+
+#[tokio::test]
+async fn rsa_modulus_with_a_leading_zero_octet_verifies() {
+    let mut jwk = rsa_key().public_jwk();
+    let n = URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().expect("n"))
+        .expect("b64");
+    let mut padded = vec![0u8];
+    padded.extend(n);
+    jwk["n"] = json!(URL_SAFE_NO_PAD.encode(padded));
+    let keys = KeySet::from_jwks_value(&json!({ "keys": [jwk] })).expect("jwks");
+    assert_eq!(keys.len(), 1);
+    server_with(keys)
+        .await
+        .bearer(&token(rsa_key()).sign())
+        .await
+        .assert_ok();
+}
+
+// ---- header rules: crit, typ ------------------------------------------------------
+
+#[tokio::test]
+async fn crit_header_is_refused() {
+    let server = rsa_server().await;
+    for crit in [json!(["exp"]), json!([]), json!(null)] {
+        let t = token(rsa_key()).header("crit", crit).sign();
+        server
+            .bearer(&t)
+            .await
+            .assert_invalid_token("unsupported critical header");
+    }
+}
+
+#[tokio::test]
+async fn typ_for_other_token_kinds_is_refused() {
+    let server = rsa_server().await;
+    for typ in ["dpop+jwt", "logout+jwt", "secevent+jwt", "JWE"] {
+        server
+            .bearer(&token(rsa_key()).typ(typ).sign())
+            .await
+            .assert_invalid_token("unexpected token type");
+    }
+    for typ in ["JWT", "jwt", "at+jwt", "application/at+jwt"] {
+        server
+            .bearer(&token(rsa_key()).typ(typ).sign())
+            .await
+            .assert_ok();
+    }
+    server
+        .bearer(&token(rsa_key()).no_typ().sign())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn access_token_policy_requires_at_jwt() {
+    let cfg = builder(rsa_key().key_set())
+        .typ_policy(TypPolicy::AccessToken)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server
+        .bearer(&token(rsa_key()).typ("at+jwt").sign())
+        .await
+        .assert_ok();
+    for t in [
+        token(rsa_key()).typ("JWT").sign(),
+        token(rsa_key()).no_typ().sign(),
+    ] {
+        server
+            .bearer(&t)
+            .await
+            .assert_invalid_token("unexpected token type");
+    }
+}
+
+// ---- claims: iss, aud, exp, nbf, iat, required ------------------------------------
+
+#[tokio::test]
+async fn issuer_must_match_exactly() {
+    let server = rsa_server().await;
+    server
+        .bearer(&token(rsa_key()).wrong_issuer().sign())
+        .await
+        .assert_invalid_token("issuer not trusted");
+    // No trailing-slash normalisation: ISSUER ends with '/', this one does not.
+    let trimmed = ISSUER.trim_end_matches('/');
+    server
+        .bearer(&token(rsa_key()).issuer(trimmed).sign())
+        .await
+        .assert_invalid_token("issuer not trusted");
+    server
+        .bearer(&token(rsa_key()).without_claim("iss").sign())
+        .await
+        .assert_invalid_token("required claim missing");
+}
+
+#[tokio::test]
+async fn several_issuers_can_be_trusted() {
+    let cfg = builder(rsa_key().key_set())
+        .issuer("https://second.example.com")
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server.bearer(&token(rsa_key()).sign()).await.assert_ok();
+    server
+        .bearer(&token(rsa_key()).issuer("https://second.example.com").sign())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn audience_string_or_array_must_name_ours() {
+    let server = rsa_server().await;
+    server
+        .bearer(
+            &token(rsa_key())
+                .audiences(["https://other", AUDIENCE])
+                .sign(),
+        )
+        .await
+        .assert_ok();
+    server
+        .bearer(
+            &token(rsa_key())
+                .audiences(["https://other", "https://third"])
+                .sign(),
+        )
+        .await
+        .assert_invalid_token("audience not accepted");
+    server
+        .bearer(&token(rsa_key()).wrong_audience().sign())
+        .await
+        .assert_invalid_token("audience not accepted");
+    server
+        .bearer(&token(rsa_key()).without_claim("aud").sign())
+        .await
+        .assert_invalid_token("required claim missing");
+    server
+        .bearer(&token(rsa_key()).claim("aud", 5).sign())
+        .await
+        .assert_invalid_token("invalid claim");
+}
+
+#[tokio::test]
+async fn build_without_audience_fails_unless_dangerously_opted_out() {
+    let err = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .key_set(rsa_key().key_set())
+        .build()
+        .expect_err("no audience");
+    assert_eq!(err.kind(), ConfigErrorKind::NoAudience);
+
+    let cfg = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .key_set(rsa_key().key_set())
+        .dangerous()
+        .accept_any_audience()
+        .build()
+        .expect("opted out");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server
+        .bearer(&TokenBuilder::new(rsa_key()).issuer(ISSUER).sign())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn exp_is_required_and_must_be_a_number() {
+    let server = rsa_server().await;
+    server
+        .bearer(&token(rsa_key()).without_claim("exp").sign())
+        .await
+        .assert_invalid_token("required claim missing");
+    server
+        .bearer(&token(rsa_key()).claim("exp", "4000000000").sign())
+        .await
+        .assert_invalid_token("invalid claim");
+    for bad in [json!(true), json!(null), json!(-5), json!({"n": 1})] {
+        server
+            .bearer(&token(rsa_key()).claim("exp", bad).sign())
+            .await
+            .assert_invalid_token("invalid claim");
+    }
+    server
+        .bearer(&token(rsa_key()).expired().sign())
+        .await
+        .assert_invalid_token("token expired");
+}
+
+#[tokio::test]
+async fn non_integer_exp_is_accepted() {
+    let server = rsa_server().await;
+    server
+        .bearer(&token(rsa_key()).claim("exp", 4_000_000_000.5).sign())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn clock_skew_inside_the_leeway_passes_and_outside_fails() {
+    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+    let cfg = builder(rsa_key().key_set())
+        .clock(clock.clone())
+        .leeway(Duration::from_secs(60))
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let t = token(rsa_key()).now(start).expires_in_secs(100).sign();
+
+    clock.advance(Duration::from_secs(159)); // 59 s after exp: inside the leeway
+    server.bearer(&t).await.assert_ok();
+    clock.advance(Duration::from_secs(1)); // exactly exp + leeway: expired
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("token expired");
+
+    // nbf and iat in the future: inside the leeway they pass, beyond it they fail.
+    clock.set(start);
+    let early = token(rsa_key()).now(start).not_before_in_secs(30).sign();
+    server.bearer(&early).await.assert_ok();
+    let too_early = token(rsa_key()).now(start).not_before_in_secs(61).sign();
+    server
+        .bearer(&too_early)
+        .await
+        .assert_invalid_token("token not yet valid");
+    let future_iat = token(rsa_key()).now(start).issued_at_in_secs(120).sign();
+    server
+        .bearer(&future_iat)
+        .await
+        .assert_invalid_token("token issued in the future");
+    server
+        .bearer(&token(rsa_key()).now(start).not_yet_valid().sign())
+        .await
+        .assert_invalid_token("token not yet valid");
+}
+
+#[tokio::test]
+async fn required_custom_claims_must_be_present() {
+    let cfg = builder(rsa_key().key_set())
+        .require_claims(["jti", "tenant"])
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    server
+        .bearer(&token(rsa_key()).claim("tenant", "acme").sign())
+        .await
+        .assert_ok();
+    server
+        .bearer(&token(rsa_key()).sign())
+        .await
+        .assert_invalid_token("required claim missing");
+}
+
+#[tokio::test]
+async fn duplicate_claims_in_the_payload_are_refused() {
+    let server = rsa_server().await;
+    let header = json!({"alg": "RS256", "kid": rsa_key().kid()}).to_string();
+    let payload = format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","exp":4000000000,"exp":1}}"#);
+    let t = sign_raw(rsa_key(), Algorithm::RS256, &header, &payload);
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("invalid claim");
+    let header = r#"{"alg":"RS256","alg":"none"}"#;
+    let t = sign_raw(
+        rsa_key(),
+        Algorithm::RS256,
+        header,
+        &payload.replace(",\"exp\":1", ""),
+    );
+    server
+        .bearer(&t)
+        .await
+        .assert_invalid_token("invalid claim");
+}
+
+// ---- modes and rendering ----------------------------------------------------------
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
+    let cfg = builder(rsa_key().key_set()).build().expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg).optional()).await;
+    let answer = server.get("/optional", &[]).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "anonymous");
+    let answer = server
+        .get(
+            "/optional",
+            &[(
+                "authorization",
+                &format!("Bearer {}", token(rsa_key()).sign()),
+            )],
+        )
+        .await;
+    assert_eq!(answer.body, "test-user");
+    let bad = token(rsa_key()).expired().sign();
+    server
+        .get("/optional", &[("authorization", &format!("Bearer {bad}"))])
+        .await
+        .assert_invalid_token("token expired");
+    // A handler that requires claims still refuses the anonymous request, with 401.
+    server.get("/", &[]).await.assert_no_token();
+}
+
+#[tokio::test]
+async fn json_responder_renders_a_body_with_the_same_challenge() {
+    let cfg = builder(rsa_key().key_set())
+        .error_responder(JsonResponder)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let answer = server.bearer(&token(rsa_key()).expired().sign()).await;
+    answer.assert_invalid_token("token expired");
+    assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+    assert_eq!(
+        body,
+        json!({"error": "invalid_token", "error_description": "token expired"})
+    );
+}
+
+#[tokio::test]
+async fn custom_claims_type_reaches_the_handler() {
+    #[derive(Clone, serde::Deserialize)]
+    struct Mine {
+        sub: String,
+        org: String,
+    }
+    async fn handler(tower_jwt_auth::Claims(c): tower_jwt_auth::Claims<Mine>) -> String {
+        format!("{}@{}", c.sub, c.org)
+    }
+    let cfg = builder(rsa_key().key_set()).build().expect("config");
+    let router = axum::Router::new()
+        .route("/", axum::routing::get(handler))
+        .layer(JwtAuthLayer::with_claims::<Mine>(cfg));
+    let server = Server::start_router(router).await;
+    let answer = server
+        .bearer(&token(rsa_key()).claim("org", "acme").sign())
+        .await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "test-user@acme");
+    // A payload that does not fit the claims type is an invalid token, not a 500.
+    server
+        .bearer(&token(rsa_key()).sign())
+        .await
+        .assert_invalid_token("invalid claim");
+}
+
+#[tokio::test]
+async fn claims_extractor_without_a_layer_is_a_500_naming_the_layer() {
+    async fn handler(
+        tower_jwt_auth::Claims(c): tower_jwt_auth::Claims<tower_jwt_auth::StandardClaims>,
+    ) -> String {
+        c.sub.unwrap_or_default()
+    }
+    let router = axum::Router::new().route("/", axum::routing::get(handler));
+    let server = Server::start_router(router).await;
+    let answer = server.get("/", &[]).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(answer.body.contains("JwtAuthLayer"), "{answer:?}");
+}
+
+// ---- configuration errors ---------------------------------------------------------
+
+#[test]
+fn build_reports_each_configuration_mistake() {
+    let kind = |b: JwtAuthConfigBuilder| b.build().expect_err("must fail").kind();
+    let base = || JwtAuthConfig::builder().issuer(ISSUER).audience(AUDIENCE);
+    assert_eq!(
+        kind(
+            JwtAuthConfig::builder()
+                .audience(AUDIENCE)
+                .hmac_secret(vec![1; 32])
+        ),
+        ConfigErrorKind::NoIssuer
+    );
+    assert_eq!(kind(base()), ConfigErrorKind::NoKeySource);
+    assert_eq!(
+        kind(base().audience("").hmac_secret(vec![1; 32])),
+        ConfigErrorKind::EmptyValue
+    );
+    assert_eq!(
+        kind(base().hmac_secret(vec![1; 31])),
+        ConfigErrorKind::HmacSecretTooShort
+    );
+    assert_eq!(
+        kind(
+            base()
+                .hmac_secret(vec![1; 32])
+                .algorithms([Algorithm::HS512])
+        ),
+        ConfigErrorKind::HmacSecretTooShort
+    );
+    assert_eq!(
+        kind(base().hmac_secret(vec![1; 32]).key_set(rsa_key().key_set())),
+        ConfigErrorKind::MixedKeyTypes
+    );
+    assert_eq!(
+        kind(
+            base()
+                .key_set(rsa_key().key_set())
+                .algorithms([Algorithm::ES256])
+        ),
+        ConfigErrorKind::AlgorithmNotSupported
+    );
+    assert_eq!(kind(base().pem("not a pem")), ConfigErrorKind::InvalidKey);
+    assert_eq!(
+        kind(base().hmac_secret(vec![1; 32]).realm("bad\nrealm")),
+        ConfigErrorKind::InvalidHeader
+    );
+    assert_eq!(
+        kind(
+            base()
+                .hmac_secret(vec![1; 32])
+                .token_source(TokenSource::header("bad header"))
+        ),
+        ConfigErrorKind::InvalidHeader
+    );
+    assert_eq!(
+        kind(base().hmac_secret(vec![1; 32]).max_token_len(0)),
+        ConfigErrorKind::InvalidValue
+    );
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let secret = b"a-very-secret-hmac-key-0123456789abcdef".to_vec();
+    let builder = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .hmac_secret(secret.clone());
+    assert!(!format!("{builder:?}").contains("very-secret"));
+    let cfg = builder.build().expect("config");
+    let text = format!("{cfg:?}");
+    assert!(!text.contains("very-secret"), "{text}");
+    assert!(!text.contains(&STANDARD.encode(&secret)));
+    let key = TestKey::hmac_secret(secret);
+    assert!(!format!("{key:?}").contains("very-secret"));
+}
+
+#[test]
+fn encode_json_matches_what_tokens_carry() {
+    let t = TokenBuilder::new(rsa_key()).no_kid().no_typ().sign();
+    let header = t.split('.').next().expect("header");
+    assert_eq!(header, encode_json(&json!({"alg": "RS256"})));
+}

@@ -1,0 +1,213 @@
+//! Shared helpers for the integration tests: shared keys, a real HTTP server on
+//! 127.0.0.1:0 and a real HTTP client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::routing::get;
+use http::StatusCode;
+use tower_jwt_auth::testing::{TestKey, TokenBuilder};
+use tower_jwt_auth::{BearerToken, Claims, JwtAuthLayer, StandardClaims};
+
+pub const ISSUER: &str = "https://idp.example.com/";
+pub const AUDIENCE: &str = "https://api.example.com";
+
+/// RSA keys are slow to generate; tests share these.
+pub fn rsa_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::rsa().with_kid("rsa-1"))
+}
+
+pub fn rsa_key_2() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::rsa().with_kid("rsa-2"))
+}
+
+pub fn ec_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::ec_p256().with_kid("ec-1"))
+}
+
+pub fn ec384_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::ec_p384().with_kid("ec384-1"))
+}
+
+pub fn ed_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| TestKey::ed25519().with_kid("ed-1"))
+}
+
+/// A token for the test issuer and audience, signed by `key`.
+pub fn token(key: &TestKey) -> TokenBuilder {
+    TokenBuilder::new(key).issuer(ISSUER).audience(AUDIENCE)
+}
+
+/// The protected app: `/` answers the caller's `sub`, `/token` echoes the raw token's
+/// length, `/optional` answers `anonymous` without claims.
+pub fn app(layer: JwtAuthLayer) -> Router {
+    Router::new()
+        .route("/", get(whoami).post(whoami))
+        .route("/token", get(token_len))
+        .route("/optional", get(optional))
+        .layer(layer)
+}
+
+async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
+    claims.sub.unwrap_or_default()
+}
+
+async fn token_len(token: axum::Extension<BearerToken>) -> String {
+    token.as_str().len().to_string()
+}
+
+async fn optional(claims: Option<Claims<StandardClaims>>) -> String {
+    claims
+        .and_then(|c| c.0.sub)
+        .unwrap_or_else(|| "anonymous".into())
+}
+
+/// Serves `router` on 127.0.0.1 with an OS-chosen port. The server task belongs to the
+/// test's runtime and stops with it.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// A client that never goes through a proxy: loopback traffic must stay on loopback.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// What a request got back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub challenge: Option<String>,
+    pub retry_after: Option<String>,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `error` parameter of the `WWW-Authenticate` challenge.
+    pub fn error_code(&self) -> Option<String> {
+        let challenge = self.challenge.as_deref()?;
+        let start = challenge.find("error=\"")? + 7;
+        let end = challenge[start..].find('"')? + start;
+        Some(challenge[start..end].to_owned())
+    }
+
+    pub fn assert_ok(&self) {
+        assert_eq!(self.status, StatusCode::OK, "{self:?}");
+    }
+
+    /// 401 with `error="invalid_token"`.
+    pub fn assert_invalid_token(&self, description: &str) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{self:?}");
+        assert_eq!(
+            self.error_code().as_deref(),
+            Some("invalid_token"),
+            "{self:?}"
+        );
+        let expected = format!("error_description=\"{description}\"");
+        assert!(
+            self.challenge
+                .as_deref()
+                .is_some_and(|c| c.contains(&expected)),
+            "expected {expected} in {self:?}"
+        );
+    }
+
+    /// 401 with a bare challenge: no error code (RFC 6750 section 3.1).
+    pub fn assert_no_token(&self) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{self:?}");
+        assert_eq!(self.error_code(), None, "{self:?}");
+        assert!(
+            self.challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Bearer")),
+            "{self:?}"
+        );
+    }
+
+    /// 400 with `error="invalid_request"`.
+    pub fn assert_invalid_request(&self) {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{self:?}");
+        assert_eq!(
+            self.error_code().as_deref(),
+            Some("invalid_request"),
+            "{self:?}"
+        );
+    }
+}
+
+/// A running protected app and a client for it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(layer: JwtAuthLayer) -> Self {
+        Self::start_router(app(layer)).await
+    }
+
+    pub async fn start_router(router: Router) -> Self {
+        Self {
+            addr: serve(router).await,
+            client: client(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET `/` with `Authorization: Bearer <token>`.
+    pub async fn bearer(&self, token: &str) -> Answer {
+        self.get("/", &[("authorization", &format!("Bearer {token}"))])
+            .await
+    }
+
+    /// GET `path` with the given headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request.send().await.expect("request")).await
+    }
+}
+
+pub async fn answer(response: reqwest::Response) -> Answer {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header").to_owned())
+    };
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+    let challenge = header("www-authenticate");
+    let retry_after = header("retry-after");
+    let content_type = header("content-type");
+    let body = response.text().await.expect("body");
+    Answer {
+        status,
+        challenge,
+        retry_after,
+        content_type,
+        body,
+    }
+}
