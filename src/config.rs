@@ -8,7 +8,8 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::algorithm::Algorithm;
-use crate::error::{ConfigError, ConfigErrorKind};
+use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
+use crate::jwks::remote::{JwksHealth, RemoteJwks, RemoteOptions};
 use crate::jwks::{KeySet, KeyStore, StaticKeys};
 use crate::response::{DefaultResponder, ErrorResponder};
 use crate::time::{Clock, SystemClock};
@@ -41,7 +42,7 @@ pub struct JwtAuthConfig {
 }
 
 pub(crate) struct Settings {
-    pub(crate) issuers: Vec<Box<str>>,
+    pub(crate) issuers: Vec<IssuerMatch>,
     /// Empty only when the audience check was turned off through `dangerous()`.
     pub(crate) audiences: Vec<Box<str>>,
     pub(crate) leeway: f64,
@@ -52,8 +53,115 @@ pub(crate) struct Settings {
     pub(crate) token_source: TokenSource,
     pub(crate) realm: Option<Arc<str>>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) keys: Arc<dyn KeyStore>,
+    pub(crate) keys: KeySource,
+    pub(crate) remotes: Vec<RemoteJwks>,
     pub(crate) responder: Arc<dyn ErrorResponder>,
+}
+
+/// A trusted issuer: an exact string, or a tenant template such as
+/// `https://login.microsoftonline.com/{tenantid}/v2.0` with an allow-list.
+#[derive(Debug)]
+pub(crate) enum IssuerMatch {
+    Exact(Box<str>),
+    Template {
+        template: Box<str>,
+        prefix: Box<str>,
+        suffix: Box<str>,
+        /// `None` only when turned off through `dangerous()`.
+        tenants: Option<Vec<Box<str>>>,
+    },
+}
+
+impl IssuerMatch {
+    fn new(issuer: &str, tenants: &[String], any_tenant: bool) -> Result<Self, ConfigError> {
+        let placeholder = ["{tenantid}", "{tenant}"]
+            .into_iter()
+            .find(|p| issuer.contains(p));
+        let Some(placeholder) = placeholder else {
+            return Ok(Self::Exact(issuer.into()));
+        };
+        if tenants.is_empty() && !any_tenant {
+            return Err(ConfigError::new(
+                ConfigErrorKind::NoTenantAllowList,
+                format!("issuer template {issuer:?} needs .tenants([...])"),
+            ));
+        }
+        let (prefix, suffix) = issuer.split_once(placeholder).unwrap_or((issuer, ""));
+        Ok(Self::Template {
+            template: issuer.replace("{tenant}", "{tenantid}").into(),
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+            tenants: (!any_tenant).then(|| tenants.iter().map(|t| t.as_str().into()).collect()),
+        })
+    }
+
+    /// Whether a token's `iss` is this issuer.
+    pub(crate) fn matches(&self, iss: &str) -> bool {
+        match self {
+            Self::Exact(exact) => **exact == *iss,
+            Self::Template {
+                prefix,
+                suffix,
+                tenants,
+                ..
+            } => iss
+                .strip_prefix(&**prefix)
+                .and_then(|rest| rest.strip_suffix(&**suffix))
+                .is_some_and(|tenant| {
+                    !tenant.is_empty()
+                        && !tenant.contains('/')
+                        && tenants
+                            .as_ref()
+                            .is_none_or(|allowed| allowed.iter().any(|t| **t == *tenant))
+                }),
+        }
+    }
+
+    /// The issuer as configured (the template for templates).
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Exact(exact) => exact,
+            Self::Template { template, .. } => template,
+        }
+    }
+}
+
+/// Where the keys for a token come from.
+pub(crate) enum KeySource {
+    /// One store for every trusted issuer.
+    Single(Arc<dyn KeyStore>),
+    /// One store per issuer; the token's `iss` picks it.
+    ByIssuer(Vec<(usize, Arc<dyn KeyStore>)>),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Single(store) => store.fmt(f),
+            Self::ByIssuer(stores) => f
+                .debug_list()
+                .entries(stores.iter().map(|(_, store)| store))
+                .finish(),
+        }
+    }
+}
+
+impl Settings {
+    /// The store for a token: the only one, or the one of the token's (unverified) `iss`.
+    /// An `iss` no store serves is refused here, with no network call.
+    pub(crate) fn store_for(&self, token: &str) -> Result<&Arc<dyn KeyStore>, ErrorKind> {
+        match &self.keys {
+            KeySource::Single(store) => Ok(store),
+            KeySource::ByIssuer(stores) => {
+                let iss = crate::verify::peek_issuer(token)?;
+                stores
+                    .iter()
+                    .find(|(i, _)| self.issuers[*i].matches(&iss))
+                    .map(|(_, store)| store)
+                    .ok_or(ErrorKind::InvalidIssuer)
+            }
+        }
+    }
 }
 
 impl fmt::Debug for JwtAuthConfig {
@@ -82,9 +190,34 @@ impl JwtAuthConfig {
         JwtAuthConfigBuilder::default()
     }
 
-    /// The trusted issuers.
+    /// The trusted issuers (templates as configured).
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
-        self.settings.issuers.iter().map(AsRef::as_ref)
+        self.settings.issuers.iter().map(IssuerMatch::as_str)
+    }
+
+    /// Health handles of the remote key stores, one per issuer or JWKS URL; empty when
+    /// the keys are static.
+    #[must_use]
+    pub fn key_health(&self) -> Vec<JwksHealth> {
+        self.settings
+            .remotes
+            .iter()
+            .map(RemoteJwks::health)
+            .collect()
+    }
+
+    /// Waits until every remote key store has loaded, for at most `timeout`. Returns
+    /// whether all have. The layer does not need this; it is for applications that want
+    /// to hold back startup until the identity provider answered.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for remote in &self.settings.remotes {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !remote.wait_until_ready(left).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// The accepted audiences (empty if the check was turned off).
@@ -150,6 +283,11 @@ pub struct JwtAuthConfigBuilder {
     clock: Arc<dyn Clock>,
     key_inputs: Vec<KeyInput>,
     key_store: Option<Arc<dyn KeyStore>>,
+    jwks_url: Option<String>,
+    discovery: bool,
+    remote_options: RemoteOptions,
+    tenants: Vec<String>,
+    any_tenant: bool,
     responder: Arc<dyn ErrorResponder>,
 }
 
@@ -169,6 +307,11 @@ impl Default for JwtAuthConfigBuilder {
             clock: Arc::new(SystemClock),
             key_inputs: Vec::new(),
             key_store: None,
+            jwks_url: None,
+            discovery: false,
+            remote_options: RemoteOptions::default(),
+            tenants: Vec::new(),
+            any_tenant: false,
             responder: Arc::new(DefaultResponder),
         }
     }
@@ -200,13 +343,39 @@ impl DangerousConfigBuilder {
         self.builder.any_audience = true;
         self.builder
     }
+
+    /// Accepts every tenant of an issuer template such as
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`. Any organisation with a tenant
+    /// at that provider can then mint tokens this API accepts (as long as the audience
+    /// matches, which for multi-tenant applications it can).
+    pub fn accept_any_tenant(mut self) -> JwtAuthConfigBuilder {
+        self.builder.any_tenant = true;
+        self.builder
+    }
 }
 
 impl JwtAuthConfigBuilder {
     /// Adds a trusted issuer. `iss` must equal it byte for byte (no trailing-slash
-    /// normalisation). Call again to trust several issuers.
+    /// normalisation). Call again to trust several issuers; each gets its own key store
+    /// and the token's `iss` picks it.
+    ///
+    /// An issuer containing `{tenantid}` (or `{tenant}`) is a template for multi-tenant
+    /// providers such as Microsoft Entra ID
+    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`): it matches the tenants given
+    /// to [`tenants`](Self::tenants), and its keys come from the `common` discovery
+    /// document.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
+        self
+    }
+
+    /// The tenants an issuer template accepts.
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants.extend(tenants.into_iter().map(Into::into));
         self
     }
 
@@ -310,8 +479,37 @@ impl JwtAuthConfigBuilder {
         self
     }
 
-    /// Verifies with keys from a custom [`KeyStore`]. Cannot be combined with the static
-    /// key sources above.
+    /// Fetches the keys from OIDC discovery of each issuer
+    /// (`{issuer}/.well-known/openid-configuration`), refreshed in the background by a
+    /// [`RemoteJwks`] per issuer. This is the default when no other key source is given.
+    pub fn discovery(mut self) -> Self {
+        self.discovery = true;
+        self
+    }
+
+    /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`];
+    /// one store serves every configured issuer.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// How remote keys are fetched and refreshed: HTTP client, intervals, timeouts. See
+    /// [`RemoteOptions`] for each default and its reason.
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        self.remote_options = options;
+        self
+    }
+
+    /// The HTTP client for remote keys; shorthand for
+    /// [`RemoteOptions::http_client`].
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.remote_options = self.remote_options.http_client(client);
+        self
+    }
+
+    /// Verifies with keys from a custom [`KeyStore`]. Cannot be combined with the other
+    /// key sources.
     pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
         self.key_store = Some(store);
         self
@@ -372,12 +570,17 @@ impl JwtAuthConfigBuilder {
             .validate()
             .map_err(|msg| ConfigError::new(K::InvalidHeader, msg))?;
 
-        let (keys, static_set) = self.key_source()?;
+        let issuers = self
+            .issuers
+            .iter()
+            .map(|i| IssuerMatch::new(i, &self.tenants, self.any_tenant))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (keys, remotes, static_set) = self.key_source(&issuers)?;
         let algorithms = resolve_algorithms(self.algorithms, static_set.as_deref())?;
 
         Ok(JwtAuthConfig {
             settings: Arc::new(Settings {
-                issuers: self.issuers.into_iter().map(Into::into).collect(),
+                issuers,
                 audiences: self.audiences.into_iter().map(Into::into).collect(),
                 leeway: self.leeway.as_secs_f64(),
                 algorithms,
@@ -388,28 +591,57 @@ impl JwtAuthConfigBuilder {
                 realm: self.realm.map(Into::into),
                 clock: self.clock,
                 keys,
+                remotes,
                 responder: self.responder,
             }),
         })
     }
 
-    /// The store to verify with, and the static key set when the keys are static.
+    /// The stores to verify with, the remote ones among them, and the static key set
+    /// when the keys are static.
     #[allow(clippy::type_complexity)]
-    fn key_source(&self) -> Result<(Arc<dyn KeyStore>, Option<Arc<KeySet>>), ConfigError> {
+    fn key_source(
+        &self,
+        issuers: &[IssuerMatch],
+    ) -> Result<(KeySource, Vec<RemoteJwks>, Option<Arc<KeySet>>), ConfigError> {
         use ConfigErrorKind as K;
-        match (&self.key_store, self.key_inputs.is_empty()) {
-            (Some(_), false) => Err(ConfigError::new(
+        let sources = usize::from(self.key_store.is_some())
+            + usize::from(!self.key_inputs.is_empty())
+            + usize::from(self.jwks_url.is_some())
+            + usize::from(self.discovery);
+        if sources > 1 {
+            return Err(ConfigError::new(
                 K::InvalidKey,
-                "a key store cannot be combined with static keys",
-            )),
-            (Some(store), true) => Ok((Arc::clone(store), None)),
-            (None, true) => Err(ConfigError::new(K::NoKeySource, "no key source configured")),
-            (None, false) => {
-                let set = Arc::new(self.static_key_set()?);
-                let store = StaticKeys::from_arc(Arc::clone(&set));
-                Ok((Arc::new(store), Some(set)))
-            }
+                "configure one key source: static keys, a key store, a JWKS URL or discovery",
+            ));
         }
+        if let Some(store) = &self.key_store {
+            return Ok((KeySource::Single(Arc::clone(store)), Vec::new(), None));
+        }
+        if !self.key_inputs.is_empty() {
+            let set = Arc::new(self.static_key_set()?);
+            let store = StaticKeys::from_arc(Arc::clone(&set));
+            return Ok((KeySource::Single(Arc::new(store)), Vec::new(), Some(set)));
+        }
+        let options = self.remote_options.clone();
+        if let Some(url) = &self.jwks_url {
+            let remote = RemoteJwks::from_jwks_url(url, options)?;
+            let store: Arc<dyn KeyStore> = Arc::new(remote.clone());
+            return Ok((KeySource::Single(store), vec![remote], None));
+        }
+        let mut remotes = Vec::with_capacity(issuers.len());
+        let mut stores: Vec<(usize, Arc<dyn KeyStore>)> = Vec::with_capacity(issuers.len());
+        for (index, issuer) in issuers.iter().enumerate() {
+            let remote = RemoteJwks::from_issuer(issuer.as_str(), options.clone())?;
+            stores.push((index, Arc::new(remote.clone())));
+            remotes.push(remote);
+        }
+        let keys = match stores.len() {
+            // One issuer: no need to read `iss` before verification.
+            1 => KeySource::Single(stores.remove(0).1),
+            _ => KeySource::ByIssuer(stores),
+        };
+        Ok((keys, remotes, None))
     }
 
     fn static_key_set(&self) -> Result<KeySet, ConfigError> {

@@ -195,8 +195,6 @@ pub struct ConfigError {
 pub enum ConfigErrorKind {
     /// No issuer was configured.
     NoIssuer,
-    /// No key source was configured.
-    NoKeySource,
     /// No audience was configured and the check was not explicitly turned off.
     NoAudience,
     /// An audience or issuer is the empty string.
@@ -214,6 +212,11 @@ pub enum ConfigErrorKind {
     InvalidHeader,
     /// A numeric setting is out of its range (for example a zero token length).
     InvalidValue,
+    /// An issuer or JWKS URL does not parse, or is not https (plain http is accepted
+    /// for loopback addresses only, unless explicitly allowed).
+    InvalidUrl,
+    /// An issuer template has no tenant allow-list.
+    NoTenantAllowList,
 }
 
 impl ConfigError {

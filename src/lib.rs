@@ -98,7 +98,8 @@ pub use config::{
 };
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
 pub use future::ResponseFuture;
-pub use jwks::{KeySet, KeyStore, StaticKeys, VerificationKey};
+pub use jwks::remote::{JwksHealth, KeysStatus, RemoteJwks, RemoteOptions};
+pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
 pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
 pub use service::JwtAuth;

@@ -1,5 +1,6 @@
 //! One pass over a verified payload: the user's claims type is deserialized while the
-//! registered claims the verifier checks (`iss`, `aud`, `exp`, `nbf`, `iat`) are observed
+//! registered claims the verifier checks (`iss`, `aud`, `exp`, `nbf`, `iat`, and Entra's
+//! `tid`) are observed
 //! on the way, so the payload is parsed once whatever the claims type.
 //!
 //! The top-level object is handed to the claims type's visitor through [`ObservingMap`],
@@ -25,6 +26,8 @@ pub(crate) struct Registered<'de> {
     pub(crate) exp: Option<f64>,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
+    /// Entra's tenant id, for keys whose `issuer` member is a tenant template.
+    pub(crate) tid: Option<Text<'de>>,
     /// Every top-level claim name, collected only when asked for.
     pub(crate) names: Option<Vec<Cow<'de, str>>>,
     /// The first problem with a registered claim; it outranks the claims type's error.
@@ -129,6 +132,7 @@ enum Claim {
     Exp,
     Nbf,
     Iat,
+    Tid,
 }
 
 impl Claim {
@@ -139,6 +143,7 @@ impl Claim {
             "exp" => Self::Exp,
             "nbf" => Self::Nbf,
             "iat" => Self::Iat,
+            "tid" => Self::Tid,
             _ => return None,
         })
     }
@@ -157,6 +162,7 @@ impl<'de> Registered<'de> {
             Claim::Exp => self.exp.is_none(),
             Claim::Nbf => self.nbf.is_none(),
             Claim::Iat => self.iat.is_none(),
+            Claim::Tid => self.tid.is_none(),
         };
         let parsed = fresh
             && match claim {
@@ -165,6 +171,7 @@ impl<'de> Registered<'de> {
                 Claim::Exp => number(raw).map(|n| self.exp = Some(n)).is_some(),
                 Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
                 Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
+                Claim::Tid => Text::deserialize(raw).map(|t| self.tid = Some(t)).is_ok(),
             };
         if !parsed && self.problem.is_none() {
             self.problem = Some(ErrorKind::InvalidClaim);

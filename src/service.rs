@@ -2,8 +2,11 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -11,9 +14,10 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
-use crate::response::Rejection;
+use crate::jwks::KeyStore;
+use crate::response::{ErrorResponder, Rejection};
 use crate::token::BearerToken;
-use crate::verify::Verifier;
+use crate::verify::{Verifier, header_kid};
 
 /// The service that authenticates requests; built by
 /// [`JwtAuthLayer`](crate::JwtAuthLayer).
@@ -65,13 +69,13 @@ impl<S: fmt::Debug, C> fmt::Debug for JwtAuth<S, C> {
 /// render refusals the same way the layer does.
 #[derive(Clone)]
 pub(crate) struct AuthContext {
-    realm: Option<std::sync::Arc<str>>,
-    responder: std::sync::Arc<dyn crate::response::ErrorResponder>,
+    realm: Option<Arc<str>>,
+    responder: Arc<dyn ErrorResponder>,
 }
 
 impl AuthContext {
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn reject(&self, kind: ErrorKind) -> Response<bytes::Bytes> {
+    pub(crate) fn reject(&self, kind: ErrorKind) -> Response<Bytes> {
         self.responder
             .respond(&Rejection::new(kind, self.realm.clone()))
     }
@@ -82,6 +86,13 @@ enum Outcome<C> {
     Verified(C, BearerToken),
     Anonymous,
     Rejected(ErrorKind),
+    /// The keys must be waited for: the first load, or a refetch for an unknown `kid`.
+    Wait(Arc<dyn KeyStore>, Wait, BearerToken),
+}
+
+enum Wait {
+    FirstLoad,
+    UnknownKid(String),
 }
 
 impl<S, C> JwtAuth<S, C>
@@ -92,7 +103,7 @@ where
         let settings = self.verifier.settings();
         AuthContext {
             realm: settings.realm.clone(),
-            responder: std::sync::Arc::clone(&settings.responder),
+            responder: Arc::clone(&settings.responder),
         }
     }
 
@@ -107,24 +118,48 @@ where
             Ok(None) => return Outcome::Rejected(ErrorKind::MissingToken),
             Err(kind) => return Outcome::Rejected(kind),
         };
-        let Some(keys) = settings.keys.current() else {
-            return Outcome::Rejected(ErrorKind::KeysUnavailable);
+        if token.as_str().len() > settings.max_token_len {
+            // Refused before anything, the issuer lookup included, decodes the token.
+            return Outcome::Rejected(ErrorKind::TokenTooLong);
+        }
+        let store = match settings.store_for(token.as_str()) {
+            Ok(store) => store,
+            Err(kind) => return Outcome::Rejected(kind),
+        };
+        let Some(keys) = store.current() else {
+            return Outcome::Wait(Arc::clone(store), Wait::FirstLoad, token);
         };
         match self.verifier.verify_with::<C>(&keys, token.as_str()) {
             Ok(claims) => Outcome::Verified(claims, token),
+            Err(ErrorKind::UnknownKey) => match header_kid(token.as_str()) {
+                Some(kid) => Outcome::Wait(Arc::clone(store), Wait::UnknownKid(kid), token),
+                None => Outcome::Rejected(ErrorKind::UnknownKey),
+            },
             Err(kind) => Outcome::Rejected(kind),
         }
     }
 }
 
+fn reject(verifier: &Verifier, kind: ErrorKind, store: Option<&dyn KeyStore>) -> Response<Bytes> {
+    let settings = verifier.settings();
+    tracing::debug!(error = kind.description(), "request rejected");
+    let mut rejection = Rejection::new(kind, settings.realm.clone());
+    if kind == ErrorKind::KeysUnavailable {
+        let after = store.map_or(Duration::from_secs(1), KeyStore::retry_after);
+        rejection = rejection.with_retry_after(after);
+    }
+    settings.responder.respond(&rejection)
+}
+
 impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     C: DeserializeOwned + Clone + Send + Sync + 'static,
+    ReqBody: Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -133,29 +168,49 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         match self.authenticate(&request) {
             Outcome::Verified(claims, token) => {
+                let context = self.context();
                 let extensions = request.extensions_mut();
                 extensions.insert(claims);
                 extensions.insert(token);
-                extensions.insert(self.context());
+                extensions.insert(context);
                 ResponseFuture::inner(self.inner.call(request))
             }
             Outcome::Anonymous => {
                 request.extensions_mut().insert(self.context());
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Outcome::Rejected(kind) => {
-                let settings = self.verifier.settings();
-                tracing::debug!(
-                    error = kind.description(),
-                    method = %request.method(),
-                    path = request.uri().path(),
-                    "request rejected"
-                );
-                let mut rejection = Rejection::new(kind, settings.realm.clone());
-                if kind == ErrorKind::KeysUnavailable {
-                    rejection = rejection.with_retry_after(std::time::Duration::from_secs(1));
-                }
-                ResponseFuture::rejected(settings.responder.respond(&rejection))
+            Outcome::Rejected(kind) => ResponseFuture::rejected(reject(&self.verifier, kind, None)),
+            Outcome::Wait(store, wait, token) => {
+                // The readied service goes with the future; this one takes a fresh clone.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                let verifier = self.verifier.clone();
+                let context = self.context();
+                let auth = Box::pin(async move {
+                    let (keys, missing) = match wait {
+                        Wait::FirstLoad => {
+                            (store.wait_for_keys().await, ErrorKind::KeysUnavailable)
+                        }
+                        Wait::UnknownKid(kid) => {
+                            (store.refetch_for_kid(&kid).await, ErrorKind::UnknownKey)
+                        }
+                    };
+                    let result = match keys {
+                        Some(keys) => verifier.verify_with::<C>(&keys, token.as_str()),
+                        None => Err(missing),
+                    };
+                    match result {
+                        Ok(claims) => {
+                            let extensions = request.extensions_mut();
+                            extensions.insert(claims);
+                            extensions.insert(token);
+                            extensions.insert(context);
+                            Ok(request)
+                        }
+                        Err(kind) => Err(reject(&verifier, kind, Some(&*store))),
+                    }
+                });
+                ResponseFuture::authenticating(auth, ready)
             }
         }
     }

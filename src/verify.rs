@@ -6,6 +6,7 @@
 //! never read from an unauthenticated token.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -69,13 +70,44 @@ impl Verifier {
     ///
     /// An [`AuthError`] whose [`kind`](AuthError::kind) names the first rule the token
     /// breaks, or [`ErrorKind::KeysUnavailable`] when the key store has never loaded.
+    ///
+    /// This call never waits: with remote keys it uses the key set loaded so far, so it
+    /// answers [`ErrorKind::KeysUnavailable`] before the first load and
+    /// [`ErrorKind::UnknownKey`] for a `kid` published since the last refresh. Use
+    /// [`verify_async`](Self::verify_async) to wait as the layer does.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
-        let keys = self
-            .settings()
-            .keys
-            .current()
-            .ok_or(ErrorKind::KeysUnavailable)?;
+        let s = self.settings();
+        let store = s.store_for(token)?;
+        let keys = store.current().ok_or(ErrorKind::KeysUnavailable)?;
         self.verify_with(&keys, token).map_err(AuthError::new)
+    }
+
+    /// Verifies `token` as the layer does: waiting (bounded by the fetch timeout) for the
+    /// first key load, and for one refetch when the `kid` is unknown.
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify).
+    pub async fn verify_async<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
+        let store = Arc::clone(self.settings().store_for(token)?);
+        let keys = match store.current() {
+            Some(keys) => keys,
+            None => store
+                .wait_for_keys()
+                .await
+                .ok_or(ErrorKind::KeysUnavailable)?,
+        };
+        match self.verify_with(&keys, token) {
+            Err(ErrorKind::UnknownKey) => {
+                let kid = header_kid(token).ok_or(ErrorKind::UnknownKey)?;
+                let keys = store
+                    .refetch_for_kid(&kid)
+                    .await
+                    .ok_or(ErrorKind::UnknownKey)?;
+                self.verify_with(&keys, token).map_err(AuthError::new)
+            }
+            other => other.map_err(AuthError::new),
+        }
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -120,6 +152,19 @@ impl Verifier {
         let payload = b64(payload_b64)?;
         let (claims, registered) = payload::parse::<C>(&payload, !s.required_claims.is_empty())?;
         self.check_claims(&registered)?;
+        if let Some(template) = key.issuer() {
+            // Entra publishes, per key, the issuer its tokens must carry; for the common
+            // endpoint it is a template completed with the token's tenant id.
+            let tid = registered.tid.as_ref().map_or("", |t| t.0.as_ref());
+            let expected = template.replace("{tenantid}", tid);
+            if registered
+                .iss
+                .as_ref()
+                .is_none_or(|iss| *iss.0 != *expected)
+            {
+                return Err(ErrorKind::InvalidIssuer);
+            }
+        }
         if let Some(names) = &registered.names {
             for required in &s.required_claims {
                 if !names.iter().any(|name| **name == **required) {
@@ -133,7 +178,7 @@ impl Verifier {
     fn check_claims(&self, claims: &Registered<'_>) -> Result<(), ErrorKind> {
         let s = self.settings();
         let iss = claims.iss.as_ref().ok_or(ErrorKind::MissingClaim)?;
-        if !s.issuers.iter().any(|i| **i == *iss.0) {
+        if !s.issuers.iter().any(|i| i.matches(&iss.0)) {
             return Err(ErrorKind::InvalidIssuer);
         }
         if !s.audiences.is_empty() {
@@ -163,6 +208,32 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// The unverified `iss` of a token, to pick the key store of a multi-issuer
+/// configuration. It is verified like every other claim once the signature is.
+pub(crate) fn peek_issuer(token: &str) -> Result<String, ErrorKind> {
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(borrow, default)]
+        iss: Option<Text<'a>>,
+    }
+    let payload_b64 = token.split('.').nth(1).ok_or(ErrorKind::Malformed)?;
+    let payload = b64(payload_b64)?;
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ErrorKind::Malformed);
+    }
+    let peek: Peek<'_> = serde_json::from_slice(&payload).map_err(|e| payload::json_error(&e))?;
+    peek.iss
+        .map(|iss| iss.0.into_owned())
+        .ok_or(ErrorKind::MissingClaim)
+}
+
+/// The `kid` of a token's header, for an unknown-key refetch.
+pub(crate) fn header_kid(token: &str) -> Option<String> {
+    let header = b64(token.split('.').next()?).ok()?;
+    let header: Header<'_> = json_object(&header).ok()?;
+    header.kid.map(|kid| kid.0.into_owned())
 }
 
 fn b64(segment: &str) -> Result<Vec<u8>, ErrorKind> {

@@ -1105,7 +1105,30 @@ fn build_reports_each_configuration_mistake() {
         ),
         ConfigErrorKind::NoIssuer
     );
-    assert_eq!(kind(base()), ConfigErrorKind::NoKeySource);
+    assert_eq!(
+        kind(
+            base()
+                .hmac_secret(vec![1; 32])
+                .jwks_url("https://idp.example.com/keys")
+        ),
+        ConfigErrorKind::InvalidKey
+    );
+    assert_eq!(
+        kind(base().jwks_url("http://idp.example.com/keys")),
+        ConfigErrorKind::InvalidUrl
+    );
+    assert_eq!(
+        kind(
+            JwtAuthConfig::builder()
+                .issuer("http://idp.example.com")
+                .audience(AUDIENCE)
+        ),
+        ConfigErrorKind::InvalidUrl
+    );
+    assert_eq!(
+        kind(base().issuer("https://login.example.com/{tenantid}/v2.0")),
+        ConfigErrorKind::NoTenantAllowList
+    );
     assert_eq!(
         kind(base().audience("").hmac_secret(vec![1; 32])),
         ConfigErrorKind::EmptyValue

@@ -6,9 +6,13 @@
 //! one cheap call; [`StaticKeys`] is the store for keys the application holds itself.
 
 pub(crate) mod parse;
+pub(crate) mod remote;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::ParsedPublicKey;
@@ -374,14 +378,39 @@ fn log_skipped(kid: Option<&str>, reason: parse::SkipReason) {
     );
 }
 
+/// The future a [`KeyStore`] returns when keys must be waited for.
+pub type KeysFuture = Pin<Box<dyn Future<Output = Option<Arc<KeySet>>> + Send + 'static>>;
+
 /// Where the layer gets its verification keys.
 ///
 /// The request path calls [`KeyStore::current`] once per request; it must be cheap and
 /// must never block. Implementations that fetch keys over the network do so in the
-/// background and swap in complete new sets.
+/// background and swap in complete new sets; the two async hooks let a request wait, for
+/// a bounded time, on the first load and on a refetch for an unknown `kid`.
 pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// The key set to verify with now, or `None` while no set has ever loaded.
     fn current(&self) -> Option<Arc<KeySet>>;
+
+    /// Called when [`current`](Self::current) returned `None`: resolves once a load in
+    /// flight has finished (with the keys, or `None` if it failed). The default resolves
+    /// to `None` at once.
+    fn wait_for_keys(&self) -> KeysFuture {
+        Box::pin(std::future::ready(None))
+    }
+
+    /// Called when a token names a `kid` the current set lacks: resolves to a newer set
+    /// if the store fetched one. Implementations must bound both the wait and how often
+    /// they go to the network. The default resolves to `None` at once.
+    fn refetch_for_kid(&self, kid: &str) -> KeysFuture {
+        let _ = kid;
+        Box::pin(std::future::ready(None))
+    }
+
+    /// How long a client should wait before retrying while no keys are available
+    /// (the `Retry-After` of 503 answers). One second by default.
+    fn retry_after(&self) -> Duration {
+        Duration::from_secs(1)
+    }
 }
 
 /// A [`KeyStore`] over keys the application holds: PEM, JWK, JWKS or an HMAC secret.

@@ -1,4 +1,6 @@
-//! The test kit (feature `testing`): key pairs, JWK/JWKS/PEM export and token minting.
+//! The test kit (feature `testing`): key pairs, JWK/JWKS/PEM export, token minting, and
+//! [`MockIssuer`], a real OIDC issuer on a loopback port with rotation and fault
+//! injection.
 //!
 //! Everything a test of a protected API needs without a real identity provider:
 //!
@@ -18,8 +20,10 @@
 //!
 //! RSA key generation takes tens of milliseconds; share keys between tests where you can.
 
+mod issuer;
 mod keys;
 mod token;
 
+pub use issuer::{DEFAULT_AUDIENCE, Endpoint, Fault, MockIssuer, MockIssuerBuilder};
 pub use keys::{TestKey, jwks};
 pub use token::{TokenBuilder, encode_json};

@@ -1,0 +1,532 @@
+//! [`MockIssuer`]: a real OIDC issuer on 127.0.0.1 for tests: discovery, JWKS, key
+//! rotation and fault injection.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::keys::{TestKey, jwks};
+use super::token::TokenBuilder;
+
+/// The audience of tokens from [`MockIssuer::token`] unless set otherwise.
+pub const DEFAULT_AUDIENCE: &str = "https://api.example.com";
+
+/// An endpoint of the mock issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/.well-known/openid-configuration` (under any path prefix).
+    Discovery,
+    /// `/jwks.json`.
+    Jwks,
+}
+
+/// A failure the mock issuer plays on an endpoint.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Answer normally.
+    #[default]
+    None,
+    /// 503 Service Unavailable.
+    Down,
+    /// Answer normally after a delay.
+    Slow(Duration),
+    /// Hold the request open until [`MockIssuer::release`] is called.
+    Hold,
+    /// 200 with an HTML body.
+    Garbage,
+    /// The right body with `Content-Type: text/html`.
+    WrongContentType,
+    /// 200 with a 2 MiB body.
+    Huge,
+}
+
+struct State {
+    base: String,
+    issuer: String,
+    audience: String,
+    keys: Mutex<Keys>,
+    behaviour: Mutex<Behaviour>,
+    released: watch::Sender<u64>,
+    counters: HashMap<Endpoint, AtomicUsize>,
+    last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
+}
+
+struct Keys {
+    published: Vec<TestKey>,
+    active: TestKey,
+}
+
+#[derive(Default)]
+struct Behaviour {
+    faults: HashMap<Endpoint, Fault>,
+    discovery_issuer: Option<String>,
+    cache_control: Option<String>,
+    etag: Option<String>,
+    jwks_document: Option<Value>,
+    discovery_document: Option<Value>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Test state is plain data; a panicking test thread must not poison the issuer.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A mock OpenID Connect issuer serving discovery and JWKS on `127.0.0.1` (a port the
+/// OS picks), for tests and manual checks. It stops when dropped.
+///
+/// ```
+/// use tower_jwt_auth::testing::MockIssuer;
+/// use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = MockIssuer::start().await;
+/// let cfg = JwtAuthConfig::builder()
+///     .issuer(issuer.issuer())          // keys found by OIDC discovery
+///     .audience(issuer.audience())
+///     .build()?;
+/// let layer = JwtAuthLayer::new(cfg);
+/// let token = issuer.token().subject("alice").permissions(["read"]).sign();
+/// # let _ = (layer, token);
+/// # Ok(())
+/// # }
+/// ```
+pub struct MockIssuer {
+    state: Arc<State>,
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+/// Options for [`MockIssuer::builder`].
+#[must_use]
+pub struct MockIssuerBuilder {
+    key: Option<TestKey>,
+    audience: String,
+    issuer_path: String,
+}
+
+impl fmt::Debug for MockIssuerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockIssuerBuilder")
+            .field("audience", &self.audience)
+            .field("issuer_path", &self.issuer_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockIssuerBuilder {
+    /// The first signing key (a fresh RSA key by default).
+    pub fn key(mut self, key: TestKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The default audience of minted tokens ([`DEFAULT_AUDIENCE`] by default).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// A path after the address that is part of the issuer, such as `/realms/demo` or a
+    /// tenant template `/{tenantid}/v2.0`. Discovery is served under any path.
+    pub fn issuer_path(mut self, path: impl Into<String>) -> Self {
+        self.issuer_path = path.into();
+        self
+    }
+
+    /// Binds 127.0.0.1 on a free port and starts serving.
+    ///
+    /// # Panics
+    ///
+    /// If no loopback port can be bound, or outside a tokio runtime.
+    pub async fn start(self) -> MockIssuer {
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(e) => panic!("mock issuer cannot bind 127.0.0.1: {e}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(e) => panic!("mock issuer has no local address: {e}"),
+        };
+        let base = format!("http://{addr}");
+        let key = self.key.unwrap_or_else(TestKey::rsa);
+        let counters = [Endpoint::Discovery, Endpoint::Jwks]
+            .into_iter()
+            .map(|e| (e, AtomicUsize::new(0)))
+            .collect();
+        let state = Arc::new(State {
+            issuer: format!("{base}{}", self.issuer_path),
+            base,
+            audience: self.audience,
+            keys: Mutex::new(Keys {
+                published: vec![key.clone()],
+                active: key,
+            }),
+            behaviour: Mutex::new(Behaviour::default()),
+            released: watch::channel(0).0,
+            counters,
+            last_headers: Mutex::new(HashMap::new()),
+        });
+        let server = tokio::spawn(serve(listener, Arc::clone(&state)));
+        MockIssuer {
+            state,
+            addr,
+            server,
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<State>) {
+    // Connection tasks live in this set: aborting the server task drops it, which
+    // aborts them too.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    response
+}
+
+async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let endpoint = if path.ends_with("/.well-known/openid-configuration") {
+        Endpoint::Discovery
+    } else if path == "/jwks.json" {
+        Endpoint::Jwks
+    } else {
+        return respond(StatusCode::NOT_FOUND, "text/plain", "not found");
+    };
+    if let Some(counter) = state.counters.get(&endpoint) {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+    lock(&state.last_headers).insert(endpoint, request.headers().clone());
+    let fault = lock(&state.behaviour)
+        .faults
+        .get(&endpoint)
+        .copied()
+        .unwrap_or_default();
+    match fault {
+        Fault::Down => return respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "down"),
+        Fault::Garbage => {
+            return respond(
+                StatusCode::OK,
+                "text/html",
+                "<html><body>Sign in</body></html>",
+            );
+        }
+        Fault::Huge => {
+            let mut body = b"{\"keys\":[".to_vec();
+            body.resize(2 * 1024 * 1024, b' ');
+            body.extend_from_slice(b"]}");
+            return respond(StatusCode::OK, "application/json", body);
+        }
+        Fault::Slow(delay) => tokio::time::sleep(delay).await,
+        Fault::Hold => {
+            let mut released = state.released.subscribe();
+            let _ = released.changed().await;
+        }
+        Fault::None | Fault::WrongContentType => {}
+    }
+    let content_type = if fault == Fault::WrongContentType {
+        "text/html"
+    } else {
+        "application/json"
+    };
+    match endpoint {
+        Endpoint::Discovery => {
+            let behaviour = lock(&state.behaviour);
+            if let Some(document) = &behaviour.discovery_document {
+                return respond(StatusCode::OK, content_type, document.to_string());
+            }
+            let issuer = behaviour
+                .discovery_issuer
+                .clone()
+                .unwrap_or_else(|| state.issuer.clone());
+            let document = json!({
+                "issuer": issuer,
+                "jwks_uri": format!("{}/jwks.json", state.base),
+                "response_types_supported": ["token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+            });
+            respond(StatusCode::OK, content_type, document.to_string())
+        }
+        Endpoint::Jwks => {
+            let behaviour = lock(&state.behaviour);
+            if let Some(etag) = &behaviour.etag {
+                let matches = request
+                    .headers()
+                    .get(IF_NONE_MATCH)
+                    .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+                if matches {
+                    let mut response = respond(StatusCode::NOT_MODIFIED, content_type, "");
+                    add_cache_headers(&mut response, &behaviour);
+                    return response;
+                }
+            }
+            let document = behaviour.jwks_document.clone().unwrap_or_else(|| {
+                let keys = lock(&state.keys);
+                jwks(&keys.published)
+            });
+            let mut response = respond(StatusCode::OK, content_type, document.to_string());
+            add_cache_headers(&mut response, &behaviour);
+            response
+        }
+    }
+}
+
+fn add_cache_headers(response: &mut Response<Full<Bytes>>, behaviour: &Behaviour) {
+    let headers = response.headers_mut();
+    if let Some(value) = behaviour
+        .cache_control
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        headers.insert(CACHE_CONTROL, value);
+    }
+    if let Some(value) = behaviour
+        .etag
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        headers.insert(ETAG, value);
+    }
+}
+
+impl MockIssuer {
+    /// Starts an issuer with a fresh RSA signing key.
+    ///
+    /// # Panics
+    ///
+    /// If no loopback port can be bound, or outside a tokio runtime.
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// Options: first key, default audience, issuer path.
+    pub fn builder() -> MockIssuerBuilder {
+        MockIssuerBuilder {
+            key: None,
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            issuer_path: String::new(),
+        }
+    }
+
+    /// The issuer identifier (`iss` of its tokens): `http://127.0.0.1:<port>` plus the
+    /// configured path.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.state.base
+    }
+
+    /// The socket address served.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The JWKS URL.
+    #[must_use]
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks.json", self.state.base)
+    }
+
+    /// The discovery document URL.
+    #[must_use]
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.state.issuer.trim_end_matches('/')
+        )
+    }
+
+    /// The default audience of minted tokens.
+    #[must_use]
+    pub fn audience(&self) -> &str {
+        &self.state.audience
+    }
+
+    /// A token builder set to this issuer, the active key and the default audience.
+    pub fn token(&self) -> TokenBuilder {
+        TokenBuilder::new(&self.active_key())
+            .issuer(self.state.issuer.clone())
+            .audience(self.state.audience.clone())
+    }
+
+    /// The key tokens are signed with.
+    #[must_use]
+    pub fn active_key(&self) -> TestKey {
+        lock(&self.state.keys).active.clone()
+    }
+
+    /// The published keys.
+    #[must_use]
+    pub fn keys(&self) -> Vec<TestKey> {
+        lock(&self.state.keys).published.clone()
+    }
+
+    /// Publishes another key (it does not sign until made active).
+    pub fn add_key(&self, key: TestKey) {
+        lock(&self.state.keys).published.push(key);
+    }
+
+    /// Stops publishing the key with this `kid`.
+    pub fn remove_key(&self, kid: &str) {
+        lock(&self.state.keys).published.retain(|k| k.kid() != kid);
+    }
+
+    /// Signs with this key from now on, publishing it if it is not yet.
+    pub fn set_active(&self, key: TestKey) {
+        let mut keys = lock(&self.state.keys);
+        if !keys.published.iter().any(|k| k.kid() == key.kid()) {
+            keys.published.push(key.clone());
+        }
+        keys.active = key;
+    }
+
+    /// Replaces the published keys; the first one signs.
+    ///
+    /// # Panics
+    ///
+    /// If `keys` is empty.
+    pub fn replace_keys(&self, keys: Vec<TestKey>) {
+        let Some(first) = keys.first().cloned() else {
+            panic!("a mock issuer needs at least one key");
+        };
+        let mut state = lock(&self.state.keys);
+        state.published = keys;
+        state.active = first;
+    }
+
+    /// Rotates as identity providers do: a new key of the same type is published and
+    /// signs from now on; the old one stays published. Returns the new key.
+    pub fn rotate(&self) -> TestKey {
+        let old = self.active_key();
+        let new = match old.algorithm() {
+            crate::Algorithm::ES256 => TestKey::ec_p256(),
+            crate::Algorithm::ES384 => TestKey::ec_p384(),
+            crate::Algorithm::EdDSA => TestKey::ed25519(),
+            _ => TestKey::rsa(),
+        };
+        self.set_active(new.clone());
+        new
+    }
+
+    /// Plays `fault` on `endpoint` until changed.
+    pub fn set_fault(&self, endpoint: Endpoint, fault: Fault) {
+        lock(&self.state.behaviour).faults.insert(endpoint, fault);
+    }
+
+    /// Ends every fault.
+    pub fn clear_faults(&self) {
+        lock(&self.state.behaviour).faults.clear();
+    }
+
+    /// Lets every request held by [`Fault::Hold`] go on.
+    pub fn release(&self) {
+        self.state.released.send_modify(|n| *n += 1);
+    }
+
+    /// Makes the discovery document name another issuer (`None`: its own).
+    pub fn set_discovery_issuer(&self, issuer: Option<String>) {
+        lock(&self.state.behaviour).discovery_issuer = issuer;
+    }
+
+    /// The `Cache-Control` header of JWKS answers.
+    pub fn set_cache_control(&self, value: Option<String>) {
+        lock(&self.state.behaviour).cache_control = value;
+    }
+
+    /// The `ETag` of JWKS answers; a request with a matching `If-None-Match` gets 304.
+    pub fn set_etag(&self, value: Option<String>) {
+        lock(&self.state.behaviour).etag = value;
+    }
+
+    /// Serves this JSON as the JWKS instead of the published keys (`None`: the keys
+    /// again). For real providers' documents and malformed keys.
+    pub fn set_jwks_document(&self, document: Option<Value>) {
+        lock(&self.state.behaviour).jwks_document = document;
+    }
+
+    /// Serves this JSON as the discovery document (`None`: the issuer's own).
+    pub fn set_discovery_document(&self, document: Option<Value>) {
+        lock(&self.state.behaviour).discovery_document = document;
+    }
+
+    /// How many requests an endpoint has had.
+    #[must_use]
+    pub fn requests(&self, endpoint: Endpoint) -> usize {
+        self.state
+            .counters
+            .get(&endpoint)
+            .map_or(0, |c| c.load(Ordering::SeqCst))
+    }
+
+    /// The headers of the last request to an endpoint.
+    #[must_use]
+    pub fn last_request_headers(&self, endpoint: Endpoint) -> Option<HeaderMap> {
+        lock(&self.state.last_headers).get(&endpoint).cloned()
+    }
+}
+
+impl Drop for MockIssuer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl fmt::Debug for MockIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockIssuer")
+            .field("issuer", &self.state.issuer)
+            .finish_non_exhaustive()
+    }
+}
