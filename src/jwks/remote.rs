@@ -93,8 +93,26 @@ impl RemoteOptions {
     }
 
     /// The HTTP client for every request (discovery and JWKS): use it to add a private CA,
-    /// a proxy or default headers. By default a client with reqwest's rustls TLS and the
-    /// platform's certificate verifier is built (no OpenSSL); loopback URLs bypass proxies.
+    /// a proxy or default headers.
+    ///
+    /// By default a client with reqwest's rustls TLS (aws-lc-rs crypto) and the
+    /// platform's certificate verifier is built: public identity providers work with no
+    /// OpenSSL or other system library. Proxy settings from the environment apply, except
+    /// to loopback URLs.
+    ///
+    /// An identity provider behind a private CA:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_jwt_auth::RemoteOptions;
+    ///
+    /// let ca = reqwest::Certificate::from_pem(&std::fs::read("corp-root-ca.pem")?)?;
+    /// let client = reqwest::Client::builder().tls_certs_merge([ca]).build()?;
+    /// let options = RemoteOptions::new().http_client(client);
+    /// # let _ = options;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

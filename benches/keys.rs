@@ -1,0 +1,118 @@
+//! The key store on the request path: `KeyStore::current` while idle and while a refresh
+//! swaps the key set in a loop, and the whole layer with static and with remote keys.
+//!
+//! Run with `cargo bench --bench keys`. The layer's future is polled once with a no-op
+//! waker and must be ready: the verified request path takes no lock and never awaits.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use tower::{Layer, Service};
+use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, KeyStore, RemoteJwks, RemoteOptions};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Polls a future once; the request path must finish without waiting.
+fn ready_now<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the verified request path awaited"),
+    }
+}
+
+fn bench_keys(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let issuer = runtime.block_on(MockIssuer::builder().key(TestKey::rsa()).start());
+    let quiet = RemoteOptions::new()
+        .http_client(client())
+        .refresh_interval(Duration::from_secs(3600));
+    let idle = runtime.block_on(async {
+        let store = RemoteJwks::from_jwks_url(&issuer.jwks_url(), quiet.clone()).expect("store");
+        assert!(store.wait_until_ready(Duration::from_secs(5)).await);
+        store
+    });
+
+    // A second issuer whose keys are refetched back to back: `no-store` with a zero
+    // lower bound makes the refresher swap in a new key set as fast as HTTP allows.
+    let busy_issuer = runtime.block_on(MockIssuer::builder().key(TestKey::rsa()).start());
+    busy_issuer.set_cache_control(Some("no-store".into()));
+    let swapping = runtime.block_on(async {
+        let options = RemoteOptions::new()
+            .http_client(client())
+            .max_age_bounds(Duration::ZERO, Duration::ZERO);
+        let store = RemoteJwks::from_jwks_url(&busy_issuer.jwks_url(), options).expect("store");
+        assert!(store.wait_until_ready(Duration::from_secs(5)).await);
+        store
+    });
+
+    let mut group = c.benchmark_group("keys/current");
+    group.bench_function("idle", |b| b.iter(|| black_box(idle.current())));
+    let (swaps_before, started) = (busy_issuer.requests(Endpoint::Jwks), Instant::now());
+    group.bench_function("while-swapping", |b| {
+        b.iter(|| black_box(swapping.current()))
+    });
+    let swaps = busy_issuer.requests(Endpoint::Jwks) - swaps_before;
+    group.finish();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = swaps as f64 / started.elapsed().as_secs_f64();
+    println!("key-set swaps during keys/current/while-swapping: {swaps} ({rate:.0}/s)");
+
+    // The full layer, static keys against remote keys loaded by discovery.
+    let token = issuer.token().subject("bench").permissions(["read"]).sign();
+    let inner = tower::service_fn(|_req: Request<String>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+    });
+    let static_cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .key_set(issuer.active_key().key_set())
+        .build()
+        .expect("config");
+    let remote_cfg = runtime.block_on(async {
+        let cfg = JwtAuthConfig::builder()
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .remote_options(quiet)
+            .build()
+            .expect("config");
+        assert!(cfg.wait_until_ready(Duration::from_secs(5)).await);
+        cfg
+    });
+    let mut group = c.benchmark_group("layer/RS256");
+    for (name, cfg) in [("static-keys", static_cfg), ("remote-keys", remote_cfg)] {
+        let mut service = JwtAuthLayer::new(cfg).layer(inner);
+        let request = || {
+            Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(String::new())
+                .expect("request")
+        };
+        let _guard = runtime.enter();
+        let response = ready_now(service.call(request())).expect("response");
+        assert_eq!(response.status(), 200);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                request,
+                |req| ready_now(service.call(req)),
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_keys);
+criterion_main!(benches);
