@@ -9,6 +9,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::error::ErrorKind;
+use crate::permission::{Permission, Permissions, RequirePermission, check_typed};
 use crate::service::AuthContext;
 
 /// The verified claims of the request, put there by
@@ -101,6 +102,51 @@ where
         }
         if parts.extensions.get::<AuthContext>().is_some() {
             Ok(None)
+        } else {
+            Err(missing_layer())
+        }
+    }
+}
+
+/// The rejection of the permission extractors: 401, 403 or, without a layer, 500.
+#[derive(Debug)]
+pub struct PermissionRejection {
+    response: Response,
+}
+
+impl IntoResponse for PermissionRejection {
+    fn into_response(self) -> Response {
+        self.response
+    }
+}
+
+impl<S, P> FromRequestParts<S> for RequirePermission<P>
+where
+    S: Send + Sync,
+    P: Permission,
+{
+    type Rejection = PermissionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        check_typed::<P>(&parts.extensions).map_err(|response| PermissionRejection {
+            response: response.map(Body::from),
+        })
+    }
+}
+
+/// The request's permissions (empty for anonymous requests of an optional layer).
+impl<S> FromRequestParts<S> for Permissions
+where
+    S: Send + Sync,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(permissions) = parts.extensions.get::<Permissions>() {
+            return Ok(permissions.clone());
+        }
+        if parts.extensions.get::<AuthContext>().is_some() {
+            Ok(Self::default())
         } else {
             Err(missing_layer())
         }

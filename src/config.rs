@@ -11,6 +11,7 @@ use crate::algorithm::Algorithm;
 use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
 use crate::jwks::remote::{JwksHealth, RemoteJwks, RemoteOptions};
 use crate::jwks::{KeySet, KeyStore, StaticKeys};
+use crate::permission::{ClaimPath, Requirement};
 use crate::response::{DefaultResponder, ErrorResponder};
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
@@ -55,6 +56,11 @@ pub(crate) struct Settings {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: KeySource,
     pub(crate) remotes: Vec<RemoteJwks>,
+    pub(crate) permission_paths: Vec<ClaimPath>,
+    /// The top-level names of `permission_paths`, captured during the payload pass.
+    pub(crate) permission_capture: Vec<Box<str>>,
+    /// Permissions every request needs, whatever the route.
+    pub(crate) required_permissions: Option<Requirement>,
     pub(crate) responder: Arc<dyn ErrorResponder>,
 }
 
@@ -288,6 +294,8 @@ pub struct JwtAuthConfigBuilder {
     remote_options: RemoteOptions,
     tenants: Vec<String>,
     any_tenant: bool,
+    permission_paths: Vec<Option<ClaimPath>>,
+    required_permissions: Vec<String>,
     responder: Arc<dyn ErrorResponder>,
 }
 
@@ -312,6 +320,8 @@ impl Default for JwtAuthConfigBuilder {
             remote_options: RemoteOptions::default(),
             tenants: Vec::new(),
             any_tenant: false,
+            permission_paths: Vec::new(),
+            required_permissions: Vec::new(),
             responder: Arc::new(DefaultResponder),
         }
     }
@@ -515,6 +525,41 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// Reads permissions from another claim as well, by dotted path: `roles` (Entra app
+    /// roles), `realm_access.roles` (Keycloak realm roles),
+    /// `resource_access.my-api.roles` (Keycloak client roles). The value may be an array
+    /// of strings or a space-delimited string. `permissions`, `scope` and `scp` are
+    /// always read. Use [`permission_claim_path`](Self::permission_claim_path) when a
+    /// segment contains a dot.
+    pub fn permission_claim(mut self, dotted_path: &str) -> Self {
+        self.permission_paths.push(ClaimPath::dotted(dotted_path));
+        self
+    }
+
+    /// Reads permissions from a claim path given segment by segment
+    /// (`["resource_access", "my.api", "roles"]`).
+    pub fn permission_claim_path<I, S>(mut self, segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let segments = segments.into_iter().map(|s| s.into().into_boxed_str());
+        self.permission_paths.push(ClaimPath::new(segments));
+        self
+    }
+
+    /// Permissions every request needs, on every route of the layer: a token without all
+    /// of them gets 403 `insufficient_scope`.
+    pub fn require_permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_permissions
+            .extend(permissions.into_iter().map(Into::into));
+        self
+    }
+
     /// How rejections are rendered; see [`ErrorResponder`].
     pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
         self.responder = Arc::new(responder);
@@ -575,6 +620,30 @@ impl JwtAuthConfigBuilder {
             .iter()
             .map(|i| IssuerMatch::new(i, &self.tenants, self.any_tenant))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut permission_paths = ClaimPath::defaults();
+        for path in &self.permission_paths {
+            let path = path.clone().ok_or_else(|| {
+                ConfigError::new(
+                    K::InvalidValue,
+                    "a permission claim path has an empty segment",
+                )
+            })?;
+            if !permission_paths.contains(&path) {
+                permission_paths.push(path);
+            }
+        }
+        let permission_capture = crate::permission::capture_names(&permission_paths);
+        if self.required_permissions.iter().any(String::is_empty) {
+            return Err(ConfigError::new(K::EmptyValue, "empty required permission"));
+        }
+        let required_permissions = (!self.required_permissions.is_empty()).then(|| {
+            Requirement::All(
+                self.required_permissions
+                    .iter()
+                    .map(|p| p.as_str().into())
+                    .collect(),
+            )
+        });
         let (keys, remotes, static_set) = self.key_source(&issuers)?;
         let algorithms = resolve_algorithms(self.algorithms, static_set.as_deref())?;
 
@@ -592,6 +661,9 @@ impl JwtAuthConfigBuilder {
                 clock: self.clock,
                 keys,
                 remotes,
+                permission_paths,
+                permission_capture,
+                required_permissions,
                 responder: self.responder,
             }),
         })

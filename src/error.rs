@@ -74,6 +74,8 @@ pub enum ErrorKind {
     InvalidAudience,
     /// The issuer's keys have never loaded, so no token can be checked yet (503).
     KeysUnavailable,
+    /// The token is valid but lacks a required permission (403 `insufficient_scope`).
+    InsufficientPermission,
 }
 
 impl ErrorKind {
@@ -83,6 +85,7 @@ impl ErrorKind {
         match self {
             Self::MalformedCredentials => StatusCode::BAD_REQUEST,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientPermission => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -94,6 +97,7 @@ impl ErrorKind {
         match self {
             Self::MissingToken | Self::KeysUnavailable => None,
             Self::MalformedCredentials => Some("invalid_request"),
+            Self::InsufficientPermission => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
     }
@@ -122,6 +126,7 @@ impl ErrorKind {
             Self::InvalidIssuer => "issuer not trusted",
             Self::InvalidAudience => "audience not accepted",
             Self::KeysUnavailable => "signing keys unavailable",
+            Self::InsufficientPermission => "insufficient permission",
         }
     }
 }

@@ -80,6 +80,7 @@ mod future;
 mod jwks;
 mod layer;
 mod payload;
+mod permission;
 mod response;
 mod service;
 mod time;
@@ -101,14 +102,17 @@ pub use future::ResponseFuture;
 pub use jwks::remote::{JwksHealth, KeysStatus, RemoteJwks, RemoteOptions};
 pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
+pub use permission::{
+    Dynamic, Permission, Permissions, RequirePermission, RequirePermissionService,
+};
 pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
 pub use service::JwtAuth;
 pub use time::{Clock, ManualClock, SystemClock};
 pub use token::{BearerToken, TokenSource};
-pub use verify::Verifier;
+pub use verify::{Verified, Verifier};
 
 #[cfg(feature = "axum")]
-pub use crate::axum::{Claims, ClaimsRejection};
+pub use crate::axum::{Claims, ClaimsRejection, PermissionRejection};
 
 /// The README's examples compile and run as doctests.
 #[cfg(doctest)]

@@ -30,6 +30,10 @@ pub(crate) struct Registered<'de> {
     pub(crate) tid: Option<Text<'de>>,
     /// Every top-level claim name, collected only when asked for.
     pub(crate) names: Option<Vec<Cow<'de, str>>>,
+    /// The raw values of the claims asked for by name (permission sources), with the
+    /// index of the name in the list given to [`parse`].
+    pub(crate) captured: Vec<(usize, &'de RawValue)>,
+    capture: &'de [Box<str>],
     /// The first problem with a registered claim; it outranks the claims type's error.
     problem: Option<ErrorKind>,
 }
@@ -38,6 +42,7 @@ pub(crate) struct Registered<'de> {
 pub(crate) fn parse<'de, C: Deserialize<'de>>(
     payload: &'de [u8],
     collect_names: bool,
+    capture: &'de [Box<str>],
 ) -> Result<(C, Registered<'de>), ErrorKind> {
     if payload.trim_ascii_start().first() != Some(&b'{') {
         // serde would accept a JSON array for a struct.
@@ -45,6 +50,7 @@ pub(crate) fn parse<'de, C: Deserialize<'de>>(
     }
     let mut registered = Registered {
         names: collect_names.then(Vec::new),
+        capture,
         ..Registered::default()
     };
     let mut de = serde_json::Deserializer::from_slice(payload);
@@ -219,7 +225,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for ObservingVisitor<'_, 'de, V> {
         let mut access = ObservingMap {
             map,
             registered: self.registered,
-            current: None,
+            current: Current::Other,
         };
         let value = self.visitor.visit_map(&mut access)?;
         // Read what the visitor left, so every registered claim is seen.
@@ -233,7 +239,15 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for ObservingVisitor<'_, 'de, V> {
 struct ObservingMap<'a, 'de, A> {
     map: A,
     registered: &'a mut Registered<'de>,
-    current: Option<Claim>,
+    current: Current,
+}
+
+/// What the value under the key just read is for.
+#[derive(Clone, Copy)]
+enum Current {
+    Other,
+    Registered(Claim),
+    Captured(usize),
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
@@ -246,7 +260,15 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
         let Some(Text(name)) = self.map.next_key::<Text<'de>>()? else {
             return Ok(None);
         };
-        self.current = Claim::from_name(&name);
+        self.current = match Claim::from_name(&name) {
+            Some(claim) => Current::Registered(claim),
+            None => self
+                .registered
+                .capture
+                .iter()
+                .position(|c| **c == *name)
+                .map_or(Current::Other, Current::Captured),
+        };
         if let Some(names) = &mut self.registered.names {
             names.push(name.clone());
         }
@@ -258,13 +280,29 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        let Some(claim) = self.current.take() else {
-            return self.map.next_value_seed(seed);
+        let current = std::mem::replace(&mut self.current, Current::Other);
+        let raw: &'de RawValue = match current {
+            Current::Other => return self.map.next_value_seed(seed),
+            Current::Registered(claim) => {
+                let raw = self.map.next_value()?;
+                if !self.registered.observe(claim, raw) {
+                    return Err(de::Error::custom("invalid registered claim"));
+                }
+                raw
+            }
+            Current::Captured(index) => {
+                let raw = self.map.next_value()?;
+                if self.registered.captured.iter().any(|(i, _)| *i == index) {
+                    // A permission claim given twice: refuse rather than guess.
+                    self.registered
+                        .problem
+                        .get_or_insert(ErrorKind::InvalidClaim);
+                    return Err(de::Error::custom("duplicate permission claim"));
+                }
+                self.registered.captured.push((index, raw));
+                raw
+            }
         };
-        let raw: &'de RawValue = self.map.next_value()?;
-        if !self.registered.observe(claim, raw) {
-            return Err(de::Error::custom("invalid registered claim"));
-        }
         seed.deserialize(raw).map_err(de::Error::custom)
     }
 
@@ -281,13 +319,13 @@ mod tests {
     #[test]
     fn registered_claims_are_seen_whatever_the_claims_type() {
         let payload = br#"{"sub":"a","iss":"i","aud":["x","y"],"exp":10,"nbf":1.5,"iat":2}"#;
-        let (_, r) = parse::<IgnoredAny>(payload, true).expect("parse");
+        let (_, r) = parse::<IgnoredAny>(payload, true, &[]).expect("parse");
         assert_eq!(r.iss, Some(Text(Cow::Borrowed("i"))));
         assert_eq!(r.aud.map(|a| a.len()), Some(2));
         assert_eq!((r.exp, r.nbf, r.iat), (Some(10.0), Some(1.5), Some(2.0)));
         assert_eq!(r.names.map(|n| n.len()), Some(6));
 
-        let (claims, r) = parse::<StandardClaims>(payload, false).expect("parse");
+        let (claims, r) = parse::<StandardClaims>(payload, false, &[]).expect("parse");
         assert_eq!(claims.exp.map(crate::NumericDate::as_secs), Some(10));
         assert_eq!(claims.iss.as_deref(), Some("i"));
         assert_eq!(r.exp, Some(10.0));
@@ -301,43 +339,43 @@ mod tests {
             #[allow(dead_code)]
             sub: String,
         }
-        let bad = parse::<OnlySub>(br#"{"sub":"a","exp":"soon"}"#, false);
+        let bad = parse::<OnlySub>(br#"{"sub":"a","exp":"soon"}"#, false, &[]);
         assert_eq!(bad.err(), Some(ErrorKind::InvalidClaim));
-        let (_, r) = parse::<OnlySub>(br#"{"sub":"a","exp":5}"#, false).expect("parse");
+        let (_, r) = parse::<OnlySub>(br#"{"sub":"a","exp":5}"#, false, &[]).expect("parse");
         assert_eq!(r.exp, Some(5.0));
     }
 
     #[test]
     fn duplicates_arrays_and_bad_types_are_refused() {
         assert_eq!(
-            parse::<IgnoredAny>(br#"{"exp":1,"exp":2}"#, false).err(),
+            parse::<IgnoredAny>(br#"{"exp":1,"exp":2}"#, false, &[]).err(),
             Some(ErrorKind::InvalidClaim)
         );
         assert_eq!(
-            parse::<IgnoredAny>(b"[1,2]", false).err(),
+            parse::<IgnoredAny>(b"[1,2]", false, &[]).err(),
             Some(ErrorKind::Malformed)
         );
         assert_eq!(
-            parse::<IgnoredAny>(br#"{"exp":null}"#, false).err(),
+            parse::<IgnoredAny>(br#"{"exp":null}"#, false, &[]).err(),
             Some(ErrorKind::InvalidClaim)
         );
         assert_eq!(
-            parse::<IgnoredAny>(br#"{"aud":5}"#, false).err(),
+            parse::<IgnoredAny>(br#"{"aud":5}"#, false, &[]).err(),
             Some(ErrorKind::InvalidClaim)
         );
         assert_eq!(
-            parse::<IgnoredAny>(br#"{"a":1"#, false).err(),
+            parse::<IgnoredAny>(br#"{"a":1"#, false, &[]).err(),
             Some(ErrorKind::Malformed)
         );
         assert_eq!(
-            parse::<IgnoredAny>(br#"{"a":1} trailing"#, false).err(),
+            parse::<IgnoredAny>(br#"{"a":1} trailing"#, false, &[]).err(),
             Some(ErrorKind::Malformed)
         );
     }
 
     #[test]
     fn escaped_claim_names_are_recognised() {
-        let (_, r) = parse::<IgnoredAny>(br#"{"\u0065xp":7}"#, false).expect("parse");
+        let (_, r) = parse::<IgnoredAny>(br#"{"\u0065xp":7}"#, false, &[]).expect("parse");
         assert_eq!(r.exp, Some(7.0));
     }
 }

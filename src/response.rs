@@ -20,6 +20,8 @@ pub struct Rejection {
     error: AuthError,
     realm: Option<Arc<str>>,
     retry_after: Option<Duration>,
+    /// For 403: the permissions the request needs, and whether one of them is enough.
+    scope: Option<(String, bool)>,
 }
 
 impl Rejection {
@@ -28,6 +30,20 @@ impl Rejection {
             error: AuthError::new(kind),
             realm,
             retry_after: None,
+            scope: None,
+        }
+    }
+
+    /// A 403 naming the permissions the request needs (`any_of`: one of them is enough).
+    pub(crate) fn insufficient<'a>(
+        realm: Option<Arc<str>>,
+        needed: impl IntoIterator<Item = &'a str>,
+        any_of: bool,
+    ) -> Self {
+        let scope = needed.into_iter().collect::<Vec<_>>().join(" ");
+        Self {
+            scope: Some((scope, any_of)),
+            ..Self::new(ErrorKind::InsufficientPermission, realm)
         }
     }
 
@@ -48,6 +64,22 @@ impl Rejection {
         self.error.status()
     }
 
+    /// For 403 answers, the permissions the request needs, space-delimited (the `scope`
+    /// parameter of the challenge).
+    #[must_use]
+    pub fn required_scope(&self) -> Option<&str> {
+        self.scope.as_ref().map(|(scope, _)| scope.as_str())
+    }
+
+    /// The client-safe description of this rejection.
+    #[must_use]
+    pub fn description(&self) -> &'static str {
+        match &self.scope {
+            Some((_, true)) => "one of the listed permissions is required",
+            _ => self.error.description(),
+        }
+    }
+
     /// How long the client should wait before retrying, for 503 answers.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
@@ -65,13 +97,16 @@ impl Rejection {
         if self.error.kind() == ErrorKind::KeysUnavailable {
             return None;
         }
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(3);
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(4);
         if let Some(realm) = &self.realm {
             params.push(("realm", realm));
         }
         if let Some(code) = self.error.error_code() {
             params.push(("error", code));
-            params.push(("error_description", self.error.description()));
+            params.push(("error_description", self.description()));
+        }
+        if let Some((scope, _)) = &self.scope {
+            params.push(("scope", scope));
         }
         let mut challenge = String::from("Bearer");
         for (i, (name, value)) in params.into_iter().enumerate() {
@@ -181,10 +216,13 @@ impl ErrorResponder for JsonResponder {
                 "unauthorized"
             },
         );
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": code,
-            "error_description": rejection.error().description(),
+            "error_description": rejection.description(),
         });
+        if let Some(scope) = rejection.required_scope() {
+            body["scope"] = serde_json::Value::from(scope);
+        }
         *response.body_mut() = Bytes::from(body.to_string());
         response
             .headers_mut()
@@ -225,6 +263,16 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(resp.headers()[RETRY_AFTER], "1");
         assert!(resp.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn insufficient_scope_lists_the_permissions() {
+        let r = Rejection::insufficient(None, ["read", "audit"], true);
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            r.www_authenticate().expect("challenge"),
+            "Bearer error=\"insufficient_scope\", error_description=\"one of the listed permissions is required\", scope=\"read audit\""
+        );
     }
 
     #[test]

@@ -15,9 +15,10 @@ use crate::body::ResponseBody;
 use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::jwks::KeyStore;
+use crate::permission::Requirement;
 use crate::response::{ErrorResponder, Rejection};
 use crate::token::BearerToken;
-use crate::verify::{Verifier, header_kid};
+use crate::verify::{Verified, Verifier, header_kid};
 
 /// The service that authenticates requests; built by
 /// [`JwtAuthLayer`](crate::JwtAuthLayer).
@@ -79,13 +80,25 @@ impl AuthContext {
         self.responder
             .respond(&Rejection::new(kind, self.realm.clone()))
     }
+
+    /// The 403 for a guard whose requirement is not met.
+    pub(crate) fn reject_permission(&self, requirement: &Requirement) -> Response<Bytes> {
+        let rejection = Rejection::insufficient(
+            self.realm.clone(),
+            requirement.names().iter().map(AsRef::as_ref),
+            requirement.is_any_of(),
+        );
+        self.responder.respond(&rejection)
+    }
 }
 
 /// What authentication decided for one request.
 enum Outcome<C> {
-    Verified(C, BearerToken),
+    Verified(Verified<C>, BearerToken),
     Anonymous,
     Rejected(ErrorKind),
+    /// Verified, but without the layer-wide permissions.
+    Forbidden(Requirement),
     /// The keys must be waited for: the first load, or a refetch for an unknown `kid`.
     Wait(Arc<dyn KeyStore>, Wait, BearerToken),
 }
@@ -104,6 +117,16 @@ where
         AuthContext {
             realm: settings.realm.clone(),
             responder: Arc::clone(&settings.responder),
+        }
+    }
+
+    /// Applies the layer-wide permission requirement to a verified token.
+    fn admit(&self, verified: Verified<C>, token: BearerToken) -> Outcome<C> {
+        match &self.verifier.settings().required_permissions {
+            Some(required) if !required.is_met(&verified.permissions) => {
+                Outcome::Forbidden(required.clone())
+            }
+            _ => Outcome::Verified(verified, token),
         }
     }
 
@@ -130,7 +153,7 @@ where
             return Outcome::Wait(Arc::clone(store), Wait::FirstLoad, token);
         };
         match self.verifier.verify_with::<C>(&keys, token.as_str()) {
-            Ok(claims) => Outcome::Verified(claims, token),
+            Ok(verified) => self.admit(verified, token),
             Err(ErrorKind::UnknownKey) => match header_kid(token.as_str()) {
                 Some(kid) => Outcome::Wait(Arc::clone(store), Wait::UnknownKid(kid), token),
                 None => Outcome::Rejected(ErrorKind::UnknownKey),
@@ -138,6 +161,21 @@ where
             Err(kind) => Outcome::Rejected(kind),
         }
     }
+}
+
+/// What a verified request carries to the inner service.
+fn insert<C>(
+    extensions: &mut http::Extensions,
+    verified: Verified<C>,
+    token: BearerToken,
+    context: AuthContext,
+) where
+    C: Clone + Send + Sync + 'static,
+{
+    extensions.insert(verified.claims);
+    extensions.insert(verified.permissions);
+    extensions.insert(token);
+    extensions.insert(context);
 }
 
 fn reject(verifier: &Verifier, kind: ErrorKind, store: Option<&dyn KeyStore>) -> Response<Bytes> {
@@ -167,13 +205,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         match self.authenticate(&request) {
-            Outcome::Verified(claims, token) => {
-                let context = self.context();
-                let extensions = request.extensions_mut();
-                extensions.insert(claims);
-                extensions.insert(token);
-                extensions.insert(context);
+            Outcome::Verified(verified, token) => {
+                insert(request.extensions_mut(), verified, token, self.context());
                 ResponseFuture::inner(self.inner.call(request))
+            }
+            Outcome::Forbidden(requirement) => {
+                ResponseFuture::rejected(self.context().reject_permission(&requirement))
             }
             Outcome::Anonymous => {
                 request.extensions_mut().insert(self.context());
@@ -200,11 +237,13 @@ where
                         None => Err(missing),
                     };
                     match result {
-                        Ok(claims) => {
-                            let extensions = request.extensions_mut();
-                            extensions.insert(claims);
-                            extensions.insert(token);
-                            extensions.insert(context);
+                        Ok(verified) => {
+                            if let Some(required) = &verifier.settings().required_permissions
+                                && !required.is_met(&verified.permissions)
+                            {
+                                return Err(context.reject_permission(required));
+                            }
+                            insert(request.extensions_mut(), verified, token, context);
                             Ok(request)
                         }
                         Err(kind) => Err(reject(&verifier, kind, Some(&*store))),

@@ -18,7 +18,18 @@ use crate::config::{JwtAuthConfig, Settings, TypPolicy};
 use crate::error::{AuthError, ErrorKind};
 use crate::jwks::KeySet;
 use crate::payload::{self, Registered, Text};
+use crate::permission::{self, Permissions};
 use crate::time::unix_seconds;
+
+/// A verified token: its claims and what it may do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Verified<C> {
+    /// The claims, deserialized into the claims type.
+    pub claims: C,
+    /// The permissions from the configured permission claims.
+    pub permissions: Permissions,
+}
 
 /// Verifies tokens against a [`JwtAuthConfig`], outside of any tower stack.
 ///
@@ -34,7 +45,7 @@ use crate::time::unix_seconds;
 ///     .hmac_secret(vec![7u8; 32])
 ///     .build()?;
 /// let verifier = Verifier::new(cfg);
-/// let err = verifier.verify::<StandardClaims>("not-a-jwt").unwrap_err();
+/// let err = verifier.verify::<StandardClaims>("not.a.jwt").unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Malformed);
 /// # Ok::<(), tower_jwt_auth::ConfigError>(())
 /// ```
@@ -76,6 +87,16 @@ impl Verifier {
     /// [`ErrorKind::UnknownKey`] for a `kid` published since the last refresh. Use
     /// [`verify_async`](Self::verify_async) to wait as the layer does.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
+        self.verify_token(token).map(|verified| verified.claims)
+    }
+
+    /// Verifies `token` and returns its claims and [`Permissions`]; see
+    /// [`verify`](Self::verify).
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify).
+    pub fn verify_token<C: DeserializeOwned>(&self, token: &str) -> Result<Verified<C>, AuthError> {
         let s = self.settings();
         let store = s.store_for(token)?;
         let keys = store.current().ok_or(ErrorKind::KeysUnavailable)?;
@@ -88,7 +109,10 @@ impl Verifier {
     /// # Errors
     ///
     /// As [`verify`](Self::verify).
-    pub async fn verify_async<C: DeserializeOwned>(&self, token: &str) -> Result<C, AuthError> {
+    pub async fn verify_async<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, AuthError> {
         let store = Arc::clone(self.settings().store_for(token)?);
         let keys = match store.current() {
             Some(keys) => keys,
@@ -119,7 +143,7 @@ impl Verifier {
         &self,
         keys: &KeySet,
         token: &str,
-    ) -> Result<C, ErrorKind> {
+    ) -> Result<Verified<C>, ErrorKind> {
         let s = self.settings();
         if token.len() > s.max_token_len {
             return Err(ErrorKind::TokenTooLong);
@@ -150,7 +174,11 @@ impl Verifier {
         }
 
         let payload = b64(payload_b64)?;
-        let (claims, registered) = payload::parse::<C>(&payload, !s.required_claims.is_empty())?;
+        let (claims, registered) = payload::parse::<C>(
+            &payload,
+            !s.required_claims.is_empty(),
+            &s.permission_capture,
+        )?;
         self.check_claims(&registered)?;
         if let Some(template) = key.issuer() {
             // Entra publishes, per key, the issuer its tokens must carry; for the common
@@ -172,7 +200,15 @@ impl Verifier {
                 }
             }
         }
-        Ok(claims)
+        let permissions = permission::collect(
+            &s.permission_paths,
+            &s.permission_capture,
+            &registered.captured,
+        );
+        Ok(Verified {
+            claims,
+            permissions,
+        })
     }
 
     fn check_claims(&self, claims: &Registered<'_>) -> Result<(), ErrorKind> {
