@@ -1,5 +1,5 @@
-//! [`MockIssuer`]: a real OIDC issuer on 127.0.0.1 for tests: discovery, JWKS, key
-//! rotation and fault injection.
+//! [`MockIssuer`]: a real OIDC issuer on 127.0.0.1 for tests: discovery, JWKS, a token
+//! endpoint, key rotation and fault injection.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -34,6 +34,8 @@ pub enum Endpoint {
     Discovery,
     /// `/jwks.json`.
     Jwks,
+    /// `/oauth/token` (`client_credentials` and `password` grants).
+    Token,
 }
 
 /// A failure the mock issuer plays on an endpoint.
@@ -66,6 +68,19 @@ struct State {
     released: watch::Sender<u64>,
     counters: HashMap<Endpoint, AtomicUsize>,
     last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
+    accounts: Mutex<Accounts>,
+}
+
+/// Registered OAuth clients and users, for the token endpoint.
+#[derive(Default)]
+struct Accounts {
+    clients: HashMap<String, Account>,
+    users: HashMap<String, Account>,
+}
+
+struct Account {
+    secret: String,
+    permissions: Vec<String>,
 }
 
 struct Keys {
@@ -167,7 +182,7 @@ impl MockIssuerBuilder {
         };
         let base = format!("http://{addr}");
         let key = self.key.unwrap_or_else(TestKey::rsa);
-        let counters = [Endpoint::Discovery, Endpoint::Jwks]
+        let counters = [Endpoint::Discovery, Endpoint::Jwks, Endpoint::Token]
             .into_iter()
             .map(|e| (e, AtomicUsize::new(0)))
             .collect();
@@ -183,6 +198,7 @@ impl MockIssuerBuilder {
             released: watch::channel(0).0,
             counters,
             last_headers: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(Accounts::default()),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
         MockIssuer {
@@ -235,6 +251,8 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         Endpoint::Discovery
     } else if path == "/jwks.json" {
         Endpoint::Jwks
+    } else if path == "/oauth/token" {
+        Endpoint::Token
     } else {
         return respond(StatusCode::NOT_FOUND, "text/plain", "not found");
     };
@@ -275,6 +293,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         "application/json"
     };
     match endpoint {
+        Endpoint::Token => token_endpoint(state, request).await,
         Endpoint::Discovery => {
             let behaviour = lock(&state.behaviour);
             if let Some(document) = &behaviour.discovery_document {
@@ -287,6 +306,9 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             let document = json!({
                 "issuer": issuer,
                 "jwks_uri": format!("{}/jwks.json", state.base),
+                "token_endpoint": format!("{}/oauth/token", state.base),
+                "grant_types_supported": ["client_credentials", "password"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "response_types_supported": ["token"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
@@ -315,6 +337,194 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             response
         }
     }
+}
+
+/// An RFC 6749 section 5.2 error answer.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
+    let body = json!({"error": error, "error_description": description});
+    let mut response = respond(status, "application/json", body.to_string());
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"mock-issuer\""),
+        );
+    }
+    response
+}
+
+fn form_decode(value: &str) -> String {
+    form_urlencoded::parse(value.as_bytes())
+        .next()
+        .map(|(decoded, _)| decoded.into_owned())
+        .unwrap_or_default()
+}
+
+/// `client_id:client_secret` from HTTP Basic (RFC 6749 section 2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((form_decode(id), form_decode(secret)))
+}
+
+/// The permissions to grant: all of `granted`, or the requested subset.
+fn grant(granted: &[String], requested: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(requested) = requested else {
+        return Ok(granted.to_vec());
+    };
+    let mut out = Vec::new();
+    for scope in requested.split_ascii_whitespace() {
+        if !granted.iter().any(|g| g == scope) {
+            return Err(format!("scope {scope:?} is not granted"));
+        }
+        out.push(scope.to_owned());
+    }
+    Ok(out)
+}
+
+async fn token_endpoint(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    if request.method() != http::Method::POST {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "POST only");
+    }
+    let is_form = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let basic = basic_credentials(request.headers());
+    let used_basic = request.headers().contains_key(http::header::AUTHORIZATION);
+    let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "body too large"),
+    };
+    if !is_form {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
+    }
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let param = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let client = basic.or_else(|| {
+        Some((
+            param("client_id")?.to_owned(),
+            param("client_secret").unwrap_or("").to_owned(),
+        ))
+    });
+    let accounts = lock(&state.accounts);
+    let client_ok = client.as_ref().map(|(id, secret)| {
+        accounts
+            .clients
+            .get(id)
+            .is_some_and(|c| c.secret == *secret)
+    });
+    let invalid_client = || {
+        let status = if used_basic {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        oauth_error(status, "invalid_client", "unknown client or wrong secret")
+    };
+    let (subject, client_id, granted) = match param("grant_type") {
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is missing",
+            );
+        }
+        Some("client_credentials") => {
+            let (Some((id, _)), Some(true)) = (&client, client_ok) else {
+                return invalid_client();
+            };
+            let permissions = accounts
+                .clients
+                .get(id)
+                .map(|c| c.permissions.clone())
+                .unwrap_or_default();
+            (id.clone(), Some(id.clone()), permissions)
+        }
+        Some("password") => {
+            if client_ok == Some(false) {
+                return invalid_client();
+            }
+            let (Some(username), Some(password)) = (param("username"), param("password")) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                );
+            };
+            let Some(user) = accounts
+                .users
+                .get(username)
+                .filter(|u| u.secret == password)
+            else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "wrong username or password",
+                );
+            };
+            (
+                username.to_owned(),
+                client.map(|(id, _)| id),
+                user.permissions.clone(),
+            )
+        }
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only client_credentials and password are supported",
+            );
+        }
+    };
+    drop(accounts);
+    let scopes = match grant(&granted, param("scope")) {
+        Ok(scopes) => scopes,
+        Err(why) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &why),
+    };
+    let scope = scopes.join(" ");
+    let key = lock(&state.keys).active.clone();
+    let mut builder = TokenBuilder::new(&key)
+        .issuer(state.issuer.clone())
+        .audience(state.audience.clone())
+        .subject(subject)
+        .scope(scope.clone())
+        .typ("at+jwt")
+        .expires_in(Duration::from_secs(3600));
+    if let Some(client_id) = client_id {
+        builder = builder.claim("client_id", client_id);
+    }
+    let body = json!({
+        "access_token": builder.sign(),
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "scope": scope,
+    });
+    let mut response = respond(StatusCode::OK, "application/json", body.to_string());
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn add_cache_headers(response: &mut Response<Full<Bytes>>, behaviour: &Behaviour) {
@@ -499,6 +709,45 @@ impl MockIssuer {
     /// Serves this JSON as the discovery document (`None`: the issuer's own).
     pub fn set_discovery_document(&self, document: Option<Value>) {
         lock(&self.state.behaviour).discovery_document = document;
+    }
+
+    /// The token endpoint URL (`client_credentials` and `password` grants, form-encoded,
+    /// client secrets by HTTP Basic or in the body).
+    #[must_use]
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.state.base)
+    }
+
+    /// Registers an OAuth client for the `client_credentials` grant; its tokens carry
+    /// `sub` and `client_id` set to `id` and the granted permissions in `scope`.
+    pub fn add_client<I, S>(&self, id: &str, secret: &str, permissions: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let account = Account {
+            secret: secret.to_owned(),
+            permissions: permissions.into_iter().map(Into::into).collect(),
+        };
+        lock(&self.state.accounts)
+            .clients
+            .insert(id.to_owned(), account);
+    }
+
+    /// Registers a user for the `password` grant; its tokens carry `sub` set to the
+    /// username and the granted permissions in `scope`.
+    pub fn add_user<I, S>(&self, username: &str, password: &str, permissions: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let account = Account {
+            secret: password.to_owned(),
+            permissions: permissions.into_iter().map(Into::into).collect(),
+        };
+        lock(&self.state.accounts)
+            .users
+            .insert(username.to_owned(), account);
     }
 
     /// How many requests an endpoint has had.
