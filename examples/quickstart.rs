@@ -1,80 +1,114 @@
-//! Quickstart: a protected axum API and the answers it gives to real requests.
+//! Quickstart: a protected axum API, an identity provider, and the answers real requests
+//! get.
 //!
-//! Run it with `cargo run --example quickstart`. No network and no setup: the keys and
-//! tokens come from the crate's test kit, the server listens on 127.0.0.1 on a free port,
-//! and the program exits once every request is printed.
+//! Run it with `cargo run --example quickstart`. No network and no setup: an embedded
+//! mock issuer serves OIDC discovery and a JWKS on 127.0.0.1, the API finds its keys by
+//! discovery exactly as it would with Auth0, Keycloak or Entra ID, and the program exits
+//! once every request is printed.
 
 use std::error::Error;
 
 use axum::Router;
-use axum::routing::get;
-use tower_jwt_auth::testing::{TestKey, TokenBuilder};
-use tower_jwt_auth::{Claims, JwtAuthConfig, JwtAuthLayer, StandardClaims};
+use axum::routing::{get, post};
+use tower_jwt_auth::testing::MockIssuer;
+use tower_jwt_auth::{Claims, JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims};
 
-const ISSUER: &str = "https://idp.example.com/";
-const AUDIENCE: &str = "https://api.example.com";
+async fn list(Claims(claims): Claims<StandardClaims>) -> String {
+    format!("documents for {}", claims.sub.unwrap_or_default())
+}
 
-async fn me(Claims(claims): Claims<StandardClaims>) -> String {
-    format!("hello {}", claims.sub.unwrap_or_default())
+async fn create(Claims(claims): Claims<StandardClaims>) -> String {
+    format!("created by {}", claims.sub.unwrap_or_default())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    // The identity provider's signing key. In production the layer gets the public half
-    // from the issuer's JWKS; here we hand it the public key directly, as PEM.
-    let signing_key = TestKey::rsa();
-    let public_pem = signing_key.public_pem().ok_or("an RSA key has a PEM")?;
+    // 1. The identity provider. In production this is your IdP's issuer URL.
+    let idp = MockIssuer::start().await;
 
+    // 2. The API: reading needs `read`, creating needs `write`.
     let cfg = JwtAuthConfig::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .realm("quickstart")
-        .pem(public_pem)
+        .issuer(idp.issuer()) // keys come from {issuer}/.well-known/openid-configuration
+        .audience(idp.audience())
         .build()?;
-
     let app = Router::new()
-        .route("/me", get(me))
+        .route(
+            "/documents",
+            get(list).route_layer(RequirePermission("read")),
+        )
+        .route(
+            "/documents",
+            post(create).route_layer(RequirePermission("write")),
+        )
         .layer(JwtAuthLayer::new(cfg));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    println!("protected API on http://{addr}/me\n");
-
-    let token = || {
-        TokenBuilder::new(&signing_key)
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-    };
-    let cases = [
-        ("valid token", Some(token().subject("alice").sign())),
-        ("expired token", Some(token().expired().sign())),
-        ("wrong audience", Some(token().wrong_audience().sign())),
-        (
-            "signed by another key",
-            Some(token().signed_by_foreign_key().sign()),
-        ),
-        ("alg: none", Some(token().alg_none().sign())),
-        ("no token", None),
-    ];
+    println!(
+        "API on http://{addr}, identity provider on {}\n",
+        idp.issuer()
+    );
 
     let client = reqwest::Client::builder().no_proxy().build()?;
-    for (what, bearer) in cases {
-        let mut request = client.get(format!("http://{addr}/me"));
-        if let Some(bearer) = &bearer {
-            request = request.bearer_auth(bearer);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await?;
-        let why = challenge.unwrap_or(body);
-        println!("GET /me  {what:<22} -> {status}  {why}");
-    }
+    let call =
+        |method: &'static str, path: &'static str, token: Option<String>, what: &'static str| {
+            let client = client.clone();
+            async move {
+                let url = format!("http://{addr}{path}");
+                let mut request = client.request(method.parse()?, url);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await?;
+                let status = response.status();
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response.text().await?;
+                let why = challenge.unwrap_or(body);
+                println!("{method:<4} {path:<11} {what:<24} -> {status}  {why}");
+                Ok::<_, Box<dyn Error>>(())
+            }
+        };
+
+    let reader = || idp.token().subject("alice").permissions(["read"]);
+    let writer = || idp.token().subject("bob").permissions(["read", "write"]);
+    call("GET", "/documents", Some(reader().sign()), "read token").await?;
+    call("POST", "/documents", Some(reader().sign()), "read token").await?;
+    call("POST", "/documents", Some(writer().sign()), "write token").await?;
+    call(
+        "GET",
+        "/documents",
+        Some(reader().expired().sign()),
+        "expired token",
+    )
+    .await?;
+    call(
+        "GET",
+        "/documents",
+        Some(reader().wrong_audience().sign()),
+        "wrong audience",
+    )
+    .await?;
+    call(
+        "GET",
+        "/documents",
+        Some(reader().signed_by_foreign_key().sign()),
+        "forged signature",
+    )
+    .await?;
+    idp.rotate(); // the IdP publishes a new key and signs with it from now on
+    call(
+        "GET",
+        "/documents",
+        Some(reader().sign()),
+        "key rotated at the IdP",
+    )
+    .await?;
+    call("GET", "/documents", None, "no token").await?;
 
     server.abort();
     Ok(())

@@ -1,5 +1,5 @@
 //! What a caller may do: the [`Permissions`] of a verified token, and the
-//! [`RequirePermission`] guard that answers 403 without them.
+//! [`RequirePermission`](struct@RequirePermission) guard that answers 403 without them.
 //!
 //! The layer computes the permission set from the verified payload, whatever the claims
 //! type: the union of `permissions` (an array, as Auth0 sends it), `scope` (a
@@ -228,7 +228,7 @@ pub trait Permission: Send + Sync + 'static {
     const NAME: &'static str;
 }
 
-/// Declares marker types for [`RequirePermission<P>`] extractors.
+/// Declares marker types for [`RequirePermission<P>`](struct@RequirePermission) extractors.
 ///
 /// ```
 /// tower_jwt_auth::permission! {
@@ -253,7 +253,7 @@ macro_rules! permission {
     };
 }
 
-/// The type parameter of a [`RequirePermission`] built at run time (the guard layer).
+/// The type parameter of a [`RequirePermission`](struct@RequirePermission) built at run time (the guard layer).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Dynamic;
 
@@ -298,7 +298,7 @@ pub struct RequirePermission<P = Dynamic> {
     _permission: PhantomData<fn() -> P>,
 }
 
-/// A guard requiring one permission; see [`RequirePermission`].
+/// A guard requiring one permission; see [`RequirePermission`](struct@RequirePermission).
 #[allow(non_snake_case)]
 #[must_use]
 pub fn RequirePermission(permission: &'static str) -> RequirePermission {
@@ -406,7 +406,7 @@ impl<S> Layer<S> for RequirePermission<Dynamic> {
     }
 }
 
-/// The service of a [`RequirePermission`] layer.
+/// The service of a [`RequirePermission`](struct@RequirePermission) layer.
 #[derive(Clone)]
 pub struct RequirePermissionService<S> {
     inner: S,

@@ -106,3 +106,32 @@ fn a_document_without_keys_is_an_error_and_an_empty_one_is_not() {
         {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
     assert_eq!(KeySet::from_jwks_json(text).expect("loads").len(), 1);
 }
+
+#[test]
+fn exported_private_keys_sign_tokens_the_public_keys_verify() {
+    use tower_jwt_auth::testing::{TestKey, TokenBuilder};
+    use tower_jwt_auth::{JwtAuthConfig, StandardClaims, Verifier};
+    for key in [
+        TestKey::rsa(),
+        TestKey::ec_p256(),
+        TestKey::ec_p384(),
+        TestKey::ed25519(),
+        TestKey::hmac(),
+    ] {
+        let copy = TestKey::import_private(&key.export_private()).expect("round trip");
+        assert_eq!(copy.kid(), key.kid());
+        let cfg = JwtAuthConfig::builder()
+            .issuer("https://idp.example.com/")
+            .audience("api")
+            .key_set(key.key_set())
+            .build()
+            .expect("config");
+        let token = TokenBuilder::new(&copy)
+            .issuer("https://idp.example.com/")
+            .audience("api")
+            .sign();
+        let verified = Verifier::new(cfg).verify::<StandardClaims>(&token);
+        assert!(verified.is_ok(), "{:?}: {verified:?}", key.algorithm());
+    }
+    assert!(TestKey::import_private(&serde_json::json!({"kid": "x"})).is_err());
+}

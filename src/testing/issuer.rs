@@ -135,6 +135,7 @@ pub struct MockIssuerBuilder {
     key: Option<TestKey>,
     audience: String,
     issuer_path: String,
+    port: u16,
 }
 
 impl fmt::Debug for MockIssuerBuilder {
@@ -166,13 +167,21 @@ impl MockIssuerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a free port and starts serving.
+    /// A fixed port on 127.0.0.1 instead of one the OS picks (for manual testing,
+    /// where the issuer URL must stay the same between runs).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Binds 127.0.0.1 (on a free port unless [`port`](Self::port) was given) and
+    /// starts serving.
     ///
     /// # Panics
     ///
-    /// If no loopback port can be bound, or outside a tokio runtime.
+    /// If the loopback port cannot be bound, or outside a tokio runtime.
     pub async fn start(self) -> MockIssuer {
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
+        let listener = match TcpListener::bind(("127.0.0.1", self.port)).await {
             Ok(listener) => listener,
             Err(e) => panic!("mock issuer cannot bind 127.0.0.1: {e}"),
         };
@@ -561,6 +570,7 @@ impl MockIssuer {
             key: None,
             audience: DEFAULT_AUDIENCE.to_owned(),
             issuer_path: String::new(),
+            port: 0,
         }
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
@@ -305,6 +305,84 @@ impl TestKey {
             Kind::Hmac => Self::hmac(),
         };
         key.with_kid(self.kid.clone())
+    }
+
+    /// The private key as JSON, to save it between runs of a manual test setup:
+    /// `{"kid", "alg", "pkcs8"}` (base64 PKCS#8) or, for HMAC, `{"kid", "alg", "secret"}`.
+    /// Test keys only: the file holds the private key in the clear.
+    ///
+    /// # Panics
+    ///
+    /// If the crypto library cannot serialize the key.
+    #[must_use]
+    pub fn export_private(&self) -> Value {
+        let der = match &*self.private {
+            Private::Rsa(pair) => {
+                AsDer::<Pkcs8V1Der<'static>>::as_der(pair).map(|d| d.as_ref().to_vec())
+            }
+            Private::Ec(pair, _) => pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
+            Private::Ed25519(pair) => pair.to_pkcs8().map(|d| d.as_ref().to_vec()),
+            Private::Hmac(secret) => {
+                return json!({
+                    "kid": self.kid,
+                    "alg": "HS256",
+                    "secret": URL_SAFE_NO_PAD.encode(secret),
+                });
+            }
+        };
+        json!({
+            "kid": self.kid,
+            "alg": self.algorithm().as_str(),
+            "pkcs8": STANDARD.encode(generated(der)),
+        })
+    }
+
+    /// Reads a key written by [`export_private`](Self::export_private).
+    ///
+    /// # Errors
+    ///
+    /// A message if the JSON is not such a key.
+    pub fn import_private(value: &Value) -> Result<Self, String> {
+        let field = |name: &str| {
+            value[name]
+                .as_str()
+                .ok_or_else(|| format!("private key JSON lacks {name:?}"))
+        };
+        let kid = field("kid")?.to_owned();
+        let alg: Algorithm = field("alg")?
+            .parse()
+            .map_err(|_| "unknown alg in private key JSON".to_owned())?;
+        let private = if alg.is_hmac() {
+            let secret = URL_SAFE_NO_PAD
+                .decode(field("secret")?)
+                .map_err(|_| "secret is not base64url".to_owned())?;
+            Private::Hmac(secret)
+        } else {
+            let der = STANDARD
+                .decode(field("pkcs8")?)
+                .map_err(|_| "pkcs8 is not base64".to_owned())?;
+            let bad = |e: aws_lc_rs::error::KeyRejected| format!("PKCS#8 key rejected: {e}");
+            match alg {
+                Algorithm::ES256 => Private::Ec(
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                        .map_err(bad)?,
+                    alg,
+                ),
+                Algorithm::ES384 => Private::Ec(
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &der)
+                        .map_err(bad)?,
+                    alg,
+                ),
+                Algorithm::EdDSA => {
+                    Private::Ed25519(Ed25519KeyPair::from_pkcs8(&der).map_err(bad)?)
+                }
+                _ => Private::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(bad)?),
+            }
+        };
+        Ok(Self {
+            kid,
+            private: Arc::new(private),
+        })
     }
 
     /// Signs `message` with `alg`.

@@ -1,0 +1,154 @@
+//! An axum API protected by tower-jwt-auth: the shape of a real resource server.
+//!
+//! ```sh
+//! # Against your identity provider (discovery at {JWT_ISSUER}/.well-known/openid-configuration):
+//! JWT_ISSUER=https://your-tenant.eu.auth0.com/ JWT_AUDIENCE=https://api.example.com \
+//!     cargo run --example axum_server
+//!
+//! # With no JWT_ISSUER, an embedded mock issuer starts and ready-to-paste curl commands
+//! # with tokens are printed:
+//! cargo run --example axum_server
+//! ```
+//!
+//! `LISTEN_ADDR` sets the address (default `127.0.0.1:3000`). Routes:
+//! `GET /health` (public), `GET /me` (any valid token: the claims as JSON),
+//! `GET /documents` (needs `read`), `POST /documents` (needs `write`, answers 201).
+//! Permissions come from the `permissions` array or the space-delimited `scope`.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_jwt_auth::testing::MockIssuer;
+use tower_jwt_auth::{Claims, JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims};
+
+/// A stored document.
+#[derive(Debug, Clone, Serialize)]
+struct Document {
+    id: String,
+    title: String,
+    owner: String,
+}
+
+/// The body of `POST /documents`.
+#[derive(Debug, Deserialize)]
+struct NewDocument {
+    title: String,
+}
+
+type Store = Arc<Mutex<Vec<Document>>>;
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
+    Json(claims)
+}
+
+async fn list(State(store): State<Store>) -> Json<Vec<Document>> {
+    let documents = store.lock().map(|d| d.clone()).unwrap_or_default();
+    Json(documents)
+}
+
+async fn create(
+    State(store): State<Store>,
+    Claims(claims): Claims<StandardClaims>,
+    Json(new): Json<NewDocument>,
+) -> (StatusCode, Json<Document>) {
+    let mut documents = match store.lock() {
+        Ok(documents) => documents,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let document = Document {
+        id: (documents.len() + 1).to_string(),
+        title: new.title,
+        owner: claims.sub.unwrap_or_default(),
+    };
+    documents.push(document.clone());
+    (StatusCode::CREATED, Json(document))
+}
+
+/// The application: `/health` outside the auth layer, everything else behind it.
+pub(crate) fn app(auth: JwtAuthLayer) -> Router {
+    let store: Store = Arc::default();
+    let protected = Router::new()
+        .route("/me", get(me))
+        .route(
+            "/documents",
+            get(list).route_layer(RequirePermission("read")),
+        )
+        .route(
+            "/documents",
+            post(create).route_layer(RequirePermission("write")),
+        )
+        .layer(auth)
+        .with_state(store);
+    Router::new().route("/health", get(health)).merge(protected)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let listen: SocketAddr = std::env::var("LISTEN_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
+    let audience =
+        std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "https://api.example.com".into());
+
+    // Without JWT_ISSUER, an embedded mock issuer stands in for the identity provider.
+    let mock = match std::env::var("JWT_ISSUER") {
+        Ok(_) => None,
+        Err(_) => {
+            let issuer = MockIssuer::builder()
+                .audience(audience.clone())
+                .start()
+                .await;
+            issuer.add_client("demo-client", "demo-secret", ["read", "write"]);
+            Some(issuer)
+        }
+    };
+    let issuer_url = match (&mock, std::env::var("JWT_ISSUER")) {
+        (Some(mock), _) => mock.issuer().to_owned(),
+        (None, Ok(url)) => url,
+        (None, Err(e)) => return Err(e.into()),
+    };
+
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer_url.clone())
+        .audience(audience)
+        .build()?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    println!("API on http://{addr} (issuer {issuer_url})");
+
+    if let Some(mock) = &mock {
+        let read = mock.token().subject("reader").permissions(["read"]).sign();
+        let write = mock
+            .token()
+            .subject("writer")
+            .permissions(["read", "write"])
+            .sign();
+        println!("\nA read-only token and a read-write token from the embedded issuer:\n");
+        println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {read}'\n");
+        println!(
+            "curl -i -X POST http://{addr}/documents -H 'Authorization: Bearer {write}' \\\n  -H 'Content-Type: application/json' -d '{{\"title\":\"hello\"}}'\n"
+        );
+        println!("Or get one from the token endpoint:\n");
+        println!(
+            "curl -s {} -d grant_type=client_credentials -d client_id=demo-client -d client_secret=demo-secret\n",
+            mock.token_url()
+        );
+    }
+
+    axum::serve(listener, app(JwtAuthLayer::new(cfg)))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The examples new users start from: the `axum_server` contract (DESIGN section 7)
+//! exercised end to end through the example's own router, and the Postman collection
+//! checked for structure and then run, request by request, against that router and a
+//! live MockIssuer.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/axum_server.rs"]
+mod axum_server;
+
+use std::collections::HashMap;
+
+use http::StatusCode;
+use serde_json::Value;
+use support::{Server, client};
+use tower_jwt_auth::testing::MockIssuer;
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
+
+async fn example_server(issuer: &MockIssuer) -> Server {
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .http_client(client())
+        .build()
+        .expect("config");
+    Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
+}
+
+#[tokio::test]
+async fn axum_server_contract() {
+    let issuer = MockIssuer::start().await;
+    let server = example_server(&issuer).await;
+    let c = &server.client;
+
+    // GET /health is public.
+    let health = c.get(server.url("/health")).send().await.expect("health");
+    assert_eq!(health.status(), 200);
+
+    // GET /me: any valid token, the claims as JSON.
+    server.get("/me", &[]).await.assert_no_token();
+    let plain = issuer.token().subject("carol").sign();
+    let me = server
+        .get("/me", &[("authorization", &format!("Bearer {plain}"))])
+        .await;
+    me.assert_ok();
+    let claims: Value = serde_json::from_str(&me.body).expect("json");
+    assert_eq!(claims["sub"], "carol");
+    assert_eq!(claims["iss"], Value::from(issuer.issuer()));
+
+    // GET /documents needs read (from `permissions` or `scope`).
+    let documents = |token: &str| {
+        let request = c.get(server.url("/documents")).bearer_auth(token);
+        async move { support::answer(request.send().await.expect("list")).await }
+    };
+    let forbidden = documents(&plain).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forbidden.error_code().as_deref(),
+        Some("insufficient_scope")
+    );
+    documents(&issuer.token().permissions(["read"]).sign())
+        .await
+        .assert_ok();
+    documents(&issuer.token().scope("read").sign())
+        .await
+        .assert_ok();
+
+    // POST /documents needs write and answers 201 with the caller as owner.
+    let create = |token: String| {
+        let request = c
+            .post(server.url("/documents"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"title": "minutes"}));
+        async move { support::answer(request.send().await.expect("create")).await }
+    };
+    let denied = create(issuer.token().scope("read").sign()).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let created = create(issuer.token().subject("dave").scope("read write").sign()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let document: Value = serde_json::from_str(&created.body).expect("json");
+    assert_eq!(document["owner"], "dave");
+    assert_eq!(document["title"], "minutes");
+    let listed = documents(&issuer.token().permissions(["read"]).sign()).await;
+    assert!(listed.body.contains("minutes"));
+}
+
+// ---- the Postman collection ---------------------------------------------------------
+
+fn collection() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/postman/tower-jwt-auth.postman_collection.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("collection")).expect("JSON")
+}
+
+fn substitute(text: &str, vars: &HashMap<String, String>) -> String {
+    let mut out = text.to_owned();
+    for (key, value) in vars {
+        out = out.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    out
+}
+
+#[test]
+fn postman_collection_is_well_formed() {
+    let c = collection();
+    assert_eq!(
+        c["info"]["schema"],
+        "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+    );
+    let variables: Vec<&str> = c["variable"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .map(|v| v["key"].as_str().expect("key"))
+        .collect();
+    let items = c["item"].as_array().expect("items");
+    assert!(items.len() >= 5);
+    for item in items {
+        let request = &item["request"];
+        let raw = request["url"]["raw"].as_str().expect("url");
+        // Every URL starts with a collection variable, never a hard-coded host.
+        let var = raw
+            .strip_prefix("{{")
+            .and_then(|r| r.split_once("}}"))
+            .map(|(v, _)| v)
+            .expect("URL starts with a variable");
+        assert!(variables.contains(&var), "{raw}");
+        // Every {{variable}} used anywhere in the item is defined.
+        let text = item.to_string();
+        for used in text
+            .split("{{")
+            .skip(1)
+            .filter_map(|s| s.split_once("}}").map(|(v, _)| v))
+        {
+            assert!(variables.contains(&used), "undefined variable {used}");
+        }
+        // Every request asserts its status.
+        let script = item["event"][0]["script"]["exec"].to_string();
+        assert!(script.contains("have.status("), "{}", item["name"]);
+    }
+}
+
+#[tokio::test]
+async fn postman_collection_runs_against_the_example_api() {
+    let issuer = MockIssuer::start().await;
+    issuer.add_client("demo-client", "demo-secret", ["read", "write"]);
+    let server = example_server(&issuer).await;
+    let c = collection();
+    let mut vars: HashMap<String, String> = c["variable"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .map(|v| {
+            (
+                v["key"].as_str().expect("key").to_owned(),
+                v["value"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    vars.insert("api_url".into(), format!("http://{}", server.addr));
+    vars.insert("issuer_url".into(), issuer.base_url().to_owned());
+
+    let http = client();
+    for item in c["item"].as_array().expect("items") {
+        let request = &item["request"];
+        let method: reqwest::Method = request["method"]
+            .as_str()
+            .expect("method")
+            .parse()
+            .expect("method");
+        let url = substitute(request["url"]["raw"].as_str().expect("url"), &vars);
+        let mut builder = http.request(method, url);
+        for header in request["header"].as_array().into_iter().flatten() {
+            builder = builder.header(
+                header["key"].as_str().expect("key"),
+                substitute(header["value"].as_str().expect("value"), &vars),
+            );
+        }
+        if request["auth"]["type"] == "bearer" {
+            let token = substitute(
+                request["auth"]["bearer"][0]["value"]
+                    .as_str()
+                    .expect("token"),
+                &vars,
+            );
+            builder = builder.bearer_auth(token);
+        }
+        match request["body"]["mode"].as_str() {
+            Some("urlencoded") => {
+                let form: Vec<(String, String)> = request["body"]["urlencoded"]
+                    .as_array()
+                    .expect("form")
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["key"].as_str().expect("key").to_owned(),
+                            substitute(f["value"].as_str().expect("value"), &vars),
+                        )
+                    })
+                    .collect();
+                builder = builder.form(&form);
+            }
+            Some("raw") => {
+                builder = builder.body(substitute(
+                    request["body"]["raw"].as_str().expect("raw"),
+                    &vars,
+                ));
+            }
+            _ => {}
+        }
+        let response = builder.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        let script = item["event"][0]["script"]["exec"].to_string();
+        let expected: u16 = script
+            .split("have.status(")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .and_then(|s| s.parse().ok())
+            .expect("expected status in the test script");
+        assert_eq!(status, expected, "{}: {body}", item["name"]);
+        if script.contains("collectionVariables.set(\\\"access_token\\\"") {
+            let json: Value = serde_json::from_str(&body).expect("token JSON");
+            vars.insert(
+                "access_token".into(),
+                json["access_token"].as_str().expect("token").to_owned(),
+            );
+        }
+    }
+}
