@@ -10,6 +10,7 @@ use http::request::Parts;
 
 use crate::error::ErrorKind;
 use crate::permission::{Permission, Permissions, RequirePermission, check_typed};
+use crate::response::Protocol;
 use crate::service::AuthContext;
 
 /// The verified claims of the request, put there by
@@ -78,7 +79,10 @@ where
         }
         match parts.extensions.get::<AuthContext>() {
             Some(context) => {
-                let response = context.reject(ErrorKind::MissingToken).map(Body::from);
+                let protocol = Protocol::of(&parts.headers);
+                let response = context
+                    .reject(ErrorKind::MissingToken, protocol)
+                    .map(Body::from);
                 Err(ClaimsRejection { response })
             }
             None => Err(missing_layer()),
@@ -128,8 +132,10 @@ where
     type Rejection = PermissionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        check_typed::<P>(&parts.extensions).map_err(|response| PermissionRejection {
-            response: response.map(Body::from),
+        check_typed::<P>(&parts.headers, &parts.extensions).map_err(|response| {
+            PermissionRejection {
+                response: response.map(Body::from),
+            }
         })
     }
 }

@@ -54,6 +54,8 @@
 //! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
 //!   for every broken token.
 //! - `axum`: extractors for axum handlers.
+//! - `tonic`: the [`crate::tonic`] module: claims from `tonic::Request`, status
+//!   mapping, an interceptor, `NamedService` for the layers.
 //!
 //! # Security decisions
 //!
@@ -89,6 +91,8 @@ mod verify;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use body::ResponseBody;
@@ -103,7 +107,8 @@ pub use jwks::remote::{JwksHealth, KeysStatus, RemoteJwks, RemoteOptions};
 pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
 pub use permission::{
-    Dynamic, Permission, Permissions, RequirePermission, RequirePermissionService,
+    Dynamic, MethodPermissions, MethodPermissionsService, Permission, Permissions,
+    RequirePermission, RequirePermissionService,
 };
 pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
 pub use service::JwtAuth;

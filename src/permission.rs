@@ -21,6 +21,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
+use crate::response::Protocol;
 use crate::service::AuthContext;
 
 /// The permissions of a verified request, inserted into request extensions by the layer.
@@ -346,15 +347,17 @@ impl<P: Permission> RequirePermission<P> {
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 pub(crate) fn check(
     requirement: &Requirement,
+    headers: &http::HeaderMap,
     extensions: &http::Extensions,
 ) -> Result<(), Response<bytes::Bytes>> {
     let Some(context) = extensions.get::<AuthContext>() else {
         return Err(missing_layer());
     };
+    let protocol = Protocol::of(headers);
     match extensions.get::<Permissions>() {
-        None => Err(context.reject(ErrorKind::MissingToken)),
+        None => Err(context.reject(ErrorKind::MissingToken, protocol)),
         Some(permissions) if requirement.is_met(permissions) => Ok(()),
-        Some(_) => Err(context.reject_permission(requirement)),
+        Some(_) => Err(context.reject_permission(requirement, protocol)),
     }
 }
 
@@ -362,10 +365,11 @@ pub(crate) fn check(
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 pub(crate) fn check_typed<P: Permission>(
+    headers: &http::HeaderMap,
     extensions: &http::Extensions,
 ) -> Result<RequirePermission<P>, Response<bytes::Bytes>> {
     let typed = RequirePermission::<P>::typed();
-    check(&typed.requirement, extensions).map(|()| typed)
+    check(&typed.requirement, headers, extensions).map(|()| typed)
 }
 
 /// A guard or extractor on a route no `JwtAuthLayer` covers: a wiring mistake.
@@ -435,7 +439,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match check(&self.requirement, request.extensions()) {
+        match check(&self.requirement, request.headers(), request.extensions()) {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(response) => ResponseFuture::rejected(response),
         }
@@ -480,5 +484,92 @@ mod tests {
         assert!(Requirement::All(Arc::from([Box::from("read")])).is_met(&p));
         assert!(!Requirement::All(Arc::from([Box::from("read"), Box::from("write")])).is_met(&p));
         assert!(Requirement::Any(Arc::from([Box::from("write"), Box::from("read")])).is_met(&p));
+    }
+}
+
+/// Permissions per gRPC method (or any request path), for one server that has read-only
+/// and write methods. Methods not listed need only a valid token.
+///
+/// ```
+/// use tower_jwt_auth::{MethodPermissions, RequirePermission};
+///
+/// let per_method = MethodPermissions::new()
+///     .method("/documents.v1.Documents/Get", RequirePermission("read"))
+///     .method("/documents.v1.Documents/Create", RequirePermission("write"));
+/// # let _ = per_method;
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct MethodPermissions {
+    methods: Arc<Vec<(Box<str>, Requirement)>>,
+}
+
+impl MethodPermissions {
+    /// No method guarded yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Guards the method with this full path (`/package.Service/Method`).
+    pub fn method(mut self, path: &str, guard: RequirePermission) -> Self {
+        Arc::make_mut(&mut self.methods).push((path.into(), guard.requirement));
+        self
+    }
+
+    fn requirement(&self, path: &str) -> Option<&Requirement> {
+        self.methods
+            .iter()
+            .find(|(p, _)| **p == *path)
+            .map(|(_, r)| r)
+    }
+}
+
+impl fmt::Debug for MethodPermissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.methods.iter().map(|(p, r)| (p, r)))
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for MethodPermissions {
+    type Service = MethodPermissionsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MethodPermissionsService {
+            inner,
+            methods: self.clone(),
+        }
+    }
+}
+
+/// The service of a [`MethodPermissions`] layer.
+#[derive(Clone, Debug)]
+pub struct MethodPermissionsService<S> {
+    inner: S,
+    methods: MethodPermissions,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MethodPermissionsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let verdict = match self.methods.requirement(request.uri().path()) {
+            Some(requirement) => check(requirement, request.headers(), request.extensions()),
+            None => Ok(()),
+        };
+        match verdict {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+            Err(response) => ResponseFuture::rejected(response),
+        }
     }
 }

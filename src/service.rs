@@ -16,7 +16,7 @@ use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::jwks::KeyStore;
 use crate::permission::Requirement;
-use crate::response::{ErrorResponder, Rejection};
+use crate::response::{ErrorResponder, Protocol, Rejection, render};
 use crate::token::BearerToken;
 use crate::verify::{Verified, Verifier, header_kid};
 
@@ -75,20 +75,31 @@ pub(crate) struct AuthContext {
 }
 
 impl AuthContext {
+    pub(crate) fn new(settings: &crate::config::Settings) -> Self {
+        Self {
+            realm: settings.realm.clone(),
+            responder: Arc::clone(&settings.responder),
+        }
+    }
+
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn reject(&self, kind: ErrorKind) -> Response<Bytes> {
-        self.responder
-            .respond(&Rejection::new(kind, self.realm.clone()))
+    pub(crate) fn reject(&self, kind: ErrorKind, protocol: Protocol) -> Response<Bytes> {
+        let rejection = Rejection::new(kind, self.realm.clone());
+        render(&*self.responder, &rejection, protocol)
     }
 
     /// The 403 for a guard whose requirement is not met.
-    pub(crate) fn reject_permission(&self, requirement: &Requirement) -> Response<Bytes> {
+    pub(crate) fn reject_permission(
+        &self,
+        requirement: &Requirement,
+        protocol: Protocol,
+    ) -> Response<Bytes> {
         let rejection = Rejection::insufficient(
             self.realm.clone(),
             requirement.names().iter().map(AsRef::as_ref),
             requirement.is_any_of(),
         );
-        self.responder.respond(&rejection)
+        render(&*self.responder, &rejection, protocol)
     }
 }
 
@@ -113,11 +124,7 @@ where
     C: DeserializeOwned,
 {
     fn context(&self) -> AuthContext {
-        let settings = self.verifier.settings();
-        AuthContext {
-            realm: settings.realm.clone(),
-            responder: Arc::clone(&settings.responder),
-        }
+        AuthContext::new(self.verifier.settings())
     }
 
     /// Applies the layer-wide permission requirement to a verified token.
@@ -164,7 +171,7 @@ where
 }
 
 /// What a verified request carries to the inner service.
-fn insert<C>(
+pub(crate) fn insert<C>(
     extensions: &mut http::Extensions,
     verified: Verified<C>,
     token: BearerToken,
@@ -178,7 +185,12 @@ fn insert<C>(
     extensions.insert(context);
 }
 
-fn reject(verifier: &Verifier, kind: ErrorKind, store: Option<&dyn KeyStore>) -> Response<Bytes> {
+fn reject(
+    verifier: &Verifier,
+    kind: ErrorKind,
+    store: Option<&dyn KeyStore>,
+    protocol: Protocol,
+) -> Response<Bytes> {
     let settings = verifier.settings();
     tracing::debug!(error = kind.description(), "request rejected");
     let mut rejection = Rejection::new(kind, settings.realm.clone());
@@ -186,7 +198,7 @@ fn reject(verifier: &Verifier, kind: ErrorKind, store: Option<&dyn KeyStore>) ->
         let after = store.map_or(Duration::from_secs(1), KeyStore::retry_after);
         rejection = rejection.with_retry_after(after);
     }
-    settings.responder.respond(&rejection)
+    render(&*settings.responder, &rejection, protocol)
 }
 
 impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C>
@@ -210,19 +222,24 @@ where
                 ResponseFuture::inner(self.inner.call(request))
             }
             Outcome::Forbidden(requirement) => {
-                ResponseFuture::rejected(self.context().reject_permission(&requirement))
+                let protocol = Protocol::of(request.headers());
+                ResponseFuture::rejected(self.context().reject_permission(&requirement, protocol))
             }
             Outcome::Anonymous => {
                 request.extensions_mut().insert(self.context());
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Outcome::Rejected(kind) => ResponseFuture::rejected(reject(&self.verifier, kind, None)),
+            Outcome::Rejected(kind) => {
+                let protocol = Protocol::of(request.headers());
+                ResponseFuture::rejected(reject(&self.verifier, kind, None, protocol))
+            }
             Outcome::Wait(store, wait, token) => {
                 // The readied service goes with the future; this one takes a fresh clone.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let verifier = self.verifier.clone();
                 let context = self.context();
+                let protocol = Protocol::of(request.headers());
                 let auth = Box::pin(async move {
                     let (keys, missing) = match wait {
                         Wait::FirstLoad => {
@@ -241,12 +258,12 @@ where
                             if let Some(required) = &verifier.settings().required_permissions
                                 && !required.is_met(&verified.permissions)
                             {
-                                return Err(context.reject_permission(required));
+                                return Err(context.reject_permission(required, protocol));
                             }
                             insert(request.extensions_mut(), verified, token, context);
                             Ok(request)
                         }
-                        Err(kind) => Err(reject(&verifier, kind, Some(&*store))),
+                        Err(kind) => Err(reject(&verifier, kind, Some(&*store), protocol)),
                     }
                 });
                 ResponseFuture::authenticating(auth, ready)

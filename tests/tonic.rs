@@ -1,0 +1,287 @@
+//! gRPC over real HTTP/2: the example's tonic server on 127.0.0.1:0, a real tonic client,
+//! and the live MockIssuer. Rejections must be gRPC statuses, not HTTP errors.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/tonic_server.rs"]
+mod tonic_server;
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use tonic_server::proto::documents_client::DocumentsClient;
+use tonic_server::proto::{CreateRequest, GetRequest};
+use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
+use tower_jwt_auth::{JwtAuthConfig, RemoteOptions};
+
+struct Grpc {
+    addr: std::net::SocketAddr,
+    channel: Channel,
+    client: DocumentsClient<Channel>,
+}
+
+fn options() -> RemoteOptions {
+    RemoteOptions::new()
+        .http_client(support::client())
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+}
+
+async fn start(issuer: &MockIssuer) -> Grpc {
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .remote_options(options())
+        .build()
+        .expect("config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(tonic_server::serve(listener, cfg, std::future::pending()));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    Grpc {
+        addr,
+        client: DocumentsClient::new(channel.clone()),
+        channel,
+    }
+}
+
+fn with_token<T>(message: T, authorization: Option<String>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(value) = authorization {
+        let value: MetadataValue<_> = value.parse().expect("metadata");
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+impl Grpc {
+    async fn create(&mut self, authorization: Option<String>) -> Result<String, tonic::Status> {
+        let request = with_token(
+            CreateRequest {
+                title: "memo".into(),
+            },
+            authorization,
+        );
+        self.client
+            .create(request)
+            .await
+            .map(|r| r.into_inner().owner)
+    }
+
+    async fn get(&mut self, authorization: Option<String>) -> Result<String, tonic::Status> {
+        let request = with_token(GetRequest { id: "1".into() }, authorization);
+        self.client.get(request).await.map(|r| r.into_inner().title)
+    }
+}
+
+fn bearer(token: &str) -> Option<String> {
+    Some(format!("Bearer {token}"))
+}
+
+#[tokio::test]
+async fn valid_token_reaches_the_handler_with_its_claims() {
+    let issuer = MockIssuer::start().await;
+    let mut grpc = start(&issuer).await;
+    let writer = issuer
+        .token()
+        .subject("erin")
+        .permissions(["read", "write"])
+        .sign();
+    assert_eq!(grpc.create(bearer(&writer)).await.expect("create"), "erin");
+    assert_eq!(grpc.get(bearer(&writer)).await.expect("get"), "memo");
+}
+
+#[tokio::test]
+async fn invalid_tokens_are_unauthenticated() {
+    let issuer = MockIssuer::start().await;
+    let mut grpc = start(&issuer).await;
+    let cases = [
+        ("no token", None),
+        (
+            "expired",
+            bearer(&issuer.token().permissions(["read"]).expired().sign()),
+        ),
+        (
+            "wrong audience",
+            bearer(&issuer.token().permissions(["read"]).wrong_audience().sign()),
+        ),
+        (
+            "bad signature",
+            bearer(
+                &issuer
+                    .token()
+                    .permissions(["read"])
+                    .signed_by_foreign_key()
+                    .sign(),
+            ),
+        ),
+        ("malformed credentials", Some("Bearer".to_owned())),
+    ];
+    for (what, authorization) in cases {
+        let status = grpc.get(authorization).await.expect_err(what);
+        assert_eq!(status.code(), Code::Unauthenticated, "{what}: {status:?}");
+        assert!(
+            !status.message().contains("eyJ"),
+            "no token content in {status:?}"
+        );
+    }
+    let status = grpc
+        .get(bearer(
+            &issuer.token().permissions(["read"]).expired().sign(),
+        ))
+        .await
+        .expect_err("expired");
+    assert_eq!(status.message(), "token expired");
+}
+
+#[tokio::test]
+async fn lowercase_bearer_is_accepted() {
+    let issuer = MockIssuer::start().await;
+    let mut grpc = start(&issuer).await;
+    let token = issuer.token().permissions(["write"]).sign();
+    grpc.create(Some(format!("bearer {token}")))
+        .await
+        .expect("create");
+}
+
+#[tokio::test]
+async fn read_token_on_the_write_method_is_permission_denied() {
+    let issuer = MockIssuer::start().await;
+    let mut grpc = start(&issuer).await;
+    let reader = issuer.token().permissions(["read"]).sign();
+    let status = grpc.create(bearer(&reader)).await.expect_err("denied");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(status.message(), "insufficient permission");
+    // The read method is fine with it (NOT_FOUND: the document does not exist).
+    let status = grpc.get(bearer(&reader)).await.expect_err("no document");
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn idp_down_at_startup_is_unavailable_then_ok() {
+    let issuer = MockIssuer::start().await;
+    issuer.set_fault(Endpoint::Discovery, Fault::Down);
+    let mut grpc = start(&issuer).await;
+    let writer = issuer.token().permissions(["write"]).sign();
+    let status = grpc.create(bearer(&writer)).await.expect_err("unavailable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    issuer.clear_faults();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match grpc.create(bearer(&writer)).await {
+            Ok(_) => break,
+            Err(status) => assert_eq!(status.code(), Code::Unavailable),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_method_is_unimplemented_with_a_token_and_unauthenticated_without() {
+    let issuer = MockIssuer::start().await;
+    let grpc = start(&issuer).await;
+    let mut raw = tonic::client::Grpc::new(grpc.channel.clone());
+    let path = http::uri::PathAndQuery::from_static("/documents.v1.Documents/Delete");
+    for (authorization, expected) in [
+        (bearer(&issuer.token().sign()), Code::Unimplemented),
+        (None, Code::Unauthenticated),
+    ] {
+        raw.ready().await.expect("ready");
+        let request = with_token(GetRequest { id: "1".into() }, authorization);
+        let codec = tonic_prost::ProstCodec::<GetRequest, GetRequest>::default();
+        let status = raw
+            .unary(request, path.clone(), codec)
+            .await
+            .expect_err("no such method");
+        assert_eq!(status.code(), expected, "{status:?}");
+    }
+}
+
+#[tokio::test]
+async fn plain_http_requests_on_the_same_layer_get_http_statuses() {
+    let issuer = MockIssuer::start().await;
+    let grpc = start(&issuer).await;
+    let url = format!("http://{}/documents.v1.Documents/Get", grpc.addr);
+    let answer = support::answer(support::client().post(&url).send().await.expect("http")).await;
+    answer.assert_no_token();
+    let expired = issuer.token().expired().sign();
+    let answer = support::answer(
+        support::client()
+            .post(&url)
+            .bearer_auth(expired)
+            .send()
+            .await
+            .expect("http"),
+    )
+    .await;
+    answer.assert_invalid_token("token expired");
+}
+
+#[tokio::test]
+async fn interceptor_checks_tokens_with_loaded_keys() {
+    use tonic::service::Interceptor;
+    use tower_jwt_auth::StandardClaims;
+    use tower_jwt_auth::tonic::{JwtInterceptor, RequestExt};
+
+    let issuer = MockIssuer::start().await;
+    // The first load is held open: a synchronous check cannot wait for it.
+    issuer.set_fault(Endpoint::Discovery, Fault::Hold);
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .remote_options(options())
+        .build()
+        .expect("config");
+    let mut interceptor = JwtInterceptor::new(cfg.clone());
+    let token = issuer.token().subject("frank").permissions(["read"]).sign();
+    let status = interceptor
+        .call(with_token((), bearer(&token)))
+        .expect_err("not loaded");
+    assert_eq!(status.code(), Code::Unavailable);
+    issuer.clear_faults();
+    issuer.release();
+    assert!(cfg.wait_until_ready(Duration::from_secs(5)).await);
+    let request = interceptor
+        .call(with_token((), bearer(&token)))
+        .expect("verified");
+    assert_eq!(
+        request
+            .claims::<StandardClaims>()
+            .expect("claims")
+            .sub
+            .as_deref(),
+        Some("frank")
+    );
+    request.require_permission("read").expect("read");
+    assert_eq!(
+        request
+            .require_permission("write")
+            .expect_err("no write")
+            .code(),
+        Code::PermissionDenied
+    );
+    let status = interceptor
+        .call(with_token((), None))
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // A rotated key: refused once, refetched in the background, then accepted.
+    issuer.rotate();
+    let rotated = issuer.token().sign();
+    let status = interceptor
+        .call(with_token((), bearer(&rotated)))
+        .expect_err("unknown kid");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while interceptor.call(with_token((), bearer(&rotated))).is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "never refetched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
