@@ -12,7 +12,10 @@ use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
 use crate::jwks::remote::{JwksHealth, RemoteJwks, RemoteOptions};
 use crate::jwks::{KeySet, KeyStore, StaticKeys};
 use crate::permission::{ClaimPath, Requirement};
+use crate::resource::{ProtectedResourceMetadata, ResourceSettings};
+use crate::response::ChallengeParams;
 use crate::response::{DefaultResponder, ErrorResponder};
+use crate::service::AuthContext;
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
 
@@ -61,6 +64,11 @@ pub(crate) struct Settings {
     pub(crate) permission_capture: Vec<Box<str>>,
     /// Permissions every request needs, whatever the route.
     pub(crate) required_permissions: Option<Requirement>,
+    /// `realm` and `resource_metadata` for every challenge.
+    pub(crate) challenge: ChallengeParams,
+    /// What the layer puts into the extensions of the requests it lets through.
+    pub(crate) context: AuthContext,
+    pub(crate) metadata: Option<ProtectedResourceMetadata>,
     pub(crate) responder: Arc<dyn ErrorResponder>,
 }
 
@@ -201,6 +209,13 @@ impl JwtAuthConfig {
         self.settings.issuers.iter().map(IssuerMatch::as_str)
     }
 
+    /// The RFC 9728 metadata document and a service that serves it, when a
+    /// [`resource`](JwtAuthConfigBuilder::resource) is configured.
+    #[must_use]
+    pub fn protected_resource_metadata(&self) -> Option<ProtectedResourceMetadata> {
+        self.settings.metadata.clone()
+    }
+
     /// Health handles of the remote key stores, one per issuer or JWKS URL; empty when
     /// the keys are static.
     #[must_use]
@@ -296,6 +311,7 @@ pub struct JwtAuthConfigBuilder {
     any_tenant: bool,
     permission_paths: Vec<Option<ClaimPath>>,
     required_permissions: Vec<String>,
+    resource: Option<ResourceSettings>,
     responder: Arc<dyn ErrorResponder>,
 }
 
@@ -322,6 +338,7 @@ impl Default for JwtAuthConfigBuilder {
             any_tenant: false,
             permission_paths: Vec::new(),
             required_permissions: Vec::new(),
+            resource: None,
             responder: Arc::new(DefaultResponder),
         }
     }
@@ -560,6 +577,49 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// This API's resource identifier (RFC 9728): an https URL, usually the audience its
+    /// tokens carry. With it, every 401 and 403 challenge names the metadata document in
+    /// `resource_metadata="…"`, and [`JwtAuthConfig::protected_resource_metadata`] serves
+    /// that document (RFC 9728 section 3), listing the configured issuers as
+    /// `authorization_servers`.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource_mut().resource = resource.into();
+        self
+    }
+
+    /// The `resource_name` of the metadata document.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_mut().name = Some(name.into());
+        self
+    }
+
+    /// The `resource_documentation` URL of the metadata document.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_mut().documentation = Some(url.into());
+        self
+    }
+
+    /// The `scopes_supported` of the metadata document: the permissions clients may ask
+    /// for.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes = scopes.into_iter().map(Into::into);
+        self.resource_mut().scopes.extend(scopes);
+        self
+    }
+
+    fn resource_mut(&mut self) -> &mut ResourceSettings {
+        self.resource.get_or_insert_with(|| ResourceSettings {
+            resource: String::new(),
+            name: None,
+            documentation: None,
+            scopes: Vec::new(),
+        })
+    }
+
     /// How rejections are rendered; see [`ErrorResponder`].
     pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
         self.responder = Arc::new(responder);
@@ -645,6 +705,34 @@ impl JwtAuthConfigBuilder {
             )
         });
         let (keys, remotes, static_set) = self.key_source(&issuers)?;
+        let metadata = match &self.resource {
+            None => None,
+            Some(resource) if resource.resource.is_empty() => {
+                return Err(ConfigError::new(
+                    K::InvalidUrl,
+                    "resource_name, resource_documentation and scopes_supported need .resource(..)",
+                ));
+            }
+            Some(resource) => {
+                let (url, paths) = resource.locate()?;
+                Some(ProtectedResourceMetadata::new(
+                    resource,
+                    issuers.iter().map(IssuerMatch::as_str).collect(),
+                    self.token_source.reads_bearer_header(),
+                    url.into(),
+                    paths,
+                ))
+            }
+        };
+        let challenge = ChallengeParams {
+            realm: self.realm.clone().map(Into::into),
+            resource_metadata: metadata.as_ref().map(|m| m.url().into()),
+        };
+        let context = AuthContext::build(
+            challenge.clone(),
+            Arc::clone(&self.responder),
+            required_permissions.clone(),
+        );
         let algorithms = resolve_algorithms(self.algorithms, static_set.as_deref())?;
 
         Ok(JwtAuthConfig {
@@ -664,6 +752,9 @@ impl JwtAuthConfigBuilder {
                 permission_paths,
                 permission_capture,
                 required_permissions,
+                challenge,
+                context,
+                metadata,
                 responder: self.responder,
             }),
         })

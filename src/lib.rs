@@ -83,6 +83,7 @@ mod jwks;
 mod layer;
 mod payload;
 mod permission;
+mod resource;
 mod response;
 mod service;
 mod time;
@@ -110,6 +111,7 @@ pub use permission::{
     Dynamic, MethodPermissions, MethodPermissionsService, Permission, Permissions,
     RequirePermission, RequirePermissionService,
 };
+pub use resource::ProtectedResourceMetadata;
 pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
 pub use service::JwtAuth;
 pub use time::{Clock, ManualClock, SystemClock};

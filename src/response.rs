@@ -18,17 +18,25 @@ use crate::error::{AuthError, ErrorKind};
 #[derive(Debug, Clone)]
 pub struct Rejection {
     error: AuthError,
-    realm: Option<Arc<str>>,
+    challenge: ChallengeParams,
     retry_after: Option<Duration>,
     /// For 403: the permissions the request needs, and whether one of them is enough.
     scope: Option<(String, bool)>,
 }
 
+/// The configured parameters every challenge carries: `realm`, and `resource_metadata`
+/// (RFC 9728 section 5.1) when a resource identifier is configured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChallengeParams {
+    pub(crate) realm: Option<Arc<str>>,
+    pub(crate) resource_metadata: Option<Arc<str>>,
+}
+
 impl Rejection {
-    pub(crate) fn new(kind: ErrorKind, realm: Option<Arc<str>>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, challenge: ChallengeParams) -> Self {
         Self {
             error: AuthError::new(kind),
-            realm,
+            challenge,
             retry_after: None,
             scope: None,
         }
@@ -36,14 +44,14 @@ impl Rejection {
 
     /// A 403 naming the permissions the request needs (`any_of`: one of them is enough).
     pub(crate) fn insufficient<'a>(
-        realm: Option<Arc<str>>,
+        challenge: ChallengeParams,
         needed: impl IntoIterator<Item = &'a str>,
         any_of: bool,
     ) -> Self {
         let scope = needed.into_iter().collect::<Vec<_>>().join(" ");
         Self {
             scope: Some((scope, any_of)),
-            ..Self::new(ErrorKind::InsufficientPermission, realm)
+            ..Self::new(ErrorKind::InsufficientPermission, challenge)
         }
     }
 
@@ -97,8 +105,8 @@ impl Rejection {
         if self.error.kind() == ErrorKind::KeysUnavailable {
             return None;
         }
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(4);
-        if let Some(realm) = &self.realm {
+        let mut params: Vec<(&str, &str)> = Vec::with_capacity(5);
+        if let Some(realm) = &self.challenge.realm {
             params.push(("realm", realm));
         }
         if let Some(code) = self.error.error_code() {
@@ -107,6 +115,9 @@ impl Rejection {
         }
         if let Some((scope, _)) = &self.scope {
             params.push(("scope", scope));
+        }
+        if let Some(url) = &self.challenge.resource_metadata {
+            params.push(("resource_metadata", url));
         }
         let mut challenge = String::from("Bearer");
         for (i, (name, value)) in params.into_iter().enumerate() {
@@ -318,20 +329,46 @@ impl ErrorResponder for JsonResponder {
 mod tests {
     use super::*;
 
+    fn realm(realm: &str) -> ChallengeParams {
+        ChallengeParams {
+            realm: Some(realm.into()),
+            resource_metadata: None,
+        }
+    }
+
+    #[test]
+    fn resource_metadata_is_in_401_and_403_challenges() {
+        let params = ChallengeParams {
+            realm: None,
+            resource_metadata: Some(
+                "https://api.example.com/.well-known/oauth-protected-resource".into(),
+            ),
+        };
+        let r = Rejection::new(ErrorKind::MissingToken, params.clone());
+        assert_eq!(
+            r.www_authenticate().expect("challenge"),
+            "Bearer resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
+        );
+        let r = Rejection::insufficient(params, ["write"], false);
+        assert!(r.www_authenticate().expect("challenge").to_str().expect("ascii").ends_with(
+            "scope=\"write\", resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
+        ));
+    }
+
     #[test]
     fn challenge_without_token_has_no_error_code() {
-        let r = Rejection::new(ErrorKind::MissingToken, Some("api".into()));
+        let r = Rejection::new(ErrorKind::MissingToken, realm("api"));
         assert_eq!(
             r.www_authenticate().expect("challenge"),
             "Bearer realm=\"api\""
         );
-        let r = Rejection::new(ErrorKind::MissingToken, None);
+        let r = Rejection::new(ErrorKind::MissingToken, ChallengeParams::default());
         assert_eq!(r.www_authenticate().expect("challenge"), "Bearer");
     }
 
     #[test]
     fn challenge_quotes_and_escapes() {
-        let r = Rejection::new(ErrorKind::Expired, Some("a \"q\" \\".into()));
+        let r = Rejection::new(ErrorKind::Expired, realm("a \"q\" \\"));
         assert_eq!(
             r.www_authenticate().expect("challenge"),
             r#"Bearer realm="a \"q\" \\", error="invalid_token", error_description="token expired""#
@@ -340,7 +377,7 @@ mod tests {
 
     #[test]
     fn unavailable_has_retry_after_and_no_challenge() {
-        let r = Rejection::new(ErrorKind::KeysUnavailable, None)
+        let r = Rejection::new(ErrorKind::KeysUnavailable, ChallengeParams::default())
             .with_retry_after(Duration::from_millis(300));
         let resp = r.to_response();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -350,7 +387,7 @@ mod tests {
 
     #[test]
     fn insufficient_scope_lists_the_permissions() {
-        let r = Rejection::insufficient(None, ["read", "audit"], true);
+        let r = Rejection::insufficient(ChallengeParams::default(), ["read", "audit"], true);
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             r.www_authenticate().expect("challenge"),
@@ -360,16 +397,19 @@ mod tests {
 
     #[test]
     fn grpc_answers_are_trailers_only() {
-        let r = Rejection::insufficient(None, ["write"], false);
+        let r = Rejection::insufficient(ChallengeParams::default(), ["write"], false);
         let resp = r.to_grpc_response();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["grpc-status"], "7");
         assert_eq!(resp.headers()["grpc-message"], "insufficient permission");
         assert_eq!(resp.headers()[CONTENT_TYPE], "application/grpc");
         assert!(resp.body().is_empty());
-        assert_eq!(Rejection::new(ErrorKind::Expired, None).grpc_code(), 16);
         assert_eq!(
-            Rejection::new(ErrorKind::KeysUnavailable, None).grpc_code(),
+            Rejection::new(ErrorKind::Expired, ChallengeParams::default()).grpc_code(),
+            16
+        );
+        assert_eq!(
+            Rejection::new(ErrorKind::KeysUnavailable, ChallengeParams::default()).grpc_code(),
             14
         );
         assert_eq!(grpc_message("50% done\n"), "50%25 done%0A");
@@ -377,7 +417,7 @@ mod tests {
 
     #[test]
     fn json_responder_body() {
-        let r = Rejection::new(ErrorKind::InvalidSignature, None);
+        let r = Rejection::new(ErrorKind::InvalidSignature, ChallengeParams::default());
         let resp = JsonResponder.respond(&r);
         let v: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
         assert_eq!(v["error"], "invalid_token");

@@ -16,7 +16,7 @@ use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::jwks::KeyStore;
 use crate::permission::Requirement;
-use crate::response::{ErrorResponder, Protocol, Rejection, render};
+use crate::response::{ChallengeParams, ErrorResponder, Protocol, Rejection, render};
 use crate::token::BearerToken;
 use crate::verify::{Verified, Verifier, header_kid};
 
@@ -70,36 +70,65 @@ impl<S: fmt::Debug, C> fmt::Debug for JwtAuth<S, C> {
 /// render refusals the same way the layer does.
 #[derive(Clone)]
 pub(crate) struct AuthContext {
-    realm: Option<Arc<str>>,
+    inner: Arc<ContextData>,
+}
+
+struct ContextData {
+    challenge: ChallengeParams,
     responder: Arc<dyn ErrorResponder>,
+    /// The layer-wide permissions, named in every 403 next to a guard's own.
+    layer_required: Option<Requirement>,
 }
 
 impl AuthContext {
-    pub(crate) fn new(settings: &crate::config::Settings) -> Self {
+    /// Built once per configuration; cloning it per request is one reference count.
+    pub(crate) fn build(
+        challenge: ChallengeParams,
+        responder: Arc<dyn ErrorResponder>,
+        layer_required: Option<Requirement>,
+    ) -> Self {
         Self {
-            realm: settings.realm.clone(),
-            responder: Arc::clone(&settings.responder),
+            inner: Arc::new(ContextData {
+                challenge,
+                responder,
+                layer_required,
+            }),
         }
     }
 
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(crate) fn reject(&self, kind: ErrorKind, protocol: Protocol) -> Response<Bytes> {
-        let rejection = Rejection::new(kind, self.realm.clone());
-        render(&*self.responder, &rejection, protocol)
+    pub(crate) fn new(settings: &crate::config::Settings) -> Self {
+        settings.context.clone()
     }
 
-    /// The 403 for a guard whose requirement is not met.
+    pub(crate) fn reject(&self, kind: ErrorKind, protocol: Protocol) -> Response<Bytes> {
+        let rejection = Rejection::new(kind, self.inner.challenge.clone());
+        render(&*self.inner.responder, &rejection, protocol)
+    }
+
+    /// The 403 for a guard whose requirement is not met. The `scope` it names is what the
+    /// request needs in full: the layer-wide permissions and the guard's, so that a client
+    /// can ask for exactly that set (step-up, RFC 6750 section 3.1).
     pub(crate) fn reject_permission(
         &self,
         requirement: &Requirement,
         protocol: Protocol,
     ) -> Response<Bytes> {
-        let rejection = Rejection::insufficient(
-            self.realm.clone(),
-            requirement.names().iter().map(AsRef::as_ref),
-            requirement.is_any_of(),
-        );
-        render(&*self.responder, &rejection, protocol)
+        let layer = self
+            .inner
+            .layer_required
+            .as_ref()
+            .filter(|layer| *layer != requirement)
+            .map(Requirement::names)
+            .unwrap_or_default();
+        let mut names: Vec<&str> = layer.iter().map(AsRef::as_ref).collect();
+        for name in requirement.names() {
+            if !names.contains(&&**name) {
+                names.push(name);
+            }
+        }
+        let rejection =
+            Rejection::insufficient(self.inner.challenge.clone(), names, requirement.is_any_of());
+        render(&*self.inner.responder, &rejection, protocol)
     }
 }
 
@@ -193,7 +222,7 @@ fn reject(
 ) -> Response<Bytes> {
     let settings = verifier.settings();
     tracing::debug!(error = kind.description(), "request rejected");
-    let mut rejection = Rejection::new(kind, settings.realm.clone());
+    let mut rejection = Rejection::new(kind, settings.challenge.clone());
     if kind == ErrorKind::KeysUnavailable {
         let after = store.map_or(Duration::from_secs(1), KeyStore::retry_after);
         rejection = rejection.with_retry_after(after);

@@ -89,6 +89,12 @@ impl TokenSource {
         self
     }
 
+    /// Whether the `Authorization: Bearer` header is one of the sources (RFC 9728
+    /// `bearer_methods_supported: ["header"]`).
+    pub(crate) fn reads_bearer_header(&self) -> bool {
+        self.sources.iter().any(|s| matches!(s, Source::Bearer))
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         for source in &self.sources {
             match source {

@@ -181,6 +181,12 @@ impl Server {
             .await
     }
 
+    /// GET `path` with `Authorization: Bearer <token>`.
+    pub async fn bearer_at(&self, path: &str, token: &str) -> Answer {
+        self.get(path, &[("authorization", &format!("Bearer {token}"))])
+            .await
+    }
+
     /// GET `path` with the given headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
         let mut request = self.client.get(self.url(path));
