@@ -323,6 +323,30 @@ impl RequirePermission {
         ))
     }
 
+    /// Decides a request by hand, for permissions that depend on its content (an MCP
+    /// `tools/call` names the tool in the body): `Ok` to go on, or the response to send,
+    /// rendered like every other rejection (401 without a verified token, 403 with the
+    /// step-up challenge, gRPC statuses for gRPC, 500 without a layer in front).
+    ///
+    /// ```
+    /// use tower_jwt_auth::RequirePermission;
+    ///
+    /// fn guard_tool(parts: &http::request::Parts, tool: &str) -> Result<(), http::Response<bytes::Bytes>> {
+    ///     match tool {
+    ///         "write_document" => RequirePermission("write").check(parts),
+    ///         _ => Ok(()),
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The rejection response when the request may not go on.
+    #[allow(clippy::result_large_err)] // the error is the response to send
+    pub fn check(&self, parts: &http::request::Parts) -> Result<(), Response<bytes::Bytes>> {
+        check(&self.requirement, &parts.headers, &parts.extensions)
+    }
+
     fn with(requirement: Requirement) -> Self {
         Self {
             requirement,
