@@ -156,7 +156,8 @@ impl Verifier {
         }
 
         let header_json = b64(header_b64)?;
-        let header: Header<'_> = json_object(&header_json)?;
+        // Any header the parser refuses, a duplicate member included, is malformed.
+        let header: Header<'_> = json_object(&header_json).map_err(|_| ErrorKind::Malformed)?;
         let alg = Algorithm::from_header(&header.alg.0).ok_or(ErrorKind::UnsupportedAlgorithm)?;
         if !s.algorithms.contains(&alg) {
             return Err(ErrorKind::AlgorithmNotAllowed);

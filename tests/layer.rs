@@ -7,47 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::StatusCode;
 use serde_json::json;
-use support::{AUDIENCE, ISSUER, Server, ec_key, ed_key, rsa_key, rsa_key_2, token};
+use support::{
+    AUDIENCE, ISSUER, Server, builder, ec_key, ed_key, rsa_key, rsa_key_2, rsa_server, server_with,
+    token,
+};
 use tower_jwt_auth::testing::{TestKey, TokenBuilder, encode_json, jwks};
 use tower_jwt_auth::{
     Algorithm, ConfigErrorKind, JsonResponder, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
     KeySet, ManualClock, TokenSource, TypPolicy,
 };
-
-fn builder(keys: KeySet) -> JwtAuthConfigBuilder {
-    JwtAuthConfig::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .key_set(keys)
-}
-
-async fn server_with(keys: KeySet) -> Server {
-    Server::start(JwtAuthLayer::new(builder(keys).build().expect("config"))).await
-}
-
-async fn rsa_server() -> Server {
-    server_with(rsa_key().key_set()).await
-}
-
-/// Replaces the signature segment of a token.
-fn with_signature(token: &str, signature: &[u8]) -> String {
-    let cut = token.rfind('.').expect("three segments");
-    format!("{}.{}", &token[..cut], URL_SAFE_NO_PAD.encode(signature))
-}
-
-/// Signs arbitrary header and payload JSON text with `key`.
-fn sign_raw(key: &TestKey, alg: Algorithm, header: &str, payload: &str) -> String {
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let sig = key.sign(alg, input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
 
 // ---- the happy paths -------------------------------------------------------------
 
@@ -308,175 +279,7 @@ async fn custom_token_source_closure() {
 
 // ---- length and structure --------------------------------------------------------
 
-#[tokio::test]
-async fn sixty_kilobyte_token_is_refused_as_too_long() {
-    let server = rsa_server().await;
-    let huge = token(rsa_key()).claim("pad", "x".repeat(60 * 1024)).sign();
-    server
-        .bearer(&huge)
-        .await
-        .assert_invalid_token("token too long");
-}
-
-#[tokio::test]
-async fn wrong_segment_counts_are_malformed() {
-    let server = rsa_server().await;
-    let t = token(rsa_key()).sign();
-    let parts: Vec<&str> = t.split('.').collect();
-    let two = format!("{}.{}", parts[0], parts[1]);
-    let four = format!("{t}.{}", parts[2]);
-    let five = format!("{t}.{}.{}", parts[1], parts[2]);
-    for bad in [two, four, five, "abc".to_owned()] {
-        server
-            .bearer(&bad)
-            .await
-            .assert_invalid_token("malformed token");
-    }
-}
-
-#[tokio::test]
-async fn standard_base64_alphabet_and_padding_are_malformed() {
-    let server = rsa_server().await;
-    let header = json!({"alg": "RS256", "kid": rsa_key().kid(), "x": "~~~???>>>"}).to_string();
-    // Claims chosen so that the standard alphabet needs '+' or '/' and padding.
-    let payload =
-        json!({"iss": ISSUER, "aud": AUDIENCE, "exp": 4_000_000_000u64, "d": "~~~???>>>"})
-            .to_string();
-    for (h, p) in [
-        (
-            URL_SAFE_NO_PAD.encode(&header),
-            STANDARD_NO_PAD.encode(&payload),
-        ),
-        (
-            STANDARD_NO_PAD.encode(&header),
-            URL_SAFE_NO_PAD.encode(&payload),
-        ),
-    ] {
-        let input = format!("{h}.{p}");
-        let sig = rsa_key().sign(Algorithm::RS256, input.as_bytes());
-        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
-        assert!(t.contains('+') || t.contains('/'), "{t}");
-        server
-            .bearer(&t)
-            .await
-            .assert_invalid_token("malformed token");
-    }
-    // A padded signature is still a b64token, and fails base64url decoding.
-    let t = token(rsa_key()).sign();
-    server
-        .bearer(&format!("{t}="))
-        .await
-        .assert_invalid_token("malformed token");
-    // '=' inside the credentials is not a b64token at all (RFC 6750 section 2.1).
-    let (h, rest) = t.split_once('.').expect("segments");
-    server
-        .bearer(&format!("{h}=.{rest}"))
-        .await
-        .assert_invalid_request();
-}
-
-#[tokio::test]
-async fn json_array_payload_is_malformed() {
-    let server = rsa_server().await;
-    let header = json!({"alg": "RS256", "kid": rsa_key().kid()}).to_string();
-    let payload = json!([ISSUER, AUDIENCE, 4_000_000_000u64]).to_string();
-    let t = sign_raw(rsa_key(), Algorithm::RS256, &header, &payload);
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("malformed token");
-}
-
-#[tokio::test]
-async fn deeply_nested_json_payload_is_refused_without_crashing() {
-    let header = json!({"alg": "RS256", "kid": rsa_key().kid()}).to_string();
-    let payload = format!(
-        "{{\"iss\":\"{ISSUER}\",\"aud\":\"{AUDIENCE}\",\"exp\":4000000000,\"x\":{}{}}}",
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
-    let t = sign_raw(rsa_key(), Algorithm::RS256, &header, &payload);
-    // Default limit: refused before decoding.
-    rsa_server()
-        .await
-        .bearer(&t)
-        .await
-        .assert_invalid_token("token too long");
-    // With room for it, the signed payload is parsed and the nesting limit refuses it.
-    let cfg = builder(rsa_key().key_set())
-        .max_token_len(64 * 1024)
-        .build()
-        .expect("config");
-    let server = Server::start(JwtAuthLayer::new(cfg)).await;
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("malformed token");
-}
-
 // ---- algorithms (DESIGN 4: algorithms, alg pinning) -------------------------------
-
-#[tokio::test]
-async fn alg_none_is_refused_in_every_casing() {
-    let server = rsa_server().await;
-    for casing in ["none", "None", "NONE", "nOnE"] {
-        let t = token(rsa_key()).alg_none().sign().replace(
-            &URL_SAFE_NO_PAD.encode(json!({"alg":"none","kid":"rsa-1","typ":"JWT"}).to_string()),
-            &URL_SAFE_NO_PAD.encode(json!({"alg":casing,"kid":"rsa-1","typ":"JWT"}).to_string()),
-        );
-        assert!(t.ends_with('.'));
-        server
-            .bearer(&t)
-            .await
-            .assert_invalid_token("unsupported algorithm");
-        // With a signature copied from a valid token, too.
-        let valid = token(rsa_key()).sign();
-        let sig = valid.rsplit('.').next().expect("signature");
-        let forged = format!("{t}{sig}");
-        server
-            .bearer(&forged)
-            .await
-            .assert_invalid_token("unsupported algorithm");
-    }
-}
-
-#[tokio::test]
-async fn hs256_signed_with_the_rsa_public_key_is_refused() {
-    // Algorithm confusion (CVE-2015-9235): the public PEM used as an HMAC secret.
-    let server = rsa_server().await;
-    let pem = rsa_key().public_pem().expect("pem");
-    let confused = TestKey::hmac_secret(pem.into_bytes()).with_kid(rsa_key().kid());
-    let t = token(&confused).sign();
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("algorithm not allowed");
-    let jwk_bytes = rsa_key().public_jwk().to_string().into_bytes();
-    let confused = TestKey::hmac_secret(jwk_bytes).with_kid(rsa_key().kid());
-    let t = token(&confused).sign();
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("algorithm not allowed");
-}
-
-#[tokio::test]
-async fn hs256_signed_with_an_empty_secret_is_refused() {
-    let server = rsa_server().await;
-    let empty = TestKey::hmac_secret(Vec::new()).with_kid(rsa_key().kid());
-    server
-        .bearer(&token(&empty).sign())
-        .await
-        .assert_invalid_token("algorithm not allowed");
-    // And on an HMAC-configured server, an empty-secret token fails the signature.
-    let hmac = TestKey::hmac();
-    let server = server_with(hmac.key_set()).await;
-    let empty = TestKey::hmac_secret(Vec::new()).with_kid(hmac.kid());
-    server
-        .bearer(&token(&empty).sign())
-        .await
-        .assert_invalid_token("invalid signature");
-}
 
 #[tokio::test]
 async fn algorithm_outside_the_allow_list_is_refused() {
@@ -490,38 +293,6 @@ async fn algorithm_outside_the_allow_list_is_refused() {
         .bearer(&token(rsa_key()).alg(Algorithm::PS256).sign())
         .await
         .assert_invalid_token("algorithm not allowed");
-}
-
-#[tokio::test]
-async fn rs256_token_naming_an_ec_kid_is_refused() {
-    let keys = KeySet::from_jwks_value(&jwks([rsa_key(), ec_key()])).expect("jwks");
-    let server = server_with(keys).await;
-    let t = token(rsa_key()).kid(ec_key().kid()).sign();
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("key does not match algorithm");
-}
-
-#[tokio::test]
-async fn key_pinned_to_rs384_refuses_rs256() {
-    let mut pinned = rsa_key_2().public_jwk();
-    pinned["alg"] = json!("RS384");
-    let document = json!({ "keys": [rsa_key().public_jwk(), pinned] });
-    let server = server_with(KeySet::from_jwks_value(&document).expect("jwks")).await;
-    server
-        .bearer(&token(rsa_key_2()).sign())
-        .await
-        .assert_invalid_token("key does not match algorithm");
-    server
-        .bearer(&token(rsa_key_2()).alg(Algorithm::RS384).sign())
-        .await
-        .assert_ok();
-    // The RS256 key does not verify RS384 either.
-    server
-        .bearer(&token(rsa_key()).alg(Algorithm::RS384).sign())
-        .await
-        .assert_invalid_token("key does not match algorithm");
 }
 
 #[tokio::test]
@@ -541,117 +312,7 @@ async fn key_without_alg_accepts_only_algorithms_of_its_type() {
         .assert_invalid_token("algorithm not allowed");
 }
 
-#[tokio::test]
-async fn es256_all_zero_signature_is_refused() {
-    // CVE-2022-21449 ("psychic signatures"): r = s = 0.
-    let server = server_with(ec_key().key_set()).await;
-    let t = with_signature(&token(ec_key()).sign(), &[0u8; 64]);
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("invalid signature");
-}
-
-/// DER-encodes a fixed-size ECDSA signature (r || s).
-fn der_signature(fixed: &[u8]) -> Vec<u8> {
-    fn integer(bytes: &[u8]) -> Vec<u8> {
-        let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
-        let mut out = vec![0x02];
-        let needs_pad = trimmed.first().is_some_and(|b| b & 0x80 != 0);
-        out.push(u8::try_from(trimmed.len() + usize::from(needs_pad)).expect("short"));
-        if needs_pad {
-            out.push(0);
-        }
-        out.extend(trimmed);
-        out
-    }
-    let (r, s) = fixed.split_at(fixed.len() / 2);
-    let body: Vec<u8> = integer(r).into_iter().chain(integer(s)).collect();
-    let mut out = vec![0x30, u8::try_from(body.len()).expect("short")];
-    out.extend(body);
-    out
-}
-
-#[tokio::test]
-async fn es256_der_encoded_signature_is_refused() {
-    let server = server_with(ec_key().key_set()).await;
-    let t = token(ec_key()).sign();
-    let fixed = URL_SAFE_NO_PAD
-        .decode(t.rsplit('.').next().expect("sig"))
-        .expect("b64");
-    let der = with_signature(&t, &der_signature(&fixed));
-    server
-        .bearer(&der)
-        .await
-        .assert_invalid_token("invalid signature");
-}
-
-#[tokio::test]
-async fn signature_of_wrong_length_is_refused() {
-    let server = rsa_server().await;
-    let t = token(rsa_key()).sign();
-    for len in [0usize, 1, 255, 257, 512] {
-        server
-            .bearer(&with_signature(&t, &vec![1u8; len]))
-            .await
-            .assert_invalid_token("invalid signature");
-    }
-}
-
 // ---- key selection and untrusted key headers --------------------------------------
-
-#[tokio::test]
-async fn embedded_jwk_header_is_not_trusted() {
-    // CVE-2018-0114: the attacker embeds its own public key and signs with it.
-    let server = rsa_server().await;
-    let attacker = rsa_key().foreign();
-    let t = token(rsa_key())
-        .signed_by_foreign_key()
-        .header("jwk", attacker.public_jwk())
-        .sign();
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("invalid signature");
-    let t = token(&attacker.clone().with_kid("attacker"))
-        .header("jwk", attacker.public_jwk())
-        .sign();
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("unknown signing key");
-}
-
-#[tokio::test]
-async fn jku_and_x5u_headers_are_never_fetched() {
-    let server = rsa_server().await;
-    let attacker = rsa_key().foreign().with_kid("attacker");
-    for member in ["jku", "x5u"] {
-        let t = token(&attacker)
-            .header(member, "http://127.0.0.1:9/keys.json")
-            .sign();
-        server
-            .bearer(&t)
-            .await
-            .assert_invalid_token("unknown signing key");
-        // A legitimate token that merely carries the member is judged on its own key.
-        let ok = token(rsa_key())
-            .header(member, "http://127.0.0.1:9/keys.json")
-            .sign();
-        server.bearer(&ok).await.assert_ok();
-    }
-    let t = token(rsa_key())
-        .signed_by_foreign_key()
-        .header(
-            "x5c",
-            json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"]),
-        )
-        .sign();
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("invalid signature");
-}
 
 #[tokio::test]
 async fn no_kid_is_accepted_only_with_exactly_one_compatible_key() {
@@ -680,19 +341,6 @@ async fn unknown_kid_is_refused() {
 }
 
 #[tokio::test]
-async fn foreign_key_and_tampered_payload_fail_the_signature() {
-    let server = rsa_server().await;
-    server
-        .bearer(&token(rsa_key()).signed_by_foreign_key().sign())
-        .await
-        .assert_invalid_token("invalid signature");
-    server
-        .bearer(&token(rsa_key()).tampered().sign())
-        .await
-        .assert_invalid_token("invalid signature");
-}
-
-#[tokio::test]
 async fn keys_not_for_signatures_are_ignored() {
     let mut enc = rsa_key().public_jwk();
     enc["use"] = json!("enc");
@@ -706,25 +354,6 @@ async fn keys_not_for_signatures_are_ignored() {
         .bearer(&token(rsa_key()).sign())
         .await
         .assert_invalid_token("algorithm not allowed");
-}
-
-#[tokio::test]
-async fn oct_key_in_a_jwks_never_verifies_hs256() {
-    let secret = TestKey::hmac().with_kid("shared");
-    let document = jwks([rsa_key(), &secret]);
-    let keys = KeySet::from_jwks_value(&document).expect("jwks");
-    assert_eq!(keys.len(), 1, "the oct key is skipped");
-    let server = server_with(keys).await;
-    server
-        .bearer(&token(&secret).sign())
-        .await
-        .assert_invalid_token("algorithm not allowed");
-    // Even when HS256 is explicitly asked for, the published secret is not a key.
-    let err = builder(KeySet::from_jwks_value(&document).expect("jwks"))
-        .algorithms([Algorithm::HS256])
-        .build()
-        .expect_err("no HMAC key");
-    assert_eq!(err.kind(), ConfigErrorKind::AlgorithmNotSupported);
 }
 
 #[tokio::test]
@@ -746,39 +375,6 @@ async fn rsa_modulus_with_a_leading_zero_octet_verifies() {
 }
 
 // ---- header rules: crit, typ ------------------------------------------------------
-
-#[tokio::test]
-async fn crit_header_is_refused() {
-    let server = rsa_server().await;
-    for crit in [json!(["exp"]), json!([]), json!(null)] {
-        let t = token(rsa_key()).header("crit", crit).sign();
-        server
-            .bearer(&t)
-            .await
-            .assert_invalid_token("unsupported critical header");
-    }
-}
-
-#[tokio::test]
-async fn typ_for_other_token_kinds_is_refused() {
-    let server = rsa_server().await;
-    for typ in ["dpop+jwt", "logout+jwt", "secevent+jwt", "JWE"] {
-        server
-            .bearer(&token(rsa_key()).typ(typ).sign())
-            .await
-            .assert_invalid_token("unexpected token type");
-    }
-    for typ in ["JWT", "jwt", "at+jwt", "application/at+jwt"] {
-        server
-            .bearer(&token(rsa_key()).typ(typ).sign())
-            .await
-            .assert_ok();
-    }
-    server
-        .bearer(&token(rsa_key()).no_typ().sign())
-        .await
-        .assert_ok();
-}
 
 #[tokio::test]
 async fn access_token_policy_requires_at_jwt() {
@@ -894,29 +490,6 @@ async fn build_without_audience_fails_unless_dangerously_opted_out() {
 }
 
 #[tokio::test]
-async fn exp_is_required_and_must_be_a_number() {
-    let server = rsa_server().await;
-    server
-        .bearer(&token(rsa_key()).without_claim("exp").sign())
-        .await
-        .assert_invalid_token("required claim missing");
-    server
-        .bearer(&token(rsa_key()).claim("exp", "4000000000").sign())
-        .await
-        .assert_invalid_token("invalid claim");
-    for bad in [json!(true), json!(null), json!(-5), json!({"n": 1})] {
-        server
-            .bearer(&token(rsa_key()).claim("exp", bad).sign())
-            .await
-            .assert_invalid_token("invalid claim");
-    }
-    server
-        .bearer(&token(rsa_key()).expired().sign())
-        .await
-        .assert_invalid_token("token expired");
-}
-
-#[tokio::test]
 async fn non_integer_exp_is_accepted() {
     let server = rsa_server().await;
     server
@@ -980,29 +553,6 @@ async fn required_custom_claims_must_be_present() {
         .bearer(&token(rsa_key()).sign())
         .await
         .assert_invalid_token("required claim missing");
-}
-
-#[tokio::test]
-async fn duplicate_claims_in_the_payload_are_refused() {
-    let server = rsa_server().await;
-    let header = json!({"alg": "RS256", "kid": rsa_key().kid()}).to_string();
-    let payload = format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","exp":4000000000,"exp":1}}"#);
-    let t = sign_raw(rsa_key(), Algorithm::RS256, &header, &payload);
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("invalid claim");
-    let header = r#"{"alg":"RS256","alg":"none"}"#;
-    let t = sign_raw(
-        rsa_key(),
-        Algorithm::RS256,
-        header,
-        &payload.replace(",\"exp\":1", ""),
-    );
-    server
-        .bearer(&t)
-        .await
-        .assert_invalid_token("invalid claim");
 }
 
 // ---- modes and rendering ----------------------------------------------------------

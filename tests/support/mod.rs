@@ -7,9 +7,14 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use tower_jwt_auth::testing::{TestKey, TokenBuilder};
-use tower_jwt_auth::{BearerToken, Claims, JwtAuthLayer, StandardClaims};
+use tower_jwt_auth::{
+    Algorithm, BearerToken, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeySet,
+    StandardClaims,
+};
 
 pub const ISSUER: &str = "https://idp.example.com/";
 pub const AUDIENCE: &str = "https://api.example.com";
@@ -216,4 +221,39 @@ pub async fn answer(response: reqwest::Response) -> Answer {
         content_type,
         body,
     }
+}
+
+/// A config builder for the test issuer and audience with static keys.
+pub fn builder(keys: KeySet) -> JwtAuthConfigBuilder {
+    JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .key_set(keys)
+}
+
+/// A protected app with these keys.
+pub async fn server_with(keys: KeySet) -> Server {
+    Server::start(JwtAuthLayer::new(builder(keys).build().expect("config"))).await
+}
+
+/// A protected app with the shared RSA key.
+pub async fn rsa_server() -> Server {
+    server_with(rsa_key().key_set()).await
+}
+
+/// Replaces the signature segment of a token.
+pub fn with_signature(token: &str, signature: &[u8]) -> String {
+    let cut = token.rfind('.').expect("three segments");
+    format!("{}.{}", &token[..cut], URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Signs arbitrary header and payload JSON text with `key`.
+pub fn sign_raw(key: &TestKey, alg: Algorithm, header: &str, payload: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let sig = key.sign(alg, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }

@@ -1,0 +1,112 @@
+//! Logs never contain a token, a signature or a secret: every rejection path, and key
+//! fetch failures, run with a subscriber that records everything at TRACE level.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use support::{AUDIENCE, ISSUER, Server, client};
+use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, TokenBuilder};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RemoteOptions};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // Static HMAC keys: every rejection kind.
+    let secret = b"a-secret-that-must-never-appear-in-any-log-line-0123".to_vec();
+    let key = TestKey::hmac_secret(secret.clone()).with_kid("k");
+    let cfg = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .key_set(key.key_set())
+        .build()
+        .expect("config");
+    tracing::debug!(config = ?cfg, "configured");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let base = || TokenBuilder::new(&key).issuer(ISSUER).audience(AUDIENCE);
+    let tokens = vec![
+        base().sign(),
+        base().expired().sign(),
+        base().wrong_audience().sign(),
+        base().tampered().sign(),
+        base().alg_none().sign(),
+        base().unknown_kid().sign(),
+        base().signed_by_foreign_key().sign(),
+        base().typ("dpop+jwt").sign(),
+    ];
+    for token in &tokens {
+        let _ = server.bearer(token).await;
+        let _ = server
+            .get("/", &[("authorization", &format!("Bearer {token} junk"))])
+            .await;
+    }
+
+    // Remote keys with a failing issuer: fetch errors are logged, key material is not.
+    let issuer = MockIssuer::start().await;
+    issuer.set_fault(Endpoint::Jwks, Fault::Garbage);
+    let remote = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .remote_options(RemoteOptions::new().http_client(client()))
+        .build()
+        .expect("config");
+    let remote_server = Server::start(JwtAuthLayer::new(remote.clone())).await;
+    let remote_token = issuer.token().sign();
+    let _ = remote_server.bearer(&remote_token).await;
+    issuer.clear_faults();
+    assert!(remote.wait_until_ready(Duration::from_secs(5)).await);
+    let _ = remote_server.bearer(&remote_token).await;
+
+    let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf-8");
+    assert!(
+        logs.contains("request rejected"),
+        "the capture works: {logs}"
+    );
+    assert!(
+        logs.contains("fetching signing keys failed"),
+        "fetch errors are logged"
+    );
+    let mut secrets: Vec<String> = vec![
+        String::from_utf8(secret.clone()).expect("ascii"),
+        STANDARD.encode(&secret),
+        URL_SAFE_NO_PAD.encode(&secret),
+    ];
+    for token in tokens.iter().chain([&remote_token]) {
+        secrets.push(token.clone());
+        for segment in token.split('.').filter(|s| s.len() > 8) {
+            secrets.push(segment.to_owned());
+        }
+    }
+    let rsa_n = issuer.active_key().public_jwk()["n"]
+        .as_str()
+        .expect("n")
+        .to_owned();
+    secrets.push(rsa_n[..40].to_owned());
+    for secret in secrets {
+        assert!(!logs.contains(&secret), "logged: {secret}");
+    }
+}
