@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::HeaderValue;
 
 use crate::algorithm::Algorithm;
+use crate::cache::{CacheOptions, TokenCache};
 use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
 use crate::jwks::remote::{JwksHealth, RemoteJwks, RemoteOptions};
 use crate::jwks::{KeySet, KeyStore, StaticKeys};
@@ -69,6 +70,7 @@ pub(crate) struct Settings {
     /// What the layer puts into the extensions of the requests it lets through.
     pub(crate) context: AuthContext,
     pub(crate) metadata: Option<ProtectedResourceMetadata>,
+    pub(crate) cache: Option<TokenCache>,
     pub(crate) responder: Arc<dyn ErrorResponder>,
 }
 
@@ -312,6 +314,7 @@ pub struct JwtAuthConfigBuilder {
     permission_paths: Vec<Option<ClaimPath>>,
     required_permissions: Vec<String>,
     resource: Option<ResourceSettings>,
+    cache: Option<CacheOptions>,
     responder: Arc<dyn ErrorResponder>,
 }
 
@@ -339,6 +342,7 @@ impl Default for JwtAuthConfigBuilder {
             permission_paths: Vec::new(),
             required_permissions: Vec::new(),
             resource: None,
+            cache: None,
             responder: Arc::new(DefaultResponder),
         }
     }
@@ -620,6 +624,15 @@ impl JwtAuthConfigBuilder {
         })
     }
 
+    /// Turns on the verified-token cache of the layer: a repeat request with the same
+    /// token skips the signature check and the payload parse, while `exp`, `nbf` and `iat`
+    /// are checked again on every hit and a key-set change drops every entry. Off by
+    /// default; see [`CacheOptions`] for the bounds and the reasoning.
+    pub fn cache(mut self, options: CacheOptions) -> Self {
+        self.cache = Some(options);
+        self
+    }
+
     /// How rejections are rendered; see [`ErrorResponder`].
     pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
         self.responder = Arc::new(responder);
@@ -755,6 +768,7 @@ impl JwtAuthConfigBuilder {
                 challenge,
                 context,
                 metadata,
+                cache: self.cache.map(TokenCache::new),
                 responder: self.responder,
             }),
         })

@@ -75,6 +75,7 @@ mod algorithm;
 #[cfg(feature = "axum")]
 mod axum;
 mod body;
+mod cache;
 mod claims;
 mod config;
 mod error;
@@ -97,6 +98,7 @@ pub mod tonic;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use body::ResponseBody;
+pub use cache::CacheOptions;
 pub use claims::{Audience, NumericDate, OneOrMany, StandardClaims};
 pub use config::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DangerousConfigBuilder, JwtAuthConfig,

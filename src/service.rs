@@ -150,7 +150,7 @@ enum Wait {
 
 impl<S, C> JwtAuth<S, C>
 where
-    C: DeserializeOwned,
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn context(&self) -> AuthContext {
         AuthContext::new(self.verifier.settings())
@@ -188,7 +188,7 @@ where
         let Some(keys) = store.current() else {
             return Outcome::Wait(Arc::clone(store), Wait::FirstLoad, token);
         };
-        match self.verifier.verify_with::<C>(&keys, token.as_str()) {
+        match self.verifier.verify_cached::<C>(&keys, token.as_str()) {
             Ok(verified) => self.admit(verified, token),
             Err(ErrorKind::UnknownKey) => match header_kid(token.as_str()) {
                 Some(kid) => Outcome::Wait(Arc::clone(store), Wait::UnknownKid(kid), token),
@@ -279,7 +279,7 @@ where
                         }
                     };
                     let result = match keys {
-                        Some(keys) => verifier.verify_with::<C>(&keys, token.as_str()),
+                        Some(keys) => verifier.verify_cached::<C>(&keys, token.as_str()),
                         None => Err(missing),
                     };
                     match result {

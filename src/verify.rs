@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
 
 use crate::algorithm::Algorithm;
+use crate::cache::TokenCache;
 use crate::config::{JwtAuthConfig, Settings, TypPolicy};
 use crate::error::{AuthError, ErrorKind};
 use crate::jwks::KeySet;
@@ -29,6 +30,10 @@ pub struct Verified<C> {
     pub claims: C,
     /// The permissions from the configured permission claims.
     pub permissions: Permissions,
+    /// `exp`, `nbf`, `iat`, for re-checking a cached entry.
+    pub(crate) times: (f64, Option<f64>, Option<f64>),
+    /// The payload's size, for the cache's byte bound.
+    pub(crate) payload_len: usize,
 }
 
 /// Verifies tokens against a [`JwtAuthConfig`], outside of any tower stack.
@@ -206,9 +211,16 @@ impl Verifier {
             &s.permission_capture,
             &registered.captured,
         );
+        let times = (
+            registered.exp.unwrap_or_default(),
+            registered.nbf,
+            registered.iat,
+        );
         Ok(Verified {
             claims,
             permissions,
+            times,
+            payload_len: payload.len(),
         })
     }
 
@@ -233,17 +245,71 @@ impl Verifier {
                 return Err(ErrorKind::InvalidClaim);
             }
         }
-        let now = unix_seconds(s.clock.now());
-        if now >= exp + s.leeway {
+        self.check_times((exp, claims.nbf, claims.iat), unix_seconds(s.clock.now()))
+    }
+
+    /// The time-dependent checks, done at verification and again on every cache hit.
+    fn check_times(
+        &self,
+        times: (f64, Option<f64>, Option<f64>),
+        now: f64,
+    ) -> Result<(), ErrorKind> {
+        let leeway = self.settings().leeway;
+        let (exp, nbf, iat) = times;
+        if now >= exp + leeway {
             return Err(ErrorKind::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| now + s.leeway < nbf) {
+        if nbf.is_some_and(|nbf| now + leeway < nbf) {
             return Err(ErrorKind::NotYetValid);
         }
-        if claims.iat.is_some_and(|iat| iat > now + s.leeway) {
+        if iat.is_some_and(|iat| iat > now + leeway) {
             return Err(ErrorKind::IssuedInFuture);
         }
         Ok(())
+    }
+
+    /// [`verify_with`](Self::verify_with) through the verified-token cache, when one is
+    /// configured.
+    pub(crate) fn verify_cached<C>(
+        &self,
+        keys: &Arc<KeySet>,
+        token: &str,
+    ) -> Result<Verified<C>, ErrorKind>
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let s = self.settings();
+        let Some(cache) = &s.cache else {
+            return self.verify_with(keys, token);
+        };
+        if token.len() > s.max_token_len {
+            return Err(ErrorKind::TokenTooLong);
+        }
+        let digest = TokenCache::digest(token);
+        let now = unix_seconds(s.clock.now());
+        if let Some(entry) = cache.get(&digest, keys, now)
+            && let Some(claims) = entry.claims.downcast_ref::<C>()
+        {
+            let times = (entry.exp, entry.nbf, entry.iat);
+            self.check_times(times, now)?;
+            return Ok(Verified {
+                claims: claims.clone(),
+                permissions: entry.permissions,
+                times,
+                payload_len: 0,
+            });
+        }
+        let verified = self.verify_with::<C>(keys, token)?;
+        cache.insert(
+            digest,
+            keys,
+            Arc::new(verified.claims.clone()),
+            verified.permissions.clone(),
+            verified.times,
+            now,
+            token.len() + verified.payload_len,
+        );
+        Ok(verified)
     }
 }
 

@@ -1,0 +1,283 @@
+//! The optional verified-token cache: repeat requests with the same token skip the
+//! signature check and the payload parse.
+//!
+//! Off by default. Verification costs tens of microseconds (most of it the signature),
+//! which is little next to what most handlers do, and a cache is state: decoded claims
+//! of live tokens kept in memory. Turn it on for high-rate APIs where clients reuse a
+//! token for many requests ([`CacheOptions`]).
+//!
+//! Safety of a hit:
+//! - entries are keyed by the SHA-256 of the exact token text, so only the same bytes hit;
+//! - an entry belongs to the key set that verified it: after a key-set swap it never hits
+//!   again, so a removed key stops working at the same moment as without a cache;
+//! - `exp`, `nbf` and `iat` are checked again on every hit with the current clock;
+//! - an entry lives until the earlier of the token's `exp` and the configured TTL;
+//! - the cache is bounded in entries and in bytes, per shard, so memory cannot grow
+//!   with attacker input (only verified tokens are cached).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+
+use crate::jwks::KeySet;
+use crate::permission::Permissions;
+
+const SHARDS: usize = 16;
+
+/// Settings of the verified-token cache; see
+/// [`JwtAuthConfigBuilder::cache`](crate::JwtAuthConfigBuilder::cache).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::CacheOptions;
+///
+/// let cache = CacheOptions::new().max_entries(50_000).ttl(Duration::from_secs(300));
+/// # let _ = cache;
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct CacheOptions {
+    max_entries: usize,
+    max_bytes: usize,
+    ttl: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+impl CacheOptions {
+    /// 10 000 entries, 16 MiB, 10 minutes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most tokens kept.
+    pub fn max_entries(mut self, entries: usize) -> Self {
+        self.max_entries = entries;
+        self
+    }
+
+    /// The most bytes kept, counted as token and payload sizes plus a fixed overhead.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The longest an entry lives, whatever the token's `exp`.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+}
+
+type Digest = [u8; 32];
+
+/// A verified token's results, ready to hand out again.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) claims: Arc<dyn Any + Send + Sync>,
+    pub(crate) permissions: Permissions,
+    pub(crate) exp: f64,
+    pub(crate) nbf: Option<f64>,
+    pub(crate) iat: Option<f64>,
+    /// The key set that verified the token, compared by identity.
+    keys: usize,
+    /// Unix seconds after which the entry is dropped (the earlier of `exp` and the TTL).
+    expires: f64,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<Digest, Entry>,
+    bytes: usize,
+}
+
+/// Sharded so that concurrent requests rarely contend on the same lock, and each lock is
+/// held for a hash-map operation only.
+pub(crate) struct TokenCache {
+    options: CacheOptions,
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn identity(keys: &Arc<KeySet>) -> usize {
+    Arc::as_ptr(keys) as usize
+}
+
+impl TokenCache {
+    pub(crate) fn new(options: CacheOptions) -> Self {
+        Self {
+            options,
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    pub(crate) fn digest(token: &str) -> Digest {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        out
+    }
+
+    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, Shard> {
+        // The digest is uniformly distributed; its first byte picks the shard. A poisoned
+        // shard only means a panic elsewhere; the map itself is intact.
+        self.shards[usize::from(key[0]) % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry for a token verified by this key set and still alive at `now`.
+    pub(crate) fn get(&self, key: &Digest, keys: &Arc<KeySet>, now: f64) -> Option<Entry> {
+        let mut shard = self.shard(key);
+        let entry = shard.entries.get(key)?;
+        if entry.keys == identity(keys) && now < entry.expires {
+            return Some(entry.clone());
+        }
+        let bytes = entry.bytes;
+        shard.entries.remove(key);
+        shard.bytes -= bytes;
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert(
+        &self,
+        key: Digest,
+        keys: &Arc<KeySet>,
+        claims: Arc<dyn Any + Send + Sync>,
+        permissions: Permissions,
+        times: (f64, Option<f64>, Option<f64>),
+        now: f64,
+        size: usize,
+    ) {
+        let (exp, nbf, iat) = times;
+        let expires = exp.min(now + self.options.ttl.as_secs_f64());
+        let bytes = size + 256;
+        let max_entries = (self.options.max_entries / SHARDS).max(1);
+        let max_bytes = self.options.max_bytes / SHARDS;
+        if bytes > max_bytes {
+            return;
+        }
+        let mut shard = self.shard(&key);
+        if shard.entries.len() >= max_entries || shard.bytes + bytes > max_bytes {
+            // Drop what has expired; if that is not enough, drop arbitrary entries: a miss
+            // only costs one verification.
+            let mut freed = 0;
+            shard.entries.retain(|_, e| {
+                let keep = now < e.expires;
+                if !keep {
+                    freed += e.bytes;
+                }
+                keep
+            });
+            shard.bytes -= freed;
+            while shard.entries.len() >= max_entries || shard.bytes + bytes > max_bytes {
+                let Some(victim) = shard.entries.keys().next().copied() else {
+                    break;
+                };
+                if let Some(removed) = shard.entries.remove(&victim) {
+                    shard.bytes -= removed.bytes;
+                }
+            }
+        }
+        let entry = Entry {
+            claims,
+            permissions,
+            exp,
+            nbf,
+            iat,
+            keys: identity(keys),
+            expires,
+            bytes,
+        };
+        if let Some(old) = shard.entries.insert(key, entry) {
+            shard.bytes -= old.bytes;
+        }
+        shard.bytes += bytes;
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.entries.len()))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(cache: &TokenCache, token: &str, keys: &Arc<KeySet>, exp: f64, now: f64) {
+        cache.insert(
+            TokenCache::digest(token),
+            keys,
+            Arc::new(()),
+            Permissions::default(),
+            (exp, None, None),
+            now,
+            token.len(),
+        );
+    }
+
+    #[test]
+    fn entries_expire_and_belong_to_their_key_set() {
+        let cache = TokenCache::new(CacheOptions::new().ttl(Duration::from_secs(100)));
+        let keys = Arc::new(KeySet::new());
+        put(&cache, "a", &keys, 1_000.0, 0.0);
+        let key = TokenCache::digest("a");
+        assert!(cache.get(&key, &keys, 50.0).is_some());
+        assert!(cache.get(&key, &keys, 150.0).is_none(), "the TTL bounds it");
+        put(&cache, "a", &keys, 1_000.0, 0.0);
+        let other = Arc::new(KeySet::new());
+        assert!(
+            cache.get(&key, &other, 1.0).is_none(),
+            "another key set never hits"
+        );
+        assert_eq!(cache.len(), 0, "and the stale entry is gone");
+    }
+
+    #[test]
+    fn bounded_in_entries() {
+        let cache = TokenCache::new(CacheOptions::new().max_entries(SHARDS * 4));
+        let keys = Arc::new(KeySet::new());
+        for i in 0..10_000 {
+            put(&cache, &format!("token-{i}"), &keys, 1e9, 0.0);
+        }
+        assert!(cache.len() <= SHARDS * 4, "{}", cache.len());
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let cache = TokenCache::new(CacheOptions::new().max_bytes(SHARDS * 4096));
+        let keys = Arc::new(KeySet::new());
+        for i in 0..1_000 {
+            put(&cache, &format!("{i}{}", "x".repeat(1000)), &keys, 1e9, 0.0);
+        }
+        let total: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.bytes))
+            .sum();
+        assert!(total <= SHARDS * 4096, "{total}");
+    }
+}

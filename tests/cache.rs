@@ -1,0 +1,83 @@
+//! The verified-token cache over real HTTP: hits keep the time checks, and a key-set
+//! change ends every entry.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use support::{Server, client};
+use tower_jwt_auth::testing::{Endpoint, MockIssuer};
+use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, ManualClock, RemoteOptions};
+
+#[tokio::test]
+async fn cached_tokens_are_still_checked_for_time_on_every_hit() {
+    let issuer = MockIssuer::start().await;
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .http_client(client())
+        .clock(clock.clone())
+        .cache(CacheOptions::new())
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let token = issuer.token().subject("cached").expires_in_secs(120).sign();
+    for _ in 0..3 {
+        let answer = server.bearer(&token).await;
+        answer.assert_ok();
+        assert_eq!(answer.body, "cached");
+    }
+    clock.advance(Duration::from_secs(200)); // past exp + leeway
+    server
+        .bearer(&token)
+        .await
+        .assert_invalid_token("token expired");
+    // A tampered twin of a cached token is not a hit.
+    clock.rewind(Duration::from_secs(200));
+    server
+        .bearer(&issuer.token().tampered().sign())
+        .await
+        .assert_invalid_token("invalid signature");
+}
+
+#[tokio::test]
+async fn a_key_set_change_ends_every_cached_entry() {
+    let issuer = MockIssuer::start().await;
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .remote_options(
+            RemoteOptions::new()
+                .http_client(client())
+                .refresh_interval(Duration::from_millis(100))
+                .max_age_bounds(Duration::from_millis(50), Duration::from_secs(60)),
+        )
+        .cache(CacheOptions::new())
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let token = issuer.token().sign();
+    server.bearer(&token).await.assert_ok();
+    server.bearer(&token).await.assert_ok();
+    let old = issuer.active_key().kid().to_owned();
+    issuer.rotate();
+    issuer.remove_key(&old);
+    let seen = issuer.requests(Endpoint::Jwks);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = server.bearer(&token).await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            answer.assert_invalid_token("unknown signing key");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cached token outlived its key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(issuer.requests(Endpoint::Jwks) > seen);
+}
