@@ -1,5 +1,6 @@
 //! The key store on the request path: `KeyStore::current` while idle and while a refresh
-//! swaps the key set in a loop, and the whole layer with static and with remote keys.
+//! swaps the key set in a loop, and the whole layer: static keys (`ours`), with the
+//! verified-token cache (`ours-cached`), and remote keys, for RS256 and ES256.
 //!
 //! Run with `cargo bench --bench keys`. The layer's future is polled once with a no-op
 //! waker and must be ready: the verified request path takes no lock and never awaits.
@@ -14,8 +15,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service};
-use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey};
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, KeyStore, RemoteJwks, RemoteOptions};
+use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey, TokenBuilder};
+use tower_jwt_auth::{
+    CacheOptions, JwtAuthConfig, JwtAuthLayer, KeyStore, RemoteJwks, RemoteOptions,
+};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -72,9 +75,6 @@ fn bench_keys(c: &mut Criterion) {
 
     // The full layer, static keys against remote keys loaded by discovery.
     let token = issuer.token().subject("bench").permissions(["read"]).sign();
-    let inner = tower::service_fn(|_req: Request<String>| {
-        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
-    });
     let static_cfg = JwtAuthConfig::builder()
         .issuer(issuer.issuer())
         .audience(issuer.audience())
@@ -92,26 +92,84 @@ fn bench_keys(c: &mut Criterion) {
         cfg
     });
     let mut group = c.benchmark_group("layer/RS256");
-    for (name, cfg) in [("static-keys", static_cfg), ("remote-keys", remote_cfg)] {
-        let mut service = JwtAuthLayer::new(cfg).layer(inner);
-        let request = || {
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .expect("request")
-        };
-        let _guard = runtime.enter();
-        let response = ready_now(service.call(request())).expect("response");
-        assert_eq!(response.status(), 200);
-        group.bench_function(name, |b| {
-            b.iter_batched(
-                request,
-                |req| ready_now(service.call(req)),
-                criterion::BatchSize::SmallInput,
-            );
-        });
+    let cached_cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .key_set(issuer.active_key().key_set())
+        .cache(CacheOptions::new())
+        .build()
+        .expect("config");
+    let layers = [
+        ("ours", static_cfg),
+        ("ours-cached", cached_cfg),
+        ("remote-keys", remote_cfg),
+    ];
+    for (name, cfg) in layers {
+        bench_layer(&mut group, name, cfg, &token, &runtime);
     }
     group.finish();
+
+    // ES256, static keys, with and without the cache.
+    let ec = TestKey::ec_p256();
+    let ec_token = TokenBuilder::new(&ec)
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .subject("bench")
+        .permissions(["read"])
+        .sign();
+    let mut group = c.benchmark_group("layer/ES256");
+    for (name, cache) in [("ours", None), ("ours-cached", Some(CacheOptions::new()))] {
+        let mut builder = JwtAuthConfig::builder()
+            .issuer(issuer.issuer())
+            .audience(issuer.audience())
+            .key_set(ec.key_set());
+        if let Some(cache) = cache {
+            builder = builder.cache(cache);
+        }
+        bench_layer(
+            &mut group,
+            name,
+            builder.build().expect("config"),
+            &ec_token,
+            &runtime,
+        );
+    }
+    group.finish();
+    println!(
+        "token sizes: RS256 {} bytes, ES256 {} bytes",
+        token.len(),
+        ec_token.len()
+    );
+}
+
+/// The full layer around a no-op service, polled once per request.
+fn bench_layer(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    cfg: JwtAuthConfig,
+    token: &str,
+    runtime: &tokio::runtime::Runtime,
+) {
+    let inner = tower::service_fn(|_req: Request<String>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+    });
+    let mut service = JwtAuthLayer::new(cfg).layer(inner);
+    let request = || {
+        Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .expect("request")
+    };
+    let _guard = runtime.enter();
+    let response = ready_now(service.call(request())).expect("response");
+    assert_eq!(response.status(), 200);
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            request,
+            |req| ready_now(service.call(req)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
 }
 
 criterion_group!(benches, bench_keys);

@@ -10,7 +10,8 @@
 //! cargo run --example axum_server
 //! ```
 //!
-//! `LISTEN_ADDR` sets the address (default `127.0.0.1:3000`). Routes:
+//! `LISTEN_ADDR` sets the address (default `127.0.0.1:3000`); `JWT_CACHE` (any value)
+//! turns on the verified-token cache. Routes:
 //! `GET /health` (public), `GET /me` (any valid token: the claims as JSON),
 //! `GET /documents` (needs `read`), `POST /documents` (needs `write`, answers 201).
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
@@ -25,7 +26,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_jwt_auth::testing::MockIssuer;
-use tower_jwt_auth::{Claims, JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims};
+use tower_jwt_auth::{
+    CacheOptions, Claims, JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims,
+};
 
 /// A stored document.
 #[derive(Debug, Clone, Serialize)]
@@ -118,10 +121,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         (None, Err(e)) => return Err(e.into()),
     };
 
-    let cfg = JwtAuthConfig::builder()
+    let mut builder = JwtAuthConfig::builder()
         .issuer(issuer_url.clone())
-        .audience(audience)
-        .build()?;
+        .audience(audience);
+    if std::env::var_os("JWT_CACHE").is_some() {
+        builder = builder.cache(CacheOptions::new());
+    }
+    let cfg = builder.build()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     println!("API on http://{addr} (issuer {issuer_url})");

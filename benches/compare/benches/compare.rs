@@ -1,0 +1,156 @@
+//! One criterion run with every comparison side by side, so that every ratio comes from
+//! measurements taken together on one machine:
+//!
+//! - `verify/{RS256,ES256,EdDSA,HS256}/{raw-jsonwebtoken,ours}` and
+//!   `verify/RS256/aws-lc-floor`;
+//! - `layer/{RS256,ES256}/{ours,ours-cached,jwt-authorizer}`: the whole tower layer called
+//!   in-process with `oneshot` on a no-op handler.
+//!
+//! Run from this directory: `cargo bench`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use aws_lc_rs_floor::floor;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use jwt_authorizer::{IntoLayer, JwtAuthorizer, Validation};
+use tower::{Layer, ServiceExt};
+use tower_jwt_auth::testing::{TestKey, TokenBuilder, jwks};
+use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
+
+const ISSUER: &str = "https://idp.example.com/";
+const AUDIENCE: &str = "https://api.example.com";
+
+fn token(key: &TestKey) -> String {
+    TokenBuilder::new(key)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .subject("auth0|5f7c8ec7c33c6c004bbafe82")
+        .scope("read:documents write:documents")
+        .permissions(["read:documents", "write:documents"])
+        .claim("azp", "wLcV3Ot3Yh2T3wgBl2QxtmsD9Pj4k0sJ")
+        .sign()
+}
+
+fn config(key: &TestKey, cache: bool) -> JwtAuthConfig {
+    let mut builder = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .key_set(key.key_set());
+    if cache {
+        builder = builder.cache(CacheOptions::new());
+    }
+    builder.build().expect("config")
+}
+
+fn raw_key(key: &TestKey) -> jsonwebtoken::DecodingKey {
+    let jwk = key.public_jwk();
+    let s = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
+    match jwk["kty"].as_str() {
+        Some("RSA") => jsonwebtoken::DecodingKey::from_rsa_components(&s("n"), &s("e")),
+        Some("EC") => jsonwebtoken::DecodingKey::from_ec_components(&s("x"), &s("y")),
+        Some("OKP") => jsonwebtoken::DecodingKey::from_ed_components(&s("x")),
+        _ => Ok(jsonwebtoken::DecodingKey::from_secret(key.secret().unwrap_or_default())),
+    }
+    .expect("decoding key")
+}
+
+fn bench_verify(c: &mut Criterion) {
+    for (name, key) in [
+        ("RS256", TestKey::rsa()),
+        ("ES256", TestKey::ec_p256()),
+        ("EdDSA", TestKey::ed25519()),
+        ("HS256", TestKey::hmac()),
+    ] {
+        let token = token(&key);
+        let mut group = c.benchmark_group(format!("verify/{name}"));
+        let decoding = raw_key(&key);
+        let mut validation = jsonwebtoken::Validation::new(name.parse().expect("alg"));
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        assert!(jsonwebtoken::decode::<StandardClaims>(&token, &decoding, &validation).is_ok());
+        group.bench_function("raw-jsonwebtoken", |b| {
+            b.iter(|| jsonwebtoken::decode::<StandardClaims>(black_box(&token), &decoding, &validation));
+        });
+        let verifier = Verifier::new(config(&key, false));
+        assert!(verifier.verify::<StandardClaims>(&token).is_ok());
+        group.bench_function("ours", |b| b.iter(|| verifier.verify::<StandardClaims>(black_box(&token))));
+        if name == "RS256" {
+            let check = floor(&key, &token);
+            group.bench_function("aws-lc-floor", |b| b.iter(&check));
+        }
+        group.finish();
+    }
+}
+
+fn bench_layer(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for (name, key) in [("RS256", TestKey::rsa()), ("ES256", TestKey::ec_p256())] {
+        let token = token(&key);
+        let bearer = format!("Bearer {token}");
+        let request = || {
+            Request::get("/")
+                .header("authorization", bearer.as_str())
+                .body(axum07::body::Body::empty())
+                .expect("request")
+        };
+        let mut group = c.benchmark_group(format!("layer/{name}"));
+
+        for (variant, cache) in [("ours", false), ("ours-cached", true)] {
+            let service = JwtAuthLayer::new(config(&key, cache)).layer(tower::service_fn(
+                |_req: Request<axum07::body::Body>| async {
+                    Ok::<_, Infallible>(Response::new(axum07::body::Body::empty()))
+                },
+            ));
+            let status = runtime.block_on(service.clone().oneshot(request())).expect("response").status();
+            assert_eq!(status, 200, "{variant}");
+            group.bench_function(variant, |b| {
+                b.to_async(&runtime).iter(|| service.clone().oneshot(request()));
+            });
+        }
+
+        let peer = runtime.block_on(async {
+            let document = jwks([&key]).to_string();
+            let authorizer = JwtAuthorizer::<serde_json::Value>::from_jwks_text(&document)
+                .validation(Validation::new().iss(&[ISSUER]).aud(&[AUDIENCE]))
+                .build()
+                .await
+                .expect("jwt-authorizer");
+            vec![authorizer].into_layer()
+        });
+        let service = peer.layer(tower::service_fn(|_req: Request<axum07::body::Body>| async {
+            Ok::<_, Infallible>(axum07::response::Response::new(axum07::body::Body::empty()))
+        }));
+        let status = runtime.block_on(service.clone().oneshot(request())).expect("response").status();
+        assert_eq!(status, 200, "jwt-authorizer");
+        group.bench_function("jwt-authorizer", |b| {
+            b.to_async(&runtime).iter(|| service.clone().oneshot(request()));
+        });
+        group.finish();
+    }
+}
+
+/// The bare aws-lc-rs RS256 check with a parsed key and a decoded signature.
+mod aws_lc_rs_floor {
+    use tower_jwt_auth::testing::TestKey;
+
+    pub(crate) fn floor(key: &TestKey, token: &str) -> impl Fn() -> bool {
+        use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwk = key.public_jwk();
+        let part = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap_or_default()).expect("b64");
+        let (n, e) = (part("n"), part("e"));
+        let parsed = RsaPublicKeyComponents { n: &n[..], e: &e[..] }
+            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+            .expect("key");
+        let (input, sig) = token.rsplit_once('.').expect("segments");
+        let input = input.as_bytes().to_vec();
+        let sig = URL_SAFE_NO_PAD.decode(sig).expect("signature");
+        move || parsed.verify_sig(std::hint::black_box(&input), std::hint::black_box(&sig)).is_ok()
+    }
+}
+
+criterion_group!(benches, bench_verify, bench_layer);
+criterion_main!(benches);

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Instructions per verification, counted by callgrind (stable under machine noise):
+# two runs of benches/instructions.rs with different iteration counts, subtracted.
+# Needs valgrind. Usage: scripts/instructions.sh [RS256 ES256 EdDSA HS256 floor]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
+cargo bench --bench instructions --no-run >/dev/null 2>&1
+binary=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
+count() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$1" "$2" 2>&1 \
+    | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+algs=("$@")
+[ ${#algs[@]} -eq 0 ] && algs=(RS256 floor ES256 EdDSA HS256)
+for alg in "${algs[@]}"; do
+  small=$(count "$alg" 100)
+  large=$(count "$alg" 1100)
+  echo "$alg: $(( (large - small) / 1000 )) instructions per verification"
+done
