@@ -47,3 +47,15 @@ run() {
 run "no auth (/health)" http://127.0.0.1:$PLAIN_PORT/health
 run "RS256" http://127.0.0.1:$PLAIN_PORT/documents -H "Authorization: Bearer $TOKEN"
 run "RS256 with cache" http://127.0.0.1:$CACHED_PORT/documents -H "Authorization: Bearer $TOKEN"
+
+# The same route behind jwt-authorizer (built in benches/compare), when PEER=1.
+if [ "${PEER:-0}" = 1 ]; then
+  PEER_PORT=19403
+  (cd benches/compare && cargo build --release --bin peer_server -q)
+  JWKS_URL=http://127.0.0.1:$ISSUER_PORT/jwks.json JWT_ISSUER=http://127.0.0.1:$ISSUER_PORT \
+    JWT_AUDIENCE=https://api.example.com LISTEN_ADDR=127.0.0.1:$PEER_PORT \
+    benches/compare/target/release/peer_server >/dev/null &
+  pids+=($!)
+  sleep 1
+  run "RS256 jwt-authorizer" http://127.0.0.1:$PEER_PORT/documents -H "Authorization: Bearer $TOKEN"
+fi

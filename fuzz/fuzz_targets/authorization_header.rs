@@ -17,9 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = HeaderValue::from_bytes(data) else {
         return;
     };
-    let mut service = JwtAuthLayer::new(config()).layer(tower::service_fn(|_req: Request<String>| {
-        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
-    }));
+    let mut service =
+        JwtAuthLayer::new(config()).layer(tower::service_fn(|_req: Request<String>| {
+            std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+        }));
     let mut request = Request::new(String::new());
     request.headers_mut().append("authorization", value.clone());
     if data.first() == Some(&b'B') {
@@ -28,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     let mut cx = Context::from_waker(Waker::noop());
     // Static keys: the future is ready at once.
     if let Poll::Ready(Ok(response)) = pin!(service.call(request)).poll(&mut cx) {
-        assert!(!response.status().is_server_error(), "{}", response.status());
+        assert!(
+            !response.status().is_server_error(),
+            "{}",
+            response.status()
+        );
     } else {
         panic!("the layer did not answer at once with static keys");
     }

@@ -19,7 +19,13 @@ fn main() {
     let base = || TokenBuilder::new(&key).issuer(ISSUER).audience(AUDIENCE);
     let tokens = [
         ("valid", base().permissions(["read"]).sign()),
-        ("scope", base().scope("read write").claim("realm_access", json!({"roles": ["admin"]})).sign()),
+        (
+            "scope",
+            base()
+                .scope("read write")
+                .claim("realm_access", json!({"roles": ["admin"]}))
+                .sign(),
+        ),
         ("expired", base().expired().sign()),
         ("future", base().not_yet_valid().sign()),
         ("no_kid", base().no_kid().sign()),
@@ -32,9 +38,17 @@ fn main() {
     ];
     for (name, token) in &tokens {
         write("verify_token", name, token.as_bytes());
-        write("authorization_header", name, format!("Bearer {token}").as_bytes());
+        write(
+            "authorization_header",
+            name,
+            format!("Bearer {token}").as_bytes(),
+        );
     }
-    for (name, value) in [("basic", "Basic dXNlcjpwdw=="), ("empty", "Bearer "), ("lower", "bearer a.b.c")] {
+    for (name, value) in [
+        ("basic", "Basic dXNlcjpwdw=="),
+        ("empty", "Bearer "),
+        ("lower", "bearer a.b.c"),
+    ] {
         write("authorization_header", name, value.as_bytes());
     }
     let fixtures = Path::new("../tests/fixtures/idp");
@@ -45,5 +59,12 @@ fn main() {
             write("jwks_document", &name, &text);
         }
     }
-    write("jwks_document", "pem", TestKey::ec_p256().public_pem().unwrap_or_default().as_bytes());
+    write(
+        "jwks_document",
+        "pem",
+        TestKey::ec_p256()
+            .public_pem()
+            .unwrap_or_default()
+            .as_bytes(),
+    );
 }
