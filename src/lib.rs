@@ -110,8 +110,8 @@ pub use jwks::remote::{JwksHealth, KeysStatus, RemoteJwks, RemoteOptions};
 pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
 pub use permission::{
-    Dynamic, MethodPermissions, MethodPermissionsService, Permission, Permissions,
-    RequirePermission, RequirePermissionService,
+    Dynamic, MethodPermissions, Permission, Permissions, RequirePermission,
+    RequirePermissionService,
 };
 pub use resource::ProtectedResourceMetadata;
 pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};

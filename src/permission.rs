@@ -429,23 +429,41 @@ impl<S> Layer<S> for RequirePermission<Dynamic> {
     fn layer(&self, inner: S) -> Self::Service {
         RequirePermissionService {
             inner,
-            requirement: self.requirement.clone(),
+            rule: Rule::Always(self.requirement.clone()),
         }
     }
 }
 
-/// The service of a [`RequirePermission`](struct@RequirePermission) layer.
+/// The service of a [`RequirePermission`](struct@RequirePermission) or a
+/// [`MethodPermissions`] layer.
 #[derive(Clone)]
 pub struct RequirePermissionService<S> {
     inner: S,
-    requirement: Requirement,
+    rule: Rule,
+}
+
+/// What a guard requires of a request.
+#[derive(Clone, Debug)]
+enum Rule {
+    Always(Requirement),
+    /// By request path; paths not listed pass.
+    PerPath(MethodPermissions),
+}
+
+impl Rule {
+    fn requirement(&self, path: &str) -> Option<&Requirement> {
+        match self {
+            Self::Always(requirement) => Some(requirement),
+            Self::PerPath(methods) => methods.requirement(path),
+        }
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for RequirePermissionService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequirePermissionService")
             .field("inner", &self.inner)
-            .field("requirement", &self.requirement)
+            .field("rule", &self.rule)
             .finish()
     }
 }
@@ -463,7 +481,11 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match check(&self.requirement, request.headers(), request.extensions()) {
+        let verdict = match self.rule.requirement(request.uri().path()) {
+            Some(requirement) => check(requirement, request.headers(), request.extensions()),
+            None => Ok(()),
+        };
+        match verdict {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(response) => ResponseFuture::rejected(response),
         }
@@ -557,43 +579,12 @@ impl fmt::Debug for MethodPermissions {
 }
 
 impl<S> Layer<S> for MethodPermissions {
-    type Service = MethodPermissionsService<S>;
+    type Service = RequirePermissionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MethodPermissionsService {
+        RequirePermissionService {
             inner,
-            methods: self.clone(),
-        }
-    }
-}
-
-/// The service of a [`MethodPermissions`] layer.
-#[derive(Clone, Debug)]
-pub struct MethodPermissionsService<S> {
-    inner: S,
-    methods: MethodPermissions,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MethodPermissionsService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, ReqBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let verdict = match self.methods.requirement(request.uri().path()) {
-            Some(requirement) => check(requirement, request.headers(), request.extensions()),
-            None => Ok(()),
-        };
-        match verdict {
-            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(response) => ResponseFuture::rejected(response),
+            rule: Rule::PerPath(self.clone()),
         }
     }
 }

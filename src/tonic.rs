@@ -45,7 +45,7 @@ use tonic::{Request, Status};
 use crate::claims::StandardClaims;
 use crate::config::JwtAuthConfig;
 use crate::error::{AuthError, ErrorKind};
-use crate::permission::{MethodPermissionsService, Permissions, RequirePermissionService};
+use crate::permission::{Permissions, RequirePermissionService};
 use crate::service::{AuthContext, JwtAuth, insert};
 use crate::token::BearerToken;
 use crate::verify::Verifier;
@@ -66,10 +66,6 @@ impl<S: NamedService, C> NamedService for JwtAuth<S, C> {
 }
 
 impl<S: NamedService> NamedService for RequirePermissionService<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S: NamedService> NamedService for MethodPermissionsService<S> {
     const NAME: &'static str = S::NAME;
 }
 
