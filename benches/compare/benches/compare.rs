@@ -3,7 +3,8 @@
 //!
 //! - `verify/{RS256,ES256,EdDSA,HS256}/{raw-jsonwebtoken,ours}` and
 //!   `verify/RS256/aws-lc-floor`;
-//! - `layer/{RS256,ES256}/{ours,ours-cached,jwt-authorizer}`: the whole tower layer called
+//! - `layer/{RS256,ES256}/{ours,ours-cached,jwt-authorizer,oauth-resource-server}`: the
+//!   whole tower layer called
 //!   in-process with `oneshot` on a no-op handler; building the request is outside the
 //!   measurement.
 //!
@@ -17,7 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, Validation};
 use tower::{Layer, ServiceExt};
-use tower_jwt_auth::testing::{TestKey, TokenBuilder, jwks};
+use tower_jwt_auth::testing::{MockIssuer, TestKey, TokenBuilder, jwks};
 use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
 
 const ISSUER: &str = "https://idp.example.com/";
@@ -31,6 +32,9 @@ fn token(key: &TestKey) -> String {
         .scope("read:documents write:documents")
         .permissions(["read:documents", "write:documents"])
         .claim("azp", "wLcV3Ot3Yh2T3wgBl2QxtmsD9Pj4k0sJ")
+        .claim("client_id", "wLcV3Ot3Yh2T3wgBl2QxtmsD9Pj4k0sJ")
+        // RFC 9068 access tokens, which every crate here accepts.
+        .typ("at+jwt")
         .sign()
 }
 
@@ -150,8 +154,57 @@ fn bench_layer(c: &mut Criterion) {
                 criterion::BatchSize::SmallInput,
             );
         });
+
+        // oauth-resource-server loads keys from a JWKS URL: serve one on loopback with the
+        // mock issuer and warm its key cache before timing.
+        let issuer = runtime.block_on(MockIssuer::builder().key(key.clone()).start());
+        let peer = runtime.block_on(oauth_resource_server_layer(&issuer));
+        let service = peer.layer(tower::service_fn(
+            |_req: Request<axum07::body::Body>| async {
+                Ok::<_, Infallible>(Response::new(axum07::body::Body::empty()))
+            },
+        ));
+        let status = runtime
+            .block_on(service.clone().oneshot(request()))
+            .expect("response")
+            .status();
+        assert_eq!(status, 200, "oauth-resource-server");
+        group.bench_function("oauth-resource-server", |b| {
+            b.to_async(&runtime).iter_batched(
+                request,
+                |req| service.clone().oneshot(req),
+                criterion::BatchSize::SmallInput,
+            );
+        });
+        drop(issuer);
         group.finish();
     }
+}
+
+/// oauth-resource-server's tower layer for the test issuer, with its key cache warm.
+async fn oauth_resource_server_layer(
+    issuer: &MockIssuer,
+) -> oauth_resource_server::http_layer::HttpAuthLayer {
+    use oauth_resource_server::http_layer::HttpAuthLayer;
+    use oauth_resource_server::{KeyNaming, OAuthConfig, OAuthValidator};
+    let resolved = OAuthConfig {
+        enabled: true,
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        resource: AUDIENCE.into(),
+        jwks_uri: Some(issuer.jwks_url()),
+        require_at_jwt: true,
+        ..OAuthConfig::default()
+    }
+    .resolve(KeyNaming::Dotted("oauth"))
+    .expect("config")
+    .expect("enabled");
+    let validator = std::sync::Arc::new(OAuthValidator::new(&resolved).expect("validator"));
+    validator.refresh_now().await.expect("keys");
+    HttpAuthLayer::builder()
+        .oauth(validator)
+        .build()
+        .expect("layer")
 }
 
 /// The bare aws-lc-rs RS256 check with a parsed key and a decoded signature.
