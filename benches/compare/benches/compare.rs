@@ -95,6 +95,38 @@ fn bench_verify(c: &mut Criterion) {
     }
 }
 
+type Body = axum07::body::Body;
+
+/// The no-op handler every layer wraps.
+async fn noop(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    Ok(Response::new(Body::empty()))
+}
+
+/// Checks that `service` accepts the token, then times it with `oneshot`.
+fn bench_service<S, B>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    service: S,
+    request: &dyn Fn() -> Request<Body>,
+) where
+    S: tower::Service<Request<Body>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let status = runtime
+        .block_on(service.clone().oneshot(request()))
+        .expect("response")
+        .status();
+    assert_eq!(status, 200, "{name}");
+    group.bench_function(name, |b| {
+        b.to_async(runtime).iter_batched(
+            request,
+            |req| service.clone().oneshot(req),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+}
+
 fn bench_layer(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for (name, key) in [("RS256", TestKey::rsa()), ("ES256", TestKey::ec_p256())] {
@@ -103,29 +135,14 @@ fn bench_layer(c: &mut Criterion) {
         let request = || {
             Request::get("/")
                 .header("authorization", bearer.as_str())
-                .body(axum07::body::Body::empty())
+                .body(Body::empty())
                 .expect("request")
         };
         let mut group = c.benchmark_group(format!("layer/{name}"));
 
         for (variant, cache) in [("ours", false), ("ours-cached", true)] {
-            let service = JwtAuthLayer::new(config(&key, cache)).layer(tower::service_fn(
-                |_req: Request<axum07::body::Body>| async {
-                    Ok::<_, Infallible>(Response::new(axum07::body::Body::empty()))
-                },
-            ));
-            let status = runtime
-                .block_on(service.clone().oneshot(request()))
-                .expect("response")
-                .status();
-            assert_eq!(status, 200, "{variant}");
-            group.bench_function(variant, |b| {
-                b.to_async(&runtime).iter_batched(
-                    request,
-                    |req| service.clone().oneshot(req),
-                    criterion::BatchSize::SmallInput,
-                );
-            });
+            let service = JwtAuthLayer::new(config(&key, cache)).layer(tower::service_fn(noop));
+            bench_service(&mut group, &runtime, variant, service, &request);
         }
 
         let peer = runtime.block_on(async {
@@ -137,45 +154,21 @@ fn bench_layer(c: &mut Criterion) {
                 .expect("jwt-authorizer");
             vec![authorizer].into_layer()
         });
-        let service = peer.layer(tower::service_fn(
-            |_req: Request<axum07::body::Body>| async {
-                Ok::<_, Infallible>(axum07::response::Response::new(axum07::body::Body::empty()))
-            },
-        ));
-        let status = runtime
-            .block_on(service.clone().oneshot(request()))
-            .expect("response")
-            .status();
-        assert_eq!(status, 200, "jwt-authorizer");
-        group.bench_function("jwt-authorizer", |b| {
-            b.to_async(&runtime).iter_batched(
-                request,
-                |req| service.clone().oneshot(req),
-                criterion::BatchSize::SmallInput,
-            );
-        });
+        let service = peer.layer(tower::service_fn(noop));
+        bench_service(&mut group, &runtime, "jwt-authorizer", service, &request);
 
         // oauth-resource-server loads keys from a JWKS URL: serve one on loopback with the
         // mock issuer and warm its key cache before timing.
         let issuer = runtime.block_on(MockIssuer::builder().key(key.clone()).start());
         let peer = runtime.block_on(oauth_resource_server_layer(&issuer));
-        let service = peer.layer(tower::service_fn(
-            |_req: Request<axum07::body::Body>| async {
-                Ok::<_, Infallible>(Response::new(axum07::body::Body::empty()))
-            },
-        ));
-        let status = runtime
-            .block_on(service.clone().oneshot(request()))
-            .expect("response")
-            .status();
-        assert_eq!(status, 200, "oauth-resource-server");
-        group.bench_function("oauth-resource-server", |b| {
-            b.to_async(&runtime).iter_batched(
-                request,
-                |req| service.clone().oneshot(req),
-                criterion::BatchSize::SmallInput,
-            );
-        });
+        let service = peer.layer(tower::service_fn(noop));
+        bench_service(
+            &mut group,
+            &runtime,
+            "oauth-resource-server",
+            service,
+            &request,
+        );
         drop(issuer);
         group.finish();
     }
