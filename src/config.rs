@@ -56,7 +56,6 @@ pub(crate) struct Settings {
     pub(crate) required_claims: Vec<Box<str>>,
     pub(crate) max_token_len: usize,
     pub(crate) token_source: TokenSource,
-    pub(crate) realm: Option<Arc<str>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: KeySource,
     pub(crate) remotes: Vec<RemoteJwks>,
@@ -192,7 +191,7 @@ impl fmt::Debug for JwtAuthConfig {
             .field("required_claims", &s.required_claims)
             .field("max_token_len", &s.max_token_len)
             .field("token_source", &s.token_source)
-            .field("realm", &s.realm)
+            .field("realm", &s.challenge.realm)
             .field("clock", &s.clock)
             .field("keys", &s.keys)
             .finish_non_exhaustive()
@@ -758,7 +757,6 @@ impl JwtAuthConfigBuilder {
                 required_claims: self.required_claims.into_iter().map(Into::into).collect(),
                 max_token_len: self.max_token_len,
                 token_source: self.token_source,
-                realm: self.realm.map(Into::into),
                 clock: self.clock,
                 keys,
                 remotes,
