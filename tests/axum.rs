@@ -10,9 +10,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use support::{Answer, Server, answer, client};
 use tower_jwt_auth::testing::MockIssuer;
-use tower_jwt_auth::{
-    Claims, JwtAuthConfig, JwtAuthLayer, Permissions, RequirePermission, StandardClaims,
-};
+use tower_jwt_auth::{Claims, JwtAuthLayer, Permissions, RequirePermission, StandardClaims};
 
 tower_jwt_auth::permission! {
     /// The write permission, as a type.
@@ -69,10 +67,7 @@ async fn start(
     issuer: &MockIssuer,
     configure: impl FnOnce(tower_jwt_auth::JwtAuthConfigBuilder) -> tower_jwt_auth::JwtAuthConfigBuilder,
 ) -> Server {
-    let builder = JwtAuthConfig::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
-        .http_client(client());
+    let builder = support::issuer_config(issuer);
     let cfg = configure(builder).build().expect("config");
     Server::start_router(routes().layer(JwtAuthLayer::new(cfg))).await
 }
@@ -342,12 +337,7 @@ async fn layer_wide_required_permissions_apply_to_every_route() {
 #[tokio::test]
 async fn optional_claims_with_and_without_a_token() {
     let issuer = MockIssuer::start().await;
-    let cfg = JwtAuthConfig::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
-        .http_client(client())
-        .build()
-        .expect("config");
+    let cfg = support::issuer_config(&issuer).build().expect("config");
     let server = Server::start_router(routes().layer(JwtAuthLayer::new(cfg).optional())).await;
     assert_eq!(
         server.call("GET", "/optional", None, "").await.body,

@@ -14,16 +14,11 @@ use std::collections::HashMap;
 use http::StatusCode;
 use serde_json::Value;
 use support::{Server, client};
+use tower_jwt_auth::JwtAuthLayer;
 use tower_jwt_auth::testing::MockIssuer;
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 
 async fn example_server(issuer: &MockIssuer) -> Server {
-    let cfg = JwtAuthConfig::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
-        .http_client(client())
-        .build()
-        .expect("config");
+    let cfg = support::issuer_config(issuer).build().expect("config");
     Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
 }
 

@@ -6,19 +6,12 @@ use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use serde_json::Value;
-use support::{Server, client};
+use support::{Server, client, issuer_config};
 use tower_jwt_auth::testing::MockIssuer;
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RequirePermission};
 
 async fn ok() -> &'static str {
     "ok"
-}
-
-fn base(issuer: &MockIssuer) -> JwtAuthConfigBuilder {
-    JwtAuthConfig::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
-        .http_client(client())
 }
 
 /// The metadata outside the layer, guarded routes inside it.
@@ -48,7 +41,7 @@ fn param(challenge: &str, name: &str) -> Option<String> {
 #[tokio::test]
 async fn metadata_document_contents_and_content_type_in_both_path_forms() {
     let issuer = MockIssuer::start().await;
-    let cfg = base(&issuer)
+    let cfg = issuer_config(&issuer)
         .resource("https://api.example.com/v1/mcp")
         .resource_name("Example MCP server")
         .resource_documentation("https://docs.example.com/mcp")
@@ -98,7 +91,7 @@ async fn metadata_document_contents_and_content_type_in_both_path_forms() {
 #[tokio::test]
 async fn root_resource_has_one_metadata_path() {
     let issuer = MockIssuer::start().await;
-    let cfg = base(&issuer)
+    let cfg = issuer_config(&issuer)
         .resource("https://api.example.com")
         .build()
         .expect("config");
@@ -118,7 +111,7 @@ async fn root_resource_has_one_metadata_path() {
 #[tokio::test]
 async fn resource_metadata_is_in_401_and_403_when_configured() {
     let issuer = MockIssuer::start().await;
-    let cfg = base(&issuer)
+    let cfg = issuer_config(&issuer)
         .resource("https://api.example.com/v1/mcp")
         .realm("mcp")
         .build()
@@ -151,7 +144,7 @@ async fn resource_metadata_is_in_401_and_403_when_configured() {
 #[tokio::test]
 async fn challenges_stay_rfc_6750_only_without_a_resource() {
     let issuer = MockIssuer::start().await;
-    let server = start(base(&issuer).build().expect("config")).await;
+    let server = start(issuer_config(&issuer).build().expect("config")).await;
     let challenge = server.get("/read", &[]).await.challenge.expect("challenge");
     assert_eq!(challenge, "Bearer");
     let reader = issuer.token().permissions(["read"]).sign();
@@ -172,7 +165,7 @@ async fn challenges_stay_rfc_6750_only_without_a_resource() {
 #[tokio::test]
 async fn step_up_403_names_every_permission_the_request_needs() {
     let issuer = MockIssuer::start().await;
-    let cfg = base(&issuer)
+    let cfg = issuer_config(&issuer)
         .resource("https://api.example.com")
         .require_permissions(["api:access"])
         .build()

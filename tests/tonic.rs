@@ -15,8 +15,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_server::proto::documents_client::DocumentsClient;
 use tonic_server::proto::{CreateRequest, GetRequest};
+use tower_jwt_auth::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
-use tower_jwt_auth::{JwtAuthConfig, RemoteOptions};
 
 struct Grpc {
     addr: std::net::SocketAddr,
@@ -31,9 +31,7 @@ fn options() -> RemoteOptions {
 }
 
 async fn start(issuer: &MockIssuer) -> Grpc {
-    let cfg = JwtAuthConfig::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
+    let cfg = support::issuer_config(issuer)
         .remote_options(options())
         .build()
         .expect("config");
@@ -234,9 +232,7 @@ async fn interceptor_checks_tokens_with_loaded_keys() {
     let issuer = MockIssuer::start().await;
     // The first load is held open: a synchronous check cannot wait for it.
     issuer.set_fault(Endpoint::Discovery, Fault::Hold);
-    let cfg = JwtAuthConfig::builder()
-        .issuer(issuer.issuer())
-        .audience(issuer.audience())
+    let cfg = support::issuer_config(&issuer)
         .remote_options(options())
         .build()
         .expect("config");

@@ -87,6 +87,15 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// A config builder that trusts a mock issuer: its issuer and audience, keys by
+/// discovery with a client that bypasses proxies.
+pub fn issuer_config(issuer: &tower_jwt_auth::testing::MockIssuer) -> JwtAuthConfigBuilder {
+    JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .http_client(client())
+}
+
 /// A client that never goes through a proxy: loopback traffic must stay on loopback.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
