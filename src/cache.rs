@@ -8,8 +8,11 @@
 //!
 //! Safety of a hit:
 //! - entries are keyed by the SHA-256 of the exact token text, so only the same bytes hit;
-//! - an entry belongs to the key set that verified it: after a key-set swap it never hits
-//!   again, so a removed key stops working at the same moment as without a cache;
+//! - an entry belongs to the key-set generation that verified it
+//!   ([`KeySet::generation`](crate::KeySet::generation), never reused within a process):
+//!   after a swap to a set with other content it never hits again, so a removed key stops
+//!   working at the same moment as without a cache, while a refresh that confirms the
+//!   same keys keeps every entry;
 //! - `exp`, `nbf` and `iat` are checked again on every hit with the current clock;
 //! - an entry lives until the earlier of the token's `exp` and the configured TTL;
 //! - the cache is bounded in entries and in bytes, per shard, so memory cannot grow
@@ -22,7 +25,6 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 
-use crate::jwks::KeySet;
 use crate::permission::Permissions;
 
 const SHARDS: usize = 16;
@@ -90,8 +92,8 @@ pub(crate) struct Entry {
     pub(crate) exp: f64,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
-    /// The key set that verified the token, compared by identity.
-    keys: usize,
+    /// The generation of the key set that verified the token.
+    generation: u64,
     /// Unix seconds after which the entry is dropped (the earlier of `exp` and the TTL).
     expires: f64,
     bytes: usize,
@@ -118,10 +120,6 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-fn identity(keys: &Arc<KeySet>) -> usize {
-    Arc::as_ptr(keys) as usize
-}
-
 impl TokenCache {
     pub(crate) fn new(options: CacheOptions) -> Self {
         Self {
@@ -144,11 +142,12 @@ impl TokenCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The entry for a token verified by this key set and still alive at `now`.
-    pub(crate) fn get(&self, key: &Digest, keys: &Arc<KeySet>, now: f64) -> Option<Entry> {
+    /// The entry for a token verified by this key-set generation and still alive at
+    /// `now`.
+    pub(crate) fn get(&self, key: &Digest, generation: u64, now: f64) -> Option<Entry> {
         let mut shard = self.shard(key);
         let entry = shard.entries.get(key)?;
-        if entry.keys == identity(keys) && now < entry.expires {
+        if entry.generation == generation && now < entry.expires {
             return Some(entry.clone());
         }
         let bytes = entry.bytes;
@@ -161,7 +160,7 @@ impl TokenCache {
     pub(crate) fn insert(
         &self,
         key: Digest,
-        keys: &Arc<KeySet>,
+        generation: u64,
         claims: Arc<dyn Any + Send + Sync>,
         permissions: Permissions,
         times: (f64, Option<f64>, Option<f64>),
@@ -204,7 +203,7 @@ impl TokenCache {
             exp,
             nbf,
             iat,
-            keys: identity(keys),
+            generation,
             expires,
             bytes,
         };
@@ -227,10 +226,12 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn put(cache: &TokenCache, token: &str, keys: &Arc<KeySet>, exp: f64, now: f64) {
+    use crate::jwks::KeySet;
+
+    fn put(cache: &TokenCache, token: &str, keys: &KeySet, exp: f64, now: f64) {
         cache.insert(
             TokenCache::digest(token),
-            keys,
+            keys.generation(),
             Arc::new(()),
             Permissions::default(),
             (exp, None, None),
@@ -242,24 +243,46 @@ mod tests {
     #[test]
     fn entries_expire_and_belong_to_their_key_set() {
         let cache = TokenCache::new(CacheOptions::new().ttl(Duration::from_secs(100)));
-        let keys = Arc::new(KeySet::new());
+        let keys = KeySet::new();
         put(&cache, "a", &keys, 1_000.0, 0.0);
         let key = TokenCache::digest("a");
-        assert!(cache.get(&key, &keys, 50.0).is_some());
-        assert!(cache.get(&key, &keys, 150.0).is_none(), "the TTL bounds it");
-        put(&cache, "a", &keys, 1_000.0, 0.0);
-        let other = Arc::new(KeySet::new());
+        assert!(cache.get(&key, keys.generation(), 50.0).is_some());
         assert!(
-            cache.get(&key, &other, 1.0).is_none(),
+            cache.get(&key, keys.generation(), 150.0).is_none(),
+            "the TTL bounds it"
+        );
+        put(&cache, "a", &keys, 1_000.0, 0.0);
+        let other = KeySet::new();
+        assert!(
+            cache.get(&key, other.generation(), 1.0).is_none(),
             "another key set never hits"
         );
         assert_eq!(cache.len(), 0, "and the stale entry is gone");
     }
 
     #[test]
+    fn a_key_set_at_a_freed_address_never_revives_an_entry() {
+        let cache = TokenCache::new(CacheOptions::new());
+        let key = TokenCache::digest("a");
+        let first = Arc::new(KeySet::new());
+        put(&cache, "a", &first, 1e9, 0.0);
+        let address = Arc::as_ptr(&first) as usize;
+        drop(first);
+        // Allocate until a set lands at the freed address (the allocator usually hands it
+        // back at once); whatever the address, a new set is another generation.
+        let mut reused = false;
+        for _ in 0..64 {
+            let next = Arc::new(KeySet::new());
+            reused |= Arc::as_ptr(&next) as usize == address;
+            assert!(cache.get(&key, next.generation(), 1.0).is_none());
+        }
+        println!("a later set reused the freed address: {reused}");
+    }
+
+    #[test]
     fn bounded_in_entries() {
         let cache = TokenCache::new(CacheOptions::new().max_entries(SHARDS * 4));
-        let keys = Arc::new(KeySet::new());
+        let keys = KeySet::new();
         for i in 0..10_000 {
             put(&cache, &format!("token-{i}"), &keys, 1e9, 0.0);
         }
@@ -269,7 +292,7 @@ mod tests {
     #[test]
     fn bounded_in_bytes() {
         let cache = TokenCache::new(CacheOptions::new().max_bytes(SHARDS * 4096));
-        let keys = Arc::new(KeySet::new());
+        let keys = KeySet::new();
         for i in 0..1_000 {
             put(&cache, &format!("{i}{}", "x".repeat(1000)), &keys, 1e9, 0.0);
         }

@@ -80,8 +80,10 @@ mod claims;
 mod config;
 mod error;
 mod future;
+mod https;
 mod jwks;
 mod layer;
+mod log;
 mod payload;
 mod permission;
 mod resource;
@@ -106,7 +108,9 @@ pub use config::{
 };
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
 pub use future::ResponseFuture;
-pub use jwks::remote::{JwksHealth, KeysStatus, RemoteJwks, RemoteOptions};
+pub use jwks::health::{JwksHealth, KeysStatus};
+pub use jwks::options::RemoteOptions;
+pub use jwks::remote::RemoteJwks;
 pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
 pub use permission::{

@@ -287,7 +287,7 @@ impl Verifier {
         }
         let digest = TokenCache::digest(token);
         let now = unix_seconds(s.clock.now());
-        if let Some(entry) = cache.get(&digest, keys, now)
+        if let Some(entry) = cache.get(&digest, keys.generation(), now)
             && let Some(claims) = entry.claims.downcast_ref::<C>()
         {
             let times = (entry.exp, entry.nbf, entry.iat);
@@ -302,7 +302,7 @@ impl Verifier {
         let verified = self.verify_with::<C>(keys, token)?;
         cache.insert(
             digest,
-            keys,
+            keys.generation(),
             Arc::new(verified.claims.clone()),
             verified.permissions.clone(),
             verified.times,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use support::{Server, client};
-use tower_jwt_auth::testing::{Endpoint, MockIssuer};
+use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey};
 use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, ManualClock, RemoteOptions};
 
 #[tokio::test]
@@ -80,4 +80,45 @@ async fn a_key_set_change_ends_every_cached_entry() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(issuer.requests(Endpoint::Jwks) > seen);
+}
+
+#[tokio::test]
+async fn key_set_churn_never_revives_a_removed_keys_entry() {
+    let old = TestKey::ec_p256();
+    let issuer = MockIssuer::builder().key(old.clone()).start().await;
+    let options = RemoteOptions::new()
+        .http_client(client())
+        .refresh_interval(Duration::from_millis(20))
+        .max_age_bounds(Duration::from_millis(10), Duration::from_secs(1));
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .remote_options(options)
+        .cache(CacheOptions::new())
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let token = issuer.token().sign();
+    server.bearer(&token).await.assert_ok(); // verified and cached
+    issuer.set_active(TestKey::ec_p256());
+    issuer.remove_key(old.kid());
+    let extra = TestKey::ec_p256();
+    // Each round publishes another document, so each refresh swaps in a new set and
+    // frees the one before: the freed memory is handed out again and again.
+    for round in 0..40 {
+        if round % 2 == 0 {
+            issuer.add_key(extra.clone());
+        } else {
+            issuer.remove_key(extra.kid());
+        }
+        let seen = issuer.requests(Endpoint::Jwks);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while issuer.requests(Endpoint::Jwks) < seen + 2 {
+            assert!(tokio::time::Instant::now() < deadline, "no refresh");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let answer = server.bearer(&token).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "round {round}");
+        answer.assert_invalid_token("unknown signing key");
+    }
 }

@@ -51,6 +51,15 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Sends `token` every 20 ms until it is accepted, failing with `what` after `within`.
+async fn accepted_within(server: &Server, token: &str, within: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + within;
+    while server.bearer(token).await.status != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn first_request_waits_for_the_first_load() {
     let issuer = MockIssuer::start().await;
@@ -155,11 +164,7 @@ async fn idp_down_at_startup_gives_503_with_retry_after_then_recovers() {
     // Without a token the answer is still 401.
     server.get("/", &[]).await.assert_no_token();
     issuer.clear_faults();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.bearer(&token).await.status != StatusCode::OK {
-        assert!(tokio::time::Instant::now() < deadline, "never recovered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    accepted_within(&server, &token, Duration::from_secs(5), "never recovered").await;
 }
 
 #[tokio::test]
@@ -485,4 +490,165 @@ async fn every_provider_document_loads_through_discovery_with_the_usable_keys() 
         assert_eq!(keys.len(), usable, "{provider}");
         assert_eq!(issuer.requests(Endpoint::Discovery), 1, "{provider}");
     }
+}
+
+// ---- the refresher owns every fetch: cancellation, cooldown, generations -----------
+
+/// A store whose only fetches are the first load and those unknown `kid`s ask for.
+fn kid_driven(cooldown: Duration) -> RemoteOptions {
+    fast()
+        .refresh_interval(Duration::from_secs(3600))
+        .unknown_kid_cooldown(cooldown)
+}
+
+fn has_kid(remote: &RemoteJwks, kid: &str) -> bool {
+    remote
+        .current()
+        .is_some_and(|keys| keys.iter().any(|k| k.kid() == Some(kid)))
+}
+
+#[tokio::test]
+async fn a_dropped_refetch_future_still_fetches_the_rotated_key() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let remote = RemoteJwks::from_issuer(issuer.issuer(), kid_driven(Duration::from_secs(60)))
+        .expect("remote");
+    assert!(remote.wait_until_ready(Duration::from_secs(5)).await);
+    let fetches = issuer.requests(Endpoint::Jwks);
+    let new = issuer.rotate();
+    issuer.set_fault(Endpoint::Jwks, Fault::Hold);
+    // The request's future is dropped while the issuer holds the JWKS response.
+    let waited = tokio::time::timeout(
+        Duration::from_millis(100),
+        remote.refetch_for_kid(new.kid()),
+    )
+    .await;
+    assert!(waited.is_err(), "the refetch was still in flight");
+    eventually("the refetch reached the issuer", || {
+        issuer.requests(Endpoint::Jwks) > fetches
+    })
+    .await;
+    issuer.clear_faults();
+    issuer.release();
+    eventually("the rotated key is in the set", || {
+        has_kid(&remote, new.kid())
+    })
+    .await;
+    assert_eq!(issuer.requests(Endpoint::Jwks), fetches + 1, "one refetch");
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_during_a_refetch_does_not_hold_out_the_rotated_key() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let server = server(&issuer, kid_driven(Duration::from_secs(60))).await;
+    server.bearer(&issuer.token().sign()).await.assert_ok();
+    let fetches = issuer.requests(Endpoint::Jwks);
+    issuer.rotate();
+    let token = issuer.token().sign();
+    issuer.set_fault(Endpoint::Jwks, Fault::Hold);
+    let hung_up = server
+        .client
+        .get(server.url("/"))
+        .bearer_auth(&token)
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the client gave up: {hung_up:?}");
+    eventually("the refetch reached the issuer", || {
+        issuer.requests(Endpoint::Jwks) > fetches
+    })
+    .await;
+    issuer.clear_faults();
+    issuer.release();
+    // Within the 60 s cooldown, the first request after the fetch is accepted.
+    server.bearer(&token).await.assert_ok();
+    assert_eq!(issuer.requests(Endpoint::Jwks), fetches + 1, "one refetch");
+}
+
+#[tokio::test]
+async fn random_kids_during_the_cooldown_are_refused_at_once_without_fetching() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let options = kid_driven(Duration::from_secs(60)).fetch_timeout(Duration::from_secs(30));
+    let server = Arc::new(server(&issuer, options).await);
+    server.bearer(&issuer.token().sign()).await.assert_ok();
+    // One unknown kid starts the cooldown.
+    server
+        .bearer(&issuer.token().unknown_kid().sign())
+        .await
+        .assert_invalid_token("unknown signing key");
+    let fetches = issuer.requests(Endpoint::Jwks);
+    // A fetch now would hang for the 30 s timeout; none may start, and none is waited on.
+    issuer.set_fault(Endpoint::Jwks, Fault::Hold);
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..150 {
+        let server = Arc::clone(&server);
+        let token = issuer.token().unknown_kid().sign();
+        tasks.spawn(async move {
+            server
+                .bearer(&token)
+                .await
+                .assert_invalid_token("unknown signing key");
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task");
+    }
+    let elapsed = started.elapsed();
+    println!("150 random kids during the cooldown: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "a request waited for a fetch"
+    );
+    assert_eq!(issuer.requests(Endpoint::Jwks), fetches, "no fetch");
+    issuer.clear_faults();
+    issuer.release();
+    println!(
+        "JWKS fetches for 151 random kids: {} (first load included)",
+        issuer.requests(Endpoint::Jwks)
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_accepted_after_the_cooldown_of_a_flood() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let cooldown = Duration::from_millis(300);
+    let server = server(&issuer, kid_driven(cooldown)).await;
+    server.bearer(&issuer.token().sign()).await.assert_ok();
+    server
+        .bearer(&issuer.token().unknown_kid().sign())
+        .await
+        .assert_invalid_token("unknown signing key");
+    issuer.rotate();
+    let token = issuer.token().sign();
+    // Within one cooldown of the flood's fetch, the new key is accepted.
+    accepted_within(
+        &server,
+        &token,
+        cooldown * 3,
+        "rotated key refused past the cooldown",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_identical_document_keeps_the_key_set_and_its_generation() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let remote = RemoteJwks::from_issuer(issuer.issuer(), fast()).expect("remote");
+    assert!(remote.wait_until_ready(Duration::from_secs(5)).await);
+    let first = remote.current().expect("keys");
+    let fetches = issuer.requests(Endpoint::Jwks);
+    eventually("two more refreshes", || {
+        issuer.requests(Endpoint::Jwks) >= fetches + 2
+    })
+    .await;
+    let same = remote.current().expect("keys");
+    assert_eq!(same.generation(), first.generation());
+    assert!(Arc::ptr_eq(&first, &same), "the set itself is kept");
+    issuer.add_key(TestKey::ec_p256());
+    eventually("a new set after a change", || {
+        remote
+            .current()
+            .is_some_and(|keys| keys.generation() != first.generation() && keys.len() == 2)
+    })
+    .await;
 }

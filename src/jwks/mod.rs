@@ -5,6 +5,9 @@
 //! never parses key material. A [`KeyStore`] gives the request path the current set with
 //! one cheap call; [`StaticKeys`] is the store for keys the application holds itself.
 
+mod fetch;
+pub(crate) mod health;
+pub(crate) mod options;
 pub(crate) mod parse;
 pub(crate) mod remote;
 
@@ -12,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -19,6 +23,7 @@ use aws_lc_rs::signature::ParsedPublicKey;
 
 use crate::algorithm::{Algorithm, KeyFamily};
 use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
+use crate::log::LogKid;
 
 /// An immutable set of verification keys, each parsed once.
 ///
@@ -32,9 +37,25 @@ use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
 /// assert_eq!(keys.iter().next().and_then(|k| k.kid()), Some("k1"));
 /// # Ok::<(), tower_jwt_auth::ConfigError>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct KeySet {
     keys: Vec<VerificationKey>,
+    generation: u64,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            generation: next_generation(),
+        }
+    }
+}
+
+/// A number no other key set content of this process has had.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// One key of a [`KeySet`], ready to verify signatures.
@@ -230,7 +251,7 @@ impl KeySet {
                 format!("JWK not usable: {}", reason.as_str()),
             )
         })?;
-        Ok(Self { keys: vec![key] })
+        Ok(Self::of(vec![key]))
     }
 
     /// Parses PEM public keys: `PUBLIC KEY` (SubjectPublicKeyInfo: RSA, EC P-256, EC P-384,
@@ -275,9 +296,14 @@ impl KeySet {
                 "HMAC secret must be at least 32 bytes (RFC 7518 section 3.2)",
             ));
         }
-        Ok(Self {
-            keys: vec![VerificationKey::hmac(secret)],
-        })
+        Ok(Self::of(vec![VerificationKey::hmac(secret)]))
+    }
+
+    fn of(keys: Vec<VerificationKey>) -> Self {
+        Self {
+            keys,
+            generation: next_generation(),
+        }
     }
 
     /// Gives every key that has no `kid` the given one.
@@ -288,6 +314,7 @@ impl KeySet {
                 key.kid = Some(kid.into());
             }
         }
+        self.generation = next_generation();
         self
     }
 
@@ -295,7 +322,23 @@ impl KeySet {
     #[must_use]
     pub fn merge(mut self, other: Self) -> Self {
         self.keys.extend(other.keys);
+        self.generation = next_generation();
         self
+    }
+
+    /// The generation of this set: a number given to each key set when it is built and
+    /// never given to another in this process. A clone keeps it (same keys); every
+    /// change makes a new one. The verified-token cache ties each entry to the generation
+    /// that verified it, so a key set swap can never revive an entry verified by a key
+    /// that has since been removed.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether a key of this set has the given `kid`.
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
     /// The number of usable keys.
@@ -372,7 +415,7 @@ impl fmt::Debug for KeySet {
 
 fn log_skipped(kid: Option<&str>, reason: parse::SkipReason) {
     tracing::warn!(
-        kid = kid.unwrap_or("-"),
+        kid = ?kid.map(LogKid),
         reason = reason.as_str(),
         "skipping JWK"
     );
@@ -400,7 +443,10 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Called when a token names a `kid` the current set lacks: resolves to a newer set
     /// if the store fetched one. Implementations must bound both the wait and how often
-    /// they go to the network. The default resolves to `None` at once.
+    /// they go to the network, and should start the refetch when called rather than when
+    /// the future is polled, and never inside the returned future: a caller may drop it
+    /// at any point (a client hangs up), and the refetch must still happen for the next
+    /// request. The default resolves to `None` at once.
     fn refetch_for_kid(&self, kid: &str) -> KeysFuture {
         let _ = kid;
         Box::pin(std::future::ready(None))

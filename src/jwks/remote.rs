@@ -1,273 +1,49 @@
-//! [`RemoteJwks`]: an issuer's keys, fetched over HTTP and kept fresh in the background.
+//! [`RemoteJwks`]: an issuer's keys, fetched over HTTP and kept fresh by one background
+//! task per store.
 //!
-//! The request path never waits for the network except in two bounded cases: a request
-//! that arrives while the very first load is in flight waits for it, and a token whose
-//! `kid` is unknown triggers one shared refetch (at most one per cooldown). Both waits
-//! end after the fetch timeout.
+//! The refresher task performs every fetch: the first load, the schedule, the refetch
+//! for an unknown `kid`, rediscovery after a failure. A request never owns a fetch. It
+//! reads the current set with one atomic load; when it must wait (the first load, an
+//! unknown `kid`) it signals the task and waits on a watch channel for a fetch that is
+//! already in flight or that its signal started, for at most the fetch timeout. Dropping
+//! a waiting request (a client that hangs up, a deadline outside the layer) changes
+//! nothing: the fetch goes on and its keys serve the next request.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
-use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::Url;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, watch};
 
+use super::fetch::{FetchError, Fetched, Fetcher, Memory, Source};
+use super::health::{Health, JwksHealth};
+use super::options::RemoteOptions;
 use super::{KeySet, KeyStore, KeysFuture};
 use crate::error::{ConfigError, ConfigErrorKind};
+use crate::https::check_fetchable;
+use crate::log::LogKid;
 
-/// How a [`RemoteJwks`] fetches and refreshes keys. Every default is explained on its
-/// setter.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_jwt_auth::RemoteOptions;
-///
-/// let options = RemoteOptions::new()
-///     .refresh_interval(Duration::from_secs(600))
-///     .fetch_timeout(Duration::from_secs(3));
-/// # let _ = options;
-/// ```
-#[derive(Clone)]
-#[must_use]
-pub struct RemoteOptions {
-    client: Option<reqwest::Client>,
-    refresh_interval: Duration,
-    min_max_age: Duration,
-    max_max_age: Duration,
-    fetch_timeout: Duration,
-    max_body_len: usize,
-    cooldown: Duration,
-    max_staleness: Option<Duration>,
-    backoff_initial: Duration,
-    backoff_max: Duration,
-    allow_http: bool,
-}
-
-impl Default for RemoteOptions {
-    fn default() -> Self {
-        Self {
-            client: None,
-            refresh_interval: Duration::from_secs(300),
-            min_max_age: Duration::from_secs(60),
-            max_max_age: Duration::from_secs(24 * 3600),
-            fetch_timeout: Duration::from_secs(5),
-            max_body_len: 1024 * 1024,
-            cooldown: Duration::from_secs(10),
-            max_staleness: None,
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(300),
-            allow_http: false,
-        }
-    }
-}
-
-impl fmt::Debug for RemoteOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteOptions")
-            .field("custom_client", &self.client.is_some())
-            .field("refresh_interval", &self.refresh_interval)
-            .field("max_age_bounds", &(self.min_max_age, self.max_max_age))
-            .field("fetch_timeout", &self.fetch_timeout)
-            .field("max_body_len", &self.max_body_len)
-            .field("cooldown", &self.cooldown)
-            .field("max_staleness", &self.max_staleness)
-            .field("backoff", &(self.backoff_initial, self.backoff_max))
-            .field("allow_http", &self.allow_http)
-            .finish()
-    }
-}
-
-impl RemoteOptions {
-    /// The defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The HTTP client for every request (discovery and JWKS): use it to add a private CA,
-    /// a proxy or default headers.
-    ///
-    /// By default a client with reqwest's rustls TLS (aws-lc-rs crypto) and the
-    /// platform's certificate verifier is built: public identity providers work with no
-    /// OpenSSL or other system library. Proxy settings from the environment apply, except
-    /// to loopback URLs.
-    ///
-    /// An identity provider behind a private CA:
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tower_jwt_auth::RemoteOptions;
-    ///
-    /// let ca = reqwest::Certificate::from_pem(&std::fs::read("corp-root-ca.pem")?)?;
-    /// let client = reqwest::Client::builder().tls_certs_merge([ca]).build()?;
-    /// let options = RemoteOptions::new().http_client(client);
-    /// # let _ = options;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
-
-    /// How often keys are refreshed when the issuer sends no `Cache-Control: max-age`:
-    /// 5 minutes. A rotated key is picked up before that by the unknown-`kid` refetch; the
-    /// interval bounds how long a removed key keeps verifying. Each wait is varied by
-    /// ±10 % so that many instances do not fetch in step.
-    pub fn refresh_interval(mut self, interval: Duration) -> Self {
-        self.refresh_interval = interval;
-        self
-    }
-
-    /// The bounds a `Cache-Control: max-age` is clamped to: 1 minute and 24 hours. The
-    /// lower bound protects the issuer from a tiny max-age, the upper one keeps removed
-    /// keys from lingering for days.
-    pub fn max_age_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.min_max_age = min;
-        self.max_max_age = max.max(min);
-        self
-    }
-
-    /// The limit for one HTTP request, and for how long a request waits on the first load
-    /// or on an unknown-`kid` refetch: 5 seconds.
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.fetch_timeout = timeout;
-        self
-    }
-
-    /// The largest discovery or JWKS body read: 1 MiB. Real key sets are a few kilobytes.
-    pub fn max_body_len(mut self, len: usize) -> Self {
-        self.max_body_len = len;
-        self
-    }
-
-    /// The least time between two refetches caused by unknown `kid`s: 10 seconds. A flood
-    /// of tokens with random `kid`s then costs the issuer one request per cooldown, and a
-    /// `kid` still unknown after a refetch is refused without another for that long.
-    /// Scheduled refreshes do not start a cooldown.
-    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = cooldown;
-        self
-    }
-
-    /// How long the last good key set stays in use while every refresh fails: unlimited
-    /// by default, because an identity-provider outage should not take the API down with
-    /// it. Past this age requests get 503.
-    pub fn max_staleness(mut self, max: Duration) -> Self {
-        self.max_staleness = Some(max);
-        self
-    }
-
-    /// The retry delays after a failed fetch: from 1 second, doubling, up to 5 minutes,
-    /// with jitter.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max.max(initial);
-        self
-    }
-
-    /// Allows plain `http://` URLs for hosts other than loopback. Keys fetched without TLS
-    /// can be replaced by anyone on the network path; only for closed test networks.
-    pub fn dangerous_allow_http(mut self) -> Self {
-        self.allow_http = true;
-        self
-    }
-}
-
-/// What a [`RemoteJwks`] has, for readiness probes and diagnostics.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeysStatus {
-    /// The last fetch succeeded; `age` is the time since.
-    Loaded {
-        /// Time since the key set was last confirmed.
-        age: Duration,
-    },
-    /// Keys are in use, but the last fetch failed.
-    Stale {
-        /// Time since the key set was last confirmed.
-        since: Duration,
-        /// Why the last fetch failed.
-        last_error: String,
-    },
-    /// No key set has loaded yet.
-    NeverLoaded {
-        /// Why the last fetch failed, if one did.
-        last_error: Option<String>,
-    },
-}
-
-impl KeysStatus {
-    /// Whether tokens can be verified (keys are loaded, fresh or stale).
-    #[must_use]
-    pub fn is_ready(&self) -> bool {
-        !matches!(self, Self::NeverLoaded { .. })
-    }
-}
-
-/// A health handle for a [`RemoteJwks`]. It does not keep the store or its refresher
-/// alive.
-///
-/// ```no_run
-/// # async fn probe(health: tower_jwt_auth::JwksHealth) -> http::StatusCode {
-/// // A readiness probe: ready once keys have loaded.
-/// if health.status().is_ready() { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE }
-/// # }
-/// ```
-#[derive(Clone)]
-pub struct JwksHealth {
-    shared: Arc<Shared>,
-}
-
-impl JwksHealth {
-    /// The current status.
-    #[must_use]
-    pub fn status(&self) -> KeysStatus {
-        let state = self.shared.lock();
-        match (state.confirmed_at, &state.last_error) {
-            (None, error) => KeysStatus::NeverLoaded {
-                last_error: error.clone(),
-            },
-            (Some(at), None) => KeysStatus::Loaded { age: at.elapsed() },
-            (Some(at), Some(error)) => KeysStatus::Stale {
-                since: at.elapsed(),
-                last_error: error.clone(),
-            },
-        }
-    }
-
-    /// Whether the background refresher is running. It starts with the first use inside
-    /// a tokio runtime and stops when the last handle to the store is dropped.
-    #[must_use]
-    pub fn is_refreshing(&self) -> bool {
-        self.shared.running.load(Ordering::Acquire)
-    }
-}
-
-impl fmt::Debug for JwksHealth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwksHealth")
-            .field("status", &self.status())
-            .finish()
-    }
-}
+/// The most `kid`s remembered as waiting for, or still unknown after, one fetch.
+const MAX_REMEMBERED_KIDS: usize = 1024;
 
 /// An issuer's keys, fetched by OIDC discovery or from a JWKS URL and refreshed in the
 /// background. Implements [`KeyStore`]; cheap to clone (clones share everything).
 ///
-/// - Keys are swapped in whole ([`arc_swap`]): readers never lock and never wait.
+/// - Keys are swapped in whole ([`arc_swap`]): readers never lock and never wait. A
+///   `304 Not Modified` or a byte-identical document keeps the set in use, with its
+///   [`generation`](KeySet::generation), so the verified-token cache stays warm.
 /// - Refresh every 5 minutes, or as `Cache-Control: max-age` says within [1 min, 24 h],
 ///   with ±10 % jitter, and conditional requests with `ETag`.
-/// - A token with an unknown `kid` causes one refetch shared by all requests waiting on
-///   it, at most once per 10-second cooldown.
+/// - One task per store performs every fetch. A token with an unknown `kid` asks it for
+///   one refetch shared by every request waiting on it, at most once per 10-second
+///   cooldown; during the cooldown such tokens are refused at once.
 /// - Failed fetches keep the last good keys and retry with exponential backoff; a
 ///   malformed JWK is skipped, not the set.
 /// - Creating the store never blocks and never fails because the issuer is unreachable.
@@ -275,90 +51,63 @@ impl fmt::Debug for JwksHealth {
 /// - The refresher task ends when the last clone is dropped.
 #[derive(Clone)]
 pub struct RemoteJwks {
-    inner: Arc<Inner>,
+    handle: Arc<Handle>,
 }
 
-enum Source {
-    Discovery { issuer: String, url: Url },
-    Jwks(Url),
-}
-
-struct Inner {
-    source: Source,
-    options: RemoteOptions,
-    client: reqwest::Client,
-    keys: ArcSwapOption<KeySet>,
+/// Owned by the clones of one store; its drop stops the refresher.
+struct Handle {
     shared: Arc<Shared>,
-    fetch: tokio::sync::Mutex<FetchState>,
-    started: AtomicBool,
-    /// Dropped with the store, which tells the refresher to stop.
-    _stop: oneshot::Sender<()>,
-    stop_rx: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Never sent on: its drop is the refresher's stop signal.
+    stop: watch::Sender<()>,
 }
 
-#[derive(Default)]
-struct FetchState {
-    jwks_url: Option<Url>,
-    etag: Option<HeaderValue>,
-    last_kid_refetch: Option<Instant>,
-    /// `kid`s still unknown after a refetch, remembered for one cooldown.
-    unknown_kids: HashMap<String, Instant>,
-}
-
-/// The part of the store that health handles see.
+/// What the refresher task, the handles and waiting requests share.
 struct Shared {
-    state: Mutex<State>,
-    running: AtomicBool,
-    /// Counts finished fetch attempts; waiters subscribe to it.
-    attempts: watch::Sender<u64>,
+    fetcher: Fetcher,
+    options: RemoteOptions,
+    keys: ArcSwapOption<KeySet>,
+    health: Arc<Health>,
+    refresh: Mutex<Refresh>,
+    /// Wakes the refresher for an unknown-`kid` fetch.
+    wake: Notify,
+    /// Counts finished fetches; waiting requests subscribe to it.
+    fetches: watch::Sender<u64>,
+    /// Whether a refresher task exists; it clears this when it ends, so that a store
+    /// whose runtime shut down starts again in the next one.
+    started: AtomicBool,
 }
 
+/// The refresher's schedule and the unknown-`kid` bookkeeping.
 #[derive(Default)]
-struct State {
-    confirmed_at: Option<Instant>,
-    last_error: Option<String>,
+struct Refresh {
+    /// A fetch is running.
     in_flight: bool,
+    /// A request asked for an unknown-`kid` fetch that has not started yet.
+    kid_fetch_requested: bool,
+    /// No unknown-`kid` fetch starts before this; set when one completes.
+    cooldown_until: Option<Instant>,
+    /// When the next scheduled fetch starts, for `Retry-After`.
     next_attempt: Option<Instant>,
+    /// The `kid`s requests are waiting for in the coming or running fetch.
+    waiting_kids: HashSet<Box<str>>,
+    /// The `kid`s the last fetch did not find, refused at once until the next fetch or
+    /// `unknown_until`, whichever comes first.
+    unknown_kids: HashSet<Box<str>>,
+    unknown_until: Option<Instant>,
 }
 
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is plain data; a panic elsewhere cannot leave it inconsistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// What a request that saw an unknown `kid` does.
+enum KidRequest {
+    /// The key arrived meanwhile: verify again now.
+    Known,
+    /// Wait for the fetch in flight or just requested.
+    Wait,
+    /// Refuse now: the `kid` was not found by the last fetch, or the cooldown runs.
+    Refused,
 }
 
-/// Why a fetch failed. Carries URLs and statuses, never key material.
-#[derive(Debug)]
-struct FetchError(String);
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn err(msg: impl Into<String>) -> FetchError {
-    FetchError(msg.into())
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_http || is_loopback(url) => Ok(()),
-        _ => Err(format!(
-            "{url} is not https (plain http is allowed for loopback only)"
-        )),
-    }
+fn config_error(msg: impl Into<String>) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::InvalidUrl, msg)
 }
 
 /// The discovery URL of an issuer (OIDC Discovery section 4): a trailing `/` is removed
@@ -371,10 +120,6 @@ fn discovery_url(issuer: &str) -> String {
         "{}/.well-known/openid-configuration",
         concrete.trim_end_matches('/')
     )
-}
-
-fn config_error(msg: impl Into<String>) -> ConfigError {
-    ConfigError::new(ConfigErrorKind::InvalidUrl, msg)
 }
 
 impl RemoteJwks {
@@ -390,7 +135,7 @@ impl RemoteJwks {
     pub fn from_issuer(issuer: &str, options: RemoteOptions) -> Result<Self, ConfigError> {
         let url = Url::parse(&discovery_url(issuer))
             .map_err(|e| config_error(format!("issuer is not a URL: {e}")))?;
-        check_url(&url, options.allow_http).map_err(config_error)?;
+        check_fetchable(&url, options.allow_http).map_err(config_error)?;
         Ok(Self::new(
             Source::Discovery {
                 issuer: issuer.replace("{tenant}", "{tenantid}"),
@@ -410,73 +155,52 @@ impl RemoteJwks {
     pub fn from_jwks_url(url: &str, options: RemoteOptions) -> Result<Self, ConfigError> {
         let url =
             Url::parse(url).map_err(|e| config_error(format!("JWKS URL does not parse: {e}")))?;
-        check_url(&url, options.allow_http).map_err(config_error)?;
+        check_fetchable(&url, options.allow_http).map_err(config_error)?;
         Ok(Self::new(Source::Jwks(url), options))
     }
 
     fn new(source: Source, options: RemoteOptions) -> Self {
-        let client = options.client.clone().unwrap_or_else(|| {
-            let loopback = match &source {
-                Source::Discovery { url, .. } | Source::Jwks(url) => is_loopback(url),
-            };
-            let mut builder = reqwest::Client::builder();
-            if loopback {
-                // A proxy setting in the environment must not capture loopback traffic.
-                builder = builder.no_proxy();
-            }
-            // Building fails only when the TLS backend cannot initialise; reqwest's own
-            // default client would panic there, we fall back to it with a log line.
-            builder.build().unwrap_or_else(|e| {
-                tracing::error!(error = %e, "building the JWKS HTTP client failed");
-                reqwest::Client::new()
-            })
-        });
-        let (stop, stop_rx) = oneshot::channel();
-        let (attempts, _) = watch::channel(0);
-        let store = Self {
-            inner: Arc::new(Inner {
-                source,
+        let (fetches, _) = watch::channel(0);
+        let (stop, _) = watch::channel(());
+        let handle = Handle {
+            shared: Arc::new(Shared {
+                fetcher: Fetcher::new(source, &options),
                 options,
-                client,
                 keys: ArcSwapOption::empty(),
-                shared: Arc::new(Shared {
-                    state: Mutex::new(State::default()),
-                    running: AtomicBool::new(false),
-                    attempts,
-                }),
-                fetch: tokio::sync::Mutex::new(FetchState::default()),
+                health: Arc::new(Health::default()),
+                refresh: Mutex::new(Refresh::default()),
+                wake: Notify::new(),
+                fetches,
                 started: AtomicBool::new(false),
-                _stop: stop,
-                stop_rx: Mutex::new(Some(stop_rx)),
             }),
+            stop,
         };
-        store.inner.ensure_started();
-        store
+        handle.ensure_started();
+        Self {
+            handle: Arc::new(handle),
+        }
     }
 
     /// A handle that reports the store's status.
     #[must_use]
     pub fn health(&self) -> JwksHealth {
-        JwksHealth {
-            shared: Arc::clone(&self.inner.shared),
-        }
+        JwksHealth::new(Arc::clone(&self.handle.shared.health))
     }
 
     /// Waits until keys have loaded, for at most `timeout`. Returns whether they have.
     /// Use it to hold back startup until the issuer answered; the layer does not need it.
     pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
-        self.inner.ensure_started();
-        let mut attempts = self.inner.shared.attempts.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
+        self.handle.ensure_started();
+        let shared = &self.handle.shared;
+        let mut fetches = shared.fetches.subscribe();
+        let deadline = tokio::time::Instant::from_std(later(Instant::now(), timeout));
         loop {
-            if self.inner.keys.load().is_some() {
+            if shared.keys.load().is_some() {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, attempts.changed())
-                .await
-                .is_err()
-            {
-                return self.inner.keys.load().is_some();
+            match tokio::time::timeout_at(deadline, fetches.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return shared.keys.load().is_some(),
             }
         }
     }
@@ -484,11 +208,11 @@ impl RemoteJwks {
 
 impl fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match &self.inner.source {
-            Source::Discovery { url, .. } | Source::Jwks(url) => url.as_str(),
-        };
         f.debug_struct("RemoteJwks")
-            .field("source", &source)
+            .field(
+                "source",
+                &self.handle.shared.fetcher.source().url().as_str(),
+            )
             .field("status", &self.health().status())
             .finish_non_exhaustive()
     }
@@ -496,269 +220,181 @@ impl fmt::Debug for RemoteJwks {
 
 impl KeyStore for RemoteJwks {
     fn current(&self) -> Option<Arc<KeySet>> {
-        self.inner.ensure_started();
-        self.inner.current()
+        self.handle.ensure_started();
+        self.handle.shared.current()
     }
 
     fn wait_for_keys(&self) -> KeysFuture {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(async move { inner.wait_first_load().await })
+        self.handle.ensure_started();
+        let shared = Arc::clone(&self.handle.shared);
+        // Subscribed before the state is read, so a fetch that ends in between still
+        // wakes the wait.
+        let mut fetches = shared.fetches.subscribe();
+        let in_flight = shared.lock().in_flight;
+        Box::pin(async move {
+            if let Some(keys) = shared.current() {
+                return Some(keys);
+            }
+            if !in_flight {
+                // The last attempt failed and the next waits for its backoff: 503 now.
+                return None;
+            }
+            let _ = tokio::time::timeout(shared.options.fetch_timeout, fetches.changed()).await;
+            shared.current()
+        })
     }
 
+    /// Signals the refresher when it is called, not when the future is polled: a caller
+    /// that drops the future (or never polls it) still gets the key fetched for the next
+    /// request.
     fn refetch_for_kid(&self, kid: &str) -> KeysFuture {
-        let inner = Arc::clone(&self.inner);
-        let kid = kid.to_owned();
+        self.handle.ensure_started();
+        let shared = Arc::clone(&self.handle.shared);
+        let mut fetches = shared.fetches.subscribe();
+        let request = shared.ask_for_kid(kid);
         Box::pin(async move {
-            let timeout = inner.options.fetch_timeout;
-            tokio::time::timeout(timeout, inner.refetch_for_kid(kid))
-                .await
-                .ok()
-                .flatten()
+            match request {
+                KidRequest::Known => shared.current(),
+                KidRequest::Refused => None,
+                KidRequest::Wait => {
+                    let timeout = shared.options.fetch_timeout;
+                    let _ = tokio::time::timeout(timeout, fetches.changed()).await;
+                    shared.current()
+                }
+            }
         })
     }
 
     fn retry_after(&self) -> Duration {
-        let next = self.inner.shared.lock().next_attempt;
+        let next = self.handle.shared.lock().next_attempt;
         next.map_or(Duration::from_secs(1), |at| {
             at.saturating_duration_since(Instant::now())
         })
     }
 }
 
-impl Inner {
-    fn current(&self) -> Option<Arc<KeySet>> {
-        let keys = self.keys.load_full()?;
-        if let Some(max) = self.options.max_staleness {
-            let confirmed = self.shared.lock().confirmed_at;
-            if confirmed.is_none_or(|at| at.elapsed() > max) {
-                return None;
-            }
-        }
-        Some(keys)
-    }
-
-    /// Spawns the refresher once, if a tokio runtime is at hand.
-    fn ensure_started(self: &Arc<Self>) {
-        if self.started.load(Ordering::Acquire) {
+impl Handle {
+    /// Spawns the refresher, if none runs and a tokio runtime is at hand.
+    fn ensure_started(&self) {
+        let shared = &self.shared;
+        if shared.started.load(Ordering::Acquire) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.started.swap(true, Ordering::AcqRel) {
+        if shared.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Some(stop) = self
-            .stop_rx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return;
-        };
-        self.shared.lock().in_flight = true;
-        self.shared.running.store(true, Ordering::Release);
-        runtime.spawn(refresher(
-            Arc::downgrade(self),
-            Arc::clone(&self.shared),
-            stop,
-        ));
+        // Requests arriving before the task runs wait for its first fetch.
+        shared.lock().in_flight = true;
+        shared.health.set_running(true);
+        runtime.spawn(refresh_loop(Arc::clone(shared), self.stop.subscribe()));
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Refresh> {
+        // Plain data; a panic elsewhere cannot leave it inconsistent.
+        self.refresh.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn wait_first_load(self: Arc<Self>) -> Option<Arc<KeySet>> {
-        self.ensure_started();
-        let mut attempts = self.shared.attempts.subscribe();
-        if let Some(keys) = self.current() {
-            return Some(keys);
-        }
-        if !self.shared.lock().in_flight {
-            return None;
-        }
-        let _ = tokio::time::timeout(self.options.fetch_timeout, attempts.changed()).await;
-        self.current()
-    }
-
-    async fn refetch_for_kid(self: Arc<Self>, kid: String) -> Option<Arc<KeySet>> {
-        let seen = *self.shared.attempts.borrow();
-        let mut state = self.fetch.lock().await;
-        if *self.shared.attempts.borrow() != seen {
-            // Another request fetched while this one waited: share its result.
-            return self.current();
-        }
-        let cooldown = self.options.cooldown;
-        state.unknown_kids.retain(|_, at| at.elapsed() < cooldown);
-        if state.unknown_kids.contains_key(&kid)
-            || state
-                .last_kid_refetch
-                .is_some_and(|at| at.elapsed() < cooldown)
+    fn current(&self) -> Option<Arc<KeySet>> {
+        let keys = self.keys.load_full()?;
+        if let Some(max) = self.options.max_staleness
+            && self
+                .health
+                .confirmed_at()
+                .is_none_or(|at| at.elapsed() > max)
         {
             return None;
         }
-        state.last_kid_refetch = Some(Instant::now());
-        tracing::debug!(kid = %kid, "unknown kid: refetching keys");
-        let _ = self.refresh_locked(&mut state).await;
-        let keys = self.current();
-        let known = keys
+        Some(keys)
+    }
+
+    fn has_kid(&self, kid: &str) -> bool {
+        self.keys
+            .load()
             .as_ref()
-            .is_some_and(|k| k.iter().any(|key| key.kid() == Some(kid.as_str())));
-        if !known && state.unknown_kids.len() < 1024 {
-            state.unknown_kids.insert(kid, Instant::now());
+            .is_some_and(|keys| keys.has_kid(kid))
+    }
+
+    /// Decides, without waiting, what a request with an unknown `kid` does, and wakes the
+    /// refresher when a new fetch is due.
+    fn ask_for_kid(&self, kid: &str) -> KidRequest {
+        if self.has_kid(kid) {
+            return KidRequest::Known;
         }
-        keys
+        let now = Instant::now();
+        let mut refresh = self.lock();
+        if refresh.unknown_kids.contains(kid) && refresh.unknown_until.is_some_and(|t| now < t) {
+            return KidRequest::Refused;
+        }
+        if refresh.in_flight || refresh.kid_fetch_requested {
+            refresh.remember_waiting(kid);
+            return KidRequest::Wait;
+        }
+        if refresh.cooldown_until.is_some_and(|t| now < t) {
+            return KidRequest::Refused;
+        }
+        refresh.kid_fetch_requested = true;
+        refresh.remember_waiting(kid);
+        drop(refresh);
+        tracing::debug!(kid = ?LogKid(kid), "unknown kid: asking for a key refetch");
+        self.wake.notify_one();
+        KidRequest::Wait
     }
 
-    /// One fetch (discovery if needed, then JWKS) under the fetch lock. Returns the
-    /// `max-age` the issuer asked for.
-    async fn refresh(&self) -> Result<Option<Duration>, FetchError> {
-        let mut state = self.fetch.lock().await;
-        self.refresh_locked(&mut state).await
+    /// Marks a fetch as running; returns whether a request with an unknown `kid` asked
+    /// for it (such fetches start the cooldown).
+    fn begin_fetch(&self) -> bool {
+        let mut refresh = self.lock();
+        refresh.in_flight = true;
+        std::mem::take(&mut refresh.kid_fetch_requested)
     }
 
-    async fn refresh_locked(&self, state: &mut FetchState) -> Result<Option<Duration>, FetchError> {
-        self.shared.lock().in_flight = true;
-        let result = self.fetch_once(state).await;
-        {
-            let mut shared = self.shared.lock();
-            shared.in_flight = false;
-            match &result {
-                Ok(_) => {
-                    shared.confirmed_at = Some(Instant::now());
-                    shared.last_error = None;
+    /// Publishes a fetch's result, records the schedule and wakes the waiting requests.
+    fn finish_fetch(&self, result: Result<Fetched, FetchError>, kid_fetch: bool, delay: Duration) {
+        let now = Instant::now();
+        match result {
+            Ok(fetched) => {
+                if let Some(keys) = fetched.keys {
+                    self.keys.store(Some(Arc::new(keys)));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "fetching signing keys failed; keeping the last good keys");
-                    shared.last_error = Some(e.to_string());
-                    // The next fetch rediscovers the JWKS URL.
-                    state.jwks_url = None;
-                }
+                self.health.confirmed(now);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    source = %self.fetcher.source().url(),
+                    error = %error,
+                    "fetching signing keys failed; keeping the last good keys"
+                );
+                self.health.failed(error.to_string());
             }
         }
-        self.shared.attempts.send_modify(|n| *n += 1);
-        result
-    }
-
-    async fn fetch_once(&self, state: &mut FetchState) -> Result<Option<Duration>, FetchError> {
-        let jwks_url = match (&self.source, &state.jwks_url) {
-            (Source::Jwks(url), _) | (_, Some(url)) => url.clone(),
-            (Source::Discovery { issuer, url }, None) => {
-                let found = self.discover(issuer, url).await?;
-                state.jwks_url = Some(found.clone());
-                found
-            }
-        };
-        let mut request = self
-            .client
-            .get(jwks_url.clone())
-            .timeout(self.options.fetch_timeout)
-            .header(
-                http::header::ACCEPT,
-                "application/jwk-set+json, application/json",
-            );
-        if self.keys.load().is_some()
-            && let Some(etag) = &state.etag
-        {
-            request = request.header(IF_NONE_MATCH, etag.clone());
+        let keys = self.keys.load();
+        let cooldown = later(now, self.options.cooldown);
+        let mut refresh = self.lock();
+        refresh.in_flight = false;
+        refresh.next_attempt = Some(later(now, delay));
+        if kid_fetch {
+            refresh.cooldown_until = Some(cooldown);
         }
-        let response = request.send().await.map_err(|e| {
-            err(format!(
-                "JWKS request to {jwks_url} failed: {}",
-                e.without_url()
-            ))
-        })?;
-        let status = response.status();
-        let max_age = max_age(response.headers());
-        if status == StatusCode::NOT_MODIFIED && self.keys.load().is_some() {
-            return Ok(max_age);
-        }
-        if !status.is_success() {
-            return Err(err(format!("JWKS at {jwks_url} answered {status}")));
-        }
-        let etag = response.headers().get(ETAG).cloned();
-        let body = self.read_body(response, "JWKS").await?;
-        let document: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| err(format!("JWKS at {jwks_url} is not JSON")))?;
-        let keys = KeySet::parse_jwks(&document).map_err(err)?;
-        if keys.is_empty() {
-            return Err(err(format!("JWKS at {jwks_url} has no usable key")));
-        }
-        tracing::debug!(keys = keys.len(), url = %jwks_url, "signing keys loaded");
-        self.keys.store(Some(Arc::new(keys)));
-        state.etag = etag;
-        Ok(max_age)
-    }
-
-    async fn discover(&self, issuer: &str, url: &Url) -> Result<Url, FetchError> {
-        let response = self
-            .client
-            .get(url.clone())
-            .timeout(self.options.fetch_timeout)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                err(format!(
-                    "discovery request to {url} failed: {}",
-                    e.without_url()
-                ))
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(err(format!("discovery at {url} answered {status}")));
-        }
-        let body = self.read_body(response, "discovery document").await?;
-        #[derive(serde::Deserialize)]
-        struct Discovery {
-            issuer: String,
-            jwks_uri: String,
-        }
-        let document: Discovery = serde_json::from_slice(&body).map_err(|_| {
-            err(format!(
-                "discovery document at {url} is not JSON with issuer and jwks_uri"
-            ))
-        })?;
-        if document.issuer.replace("{tenant}", "{tenantid}") != issuer {
-            return Err(err(format!(
-                "discovery document names issuer {:?}, expected {issuer:?}",
-                document.issuer
-            )));
-        }
-        let jwks = Url::parse(&document.jwks_uri)
-            .map_err(|_| err(format!("jwks_uri {:?} is not a URL", document.jwks_uri)))?;
-        check_url(&jwks, self.options.allow_http).map_err(err)?;
-        Ok(jwks)
-    }
-
-    async fn read_body(
-        &self,
-        mut response: reqwest::Response,
-        what: &str,
-    ) -> Result<Vec<u8>, FetchError> {
-        let cap = self.options.max_body_len;
-        let too_large = || err(format!("{what} is larger than {cap} bytes"));
-        if response
-            .content_length()
-            .is_some_and(|len| len > cap as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| err(format!("reading the {what} failed: {}", e.without_url())))?
-        {
-            if body.len() + chunk.len() > cap {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        let waiting = std::mem::take(&mut refresh.waiting_kids);
+        refresh.unknown_kids = waiting
+            .into_iter()
+            .filter(|kid| !keys.as_ref().is_some_and(|keys| keys.has_kid(kid)))
+            .collect();
+        refresh.unknown_until = Some(cooldown);
+        drop(refresh);
+        self.fetches.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The wait before the next scheduled refresh after a success.
     fn next_interval(&self, max_age: Option<Duration>) -> Duration {
-        let base = max_age.map_or(self.options.refresh_interval, |age| {
-            age.clamp(self.options.min_max_age, self.options.max_max_age)
+        let o = &self.options;
+        let base = max_age.map_or(o.refresh_interval, |age| {
+            age.max(o.min_max_age).min(o.max_max_age)
         });
         jitter(base)
     }
@@ -773,77 +409,114 @@ impl Inner {
             .min(self.options.backoff_max);
         jitter(delay)
     }
+
+    /// Whether a request asked for an unknown-`kid` fetch that has not started.
+    fn kid_fetch_requested(&self) -> bool {
+        self.lock().kid_fetch_requested
+    }
 }
 
-/// The `max-age` of a `Cache-Control` header; `no-cache` and `no-store` count as zero
-/// (clamped to the lower bound later).
-fn max_age(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(CACHE_CONTROL)?.to_str().ok()?;
-    let mut age = None;
-    for directive in value.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-cache" || lower == "no-store" {
-            return Some(Duration::ZERO);
-        }
-        if let Some(secs) = lower.strip_prefix("max-age=") {
-            age = secs
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs);
+impl Refresh {
+    fn remember_waiting(&mut self, kid: &str) {
+        if self.waiting_kids.len() < MAX_REMEMBERED_KIDS {
+            self.waiting_kids.insert(kid.into());
         }
     }
-    age
 }
 
-/// Varies a delay by ±10 %.
+/// `now + delay`, saturating far in the future instead of overflowing.
+fn later(now: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
+/// Varies a delay by ±10 %, without overflowing for any delay.
 fn jitter(base: Duration) -> Duration {
+    /// Distinguishes fetch schedules when the system random source fails.
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
     let mut random = [0u8; 2];
-    if aws_lc_rs::rand::fill(&mut random).is_err() {
-        return base;
-    }
-    // A factor in [0.9, 1.1].
-    let factor = 0.9 + 0.2 * f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
-    base.mul_f64(factor)
+    let random = if aws_lc_rs::rand::fill(&mut random).is_ok() {
+        u32::from(u16::from_le_bytes(random))
+    } else {
+        // Truncation intended: any value spreads the schedule a little.
+        #[allow(clippy::cast_possible_truncation)]
+        let n = FALLBACK.fetch_add(7919, Ordering::Relaxed) as u32;
+        n
+    };
+    // A factor in [0.900, 1.100], in thousandths.
+    let permille = 900 + random % 201;
+    base.checked_mul(permille).map_or(base, |d| d / 1000)
 }
 
-/// The background task: refresh, sleep, repeat, until the store is dropped.
-async fn refresher(store: Weak<Inner>, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+/// Runs `future` unless the store is dropped first (`None`).
+async fn until_stopped<F: Future>(stop: &mut watch::Receiver<()>, future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let mut stopped = pin!(stop.changed());
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        // `changed` resolves with an error once the sender (the store) is gone; it is
+        // never sent on.
+        stopped.as_mut().poll(cx).map(|_| None)
+    })
+    .await
+}
+
+/// The refresher task: fetch, publish, wait for the schedule or an unknown-`kid` signal,
+/// until the store is dropped.
+async fn refresh_loop(shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
+    /// Clears the running flags however the task ends, a runtime shutdown included.
     struct Running(Arc<Shared>);
     impl Drop for Running {
         fn drop(&mut self) {
-            self.0.running.store(false, Ordering::Release);
+            self.0.health.set_running(false);
             self.0.lock().in_flight = false;
+            self.0.started.store(false, Ordering::Release);
+            // Requests waiting for this task's fetch stop waiting.
+            self.0.fetches.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
     let _running = Running(Arc::clone(&shared));
+    let mut memory = Memory::default();
     let mut failures = 0u32;
     loop {
-        let delay = {
-            let Some(inner) = store.upgrade() else { break };
-            match inner.refresh().await {
-                Ok(max_age) => {
-                    failures = 0;
-                    inner.next_interval(max_age)
-                }
-                Err(_) => {
-                    failures = failures.saturating_add(1);
-                    inner.backoff(failures)
-                }
-            }
-        };
-        shared.lock().next_attempt = Some(Instant::now() + delay);
-        let sleep = tokio::time::sleep(delay);
-        let mut sleep = std::pin::pin!(sleep);
-        let stopped = poll_fn(|cx| {
-            if Pin::new(&mut stop).poll(cx).is_ready() {
-                return Poll::Ready(true);
-            }
-            sleep.as_mut().poll(cx).map(|()| false)
-        })
-        .await;
-        if stopped {
+        let kid_fetch = shared.begin_fetch();
+        let have_keys = shared.keys.load().is_some();
+        let Some(result) =
+            until_stopped(&mut stop, shared.fetcher.fetch(&mut memory, have_keys)).await
+        else {
             break;
+        };
+        let delay = if let Ok(fetched) = &result {
+            failures = 0;
+            shared.next_interval(fetched.max_age)
+        } else {
+            failures = failures.saturating_add(1);
+            shared.backoff(failures)
+        };
+        shared.finish_fetch(result, kid_fetch, delay);
+        let deadline = tokio::time::Instant::from_std(later(Instant::now(), delay));
+        loop {
+            let woken = until_stopped(
+                &mut stop,
+                tokio::time::timeout_at(deadline, shared.wake.notified()),
+            )
+            .await;
+            match woken {
+                None => {
+                    tracing::debug!("signing key refresher stopped");
+                    return;
+                }
+                // The schedule is due.
+                Some(Err(_)) => break,
+                // A request asked for a fetch; a permit left from an earlier signal whose
+                // fetch already ran is ignored.
+                Some(Ok(())) if shared.kid_fetch_requested() => break,
+                Some(Ok(())) => {}
+            }
         }
     }
     tracing::debug!("signing key refresher stopped");
@@ -870,34 +543,28 @@ mod tests {
     }
 
     #[test]
-    fn only_https_or_loopback_http() {
-        let ok = |u: &str| check_url(&Url::parse(u).expect("url"), false).is_ok();
-        assert!(ok("https://idp.example.com/keys"));
-        assert!(ok("http://127.0.0.1:8080/keys"));
-        assert!(ok("http://localhost/keys"));
-        assert!(ok("http://[::1]/keys"));
-        assert!(!ok("http://idp.example.com/keys"));
-        assert!(!ok("ftp://idp.example.com/keys"));
-    }
-
-    #[test]
-    fn cache_control_max_age() {
-        let mut h = HeaderMap::new();
-        assert_eq!(max_age(&h), None);
-        h.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=3600, must-revalidate"),
-        );
-        assert_eq!(max_age(&h), Some(Duration::from_secs(3600)));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        assert_eq!(max_age(&h), Some(Duration::ZERO));
-    }
-
-    #[test]
     fn jitter_stays_within_ten_percent() {
         for _ in 0..100 {
             let d = jitter(Duration::from_secs(100)).as_secs_f64();
             assert!((90.0..=110.0).contains(&d), "{d}");
         }
+    }
+
+    #[test]
+    fn extreme_durations_never_overflow() {
+        assert!(jitter(Duration::MAX) <= Duration::MAX);
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
+        let options = RemoteOptions::new()
+            .refresh_interval(Duration::MAX)
+            .max_age_bounds(Duration::MAX, Duration::MAX)
+            .backoff(Duration::MAX, Duration::MAX);
+        let store =
+            RemoteJwks::from_jwks_url("https://idp.example.com/keys", options).expect("store");
+        let shared = &store.handle.shared;
+        assert!(shared.next_interval(Some(Duration::from_secs(60))) > Duration::ZERO);
+        assert!(shared.next_interval(None) > Duration::ZERO);
+        assert!(shared.backoff(u32::MAX) > Duration::ZERO);
     }
 }
