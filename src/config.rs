@@ -9,11 +9,12 @@ use http::HeaderValue;
 
 use crate::algorithm::Algorithm;
 use crate::cache::{CacheOptions, TokenCache};
-use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::issuer::{Issuer, IssuerMatch, KeyInput, KeySpec, TrustedIssuer};
 use crate::jwks::health::JwksHealth;
 use crate::jwks::options::RemoteOptions;
 use crate::jwks::remote::RemoteJwks;
-use crate::jwks::{KeySet, KeyStore, StaticKeys};
+use crate::jwks::{KeySet, KeyStore};
 use crate::permission::{ClaimPath, Requirement};
 use crate::resource::{ProtectedResourceMetadata, ResourceSettings};
 use crate::response::ChallengeParams;
@@ -49,17 +50,16 @@ pub struct JwtAuthConfig {
 }
 
 pub(crate) struct Settings {
-    pub(crate) issuers: Vec<IssuerMatch>,
-    /// Empty only when the audience check was turned off through `dangerous()`.
-    pub(crate) audiences: Vec<Box<str>>,
+    /// Each trusted issuer with its matcher, audiences, algorithms and keys.
+    pub(crate) issuers: Vec<Arc<Issuer>>,
     pub(crate) leeway: f64,
+    /// Every algorithm some issuer accepts (each issuer checks its own list).
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) typ: TypPolicy,
     pub(crate) required_claims: Vec<Box<str>>,
     pub(crate) max_token_len: usize,
     pub(crate) token_source: TokenSource,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) keys: KeySource,
     pub(crate) remotes: Vec<RemoteJwks>,
     pub(crate) permission_paths: Vec<ClaimPath>,
     /// The top-level names of `permission_paths`, captured during the payload pass.
@@ -75,127 +75,18 @@ pub(crate) struct Settings {
     pub(crate) responder: Arc<dyn ErrorResponder>,
 }
 
-/// A trusted issuer: an exact string, or a tenant template such as
-/// `https://login.microsoftonline.com/{tenantid}/v2.0` with an allow-list.
-#[derive(Debug)]
-pub(crate) enum IssuerMatch {
-    Exact(Box<str>),
-    Template {
-        template: Box<str>,
-        prefix: Box<str>,
-        suffix: Box<str>,
-        /// `None` only when turned off through `dangerous()`.
-        tenants: Option<Vec<Box<str>>>,
-    },
-}
-
-impl IssuerMatch {
-    fn new(issuer: &str, tenants: &[String], any_tenant: bool) -> Result<Self, ConfigError> {
-        let placeholder = ["{tenantid}", "{tenant}"]
-            .into_iter()
-            .find(|p| issuer.contains(p));
-        let Some(placeholder) = placeholder else {
-            return Ok(Self::Exact(issuer.into()));
-        };
-        if tenants.is_empty() && !any_tenant {
-            return Err(ConfigError::new(
-                ConfigErrorKind::NoTenantAllowList,
-                format!("issuer template {issuer:?} needs .tenants([...])"),
-            ));
-        }
-        let (prefix, suffix) = issuer.split_once(placeholder).unwrap_or((issuer, ""));
-        Ok(Self::Template {
-            template: issuer.replace("{tenant}", "{tenantid}").into(),
-            prefix: prefix.into(),
-            suffix: suffix.into(),
-            tenants: (!any_tenant).then(|| tenants.iter().map(|t| t.as_str().into()).collect()),
-        })
-    }
-
-    /// Whether a token's `iss` is this issuer.
-    pub(crate) fn matches(&self, iss: &str) -> bool {
-        match self {
-            Self::Exact(exact) => **exact == *iss,
-            Self::Template {
-                prefix,
-                suffix,
-                tenants,
-                ..
-            } => iss
-                .strip_prefix(&**prefix)
-                .and_then(|rest| rest.strip_suffix(&**suffix))
-                .is_some_and(|tenant| {
-                    !tenant.is_empty()
-                        && !tenant.contains('/')
-                        && tenants
-                            .as_ref()
-                            .is_none_or(|allowed| allowed.iter().any(|t| **t == *tenant))
-                }),
-        }
-    }
-
-    /// The issuer as configured (the template for templates).
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            Self::Exact(exact) => exact,
-            Self::Template { template, .. } => template,
-        }
-    }
-}
-
-/// Where the keys for a token come from.
-pub(crate) enum KeySource {
-    /// One store for every trusted issuer.
-    Single(Arc<dyn KeyStore>),
-    /// One store per issuer; the token's `iss` picks it.
-    ByIssuer(Vec<(usize, Arc<dyn KeyStore>)>),
-}
-
-impl fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Single(store) => store.fmt(f),
-            Self::ByIssuer(stores) => f
-                .debug_list()
-                .entries(stores.iter().map(|(_, store)| store))
-                .finish(),
-        }
-    }
-}
-
-impl Settings {
-    /// The store for a token: the only one, or the one of the token's (unverified) `iss`.
-    /// An `iss` no store serves is refused here, with no network call.
-    pub(crate) fn store_for(&self, token: &str) -> Result<&Arc<dyn KeyStore>, ErrorKind> {
-        match &self.keys {
-            KeySource::Single(store) => Ok(store),
-            KeySource::ByIssuer(stores) => {
-                let iss = crate::verify::peek_issuer(token)?;
-                stores
-                    .iter()
-                    .find(|(i, _)| self.issuers[*i].matches(&iss))
-                    .map(|(_, store)| store)
-                    .ok_or(ErrorKind::InvalidIssuer)
-            }
-        }
-    }
-}
-
 impl fmt::Debug for JwtAuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.settings;
         f.debug_struct("JwtAuthConfig")
             .field("issuers", &s.issuers)
-            .field("audiences", &s.audiences)
             .field("leeway", &s.leeway)
-            .field("algorithms", &s.algorithms)
             .field("typ", &s.typ)
             .field("required_claims", &s.required_claims)
             .field("max_token_len", &s.max_token_len)
             .field("token_source", &s.token_source)
             .field("realm", &s.challenge.realm)
             .field("clock", &s.clock)
-            .field("keys", &s.keys)
             .finish_non_exhaustive()
     }
 }
@@ -209,7 +100,7 @@ impl JwtAuthConfig {
 
     /// The trusted issuers (templates as configured).
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
-        self.settings.issuers.iter().map(IssuerMatch::as_str)
+        self.settings.issuers.iter().map(|i| i.matcher.as_str())
     }
 
     /// The RFC 9728 metadata document and a service that serves it, when a
@@ -244,36 +135,20 @@ impl JwtAuthConfig {
         true
     }
 
-    /// The accepted audiences (empty if the check was turned off).
-    pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.settings.audiences.iter().map(AsRef::as_ref)
+    /// The audiences a token of `issuer` may carry (as configured, templates included);
+    /// empty if the check was turned off or the issuer is not trusted.
+    pub fn audiences<'a>(&'a self, issuer: &str) -> impl Iterator<Item = &'a str> {
+        self.settings
+            .issuers
+            .iter()
+            .filter(move |i| i.matcher.as_str() == issuer)
+            .flat_map(|i| i.audiences.iter().map(AsRef::as_ref))
     }
 
-    /// The algorithms a token may use.
+    /// The algorithms a token may use, over every trusted issuer.
     #[must_use]
     pub fn algorithms(&self) -> &[Algorithm] {
         &self.settings.algorithms
-    }
-}
-
-enum KeyInput {
-    Pem(String),
-    Jwk(String),
-    Jwks(String),
-    JwksValue(serde_json::Value),
-    Hmac(Vec<u8>),
-    Set(KeySet),
-}
-
-impl fmt::Debug for KeyInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pem(_) => "Pem",
-            Self::Jwk(_) => "Jwk",
-            Self::Jwks(_) | Self::JwksValue(_) => "Jwks",
-            Self::Hmac(_) => "Hmac(<redacted>)",
-            Self::Set(_) => "KeySet",
-        })
     }
 }
 
@@ -294,7 +169,7 @@ impl fmt::Debug for KeyInput {
 /// ```
 #[must_use]
 pub struct JwtAuthConfigBuilder {
-    issuers: Vec<String>,
+    issuers: Vec<TrustedIssuer>,
     audiences: Vec<String>,
     any_audience: bool,
     leeway: Duration,
@@ -305,10 +180,7 @@ pub struct JwtAuthConfigBuilder {
     token_source: TokenSource,
     realm: Option<String>,
     clock: Arc<dyn Clock>,
-    key_inputs: Vec<KeyInput>,
-    key_store: Option<Arc<dyn KeyStore>>,
-    jwks_url: Option<String>,
-    discovery: bool,
+    keys: KeySpec,
     remote_options: RemoteOptions,
     tenants: Vec<String>,
     any_tenant: bool,
@@ -333,10 +205,7 @@ impl Default for JwtAuthConfigBuilder {
             token_source: TokenSource::default(),
             realm: None,
             clock: Arc::new(SystemClock),
-            key_inputs: Vec::new(),
-            key_store: None,
-            jwks_url: None,
-            discovery: false,
+            keys: KeySpec::default(),
             remote_options: RemoteOptions::default(),
             tenants: Vec::new(),
             any_tenant: false,
@@ -354,7 +223,7 @@ impl fmt::Debug for JwtAuthConfigBuilder {
         f.debug_struct("JwtAuthConfigBuilder")
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
-            .field("key_inputs", &self.key_inputs)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -388,8 +257,11 @@ impl DangerousConfigBuilder {
 
 impl JwtAuthConfigBuilder {
     /// Adds a trusted issuer. `iss` must equal it byte for byte (no trailing-slash
-    /// normalisation). Call again to trust several issuers; each gets its own key store
-    /// and the token's `iss` picks it.
+    /// normalisation). Call again to trust several issuers: each gets its own key store
+    /// by OIDC discovery and the token's `iss` picks it. Several issuers cannot share
+    /// one of the other key sources (static keys, a JWKS URL, a custom store), since a
+    /// key of one could then sign tokens claiming another: give each its own with
+    /// [`trusted_issuer`](Self::trusted_issuer).
     ///
     /// An issuer containing `{tenantid}` (or `{tenant}`) is a template for multi-tenant
     /// providers such as Microsoft Entra ID
@@ -397,7 +269,15 @@ impl JwtAuthConfigBuilder {
     /// to [`tenants`](Self::tenants), and its keys come from the `common` discovery
     /// document.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers.push(issuer.into());
+        self.issuers.push(TrustedIssuer::new(issuer));
+        self
+    }
+
+    /// Adds a trusted issuer with its own key source, audiences or tenants; what it
+    /// leaves unset comes from this builder. A token is verified only with the keys of
+    /// the issuer its `iss` names, then checked against that issuer's audiences.
+    pub fn trusted_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.issuers.push(issuer);
         self
     }
 
@@ -476,38 +356,38 @@ impl JwtAuthConfigBuilder {
 
     /// Verifies with PEM public keys (RSA, EC P-256/P-384, Ed25519).
     pub fn pem(mut self, pem: impl Into<String>) -> Self {
-        self.key_inputs.push(KeyInput::Pem(pem.into()));
+        self.keys.inputs.push(KeyInput::Pem(pem.into()));
         self
     }
 
     /// Verifies with one JWK (JSON text).
     pub fn jwk(mut self, jwk: impl Into<String>) -> Self {
-        self.key_inputs.push(KeyInput::Jwk(jwk.into()));
+        self.keys.inputs.push(KeyInput::Jwk(jwk.into()));
         self
     }
 
     /// Verifies with the keys of a JWKS document (JSON text).
     pub fn jwks(mut self, jwks: impl Into<String>) -> Self {
-        self.key_inputs.push(KeyInput::Jwks(jwks.into()));
+        self.keys.inputs.push(KeyInput::Jwks(jwks.into()));
         self
     }
 
     /// Verifies with the keys of a JWKS document held as JSON.
     pub fn jwks_value(mut self, jwks: serde_json::Value) -> Self {
-        self.key_inputs.push(KeyInput::JwksValue(jwks));
+        self.keys.inputs.push(KeyInput::JwksValue(jwks));
         self
     }
 
     /// Verifies HS256/HS384/HS512 tokens with a shared secret. It must be at least as
     /// long as the hash output (32 bytes for HS256) and cannot be mixed with public keys.
     pub fn hmac_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
-        self.key_inputs.push(KeyInput::Hmac(secret.into()));
+        self.keys.inputs.push(KeyInput::Hmac(secret.into()));
         self
     }
 
     /// Verifies with an already built [`KeySet`].
     pub fn key_set(mut self, keys: KeySet) -> Self {
-        self.key_inputs.push(KeyInput::Set(keys));
+        self.keys.inputs.push(KeyInput::Set(keys));
         self
     }
 
@@ -515,14 +395,15 @@ impl JwtAuthConfigBuilder {
     /// (`{issuer}/.well-known/openid-configuration`), refreshed in the background by a
     /// [`RemoteJwks`] per issuer. This is the default when no other key source is given.
     pub fn discovery(mut self) -> Self {
-        self.discovery = true;
+        self.keys.discovery = true;
         self
     }
 
-    /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`];
-    /// one store serves every configured issuer.
+    /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`].
+    /// With several issuers, give each its own through
+    /// [`trusted_issuer`](Self::trusted_issuer).
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks_url = Some(url.into());
+        self.keys.jwks_url = Some(url.into());
         self
     }
 
@@ -543,7 +424,7 @@ impl JwtAuthConfigBuilder {
     /// Verifies with keys from a custom [`KeyStore`]. Cannot be combined with the other
     /// key sources.
     pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
-        self.key_store = Some(store);
+        self.keys.store = Some(store);
         self
     }
 
@@ -659,17 +540,15 @@ impl JwtAuthConfigBuilder {
         if self.issuers.is_empty() {
             return Err(ConfigError::new(K::NoIssuer, "no issuer configured"));
         }
-        if self.issuers.iter().any(String::is_empty) {
+        if self.issuers.iter().any(|i| i.issuer.is_empty()) {
             return Err(ConfigError::new(K::EmptyValue, "empty issuer"));
         }
-        if self.audiences.iter().any(String::is_empty) {
+        let all_audiences = self
+            .audiences
+            .iter()
+            .chain(self.issuers.iter().flat_map(|i| &i.audiences));
+        if all_audiences.into_iter().any(String::is_empty) {
             return Err(ConfigError::new(K::EmptyValue, "empty audience"));
-        }
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(ConfigError::new(
-                K::NoAudience,
-                "no audience configured (RFC 9068 section 4); use dangerous().accept_any_audience() to skip the check",
-            ));
         }
         if self.max_token_len == 0 {
             return Err(ConfigError::new(
@@ -689,11 +568,7 @@ impl JwtAuthConfigBuilder {
             .validate()
             .map_err(|msg| ConfigError::new(K::InvalidHeader, msg))?;
 
-        let issuers = self
-            .issuers
-            .iter()
-            .map(|i| IssuerMatch::new(i, &self.tenants, self.any_tenant))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (issuers, remotes) = self.build_issuers()?;
         let mut permission_paths = ClaimPath::defaults();
         for path in &self.permission_paths {
             let path = path.clone().ok_or_else(|| {
@@ -718,7 +593,6 @@ impl JwtAuthConfigBuilder {
                     .collect(),
             )
         });
-        let (keys, remotes, static_set) = self.key_source(&issuers)?;
         let metadata = match &self.resource {
             None => None,
             Some(resource) if resource.resource.is_empty() => {
@@ -731,7 +605,7 @@ impl JwtAuthConfigBuilder {
                 let (url, paths) = resource.locate()?;
                 Some(ProtectedResourceMetadata::new(
                     resource,
-                    issuers.iter().map(IssuerMatch::as_str).collect(),
+                    issuers.iter().map(|i| i.matcher.as_str()).collect(),
                     self.token_source.reads_bearer_header(),
                     url.into(),
                     paths,
@@ -747,12 +621,16 @@ impl JwtAuthConfigBuilder {
             Arc::clone(&self.responder),
             required_permissions.clone(),
         );
-        let algorithms = resolve_algorithms(self.algorithms, static_set.as_deref())?;
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        for alg in issuers.iter().flat_map(|i| &i.algorithms) {
+            if !algorithms.contains(alg) {
+                algorithms.push(*alg);
+            }
+        }
 
         Ok(JwtAuthConfig {
             settings: Arc::new(Settings {
                 issuers,
-                audiences: self.audiences.into_iter().map(Into::into).collect(),
                 leeway: self.leeway.as_secs_f64(),
                 algorithms,
                 typ: self.typ,
@@ -760,7 +638,6 @@ impl JwtAuthConfigBuilder {
                 max_token_len: self.max_token_len,
                 token_source: self.token_source,
                 clock: self.clock,
-                keys,
                 remotes,
                 permission_paths,
                 permission_capture,
@@ -774,85 +651,66 @@ impl JwtAuthConfigBuilder {
         })
     }
 
-    /// The stores to verify with, the remote ones among them, and the static key set
-    /// when the keys are static.
-    #[allow(clippy::type_complexity)]
-    fn key_source(
-        &self,
-        issuers: &[IssuerMatch],
-    ) -> Result<(KeySource, Vec<RemoteJwks>, Option<Arc<KeySet>>), ConfigError> {
+    /// Each issuer with its matcher, audiences, algorithms and keys, and the remote
+    /// stores among the keys (for health reports).
+    fn build_issuers(&self) -> Result<(Vec<Arc<Issuer>>, Vec<RemoteJwks>), ConfigError> {
         use ConfigErrorKind as K;
-        let sources = usize::from(self.key_store.is_some())
-            + usize::from(!self.key_inputs.is_empty())
-            + usize::from(self.jwks_url.is_some())
-            + usize::from(self.discovery);
-        if sources > 1 {
+        let sharing = self.issuers.iter().filter(|i| !i.keys.is_set()).count();
+        if sharing > 1 && self.keys.is_anonymous() {
             return Err(ConfigError::new(
-                K::InvalidKey,
-                "configure one key source: static keys, a key store, a JWKS URL or discovery",
+                K::SharedKeySource,
+                "several issuers share one key source, so a key of one could sign tokens claiming another; \
+                 give each issuer its own keys with .trusted_issuer(TrustedIssuer::new(issuer).jwks_url(..)) \
+                 (or .key_set(..), .pem(..), .key_store(..)), or let each use OIDC discovery",
             ));
         }
-        if let Some(store) = &self.key_store {
-            return Ok((KeySource::Single(Arc::clone(store)), Vec::new(), None));
-        }
-        if !self.key_inputs.is_empty() {
-            let set = Arc::new(self.static_key_set()?);
-            let store = StaticKeys::from_arc(Arc::clone(&set));
-            return Ok((KeySource::Single(Arc::new(store)), Vec::new(), Some(set)));
-        }
-        let options = self.remote_options.clone();
-        if let Some(url) = &self.jwks_url {
-            let remote = RemoteJwks::from_jwks_url(url, options)?;
-            let store: Arc<dyn KeyStore> = Arc::new(remote.clone());
-            return Ok((KeySource::Single(store), vec![remote], None));
-        }
-        let mut remotes = Vec::with_capacity(issuers.len());
-        let mut stores: Vec<(usize, Arc<dyn KeyStore>)> = Vec::with_capacity(issuers.len());
-        for (index, issuer) in issuers.iter().enumerate() {
-            let remote = RemoteJwks::from_issuer(issuer.as_str(), options.clone())?;
-            stores.push((index, Arc::new(remote.clone())));
-            remotes.push(remote);
-        }
-        let keys = match stores.len() {
-            // One issuer: no need to read `iss` before verification.
-            1 => KeySource::Single(stores.remove(0).1),
-            _ => KeySource::ByIssuer(stores),
-        };
-        Ok((keys, remotes, None))
-    }
-
-    fn static_key_set(&self) -> Result<KeySet, ConfigError> {
-        use ConfigErrorKind as K;
-        let mut set = KeySet::new();
-        for input in &self.key_inputs {
-            let more = match input {
-                KeyInput::Pem(pem) => KeySet::from_pem(pem)?,
-                KeyInput::Jwk(jwk) => KeySet::from_jwk_json(jwk)?,
-                KeyInput::Jwks(jwks) => KeySet::from_jwks_json(jwks)?,
-                KeyInput::JwksValue(jwks) => KeySet::from_jwks_value(jwks)?,
-                KeyInput::Hmac(secret) => KeySet::from_hmac_secret(secret)?,
-                KeyInput::Set(keys) => keys.clone(),
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        let mut remotes = Vec::new();
+        for trusted in &self.issuers {
+            let tenants = if trusted.tenants.is_empty() {
+                &self.tenants
+            } else {
+                &trusted.tenants
             };
-            set = set.merge(more);
+            let matcher = IssuerMatch::new(&trusted.issuer, tenants, self.any_tenant)?;
+            let audiences = if trusted.audiences.is_empty() {
+                &self.audiences
+            } else {
+                &trusted.audiences
+            };
+            if audiences.is_empty() && !self.any_audience {
+                return Err(ConfigError::new(
+                    K::NoAudience,
+                    format!(
+                        "no audience configured for issuer {:?} (RFC 9068 section 4); use dangerous().accept_any_audience() to skip the check",
+                        trusted.issuer
+                    ),
+                ));
+            }
+            let spec = if trusted.keys.is_set() {
+                &trusted.keys
+            } else {
+                &self.keys
+            };
+            let built = spec.build(matcher.as_str(), &self.remote_options)?;
+            let algorithms =
+                resolve_algorithms(self.algorithms.as_deref(), built.static_set.as_deref())?;
+            remotes.extend(built.remote);
+            issuers.push(Arc::new(Issuer {
+                matcher,
+                audiences: audiences.iter().map(|a| a.as_str().into()).collect(),
+                algorithms,
+                store: built.store,
+            }));
         }
-        if set.is_empty() {
-            return Err(ConfigError::new(
-                K::InvalidKey,
-                "no usable key in the configured keys",
-            ));
-        }
-        if set.has_hmac() && set.has_asymmetric() {
-            return Err(ConfigError::new(
-                K::MixedKeyTypes,
-                "an HMAC secret cannot be combined with public keys",
-            ));
-        }
-        Ok(set)
+        Ok((issuers, remotes))
     }
 }
 
+/// The algorithms one issuer accepts: those requested, or by default every one its
+/// static keys can verify (for remote keys and custom stores: every asymmetric one).
 fn resolve_algorithms(
-    requested: Option<Vec<Algorithm>>,
+    requested: Option<&[Algorithm]>,
     keys: Option<&KeySet>,
 ) -> Result<Vec<Algorithm>, ConfigError> {
     use ConfigErrorKind as K;
@@ -875,7 +733,7 @@ fn resolve_algorithms(
         ));
     }
     if let Some(keys) = keys {
-        for alg in &requested {
+        for alg in requested {
             if keys.iter().any(|k| k.supports(*alg)) {
                 continue;
             }
@@ -890,5 +748,5 @@ fn resolve_algorithms(
             ));
         }
     }
-    Ok(requested)
+    Ok(requested.to_vec())
 }

@@ -222,6 +222,9 @@ pub enum ConfigErrorKind {
     InvalidUrl,
     /// An issuer template has no tenant allow-list.
     NoTenantAllowList,
+    /// Several issuers would share one key source that does not bind keys to an issuer
+    /// (static keys, a JWKS URL, a custom key store).
+    SharedKeySource,
 }
 
 impl ConfigError {

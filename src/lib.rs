@@ -81,7 +81,9 @@ mod config;
 mod error;
 mod future;
 mod https;
+mod issuer;
 mod jwks;
+mod jws;
 mod layer;
 mod log;
 mod payload;
@@ -108,6 +110,7 @@ pub use config::{
 };
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
 pub use future::ResponseFuture;
+pub use issuer::TrustedIssuer;
 pub use jwks::health::{JwksHealth, KeysStatus};
 pub use jwks::options::RemoteOptions;
 pub use jwks::remote::RemoteJwks;

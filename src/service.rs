@@ -14,11 +14,13 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
+use crate::issuer::Issuer;
 use crate::jwks::KeyStore;
+use crate::jws::header_kid;
 use crate::permission::Requirement;
 use crate::response::{ChallengeParams, ErrorResponder, Protocol, Rejection, render};
 use crate::token::BearerToken;
-use crate::verify::{Verified, Verifier, header_kid};
+use crate::verify::{Verified, Verifier};
 
 /// The service that authenticates requests; built by
 /// [`JwtAuthLayer`](crate::JwtAuthLayer).
@@ -140,7 +142,7 @@ enum Outcome<C> {
     /// Verified, but without the layer-wide permissions.
     Forbidden(Requirement),
     /// The keys must be waited for: the first load, or a refetch for an unknown `kid`.
-    Wait(Arc<dyn KeyStore>, Wait, BearerToken),
+    Wait(Arc<Issuer>, Wait, BearerToken),
 }
 
 enum Wait {
@@ -177,21 +179,21 @@ where
             Ok(None) => return Outcome::Rejected(ErrorKind::MissingToken),
             Err(kind) => return Outcome::Rejected(kind),
         };
-        if token.as_str().len() > settings.max_token_len {
-            // Refused before anything, the issuer lookup included, decodes the token.
-            return Outcome::Rejected(ErrorKind::TokenTooLong);
-        }
-        let store = match settings.store_for(token.as_str()) {
-            Ok(store) => store,
+        // The length limit comes first: an oversized token is never decoded.
+        let issuer = match self.verifier.issuer_for(token.as_str()) {
+            Ok(issuer) => issuer,
             Err(kind) => return Outcome::Rejected(kind),
         };
-        let Some(keys) = store.current() else {
-            return Outcome::Wait(Arc::clone(store), Wait::FirstLoad, token);
+        let Some(keys) = issuer.store.current() else {
+            return Outcome::Wait(Arc::clone(issuer), Wait::FirstLoad, token);
         };
-        match self.verifier.verify_cached::<C>(&keys, token.as_str()) {
+        match self
+            .verifier
+            .verify_cached::<C>(issuer, &keys, token.as_str())
+        {
             Ok(verified) => self.admit(verified, token),
             Err(ErrorKind::UnknownKey) => match header_kid(token.as_str()) {
-                Some(kid) => Outcome::Wait(Arc::clone(store), Wait::UnknownKid(kid), token),
+                Some(kid) => Outcome::Wait(Arc::clone(issuer), Wait::UnknownKid(kid), token),
                 None => Outcome::Rejected(ErrorKind::UnknownKey),
             },
             Err(kind) => Outcome::Rejected(kind),
@@ -262,24 +264,24 @@ where
                 let protocol = Protocol::of(request.headers());
                 ResponseFuture::rejected(reject(&self.verifier, kind, None, protocol))
             }
-            Outcome::Wait(store, wait, token) => {
+            Outcome::Wait(issuer, wait, token) => {
                 // The readied service goes with the future; this one takes a fresh clone.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let verifier = self.verifier.clone();
                 let context = self.context();
                 let protocol = Protocol::of(request.headers());
+                // The store is signalled now, before the future is first polled: a
+                // request dropped before then still gets its refetch started.
+                let (keys, missing) = match wait {
+                    Wait::FirstLoad => (issuer.store.wait_for_keys(), ErrorKind::KeysUnavailable),
+                    Wait::UnknownKid(kid) => {
+                        (issuer.store.refetch_for_kid(&kid), ErrorKind::UnknownKey)
+                    }
+                };
                 let auth = Box::pin(async move {
-                    let (keys, missing) = match wait {
-                        Wait::FirstLoad => {
-                            (store.wait_for_keys().await, ErrorKind::KeysUnavailable)
-                        }
-                        Wait::UnknownKid(kid) => {
-                            (store.refetch_for_kid(&kid).await, ErrorKind::UnknownKey)
-                        }
-                    };
-                    let result = match keys {
-                        Some(keys) => verifier.verify_cached::<C>(&keys, token.as_str()),
+                    let result = match keys.await {
+                        Some(keys) => verifier.verify_cached::<C>(&issuer, &keys, token.as_str()),
                         None => Err(missing),
                     };
                     match result {
@@ -292,7 +294,7 @@ where
                             insert(request.extensions_mut(), verified, token, context);
                             Ok(request)
                         }
-                        Err(kind) => Err(reject(&verifier, kind, Some(&*store), protocol)),
+                        Err(kind) => Err(reject(&verifier, kind, Some(&*issuer.store), protocol)),
                     }
                 });
                 ResponseFuture::authenticating(auth, ready)

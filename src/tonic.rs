@@ -244,14 +244,16 @@ where
 impl<C> JwtInterceptor<C> {
     /// Lets the key store fetch an unknown `kid` for the next request, without waiting.
     fn refetch_in_background(&self, token: &str) {
-        let (Ok(store), Some(kid)) = (
-            self.verifier.settings().store_for(token),
-            crate::verify::header_kid(token),
+        let (Ok(issuer), Some(kid)) = (
+            self.verifier.issuer_for(token),
+            crate::jws::header_kid(token),
         ) else {
             return;
         };
+        // Stores signal their refresher when asked; the future is run for custom stores
+        // that only start work when polled.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(store.refetch_for_kid(&kid));
+            runtime.spawn(issuer.store.refetch_for_kid(&kid));
         }
     }
 }

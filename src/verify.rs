@@ -8,17 +8,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 use crate::algorithm::Algorithm;
 use crate::cache::TokenCache;
 use crate::config::{JwtAuthConfig, Settings, TypPolicy};
 use crate::error::{AuthError, ErrorKind};
+use crate::issuer::{Issuer, issuer_for};
 use crate::jwks::KeySet;
-use crate::payload::{self, Registered, Text};
+use crate::jws::{Header, b64, header_kid, json_object};
+use crate::payload::{self, Registered};
 use crate::permission::{self, Permissions};
 use crate::time::unix_seconds;
 
@@ -102,10 +101,10 @@ impl Verifier {
     ///
     /// As [`verify`](Self::verify).
     pub fn verify_token<C: DeserializeOwned>(&self, token: &str) -> Result<Verified<C>, AuthError> {
-        let s = self.settings();
-        let store = s.store_for(token)?;
-        let keys = store.current().ok_or(ErrorKind::KeysUnavailable)?;
-        self.verify_with(&keys, token).map_err(AuthError::new)
+        let issuer = self.issuer_for(token)?;
+        let keys = issuer.store.current().ok_or(ErrorKind::KeysUnavailable)?;
+        self.verify_with(issuer, &keys, token)
+            .map_err(AuthError::new)
     }
 
     /// Verifies `token` as the layer does: waiting (bounded by the fetch timeout) for the
@@ -118,7 +117,8 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Verified<C>, AuthError> {
-        let store = Arc::clone(self.settings().store_for(token)?);
+        let issuer = self.issuer_for(token)?;
+        let store = &issuer.store;
         let keys = match store.current() {
             Some(keys) => keys,
             None => store
@@ -126,14 +126,15 @@ impl Verifier {
                 .await
                 .ok_or(ErrorKind::KeysUnavailable)?,
         };
-        match self.verify_with(&keys, token) {
+        match self.verify_with(issuer, &keys, token) {
             Err(ErrorKind::UnknownKey) => {
                 let kid = header_kid(token).ok_or(ErrorKind::UnknownKey)?;
                 let keys = store
                     .refetch_for_kid(&kid)
                     .await
                     .ok_or(ErrorKind::UnknownKey)?;
-                self.verify_with(&keys, token).map_err(AuthError::new)
+                self.verify_with(issuer, &keys, token)
+                    .map_err(AuthError::new)
             }
             other => other.map_err(AuthError::new),
         }
@@ -143,9 +144,21 @@ impl Verifier {
         &self.config.settings
     }
 
-    /// Verifies `token` with a given key set.
+    /// The issuer whose keys verify `token`: the only one, or the one its unverified
+    /// `iss` names. The length limit is checked first, so an oversized token is never
+    /// decoded, not even to find its issuer.
+    pub(crate) fn issuer_for(&self, token: &str) -> Result<&Arc<Issuer>, ErrorKind> {
+        let s = self.settings();
+        if token.len() > s.max_token_len {
+            return Err(ErrorKind::TokenTooLong);
+        }
+        issuer_for(&s.issuers, token)
+    }
+
+    /// Verifies `token` with a given key set of `issuer`.
     pub(crate) fn verify_with<C: DeserializeOwned>(
         &self,
+        issuer: &Issuer,
         keys: &KeySet,
         token: &str,
     ) -> Result<Verified<C>, ErrorKind> {
@@ -164,7 +177,7 @@ impl Verifier {
         // Any header the parser refuses, a duplicate member included, is malformed.
         let header: Header<'_> = json_object(&header_json).map_err(|_| ErrorKind::Malformed)?;
         let alg = Algorithm::from_header(&header.alg.0).ok_or(ErrorKind::UnsupportedAlgorithm)?;
-        if !s.algorithms.contains(&alg) {
+        if !issuer.algorithms.contains(&alg) {
             return Err(ErrorKind::AlgorithmNotAllowed);
         }
         if header.crit {
@@ -185,7 +198,7 @@ impl Verifier {
             !s.required_claims.is_empty(),
             &s.permission_capture,
         )?;
-        self.check_claims(&registered)?;
+        self.check_claims(issuer, &registered)?;
         if let Some(template) = key.issuer() {
             // Entra publishes, per key, the issuer its tokens must carry; for the common
             // endpoint it is a template completed with the token's tenant id.
@@ -224,18 +237,17 @@ impl Verifier {
         })
     }
 
-    fn check_claims(&self, claims: &Registered<'_>) -> Result<(), ErrorKind> {
+    /// `iss` must be the issuer whose keys verified the signature, and `aud` one of that
+    /// issuer's audiences.
+    fn check_claims(&self, issuer: &Issuer, claims: &Registered<'_>) -> Result<(), ErrorKind> {
         let s = self.settings();
         let iss = claims.iss.as_ref().ok_or(ErrorKind::MissingClaim)?;
-        if !s.issuers.iter().any(|i| i.matches(&iss.0)) {
+        if !issuer.matcher.matches(&iss.0) {
             return Err(ErrorKind::InvalidIssuer);
         }
-        if !s.audiences.is_empty() {
+        if !issuer.audiences.is_empty() {
             let aud = claims.aud.as_ref().ok_or(ErrorKind::MissingClaim)?;
-            if !aud
-                .iter()
-                .any(|a| s.audiences.iter().any(|ours| **ours == *a.0))
-            {
+            if !issuer.accepts_audience(aud.iter().map(|a| a.0.as_ref())) {
                 return Err(ErrorKind::InvalidAudience);
             }
         }
@@ -272,7 +284,8 @@ impl Verifier {
     /// configured.
     pub(crate) fn verify_cached<C>(
         &self,
-        keys: &Arc<KeySet>,
+        issuer: &Issuer,
+        keys: &KeySet,
         token: &str,
     ) -> Result<Verified<C>, ErrorKind>
     where
@@ -280,7 +293,7 @@ impl Verifier {
     {
         let s = self.settings();
         let Some(cache) = &s.cache else {
-            return self.verify_with(keys, token);
+            return self.verify_with(issuer, keys, token);
         };
         if token.len() > s.max_token_len {
             return Err(ErrorKind::TokenTooLong);
@@ -299,7 +312,7 @@ impl Verifier {
                 payload_len: 0,
             });
         }
-        let verified = self.verify_with::<C>(keys, token)?;
+        let verified = self.verify_with::<C>(issuer, keys, token)?;
         cache.insert(
             digest,
             keys.generation(),
@@ -311,49 +324,6 @@ impl Verifier {
         );
         Ok(verified)
     }
-}
-
-/// The unverified `iss` of a token, to pick the key store of a multi-issuer
-/// configuration. It is verified like every other claim once the signature is.
-pub(crate) fn peek_issuer(token: &str) -> Result<String, ErrorKind> {
-    #[derive(Deserialize)]
-    struct Peek<'a> {
-        #[serde(borrow, default)]
-        iss: Option<Text<'a>>,
-    }
-    let payload_b64 = token.split('.').nth(1).ok_or(ErrorKind::Malformed)?;
-    let payload = b64(payload_b64)?;
-    if payload.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ErrorKind::Malformed);
-    }
-    let peek: Peek<'_> = serde_json::from_slice(&payload).map_err(|e| payload::json_error(&e))?;
-    peek.iss
-        .map(|iss| iss.0.into_owned())
-        .ok_or(ErrorKind::MissingClaim)
-}
-
-/// The `kid` of a token's header, for an unknown-key refetch.
-pub(crate) fn header_kid(token: &str) -> Option<String> {
-    let header = b64(token.split('.').next()?).ok()?;
-    let header: Header<'_> = json_object(&header).ok()?;
-    header.kid.map(|kid| kid.0.into_owned())
-}
-
-fn b64(segment: &str) -> Result<Vec<u8>, ErrorKind> {
-    // Strict base64url: no padding, no standard-alphabet characters, canonical trailing
-    // bits (RFC 7515 section 2).
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| ErrorKind::Malformed)
-}
-
-/// Parses a JWS header, which must be a JSON object: serde would otherwise accept a JSON
-/// array for a struct.
-fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ErrorKind> {
-    if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ErrorKind::Malformed);
-    }
-    serde_json::from_slice(bytes).map_err(|e| payload::json_error(&e))
 }
 
 fn check_typ(policy: TypPolicy, typ: Option<&str>) -> Result<(), ErrorKind> {
@@ -378,25 +348,6 @@ fn check_typ(policy: TypPolicy, typ: Option<&str>) -> Result<(), ErrorKind> {
     }
 }
 
-/// The JOSE header members this crate reads. `jku`, `x5u`, `jwk` and `x5c` are never
-/// read: keys come only from the configured key store.
-#[derive(Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: Text<'a>,
-    #[serde(borrow, default)]
-    kid: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    typ: Option<Text<'a>>,
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
-}
-
-/// `true` whenever the member exists, whatever its value (`null` included).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,15 +365,5 @@ mod tests {
         assert!(check_typ(strict, None).is_err());
         assert!(check_typ(strict, Some("JWT")).is_err());
         assert!(check_typ(strict, Some("at+jwt")).is_ok());
-    }
-
-    #[test]
-    fn header_must_be_an_object_without_duplicates() {
-        assert!(json_object::<Header<'_>>(br#"["RS256"]"#).is_err());
-        assert!(json_object::<Header<'_>>(br#"{"alg":"RS256","alg":"none"}"#).is_err());
-        let h: Header<'_> = json_object(br#"{"alg":"RS256","crit":null}"#).expect("header");
-        assert!(h.crit);
-        let h: Header<'_> = json_object(br#"{"alg":"RS256","kid":"a\/b"}"#).expect("escaped kid");
-        assert_eq!(h.kid.expect("kid").0, "a/b");
     }
 }

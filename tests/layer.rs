@@ -17,7 +17,7 @@ use support::{
 use tower_jwt_auth::testing::{TestKey, TokenBuilder, encode_json, jwks};
 use tower_jwt_auth::{
     Algorithm, ConfigErrorKind, JsonResponder, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
-    KeySet, ManualClock, TokenSource, TypPolicy,
+    KeySet, ManualClock, TokenSource, TrustedIssuer, TypPolicy,
 };
 
 // ---- the happy paths -------------------------------------------------------------
@@ -420,17 +420,94 @@ async fn issuer_must_match_exactly() {
 }
 
 #[tokio::test]
-async fn several_issuers_can_be_trusted() {
-    let cfg = builder(rsa_key().key_set())
-        .issuer("https://second.example.com")
+async fn each_issuer_verifies_only_with_its_own_keys() {
+    const SECOND: &str = "https://second.example.com";
+    let cfg = JwtAuthConfig::builder()
+        .trusted_issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
+        .trusted_issuer(TrustedIssuer::new(SECOND).key_set(rsa_key_2().key_set()))
+        .audience(AUDIENCE)
         .build()
         .expect("config");
     let server = Server::start(JwtAuthLayer::new(cfg)).await;
     server.bearer(&token(rsa_key()).sign()).await.assert_ok();
     server
-        .bearer(&token(rsa_key()).issuer("https://second.example.com").sign())
+        .bearer(&token(rsa_key_2()).issuer(SECOND).sign())
         .await
         .assert_ok();
+    // One issuer's key signing a token that claims the other (RFC 8725 section 3.8).
+    server
+        .bearer(&token(rsa_key()).issuer(SECOND).sign())
+        .await
+        .assert_invalid_token("unknown signing key");
+    server
+        .bearer(&token(rsa_key_2()).sign())
+        .await
+        .assert_invalid_token("unknown signing key");
+}
+
+#[tokio::test]
+async fn audiences_are_per_issuer_with_the_builders_as_fallback() {
+    const SECOND: &str = "https://second.example.com";
+    const SECOND_API: &str = "https://api.example.com/second-only";
+    let cfg = JwtAuthConfig::builder()
+        .trusted_issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
+        .trusted_issuer(
+            TrustedIssuer::new(SECOND)
+                .key_set(ec_key().key_set())
+                .audience(SECOND_API),
+        )
+        .audience(AUDIENCE)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let second = || token(ec_key()).issuer(SECOND);
+    server
+        .bearer(&second().audience(SECOND_API).sign())
+        .await
+        .assert_ok();
+    // The builder's audience is not the second issuer's.
+    server
+        .bearer(&second().sign())
+        .await
+        .assert_invalid_token("audience not accepted");
+    // And the second issuer's audience is not the first's.
+    server
+        .bearer(&token(rsa_key()).audience(SECOND_API).sign())
+        .await
+        .assert_invalid_token("audience not accepted");
+}
+
+#[test]
+fn several_issuers_cannot_share_an_anonymous_key_source() {
+    let shared = [
+        builder(rsa_key().key_set()),
+        JwtAuthConfig::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .jwks_url("https://idp.example.com/keys"),
+    ];
+    for config in shared {
+        let err = config
+            .issuer("https://second.example.com")
+            .build()
+            .expect_err("shared keys");
+        assert_eq!(err.kind(), ConfigErrorKind::SharedKeySource);
+        assert!(err.to_string().contains("trusted_issuer"), "{err}");
+    }
+    // One issuer with its own keys and one using the builder's is fine.
+    builder(rsa_key().key_set())
+        .trusted_issuer(
+            TrustedIssuer::new("https://second.example.com").key_set(ec_key().key_set()),
+        )
+        .build()
+        .expect("each has its own keys");
+    // Discovery binds keys to each issuer by itself.
+    JwtAuthConfig::builder()
+        .issuer("https://a.example.com/")
+        .issuer("https://b.example.com/")
+        .audience(AUDIENCE)
+        .build()
+        .expect("discovery per issuer");
 }
 
 #[tokio::test]

@@ -1,0 +1,381 @@
+//! Trusted issuers: [`TrustedIssuer`], the builder of one issuer with its own keys and
+//! audiences, and what a built configuration keeps of each issuer.
+//!
+//! Each issuer owns its keys: a token is verified only with the keys of the issuer its
+//! `iss` names, and then checked against that issuer's audiences (RFC 8725 section 3.8).
+//! The builder refuses several issuers sharing one key source that names no issuer
+//! (static keys, a JWKS URL, a custom store): a key of one issuer could then sign tokens
+//! claiming another.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::algorithm::Algorithm;
+use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
+use crate::jwks::options::RemoteOptions;
+use crate::jwks::remote::RemoteJwks;
+use crate::jwks::{KeySet, KeyStore, StaticKeys};
+
+/// One trusted issuer with its own key source and audiences, for configurations that
+/// trust several issuers; see
+/// [`JwtAuthConfigBuilder::trusted_issuer`](crate::JwtAuthConfigBuilder::trusted_issuer).
+///
+/// Without a key source of its own, the issuer's keys come from OIDC discovery (or from
+/// the builder's key source when it is the only issuer). Without audiences of its own,
+/// the builder's apply.
+///
+/// ```
+/// use tower_jwt_auth::{JwtAuthConfig, TrustedIssuer};
+///
+/// # let (keys_a, keys_b) = (
+/// #     tower_jwt_auth::KeySet::from_hmac_secret(&[1u8; 32])?,
+/// #     tower_jwt_auth::KeySet::from_hmac_secret(&[2u8; 32])?,
+/// # );
+/// let cfg = JwtAuthConfig::builder()
+///     .trusted_issuer(TrustedIssuer::new("https://a.example.com/").key_set(keys_a))
+///     .trusted_issuer(
+///         TrustedIssuer::new("https://b.example.com/")
+///             .key_set(keys_b)
+///             .audience("https://api.example.com/b-only"),
+///     )
+///     .audience("https://api.example.com")
+///     .build()?;
+/// # let _ = cfg;
+/// # Ok::<(), tower_jwt_auth::ConfigError>(())
+/// ```
+#[must_use]
+#[derive(Debug)]
+pub struct TrustedIssuer {
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) tenants: Vec<String>,
+    pub(crate) keys: KeySpec,
+}
+
+impl TrustedIssuer {
+    /// An issuer: the exact `iss` its tokens carry, or a tenant template such as
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            tenants: Vec::new(),
+            keys: KeySpec::default(),
+        }
+    }
+
+    /// Adds an audience this issuer's tokens may carry; when an issuer has audiences of
+    /// its own, the builder's do not apply to it.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The tenants a template issuer accepts (instead of the builder's).
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants.extend(tenants.into_iter().map(Into::into));
+        self
+    }
+
+    /// Keys from this issuer's OIDC discovery document (the default).
+    pub fn discovery(mut self) -> Self {
+        self.keys.discovery = true;
+        self
+    }
+
+    /// Keys from a JWKS URL, refreshed in the background.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.keys.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Keys from a custom [`KeyStore`].
+    pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.keys.store = Some(store);
+        self
+    }
+
+    /// Static keys: an already built [`KeySet`].
+    pub fn key_set(mut self, keys: KeySet) -> Self {
+        self.keys.inputs.push(KeyInput::Set(keys));
+        self
+    }
+
+    /// Static keys: PEM public keys.
+    pub fn pem(mut self, pem: impl Into<String>) -> Self {
+        self.keys.inputs.push(KeyInput::Pem(pem.into()));
+        self
+    }
+
+    /// Static keys: a JWKS document (JSON text).
+    pub fn jwks(mut self, jwks: impl Into<String>) -> Self {
+        self.keys.inputs.push(KeyInput::Jwks(jwks.into()));
+        self
+    }
+
+    /// Static keys: an HMAC secret of at least 32 bytes.
+    pub fn hmac_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.keys.inputs.push(KeyInput::Hmac(secret.into()));
+        self
+    }
+}
+
+/// A key given to the builder, parsed at `build()`.
+pub(crate) enum KeyInput {
+    Pem(String),
+    Jwk(String),
+    Jwks(String),
+    JwksValue(serde_json::Value),
+    Hmac(Vec<u8>),
+    Set(KeySet),
+}
+
+impl fmt::Debug for KeyInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pem(_) => "Pem",
+            Self::Jwk(_) => "Jwk",
+            Self::Jwks(_) | Self::JwksValue(_) => "Jwks",
+            Self::Hmac(_) => "Hmac(<redacted>)",
+            Self::Set(_) => "KeySet",
+        })
+    }
+}
+
+/// Where one issuer's keys come from, as configured (at most one source).
+#[derive(Default)]
+pub(crate) struct KeySpec {
+    pub(crate) inputs: Vec<KeyInput>,
+    pub(crate) store: Option<Arc<dyn KeyStore>>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) discovery: bool,
+}
+
+impl fmt::Debug for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySpec")
+            .field("inputs", &self.inputs)
+            .field("store", &self.store)
+            .field("jwks_url", &self.jwks_url)
+            .field("discovery", &self.discovery)
+            .finish()
+    }
+}
+
+/// A built key source: the store, the static set when the keys are static, and the
+/// remote store when they are fetched (for health reports).
+pub(crate) struct BuiltKeys {
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) static_set: Option<Arc<KeySet>>,
+    pub(crate) remote: Option<RemoteJwks>,
+}
+
+impl KeySpec {
+    fn count(&self) -> usize {
+        usize::from(self.store.is_some())
+            + usize::from(!self.inputs.is_empty())
+            + usize::from(self.jwks_url.is_some())
+            + usize::from(self.discovery)
+    }
+
+    /// Whether any source is configured.
+    pub(crate) fn is_set(&self) -> bool {
+        self.count() > 0
+    }
+
+    /// Whether the source serves keys without naming whose they are: static keys, a
+    /// JWKS URL or a custom store. Only discovery binds keys to an issuer by itself.
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.is_set() && !self.discovery
+    }
+
+    /// Builds the store for `issuer` (discovery from `issuer` when nothing is set).
+    pub(crate) fn build(
+        &self,
+        issuer: &str,
+        options: &RemoteOptions,
+    ) -> Result<BuiltKeys, ConfigError> {
+        if self.count() > 1 {
+            return Err(ConfigError::new(
+                ConfigErrorKind::InvalidKey,
+                format!(
+                    "configure one key source for {issuer:?}: static keys, a key store, a JWKS URL or discovery"
+                ),
+            ));
+        }
+        if let Some(store) = &self.store {
+            return Ok(BuiltKeys {
+                store: Arc::clone(store),
+                static_set: None,
+                remote: None,
+            });
+        }
+        if !self.inputs.is_empty() {
+            let set = Arc::new(self.static_set()?);
+            return Ok(BuiltKeys {
+                store: Arc::new(StaticKeys::from_arc(Arc::clone(&set))),
+                static_set: Some(set),
+                remote: None,
+            });
+        }
+        let remote = match &self.jwks_url {
+            Some(url) => RemoteJwks::from_jwks_url(url, options.clone())?,
+            None => RemoteJwks::from_issuer(issuer, options.clone())?,
+        };
+        Ok(BuiltKeys {
+            store: Arc::new(remote.clone()),
+            static_set: None,
+            remote: Some(remote),
+        })
+    }
+
+    fn static_set(&self) -> Result<KeySet, ConfigError> {
+        use ConfigErrorKind as K;
+        let mut set = KeySet::new();
+        for input in &self.inputs {
+            let more = match input {
+                KeyInput::Pem(pem) => KeySet::from_pem(pem)?,
+                KeyInput::Jwk(jwk) => KeySet::from_jwk_json(jwk)?,
+                KeyInput::Jwks(jwks) => KeySet::from_jwks_json(jwks)?,
+                KeyInput::JwksValue(jwks) => KeySet::from_jwks_value(jwks)?,
+                KeyInput::Hmac(secret) => KeySet::from_hmac_secret(secret)?,
+                KeyInput::Set(keys) => keys.clone(),
+            };
+            set = set.merge(more);
+        }
+        if set.is_empty() {
+            return Err(ConfigError::new(
+                K::InvalidKey,
+                "no usable key in the configured keys",
+            ));
+        }
+        if set.has_hmac() && set.has_asymmetric() {
+            return Err(ConfigError::new(
+                K::MixedKeyTypes,
+                "an HMAC secret cannot be combined with public keys",
+            ));
+        }
+        Ok(set)
+    }
+}
+
+/// A trusted issuer: an exact string, or a tenant template such as
+/// `https://login.microsoftonline.com/{tenantid}/v2.0` with an allow-list.
+#[derive(Debug)]
+pub(crate) enum IssuerMatch {
+    Exact(Box<str>),
+    Template {
+        template: Box<str>,
+        prefix: Box<str>,
+        suffix: Box<str>,
+        /// `None` only when turned off through `dangerous()`.
+        tenants: Option<Vec<Box<str>>>,
+    },
+}
+
+impl IssuerMatch {
+    pub(crate) fn new(
+        issuer: &str,
+        tenants: &[String],
+        any_tenant: bool,
+    ) -> Result<Self, ConfigError> {
+        let placeholder = ["{tenantid}", "{tenant}"]
+            .into_iter()
+            .find(|p| issuer.contains(p));
+        let Some(placeholder) = placeholder else {
+            return Ok(Self::Exact(issuer.into()));
+        };
+        if tenants.is_empty() && !any_tenant {
+            return Err(ConfigError::new(
+                ConfigErrorKind::NoTenantAllowList,
+                format!("issuer template {issuer:?} needs .tenants([...])"),
+            ));
+        }
+        let (prefix, suffix) = issuer.split_once(placeholder).unwrap_or((issuer, ""));
+        Ok(Self::Template {
+            template: issuer.replace("{tenant}", "{tenantid}").into(),
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+            tenants: (!any_tenant).then(|| tenants.iter().map(|t| t.as_str().into()).collect()),
+        })
+    }
+
+    /// Whether a token's `iss` is this issuer.
+    pub(crate) fn matches(&self, iss: &str) -> bool {
+        match self {
+            Self::Exact(exact) => **exact == *iss,
+            Self::Template {
+                prefix,
+                suffix,
+                tenants,
+                ..
+            } => iss
+                .strip_prefix(&**prefix)
+                .and_then(|rest| rest.strip_suffix(&**suffix))
+                .is_some_and(|tenant| {
+                    !tenant.is_empty()
+                        && !tenant.contains('/')
+                        && tenants
+                            .as_ref()
+                            .is_none_or(|allowed| allowed.iter().any(|t| **t == *tenant))
+                }),
+        }
+    }
+
+    /// The issuer as configured (the template for templates).
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Exact(exact) => exact,
+            Self::Template { template, .. } => template,
+        }
+    }
+}
+
+/// What a built configuration keeps of one trusted issuer: how its `iss` is matched,
+/// the audiences its tokens may carry, the algorithms its keys verify, and its keys.
+pub(crate) struct Issuer {
+    pub(crate) matcher: IssuerMatch,
+    /// Empty only when the audience check was turned off through `dangerous()`.
+    pub(crate) audiences: Vec<Box<str>>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) store: Arc<dyn KeyStore>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.matcher.as_str())
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("keys", &self.store)
+            .finish()
+    }
+}
+
+impl Issuer {
+    /// Whether `aud` (the token's audiences) names one this issuer accepts.
+    pub(crate) fn accepts_audience<'a>(&self, mut aud: impl Iterator<Item = &'a str>) -> bool {
+        self.audiences.is_empty() || aud.any(|a| self.audiences.iter().any(|ours| **ours == *a))
+    }
+}
+
+/// Picks the issuer of a token among several by its unverified `iss`; the claim is
+/// verified like every other once the signature is. With one issuer nothing is read
+/// before verification.
+pub(crate) fn issuer_for<'a>(
+    issuers: &'a [Arc<Issuer>],
+    token: &str,
+) -> Result<&'a Arc<Issuer>, ErrorKind> {
+    if let [only] = issuers {
+        return Ok(only);
+    }
+    let iss = crate::jws::peek_issuer(token)?;
+    issuers
+        .iter()
+        .find(|issuer| issuer.matcher.matches(&iss))
+        .ok_or(ErrorKind::InvalidIssuer)
+}
