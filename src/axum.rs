@@ -11,7 +11,7 @@ use http::request::Parts;
 use crate::error::ErrorKind;
 use crate::permission::{Permission, Permissions, RequirePermission, check_typed};
 use crate::response::Protocol;
-use crate::service::AuthContext;
+use crate::service::{AuthContext, WrongClaimsType};
 
 /// The verified claims of the request, put there by
 /// [`JwtAuthLayer`](crate::JwtAuthLayer).
@@ -21,6 +21,8 @@ use crate::service::AuthContext;
 ///
 /// A handler that asks for `Claims` on a route no `JwtAuthLayer` covers is a wiring
 /// mistake, not a client error: it answers 500 with a message naming the missing layer.
+/// So is asking for `Claims<C>` behind a layer built for another claims type: 500
+/// naming both types.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -66,6 +68,12 @@ fn missing_layer() -> ClaimsRejection {
     ClaimsRejection { response }
 }
 
+fn wrong_type(wrong: WrongClaimsType) -> ClaimsRejection {
+    ClaimsRejection {
+        response: wrong.response().map(Body::from),
+    }
+}
+
 impl<S, C> FromRequestParts<S> for Claims<C>
 where
     S: Send + Sync,
@@ -78,8 +86,11 @@ where
             return Ok(Self(claims.clone()));
         }
         match parts.extensions.get::<AuthContext>() {
+            Some(context) if let Some(wrong) = context.claims_type_mismatch::<C>() => {
+                Err(wrong_type(wrong))
+            }
             Some(context) => {
-                let protocol = Protocol::of(&parts.headers);
+                let protocol = Protocol::of(parts.version, &parts.headers);
                 let response = context
                     .reject(ErrorKind::MissingToken, protocol)
                     .map(Body::from);
@@ -104,10 +115,12 @@ where
         if let Some(claims) = parts.extensions.get::<C>() {
             return Ok(Some(Self(claims.clone())));
         }
-        if parts.extensions.get::<AuthContext>().is_some() {
-            Ok(None)
-        } else {
-            Err(missing_layer())
+        match parts.extensions.get::<AuthContext>() {
+            Some(context) => match context.claims_type_mismatch::<C>() {
+                Some(wrong) => Err(wrong_type(wrong)),
+                None => Ok(None),
+            },
+            None => Err(missing_layer()),
         }
     }
 }
@@ -132,10 +145,8 @@ where
     type Rejection = PermissionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        check_typed::<P>(&parts.headers, &parts.extensions).map_err(|response| {
-            PermissionRejection {
-                response: response.map(Body::from),
-            }
+        check_typed::<P>(parts).map_err(|response| PermissionRejection {
+            response: response.map(Body::from),
         })
     }
 }

@@ -109,7 +109,7 @@ impl<C> fmt::Debug for JwtAuthLayer<C> {
     }
 }
 
-impl<S, C> Layer<S> for JwtAuthLayer<C> {
+impl<S, C: 'static> Layer<S> for JwtAuthLayer<C> {
     type Service = JwtAuth<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {

@@ -344,7 +344,12 @@ impl RequirePermission {
     /// The rejection response when the request may not go on.
     #[allow(clippy::result_large_err)] // the error is the response to send
     pub fn check(&self, parts: &http::request::Parts) -> Result<(), Response<bytes::Bytes>> {
-        check(&self.requirement, &parts.headers, &parts.extensions)
+        check(
+            &self.requirement,
+            parts.version,
+            &parts.headers,
+            &parts.extensions,
+        )
     }
 
     fn with(requirement: Requirement) -> Self {
@@ -371,13 +376,14 @@ impl<P: Permission> RequirePermission<P> {
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 pub(crate) fn check(
     requirement: &Requirement,
+    version: http::Version,
     headers: &http::HeaderMap,
     extensions: &http::Extensions,
 ) -> Result<(), Response<bytes::Bytes>> {
     let Some(context) = extensions.get::<AuthContext>() else {
         return Err(missing_layer());
     };
-    let protocol = Protocol::of(headers);
+    let protocol = Protocol::of(version, headers);
     match extensions.get::<Permissions>() {
         None => Err(context.reject(ErrorKind::MissingToken, protocol)),
         Some(permissions) if requirement.is_met(permissions) => Ok(()),
@@ -389,11 +395,16 @@ pub(crate) fn check(
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 pub(crate) fn check_typed<P: Permission>(
-    headers: &http::HeaderMap,
-    extensions: &http::Extensions,
+    parts: &http::request::Parts,
 ) -> Result<RequirePermission<P>, Response<bytes::Bytes>> {
     let typed = RequirePermission::<P>::typed();
-    check(&typed.requirement, headers, extensions).map(|()| typed)
+    check(
+        &typed.requirement,
+        parts.version,
+        &parts.headers,
+        &parts.extensions,
+    )
+    .map(|()| typed)
 }
 
 /// A guard or extractor on a route no `JwtAuthLayer` covers: a wiring mistake.
@@ -482,7 +493,12 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let verdict = match self.rule.requirement(request.uri().path()) {
-            Some(requirement) => check(requirement, request.headers(), request.extensions()),
+            Some(requirement) => check(
+                requirement,
+                request.version(),
+                request.headers(),
+                request.extensions(),
+            ),
             None => Ok(()),
         };
         match verdict {

@@ -142,12 +142,14 @@ impl Rejection {
 
     /// The answer for a gRPC client: a trailers-only response (HTTP 200,
     /// `content-type: application/grpc`, `grpc-status`, `grpc-message` with the same short
-    /// description as HTTP) plus the `WWW-Authenticate` challenge.
+    /// description as HTTP) plus the `WWW-Authenticate` challenge and
+    /// `Cache-Control: no-store`.
     #[must_use]
     pub fn to_grpc_response(&self) -> Response<Bytes> {
         let mut response = Response::new(Bytes::new());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(
             "grpc-status",
             HeaderValue::from(u16::from(self.grpc_code())),
@@ -179,8 +181,10 @@ impl Rejection {
     }
 }
 
-/// Whether a request is gRPC (its content type starts with `application/grpc`): gRPC
-/// clients read `grpc-status`, not the HTTP status, so rejections take another form.
+/// Whether a request is gRPC: it arrives over HTTP/2 with a content type starting with
+/// `application/grpc`. gRPC clients read `grpc-status`, not the HTTP status, so
+/// rejections take another form; any other request, an HTTP/1.1 one that merely carries
+/// a gRPC content type included, gets an HTTP answer from the configured responder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Protocol {
     Http,
@@ -188,10 +192,11 @@ pub(crate) enum Protocol {
 }
 
 impl Protocol {
-    pub(crate) fn of(headers: &http::HeaderMap) -> Self {
-        let grpc = headers
-            .get(CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    pub(crate) fn of(version: http::Version, headers: &http::HeaderMap) -> Self {
+        let grpc = version == http::Version::HTTP_2
+            && headers
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         if grpc { Self::Grpc } else { Self::Http }
     }
 }
@@ -403,6 +408,7 @@ mod tests {
         assert_eq!(resp.headers()["grpc-status"], "7");
         assert_eq!(resp.headers()["grpc-message"], "insufficient permission");
         assert_eq!(resp.headers()[CONTENT_TYPE], "application/grpc");
+        assert_eq!(resp.headers()[CACHE_CONTROL], "no-store");
         assert!(resp.body().is_empty());
         assert_eq!(
             Rejection::new(ErrorKind::Expired, ChallengeParams::default()).grpc_code(),
@@ -413,6 +419,28 @@ mod tests {
             14
         );
         assert_eq!(grpc_message("50% done\n"), "50%25 done%0A");
+    }
+
+    #[test]
+    fn only_http2_requests_with_a_grpc_content_type_are_grpc() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert_eq!(
+            Protocol::of(http::Version::HTTP_2, &headers),
+            Protocol::Grpc
+        );
+        assert_eq!(
+            Protocol::of(http::Version::HTTP_11, &headers),
+            Protocol::Http
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(
+            Protocol::of(http::Version::HTTP_2, &headers),
+            Protocol::Http
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! [`JwtAuth`]: the tower service behind [`JwtAuthLayer`](crate::JwtAuthLayer).
 
+use std::any::TypeId;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -28,19 +29,25 @@ pub struct JwtAuth<S, C> {
     inner: S,
     verifier: Verifier,
     optional: bool,
+    /// The context every admitted request carries, naming the claims type `C`.
+    context: AuthContext,
     _claims: PhantomData<fn() -> C>,
 }
 
-impl<S, C> JwtAuth<S, C> {
+impl<S, C: 'static> JwtAuth<S, C> {
     pub(crate) fn new(inner: S, verifier: Verifier, optional: bool) -> Self {
+        let context = verifier.settings().context.for_claims::<C>();
         Self {
             inner,
             verifier,
             optional,
+            context,
             _claims: PhantomData,
         }
     }
+}
 
+impl<S, C> JwtAuth<S, C> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -53,6 +60,7 @@ impl<S: Clone, C> Clone for JwtAuth<S, C> {
             inner: self.inner.clone(),
             verifier: self.verifier.clone(),
             optional: self.optional,
+            context: self.context.clone(),
             _claims: PhantomData,
         }
     }
@@ -73,6 +81,25 @@ impl<S: fmt::Debug, C> fmt::Debug for JwtAuth<S, C> {
 #[derive(Clone)]
 pub(crate) struct AuthContext {
     inner: Arc<ContextData>,
+    /// The claims type the layer deserializes into, so that an extractor asking for
+    /// another can say so instead of answering as if there were no token.
+    claims: Option<ClaimsType>,
+}
+
+/// A claims type, compared by `TypeId` and named in messages.
+#[derive(Clone, Copy)]
+struct ClaimsType {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl ClaimsType {
+    fn of<C: 'static>() -> Self {
+        Self {
+            id: TypeId::of::<C>(),
+            name: std::any::type_name::<C>(),
+        }
+    }
 }
 
 struct ContextData {
@@ -95,11 +122,26 @@ impl AuthContext {
                 responder,
                 layer_required,
             }),
+            claims: None,
         }
     }
 
-    pub(crate) fn new(settings: &crate::config::Settings) -> Self {
-        settings.context.clone()
+    /// The context of a layer or interceptor that deserializes claims into `C`.
+    pub(crate) fn for_claims<C: 'static>(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            claims: Some(ClaimsType::of::<C>()),
+        }
+    }
+
+    /// The wiring mistake of asking for claims of type `C` behind a layer built for
+    /// another type: a 500 naming both, rather than a 401 as if there were no token.
+    pub(crate) fn claims_type_mismatch<C: 'static>(&self) -> Option<WrongClaimsType> {
+        let inserted = self.claims?;
+        (inserted.id != TypeId::of::<C>()).then(|| WrongClaimsType {
+            requested: std::any::type_name::<C>(),
+            inserted: inserted.name,
+        })
     }
 
     pub(crate) fn reject(&self, kind: ErrorKind, protocol: Protocol) -> Response<Bytes> {
@@ -134,6 +176,35 @@ impl AuthContext {
     }
 }
 
+/// A claims extractor for one type behind a layer built for another.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WrongClaimsType {
+    pub(crate) requested: &'static str,
+    pub(crate) inserted: &'static str,
+}
+
+impl WrongClaimsType {
+    /// The message of the 500 (or gRPC `INTERNAL`) answer; type names only.
+    pub(crate) fn message(self) -> String {
+        tracing::error!(
+            requested = self.requested,
+            inserted = self.inserted,
+            "claims requested with another type than the JwtAuthLayer deserializes"
+        );
+        format!(
+            "tower-jwt-auth: claims of type {} were requested, but the JwtAuthLayer in front of this route deserializes {} (build it with JwtAuthLayer::with_claims::<{}>)",
+            self.requested, self.inserted, self.requested
+        )
+    }
+
+    /// The 500 answer for HTTP.
+    pub(crate) fn response(self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from(self.message()));
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    }
+}
+
 /// What authentication decided for one request.
 enum Outcome<C> {
     Verified(Verified<C>, BearerToken),
@@ -155,7 +226,7 @@ where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn context(&self) -> AuthContext {
-        AuthContext::new(self.verifier.settings())
+        self.context.clone()
     }
 
     /// Applies the layer-wide permission requirement to a verified token.
@@ -253,7 +324,7 @@ where
                 ResponseFuture::inner(self.inner.call(request))
             }
             Outcome::Forbidden(requirement) => {
-                let protocol = Protocol::of(request.headers());
+                let protocol = Protocol::of(request.version(), request.headers());
                 ResponseFuture::rejected(self.context().reject_permission(&requirement, protocol))
             }
             Outcome::Anonymous => {
@@ -261,7 +332,7 @@ where
                 ResponseFuture::inner(self.inner.call(request))
             }
             Outcome::Rejected(kind) => {
-                let protocol = Protocol::of(request.headers());
+                let protocol = Protocol::of(request.version(), request.headers());
                 ResponseFuture::rejected(reject(&self.verifier, kind, None, protocol))
             }
             Outcome::Wait(issuer, wait, token) => {
@@ -270,7 +341,7 @@ where
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let verifier = self.verifier.clone();
                 let context = self.context();
-                let protocol = Protocol::of(request.headers());
+                let protocol = Protocol::of(request.version(), request.headers());
                 // The store is signalled now, before the future is first polled: a
                 // request dropped before then still gets its refetch started.
                 let (keys, missing) = match wait {

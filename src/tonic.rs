@@ -15,10 +15,12 @@
 //! # }
 //! ```
 //!
-//! **How gRPC is detected.** The layer itself looks at each rejected request: when its
-//! `content-type` starts with `application/grpc`, the rejection is a gRPC trailers-only
-//! response (HTTP 200, `grpc-status`, `grpc-message` with the same short description as
-//! HTTP); otherwise it stays an HTTP answer. No responder needs to be chosen, and one
+//! **How gRPC is detected.** The layer itself looks at each rejected request: when it
+//! arrives over HTTP/2 with a `content-type` starting with `application/grpc`, the
+//! rejection is a gRPC trailers-only response (HTTP 200, `grpc-status`, `grpc-message`
+//! with the same short description as HTTP, `Cache-Control: no-store`); otherwise, an
+//! HTTP/1.1 request with a gRPC content type included, it stays an HTTP answer from the
+//! configured responder. No responder needs to be chosen, and one
 //! layer serves a server that speaks both (gRPC and, say, a health endpoint over plain
 //! HTTP). The mapping: no token, a malformed or an invalid token → `UNAUTHENTICATED`
 //! (16); a missing permission → `PERMISSION_DENIED` (7); keys never loaded →
@@ -74,6 +76,18 @@ fn no_layer() -> Status {
     Status::internal("tower-jwt-auth: no JwtAuthLayer or JwtInterceptor in front of this service")
 }
 
+/// What the layer put into the request: `UNAUTHENTICATED` when an optional layer let it
+/// through without a token, `INTERNAL` when no layer ran.
+fn verified<V: Send + Sync + 'static, T>(request: &Request<T>) -> Result<&V, Status> {
+    match request.extensions().get::<V>() {
+        Some(value) => Ok(value),
+        None if request.extensions().get::<AuthContext>().is_some() => {
+            Err(AuthError::new(ErrorKind::MissingToken).into())
+        }
+        None => Err(no_layer()),
+    }
+}
+
 /// Reads the verified caller from a `tonic::Request`.
 ///
 /// ```
@@ -93,7 +107,8 @@ pub trait RequestExt {
     /// # Errors
     ///
     /// `UNAUTHENTICATED` for a request an optional layer let through without a token;
-    /// `INTERNAL` when no layer or interceptor ran (a wiring mistake).
+    /// `INTERNAL` when no layer or interceptor ran, or when they were built for another
+    /// claims type (wiring mistakes; the message names both types).
     fn claims<C: Send + Sync + 'static>(&self) -> Result<&C, Status>;
 
     /// The verified token's permissions.
@@ -116,17 +131,16 @@ pub trait RequestExt {
 
 impl<T> RequestExt for Request<T> {
     fn claims<C: Send + Sync + 'static>(&self) -> Result<&C, Status> {
-        match self.extensions().get::<C>() {
-            Some(claims) => Ok(claims),
-            None if self.extensions().get::<AuthContext>().is_some() => {
-                Err(AuthError::new(ErrorKind::MissingToken).into())
-            }
-            None => Err(no_layer()),
+        if let Some(context) = self.extensions().get::<AuthContext>()
+            && let Some(wrong) = context.claims_type_mismatch::<C>()
+        {
+            return Err(Status::internal(wrong.message()));
         }
+        verified::<C, T>(self)
     }
 
     fn permissions(&self) -> Result<&Permissions, Status> {
-        self.claims::<Permissions>()
+        verified::<Permissions, T>(self)
     }
 
     fn require_permission(&self, permission: &str) -> Result<(), Status> {
@@ -235,7 +249,7 @@ where
             request.extensions_mut(),
             verified,
             token,
-            AuthContext::new(settings),
+            settings.context.for_claims::<C>(),
         );
         Ok(request)
     }

@@ -355,6 +355,44 @@ async fn optional_claims_with_and_without_a_token() {
         .assert_no_token();
 }
 
+/// A claims type the layer in these tests is not built for.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct OtherClaims {
+    sub: String,
+}
+
+#[tokio::test]
+async fn claims_of_another_type_than_the_layers_are_a_500_naming_both() {
+    async fn other(Claims(claims): Claims<OtherClaims>) -> String {
+        claims.sub
+    }
+    async fn maybe_other(claims: Option<Claims<OtherClaims>>) -> String {
+        claims.map_or_else(|| "anonymous".into(), |c| c.0.sub)
+    }
+    let issuer = MockIssuer::start().await;
+    let cfg = support::issuer_config(&issuer).build().expect("config");
+    let router = Router::new()
+        .route("/other", get(other))
+        .route("/maybe-other", get(maybe_other))
+        .layer(JwtAuthLayer::new(cfg).optional());
+    let server = Server::start_router(router).await;
+    let token = issuer.token().subject("gina").sign();
+    for path in ["/other", "/maybe-other"] {
+        for token in [Some(token.as_str()), None] {
+            let answer = server.call("GET", path, token, "").await;
+            assert_eq!(
+                answer.status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{path}: {answer:?}"
+            );
+            assert!(
+                answer.body.contains("OtherClaims") && answer.body.contains("StandardClaims"),
+                "{path}: {answer:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn guard_without_a_layer_is_a_500_naming_the_layer() {
     let server = Server::start_router(routes()).await;

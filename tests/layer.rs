@@ -678,6 +678,23 @@ async fn json_responder_renders_a_body_with_the_same_challenge() {
 }
 
 #[tokio::test]
+async fn http1_with_a_grpc_content_type_gets_the_configured_http_answer() {
+    let cfg = builder(rsa_key().key_set())
+        .error_responder(JsonResponder)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let answer = server
+        .get("/", &[("content-type", "application/grpc")])
+        .await;
+    answer.assert_no_token();
+    assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
+    assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+    assert_eq!(body["error"], "unauthorized");
+}
+
+#[tokio::test]
 async fn custom_claims_type_reaches_the_handler() {
     #[derive(Clone, serde::Deserialize)]
     struct Mine {

@@ -79,6 +79,10 @@ impl Grpc {
     }
 }
 
+/// A claims type no layer or interceptor in these tests is built for.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct OtherClaims {}
+
 fn bearer(token: &str) -> Option<String> {
     Some(format!("Bearer {token}"))
 }
@@ -224,6 +228,44 @@ async fn plain_http_requests_on_the_same_layer_get_http_statuses() {
 }
 
 #[tokio::test]
+async fn grpc_refusals_are_not_stored_by_caches() {
+    let issuer = MockIssuer::start().await;
+    let mut grpc = start(&issuer).await;
+    let status = grpc.get(None).await.expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let metadata = status.metadata();
+    assert_eq!(
+        metadata
+            .get("cache-control")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("no-store"),
+        "{status:?}"
+    );
+    assert!(metadata.get("www-authenticate").is_some(), "{status:?}");
+}
+
+#[tokio::test]
+async fn http1_with_a_grpc_content_type_gets_an_http_answer() {
+    let issuer = MockIssuer::start().await;
+    let grpc = start(&issuer).await;
+    let url = format!("http://{}/documents.v1.Documents/Get", grpc.addr);
+    let response = support::client()
+        .post(&url)
+        .header("content-type", "application/grpc")
+        .send()
+        .await
+        .expect("http/1.1");
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert!(
+        response.headers().get("grpc-status").is_none(),
+        "{response:?}"
+    );
+    let answer = support::answer(response).await;
+    answer.assert_no_token();
+    assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
+}
+
+#[tokio::test]
 async fn interceptor_checks_tokens_with_loaded_keys() {
     use tonic::service::Interceptor;
     use tower_jwt_auth::StandardClaims;
@@ -257,6 +299,15 @@ async fn interceptor_checks_tokens_with_loaded_keys() {
         Some("frank")
     );
     request.require_permission("read").expect("read");
+    // Asking for another claims type than the interceptor's is a wiring mistake.
+    let status = request
+        .claims::<OtherClaims>()
+        .expect_err("another claims type");
+    assert_eq!(status.code(), Code::Internal);
+    assert!(
+        status.message().contains("OtherClaims") && status.message().contains("StandardClaims"),
+        "{status:?}"
+    );
     assert_eq!(
         request
             .require_permission("write")

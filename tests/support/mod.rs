@@ -111,6 +111,7 @@ pub struct Answer {
     pub challenge: Option<String>,
     pub retry_after: Option<String>,
     pub content_type: Option<String>,
+    pub cache_control: Option<String>,
     pub body: String,
 }
 
@@ -222,12 +223,14 @@ pub async fn answer(response: reqwest::Response) -> Answer {
     let challenge = header("www-authenticate");
     let retry_after = header("retry-after");
     let content_type = header("content-type");
+    let cache_control = header("cache-control");
     let body = response.text().await.expect("body");
     Answer {
         status,
         challenge,
         retry_after,
         content_type,
+        cache_control,
         body,
     }
 }
