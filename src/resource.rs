@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tower_service::Service;
 
 use crate::error::{ConfigError, ConfigErrorKind};
+use crate::https::is_loopback;
 
 /// The well-known path of RFC 9728 section 3.
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -36,10 +37,7 @@ impl ResourceSettings {
         let bad =
             |why: &str| ConfigError::new(ConfigErrorKind::InvalidUrl, format!("resource {why}"));
         let url = Url::parse(&self.resource).map_err(|_| bad("is not an absolute URL"))?;
-        let loopback = url
-            .host_str()
-            .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
             return Err(bad("must be https (plain http for loopback only)"));
         }
         if url.fragment().is_some() {

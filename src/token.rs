@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+use cookie::Cookie;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
@@ -121,17 +122,12 @@ impl TokenSource {
         for source in &self.sources {
             let token = match source {
                 Source::Bearer => bearer(headers)?,
-                Source::Cookie(name) => cookie(headers, name),
+                Source::Cookie(name) => cookie(headers, name)?,
                 Source::Header(name) => custom_header(headers, name)?,
                 Source::Invalid(_) => None,
                 Source::Custom(f) => match f(headers, uri) {
                     None => None,
-                    Some(token) => {
-                        let value = HeaderValue::from_str(&token)
-                            .map_err(|_| ErrorKind::MalformedCredentials)?;
-                        let range = 0..value.len();
-                        Some(BearerToken { value, range })
-                    }
+                    Some(token) => Some(BearerToken::from_text(&token)?),
                 },
             };
             if let Some(token) = token {
@@ -211,33 +207,36 @@ fn bearer(headers: &HeaderMap) -> Result<Option<BearerToken>, ErrorKind> {
     }))
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<BearerToken> {
+/// The named cookie, over every `Cookie` header (HTTP/2 sends one per cookie). Parsing
+/// follows the `cookie` crate; other cookies, well formed or not, are not ours to judge.
+/// The same name twice is ambiguous and refused like a second `Authorization` header; a
+/// value that is not a `b64token` (quotes around it aside) is malformed; an empty value
+/// is no token.
+fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<BearerToken>, ErrorKind> {
+    let mut found = None;
     for value in &headers.get_all(COOKIE) {
-        let bytes = value.as_bytes();
-        let mut offset = 0;
-        for pair in bytes.split(|&b| b == b';') {
-            let pair_start = offset;
-            offset += pair.len() + 1;
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            if pair[..eq].trim_ascii() != name.as_bytes() {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() != name {
                 continue;
             }
-            let raw = &pair[eq + 1..];
-            let lead = raw.len() - raw.trim_ascii_start().len();
-            let trimmed = raw.trim_ascii();
-            let start = pair_start + eq + 1 + lead;
-            if trimmed.is_empty() {
-                return None;
+            if found.is_some() {
+                return Err(ErrorKind::MalformedCredentials);
             }
-            return Some(BearerToken {
-                value: value.clone(),
-                range: start..start + trimmed.len(),
-            });
+            let token = cookie.value_trimmed();
+            if token.is_empty() {
+                found = Some(None);
+                continue;
+            }
+            if !is_b64token(token.as_bytes()) {
+                return Err(ErrorKind::MalformedCredentials);
+            }
+            found = Some(Some(BearerToken::from_text(token)?));
         }
     }
-    None
+    Ok(found.flatten())
 }
 
 fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<BearerToken>, ErrorKind> {
@@ -271,6 +270,13 @@ pub struct BearerToken {
 }
 
 impl BearerToken {
+    /// A token found outside a header of its own (a cookie, a custom source).
+    fn from_text(token: &str) -> Result<Self, ErrorKind> {
+        let value = HeaderValue::from_str(token).map_err(|_| ErrorKind::MalformedCredentials)?;
+        let range = 0..value.len();
+        Ok(Self { value, range })
+    }
+
     /// The token text.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -361,6 +367,12 @@ mod tests {
             Ok(Some("x.y.z".into()))
         );
         assert_eq!(extract(&s, &[("cookie", "a=1")]), Ok(None));
+        assert_eq!(
+            extract(&s, &[("cookie", "junk; at=\"x.y.z\"")]),
+            Ok(Some("x.y.z".into())),
+            "quotes around the value and malformed neighbours"
+        );
+        assert_eq!(extract(&s, &[("cookie", "at=")]), Ok(None));
         let s = TokenSource::header("x-token");
         assert_eq!(
             extract(&s, &[("x-token", " x.y.z ")]),
@@ -370,6 +382,21 @@ mod tests {
             extract(&s, &[("x-token", "a"), ("x-token", "b")]),
             Err(ErrorKind::MalformedCredentials)
         );
+    }
+
+    #[test]
+    fn duplicate_or_malformed_cookies_are_malformed_credentials() {
+        let s = TokenSource::cookie("at");
+        let bad = Err(ErrorKind::MalformedCredentials);
+        assert_eq!(extract(&s, &[("cookie", "at=a.b.c; at=d.e.f")]), bad);
+        assert_eq!(
+            extract(&s, &[("cookie", "at=a.b.c"), ("cookie", "x=1; at=d.e.f")]),
+            bad,
+            "across Cookie headers too"
+        );
+        assert_eq!(extract(&s, &[("cookie", "at=a,b")]), bad);
+        assert_eq!(extract(&s, &[("cookie", "at=a b")]), bad);
+        assert_eq!(extract(&s, &[("cookie", "at==")]), bad);
     }
 
     #[test]

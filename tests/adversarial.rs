@@ -1,6 +1,6 @@
 //! Attacks on a JWT resource server, one named test each, through the real layer over
 //! real HTTP: every known JWT attack (RFC 8725 and the CVEs behind it) and every rejection
-//! rule of DESIGN section 4. Each asserts the status and the `WWW-Authenticate` code; no
+//! rule the layer enforces. Each asserts the status and the `WWW-Authenticate` code; no
 //! request may ever get a 5xx.
 
 mod support;
@@ -269,6 +269,36 @@ async fn typ_for_other_token_kinds_is_refused() {
 async fn sixty_kilobyte_token_is_refused_as_too_long() {
     let server = rsa_server().await;
     let huge = token(rsa_key()).claim("pad", "x".repeat(60 * 1024)).sign();
+    server
+        .bearer(&huge)
+        .await
+        .assert_invalid_token("token too long");
+}
+
+#[tokio::test]
+async fn the_length_limit_comes_before_the_issuer_is_read() {
+    // Several issuers: the token's iss picks one, but an oversized token is refused
+    // before its payload is decoded to find it, through the layer and the Verifier.
+    let cfg = support::builder(rsa_key().key_set())
+        .trusted_issuer(
+            tower_jwt_auth::TrustedIssuer::new("https://second.example.com")
+                .key_set(support::ec_key().key_set()),
+        )
+        .build()
+        .expect("config");
+    let huge = format!("e30.{}.c2ln", "!".repeat(9 * 1024));
+    let verifier = tower_jwt_auth::Verifier::new(cfg.clone());
+    let err = verifier
+        .verify::<tower_jwt_auth::StandardClaims>(&huge)
+        .expect_err("too long");
+    assert_eq!(err.kind(), tower_jwt_auth::ErrorKind::TokenTooLong);
+    let err = verifier
+        .verify_async::<tower_jwt_auth::StandardClaims>(&huge)
+        .await
+        .expect_err("too long");
+    assert_eq!(err.kind(), tower_jwt_auth::ErrorKind::TokenTooLong);
+    let server = support::Server::start(JwtAuthLayer::new(cfg)).await;
+    let huge = format!("e30.{}.c2ln", "A".repeat(9 * 1024));
     server
         .bearer(&huge)
         .await

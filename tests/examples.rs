@@ -1,4 +1,4 @@
-//! The examples new users start from: the `axum_server` contract (DESIGN section 7)
+//! The examples new users start from: the `axum_server` contract (README)
 //! exercised end to end through the example's own router, and the Postman collection
 //! checked for structure and then run, request by request, against that router and a
 //! live MockIssuer.

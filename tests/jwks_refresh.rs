@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use support::{Server, client};
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, jwks};
 use tower_jwt_auth::{
-    JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeyStore, KeysStatus, RemoteJwks,
-    RemoteOptions,
+    JwksHealth, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeyStore, KeysStatus,
+    RemoteJwks, RemoteOptions,
 };
 
 /// Short intervals for tests.
@@ -57,6 +57,16 @@ async fn accepted_within(server: &Server, token: &str, within: Duration, what: &
     while server.bearer(token).await.status != StatusCode::OK {
         assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The error of a store that never loaded.
+fn first_load_error(health: &JwksHealth) -> String {
+    match health.status() {
+        KeysStatus::NeverLoaded {
+            last_error: Some(error),
+        } => error,
+        other => panic!("a failed first load expected, got {other:?}"),
     }
 }
 
@@ -225,10 +235,7 @@ async fn discovery_naming_another_issuer_is_refused_and_reported() {
     let server = Server::start(JwtAuthLayer::new(cfg)).await;
     let answer = server.bearer(&issuer.token().sign()).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    let KeysStatus::NeverLoaded { last_error } = health.status() else {
-        panic!("never loaded expected, got {:?}", health.status());
-    };
-    let last_error = last_error.expect("an error");
+    let last_error = first_load_error(&health);
     assert!(last_error.contains("evil.example.com"), "{last_error}");
     assert_eq!(
         issuer.requests(Endpoint::Jwks),
@@ -651,4 +658,72 @@ async fn an_identical_document_keeps_the_key_set_and_its_generation() {
             .is_some_and(|keys| keys.generation() != first.generation() && keys.len() == 2)
     })
     .await;
+}
+
+// ---- key fetches stay on https -------------------------------------------------------
+
+/// A host name that is not loopback by its name; `resolve` pins it to 127.0.0.1, so a
+/// client that follows a redirect there still never leaves this machine.
+const PLAIN_HTTP_HOST: &str = "jwks.test";
+
+#[tokio::test]
+async fn the_built_in_client_does_not_follow_a_redirect_to_plain_http() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let target = MockIssuer::builder().key(issuer.active_key()).start().await;
+    let location = format!(
+        "http://{PLAIN_HTTP_HOST}:{}/jwks.json",
+        target.addr().port()
+    );
+    issuer.set_redirect(Endpoint::Jwks, Some(location));
+    // No http_client: the store builds its own.
+    let remote =
+        RemoteJwks::from_jwks_url(&issuer.jwks_url(), RemoteOptions::new()).expect("remote");
+    let health = remote.health();
+    eventually("a failed first load", || {
+        matches!(
+            health.status(),
+            KeysStatus::NeverLoaded {
+                last_error: Some(_)
+            }
+        )
+    })
+    .await;
+    let last_error = first_load_error(&health);
+    assert!(last_error.contains("redirected"), "{last_error}");
+    assert_eq!(
+        target.requests(Endpoint::Jwks),
+        0,
+        "the redirect was not followed"
+    );
+}
+
+#[tokio::test]
+async fn keys_reached_over_plain_http_through_a_custom_clients_redirect_are_refused() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let target = MockIssuer::builder().key(issuer.active_key()).start().await;
+    let location = format!(
+        "http://{PLAIN_HTTP_HOST}:{}/jwks.json",
+        target.addr().port()
+    );
+    issuer.set_redirect(Endpoint::Jwks, Some(location));
+    // A client that follows every redirect, and resolves the plain-http host to loopback.
+    let follows = reqwest::Client::builder()
+        .no_proxy()
+        .resolve(PLAIN_HTTP_HOST, target.addr())
+        .build()
+        .expect("client");
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .jwks_url(issuer.jwks_url())
+        .remote_options(fast().http_client(follows))
+        .build()
+        .expect("config");
+    let health = cfg.key_health().remove(0);
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let answer = server.bearer(&issuer.token().sign()).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    assert!(target.requests(Endpoint::Jwks) >= 1, "the client followed");
+    let last_error = first_load_error(&health);
+    assert!(last_error.contains("not https"), "{last_error}");
 }

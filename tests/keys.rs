@@ -1,5 +1,5 @@
 //! Real JWKS documents from eleven identity providers load with exactly the keys the
-//! rules allow (DESIGN sections 4 and 5). The documents are in `tests/fixtures/idp/`
+//! rules allow. The documents are in `tests/fixtures/idp/`
 //! with their provenance.
 
 use std::path::Path;

@@ -26,15 +26,27 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("logs").clone()).expect("utf-8")
+    }
+}
+
+/// Records every event at TRACE level on this thread (the tests' current-thread
+/// runtime runs the server and the refresher here too) until the guard drops.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
+    let (captured, _guard) = capture();
 
     // Static HMAC keys: every rejection kind.
     let secret = b"a-secret-that-must-never-appear-in-any-log-line-0123".to_vec();
@@ -81,7 +93,7 @@ async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
     assert!(remote.wait_until_ready(Duration::from_secs(5)).await);
     let _ = remote_server.bearer(&remote_token).await;
 
-    let logs = String::from_utf8(captured.0.lock().expect("logs").clone()).expect("utf-8");
+    let logs = captured.text();
     assert!(
         logs.contains("request rejected"),
         "the capture works: {logs}"
@@ -109,4 +121,40 @@ async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
     for secret in secrets {
         assert!(!logs.contains(&secret), "logged: {secret}");
     }
+}
+
+#[tokio::test]
+async fn a_kid_with_line_breaks_cannot_forge_a_log_line() {
+    let (captured, _guard) = capture();
+
+    let forged = "k\r\n2026-01-01T00:00:00Z  INFO forged: admin logged in";
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    // A published JWK that is skipped is logged with its kid too.
+    let mut document = tower_jwt_auth::testing::jwks(&issuer.keys());
+    document["keys"]
+        .as_array_mut()
+        .expect("keys")
+        .push(serde_json::json!({"kty": "EC", "crv": "P-256", "kid": forged}));
+    issuer.set_jwks_document(Some(document));
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .remote_options(RemoteOptions::new().http_client(client()))
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let token = issuer.token().kid(forged).sign();
+    let _ = server.bearer(&token).await;
+    let long_kid = "x".repeat(5000);
+    let _ = server
+        .bearer(&issuer.token().kid(long_kid.clone()).sign())
+        .await;
+
+    let logs = captured.text();
+    assert!(logs.contains("unknown kid"), "the kid was logged: {logs}");
+    assert!(logs.contains("skipping JWK"), "the JWK was logged: {logs}");
+    for line in logs.lines() {
+        assert!(!line.starts_with("2026-01-01"), "forged line: {line}");
+    }
+    assert!(!logs.contains(&long_kid[..100]), "kids are truncated");
 }

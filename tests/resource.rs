@@ -208,6 +208,9 @@ fn resource_must_be_an_https_url_without_fragment() {
         "http://api.example.com",
         "https://api.example.com/#frag",
         "api.example.com",
+        // A domain that only starts like a loopback address is a domain.
+        "http://127.evil.example/mcp",
+        "http://localhost.evil.example/mcp",
     ] {
         let err = JwtAuthConfig::builder()
             .issuer("https://idp.example.com/")
@@ -221,6 +224,19 @@ fn resource_must_be_an_https_url_without_fragment() {
             tower_jwt_auth::ConfigErrorKind::InvalidUrl,
             "{bad}"
         );
+    }
+    for loopback in [
+        "http://127.0.0.1:8080/mcp",
+        "http://[::1]/mcp",
+        "http://localhost/mcp",
+    ] {
+        JwtAuthConfig::builder()
+            .issuer("https://idp.example.com/")
+            .audience("a")
+            .hmac_secret(vec![1u8; 32])
+            .resource(loopback)
+            .build()
+            .expect(loopback);
     }
     let err = JwtAuthConfig::builder()
         .issuer("https://idp.example.com/")

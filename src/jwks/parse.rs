@@ -1,6 +1,6 @@
 //! Turning JWKs and PEM documents into verification keys, once per key set.
 //!
-//! The rules here decide which published keys are usable at all (DESIGN section 4):
+//! The rules here decide which published keys are usable at all:
 //! `use`/`key_ops` must allow verification, a JWK `alg` pins the key to that algorithm,
 //! symmetric keys from a JWKS are never used, RSA moduli under 2048 bits and unknown key
 //! types or curves are skipped, and a leading zero octet in an RSA modulus is stripped

@@ -96,6 +96,7 @@ struct Behaviour {
     etag: Option<String>,
     jwks_document: Option<Value>,
     discovery_document: Option<Value>,
+    redirects: HashMap<Endpoint, String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -269,6 +270,15 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         counter.fetch_add(1, Ordering::SeqCst);
     }
     lock(&state.last_headers).insert(endpoint, request.headers().clone());
+    if let Some(location) = lock(&state.behaviour).redirects.get(&endpoint) {
+        let mut response = respond(StatusCode::FOUND, "text/plain", "moved");
+        if let Ok(location) = HeaderValue::from_str(location) {
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, location);
+        }
+        return response;
+    }
     let fault = lock(&state.behaviour)
         .faults
         .get(&endpoint)
@@ -714,6 +724,16 @@ impl MockIssuer {
     /// again). For real providers' documents and malformed keys.
     pub fn set_jwks_document(&self, document: Option<Value>) {
         lock(&self.state.behaviour).jwks_document = document;
+    }
+
+    /// Answers `302 Found` with this `Location` on `endpoint` (`None`: answer normally),
+    /// to test how clients follow redirects.
+    pub fn set_redirect(&self, endpoint: Endpoint, location: Option<String>) {
+        let redirects = &mut lock(&self.state.behaviour).redirects;
+        match location {
+            Some(location) => redirects.insert(endpoint, location),
+            None => redirects.remove(&endpoint),
+        };
     }
 
     /// Serves this JSON as the discovery document (`None`: the issuer's own).
