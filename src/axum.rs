@@ -1,6 +1,9 @@
-//! axum extractors (feature `axum`): [`Claims`] and `Option<Claims<C>>`.
+//! axum extractors (feature `axum`): [`Claims`], [`SharedClaims`], their `Option` forms,
+//! [`Permissions`], [`Authentication`] and the typed guard `RequirePermission<P>`. All read
+//! the one [`Authentication`] extension the layer inserts.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -8,13 +11,15 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::authentication::Authentication;
 use crate::error::ErrorKind;
-use crate::permission::{Permission, Permissions, RequirePermission, check_typed};
-use crate::response::Protocol;
-use crate::service::{AuthContext, WrongClaimsType};
+use crate::guard::{Permission, RequirePermission, check_typed};
+use crate::permission::Permissions;
+use crate::response::grpc::Protocol;
 
 /// The verified claims of the request, put there by
-/// [`JwtAuthLayer`](crate::JwtAuthLayer).
+/// [`JwtAuthLayer`](crate::JwtAuthLayer); the extractor clones them out of the shared
+/// value (use [`SharedClaims`] to skip the clone).
 ///
 /// `Option<Claims<C>>` is `None` for requests an [`optional`](crate::JwtAuthLayer::optional)
 /// layer let through without a token.
@@ -46,31 +51,115 @@ impl<C> Deref for Claims<C> {
     }
 }
 
-/// Why [`Claims`] could not be extracted.
+/// The verified claims as the layer holds them, shared: no copy, whatever their size.
+/// Otherwise like [`Claims`].
+///
+/// ```
+/// use tower_jwt_auth::{SharedClaims, StandardClaims};
+///
+/// async fn me(SharedClaims(claims): SharedClaims<StandardClaims>) -> String {
+///     claims.sub.clone().unwrap_or_default()
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedClaims<C>(pub Arc<C>);
+
+impl<C> Deref for SharedClaims<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+/// Why an extractor refused: 401 (or 403 for a guard) as the layer would have answered,
+/// or 500 for a wiring mistake (no layer in front, another claims type).
 #[derive(Debug)]
 pub struct ClaimsRejection {
-    response: Response,
+    /// Boxed: rejections are rare, and the `Result` of every extraction stays small.
+    response: Box<Response>,
+    kind: Option<ErrorKind>,
+    message: &'static str,
+}
+
+impl ClaimsRejection {
+    /// A refusal rendered by the layer's responder.
+    fn refused(auth: &Authentication, kind: ErrorKind, parts: &Parts) -> Self {
+        let protocol = Protocol::of(parts.version, &parts.headers);
+        let response = auth.context.reject(kind, protocol).map(Body::from);
+        Self {
+            response: Box::new(response),
+            kind: Some(kind),
+            message: kind.description(),
+        }
+    }
+
+    /// A wiring mistake: 500 with the message.
+    fn wiring(message: String) -> Self {
+        tracing::error!(%message, "tower-jwt-auth wiring mistake");
+        Self {
+            response: Box::new((StatusCode::INTERNAL_SERVER_ERROR, message).into_response()),
+            kind: None,
+            message: "tower-jwt-auth is not wired in front of this route as the handler expects",
+        }
+    }
+
+    fn missing_layer() -> Self {
+        Self::wiring(
+            "tower-jwt-auth: no JwtAuthLayer in front of this route (the Claims extractor needs one)"
+                .to_owned(),
+        )
+    }
+
+    /// The HTTP status of the answer.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The authentication error, or `None` for a wiring mistake (a 500).
+    #[must_use]
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.kind
+    }
+
+    /// A short text for logs: the fixed description, or what is mis-wired.
+    #[must_use]
+    pub fn body_text(&self) -> &'static str {
+        self.message
+    }
 }
 
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
-        self.response
+        *self.response
     }
 }
 
-fn missing_layer() -> ClaimsRejection {
-    tracing::error!("Claims extractor used on a route that no JwtAuthLayer covers");
-    let response = (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "tower-jwt-auth: no JwtAuthLayer in front of this route (the Claims extractor needs one)",
-    )
-        .into_response();
-    ClaimsRejection { response }
+/// The claims of the request: `Ok(None)` for an anonymous request, an error for a wiring
+/// mistake.
+fn shared_claims<C: Send + Sync + 'static>(
+    parts: &Parts,
+) -> Result<(Option<Arc<C>>, &Authentication), ClaimsRejection> {
+    let auth = parts
+        .extensions
+        .get::<Authentication>()
+        .ok_or_else(ClaimsRejection::missing_layer)?;
+    if let Some(wrong) = auth.context.claims_type_mismatch::<C>() {
+        return Err(ClaimsRejection::wiring(wrong.message()));
+    }
+    Ok((auth.shared_claims::<C>(), auth))
 }
 
-fn wrong_type(wrong: WrongClaimsType) -> ClaimsRejection {
-    ClaimsRejection {
-        response: wrong.response().map(Body::from),
+/// The claims of the request; 401 for an anonymous one.
+fn required_claims<C: Send + Sync + 'static>(parts: &Parts) -> Result<Arc<C>, ClaimsRejection> {
+    match shared_claims::<C>(parts)? {
+        (Some(claims), _) => Ok(claims),
+        (None, auth) => Err(ClaimsRejection::refused(
+            auth,
+            ErrorKind::MissingToken,
+            parts,
+        )),
     }
 }
 
@@ -82,22 +171,7 @@ where
     type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(claims) = parts.extensions.get::<C>() {
-            return Ok(Self(claims.clone()));
-        }
-        match parts.extensions.get::<AuthContext>() {
-            Some(context) if let Some(wrong) = context.claims_type_mismatch::<C>() => {
-                Err(wrong_type(wrong))
-            }
-            Some(context) => {
-                let protocol = Protocol::of(parts.version, &parts.headers);
-                let response = context
-                    .reject(ErrorKind::MissingToken, protocol)
-                    .map(Body::from);
-                Err(ClaimsRejection { response })
-            }
-            None => Err(missing_layer()),
-        }
+        required_claims::<C>(parts).map(|claims| Self(C::clone(&claims)))
     }
 }
 
@@ -112,16 +186,52 @@ where
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if let Some(claims) = parts.extensions.get::<C>() {
-            return Ok(Some(Self(claims.clone())));
-        }
-        match parts.extensions.get::<AuthContext>() {
-            Some(context) => match context.claims_type_mismatch::<C>() {
-                Some(wrong) => Err(wrong_type(wrong)),
-                None => Ok(None),
-            },
-            None => Err(missing_layer()),
-        }
+        let (claims, _) = shared_claims::<C>(parts)?;
+        Ok(claims.map(|claims| Self(C::clone(&claims))))
+    }
+}
+
+impl<S, C> FromRequestParts<S> for SharedClaims<C>
+where
+    S: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        required_claims::<C>(parts).map(Self)
+    }
+}
+
+impl<S, C> OptionalFromRequestParts<S> for SharedClaims<C>
+where
+    S: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(shared_claims::<C>(parts)?.0.map(Self))
+    }
+}
+
+/// The whole [`Authentication`] of the request (the token, the issuer, the claims of any
+/// type); 500 without a layer.
+impl<S> FromRequestParts<S> for Authentication
+where
+    S: Send + Sync,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(ClaimsRejection::missing_layer)
     }
 }
 
@@ -129,6 +239,14 @@ where
 #[derive(Debug)]
 pub struct PermissionRejection {
     response: Response,
+}
+
+impl PermissionRejection {
+    /// The HTTP status of the answer.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
 }
 
 impl IntoResponse for PermissionRejection {
@@ -159,13 +277,10 @@ where
     type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(permissions) = parts.extensions.get::<Permissions>() {
-            return Ok(permissions.clone());
-        }
-        if parts.extensions.get::<AuthContext>().is_some() {
-            Ok(Self::default())
-        } else {
-            Err(missing_layer())
-        }
+        parts
+            .extensions
+            .get::<Authentication>()
+            .map(|auth| auth.permissions().clone())
+            .ok_or_else(ClaimsRejection::missing_layer)
     }
 }

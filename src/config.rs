@@ -9,6 +9,7 @@ use http::HeaderValue;
 
 use crate::algorithm::Algorithm;
 use crate::cache::{CacheOptions, TokenCache};
+use crate::context::AuthContext;
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::issuer::{Issuer, IssuerMatch, KeyInput, KeySpec, TrustedIssuer};
 use crate::jwks::health::JwksHealth;
@@ -16,10 +17,9 @@ use crate::jwks::options::RemoteOptions;
 use crate::jwks::remote::RemoteJwks;
 use crate::jwks::{KeySet, KeyStore};
 use crate::permission::{ClaimPath, Requirement};
+use crate::policy::{ClaimRules, PermissionRules, Policy, TokenRules, TypPolicy};
 use crate::resource::{ProtectedResourceMetadata, ResourceSettings};
-use crate::response::ChallengeParams;
-use crate::response::{DefaultResponder, ErrorResponder};
-use crate::service::AuthContext;
+use crate::response::{ChallengeParams, DefaultResponder, ErrorResponder};
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
 
@@ -28,66 +28,18 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// The default maximum token length in bytes.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// Which JWS `typ` header values are accepted (RFC 8725 section 3.11).
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TypPolicy {
-    /// `typ` absent, `JWT` or `at+jwt` (case-insensitive, optional `application/`
-    /// prefix). Any other type, such as `dpop+jwt`, `logout+jwt` or `secevent+jwt`, is a
-    /// token meant for something else and is refused.
-    #[default]
-    Lenient,
-    /// RFC 9068 access tokens only: `typ` must be `at+jwt`.
-    AccessToken,
-}
-
 /// The validated configuration of a [`JwtAuthLayer`](crate::JwtAuthLayer).
 ///
 /// Cheap to clone. Built with [`JwtAuthConfig::builder`].
 #[derive(Clone)]
 pub struct JwtAuthConfig {
-    pub(crate) settings: Arc<Settings>,
-}
-
-pub(crate) struct Settings {
-    /// Each trusted issuer with its matcher, audiences, algorithms and keys.
-    pub(crate) issuers: Vec<Arc<Issuer>>,
-    pub(crate) leeway: f64,
-    /// Every algorithm some issuer accepts (each issuer checks its own list).
-    pub(crate) algorithms: Vec<Algorithm>,
-    pub(crate) typ: TypPolicy,
-    pub(crate) required_claims: Vec<Box<str>>,
-    pub(crate) max_token_len: usize,
-    pub(crate) token_source: TokenSource,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) remotes: Vec<RemoteJwks>,
-    pub(crate) permission_paths: Vec<ClaimPath>,
-    /// The top-level names of `permission_paths`, captured during the payload pass.
-    pub(crate) permission_capture: Vec<Box<str>>,
-    /// Permissions every request needs, whatever the route.
-    pub(crate) required_permissions: Option<Requirement>,
-    /// `realm` and `resource_metadata` for every challenge.
-    pub(crate) challenge: ChallengeParams,
-    /// What the layer puts into the extensions of the requests it lets through.
-    pub(crate) context: AuthContext,
-    pub(crate) metadata: Option<ProtectedResourceMetadata>,
-    pub(crate) cache: Option<TokenCache>,
-    pub(crate) responder: Arc<dyn ErrorResponder>,
+    /// The compiled policy the layer reads.
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl fmt::Debug for JwtAuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.settings;
-        f.debug_struct("JwtAuthConfig")
-            .field("issuers", &s.issuers)
-            .field("leeway", &s.leeway)
-            .field("typ", &s.typ)
-            .field("required_claims", &s.required_claims)
-            .field("max_token_len", &s.max_token_len)
-            .field("token_source", &s.token_source)
-            .field("realm", &s.challenge.realm)
-            .field("clock", &s.clock)
-            .finish_non_exhaustive()
+        f.debug_tuple("JwtAuthConfig").field(&self.policy).finish()
     }
 }
 
@@ -100,25 +52,21 @@ impl JwtAuthConfig {
 
     /// The trusted issuers (templates as configured).
     pub fn issuers(&self) -> impl Iterator<Item = &str> {
-        self.settings.issuers.iter().map(|i| i.matcher.as_str())
+        self.policy.issuers.iter().map(|i| i.matcher.as_str())
     }
 
     /// The RFC 9728 metadata document and a service that serves it, when a
     /// [`resource`](JwtAuthConfigBuilder::resource) is configured.
     #[must_use]
     pub fn protected_resource_metadata(&self) -> Option<ProtectedResourceMetadata> {
-        self.settings.metadata.clone()
+        self.policy.metadata.clone()
     }
 
     /// Health handles of the remote key stores, one per issuer or JWKS URL; empty when
     /// the keys are static.
     #[must_use]
     pub fn key_health(&self) -> Vec<JwksHealth> {
-        self.settings
-            .remotes
-            .iter()
-            .map(RemoteJwks::health)
-            .collect()
+        self.policy.remotes.iter().map(RemoteJwks::health).collect()
     }
 
     /// Waits until every remote key store has loaded, for at most `timeout`. Returns
@@ -126,7 +74,7 @@ impl JwtAuthConfig {
     /// to hold back startup until the identity provider answered.
     pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        for remote in &self.settings.remotes {
+        for remote in &self.policy.remotes {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if !remote.wait_until_ready(left).await {
                 return false;
@@ -138,7 +86,7 @@ impl JwtAuthConfig {
     /// The audiences a token of `issuer` may carry (as configured, templates included);
     /// empty if the check was turned off or the issuer is not trusted.
     pub fn audiences<'a>(&'a self, issuer: &str) -> impl Iterator<Item = &'a str> {
-        self.settings
+        self.policy
             .issuers
             .iter()
             .filter(move |i| i.matcher.as_str() == issuer)
@@ -148,7 +96,7 @@ impl JwtAuthConfig {
     /// The algorithms a token may use, over every trusted issuer.
     #[must_use]
     pub fn algorithms(&self) -> &[Algorithm] {
-        &self.settings.algorithms
+        &self.policy.algorithms
     }
 }
 
@@ -617,7 +565,7 @@ impl JwtAuthConfigBuilder {
             resource_metadata: metadata.as_ref().map(|m| m.url().into()),
         };
         let context = AuthContext::build(
-            challenge.clone(),
+            challenge,
             Arc::clone(&self.responder),
             required_permissions.clone(),
         );
@@ -629,24 +577,28 @@ impl JwtAuthConfigBuilder {
         }
 
         Ok(JwtAuthConfig {
-            settings: Arc::new(Settings {
+            policy: Arc::new(Policy {
                 issuers,
-                leeway: self.leeway.as_secs_f64(),
-                algorithms,
-                typ: self.typ,
-                required_claims: self.required_claims.into_iter().map(Into::into).collect(),
-                max_token_len: self.max_token_len,
-                token_source: self.token_source,
-                clock: self.clock,
-                remotes,
-                permission_paths,
-                permission_capture,
-                required_permissions,
-                challenge,
-                context,
-                metadata,
+                token: TokenRules {
+                    source: self.token_source,
+                    max_len: self.max_token_len,
+                },
+                claims: ClaimRules {
+                    leeway: self.leeway.as_secs_f64(),
+                    typ: self.typ,
+                    required: self.required_claims.into_iter().map(Into::into).collect(),
+                    clock: self.clock,
+                },
+                permissions: PermissionRules {
+                    paths: permission_paths,
+                    capture: permission_capture,
+                    required: required_permissions,
+                },
                 cache: self.cache.map(TokenCache::new),
-                responder: self.responder,
+                context,
+                algorithms,
+                remotes,
+                metadata,
             }),
         })
     }

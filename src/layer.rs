@@ -8,13 +8,14 @@ use tower_layer::Layer;
 use crate::claims::StandardClaims;
 use crate::config::JwtAuthConfig;
 use crate::service::JwtAuth;
-use crate::verify::Verifier;
+use crate::verifier::Verifier;
 
 /// Authenticates every request with a JWT access token.
 ///
-/// On success the claims (`C`, [`StandardClaims`] by default) and the raw
-/// [`BearerToken`](crate::BearerToken) are inserted into the request extensions and the
-/// request goes on to the inner service. Otherwise the layer answers itself, as RFC 6750
+/// On success one [`Authentication`](crate::Authentication) goes into the request
+/// extensions, holding the claims (`C`, [`StandardClaims`] by default), the permissions
+/// and the raw [`BearerToken`](crate::BearerToken), and the request goes on to the inner
+/// service. Otherwise the layer answers itself, as RFC 6750
 /// says: 401 with a `WWW-Authenticate: Bearer` challenge, 400 for malformed credentials,
 /// 503 with `Retry-After` while the issuer's keys have never loaded.
 ///
@@ -113,6 +114,7 @@ impl<S, C: 'static> Layer<S> for JwtAuthLayer<C> {
     type Service = JwtAuth<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth::new(inner, self.verifier.clone(), self.optional)
+        let policy = std::sync::Arc::clone(&self.verifier.config().policy);
+        JwtAuth::new(inner, policy, self.optional)
     }
 }

@@ -14,7 +14,7 @@
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_jwt_auth::testing::{TestKey, TokenBuilder};
-//! use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, StandardClaims};
+//! use tower_jwt_auth::{Authentication, JwtAuthConfig, JwtAuthLayer, StandardClaims};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,7 +28,8 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(JwtAuthLayer::new(cfg))
 //!     .service_fn(|req: Request<String>| async move {
-//!         let claims = req.extensions().get::<StandardClaims>();
+//!         let auth = req.extensions().get::<Authentication>();
+//!         let claims = auth.and_then(|a| a.claims::<StandardClaims>());
 //!         let sub = claims.and_then(|c| c.sub.clone()).unwrap_or_default();
 //!         Ok::<_, Infallible>(Response::new(format!("hello {sub}")))
 //!     });
@@ -72,14 +73,18 @@
 //!   [`BearerToken`] and of HMAC keys is redacted.
 
 mod algorithm;
+mod authentication;
 #[cfg(feature = "axum")]
 mod axum;
 mod body;
 mod cache;
 mod claims;
 mod config;
+mod context;
+mod core;
 mod error;
 mod future;
+mod guard;
 mod https;
 mod issuer;
 mod jwks;
@@ -88,11 +93,13 @@ mod layer;
 mod log;
 mod payload;
 mod permission;
+mod policy;
 mod resource;
 mod response;
 mod service;
 mod time;
 mod token;
+mod verifier;
 mod verify;
 
 #[cfg(feature = "testing")]
@@ -101,34 +108,37 @@ pub mod testing;
 pub mod tonic;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use authentication::Authentication;
 pub use body::ResponseBody;
 pub use cache::CacheOptions;
 pub use claims::{Audience, NumericDate, OneOrMany, StandardClaims};
 pub use config::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DangerousConfigBuilder, JwtAuthConfig,
-    JwtAuthConfigBuilder, TypPolicy,
+    JwtAuthConfigBuilder,
 };
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
 pub use future::ResponseFuture;
+pub use guard::{
+    Dynamic, MethodPermissions, Permission, RequirePermission, RequirePermissionService,
+};
 pub use issuer::TrustedIssuer;
 pub use jwks::health::{JwksHealth, KeysStatus};
 pub use jwks::options::RemoteOptions;
 pub use jwks::remote::RemoteJwks;
 pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
-pub use permission::{
-    Dynamic, MethodPermissions, Permission, Permissions, RequirePermission,
-    RequirePermissionService,
-};
+pub use permission::Permissions;
+pub use policy::TypPolicy;
 pub use resource::ProtectedResourceMetadata;
 pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
 pub use service::JwtAuth;
 pub use time::{Clock, ManualClock, SystemClock};
 pub use token::{BearerToken, TokenSource};
-pub use verify::{Verified, Verifier};
+pub use verifier::Verifier;
+pub use verify::Verified;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::{Claims, ClaimsRejection, PermissionRejection};
+pub use crate::axum::{Claims, ClaimsRejection, PermissionRejection, SharedClaims};
 
 /// The README's examples compile and run as doctests.
 #[cfg(doctest)]

@@ -44,13 +44,16 @@ use tonic::server::NamedService;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
+use crate::authentication::Authentication;
 use crate::claims::StandardClaims;
 use crate::config::JwtAuthConfig;
+use crate::context::AuthContext;
+use crate::core::{self, Outcome, Step};
 use crate::error::{AuthError, ErrorKind};
-use crate::permission::{Permissions, RequirePermissionService};
-use crate::service::{AuthContext, JwtAuth, insert};
+use crate::guard::RequirePermissionService;
+use crate::permission::Permissions;
+use crate::service::JwtAuth;
 use crate::token::BearerToken;
-use crate::verify::Verifier;
 
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Self {
@@ -76,16 +79,17 @@ fn no_layer() -> Status {
     Status::internal("tower-jwt-auth: no JwtAuthLayer or JwtInterceptor in front of this service")
 }
 
-/// What the layer put into the request: `UNAUTHENTICATED` when an optional layer let it
-/// through without a token, `INTERNAL` when no layer ran.
-fn verified<V: Send + Sync + 'static, T>(request: &Request<T>) -> Result<&V, Status> {
-    match request.extensions().get::<V>() {
-        Some(value) => Ok(value),
-        None if request.extensions().get::<AuthContext>().is_some() => {
-            Err(AuthError::new(ErrorKind::MissingToken).into())
-        }
-        None => Err(no_layer()),
-    }
+/// The layer's [`Authentication`], or `INTERNAL` when no layer or interceptor ran.
+fn authentication<T>(request: &Request<T>) -> Result<&Authentication, Status> {
+    request
+        .extensions()
+        .get::<Authentication>()
+        .ok_or_else(no_layer)
+}
+
+/// `UNAUTHENTICATED` for a request an optional layer let through without a token.
+fn unauthenticated() -> Status {
+    AuthError::new(ErrorKind::MissingToken).into()
 }
 
 /// Reads the verified caller from a `tonic::Request`.
@@ -131,16 +135,21 @@ pub trait RequestExt {
 
 impl<T> RequestExt for Request<T> {
     fn claims<C: Send + Sync + 'static>(&self) -> Result<&C, Status> {
-        if let Some(context) = self.extensions().get::<AuthContext>()
-            && let Some(wrong) = context.claims_type_mismatch::<C>()
-        {
+        let auth = authentication(self)?;
+        if let Some(wrong) = auth.context.claims_type_mismatch::<C>() {
+            tracing::error!("{}", wrong.message());
             return Err(Status::internal(wrong.message()));
         }
-        verified::<C, T>(self)
+        auth.claims::<C>().ok_or_else(unauthenticated)
     }
 
     fn permissions(&self) -> Result<&Permissions, Status> {
-        verified::<Permissions, T>(self)
+        let auth = authentication(self)?;
+        if auth.is_authenticated() {
+            Ok(auth.permissions())
+        } else {
+            Err(unauthenticated())
+        }
     }
 
     fn require_permission(&self, permission: &str) -> Result<(), Status> {
@@ -152,7 +161,7 @@ impl<T> RequestExt for Request<T> {
     }
 
     fn bearer_token(&self) -> Option<&BearerToken> {
-        self.extensions().get::<BearerToken>()
+        self.extensions().get::<Authentication>()?.token()
     }
 }
 
@@ -181,7 +190,9 @@ impl<T> RequestExt for Request<T> {
 /// # Ok::<(), tower_jwt_auth::ConfigError>(())
 /// ```
 pub struct JwtInterceptor<C = StandardClaims> {
-    verifier: Verifier,
+    config: JwtAuthConfig,
+    /// The context admitted requests carry, naming the claims type `C`.
+    context: AuthContext,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -194,9 +205,11 @@ impl JwtInterceptor<StandardClaims> {
 
     /// An interceptor for a claims type of your own.
     #[must_use]
-    pub fn with_claims<C>(config: JwtAuthConfig) -> JwtInterceptor<C> {
+    pub fn with_claims<C: 'static>(config: JwtAuthConfig) -> JwtInterceptor<C> {
+        let context = config.policy.context.for_claims::<C>();
         JwtInterceptor {
-            verifier: Verifier::new(config),
+            config,
+            context,
             _claims: PhantomData,
         }
     }
@@ -205,7 +218,8 @@ impl JwtInterceptor<StandardClaims> {
 impl<C> Clone for JwtInterceptor<C> {
     fn clone(&self) -> Self {
         Self {
-            verifier: self.verifier.clone(),
+            config: self.config.clone(),
+            context: self.context.clone(),
             _claims: PhantomData,
         }
     }
@@ -214,60 +228,41 @@ impl<C> Clone for JwtInterceptor<C> {
 impl<C> fmt::Debug for JwtInterceptor<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtInterceptor")
-            .field("verifier", &self.verifier)
+            .field("config", &self.config)
             .finish()
     }
 }
 
 impl<C> Interceptor for JwtInterceptor<C>
 where
-    C: DeserializeOwned + Clone + Send + Sync + 'static,
+    C: DeserializeOwned + Send + Sync + 'static,
 {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let settings = self.verifier.settings();
         let headers = request.metadata().clone().into_headers();
-        let token = settings
-            .token_source
-            .extract(&headers, &Uri::default())
-            .map_err(|kind| Status::from(AuthError::new(kind)))?
-            .ok_or_else(|| Status::from(AuthError::new(ErrorKind::MissingToken)))?;
-        let verified = match self.verifier.verify_token::<C>(token.as_str()) {
-            Ok(verified) => verified,
-            Err(error) => {
-                if error.kind() == ErrorKind::UnknownKey {
-                    self.refetch_in_background(token.as_str());
-                }
-                return Err(error.into());
+        // The synchronous part of the core only: a wait for keys is given up at once
+        // (the key store was signalled, so the next request can pass).
+        let outcome =
+            match core::authenticate::<C>(&self.config.policy, &headers, &Uri::default(), false) {
+                Step::Done(outcome) => outcome,
+                Step::Wait(pending) => pending.give_up(),
+            };
+        let kind = match outcome {
+            Outcome::Authenticated(verified, issuer, token) => {
+                let authentication = Authentication::verified(
+                    self.context.clone(),
+                    verified.claims,
+                    verified.permissions,
+                    token,
+                    issuer,
+                );
+                request.extensions_mut().insert(authentication);
+                return Ok(request);
             }
+            Outcome::Rejected(kind) => kind,
+            Outcome::Unavailable(_) => ErrorKind::KeysUnavailable,
+            Outcome::Forbidden(_) => ErrorKind::InsufficientPermission,
+            Outcome::Anonymous => ErrorKind::MissingToken,
         };
-        if let Some(required) = &settings.required_permissions
-            && !required.is_met(&verified.permissions)
-        {
-            return Err(AuthError::new(ErrorKind::InsufficientPermission).into());
-        }
-        insert(
-            request.extensions_mut(),
-            verified,
-            token,
-            settings.context.for_claims::<C>(),
-        );
-        Ok(request)
-    }
-}
-
-impl<C> JwtInterceptor<C> {
-    /// Lets the key store fetch an unknown `kid` for the next request, without waiting.
-    fn refetch_in_background(&self, token: &str) {
-        let (Ok(issuer), Some(kid)) = (
-            self.verifier.issuer_for(token),
-            crate::jws::header_kid(token),
-        ) else {
-            return;
-        };
-        // Stores signal their refresher when asked; the future is run for custom stores
-        // that only start work when polled.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(issuer.store.refetch_for_kid(&kid));
-        }
+        Err(AuthError::new(kind).into())
     }
 }

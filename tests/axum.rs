@@ -10,7 +10,10 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use support::{Answer, Server, answer, client};
 use tower_jwt_auth::testing::MockIssuer;
-use tower_jwt_auth::{Claims, JwtAuthLayer, Permissions, RequirePermission, StandardClaims};
+use tower_jwt_auth::{
+    Authentication, Claims, ClaimsRejection, JwtAuthLayer, Permissions, RequirePermission,
+    SharedClaims, StandardClaims,
+};
 
 tower_jwt_auth::permission! {
     /// The write permission, as a type.
@@ -391,6 +394,56 @@ async fn claims_of_another_type_than_the_layers_are_a_500_naming_both() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn one_extension_serves_every_extractor() {
+    async fn shared(SharedClaims(claims): SharedClaims<StandardClaims>) -> String {
+        claims.sub.clone().unwrap_or_default()
+    }
+    async fn whole(auth: Authentication) -> String {
+        format!(
+            "{} {} {} {}",
+            auth.is_authenticated(),
+            auth.issuer().unwrap_or("-"),
+            auth.token().map_or(0, |t| t.as_str().len()),
+            auth.permissions().iter().collect::<Vec<_>>().join(","),
+        )
+    }
+    async fn refused(claims: Result<Claims<StandardClaims>, ClaimsRejection>) -> String {
+        match claims {
+            Ok(_) => "ok".into(),
+            Err(rejection) => format!(
+                "{} {:?} {}",
+                rejection.status().as_u16(),
+                rejection.error_kind(),
+                rejection.body_text()
+            ),
+        }
+    }
+    let issuer = MockIssuer::start().await;
+    let cfg = support::issuer_config(&issuer).build().expect("config");
+    let router = Router::new()
+        .route("/shared", get(shared))
+        .route("/whole", get(whole))
+        .route("/refused", get(refused))
+        .layer(JwtAuthLayer::new(cfg).optional());
+    let server = Server::start_router(router).await;
+    let token = issuer.token().subject("hana").permissions(["read"]).sign();
+    let answer = server.call("GET", "/shared", Some(&token), "").await;
+    assert_eq!(answer.body, "hana");
+    let answer = server.call("GET", "/whole", Some(&token), "").await;
+    assert_eq!(
+        answer.body,
+        format!("true {} {} read", issuer.issuer(), token.len())
+    );
+    let answer = server.call("GET", "/whole", None, "").await;
+    assert_eq!(answer.body, "false - 0 ");
+    let answer = server.call("GET", "/refused", None, "").await;
+    assert_eq!(answer.body, "401 Some(MissingToken) no bearer token");
+    let unguarded = Server::start_router(Router::new().route("/refused", get(refused))).await;
+    let answer = unguarded.call("GET", "/refused", None, "").await;
+    assert!(answer.body.starts_with("500 None"), "{answer:?}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use tower_jwt_auth::testing::{TestKey, TokenBuilder};
 use tower_jwt_auth::{
-    Algorithm, BearerToken, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeySet,
+    Algorithm, Authentication, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeySet,
     StandardClaims,
 };
 
@@ -64,8 +64,8 @@ async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
     claims.sub.unwrap_or_default()
 }
 
-async fn token_len(token: axum::Extension<BearerToken>) -> String {
-    token.as_str().len().to_string()
+async fn token_len(auth: Authentication) -> String {
+    auth.token().map_or(0, |t| t.as_str().len()).to_string()
 }
 
 async fn optional(claims: Option<Claims<StandardClaims>>) -> String {

@@ -1,0 +1,127 @@
+//! [`Authentication`]: the one request extension the layer inserts. Extractors, guards and
+//! plain tower services read the caller from it.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::context::AuthContext;
+use crate::issuer::Issuer;
+use crate::permission::Permissions;
+use crate::token::BearerToken;
+
+/// What [`JwtAuthLayer`](crate::JwtAuthLayer) puts into every request it lets through:
+/// one extension, two reference counts to clone. For a verified token it holds the claims
+/// (shared, never copied by the layer), the [`Permissions`], the raw [`BearerToken`] and
+/// the trusted issuer that verified it; for a request an
+/// [`optional`](crate::JwtAuthLayer::optional) layer let through without a token, none of
+/// these.
+///
+/// axum handlers use the extractors ([`Claims`](crate::Claims),
+/// [`SharedClaims`](crate::SharedClaims), [`Permissions`]) or take `Authentication`
+/// itself; any tower service reads it from the request extensions:
+///
+/// ```
+/// use tower_jwt_auth::{Authentication, StandardClaims};
+///
+/// fn caller(request: &http::Request<()>) -> Option<String> {
+///     let auth = request.extensions().get::<Authentication>()?;
+///     auth.claims::<StandardClaims>()?.sub.clone()
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Authentication {
+    pub(crate) context: AuthContext,
+    principal: Option<Arc<Principal>>,
+}
+
+/// The verified caller.
+struct Principal {
+    claims: Arc<dyn Any + Send + Sync>,
+    permissions: Permissions,
+    token: BearerToken,
+    issuer: Arc<Issuer>,
+}
+
+impl Authentication {
+    /// A request let through without a token.
+    pub(crate) fn anonymous(context: AuthContext) -> Self {
+        Self {
+            context,
+            principal: None,
+        }
+    }
+
+    /// A request with a verified token.
+    pub(crate) fn verified(
+        context: AuthContext,
+        claims: Arc<dyn Any + Send + Sync>,
+        permissions: Permissions,
+        token: BearerToken,
+        issuer: Arc<Issuer>,
+    ) -> Self {
+        Self {
+            context,
+            principal: Some(Arc::new(Principal {
+                claims,
+                permissions,
+                token,
+                issuer,
+            })),
+        }
+    }
+
+    /// Whether the request carries a verified token.
+    #[must_use]
+    pub fn is_authenticated(&self) -> bool {
+        self.principal.is_some()
+    }
+
+    /// The verified claims, if the request has a token and the layer deserializes into
+    /// `C`.
+    #[must_use]
+    pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&C> {
+        self.principal.as_ref()?.claims.downcast_ref::<C>()
+    }
+
+    /// The verified claims as a shared pointer, without copying them.
+    #[must_use]
+    pub fn shared_claims<C: Send + Sync + 'static>(&self) -> Option<Arc<C>> {
+        let claims = Arc::clone(&self.principal.as_ref()?.claims);
+        claims.downcast::<C>().ok()
+    }
+
+    /// The permissions of the verified token; empty without one.
+    #[must_use]
+    pub fn permissions(&self) -> &Permissions {
+        static NONE: OnceLock<Permissions> = OnceLock::new();
+        match &self.principal {
+            Some(principal) => &principal.permissions,
+            None => NONE.get_or_init(Permissions::default),
+        }
+    }
+
+    /// The raw token, for relaying it to services called on the caller's behalf.
+    #[must_use]
+    pub fn token(&self) -> Option<&BearerToken> {
+        self.principal.as_ref().map(|p| &p.token)
+    }
+
+    /// The trusted issuer that verified the token, as configured (a tenant template
+    /// stays a template; the token's own `iss` is in its claims).
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.principal.as_ref().map(|p| p.issuer.matcher.as_str())
+    }
+}
+
+impl fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The claims may be personal data and the token is a secret: identify only.
+        f.debug_struct("Authentication")
+            .field("authenticated", &self.is_authenticated())
+            .field("issuer", &self.issuer())
+            .field("permissions", self.permissions())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,364 @@
+//! Guards: [`RequirePermission`](struct@RequirePermission) as a tower layer, as the
+//! typed axum extractor `RequirePermission<P>`, and [`MethodPermissions`] for gRPC
+//! methods. Each answers 401 without a verified token and 403 `insufficient_scope`
+//! without the permission, rendered through the rejection context the layer inserted.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::authentication::Authentication;
+use crate::body::ResponseBody;
+use crate::error::ErrorKind;
+use crate::future::ResponseFuture;
+use crate::permission::Requirement;
+use crate::response::grpc::Protocol;
+
+/// A permission named by a type, for the typed extractor `RequirePermission<P>`.
+/// Declare them with [`permission!`](crate::permission!).
+pub trait Permission: Send + Sync + 'static {
+    /// The permission string, compared exactly with the token's permissions.
+    const NAME: &'static str;
+}
+
+/// Declares marker types for [`RequirePermission<P>`](struct@RequirePermission) extractors.
+///
+/// ```
+/// tower_jwt_auth::permission! {
+///     /// May create documents.
+///     pub Write = "write";
+///     pub ReadDocuments = "documents:read";
+/// }
+/// # use tower_jwt_auth::Permission;
+/// assert_eq!(Write::NAME, "write");
+/// ```
+#[macro_export]
+macro_rules! permission {
+    ($($(#[$meta:meta])* $vis:vis $name:ident = $value:literal;)+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+            $vis struct $name;
+            impl $crate::Permission for $name {
+                const NAME: &'static str = $value;
+            }
+        )+
+    };
+}
+
+/// The type parameter of a [`RequirePermission`](struct@RequirePermission) built at run time (the guard layer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dynamic;
+
+/// A guard that lets a request through only with the required permissions: 401 without
+/// a verified token, 403 `insufficient_scope` (with `scope="…"` in the challenge) without
+/// the permission.
+///
+/// As a layer it is built by the function of the same name, or `all` and `any`:
+///
+/// ```
+/// use axum::{Router, routing::{get, post}};
+/// use tower_jwt_auth::RequirePermission;
+///
+/// async fn list() {}
+/// async fn create() {}
+///
+/// let app: Router = Router::new()
+///     .route("/documents", get(list).route_layer(RequirePermission("read")))
+///     .route("/documents/new", post(create).route_layer(RequirePermission("write")))
+///     .route("/admin", get(list).route_layer(RequirePermission::all(["admin", "mfa"])))
+///     .route("/either", get(list).route_layer(RequirePermission::any(["read", "audit"])));
+/// # let _ = app;
+/// ```
+///
+/// As an axum extractor it names the permission in the handler's signature; declare the
+/// marker types with [`permission!`](crate::permission!):
+///
+/// ```
+/// use tower_jwt_auth::RequirePermission;
+///
+/// tower_jwt_auth::permission! { pub Write = "write"; }
+///
+/// async fn create(_: RequirePermission<Write>, body: String) -> String {
+///     body
+/// }
+/// ```
+///
+/// Either way the check runs before the body is read: an unauthorised POST with a bad
+/// body gets 403, not 422.
+pub struct RequirePermission<P = Dynamic> {
+    requirement: Requirement,
+    _permission: PhantomData<fn() -> P>,
+}
+
+/// A guard requiring one permission; see [`RequirePermission`](struct@RequirePermission).
+#[allow(non_snake_case)]
+#[must_use]
+pub fn RequirePermission(permission: &'static str) -> RequirePermission {
+    RequirePermission::all([permission])
+}
+
+impl RequirePermission {
+    /// A guard requiring every one of `permissions`.
+    #[must_use]
+    pub fn all<I: IntoIterator<Item = S>, S: Into<Box<str>>>(permissions: I) -> Self {
+        Self::with(Requirement::All(
+            permissions.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// A guard requiring at least one of `permissions`; the challenge lists them all.
+    #[must_use]
+    pub fn any<I: IntoIterator<Item = S>, S: Into<Box<str>>>(permissions: I) -> Self {
+        Self::with(Requirement::Any(
+            permissions.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Decides a request by hand, for permissions that depend on its content (an MCP
+    /// `tools/call` names the tool in the body): `Ok` to go on, or the response to send,
+    /// rendered like every other rejection (401 without a verified token, 403 with the
+    /// step-up challenge, gRPC statuses for gRPC, 500 without a layer in front).
+    ///
+    /// ```
+    /// use tower_jwt_auth::RequirePermission;
+    ///
+    /// fn guard_tool(parts: &http::request::Parts, tool: &str) -> Result<(), http::Response<bytes::Bytes>> {
+    ///     match tool {
+    ///         "write_document" => RequirePermission("write").check(parts),
+    ///         _ => Ok(()),
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The rejection response when the request may not go on.
+    #[allow(clippy::result_large_err)] // the error is the response to send
+    pub fn check(&self, parts: &http::request::Parts) -> Result<(), Response<bytes::Bytes>> {
+        check(
+            &self.requirement,
+            parts.version,
+            &parts.headers,
+            &parts.extensions,
+        )
+    }
+
+    fn with(requirement: Requirement) -> Self {
+        Self {
+            requirement,
+            _permission: PhantomData,
+        }
+    }
+}
+
+impl<P: Permission> RequirePermission<P> {
+    /// The extractor value for `P` (what axum builds for a handler argument).
+    #[must_use]
+    pub fn typed() -> Self {
+        Self {
+            requirement: Requirement::All(Arc::from([Box::<str>::from(P::NAME)])),
+            _permission: PhantomData,
+        }
+    }
+}
+
+/// Decides a request from its extensions: `Ok` to go on, or the rejection (401 without a
+/// verified token, 403 without the permissions, 500 without a layer).
+#[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
+pub(crate) fn check(
+    requirement: &Requirement,
+    version: http::Version,
+    headers: &http::HeaderMap,
+    extensions: &http::Extensions,
+) -> Result<(), Response<bytes::Bytes>> {
+    let Some(auth) = extensions.get::<Authentication>() else {
+        return Err(missing_layer());
+    };
+    let protocol = Protocol::of(version, headers);
+    if !auth.is_authenticated() {
+        Err(auth.context.reject(ErrorKind::MissingToken, protocol))
+    } else if requirement.is_met(auth.permissions()) {
+        Ok(())
+    } else {
+        Err(auth.context.reject_permission(requirement, protocol))
+    }
+}
+
+/// [`check`] for the single permission of a typed extractor.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+#[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
+pub(crate) fn check_typed<P: Permission>(
+    parts: &http::request::Parts,
+) -> Result<RequirePermission<P>, Response<bytes::Bytes>> {
+    let typed = RequirePermission::<P>::typed();
+    check(
+        &typed.requirement,
+        parts.version,
+        &parts.headers,
+        &parts.extensions,
+    )
+    .map(|()| typed)
+}
+
+/// A guard or extractor on a route no `JwtAuthLayer` covers: a wiring mistake.
+pub(crate) fn missing_layer() -> Response<bytes::Bytes> {
+    tracing::error!("permission guard on a route that no JwtAuthLayer covers");
+    let mut response = Response::new(bytes::Bytes::from_static(
+        b"tower-jwt-auth: no JwtAuthLayer in front of this route (the permission guard needs one)",
+    ));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+impl<P> Clone for RequirePermission<P> {
+    fn clone(&self) -> Self {
+        Self {
+            requirement: self.requirement.clone(),
+            _permission: PhantomData,
+        }
+    }
+}
+
+impl<P> fmt::Debug for RequirePermission<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequirePermission")
+            .field(&self.requirement)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for RequirePermission<Dynamic> {
+    type Service = RequirePermissionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequirePermissionService {
+            inner,
+            rule: Rule::Always(self.requirement.clone()),
+        }
+    }
+}
+
+/// The service of a [`RequirePermission`](struct@RequirePermission) or a
+/// [`MethodPermissions`] layer.
+#[derive(Clone)]
+pub struct RequirePermissionService<S> {
+    inner: S,
+    rule: Rule,
+}
+
+/// What a guard requires of a request.
+#[derive(Clone, Debug)]
+enum Rule {
+    Always(Requirement),
+    /// By request path; paths not listed pass.
+    PerPath(MethodPermissions),
+}
+
+impl Rule {
+    fn requirement(&self, path: &str) -> Option<&Requirement> {
+        match self {
+            Self::Always(requirement) => Some(requirement),
+            Self::PerPath(methods) => methods.requirement(path),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequirePermissionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequirePermissionService")
+            .field("inner", &self.inner)
+            .field("rule", &self.rule)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePermissionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let verdict = match self.rule.requirement(request.uri().path()) {
+            Some(requirement) => check(
+                requirement,
+                request.version(),
+                request.headers(),
+                request.extensions(),
+            ),
+            None => Ok(()),
+        };
+        match verdict {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+            Err(response) => ResponseFuture::rejected(response),
+        }
+    }
+}
+
+/// Permissions per gRPC method (or any request path), for one server that has read-only
+/// and write methods. Methods not listed need only a valid token.
+///
+/// ```
+/// use tower_jwt_auth::{MethodPermissions, RequirePermission};
+///
+/// let per_method = MethodPermissions::new()
+///     .method("/documents.v1.Documents/Get", RequirePermission("read"))
+///     .method("/documents.v1.Documents/Create", RequirePermission("write"));
+/// # let _ = per_method;
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct MethodPermissions {
+    methods: Arc<Vec<(Box<str>, Requirement)>>,
+}
+
+impl MethodPermissions {
+    /// No method guarded yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Guards the method with this full path (`/package.Service/Method`).
+    pub fn method(mut self, path: &str, guard: RequirePermission) -> Self {
+        Arc::make_mut(&mut self.methods).push((path.into(), guard.requirement));
+        self
+    }
+
+    fn requirement(&self, path: &str) -> Option<&Requirement> {
+        self.methods
+            .iter()
+            .find(|(p, _)| **p == *path)
+            .map(|(_, r)| r)
+    }
+}
+
+impl fmt::Debug for MethodPermissions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.methods.iter().map(|(p, r)| (p, r)))
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for MethodPermissions {
+    type Service = RequirePermissionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequirePermissionService {
+            inner,
+            rule: Rule::PerPath(self.clone()),
+        }
+    }
+}

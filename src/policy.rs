@@ -1,0 +1,89 @@
+//! The compiled runtime policy requests read: built once from a configuration by
+//! [`JwtAuthConfigBuilder::build`](crate::JwtAuthConfigBuilder::build), immutable, and
+//! shared whole behind an `Arc` (so that a new one can replace it in one swap).
+//!
+//! It is grouped by reader: the core reads `token` and `issuers`, the verifier `claims`
+//! and `permissions`, the service `context`. Nothing here is configuration syntax; the
+//! builder and its validation live in `config`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::algorithm::Algorithm;
+use crate::cache::TokenCache;
+use crate::context::AuthContext;
+use crate::issuer::Issuer;
+use crate::jwks::remote::RemoteJwks;
+use crate::permission::{ClaimPath, Requirement};
+use crate::resource::ProtectedResourceMetadata;
+use crate::time::Clock;
+use crate::token::TokenSource;
+
+/// Which JWS `typ` header values are accepted (RFC 8725 section 3.11).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TypPolicy {
+    /// `typ` absent, `JWT` or `at+jwt` (case-insensitive, optional `application/`
+    /// prefix). Any other type, such as `dpop+jwt`, `logout+jwt` or `secevent+jwt`, is a
+    /// token meant for something else and is refused.
+    #[default]
+    Lenient,
+    /// RFC 9068 access tokens only: `typ` must be `at+jwt`.
+    AccessToken,
+}
+
+/// The compiled policy.
+pub(crate) struct Policy {
+    /// Each trusted issuer with its matcher, audiences, algorithms and keys.
+    pub(crate) issuers: Vec<Arc<Issuer>>,
+    pub(crate) token: TokenRules,
+    pub(crate) claims: ClaimRules,
+    pub(crate) permissions: PermissionRules,
+    pub(crate) cache: Option<TokenCache>,
+    /// What refusals carry, and what admitted requests take along for guards.
+    pub(crate) context: AuthContext,
+    /// Every algorithm some issuer accepts (each issuer checks its own list).
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The remote key stores among the issuers' keys, for health reports.
+    pub(crate) remotes: Vec<RemoteJwks>,
+    pub(crate) metadata: Option<ProtectedResourceMetadata>,
+}
+
+/// Where the token is and how long it may be.
+#[derive(Debug)]
+pub(crate) struct TokenRules {
+    pub(crate) source: TokenSource,
+    pub(crate) max_len: usize,
+}
+
+/// The checks on a verified payload that do not depend on the issuer.
+#[derive(Debug)]
+pub(crate) struct ClaimRules {
+    /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub(crate) leeway: f64,
+    pub(crate) typ: TypPolicy,
+    pub(crate) required: Vec<Box<str>>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Where permissions come from, and which ones every request needs.
+#[derive(Debug)]
+pub(crate) struct PermissionRules {
+    pub(crate) paths: Vec<ClaimPath>,
+    /// The top-level names of `paths`, captured during the payload pass.
+    pub(crate) capture: Vec<Box<str>>,
+    /// Permissions every request needs, whatever the route.
+    pub(crate) required: Option<Requirement>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("issuers", &self.issuers)
+            .field("token", &self.token)
+            .field("claims", &self.claims)
+            .field("permissions", &self.permissions)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
