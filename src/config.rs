@@ -479,10 +479,12 @@ impl JwtAuthConfigBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`] whose [`kind`](ConfigError::kind) says what is wrong: no issuer,
-    /// no audience (unless turned off), an empty issuer or audience, no key source, a key
-    /// that does not parse, an HMAC secret shorter than the hash output, HMAC mixed with
-    /// public keys, an allowed algorithm no key can verify, an invalid realm, header or
-    /// cookie name, or a zero maximum token length.
+    /// no audience (unless turned off), an empty issuer or audience, two key sources for
+    /// one issuer, several issuers sharing one static key set, JWKS URL or key store, a
+    /// key that does not parse, an HMAC secret shorter than the hash output, HMAC mixed
+    /// with public keys, an allowed algorithm no key can verify, an issuer or JWKS URL
+    /// that is not https, an invalid realm, header or cookie name, resource-metadata
+    /// settings without a resource, or a zero maximum token length. Nothing is fetched.
     pub fn build(self) -> Result<JwtAuthConfig, ConfigError> {
         use ConfigErrorKind as K;
         if self.issuers.is_empty() {
@@ -545,7 +547,7 @@ impl JwtAuthConfigBuilder {
             None => None,
             Some(resource) if resource.resource.is_empty() => {
                 return Err(ConfigError::new(
-                    K::InvalidUrl,
+                    K::ResourceRequired,
                     "resource_name, resource_documentation and scopes_supported need .resource(..)",
                 ));
             }

@@ -225,6 +225,12 @@ pub enum ConfigErrorKind {
     /// Several issuers would share one key source that does not bind keys to an issuer
     /// (static keys, a JWKS URL, a custom key store).
     SharedKeySource,
+    /// More than one key source (static keys, a key store, a JWKS URL, discovery) was
+    /// given for the same issuer.
+    ConflictingKeySources,
+    /// A resource-metadata setting (`resource_name`, `resource_documentation`,
+    /// `scopes_supported`) was given without `.resource(..)`.
+    ResourceRequired,
 }
 
 impl ConfigError {

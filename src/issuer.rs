@@ -201,7 +201,7 @@ impl KeySpec {
     ) -> Result<BuiltKeys, ConfigError> {
         if self.count() > 1 {
             return Err(ConfigError::new(
-                ConfigErrorKind::InvalidKey,
+                ConfigErrorKind::ConflictingKeySources,
                 format!(
                     "configure one key source for {issuer:?}: static keys, a key store, a JWKS URL or discovery"
                 ),

@@ -768,7 +768,7 @@ fn build_reports_each_configuration_mistake() {
                 .hmac_secret(vec![1; 32])
                 .jwks_url("https://idp.example.com/keys")
         ),
-        ConfigErrorKind::InvalidKey
+        ConfigErrorKind::ConflictingKeySources
     );
     assert_eq!(
         kind(base().jwks_url("http://idp.example.com/keys")),

@@ -245,5 +245,8 @@ fn resource_must_be_an_https_url_without_fragment() {
         .scopes_supported(["read"])
         .build()
         .expect_err("scopes without resource");
-    assert_eq!(err.kind(), tower_jwt_auth::ConfigErrorKind::InvalidUrl);
+    assert_eq!(
+        err.kind(),
+        tower_jwt_auth::ConfigErrorKind::ResourceRequired
+    );
 }
