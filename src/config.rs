@@ -12,8 +12,11 @@ use crate::cache::{CacheOptions, TokenCache};
 use crate::context::AuthContext;
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::issuer::{Issuer, IssuerMatch, KeyInput, KeySpec, TrustedIssuer};
+#[cfg(feature = "remote")]
 use crate::jwks::health::JwksHealth;
+#[cfg(feature = "remote")]
 use crate::jwks::options::RemoteOptions;
+#[cfg(feature = "remote")]
 use crate::jwks::remote::RemoteJwks;
 use crate::jwks::{KeySet, KeyStore};
 use crate::permission::{ClaimPath, Requirement};
@@ -64,18 +67,25 @@ impl JwtAuthConfig {
 
     /// Health handles of the remote key stores, one per issuer or JWKS URL; empty when
     /// the keys are static.
+    #[cfg(feature = "remote")]
     #[must_use]
     pub fn key_health(&self) -> Vec<JwksHealth> {
-        self.policy.remotes.iter().map(RemoteJwks::health).collect()
+        self.policy
+            .issuers
+            .iter()
+            .filter_map(|i| i.remote.as_ref())
+            .map(RemoteJwks::health)
+            .collect()
     }
 
     /// Waits until every remote key store has loaded, for at most `timeout`. Returns
     /// whether all have. The layer does not need this; it is for applications that want
     /// to hold back startup until the identity provider answered.
+    #[cfg(feature = "remote")]
     pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        for remote in &self.policy.remotes {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let start = std::time::Instant::now();
+        for remote in self.policy.issuers.iter().filter_map(|i| i.remote.as_ref()) {
+            let left = timeout.saturating_sub(start.elapsed());
             if !remote.wait_until_ready(left).await {
                 return false;
             }
@@ -129,6 +139,7 @@ pub struct JwtAuthConfigBuilder {
     realm: Option<String>,
     clock: Arc<dyn Clock>,
     keys: KeySpec,
+    #[cfg(feature = "remote")]
     remote_options: RemoteOptions,
     tenants: Vec<String>,
     any_tenant: bool,
@@ -154,6 +165,7 @@ impl Default for JwtAuthConfigBuilder {
             realm: None,
             clock: Arc::new(SystemClock),
             keys: KeySpec::default(),
+            #[cfg(feature = "remote")]
             remote_options: RemoteOptions::default(),
             tenants: Vec::new(),
             any_tenant: false,
@@ -342,6 +354,7 @@ impl JwtAuthConfigBuilder {
     /// Fetches the keys from OIDC discovery of each issuer
     /// (`{issuer}/.well-known/openid-configuration`), refreshed in the background by a
     /// [`RemoteJwks`] per issuer. This is the default when no other key source is given.
+    #[cfg(feature = "remote")]
     pub fn discovery(mut self) -> Self {
         self.keys.discovery = true;
         self
@@ -350,6 +363,7 @@ impl JwtAuthConfigBuilder {
     /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`].
     /// With several issuers, give each its own through
     /// [`trusted_issuer`](Self::trusted_issuer).
+    #[cfg(feature = "remote")]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.keys.jwks_url = Some(url.into());
         self
@@ -357,6 +371,7 @@ impl JwtAuthConfigBuilder {
 
     /// How remote keys are fetched and refreshed: HTTP client, intervals, timeouts. See
     /// [`RemoteOptions`] for each default and its reason.
+    #[cfg(feature = "remote")]
     pub fn remote_options(mut self, options: RemoteOptions) -> Self {
         self.remote_options = options;
         self
@@ -364,6 +379,7 @@ impl JwtAuthConfigBuilder {
 
     /// The HTTP client for remote keys; shorthand for
     /// [`RemoteOptions::http_client`].
+    #[cfg(feature = "remote")]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.remote_options = self.remote_options.http_client(client);
         self
@@ -518,7 +534,7 @@ impl JwtAuthConfigBuilder {
             .validate()
             .map_err(|msg| ConfigError::new(K::InvalidHeader, msg))?;
 
-        let (issuers, remotes) = self.build_issuers()?;
+        let issuers = self.build_issuers()?;
         let mut permission_paths = ClaimPath::defaults();
         for path in &self.permission_paths {
             let path = path.clone().ok_or_else(|| {
@@ -599,15 +615,13 @@ impl JwtAuthConfigBuilder {
                 cache: self.cache.map(TokenCache::new),
                 context,
                 algorithms,
-                remotes,
                 metadata,
             }),
         })
     }
 
-    /// Each issuer with its matcher, audiences, algorithms and keys, and the remote
-    /// stores among the keys (for health reports).
-    fn build_issuers(&self) -> Result<(Vec<Arc<Issuer>>, Vec<RemoteJwks>), ConfigError> {
+    /// Each issuer with its matcher, audiences, algorithms and keys.
+    fn build_issuers(&self) -> Result<Vec<Arc<Issuer>>, ConfigError> {
         use ConfigErrorKind as K;
         let sharing = self.issuers.iter().filter(|i| !i.keys.is_set()).count();
         if sharing > 1 && self.keys.is_anonymous() {
@@ -619,7 +633,6 @@ impl JwtAuthConfigBuilder {
             ));
         }
         let mut issuers = Vec::with_capacity(self.issuers.len());
-        let mut remotes = Vec::new();
         for trusted in &self.issuers {
             let tenants = if trusted.tenants.is_empty() {
                 &self.tenants
@@ -646,18 +659,23 @@ impl JwtAuthConfigBuilder {
             } else {
                 &self.keys
             };
-            let built = spec.build(matcher.as_str(), &self.remote_options)?;
+            let built = spec.build(
+                matcher.as_str(),
+                #[cfg(feature = "remote")]
+                &self.remote_options,
+            )?;
             let algorithms =
                 resolve_algorithms(self.algorithms.as_deref(), built.static_set.as_deref())?;
-            remotes.extend(built.remote);
             issuers.push(Arc::new(Issuer {
                 matcher,
                 audiences: audiences.iter().map(|a| a.as_str().into()).collect(),
                 algorithms,
                 store: built.store,
+                #[cfg(feature = "remote")]
+                remote: built.remote,
             }));
         }
-        Ok((issuers, remotes))
+        Ok(issuers)
     }
 }
 

@@ -228,6 +228,9 @@ pub enum ConfigErrorKind {
     /// More than one key source (static keys, a key store, a JWKS URL, discovery) was
     /// given for the same issuer.
     ConflictingKeySources,
+    /// No key source was given and discovery is not available (the `remote` feature is
+    /// off).
+    NoKeySource,
     /// A resource-metadata setting (`resource_name`, `resource_documentation`,
     /// `scopes_supported`) was given without `.resource(..)`.
     ResourceRequired,

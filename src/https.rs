@@ -4,8 +4,7 @@
 //! Loopback is decided on the parsed host, never on its spelling: `127.0.0.1`, `[::1]`
 //! and `localhost` are loopback; `127.evil.example` is a domain like any other.
 
-use reqwest::Url;
-use url::Host;
+use url::{Host, Url};
 
 /// Whether the URL's host is a loopback address or `localhost`.
 pub(crate) fn is_loopback(url: &Url) -> bool {
@@ -17,6 +16,7 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
+#[cfg(feature = "remote")]
 /// Checks that a URL may be fetched: https, or http for loopback hosts or when
 /// `allow_http` is set.
 ///
@@ -33,6 +33,7 @@ pub(crate) fn check_fetchable(url: &Url, allow_http: bool) -> Result<(), String>
     }
 }
 
+#[cfg(feature = "remote")]
 /// Whether a redirect from `from` to `to` may be followed: to https, or to plain http
 /// only from a loopback URL to a loopback URL, or when plain http is allowed.
 pub(crate) fn redirect_allowed(from: &Url, to: &Url, allow_http: bool) -> bool {
@@ -63,6 +64,7 @@ mod tests {
         assert!(!is_loopback(&url("http://[::ffff:7f00:1]/keys")));
     }
 
+    #[cfg(feature = "remote")]
     #[test]
     fn only_https_or_loopback_http_is_fetched() {
         let ok = |u: &str| check_fetchable(&url(u), false).is_ok();
@@ -76,6 +78,7 @@ mod tests {
         assert!(check_fetchable(&url("http://idp.example.com/keys"), true).is_ok());
     }
 
+    #[cfg(feature = "remote")]
     #[test]
     fn redirects_never_downgrade_to_plain_http() {
         let https = url("https://idp.example.com/keys");

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use crate::algorithm::Algorithm;
 use crate::error::{ConfigError, ConfigErrorKind, ErrorKind};
+#[cfg(feature = "remote")]
 use crate::jwks::options::RemoteOptions;
+#[cfg(feature = "remote")]
 use crate::jwks::remote::RemoteJwks;
 use crate::jwks::{KeySet, KeyStore, StaticKeys};
 
@@ -81,13 +83,15 @@ impl TrustedIssuer {
         self
     }
 
-    /// Keys from this issuer's OIDC discovery document (the default).
+    /// Keys from this issuer's OIDC discovery document (the default; feature `remote`).
+    #[cfg(feature = "remote")]
     pub fn discovery(mut self) -> Self {
         self.keys.discovery = true;
         self
     }
 
-    /// Keys from a JWKS URL, refreshed in the background.
+    /// Keys from a JWKS URL, refreshed in the background (feature `remote`).
+    #[cfg(feature = "remote")]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.keys.jwks_url = Some(url.into());
         self
@@ -171,6 +175,7 @@ impl fmt::Debug for KeySpec {
 pub(crate) struct BuiltKeys {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) static_set: Option<Arc<KeySet>>,
+    #[cfg(feature = "remote")]
     pub(crate) remote: Option<RemoteJwks>,
 }
 
@@ -197,7 +202,7 @@ impl KeySpec {
     pub(crate) fn build(
         &self,
         issuer: &str,
-        options: &RemoteOptions,
+        #[cfg(feature = "remote")] options: &RemoteOptions,
     ) -> Result<BuiltKeys, ConfigError> {
         if self.count() > 1 {
             return Err(ConfigError::new(
@@ -211,6 +216,7 @@ impl KeySpec {
             return Ok(BuiltKeys {
                 store: Arc::clone(store),
                 static_set: None,
+                #[cfg(feature = "remote")]
                 remote: None,
             });
         }
@@ -219,18 +225,29 @@ impl KeySpec {
             return Ok(BuiltKeys {
                 store: Arc::new(StaticKeys::from_arc(Arc::clone(&set))),
                 static_set: Some(set),
+                #[cfg(feature = "remote")]
                 remote: None,
             });
         }
-        let remote = match &self.jwks_url {
-            Some(url) => RemoteJwks::from_jwks_url(url, options.clone())?,
-            None => RemoteJwks::from_issuer(issuer, options.clone())?,
-        };
-        Ok(BuiltKeys {
-            store: Arc::new(remote.clone()),
-            static_set: None,
-            remote: Some(remote),
-        })
+        #[cfg(feature = "remote")]
+        {
+            let remote = match &self.jwks_url {
+                Some(url) => RemoteJwks::from_jwks_url(url, options.clone())?,
+                None => RemoteJwks::from_issuer(issuer, options.clone())?,
+            };
+            Ok(BuiltKeys {
+                store: Arc::new(remote.clone()),
+                static_set: None,
+                remote: Some(remote),
+            })
+        }
+        #[cfg(not(feature = "remote"))]
+        Err(ConfigError::new(
+            ConfigErrorKind::NoKeySource,
+            format!(
+                "no key source for {issuer:?}: give static keys or a key store, or enable the `remote` feature for OIDC discovery and JWKS URLs"
+            ),
+        ))
     }
 
     fn static_set(&self) -> Result<KeySet, ConfigError> {
@@ -343,6 +360,9 @@ pub(crate) struct Issuer {
     pub(crate) audiences: Vec<Box<str>>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) store: Arc<dyn KeyStore>,
+    /// The store again when it is a remote one, for health reports.
+    #[cfg(feature = "remote")]
+    pub(crate) remote: Option<RemoteJwks>,
 }
 
 impl fmt::Debug for Issuer {

@@ -52,6 +52,9 @@
 //!
 //! # Features
 //!
+//! - `remote` (default): keys by OIDC discovery and JWKS URLs, refreshed in the
+//!   background by `RemoteJwks` (reqwest with rustls, tokio). Without it, keys are static
+//!   or come from your own [`KeyStore`], and no HTTP client is built in.
 //! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
 //!   for every broken token.
 //! - `axum`: extractors for axum handlers.
@@ -122,8 +125,11 @@ pub use guard::{
     Dynamic, MethodPermissions, Permission, RequirePermission, RequirePermissionService,
 };
 pub use issuer::TrustedIssuer;
+#[cfg(feature = "remote")]
 pub use jwks::health::{JwksHealth, KeysStatus};
+#[cfg(feature = "remote")]
 pub use jwks::options::RemoteOptions;
+#[cfg(feature = "remote")]
 pub use jwks::remote::RemoteJwks;
 pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;

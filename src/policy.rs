@@ -13,7 +13,6 @@ use crate::algorithm::Algorithm;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
 use crate::issuer::Issuer;
-use crate::jwks::remote::RemoteJwks;
 use crate::permission::{ClaimPath, Requirement};
 use crate::resource::ProtectedResourceMetadata;
 use crate::time::Clock;
@@ -44,8 +43,6 @@ pub(crate) struct Policy {
     pub(crate) context: AuthContext,
     /// Every algorithm some issuer accepts (each issuer checks its own list).
     pub(crate) algorithms: Vec<Algorithm>,
-    /// The remote key stores among the issuers' keys, for health reports.
-    pub(crate) remotes: Vec<RemoteJwks>,
     pub(crate) metadata: Option<ProtectedResourceMetadata>,
 }
 

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use reqwest::Url;
 use serde_json::{Value, json};
 use tower_service::Service;
+use url::Url;
 
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::https::is_loopback;

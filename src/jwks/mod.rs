@@ -5,10 +5,14 @@
 //! never parses key material. A [`KeyStore`] gives the request path the current set with
 //! one cheap call; [`StaticKeys`] is the store for keys the application holds itself.
 
+#[cfg(feature = "remote")]
 mod fetch;
+#[cfg(feature = "remote")]
 pub(crate) mod health;
+#[cfg(feature = "remote")]
 pub(crate) mod options;
 pub(crate) mod parse;
+#[cfg(feature = "remote")]
 pub(crate) mod remote;
 
 use std::fmt;
@@ -337,6 +341,7 @@ impl KeySet {
     }
 
     /// Whether a key of this set has the given `kid`.
+    #[cfg(feature = "remote")]
     pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
