@@ -16,6 +16,9 @@
 //! `GET /documents` (needs `read`), `POST /documents` (needs `write`, answers 201).
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -97,6 +100,7 @@ pub(crate) fn app(auth: JwtAuthLayer) -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    logs::init();
     let listen: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;

@@ -17,6 +17,9 @@
 //! `JWT_ISSUER` and `JWT_AUDIENCE` (default: the MCP endpoint's URL) work as in the other
 //! examples.
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
@@ -174,6 +177,7 @@ pub(crate) fn app(cfg: JwtAuthConfig) -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    logs::init();
     let listen = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;

@@ -27,6 +27,9 @@
 //! directory) so that `mint` signs with keys the running `serve` publishes, and tokens
 //! stay valid across restarts. They are test keys: never use them for anything real.
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -208,6 +211,7 @@ fn mint(options: &Options) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    logs::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
         eprintln!("usage: mock_issuer serve [options] | mint [options]  (see the file's header)");

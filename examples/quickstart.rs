@@ -6,6 +6,9 @@
 //! discovery exactly as it would with Auth0, Keycloak or Entra ID, and the program exits
 //! once every request is printed.
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::error::Error;
 
 use axum::Router;
@@ -23,6 +26,7 @@ async fn create(Claims(claims): Claims<StandardClaims>) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    logs::init();
     // 1. The identity provider. In production this is your IdP's issuer URL.
     let idp = MockIssuer::start().await;
 

@@ -17,6 +17,9 @@
 //! permission. The server also accepts HTTP/1.1, where the same layer answers with HTTP
 //! statuses.
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,6 +108,7 @@ pub(crate) async fn serve(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    logs::init();
     let listen: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;

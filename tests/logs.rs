@@ -158,3 +158,39 @@ async fn a_kid_with_line_breaks_cannot_forge_a_log_line() {
     }
     assert!(!logs.contains(&long_kid[..100]), "kids are truncated");
 }
+
+#[tokio::test]
+async fn a_failing_first_load_is_explained_in_words() {
+    let (captured, _guard) = capture();
+    // A loopback port nothing listens on: the connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let options = RemoteOptions::new()
+        .http_client(client())
+        .backoff(Duration::from_millis(20), Duration::from_millis(50));
+    let url = format!("http://127.0.0.1:{port}/jwks.json");
+    let remote = tower_jwt_auth::RemoteJwks::from_jwks_url(&url, options).expect("remote");
+    let health = remote.health();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let error = loop {
+        if let tower_jwt_auth::KeysStatus::NeverLoaded {
+            last_error: Some(error),
+        } = health.status()
+        {
+            break error;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no failed fetch");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(error.contains("connection refused"), "{error}");
+    let logs = captured.text();
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("WARN") && line.contains("fetching signing keys failed"))
+        .unwrap_or_else(|| panic!("no warning in {logs}"));
+    assert!(warning.contains("connection refused"), "{warning}");
+    assert!(warning.contains("no keys have loaded yet"), "{warning}");
+    assert!(!logs.contains("last good keys"), "{logs}");
+}

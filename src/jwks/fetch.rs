@@ -214,12 +214,10 @@ impl Fetcher {
         url: &Url,
         what: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let response = request.send().await.map_err(|e| {
-            err(format!(
-                "{what} request to {url} failed: {}",
-                e.without_url()
-            ))
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| err(format!("{what} request to {url} failed: {}", cause(e))))?;
         if response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED {
             let location = response
                 .headers()
@@ -252,7 +250,7 @@ impl Fetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| err(format!("reading the {what} failed: {}", e.without_url())))?
+            .map_err(|e| err(format!("reading the {what} failed: {}", cause(e))))?
         {
             if body.len().saturating_add(chunk.len()) > cap {
                 return Err(too_large());
@@ -289,6 +287,41 @@ fn default_client(url: &Url, allow_http: bool) -> reqwest::Client {
         tracing::error!(error = %e, "building the JWKS HTTP client failed");
         reqwest::Client::new()
     })
+}
+
+/// What went wrong with a request, in words an operator can act on: the kind first
+/// (timeout, DNS, refused connection, TLS), then the innermost error's own message.
+fn cause(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut innermost = error.to_string();
+    let mut chain = innermost.to_ascii_lowercase();
+    let mut source = std::error::Error::source(&error);
+    while let Some(inner) = source {
+        innermost = inner.to_string();
+        chain.push_str(": ");
+        chain.push_str(&innermost.to_ascii_lowercase());
+        source = inner.source();
+    }
+    let has = |words: &[&str]| words.iter().any(|w| chain.contains(w));
+    let kind = if error.is_timeout() || has(&["timed out", "timeout"]) {
+        "timed out"
+    } else if has(&[
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no such host",
+    ]) {
+        "DNS lookup failed"
+    } else if has(&["connection refused"]) {
+        "connection refused"
+    } else if has(&["certificate", "tls", "handshake", "unknownissuer"]) {
+        "TLS handshake failed"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    format!("{kind} ({innermost})")
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

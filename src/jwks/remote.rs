@@ -364,11 +364,12 @@ impl Shared {
                 self.health.confirmed(now);
             }
             Err(error) => {
-                tracing::warn!(
-                    source = %self.fetcher.source().url(),
-                    error = %error,
-                    "fetching signing keys failed; keeping the last good keys"
-                );
+                let source = self.fetcher.source().url();
+                if self.keys.load().is_some() {
+                    tracing::warn!(%source, %error, "fetching signing keys failed; the last good keys stay in use");
+                } else {
+                    tracing::warn!(%source, %error, "fetching signing keys failed; no keys have loaded yet, so requests with a token get 503 until a fetch succeeds");
+                }
                 self.health.failed(error.to_string());
             }
         }
