@@ -13,19 +13,22 @@
 //! permission gets 403 `insufficient_scope` naming what to ask for (step-up).
 //!
 //! Tools: `read_document` needs `read`, `write_document` needs `write`. `initialize` and
-//! `tools/list` need only a valid token. `LISTEN_ADDR` (default `127.0.0.1:3000`),
+//! `tools/list` need only a valid token. A session belongs to the subject (`sub`) whose
+//! token created it: another token's requests on it get 404, as for an unknown session,
+//! so a leaked session id is worth nothing without its owner's token. `LISTEN_ADDR` (default `127.0.0.1:3000`),
 //! `JWT_ISSUER` and `JWT_AUDIENCE` (default: the MCP endpoint's URL) work as in the other
 //! examples.
 
 #[path = "support/logs.rs"]
 mod logs;
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -37,7 +40,9 @@ use rmcp::{ErrorData as McpError, ServerHandler, schemars, tool, tool_handler, t
 use serde::Deserialize;
 use serde_json::Value;
 use tower_jwt_auth::testing::MockIssuer;
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RequirePermission};
+use tower_jwt_auth::{
+    Authentication, JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims,
+};
 
 /// The largest JSON-RPC body the tool guard reads.
 const MAX_BODY: usize = 256 * 1024;
@@ -120,10 +125,37 @@ impl ServerHandler for DocumentTools {
     }
 }
 
-/// Checks the permission of each `tools/call` in the body (a single message or a batch)
-/// before the MCP service sees it, then hands the body on unchanged.
-async fn tool_permissions(request: Request, next: Next) -> Response {
+/// Which subject owns each MCP session: the `sub` of the token that created it.
+type Sessions = Arc<Mutex<HashMap<String, Option<String>>>>;
+
+/// The `sub` of the request's verified token.
+fn subject(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<Authentication>()?
+        .claims::<StandardClaims>()?
+        .sub
+        .clone()
+}
+
+/// Keeps each session to the subject that created it, and checks the permission of each
+/// `tools/call` in the body (a single message or a batch) before the MCP service sees it,
+/// then hands the body on unchanged.
+async fn guard(State(sessions): State<Sessions>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    let caller = subject(&parts);
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session {
+        let owner = sessions.lock().ok().and_then(|s| s.get(session).cloned());
+        if owner.is_some_and(|owner| owner != caller) {
+            // As if the session did not exist: the client starts its own.
+            return (http::StatusCode::NOT_FOUND, "session not found").into_response();
+        }
+    }
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return (
             http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -148,8 +180,19 @@ async fn tool_permissions(request: Request, next: Next) -> Response {
             }
         }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if session.is_none()
+        && let Some(created) = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        && let Ok(mut sessions) = sessions.lock()
+    {
+        sessions.insert(created.to_owned(), caller);
+    }
+    response
 }
 
 /// The application: metadata outside the auth layer, the MCP endpoint at `/mcp` inside.
@@ -164,7 +207,7 @@ pub(crate) fn app(cfg: JwtAuthConfig) -> Router {
         "/mcp",
         tower::ServiceBuilder::new()
             .layer(JwtAuthLayer::new(cfg.clone()))
-            .layer(middleware::from_fn(tool_permissions))
+            .layer(middleware::from_fn_with_state(Sessions::default(), guard))
             .service(mcp),
     );
     if let Some(metadata) = cfg.protected_resource_metadata() {

@@ -192,6 +192,17 @@ fn mint(options: &Options) -> Result<()> {
             own == alg || (own == Algorithm::RS256 && alg.as_str().starts_with(['R', 'P']))
         })
         .ok_or("no key for that algorithm (RS*, PS*, ES256 and EdDSA are available)")?;
+    if key.algorithm() != alg {
+        // The JWKS publishes the key with its own `alg`, which pins it (RFC 7517 4.4).
+        eprintln!(
+            "note: the issuer publishes this key with \"alg\": \"{}\", so verifiers that \
+             honour the JWK alg (this crate does) refuse a {alg} token with \"algorithm \
+             not allowed\" or \"key does not match algorithm\"; use --alg {} for a token \
+             they accept",
+            key.algorithm(),
+            key.algorithm()
+        );
+    }
     let expires_in: i64 = options.get("expires-in").unwrap_or("3600").parse()?;
     let mut token = TokenBuilder::new(key)
         .alg(alg)

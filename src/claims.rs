@@ -125,10 +125,23 @@ impl OneOrMany {
 }
 
 /// A JWT NumericDate: seconds since the Unix epoch, possibly fractional (RFC 7519
-/// section 2).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
-#[serde(transparent)]
+/// section 2). Serialized as an integer when it is whole, as JWTs carry it.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct NumericDate(f64);
+
+impl Serialize for NumericDate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Whole dates within the range a double holds exactly print as integers.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        if self.0.fract() == 0.0 && self.0.abs() < EXACT {
+            #[allow(clippy::cast_possible_truncation)] // whole and within 2^53: exact
+            let whole = self.0 as i64;
+            serializer.serialize_i64(whole)
+        } else {
+            serializer.serialize_f64(self.0)
+        }
+    }
+}
 
 impl NumericDate {
     /// A date from seconds since the epoch.
@@ -288,5 +301,14 @@ mod tests {
         let c: StandardClaims = serde_json::from_str(r#"{"sub":"a","org":"x"}"#).expect("claims");
         let v = serde_json::to_value(&c).expect("serialize");
         assert_eq!(v, serde_json::json!({"sub":"a","org":"x"}));
+    }
+
+    #[test]
+    fn whole_dates_serialize_as_integers() {
+        let c: StandardClaims =
+            serde_json::from_str(r#"{"exp":1700000000,"nbf":1700000000.5}"#).expect("claims");
+        let text = serde_json::to_string(&c).expect("serialize");
+        assert!(text.contains(r#""exp":1700000000"#), "{text}");
+        assert!(text.contains(r#""nbf":1700000000.5"#), "{text}");
     }
 }

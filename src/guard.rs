@@ -97,6 +97,17 @@ pub struct RequirePermission<P = Dynamic> {
 }
 
 /// A guard requiring one permission; see [`RequirePermission`](struct@RequirePermission).
+///
+/// It takes a `&'static str`, the usual literal. For a permission known only at run time
+/// (read from configuration), use [`RequirePermission::all`], which takes owned strings:
+///
+/// ```
+/// use tower_jwt_auth::RequirePermission;
+///
+/// let from_config: String = "documents:write".to_owned();
+/// let guard = RequirePermission::all([from_config]);
+/// # let _ = guard;
+/// ```
 #[allow(non_snake_case)]
 #[must_use]
 pub fn RequirePermission(permission: &'static str) -> RequirePermission {

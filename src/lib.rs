@@ -6,7 +6,8 @@
 //! (RFC 7519, RFC 8725, RFC 9068), and inserts the typed claims into the request
 //! extensions. Every refusal is an RFC 6750 answer with a precise [`ErrorKind`]: 401 with
 //! a `WWW-Authenticate: Bearer` challenge, 400 `invalid_request` for malformed
-//! credentials, never a 5xx for any token a client sends.
+//! credentials. No token a client sends gets a 5xx; the one deliberate 5xx is a 503 with
+//! `Retry-After` while a trusted issuer's keys have never loaded.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -71,7 +72,8 @@
 //!   token kinds (`dpop+jwt`, `logout+jwt`, ...) are refused (RFC 8725 section 3.11).
 //! - The audience is required unless explicitly turned off (RFC 9068 section 4).
 //! - Tokens longer than the limit (8 KiB) are refused before decoding; the payload is
-//!   parsed only after the signature is verified.
+//!   parsed only after the signature is verified (with several trusted issuers, its
+//!   `iss` member alone is read first, to pick the issuer whose keys verify it).
 //! - Error descriptions are fixed strings; tokens are never logged, and the `Debug` of
 //!   [`BearerToken`] and of HMAC keys is redacted.
 

@@ -340,6 +340,11 @@ mod tests {
             extract(&s, &[("authorization", "BEARER a.b.c")]),
             Ok(Some("a.b.c".into()))
         );
+        // RFC 6750 section 2.1: one or more spaces after the scheme.
+        assert_eq!(
+            extract(&s, &[("authorization", "Bearer    a.b.c")]),
+            Ok(Some("a.b.c".into()))
+        );
     }
 
     #[test]

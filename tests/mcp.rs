@@ -294,3 +294,19 @@ async fn no_token_gets_401_pointing_at_the_metadata_which_names_the_issuer() {
         Some("audience not accepted")
     );
 }
+
+#[tokio::test]
+async fn a_session_belongs_to_the_subject_that_created_it() {
+    let mcp = start().await;
+    let alice = mcp.issuer.token().subject("alice").scope("read").sign();
+    let mallory = mcp.issuer.token().subject("mallory").scope("read").sign();
+    let session = mcp.initialize(&alice).await;
+    assert!(session.is_some(), "the transport keeps sessions");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let stolen = mcp
+        .post(Some(&mallory), session.as_deref(), list.clone())
+        .await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+    let owner = mcp.post(Some(&alice), session.as_deref(), list).await;
+    assert_eq!(owner.status, StatusCode::OK);
+}
