@@ -272,10 +272,15 @@ impl KeySet {
         let mut set = Self::new();
         for der in blocks {
             let material = parse::der_public_key(&der).map_err(|reason| {
-                ConfigError::new(
-                    ConfigErrorKind::InvalidKey,
-                    format!("PEM key not usable: {}", reason.as_str()),
-                )
+                let message = match reason {
+                    parse::SkipReason::Malformed | parse::SkipReason::UnknownKeyType => {
+                        "corrupt key: the PEM block is not an RSA, EC P-256, EC P-384 or \
+                         Ed25519 public key"
+                            .to_owned()
+                    }
+                    other => format!("PEM key not usable: {}", other.as_str()),
+                };
+                ConfigError::new(ConfigErrorKind::InvalidKey, message)
             })?;
             set.keys.push(VerificationKey {
                 kid: None,
@@ -510,5 +515,16 @@ mod tests {
         assert!(key.supports(Algorithm::HS384));
         assert!(!key.supports(Algorithm::HS512));
         assert!(format!("{keys:?}").contains("HS384"));
+    }
+
+    #[test]
+    fn a_corrupt_pem_says_so() {
+        let not_base64 = "-----BEGIN PUBLIC KEY-----\n%%%%\n-----END PUBLIC KEY-----\n";
+        let err = KeySet::from_pem(not_base64).err().expect("refused");
+        assert_eq!(err.kind(), ConfigErrorKind::InvalidKey);
+        assert!(err.to_string().contains("corrupt key"), "{err}");
+        let not_a_key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        let err = KeySet::from_pem(not_a_key).err().expect("refused");
+        assert!(err.to_string().contains("corrupt key"), "{err}");
     }
 }

@@ -280,7 +280,7 @@ pub(crate) fn pem_blocks(pem: &str) -> Result<Vec<Vec<u8>>, &'static str> {
         }
         let der = base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
-            .map_err(|_| "PEM body is not base64")?;
+            .map_err(|_| "corrupt key: the PEM body is not base64")?;
         blocks.push(der);
     }
     if blocks.is_empty() {
