@@ -29,11 +29,10 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use tower_jwt_auth::guard::MethodPermissions;
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::tonic::RequestExt;
-use tower_jwt_auth::{
-    JwtAuthConfig, JwtAuthLayer, MethodPermissions, RequirePermission, StandardClaims,
-};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims};
 
 /// The code generated from `examples/proto/documents.proto`.
 pub(crate) mod proto {

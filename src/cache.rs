@@ -9,7 +9,7 @@
 //! Safety of a hit:
 //! - entries are keyed by the SHA-256 of the exact token text, so only the same bytes hit;
 //! - an entry belongs to the key-set generation that verified it
-//!   ([`KeySet::generation`](crate::KeySet::generation), never reused within a process):
+//!   ([`KeySet::generation`](crate::jwks::KeySet::generation), never reused within a process):
 //!   after a swap to a set with other content it never hits again, so a removed key stops
 //!   working at the same moment as without a cache, while a refresh that confirms the
 //!   same keys keeps every entry;

@@ -308,7 +308,7 @@ impl JwtAuthConfigBuilder {
     }
 
     /// The clock claim checks read; the system clock by default. Tests use
-    /// [`ManualClock`](crate::ManualClock).
+    /// [`ManualClock`](crate::time::ManualClock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -34,7 +34,7 @@ pub trait Permission: Send + Sync + 'static {
 ///     pub Write = "write";
 ///     pub ReadDocuments = "documents:read";
 /// }
-/// # use tower_jwt_auth::Permission;
+/// # use tower_jwt_auth::guard::Permission;
 /// assert_eq!(Write::NAME, "write");
 /// ```
 #[macro_export]
@@ -44,7 +44,7 @@ macro_rules! permission {
             $(#[$meta])*
             #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
             $vis struct $name;
-            impl $crate::Permission for $name {
+            impl $crate::guard::Permission for $name {
                 const NAME: &'static str = $value;
             }
         )+
@@ -322,7 +322,8 @@ where
 /// and write methods. Methods not listed need only a valid token.
 ///
 /// ```
-/// use tower_jwt_auth::{MethodPermissions, RequirePermission};
+/// use tower_jwt_auth::RequirePermission;
+/// use tower_jwt_auth::guard::MethodPermissions;
 ///
 /// let per_method = MethodPermissions::new()
 ///     .method("/documents.v1.Documents/Get", RequirePermission("read"))

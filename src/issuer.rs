@@ -30,8 +30,8 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 /// use tower_jwt_auth::{JwtAuthConfig, TrustedIssuer};
 ///
 /// # let (keys_a, keys_b) = (
-/// #     tower_jwt_auth::KeySet::from_hmac_secret(&[1u8; 32])?,
-/// #     tower_jwt_auth::KeySet::from_hmac_secret(&[2u8; 32])?,
+/// #     tower_jwt_auth::jwks::KeySet::from_hmac_secret(&[1u8; 32])?,
+/// #     tower_jwt_auth::jwks::KeySet::from_hmac_secret(&[2u8; 32])?,
 /// # );
 /// let cfg = JwtAuthConfig::builder()
 ///     .trusted_issuer(TrustedIssuer::new("https://a.example.com/").key_set(keys_a))

@@ -55,7 +55,7 @@
 //!
 //! - `remote` (default): keys by OIDC discovery and JWKS URLs, refreshed in the
 //!   background by `RemoteJwks` (reqwest with rustls, tokio). Without it, keys are static
-//!   or come from your own [`KeyStore`], and no HTTP client is built in.
+//!   or come from your own [`KeyStore`](jwks::KeyStore), and no HTTP client is built in.
 //! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
 //!   for every broken token.
 //! - `axum`: extractors for axum handlers.
@@ -83,16 +83,16 @@ mod authentication;
 mod axum;
 mod body;
 mod cache;
-mod claims;
+pub mod claims;
 mod config;
 mod context;
 mod core;
 mod error;
 mod future;
-mod guard;
+pub mod guard;
 mod https;
 mod issuer;
-mod jwks;
+pub mod jwks;
 mod jws;
 mod layer;
 mod log;
@@ -100,9 +100,9 @@ mod payload;
 mod permission;
 mod policy;
 mod resource;
-mod response;
+pub mod response;
 mod service;
-mod time;
+pub mod time;
 mod token;
 mod verifier;
 mod verify;
@@ -116,31 +116,20 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use authentication::Authentication;
 pub use body::ResponseBody;
 pub use cache::CacheOptions;
-pub use claims::{Audience, NumericDate, OneOrMany, StandardClaims};
+pub use claims::StandardClaims;
 pub use config::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DangerousConfigBuilder, JwtAuthConfig,
     JwtAuthConfigBuilder,
 };
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
 pub use future::ResponseFuture;
-pub use guard::{
-    Dynamic, MethodPermissions, Permission, RequirePermission, RequirePermissionService,
-};
+pub use guard::RequirePermission;
 pub use issuer::TrustedIssuer;
-#[cfg(feature = "remote")]
-pub use jwks::health::{JwksHealth, KeysStatus};
-#[cfg(feature = "remote")]
-pub use jwks::options::RemoteOptions;
-#[cfg(feature = "remote")]
-pub use jwks::remote::RemoteJwks;
-pub use jwks::{KeySet, KeyStore, KeysFuture, StaticKeys, VerificationKey};
 pub use layer::JwtAuthLayer;
 pub use permission::Permissions;
 pub use policy::TypPolicy;
 pub use resource::ProtectedResourceMetadata;
-pub use response::{DefaultResponder, ErrorResponder, JsonResponder, Rejection};
 pub use service::JwtAuth;
-pub use time::{Clock, ManualClock, SystemClock};
 pub use token::{BearerToken, TokenSource};
 pub use verifier::Verifier;
 pub use verify::Verified;

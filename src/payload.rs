@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(r.names.map(|n| n.len()), Some(6));
 
         let (claims, r) = parse::<StandardClaims>(payload, false, &[]).expect("parse");
-        assert_eq!(claims.exp.map(crate::NumericDate::as_secs), Some(10));
+        assert_eq!(
+            claims.exp.map(crate::claims::NumericDate::as_secs),
+            Some(10)
+        );
         assert_eq!(claims.iss.as_deref(), Some("i"));
         assert_eq!(r.exp, Some(10.0));
         assert!(r.names.is_none());

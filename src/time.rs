@@ -27,7 +27,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use tower_jwt_auth::{Clock, ManualClock};
+/// use tower_jwt_auth::time::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// clock.advance(Duration::from_secs(90));

@@ -28,7 +28,7 @@
 //! `UNIMPLEMENTED` with a valid token and `UNAUTHENTICATED` without one.
 //!
 //! Handlers read the caller with [`RequestExt`]; per-method permissions come from
-//! [`MethodPermissions`](crate::MethodPermissions), or
+//! [`MethodPermissions`](crate::guard::MethodPermissions), or
 //! [`RequirePermission`](struct@crate::RequirePermission) around one generated server
 //! (both forward tonic's `NamedService`, so `add_service` accepts them).
 //!

@@ -13,8 +13,9 @@ use support::{
     AUDIENCE, ISSUER, Server, builder, ec_key, rsa_key, rsa_key_2, rsa_server, server_with,
     sign_raw, token, with_signature,
 };
+use tower_jwt_auth::jwks::KeySet;
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey, jwks};
-use tower_jwt_auth::{Algorithm, ConfigErrorKind, JwtAuthLayer, KeySet};
+use tower_jwt_auth::{Algorithm, ConfigErrorKind, JwtAuthLayer};
 
 #[tokio::test]
 async fn alg_none_is_refused_in_every_casing() {

@@ -3,8 +3,9 @@
 //! The counter (the `allocation-counter` crate) counts the measuring thread only.
 
 use serde::de::IgnoredAny;
+use tower_jwt_auth::jwks::{KeyStore, StaticKeys};
 use tower_jwt_auth::testing::{TestKey, TokenBuilder};
-use tower_jwt_auth::{JwtAuthConfig, KeyStore, StandardClaims, StaticKeys, Verifier};
+use tower_jwt_auth::{JwtAuthConfig, StandardClaims, Verifier};
 
 fn count<R>(f: impl Fn() -> R) -> u64 {
     let _ = f(); // warm up lazies

@@ -8,8 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use support::{Server, client};
+use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey};
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, ManualClock, RemoteOptions};
+use tower_jwt_auth::time::ManualClock;
+use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer};
 
 #[tokio::test]
 async fn cached_tokens_are_still_checked_for_time_on_every_hit() {

@@ -11,11 +11,9 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
 use support::{Server, client};
+use tower_jwt_auth::jwks::{JwksHealth, KeyStore, KeysStatus, RemoteJwks, RemoteOptions};
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, jwks};
-use tower_jwt_auth::{
-    JwksHealth, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeyStore, KeysStatus,
-    RemoteJwks, RemoteOptions,
-};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer};
 
 /// Short intervals for tests.
 fn fast() -> RemoteOptions {

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use tower_jwt_auth::{Algorithm, KeySet};
+use tower_jwt_auth::Algorithm;
+use tower_jwt_auth::jwks::KeySet;
 
 fn load(provider: &str) -> KeySet {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

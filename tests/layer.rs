@@ -14,10 +14,13 @@ use support::{
     AUDIENCE, ISSUER, Server, builder, ec_key, ed_key, rsa_key, rsa_key_2, rsa_server, server_with,
     token,
 };
+use tower_jwt_auth::jwks::KeySet;
+use tower_jwt_auth::response::JsonResponder;
 use tower_jwt_auth::testing::{TestKey, TokenBuilder, encode_json, jwks};
+use tower_jwt_auth::time::ManualClock;
 use tower_jwt_auth::{
-    Algorithm, ConfigErrorKind, JsonResponder, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
-    KeySet, ManualClock, TokenSource, TrustedIssuer, TypPolicy,
+    Algorithm, ConfigErrorKind, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, TokenSource,
+    TrustedIssuer, TypPolicy,
 };
 
 // ---- the happy paths -------------------------------------------------------------

@@ -10,8 +10,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use support::{AUDIENCE, ISSUER, Server, client};
+use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, TokenBuilder};
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RemoteOptions};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -171,11 +172,11 @@ async fn a_failing_first_load_is_explained_in_words() {
         .http_client(client())
         .backoff(Duration::from_millis(20), Duration::from_millis(50));
     let url = format!("http://127.0.0.1:{port}/jwks.json");
-    let remote = tower_jwt_auth::RemoteJwks::from_jwks_url(&url, options).expect("remote");
+    let remote = tower_jwt_auth::jwks::RemoteJwks::from_jwks_url(&url, options).expect("remote");
     let health = remote.health();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let error = loop {
-        if let tower_jwt_auth::KeysStatus::NeverLoaded {
+        if let tower_jwt_auth::jwks::KeysStatus::NeverLoaded {
             last_error: Some(error),
         } = health.status()
         {

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{Server, client};
+use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RemoteOptions};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 
 fn peak_memory_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_server::proto::documents_client::DocumentsClient;
 use tonic_server::proto::{CreateRequest, GetRequest};
-use tower_jwt_auth::RemoteOptions;
+use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
 
 struct Grpc {

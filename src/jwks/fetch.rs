@@ -1,6 +1,6 @@
 //! One fetch of an issuer's keys over HTTP: OIDC discovery when needed, then the JWKS,
 //! with the body cap, conditional requests and the URL rules. Only the refresher task of
-//! a [`RemoteJwks`](crate::RemoteJwks) calls it, so no request's future ever owns a fetch.
+//! a [`RemoteJwks`](crate::jwks::RemoteJwks) calls it, so no request's future ever owns a fetch.
 
 use std::fmt;
 use std::time::Duration;

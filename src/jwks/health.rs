@@ -1,4 +1,4 @@
-//! What a [`RemoteJwks`](crate::RemoteJwks) reports: [`KeysStatus`] and the
+//! What a [`RemoteJwks`](crate::jwks::RemoteJwks) reports: [`KeysStatus`] and the
 //! [`JwksHealth`] handle. The refresher task writes the record; handles only read it.
 
 use std::fmt;
@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// What a [`RemoteJwks`](crate::RemoteJwks) has, for readiness probes and diagnostics.
+/// What a [`RemoteJwks`](crate::jwks::RemoteJwks) has, for readiness probes and diagnostics.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysStatus {
@@ -93,11 +93,11 @@ impl Health {
     }
 }
 
-/// A health handle for a [`RemoteJwks`](crate::RemoteJwks). It does not keep the store or
+/// A health handle for a [`RemoteJwks`](crate::jwks::RemoteJwks). It does not keep the store or
 /// its refresher alive.
 ///
 /// ```no_run
-/// # async fn probe(health: tower_jwt_auth::JwksHealth) -> http::StatusCode {
+/// # async fn probe(health: tower_jwt_auth::jwks::JwksHealth) -> http::StatusCode {
 /// // A readiness probe: ready once keys have loaded.
 /// if health.status().is_ready() { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE }
 /// # }

@@ -1,4 +1,5 @@
-//! Verification keys: the immutable [`KeySet`] and the [`KeyStore`] that hands it out.
+//! Verification keys: the immutable [`KeySet`], the [`KeyStore`] that hands it out, and
+//! (feature `remote`) [`RemoteJwks`], the store that fetches an issuer's keys.
 //!
 //! A `KeySet` is built once from a JWKS document, JWKs, PEM public keys or an HMAC secret;
 //! every key in it is parsed into its ready-to-verify form at that moment, so a request
@@ -14,6 +15,13 @@ pub(crate) mod options;
 pub(crate) mod parse;
 #[cfg(feature = "remote")]
 pub(crate) mod remote;
+
+#[cfg(feature = "remote")]
+pub use health::{JwksHealth, KeysStatus};
+#[cfg(feature = "remote")]
+pub use options::RemoteOptions;
+#[cfg(feature = "remote")]
+pub use remote::RemoteJwks;
 
 use std::fmt;
 use std::future::Future;
@@ -32,7 +40,7 @@ use crate::log::LogKid;
 /// An immutable set of verification keys, each parsed once.
 ///
 /// ```
-/// use tower_jwt_auth::KeySet;
+/// use tower_jwt_auth::jwks::KeySet;
 ///
 /// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
 ///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
@@ -520,11 +528,11 @@ mod tests {
     #[test]
     fn a_corrupt_pem_says_so() {
         let not_base64 = "-----BEGIN PUBLIC KEY-----\n%%%%\n-----END PUBLIC KEY-----\n";
-        let err = KeySet::from_pem(not_base64).err().expect("refused");
+        let err = KeySet::from_pem(not_base64).expect_err("refused");
         assert_eq!(err.kind(), ConfigErrorKind::InvalidKey);
         assert!(err.to_string().contains("corrupt key"), "{err}");
         let not_a_key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-        let err = KeySet::from_pem(not_a_key).err().expect("refused");
+        let err = KeySet::from_pem(not_a_key).expect_err("refused");
         assert!(err.to_string().contains("corrupt key"), "{err}");
     }
 }

@@ -1,15 +1,15 @@
-//! [`RemoteOptions`]: how a [`RemoteJwks`](crate::RemoteJwks) fetches and refreshes keys.
+//! [`RemoteOptions`]: how a [`RemoteJwks`](crate::jwks::RemoteJwks) fetches and refreshes keys.
 //! Plain data, read by the fetcher and the refresher task.
 
 use std::fmt;
 use std::time::Duration;
 
-/// How a [`RemoteJwks`](crate::RemoteJwks) fetches and refreshes keys. Every default is
+/// How a [`RemoteJwks`](crate::jwks::RemoteJwks) fetches and refreshes keys. Every default is
 /// explained on its setter.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_jwt_auth::RemoteOptions;
+/// use tower_jwt_auth::jwks::RemoteOptions;
 ///
 /// let options = RemoteOptions::new()
 ///     .refresh_interval(Duration::from_secs(600))
@@ -89,7 +89,7 @@ impl RemoteOptions {
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use tower_jwt_auth::RemoteOptions;
+    /// use tower_jwt_auth::jwks::RemoteOptions;
     ///
     /// let ca = reqwest::Certificate::from_pem(&std::fs::read("corp-root-ca.pem")?)?;
     /// let client = reqwest::Client::builder().tls_certs_merge([ca]).build()?;

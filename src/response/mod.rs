@@ -170,7 +170,8 @@ impl fmt::Display for Quoted<'_> {
 /// ```
 /// use bytes::Bytes;
 /// use http::Response;
-/// use tower_jwt_auth::{JwtAuthConfig, Rejection};
+/// use tower_jwt_auth::JwtAuthConfig;
+/// use tower_jwt_auth::response::Rejection;
 ///
 /// let problem = |rejection: &Rejection| -> Response<Bytes> {
 ///     let mut response = rejection.to_response();

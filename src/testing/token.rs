@@ -138,7 +138,7 @@ impl TokenBuilder {
     }
 
     /// The time the relative claims count from; the system clock by default. Set it to
-    /// the time of a [`ManualClock`](crate::ManualClock).
+    /// the time of a [`ManualClock`](crate::time::ManualClock).
     pub fn now(mut self, now: SystemTime) -> Self {
         self.now = Some(now);
         self

@@ -10,9 +10,10 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
+use tower_jwt_auth::jwks::KeySet;
 use tower_jwt_auth::testing::{TestKey, TokenBuilder};
 use tower_jwt_auth::{
-    Algorithm, Authentication, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, KeySet,
+    Algorithm, Authentication, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
     StandardClaims,
 };
 
