@@ -1,0 +1,405 @@
+//! [`JwtAuthConfigBuilder`]: the configuration as plain data, one setter per option.
+//! Nothing here validates or compiles; `compile.rs` does, once, in `build()`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::algorithm::Algorithm;
+use crate::cache::CacheOptions;
+use crate::issuer::{KeyInput, KeySpec, TrustedIssuer};
+#[cfg(feature = "remote")]
+use crate::jwks::options::RemoteOptions;
+use crate::jwks::{KeySet, KeyStore};
+use crate::permission::ClaimPath;
+use crate::policy::TypPolicy;
+use crate::resource::ResourceSettings;
+use crate::response::{DefaultResponder, ErrorResponder};
+use crate::time::{Clock, SystemClock};
+use crate::token::TokenSource;
+
+/// The default clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The default maximum token length in bytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Builds a [`JwtAuthConfig`](crate::JwtAuthConfig).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::JwtAuthConfig;
+///
+/// let cfg = JwtAuthConfig::builder()
+///     .issuer("https://idp.example.com/")
+///     .audience("https://api.example.com")
+///     .leeway(Duration::from_secs(30))
+///     .hmac_secret(b"an example secret of at least 32 bytes".to_vec())
+///     .build()?;
+/// # let _ = cfg;
+/// # Ok::<(), tower_jwt_auth::ConfigError>(())
+/// ```
+#[must_use]
+pub struct JwtAuthConfigBuilder {
+    pub(super) issuers: Vec<TrustedIssuer>,
+    pub(super) audiences: Vec<String>,
+    pub(super) any_audience: bool,
+    pub(super) leeway: Duration,
+    pub(super) algorithms: Option<Vec<Algorithm>>,
+    pub(super) typ: TypPolicy,
+    pub(super) required_claims: Vec<String>,
+    pub(super) max_token_len: usize,
+    pub(super) token_source: TokenSource,
+    pub(super) realm: Option<String>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) keys: KeySpec,
+    #[cfg(feature = "remote")]
+    pub(super) remote_options: RemoteOptions,
+    pub(super) tenants: Vec<String>,
+    pub(super) any_tenant: bool,
+    pub(super) permission_paths: Vec<Option<ClaimPath>>,
+    pub(super) required_permissions: Vec<String>,
+    pub(super) resource: Option<ResourceSettings>,
+    pub(super) cache: Option<CacheOptions>,
+    pub(super) responder: Arc<dyn ErrorResponder>,
+}
+
+impl Default for JwtAuthConfigBuilder {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: DEFAULT_LEEWAY,
+            algorithms: None,
+            typ: TypPolicy::default(),
+            required_claims: Vec::new(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            token_source: TokenSource::default(),
+            realm: None,
+            clock: Arc::new(SystemClock),
+            keys: KeySpec::default(),
+            #[cfg(feature = "remote")]
+            remote_options: RemoteOptions::default(),
+            tenants: Vec::new(),
+            any_tenant: false,
+            permission_paths: Vec::new(),
+            required_permissions: Vec::new(),
+            resource: None,
+            cache: None,
+            responder: Arc::new(DefaultResponder),
+        }
+    }
+}
+
+impl fmt::Debug for JwtAuthConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthConfigBuilder")
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings that weaken validation, reached through
+/// [`JwtAuthConfigBuilder::dangerous`].
+#[must_use]
+#[derive(Debug)]
+pub struct DangerousConfigBuilder {
+    pub(super) builder: JwtAuthConfigBuilder,
+}
+
+impl DangerousConfigBuilder {
+    /// Accepts tokens whatever their `aud`. RFC 9068 section 4 requires resource servers
+    /// to check the audience: without it, a token minted for any other API of the same
+    /// issuer is accepted here.
+    pub fn accept_any_audience(mut self) -> JwtAuthConfigBuilder {
+        self.builder.any_audience = true;
+        self.builder
+    }
+
+    /// Accepts every tenant of an issuer template such as
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`. Any organisation with a tenant
+    /// at that provider can then mint tokens this API accepts (as long as the audience
+    /// matches, which for multi-tenant applications it can).
+    pub fn accept_any_tenant(mut self) -> JwtAuthConfigBuilder {
+        self.builder.any_tenant = true;
+        self.builder
+    }
+}
+
+impl JwtAuthConfigBuilder {
+    /// Adds a trusted issuer. `iss` must equal it byte for byte (no trailing-slash
+    /// normalisation). Call again to trust several issuers: each gets its own key store
+    /// by OIDC discovery and the token's `iss` picks it. Several issuers cannot share
+    /// one of the other key sources (static keys, a JWKS URL, a custom store), since a
+    /// key of one could then sign tokens claiming another: give each its own with
+    /// [`trusted_issuer`](Self::trusted_issuer).
+    ///
+    /// An issuer containing `{tenantid}` (or `{tenant}`) is a template for multi-tenant
+    /// providers such as Microsoft Entra ID
+    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`): it matches the tenants given
+    /// to [`tenants`](Self::tenants), and its keys come from the `common` discovery
+    /// document.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(TrustedIssuer::new(issuer));
+        self
+    }
+
+    /// Adds a trusted issuer with its own key source, audiences or tenants; what it
+    /// leaves unset comes from this builder. A token is verified only with the keys of
+    /// the issuer its `iss` names, then checked against that issuer's audiences.
+    pub fn trusted_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The tenants an issuer template accepts.
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants.extend(tenants.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an accepted audience; a token passes when its `aud` (string or array) names
+    /// at least one of them. Required unless turned off through [`dangerous`](Self::dangerous).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The clock skew tolerated on `exp`, `nbf` and `iat`; 60 s by default.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Restricts the algorithms a token may use. By default every algorithm the
+    /// configured keys can verify is allowed (for remote keys: every asymmetric one).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Which `typ` header values pass; see [`TypPolicy`].
+    pub fn typ_policy(mut self, policy: TypPolicy) -> Self {
+        self.typ = policy;
+        self
+    }
+
+    /// Claims every token must carry, such as `sub` or `jti`.
+    pub fn require_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_claims
+            .extend(claims.into_iter().map(Into::into));
+        self
+    }
+
+    /// The longest token accepted, in bytes; 8 KiB by default. Longer tokens are refused
+    /// before any decoding.
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        self.max_token_len = len;
+        self
+    }
+
+    /// Where the token is read from; the `Authorization: Bearer` header by default.
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        self.token_source = source;
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The clock claim checks read; the system clock by default. Tests use
+    /// [`ManualClock`](crate::time::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Verifies with PEM public keys (RSA, EC P-256/P-384, Ed25519).
+    pub fn pem(mut self, pem: impl Into<String>) -> Self {
+        self.keys.inputs.push(KeyInput::Pem(pem.into()));
+        self
+    }
+
+    /// Verifies with one JWK (JSON text).
+    pub fn jwk(mut self, jwk: impl Into<String>) -> Self {
+        self.keys.inputs.push(KeyInput::Jwk(jwk.into()));
+        self
+    }
+
+    /// Verifies with the keys of a JWKS document (JSON text).
+    pub fn jwks(mut self, jwks: impl Into<String>) -> Self {
+        self.keys.inputs.push(KeyInput::Jwks(jwks.into()));
+        self
+    }
+
+    /// Verifies with the keys of a JWKS document held as JSON.
+    pub fn jwks_value(mut self, jwks: serde_json::Value) -> Self {
+        self.keys.inputs.push(KeyInput::JwksValue(jwks));
+        self
+    }
+
+    /// Verifies HS256/HS384/HS512 tokens with a shared secret. It must be at least as
+    /// long as the hash output (32 bytes for HS256) and cannot be mixed with public keys.
+    pub fn hmac_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.keys.inputs.push(KeyInput::Hmac(secret.into()));
+        self
+    }
+
+    /// Verifies with an already built [`KeySet`].
+    pub fn key_set(mut self, keys: KeySet) -> Self {
+        self.keys.inputs.push(KeyInput::Set(keys));
+        self
+    }
+
+    /// Fetches the keys from OIDC discovery of each issuer
+    /// (`{issuer}/.well-known/openid-configuration`), refreshed in the background by a
+    /// [`RemoteJwks`](crate::jwks::RemoteJwks) per issuer. This is the default when no other key source is given.
+    #[cfg(feature = "remote")]
+    pub fn discovery(mut self) -> Self {
+        self.keys.discovery = true;
+        self
+    }
+
+    /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`](crate::jwks::RemoteJwks).
+    /// With several issuers, give each its own through
+    /// [`trusted_issuer`](Self::trusted_issuer).
+    #[cfg(feature = "remote")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.keys.jwks_url = Some(url.into());
+        self
+    }
+
+    /// How remote keys are fetched and refreshed: HTTP client, intervals, timeouts. See
+    /// [`RemoteOptions`] for each default and its reason.
+    #[cfg(feature = "remote")]
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        self.remote_options = options;
+        self
+    }
+
+    /// The HTTP client for remote keys; shorthand for
+    /// [`RemoteOptions::http_client`].
+    #[cfg(feature = "remote")]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.remote_options = self.remote_options.http_client(client);
+        self
+    }
+
+    /// Verifies with keys from a custom [`KeyStore`]. Cannot be combined with the other
+    /// key sources.
+    pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.keys.store = Some(store);
+        self
+    }
+
+    /// Reads permissions from another claim as well, by dotted path: `roles` (Entra app
+    /// roles), `realm_access.roles` (Keycloak realm roles),
+    /// `resource_access.my-api.roles` (Keycloak client roles). The value may be an array
+    /// of strings or a space-delimited string. `permissions`, `scope` and `scp` are
+    /// always read. Use [`permission_claim_path`](Self::permission_claim_path) when a
+    /// segment contains a dot.
+    pub fn permission_claim(mut self, dotted_path: &str) -> Self {
+        self.permission_paths.push(ClaimPath::dotted(dotted_path));
+        self
+    }
+
+    /// Reads permissions from a claim path given segment by segment
+    /// (`["resource_access", "my.api", "roles"]`).
+    pub fn permission_claim_path<I, S>(mut self, segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let segments = segments.into_iter().map(|s| s.into().into_boxed_str());
+        self.permission_paths.push(ClaimPath::new(segments));
+        self
+    }
+
+    /// Permissions every request needs, on every route of the layer: a token without all
+    /// of them gets 403 `insufficient_scope`.
+    pub fn require_permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_permissions
+            .extend(permissions.into_iter().map(Into::into));
+        self
+    }
+
+    /// This API's resource identifier (RFC 9728): an https URL, usually the audience its
+    /// tokens carry. With it, every 401 and 403 challenge names the metadata document in
+    /// `resource_metadata="…"`, and [`JwtAuthConfig::protected_resource_metadata`](crate::JwtAuthConfig::protected_resource_metadata) serves
+    /// that document (RFC 9728 section 3), listing the configured issuers as
+    /// `authorization_servers`.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource_mut().resource = resource.into();
+        self
+    }
+
+    /// The `resource_name` of the metadata document.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_mut().name = Some(name.into());
+        self
+    }
+
+    /// The `resource_documentation` URL of the metadata document.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_mut().documentation = Some(url.into());
+        self
+    }
+
+    /// The `scopes_supported` of the metadata document: the permissions clients may ask
+    /// for.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes = scopes.into_iter().map(Into::into);
+        self.resource_mut().scopes.extend(scopes);
+        self
+    }
+
+    fn resource_mut(&mut self) -> &mut ResourceSettings {
+        self.resource.get_or_insert_with(|| ResourceSettings {
+            resource: String::new(),
+            name: None,
+            documentation: None,
+            scopes: Vec::new(),
+        })
+    }
+
+    /// Turns on the verified-token cache of the layer: a repeat request with the same
+    /// token skips the signature check and the payload parse, while `exp`, `nbf` and `iat`
+    /// are checked again on every hit and a key-set change drops every entry. Off by
+    /// default; see [`CacheOptions`] for the bounds and the reasoning.
+    pub fn cache(mut self, options: CacheOptions) -> Self {
+        self.cache = Some(options);
+        self
+    }
+
+    /// How rejections are rendered; see [`ErrorResponder`].
+    pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
+        self.responder = Arc::new(responder);
+        self
+    }
+
+    /// Settings that weaken validation; each one says what it gives up.
+    pub fn dangerous(self) -> DangerousConfigBuilder {
+        DangerousConfigBuilder { builder: self }
+    }
+}

@@ -1,0 +1,238 @@
+//! Validation and compilation: a [`JwtAuthConfigBuilder`] checked once and turned into
+//! the [`Policy`] requests read. Nothing is fetched here; remote key stores start their
+//! own first fetch.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use super::builder::JwtAuthConfigBuilder;
+use crate::algorithm::Algorithm;
+use crate::cache::TokenCache;
+use crate::context::AuthContext;
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::issuer::{Issuer, IssuerMatch};
+use crate::jwks::KeySet;
+use crate::permission::{ClaimPath, Requirement};
+use crate::policy::{ClaimRules, PermissionRules, Policy, TokenRules};
+use crate::resource::ProtectedResourceMetadata;
+use crate::response::ChallengeParams;
+
+/// Checks every setting and compiles the policy requests read.
+pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
+    use ConfigErrorKind as K;
+    if b.issuers.is_empty() {
+        return Err(ConfigError::new(K::NoIssuer, "no issuer configured"));
+    }
+    if b.issuers.iter().any(|i| i.issuer.is_empty()) {
+        return Err(ConfigError::new(K::EmptyValue, "empty issuer"));
+    }
+    let all_audiences = b
+        .audiences
+        .iter()
+        .chain(b.issuers.iter().flat_map(|i| &i.audiences));
+    if all_audiences.into_iter().any(String::is_empty) {
+        return Err(ConfigError::new(K::EmptyValue, "empty audience"));
+    }
+    if b.max_token_len == 0 {
+        return Err(ConfigError::new(
+            K::InvalidValue,
+            "max_token_len must be positive",
+        ));
+    }
+    if let Some(realm) = &b.realm
+        && (HeaderValue::from_str(realm).is_err() || realm.chars().any(char::is_control))
+    {
+        return Err(ConfigError::new(
+            K::InvalidHeader,
+            "realm is not valid in a header",
+        ));
+    }
+    b.token_source
+        .validate()
+        .map_err(|msg| ConfigError::new(K::InvalidHeader, msg))?;
+
+    let issuers = build_issuers(&b)?;
+    let mut permission_paths = ClaimPath::defaults();
+    for path in &b.permission_paths {
+        let path = path.clone().ok_or_else(|| {
+            ConfigError::new(
+                K::InvalidValue,
+                "a permission claim path has an empty segment",
+            )
+        })?;
+        if !permission_paths.contains(&path) {
+            permission_paths.push(path);
+        }
+    }
+    let permission_capture = crate::permission::capture_names(&permission_paths);
+    if b.required_permissions.iter().any(String::is_empty) {
+        return Err(ConfigError::new(K::EmptyValue, "empty required permission"));
+    }
+    let required_permissions = (!b.required_permissions.is_empty()).then(|| {
+        Requirement::All(
+            b.required_permissions
+                .iter()
+                .map(|p| p.as_str().into())
+                .collect(),
+        )
+    });
+    let metadata = match &b.resource {
+        None => None,
+        Some(resource) if resource.resource.is_empty() => {
+            return Err(ConfigError::new(
+                K::ResourceRequired,
+                "resource_name, resource_documentation and scopes_supported need .resource(..)",
+            ));
+        }
+        Some(resource) => {
+            let (url, paths) = resource.locate()?;
+            Some(ProtectedResourceMetadata::new(
+                resource,
+                issuers.iter().map(|i| i.matcher.as_str()).collect(),
+                b.token_source.reads_bearer_header(),
+                url.into(),
+                paths,
+            ))
+        }
+    };
+    let challenge = ChallengeParams {
+        realm: b.realm.clone().map(Into::into),
+        resource_metadata: metadata.as_ref().map(|m| m.url().into()),
+    };
+    let context = AuthContext::build(
+        challenge,
+        Arc::clone(&b.responder),
+        required_permissions.clone(),
+    );
+    let mut algorithms: Vec<Algorithm> = Vec::new();
+    for alg in issuers.iter().flat_map(|i| &i.algorithms) {
+        if !algorithms.contains(alg) {
+            algorithms.push(*alg);
+        }
+    }
+
+    Ok(Policy {
+        issuers,
+        token: TokenRules {
+            source: b.token_source,
+            max_len: b.max_token_len,
+        },
+        claims: ClaimRules {
+            leeway: b.leeway.as_secs_f64(),
+            typ: b.typ,
+            required: b.required_claims.into_iter().map(Into::into).collect(),
+            clock: b.clock,
+        },
+        permissions: PermissionRules {
+            paths: permission_paths,
+            capture: permission_capture,
+            required: required_permissions,
+        },
+        cache: b.cache.map(TokenCache::new),
+        context,
+        algorithms,
+        metadata,
+    })
+}
+
+/// Each issuer with its matcher, audiences, algorithms and keys.
+fn build_issuers(b: &JwtAuthConfigBuilder) -> Result<Vec<Arc<Issuer>>, ConfigError> {
+    use ConfigErrorKind as K;
+    let sharing = b.issuers.iter().filter(|i| !i.keys.is_set()).count();
+    if sharing > 1 && b.keys.is_anonymous() {
+        return Err(ConfigError::new(
+            K::SharedKeySource,
+            "several issuers share one key source, so a key of one could sign tokens claiming another; \
+             give each issuer its own keys with .trusted_issuer(TrustedIssuer::new(issuer).jwks_url(..)) \
+             (or .key_set(..), .pem(..), .key_store(..)), or let each use OIDC discovery",
+        ));
+    }
+    let mut issuers = Vec::with_capacity(b.issuers.len());
+    for trusted in &b.issuers {
+        let tenants = if trusted.tenants.is_empty() {
+            &b.tenants
+        } else {
+            &trusted.tenants
+        };
+        let matcher = IssuerMatch::new(&trusted.issuer, tenants, b.any_tenant)?;
+        let audiences = if trusted.audiences.is_empty() {
+            &b.audiences
+        } else {
+            &trusted.audiences
+        };
+        if audiences.is_empty() && !b.any_audience {
+            return Err(ConfigError::new(
+                K::NoAudience,
+                format!(
+                    "no audience configured for issuer {:?} (RFC 9068 section 4); use dangerous().accept_any_audience() to skip the check",
+                    trusted.issuer
+                ),
+            ));
+        }
+        let spec = if trusted.keys.is_set() {
+            &trusted.keys
+        } else {
+            &b.keys
+        };
+        let built = spec.build(
+            matcher.as_str(),
+            #[cfg(feature = "remote")]
+            &b.remote_options,
+        )?;
+        let algorithms = resolve_algorithms(b.algorithms.as_deref(), built.static_set.as_deref())?;
+        issuers.push(Arc::new(Issuer {
+            matcher,
+            audiences: audiences.iter().map(|a| a.as_str().into()).collect(),
+            algorithms,
+            store: built.store,
+            #[cfg(feature = "remote")]
+            remote: built.remote,
+        }));
+    }
+    Ok(issuers)
+}
+
+/// The algorithms one issuer accepts: those requested, or by default every one its
+/// static keys can verify (for remote keys and custom stores: every asymmetric one).
+fn resolve_algorithms(
+    requested: Option<&[Algorithm]>,
+    keys: Option<&KeySet>,
+) -> Result<Vec<Algorithm>, ConfigError> {
+    use ConfigErrorKind as K;
+    let Some(requested) = requested else {
+        return Ok(match keys {
+            Some(keys) => Algorithm::ALL
+                .into_iter()
+                .filter(|alg| keys.iter().any(|k| k.supports(*alg)))
+                .collect(),
+            None => Algorithm::ASYMMETRIC.to_vec(),
+        });
+    };
+    if requested.is_empty() {
+        return Err(ConfigError::new(K::InvalidValue, "no algorithm allowed"));
+    }
+    if requested.iter().any(|a| a.is_hmac()) && requested.iter().any(|a| !a.is_hmac()) {
+        return Err(ConfigError::new(
+            K::MixedKeyTypes,
+            "HMAC algorithms cannot be allowed together with asymmetric ones",
+        ));
+    }
+    if let Some(keys) = keys {
+        for alg in requested {
+            if keys.iter().any(|k| k.supports(*alg)) {
+                continue;
+            }
+            let kind = if alg.is_hmac() && keys.has_hmac() {
+                K::HmacSecretTooShort
+            } else {
+                K::AlgorithmNotSupported
+            };
+            return Err(ConfigError::new(
+                kind,
+                format!("no configured key can verify {alg}"),
+            ));
+        }
+    }
+    Ok(requested.to_vec())
+}
