@@ -12,7 +12,9 @@
 //!
 //! `LISTEN_ADDR` sets the address (default `127.0.0.1:3000`); `JWT_CACHE` (any value)
 //! turns on the verified-token cache. Routes:
-//! `GET /health` (public), `GET /me` (any valid token: the claims as JSON),
+//! `GET /health` (public liveness, always 200), `GET /ready` (public readiness: 200 once
+//! every issuer's keys have loaded, else 503), `GET /metrics` (public, Prometheus text),
+//! `GET /me` (any valid token: the claims as JSON),
 //! `GET /documents` (needs `read`), `POST /documents` (needs `write`, answers 201).
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
@@ -21,12 +23,13 @@ mod logs;
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
@@ -51,6 +54,41 @@ type Store = Arc<Mutex<Vec<Document>>>;
 
 async fn health() -> &'static str {
     "ok"
+}
+
+/// 200 once every issuer's keys have loaded (fresh or stale), else 503: a pod that cannot
+/// verify tokens should not get traffic.
+async fn ready(State(config): State<JwtAuthConfig>) -> (StatusCode, String) {
+    let statuses: Vec<_> = config.key_health().iter().map(|h| h.status()).collect();
+    if statuses.iter().all(|status| status.is_ready()) {
+        (StatusCode::OK, "ready".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{statuses:?}"))
+    }
+}
+
+/// The process-wide Prometheus recorder: the metrics facade takes one global recorder,
+/// installed the first time an app is built.
+fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .as_ref()
+}
+
+/// The metrics in Prometheus text. Without the exporter's own listener, histograms are
+/// drained on each scrape (`run_upkeep`).
+async fn metrics() -> (StatusCode, String) {
+    match prometheus() {
+        Some(handle) => {
+            handle.run_upkeep();
+            (StatusCode::OK, handle.render())
+        }
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no metrics recorder".into(),
+        ),
+    }
 }
 
 async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
@@ -80,8 +118,11 @@ async fn create(
     (StatusCode::CREATED, Json(document))
 }
 
-/// The application: `/health` outside the auth layer, everything else behind it.
+/// The application: `/health`, `/ready` and `/metrics` outside the auth layer, everything
+/// else behind it.
 pub(crate) fn app(auth: JwtAuthLayer) -> Router {
+    let _ = prometheus();
+    let config = auth.verifier().config().clone();
     let store: Store = Arc::default();
     let protected = Router::new()
         .route("/me", get(me))
@@ -95,7 +136,12 @@ pub(crate) fn app(auth: JwtAuthLayer) -> Router {
         )
         .layer(auth)
         .with_state(store);
-    Router::new().route("/health", get(health)).merge(protected)
+    let public = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .with_state(config);
+    public.merge(protected)
 }
 
 #[tokio::main]

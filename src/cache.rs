@@ -26,6 +26,7 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 
 use crate::permission::Permissions;
+use crate::telemetry::Identity;
 
 const SHARDS: usize = 16;
 
@@ -89,6 +90,7 @@ type Digest = [u8; 32];
 pub(crate) struct Entry {
     pub(crate) claims: Arc<dyn Any + Send + Sync>,
     pub(crate) permissions: Permissions,
+    pub(crate) identity: Option<Arc<Identity>>,
     pub(crate) exp: f64,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
@@ -163,6 +165,7 @@ impl TokenCache {
         generation: u64,
         claims: Arc<dyn Any + Send + Sync>,
         permissions: Permissions,
+        identity: Option<Arc<Identity>>,
         times: (f64, Option<f64>, Option<f64>),
         now: f64,
         size: usize,
@@ -200,6 +203,7 @@ impl TokenCache {
         let entry = Entry {
             claims,
             permissions,
+            identity,
             exp,
             nbf,
             iat,
@@ -234,6 +238,7 @@ mod tests {
             keys.generation(),
             Arc::new(()),
             Permissions::default(),
+            None,
             (exp, None, None),
             now,
             token.len(),

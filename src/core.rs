@@ -21,10 +21,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ErrorKind;
 use crate::issuer::{Issuer, issuer_for};
-use crate::jwks::KeysFuture;
+use crate::jwks::{KeySet, KeysFuture};
 use crate::jws::header_kid;
 use crate::permission::Requirement;
 use crate::policy::Policy;
+use crate::telemetry::{self, Identity};
 use crate::token::BearerToken;
 use crate::verify::{self, Verified};
 
@@ -39,8 +40,43 @@ pub(crate) enum Outcome<C, T> {
     Rejected(ErrorKind),
     /// The issuer's keys have never loaded: 503, retry after this long.
     Unavailable(Duration),
-    /// Verified, but without the layer-wide permissions: 403.
-    Forbidden(Requirement),
+    /// Verified, but without the layer-wide permissions: 403. Who the token names, and
+    /// its issuer, for spans and the audit hook.
+    Forbidden(Requirement, Option<Arc<Identity>>, Arc<Issuer>),
+}
+
+impl<C, T> Outcome<C, T> {
+    /// The outcome label of metrics, spans and the audit hook (one of `OUTCOMES`).
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Authenticated(..) => "ok",
+            Self::Anonymous => "anonymous",
+            Self::Rejected(kind) => telemetry::refusal_label(*kind),
+            Self::Unavailable(_) => "unavailable",
+            Self::Forbidden(..) => "forbidden",
+        }
+    }
+
+    /// The error of a refusal.
+    pub(crate) fn error(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Authenticated(..) | Self::Anonymous => None,
+            Self::Rejected(kind) => Some(*kind),
+            Self::Unavailable(_) => Some(ErrorKind::KeysUnavailable),
+            Self::Forbidden(..) => Some(ErrorKind::InsufficientPermission),
+        }
+    }
+
+    /// The issuer and who the token names, for a verified token.
+    pub(crate) fn identity(&self) -> (Option<&Issuer>, Option<&Identity>) {
+        match self {
+            Self::Authenticated(verified, issuer, _) => {
+                (Some(&**issuer), verified.identity.as_deref())
+            }
+            Self::Forbidden(_, identity, issuer) => (Some(&**issuer), identity.as_deref()),
+            _ => (None, None),
+        }
+    }
 }
 
 /// The synchronous part's result: an outcome, or a wait for keys.
@@ -100,7 +136,7 @@ where
             token,
         });
     };
-    match verify::verify::<C>(policy, &issuer, &keys, text) {
+    match timed_verify::<C>(policy, &issuer, &keys, text) {
         Ok(verified) => Step::Done(admit(policy, verified, issuer, token)),
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
@@ -132,7 +168,7 @@ impl<T: AsRef<str>> Pending<T> {
             token,
         } = self;
         match keys.await {
-            Some(keys) => match verify::verify::<C>(policy, &issuer, &keys, token.as_ref()) {
+            Some(keys) => match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
                 Ok(verified) => admit(policy, verified, issuer, token),
                 Err(kind) => Outcome::Rejected(kind),
             },
@@ -145,6 +181,26 @@ impl<T: AsRef<str>> Pending<T> {
     pub(crate) fn give_up<C>(self) -> Outcome<C, T> {
         missing_keys(self.missing, &self.issuer)
     }
+}
+
+/// Step 5, timed for `jwt_auth_verify_seconds`; who the token names is kept only when a
+/// span or the audit hook will read it.
+fn timed_verify<C>(
+    policy: &Policy,
+    issuer: &Issuer,
+    keys: &KeySet,
+    token: &str,
+) -> Result<Verified<C>, ErrorKind>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    let identity = policy.telemetry.audit.is_some() || tracing::enabled!(tracing::Level::DEBUG);
+    #[cfg(feature = "metrics")]
+    let started = std::time::Instant::now();
+    let result = verify::verify::<C>(policy, issuer, keys, token, identity);
+    #[cfg(feature = "metrics")]
+    telemetry::record_verify(started.elapsed());
+    result
 }
 
 fn missing_keys<C, T>(missing: ErrorKind, issuer: &Issuer) -> Outcome<C, T> {
@@ -163,7 +219,7 @@ fn admit<C, T>(
 ) -> Outcome<C, T> {
     match &policy.permissions.required {
         Some(required) if !required.is_met(&verified.permissions) => {
-            Outcome::Forbidden(required.clone())
+            Outcome::Forbidden(required.clone(), verified.identity, issuer)
         }
         _ => Outcome::Authenticated(verified, issuer, token),
     }

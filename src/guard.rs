@@ -18,6 +18,7 @@ use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::permission::Requirement;
 use crate::response::grpc::Protocol;
+use crate::telemetry;
 
 /// A permission named by a type, for the typed extractor `RequirePermission<P>`.
 /// Declare them with [`permission!`](crate::permission!).
@@ -192,12 +193,14 @@ pub(crate) fn check(
         return Err(missing_layer());
     };
     let protocol = Protocol::of(version, headers);
-    if !auth.is_authenticated() {
-        Err(auth.context.reject(ErrorKind::MissingToken, protocol))
-    } else if requirement.is_met(auth.permissions()) {
-        Ok(())
-    } else {
+    if auth.is_authenticated() && requirement.is_met(auth.permissions()) {
+        return Ok(());
+    }
+    telemetry::count_guard_refusal(requirement.names());
+    if auth.is_authenticated() {
         Err(auth.context.reject_permission(requirement, protocol))
+    } else {
+        Err(auth.context.reject(ErrorKind::MissingToken, protocol))
     }
 }
 

@@ -28,6 +28,11 @@ pub(crate) struct Registered<'de> {
     pub(crate) iat: Option<f64>,
     /// Entra's tenant id, for keys whose `issuer` member is a tenant template.
     pub(crate) tid: Option<Text<'de>>,
+    /// Who the token names, for spans and the audit hook: `sub`, `client_id`, `azp`.
+    /// Read leniently (a value of another type is left to the claims type to judge).
+    pub(crate) sub: Option<Text<'de>>,
+    pub(crate) client_id: Option<Text<'de>>,
+    pub(crate) azp: Option<Text<'de>>,
     /// Every top-level claim name, collected only when asked for.
     pub(crate) names: Option<Vec<Cow<'de, str>>>,
     /// The raw values of the claims asked for by name (permission sources), with the
@@ -139,6 +144,9 @@ enum Claim {
     Nbf,
     Iat,
     Tid,
+    Sub,
+    ClientId,
+    Azp,
 }
 
 impl Claim {
@@ -150,6 +158,9 @@ impl Claim {
             "nbf" => Self::Nbf,
             "iat" => Self::Iat,
             "tid" => Self::Tid,
+            "sub" => Self::Sub,
+            "client_id" => Self::ClientId,
+            "azp" => Self::Azp,
             _ => return None,
         })
     }
@@ -162,6 +173,18 @@ impl<'de> Registered<'de> {
         fn number(raw: &RawValue) -> Option<f64> {
             crate::claims::numeric(raw).ok()
         }
+        let identity = match claim {
+            Claim::Sub => Some(&mut self.sub),
+            Claim::ClientId => Some(&mut self.client_id),
+            Claim::Azp => Some(&mut self.azp),
+            _ => None,
+        };
+        if let Some(slot) = identity {
+            if slot.is_none() {
+                *slot = Text::deserialize(raw).ok();
+            }
+            return true;
+        }
         let fresh = match claim {
             Claim::Iss => self.iss.is_none(),
             Claim::Aud => self.aud.is_none(),
@@ -169,6 +192,7 @@ impl<'de> Registered<'de> {
             Claim::Nbf => self.nbf.is_none(),
             Claim::Iat => self.iat.is_none(),
             Claim::Tid => self.tid.is_none(),
+            Claim::Sub | Claim::ClientId | Claim::Azp => true,
         };
         let parsed = fresh
             && match claim {
@@ -178,6 +202,7 @@ impl<'de> Registered<'de> {
                 Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
                 Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
                 Claim::Tid => Text::deserialize(raw).map(|t| self.tid = Some(t)).is_ok(),
+                Claim::Sub | Claim::ClientId | Claim::Azp => true,
             };
         if !parsed && self.problem.is_none() {
             self.problem = Some(ErrorKind::InvalidClaim);

@@ -15,6 +15,7 @@ use crate::context::AuthContext;
 use crate::issuer::Issuer;
 use crate::permission::{ClaimPath, Requirement};
 use crate::resource::ProtectedResourceMetadata;
+use crate::telemetry::{AuditHook, SubjectLogging};
 use crate::time::Clock;
 use crate::token::TokenSource;
 
@@ -44,6 +45,13 @@ pub(crate) struct Policy {
     /// Every algorithm some issuer accepts (each issuer checks its own list).
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) metadata: Option<ProtectedResourceMetadata>,
+    pub(crate) telemetry: TelemetryRules,
+}
+
+/// What spans and the audit hook are told.
+pub(crate) struct TelemetryRules {
+    pub(crate) subject: SubjectLogging,
+    pub(crate) audit: Option<AuditHook>,
 }
 
 /// Where the token is and how long it may be.

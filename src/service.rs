@@ -10,14 +10,18 @@ use bytes::Bytes;
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
+use tracing::Instrument as _;
+use tracing::field::{self, Empty};
 
 use crate::authentication::Authentication;
 use crate::body::ResponseBody;
 use crate::context::AuthContext;
 use crate::core::{self, Outcome, Step};
 use crate::future::ResponseFuture;
+use crate::log::LogKid;
 use crate::policy::Policy;
 use crate::response::grpc::Protocol;
+use crate::telemetry::{self, AuditEvent};
 use crate::token::BearerToken;
 
 /// The service that authenticates requests; built by
@@ -72,16 +76,75 @@ impl<S: fmt::Debug, C> fmt::Debug for JwtAuth<S, C> {
     }
 }
 
+/// Tells the span, the metrics and the audit hook what the core decided. Nothing here
+/// comes from the token but its verified claims; the issuer is the configured one.
+fn report<C>(
+    policy: &Policy,
+    span: &tracing::Span,
+    outcome: &Outcome<C, BearerToken>,
+    request: &http::request::Request<impl Sized>,
+) {
+    let label = outcome.label();
+    telemetry::count_request(label);
+    let (issuer, identity) = outcome.identity();
+    let issuer = issuer.map(|issuer| issuer.matcher.as_str());
+    let kid = identity.and_then(|i| i.kid.as_deref());
+    let subject = identity.and_then(|i| i.subject.as_deref());
+    let client_id = identity.and_then(|i| i.client_id.as_deref());
+    if !span.is_disabled() {
+        span.record("outcome", label);
+        if let Some(issuer) = issuer {
+            span.record("issuer", issuer);
+        }
+        if let Some(kid) = kid {
+            span.record("kid", field::debug(LogKid(kid)));
+        }
+        if let Some(client_id) = client_id {
+            span.record("client_id", client_id);
+        }
+        if let Some(subject) = subject.and_then(|s| policy.telemetry.subject.render(s)) {
+            span.record("subject", subject.as_str());
+        }
+    }
+    if let Some(hook) = &policy.telemetry.audit {
+        hook(&AuditEvent {
+            outcome: label,
+            error: outcome.error(),
+            method: request.method(),
+            path: request.uri().path(),
+            issuer,
+            subject,
+            client_id,
+            kid,
+        });
+    }
+}
+
+/// The span of one request's authentication; its fields are filled once decided.
+fn span() -> tracing::Span {
+    tracing::debug_span!(
+        "jwt_auth",
+        outcome = Empty,
+        issuer = Empty,
+        kid = Empty,
+        client_id = Empty,
+        subject = Empty
+    )
+}
+
 /// What the core decided, as the request to pass on or the response to send.
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 fn settle<C, B>(
     outcome: Outcome<C, BearerToken>,
+    policy: &Policy,
     context: &AuthContext,
+    span: &tracing::Span,
     request: &mut Request<B>,
 ) -> Result<(), Response<Bytes>>
 where
     C: Send + Sync + 'static,
 {
+    report(policy, span, &outcome, request);
     let protocol = Protocol::of(request.version(), request.headers());
     match outcome {
         Outcome::Authenticated(verified, issuer, token) => {
@@ -100,7 +163,9 @@ where
             request.extensions_mut().insert(authentication);
             Ok(())
         }
-        Outcome::Forbidden(requirement) => Err(context.reject_permission(&requirement, protocol)),
+        Outcome::Forbidden(requirement, ..) => {
+            Err(context.reject_permission(&requirement, protocol))
+        }
         Outcome::Unavailable(after) => Err(context.reject_unavailable(after, protocol)),
         Outcome::Rejected(kind) => {
             tracing::debug!(error = kind.description(), "request rejected");
@@ -124,6 +189,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let span = span();
+        let entered = span.enter();
         let step = core::authenticate::<C>(
             &self.policy,
             request.headers(),
@@ -131,20 +198,29 @@ where
             self.optional,
         );
         match step {
-            Step::Done(outcome) => match settle(outcome, &self.context, &mut request) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                Err(response) => ResponseFuture::rejected(response),
-            },
+            Step::Done(outcome) => {
+                let settled = settle(outcome, &self.policy, &self.context, &span, &mut request);
+                drop(entered);
+                match settled {
+                    Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+                    Err(response) => ResponseFuture::rejected(response),
+                }
+            }
             Step::Wait(pending) => {
                 // The readied service goes with the future; this one takes a fresh clone.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let policy = Arc::clone(&self.policy);
                 let context = self.context.clone();
-                let auth = Box::pin(async move {
-                    let outcome = pending.finish::<C>(&policy).await;
-                    settle(outcome, &context, &mut request).map(|()| request)
-                });
+                drop(entered);
+                let waiting = span.clone();
+                let auth = Box::pin(
+                    async move {
+                        let outcome = pending.finish::<C>(&policy).await;
+                        settle(outcome, &policy, &context, &waiting, &mut request).map(|()| request)
+                    }
+                    .instrument(span),
+                );
                 ResponseFuture::authenticating(auth, ready)
             }
         }

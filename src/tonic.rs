@@ -178,7 +178,9 @@ impl<T> RequestExt for Request<T> {
 ///   request with that `kid` passes).
 ///
 /// On success the claims, [`Permissions`] and [`BearerToken`] go into the request
-/// extensions, where [`RequestExt`] reads them.
+/// extensions, where [`RequestExt`] reads them. Each call counts in
+/// `jwt_auth_requests_total` (feature `metrics`); the span and the audit hook, which
+/// name the method and path, belong to the layer.
 ///
 /// ```
 /// # use tower_jwt_auth::JwtAuthConfig;
@@ -246,6 +248,7 @@ where
                 Step::Done(outcome) => outcome,
                 Step::Wait(pending) => pending.give_up(),
             };
+        crate::telemetry::count_request(outcome.label());
         let kind = match outcome {
             Outcome::Authenticated(verified, issuer, token) => {
                 let authentication = Authentication::verified(
@@ -260,7 +263,7 @@ where
             }
             Outcome::Rejected(kind) => kind,
             Outcome::Unavailable(_) => ErrorKind::KeysUnavailable,
-            Outcome::Forbidden(_) => ErrorKind::InsufficientPermission,
+            Outcome::Forbidden(..) => ErrorKind::InsufficientPermission,
             Outcome::Anonymous => ErrorKind::MissingToken,
         };
         Err(AuthError::new(kind).into())

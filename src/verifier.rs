@@ -117,7 +117,7 @@ fn verified<C>(outcome: Outcome<C, &str>) -> Result<Verified<C>, AuthError> {
         Outcome::Authenticated(verified, _, _) => return Ok(verified),
         Outcome::Rejected(kind) => kind,
         Outcome::Unavailable(_) => ErrorKind::KeysUnavailable,
-        Outcome::Forbidden(_) => ErrorKind::InsufficientPermission,
+        Outcome::Forbidden(..) => ErrorKind::InsufficientPermission,
         // A given token is never absent.
         Outcome::Anonymous => ErrorKind::MissingToken,
     };

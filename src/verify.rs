@@ -20,6 +20,7 @@ use crate::jws::{Header, b64, json_object};
 use crate::payload::{self, Registered};
 use crate::permission::{self, Permissions};
 use crate::policy::{ClaimRules, Policy, TypPolicy};
+use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 
 /// A verified token: its claims and what it may do.
@@ -35,30 +36,35 @@ pub struct Verified<C> {
     pub(crate) times: Times,
     /// The payload's size, for the cache's byte bound.
     pub(crate) payload_len: usize,
+    /// Who the token names, when a span or the audit hook will read it.
+    pub(crate) identity: Option<Arc<Identity>>,
 }
 
 /// `exp`, `nbf` and `iat` of a verified token.
 pub(crate) type Times = (f64, Option<f64>, Option<f64>);
 
 /// Verifies `token` with a key set of `issuer`, through the verified-token cache when one
-/// is configured. The caller has checked the length limit and chosen the issuer.
+/// is configured. The caller has checked the length limit and chosen the issuer;
+/// `identity` says whether to keep who the token names.
 pub(crate) fn verify<C>(
     policy: &Policy,
     issuer: &Issuer,
     keys: &KeySet,
     token: &str,
+    identity: bool,
 ) -> Result<Verified<C>, ErrorKind>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let Some(cache) = &policy.cache else {
-        return verify_uncached(policy, issuer, keys, token);
+        return verify_uncached(policy, issuer, keys, token, identity);
     };
     let digest = TokenCache::digest(token);
     let now = unix_seconds(policy.claims.clock.now());
     if let Some(entry) = cache.get(&digest, keys.generation(), now)
         && let Ok(claims) = entry.claims.downcast::<C>()
     {
+        telemetry::count_cache(true);
         let times = (entry.exp, entry.nbf, entry.iat);
         check_times(&policy.claims, times, now)?;
         return Ok(Verified {
@@ -66,14 +72,17 @@ where
             permissions: entry.permissions,
             times,
             payload_len: 0,
+            identity: entry.identity,
         });
     }
-    let verified = verify_uncached::<C>(policy, issuer, keys, token)?;
+    telemetry::count_cache(false);
+    let verified = verify_uncached::<C>(policy, issuer, keys, token, identity)?;
     cache.insert(
         digest,
         keys.generation(),
         verified.claims.clone(),
         verified.permissions.clone(),
+        verified.identity.clone(),
         verified.times,
         now,
         token.len() + verified.payload_len,
@@ -86,6 +95,7 @@ fn verify_uncached<C: DeserializeOwned>(
     issuer: &Issuer,
     keys: &KeySet,
     token: &str,
+    identity: bool,
 ) -> Result<Verified<C>, ErrorKind> {
     let rules = &policy.claims;
     let (header_b64, rest) = token.split_once('.').ok_or(ErrorKind::Malformed)?;
@@ -144,11 +154,20 @@ fn verify_uncached<C: DeserializeOwned>(
         registered.nbf,
         registered.iat,
     );
+    let text = |t: &Option<crate::payload::Text<'_>>| t.as_ref().map(|t| t.0.as_ref().into());
+    let identity = identity.then(|| {
+        Arc::new(Identity {
+            kid: text(&header.kid),
+            subject: text(&registered.sub),
+            client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
+        })
+    });
     Ok(Verified {
         claims: Arc::new(claims),
         permissions,
         times,
         payload_len: payload.len(),
+        identity,
     })
 }
 

@@ -15,11 +15,42 @@ use http::StatusCode;
 use serde_json::Value;
 use support::{Server, client};
 use tower_jwt_auth::JwtAuthLayer;
-use tower_jwt_auth::testing::MockIssuer;
+use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
 
 async fn example_server(issuer: &MockIssuer) -> Server {
     let cfg = support::issuer_config(issuer).build().expect("config");
     Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
+}
+
+#[tokio::test]
+async fn ready_follows_the_key_stores_and_metrics_count_outcomes() {
+    let issuer = MockIssuer::start().await;
+    issuer.set_fault(Endpoint::Discovery, Fault::Down);
+    let server = example_server(&issuer).await;
+    // Liveness stays 200; readiness is 503 while the issuer is down at startup.
+    server.get("/health", &[]).await.assert_ok();
+    let ready = server.get("/ready", &[]).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{ready:?}");
+    issuer.clear_faults();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.get("/ready", &[]).await.status != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let token = issuer.token().permissions(["read"]).sign();
+    server.bearer_at("/documents", &token).await.assert_ok();
+    server.get("/documents", &[]).await.assert_no_token();
+    let metrics = server.get("/metrics", &[]).await;
+    metrics.assert_ok();
+    for line in [
+        "jwt_auth_requests_total{outcome=\"ok\"}",
+        "jwt_auth_requests_total{outcome=\"missing\"}",
+        "jwt_auth_jwks_fetches_total{issuer=",
+        "jwt_auth_verify_seconds",
+    ] {
+        assert!(metrics.body.contains(line), "{line} in {}", metrics.body);
+    }
+    assert!(!metrics.body.contains(&token[..20]), "no token in metrics");
 }
 
 #[tokio::test]

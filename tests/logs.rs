@@ -3,51 +3,19 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use support::{AUDIENCE, ISSUER, Server, client};
+use support::{AUDIENCE, ISSUER, Server, capture, client};
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, TokenBuilder};
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("logs").clone()).expect("utf-8")
-    }
-}
-
-/// Records every event at TRACE level on this thread (the tests' current-thread
-/// runtime runs the server and the refresher here too) until the guard drops.
-fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, SubjectLogging};
+use tracing_subscriber::fmt::format::FmtSpan;
 
 #[tokio::test]
 async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
-    let (captured, _guard) = capture();
+    let (captured, _guard) = capture(FmtSpan::NONE);
 
     // Static HMAC keys: every rejection kind.
     let secret = b"a-secret-that-must-never-appear-in-any-log-line-0123".to_vec();
@@ -126,7 +94,7 @@ async fn rejections_and_fetch_failures_never_log_tokens_or_secrets() {
 
 #[tokio::test]
 async fn a_kid_with_line_breaks_cannot_forge_a_log_line() {
-    let (captured, _guard) = capture();
+    let (captured, _guard) = capture(FmtSpan::NONE);
 
     let forged = "k\r\n2026-01-01T00:00:00Z  INFO forged: admin logged in";
     let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
@@ -162,7 +130,7 @@ async fn a_kid_with_line_breaks_cannot_forge_a_log_line() {
 
 #[tokio::test]
 async fn a_failing_first_load_is_explained_in_words() {
-    let (captured, _guard) = capture();
+    let (captured, _guard) = capture(FmtSpan::NONE);
     // A loopback port nothing listens on: the connection is refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -194,4 +162,40 @@ async fn a_failing_first_load_is_explained_in_words() {
     assert!(warning.contains("connection refused"), "{warning}");
     assert!(warning.contains("no keys have loaded yet"), "{warning}");
     assert!(!logs.contains("last good keys"), "{logs}");
+}
+
+#[tokio::test]
+async fn the_span_names_issuer_kid_client_and_hashed_subject_never_the_token() {
+    let (captured, _guard) = capture(FmtSpan::CLOSE);
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let cfg = support::issuer_config(&issuer)
+        .subject_logging(SubjectLogging::Hashed)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let token = issuer
+        .token()
+        .subject("alice@example.com")
+        .claim("client_id", "billing-app")
+        .sign();
+    server.bearer(&token).await.assert_ok();
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("jwt_auth") && l.contains("outcome=\"ok\""))
+        .unwrap_or_else(|| panic!("no span in {logs}"));
+    assert!(
+        line.contains(&format!("issuer=\"{}\"", issuer.issuer())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("kid=\"{}\"", issuer.active_key().kid())),
+        "{line}"
+    );
+    assert!(line.contains("client_id=\"billing-app\""), "{line}");
+    assert!(line.contains("subject=\""), "{line}");
+    assert!(!logs.contains("alice@example.com"), "the subject is hashed");
+    for segment in token.split('.') {
+        assert!(!logs.contains(segment), "no token segment in the logs");
+    }
 }

@@ -15,6 +15,7 @@ use crate::permission::ClaimPath;
 use crate::policy::TypPolicy;
 use crate::resource::ResourceSettings;
 use crate::response::{DefaultResponder, ErrorResponder};
+use crate::telemetry::{AuditEvent, AuditHook, SubjectLogging};
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
 
@@ -61,6 +62,8 @@ pub struct JwtAuthConfigBuilder {
     pub(super) resource: Option<ResourceSettings>,
     pub(super) cache: Option<CacheOptions>,
     pub(super) responder: Arc<dyn ErrorResponder>,
+    pub(super) subject_logging: SubjectLogging,
+    pub(super) audit: Option<AuditHook>,
 }
 
 impl Default for JwtAuthConfigBuilder {
@@ -86,6 +89,8 @@ impl Default for JwtAuthConfigBuilder {
             required_permissions: Vec::new(),
             resource: None,
             cache: None,
+            subject_logging: SubjectLogging::Off,
+            audit: None,
             responder: Arc::new(DefaultResponder),
         }
     }
@@ -395,6 +400,36 @@ impl JwtAuthConfigBuilder {
     /// How rejections are rendered; see [`ErrorResponder`].
     pub fn error_responder(mut self, responder: impl ErrorResponder) -> Self {
         self.responder = Arc::new(responder);
+        self
+    }
+
+    /// How the verified subject (`sub`) appears in the layer's tracing span: not at all
+    /// (the default), raw, or hashed. The span (`jwt_auth`, DEBUG level) carries the
+    /// configured issuer, the `kid`, the client id and the outcome; never the token.
+    pub fn subject_logging(mut self, mode: SubjectLogging) -> Self {
+        self.subject_logging = mode;
+        self
+    }
+
+    /// Calls `hook` once per request the layer decides, with a token-free summary: the
+    /// outcome label, the error kind of a refusal, the method and path, and for a verified
+    /// token its issuer, subject, client id and `kid`. For audit logs.
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    ///
+    /// let builder = JwtAuthConfig::builder().on_outcome(|event| {
+    ///     if event.error.is_some() {
+    ///         eprintln!("refused: {event}");
+    ///     }
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn on_outcome<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&AuditEvent<'_>) + Send + Sync + 'static,
+    {
+        self.audit = Some(Arc::new(hook));
         self
     }
 

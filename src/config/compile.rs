@@ -14,7 +14,7 @@ use crate::error::{ConfigError, ConfigErrorKind};
 use crate::issuer::{Issuer, IssuerMatch};
 use crate::jwks::KeySet;
 use crate::permission::{ClaimPath, Requirement};
-use crate::policy::{ClaimRules, PermissionRules, Policy, TokenRules};
+use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRules};
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
 
@@ -133,6 +133,10 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         context,
         algorithms,
         metadata,
+        telemetry: TelemetryRules {
+            subject: b.subject_logging,
+            audit: b.audit,
+        },
     })
 }
 

@@ -29,6 +29,7 @@ use super::{KeySet, KeyStore, KeysFuture};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::https::check_fetchable;
 use crate::log::LogKid;
+use crate::telemetry;
 
 /// The most `kid`s remembered as waiting for, or still unknown after, one fetch.
 const MAX_REMEMBERED_KIDS: usize = 1024;
@@ -64,6 +65,8 @@ struct Handle {
 /// What the refresher task, the handles and waiting requests share.
 struct Shared {
     fetcher: Fetcher,
+    /// The issuer (or, for a JWKS URL, the URL) that labels this store's metrics.
+    label: Arc<str>,
     options: RemoteOptions,
     keys: ArcSwapOption<KeySet>,
     health: Arc<Health>,
@@ -162,8 +165,13 @@ impl RemoteJwks {
     fn new(source: Source, options: RemoteOptions) -> Self {
         let (fetches, _) = watch::channel(0);
         let (stop, _) = watch::channel(());
+        let label: Arc<str> = match &source {
+            Source::Discovery { issuer, .. } => issuer.as_str().into(),
+            Source::Jwks(url) => url.as_str().into(),
+        };
         let handle = Handle {
             shared: Arc::new(Shared {
+                label,
                 fetcher: Fetcher::new(source, &options),
                 options,
                 keys: ArcSwapOption::empty(),
@@ -356,6 +364,11 @@ impl Shared {
     /// Publishes a fetch's result, records the schedule and wakes the waiting requests.
     fn finish_fetch(&self, result: Result<Fetched, FetchError>, kid_fetch: bool, delay: Duration) {
         let now = Instant::now();
+        let outcome = match &result {
+            Ok(fetched) if fetched.keys.is_some() => "ok",
+            Ok(_) => "unchanged",
+            Err(_) => "error",
+        };
         match result {
             Ok(fetched) => {
                 if let Some(keys) = fetched.keys {
@@ -373,6 +386,11 @@ impl Shared {
                 self.health.failed(error.to_string());
             }
         }
+        let age = self
+            .health
+            .confirmed_at()
+            .map(|at| now.saturating_duration_since(at));
+        telemetry::record_fetch(&self.label, outcome, age);
         let keys = self.keys.load();
         let cooldown = later(now, self.options.cooldown);
         let mut refresh = self.lock();

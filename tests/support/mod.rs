@@ -2,8 +2,9 @@
 //! 127.0.0.1:0 and a real HTTP client.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::routing::get;
@@ -269,4 +270,40 @@ pub fn sign_raw(key: &TestKey, alg: Algorithm, header: &str, payload: &str) -> S
     );
     let sig = key.sign(alg, input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("logs").clone()).expect("utf-8")
+    }
+}
+
+/// Records every event at TRACE level on this thread (the tests' current-thread
+/// runtime runs the server and the refresher here too) until the guard drops, with the
+/// given span events (`FmtSpan::CLOSE` prints each span's fields when it ends).
+pub fn capture(
+    spans: tracing_subscriber::fmt::format::FmtSpan,
+) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(spans)
+        .with_writer(move || writer.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
 }

@@ -1,0 +1,198 @@
+//! What operators see, over real HTTP: exact metric values per outcome (through the
+//! `metrics-util` debugging recorder, local to this test's current-thread runtime, which
+//! also runs the servers and the key refreshers) and the audit hook. Never a token in
+//! either. The span of each request is checked in `logs.rs`, where every test installs
+//! its subscriber before any traffic (tracing caches a callsite's interest globally).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use support::Server;
+use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
+use tower_jwt_auth::{CacheOptions, JwtAuthLayer, OUTCOMES, RequirePermission, StandardClaims};
+
+/// Counter values by name and sorted labels, e.g. `requests{outcome=ok}`.
+fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let mut labels: Vec<String> = key
+            .key()
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.key().name(), labels.join(","));
+        match value {
+            DebugValue::Counter(n) => {
+                out.insert(name, n);
+            }
+            DebugValue::Histogram(samples) => {
+                out.insert(name, samples.len() as u64);
+            }
+            DebugValue::Gauge(_) => {
+                out.insert(name, 1);
+            }
+        }
+    }
+    out
+}
+
+async fn who(auth: tower_jwt_auth::Authentication) -> String {
+    auth.claims::<StandardClaims>()
+        .and_then(|c| c.sub.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_outcome_is_counted_once_with_its_fixed_label() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let cfg = support::issuer_config(&issuer)
+        .require_permissions(["api"])
+        .cache(CacheOptions::new())
+        .build()
+        .expect("config");
+    let router = Router::new()
+        .route("/", get(who))
+        .route("/guarded", get(who).route_layer(RequirePermission("write")))
+        .layer(JwtAuthLayer::new(cfg));
+    let server = Server::start_router(router).await;
+    let good = issuer.token().permissions(["api", "write"]).sign();
+    server.bearer(&good).await.assert_ok();
+    server.bearer(&good).await.assert_ok(); // a cache hit
+    server.get("/", &[]).await.assert_no_token();
+    server
+        .get("/", &[("authorization", "Bearer a b")])
+        .await
+        .assert_invalid_request();
+    let refused = [
+        issuer.token().permissions(["api"]).expired().sign(),
+        issuer.token().permissions(["api"]).tampered().sign(),
+        issuer.token().permissions(["api"]).wrong_audience().sign(),
+    ];
+    for token in &refused {
+        assert_eq!(server.bearer(token).await.status, 401);
+    }
+    let no_api = issuer.token().permissions(["write"]).sign();
+    assert_eq!(server.bearer(&no_api).await.status, 403);
+    // Passes the layer (ok), refused by the route guard.
+    let reader = issuer.token().permissions(["api"]).sign();
+    assert_eq!(server.bearer_at("/guarded", &reader).await.status, 403);
+
+    // Optional mode without a token, and an issuer whose keys never loaded.
+    let optional = Server::start(
+        JwtAuthLayer::new(support::issuer_config(&issuer).build().expect("config")).optional(),
+    )
+    .await;
+    optional.get("/optional", &[]).await.assert_ok();
+    let down = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    down.set_fault(Endpoint::Discovery, Fault::Down);
+    let unavailable = Server::start(JwtAuthLayer::new(
+        support::issuer_config(&down).build().expect("config"),
+    ))
+    .await;
+    assert_eq!(unavailable.bearer(&down.token().sign()).await.status, 503);
+
+    let values = counters(&snapshotter);
+    println!("{values:#?}");
+    let requests = |outcome: &str| {
+        values
+            .get(&format!("jwt_auth_requests_total{{outcome={outcome}}}"))
+            .copied()
+            .unwrap_or(0)
+    };
+    let expected = [
+        ("ok", 3),
+        ("anonymous", 1),
+        ("missing", 1),
+        ("malformed", 1),
+        ("expired", 1),
+        ("invalid_signature", 1),
+        ("invalid_claims", 1),
+        ("forbidden", 1),
+        ("unavailable", 1),
+    ];
+    for (outcome, count) in expected {
+        assert!(OUTCOMES.contains(&outcome));
+        assert_eq!(requests(outcome), count, "{outcome}");
+    }
+    assert_eq!(
+        values.get("jwt_auth_guard_refusals_total{required=write}"),
+        Some(&1)
+    );
+    assert_eq!(values.get("jwt_auth_cache_total{result=hit}"), Some(&1));
+    // Misses: every token that reached verification but the repeated one.
+    assert_eq!(values.get("jwt_auth_cache_total{result=miss}"), Some(&6));
+    // Every request that reached verification (not the anonymous or unavailable one).
+    assert_eq!(values.get("jwt_auth_verify_seconds{}"), Some(&7));
+    let fetched = format!(
+        "jwt_auth_jwks_fetches_total{{issuer={},result=ok}}",
+        issuer.issuer()
+    );
+    assert!(values.get(&fetched).is_some_and(|n| *n >= 1), "{fetched}");
+    let age = format!("jwt_auth_key_set_age_seconds{{issuer={}}}", issuer.issuer());
+    assert!(values.contains_key(&age), "{age}");
+    let failed = format!(
+        "jwt_auth_jwks_fetches_total{{issuer={},result=error}}",
+        down.issuer()
+    );
+    assert!(values.get(&failed).is_some_and(|n| *n >= 1), "{failed}");
+    for name in values.keys() {
+        assert!(!name.contains("eyJ"), "no token in {name}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_hook_gets_a_token_free_summary_of_every_decision() {
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&events);
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let cfg = support::issuer_config(&issuer)
+        .on_outcome(move |event| {
+            let line = format!(
+                "{} {:?} {} {} {:?} {:?} {:?} {}",
+                event.outcome,
+                event.error,
+                event.method,
+                event.path,
+                event.issuer,
+                event.subject,
+                event.client_id,
+                event.kid.is_some()
+            );
+            sink.lock().expect("events").push(line);
+        })
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let token = issuer.token().subject("bob").claim("azp", "spa").sign();
+    server.bearer(&token).await.assert_ok();
+    server
+        .bearer(&issuer.token().expired().sign())
+        .await
+        .assert_invalid_token("token expired");
+    server.get("/", &[]).await.assert_no_token();
+    let events = events.lock().expect("events").clone();
+    assert_eq!(
+        events,
+        [
+            format!(
+                "ok None GET / Some({:?}) Some(\"bob\") Some(\"spa\") true",
+                issuer.issuer()
+            ),
+            "expired Some(Expired) GET / None None None false".to_owned(),
+            "missing Some(MissingToken) GET / None None None false".to_owned(),
+        ]
+    );
+    for event in &events {
+        assert!(!event.contains("eyJ"), "no token in {event}");
+    }
+}
