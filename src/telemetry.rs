@@ -118,8 +118,29 @@ pub(crate) fn refusal_label(kind: ErrorKind) -> &'static str {
 
 /// Counts one request the layer decided.
 pub(crate) fn count_request(outcome: &'static str) {
+    // A literal label value makes the metric key static: no allocation per request.
     #[cfg(feature = "metrics")]
-    metrics::counter!("jwt_auth_requests_total", "outcome" => outcome).increment(1);
+    macro_rules! requests {
+        ($($label:literal),+) => {
+            match outcome {
+                $($label => metrics::counter!("jwt_auth_requests_total", "outcome" => $label),)+
+                other => metrics::counter!("jwt_auth_requests_total", "outcome" => other),
+            }
+        };
+    }
+    #[cfg(feature = "metrics")]
+    requests!(
+        "ok",
+        "anonymous",
+        "missing",
+        "malformed",
+        "expired",
+        "invalid_signature",
+        "invalid_claims",
+        "forbidden",
+        "unavailable"
+    )
+    .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = outcome;
 }
@@ -142,8 +163,11 @@ pub(crate) fn record_verify(elapsed: Duration) {
 /// Counts a verified-token cache lookup.
 pub(crate) fn count_cache(hit: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("jwt_auth_cache_total", "result" => if hit { "hit" } else { "miss" })
-        .increment(1);
+    if hit {
+        metrics::counter!("jwt_auth_cache_total", "result" => "hit").increment(1);
+    } else {
+        metrics::counter!("jwt_auth_cache_total", "result" => "miss").increment(1);
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = hit;
 }
