@@ -725,3 +725,27 @@ async fn keys_reached_over_plain_http_through_a_custom_clients_redirect_are_refu
     let last_error = first_load_error(&health);
     assert!(last_error.contains("not https"), "{last_error}");
 }
+
+#[tokio::test]
+async fn extreme_intervals_never_panic_the_refresher() {
+    let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
+    let options = RemoteOptions::new()
+        .http_client(client())
+        .refresh_interval(Duration::MAX)
+        .max_age_bounds(Duration::MAX, Duration::MAX)
+        .unknown_kid_cooldown(Duration::MAX)
+        .backoff(Duration::MAX, Duration::MAX);
+    let remote = RemoteJwks::from_issuer(issuer.issuer(), options).expect("remote");
+    assert!(remote.wait_until_ready(Duration::MAX).await);
+    // An unknown kid asks for a refetch (the first one is not blocked by a cooldown).
+    let rotated = issuer.rotate();
+    let keys = remote
+        .refetch_for_kid(rotated.kid())
+        .await
+        .expect("refetched");
+    assert!(keys.iter().any(|k| k.kid() == Some(rotated.kid())));
+    // The task scheduled its next fetch at the far end of time and is still alive.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(remote.health().is_refreshing(), "the refresher survived");
+    assert!(remote.retry_after() > Duration::from_secs(3600));
+}
