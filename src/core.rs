@@ -194,7 +194,8 @@ fn timed_verify<C>(
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    let identity = policy.telemetry.audit.is_some() || tracing::enabled!(tracing::Level::DEBUG);
+    let identity = policy.telemetry.audit.is_some()
+        || tracing::enabled!(target: telemetry::SPAN_TARGET, tracing::Level::DEBUG);
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
     let result = verify::verify::<C>(policy, issuer, keys, token, identity);

@@ -123,6 +123,7 @@ fn report<C>(
 /// The span of one request's authentication; its fields are filled once decided.
 fn span() -> tracing::Span {
     tracing::debug_span!(
+        target: telemetry::SPAN_TARGET,
         "jwt_auth",
         outcome = Empty,
         issuer = Empty,

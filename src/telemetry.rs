@@ -14,6 +14,10 @@ use aws_lc_rs::digest;
 
 use crate::error::ErrorKind;
 
+/// The target of the per-request `jwt_auth` span. The core collects who a token names only
+/// when this target is enabled at DEBUG, so both must name the same one.
+pub(crate) const SPAN_TARGET: &str = "tower_jwt_auth::request";
+
 /// How the subject (`sub`) of a verified token appears in the layer's tracing spans.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -249,7 +249,7 @@ where
                 Step::Wait(pending) => pending.give_up(),
             };
         crate::telemetry::count_request(outcome.label());
-        let kind = match outcome {
+        match outcome {
             Outcome::Authenticated(verified, issuer, token) => {
                 let authentication = Authentication::verified(
                     self.context.clone(),
@@ -259,13 +259,13 @@ where
                     issuer,
                 );
                 request.extensions_mut().insert(authentication);
-                return Ok(request);
+                Ok(request)
             }
-            Outcome::Rejected(kind) => kind,
-            Outcome::Unavailable(_) => ErrorKind::KeysUnavailable,
-            Outcome::Forbidden(..) => ErrorKind::InsufficientPermission,
-            Outcome::Anonymous => ErrorKind::MissingToken,
-        };
-        Err(AuthError::new(kind).into())
+            // Not optional, so `Anonymous` never comes back; every other outcome refuses.
+            refused => {
+                let kind = refused.error().unwrap_or(ErrorKind::MissingToken);
+                Err(AuthError::new(kind).into())
+            }
+        }
     }
 }

@@ -113,13 +113,11 @@ impl Verifier {
 }
 
 fn verified<C>(outcome: Outcome<C, &str>) -> Result<Verified<C>, AuthError> {
-    let kind = match outcome {
-        Outcome::Authenticated(verified, _, _) => return Ok(verified),
-        Outcome::Rejected(kind) => kind,
-        Outcome::Unavailable(_) => ErrorKind::KeysUnavailable,
-        Outcome::Forbidden(..) => ErrorKind::InsufficientPermission,
-        // A given token is never absent.
-        Outcome::Anonymous => ErrorKind::MissingToken,
-    };
-    Err(AuthError::new(kind))
+    match outcome {
+        Outcome::Authenticated(verified, _, _) => Ok(verified),
+        // A given token is never absent, so every other outcome is a refusal.
+        refused => Err(AuthError::new(
+            refused.error().unwrap_or(ErrorKind::MissingToken),
+        )),
+    }
 }
