@@ -9,6 +9,7 @@ use crate::context::AuthContext;
 use crate::issuer::Issuer;
 use crate::permission::Permissions;
 use crate::token::BearerToken;
+use crate::tracking::Tracked;
 
 /// What [`JwtAuthLayer`](crate::JwtAuthLayer) puts into every request it lets through:
 /// one extension, two reference counts to clone. For a verified token it holds the claims
@@ -39,6 +40,8 @@ pub struct Authentication {
 struct Principal {
     claims: Arc<dyn Any + Send + Sync>,
     permissions: Permissions,
+    /// The keys of the state step, when the layer kept them.
+    tracked: Option<Arc<Tracked>>,
     token: BearerToken,
     issuer: Arc<Issuer>,
 }
@@ -57,6 +60,7 @@ impl Authentication {
         context: AuthContext,
         claims: Arc<dyn Any + Send + Sync>,
         permissions: Permissions,
+        tracked: Option<Arc<Tracked>>,
         token: BearerToken,
         issuer: Arc<Issuer>,
     ) -> Self {
@@ -65,6 +69,7 @@ impl Authentication {
             principal: Some(Arc::new(Principal {
                 claims,
                 permissions,
+                tracked,
                 token,
                 issuer,
             })),
@@ -105,6 +110,16 @@ impl Authentication {
     #[must_use]
     pub fn token(&self) -> Option<&BearerToken> {
         self.principal.as_ref().map(|p| &p.token)
+    }
+
+    /// The state step's keys of the verified token: those the layer kept, or read again
+    /// from the token.
+    pub(crate) fn tracked(&self) -> Option<Arc<Tracked>> {
+        let principal = self.principal.as_ref()?;
+        match &principal.tracked {
+            Some(tracked) => Some(Arc::clone(tracked)),
+            None => Tracked::from_verified(principal.token.as_str()).map(Arc::new),
+        }
     }
 
     /// The trusted issuer that verified the token, as configured (a tenant template

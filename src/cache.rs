@@ -27,6 +27,7 @@ use aws_lc_rs::digest;
 
 use crate::permission::Permissions;
 use crate::telemetry::Identity;
+use crate::tracking::Tracked;
 
 const SHARDS: usize = 16;
 
@@ -91,6 +92,7 @@ pub(crate) struct Entry {
     pub(crate) claims: Arc<dyn Any + Send + Sync>,
     pub(crate) permissions: Permissions,
     pub(crate) identity: Option<Arc<Identity>>,
+    pub(crate) tracked: Option<Arc<Tracked>>,
     pub(crate) exp: f64,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
@@ -166,6 +168,7 @@ impl TokenCache {
         claims: Arc<dyn Any + Send + Sync>,
         permissions: Permissions,
         identity: Option<Arc<Identity>>,
+        tracked: Option<Arc<Tracked>>,
         times: (f64, Option<f64>, Option<f64>),
         now: f64,
         size: usize,
@@ -204,6 +207,7 @@ impl TokenCache {
             claims,
             permissions,
             identity,
+            tracked,
             exp,
             nbf,
             iat,
@@ -238,6 +242,7 @@ mod tests {
             keys.generation(),
             Arc::new(()),
             Permissions::default(),
+            None,
             None,
             (exp, None, None),
             now,

@@ -13,6 +13,7 @@ use crate::error::ErrorKind;
 use crate::permission::Requirement;
 use crate::response::grpc::{Protocol, render};
 use crate::response::{ChallengeParams, ErrorResponder, Rejection};
+use crate::tracking::StateRules;
 
 /// Carried by every request the layer lets through (inside its
 /// [`Authentication`](crate::Authentication)), so that extractors and guards further in
@@ -49,6 +50,8 @@ struct ContextData {
     responder: Arc<dyn ErrorResponder>,
     /// The layer-wide permissions, named in every 403 next to a guard's own.
     layer_required: Option<Requirement>,
+    /// The stores, for route guards that ask for single use.
+    state: Arc<StateRules>,
 }
 
 impl AuthContext {
@@ -57,15 +60,22 @@ impl AuthContext {
         challenge: ChallengeParams,
         responder: Arc<dyn ErrorResponder>,
         layer_required: Option<Requirement>,
+        state: Arc<StateRules>,
     ) -> Self {
         Self {
             inner: Arc::new(ContextData {
                 challenge,
                 responder,
                 layer_required,
+                state,
             }),
             claims: None,
         }
+    }
+
+    /// The state step's rules, for a route guard's single-use check.
+    pub(crate) fn state(&self) -> &Arc<StateRules> {
+        &self.inner.state
     }
 
     /// The context of a layer or interceptor that deserializes claims into `C`.
@@ -92,14 +102,15 @@ impl AuthContext {
         render(&*self.inner.responder, &rejection, protocol)
     }
 
-    /// The 503 while an issuer's keys have never loaded, with `Retry-After`.
+    /// The 503 while an issuer's keys have never loaded or a token state store does not
+    /// answer, with `Retry-After`.
     pub(crate) fn reject_unavailable(
         &self,
+        kind: ErrorKind,
         after: Duration,
         protocol: Protocol,
     ) -> Response<Bytes> {
-        let rejection = Rejection::new(ErrorKind::KeysUnavailable, self.inner.challenge.clone())
-            .with_retry_after(after);
+        let rejection = Rejection::new(kind, self.inner.challenge.clone()).with_retry_after(after);
         render(&*self.inner.responder, &rejection, protocol)
     }
 

@@ -6,12 +6,13 @@
 //! 3. the issuer, by the token's `iss` when several are trusted;
 //! 4. that issuer's current keys (none yet: wait for the first load);
 //! 5. the verified-token cache, then verification (an unknown `kid`: wait for a refetch);
-//! 6. the layer-wide permissions.
+//! 6. the layer-wide permissions;
+//! 7. the state step: revocation, and single use when every token is single use.
 //!
-//! Steps 1 to 6 run synchronously. Only the two waits of step 4 and 5 are asynchronous;
-//! they come back as a [`Pending`] the caller may await (the layer, `verify_async`) or
-//! drop (the interceptor, `verify`): the key store was signalled when the wait was
-//! created, so dropping it cancels nothing.
+//! Steps 1 to 7 run synchronously as far as they can. Three waits are asynchronous (the
+//! keys of step 4 and 5, a network store in step 7); they come back as a [`Pending`] the
+//! caller may await (the layer, `verify_async`) or drop (the interceptor, `verify`): the
+//! key store was signalled when the wait was created, so dropping it cancels nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::permission::Requirement;
 use crate::policy::Policy;
 use crate::telemetry::{self, Identity};
 use crate::token::BearerToken;
+use crate::tracking::{Check, STORE_RETRY_AFTER, Waiting};
 use crate::verify::{self, Verified};
 
 /// What authentication decided. `T` holds the token: a [`BearerToken`] for the layer,
@@ -38,8 +40,9 @@ pub(crate) enum Outcome<C, T> {
     Anonymous,
     /// Refused: 400 or 401 by kind.
     Rejected(ErrorKind),
-    /// The issuer's keys have never loaded: 503, retry after this long.
-    Unavailable(Duration),
+    /// 503, retry after this long: the issuer's keys have never loaded
+    /// (`KeysUnavailable`), or a token state store does not answer (`StoreUnavailable`).
+    Unavailable(ErrorKind, Duration),
     /// Verified, but without the layer-wide permissions: 403. Who the token names, and
     /// its issuer, for spans and the audit hook.
     Forbidden(Requirement, Option<Arc<Identity>>, Arc<Issuer>),
@@ -52,7 +55,7 @@ impl<C, T> Outcome<C, T> {
             Self::Authenticated(..) => "ok",
             Self::Anonymous => "anonymous",
             Self::Rejected(kind) => telemetry::refusal_label(*kind),
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(..) => "unavailable",
             Self::Forbidden(..) => "forbidden",
         }
     }
@@ -62,7 +65,7 @@ impl<C, T> Outcome<C, T> {
         match self {
             Self::Authenticated(..) | Self::Anonymous => None,
             Self::Rejected(kind) => Some(*kind),
-            Self::Unavailable(_) => Some(ErrorKind::KeysUnavailable),
+            Self::Unavailable(kind, _) => Some(*kind),
             Self::Forbidden(..) => Some(ErrorKind::InsufficientPermission),
         }
     }
@@ -82,17 +85,47 @@ impl<C, T> Outcome<C, T> {
 /// The synchronous part's result: an outcome, or a wait for keys.
 pub(crate) enum Step<C, T> {
     Done(Outcome<C, T>),
-    Wait(Pending<T>),
+    Wait(Pending<C, T>),
 }
 
-/// A wait for keys (the first load, or a refetch for an unknown `kid`), and what to
-/// finish with once they are there.
-pub(crate) struct Pending<T> {
+/// A wait, and what to finish with once it is over.
+pub(crate) struct Pending<C, T> {
     issuer: Arc<Issuer>,
-    keys: KeysFuture,
-    /// The refusal when the wait brings no keys.
-    missing: ErrorKind,
     token: T,
+    wait: Wait<C>,
+}
+
+enum Wait<C> {
+    /// For keys (the first load, or a refetch for an unknown `kid`); `missing` is the
+    /// refusal when the wait brings none.
+    Keys {
+        keys: KeysFuture,
+        missing: ErrorKind,
+    },
+    /// For a network store's answer in the state step.
+    State {
+        verified: Verified<C>,
+        check: Waiting,
+    },
+}
+
+/// Steps 6 and 7 done as far as they go without waiting.
+enum Admitted<C, T> {
+    Done(Outcome<C, T>),
+    Check(Verified<C>, Arc<Issuer>, T, Waiting),
+}
+
+impl<C, T> Admitted<C, T> {
+    fn into_step(self) -> Step<C, T> {
+        match self {
+            Self::Done(outcome) => Step::Done(outcome),
+            Self::Check(verified, issuer, token, check) => Step::Wait(Pending {
+                issuer,
+                token,
+                wait: Wait::State { verified, check },
+            }),
+        }
+    }
 }
 
 /// Steps 1 to 6 for a request's head.
@@ -131,22 +164,26 @@ where
         let keys = issuer.store.wait_for_keys();
         return Step::Wait(Pending {
             issuer,
-            keys,
-            missing: ErrorKind::KeysUnavailable,
             token,
+            wait: Wait::Keys {
+                keys,
+                missing: ErrorKind::KeysUnavailable,
+            },
         });
     };
     match timed_verify::<C>(policy, &issuer, &keys, text) {
-        Ok(verified) => Step::Done(admit(policy, verified, issuer, token)),
+        Ok(verified) => admit(policy, verified, issuer, token).into_step(),
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
                 // The store is signalled here, before anything awaits.
                 let keys = issuer.store.refetch_for_kid(&kid);
                 Step::Wait(Pending {
                     issuer,
-                    keys,
-                    missing: ErrorKind::UnknownKey,
                     token,
+                    wait: Wait::Keys {
+                        keys,
+                        missing: ErrorKind::UnknownKey,
+                    },
                 })
             }
             None => Step::Done(Outcome::Rejected(ErrorKind::UnknownKey)),
@@ -155,31 +192,53 @@ where
     }
 }
 
-impl<T: AsRef<str>> Pending<T> {
-    /// Waits for the keys (bounded by the store) and finishes steps 5 and 6.
-    pub(crate) async fn finish<C>(self, policy: &Policy) -> Outcome<C, T>
+impl<C, T: AsRef<str>> Pending<C, T> {
+    /// Waits (bounded by the key store or the state store) and finishes the steps left.
+    pub(crate) async fn finish(self, policy: &Policy) -> Outcome<C, T>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
         let Self {
             issuer,
-            keys,
-            missing,
             token,
+            wait,
         } = self;
-        match keys.await {
-            Some(keys) => match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
-                Ok(verified) => admit(policy, verified, issuer, token),
-                Err(kind) => Outcome::Rejected(kind),
-            },
-            None => missing_keys(missing, &issuer),
+        match wait {
+            Wait::Keys { keys, missing } => {
+                let Some(keys) = keys.await else {
+                    return missing_keys(missing, &issuer);
+                };
+                match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
+                    Ok(verified) => match admit(policy, verified, issuer, token) {
+                        Admitted::Done(outcome) => outcome,
+                        Admitted::Check(verified, issuer, token, check) => {
+                            checked(check.await, verified, issuer, token)
+                        }
+                    },
+                    Err(kind) => Outcome::Rejected(kind),
+                }
+            }
+            Wait::State { verified, check } => checked(check.await, verified, issuer, token),
         }
     }
 
     /// The outcome without waiting, for callers that cannot wait (the interceptor, the
-    /// synchronous `Verifier::verify`). The store was already signalled.
-    pub(crate) fn give_up<C>(self) -> Outcome<C, T> {
-        missing_keys(self.missing, &self.issuer)
+    /// synchronous `Verifier::verify`). A key store was already signalled; a network
+    /// state store cannot be asked, so the request is refused as if it did not answer.
+    pub(crate) fn give_up(self) -> Outcome<C, T> {
+        match self.wait {
+            Wait::Keys { missing, .. } => missing_keys(missing, &self.issuer),
+            Wait::State { .. } => {
+                static WARNED: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(
+                        "a network token state store needs a caller that can wait: use JwtAuthLayer (tonic servers take it with Server::builder().layer(..)) or Verifier::verify_async, not the interceptor or Verifier::verify"
+                    );
+                }
+                Outcome::Unavailable(ErrorKind::StoreUnavailable, STORE_RETRY_AFTER)
+            }
+        }
     }
 }
 
@@ -206,22 +265,47 @@ where
 
 fn missing_keys<C, T>(missing: ErrorKind, issuer: &Issuer) -> Outcome<C, T> {
     match missing {
-        ErrorKind::KeysUnavailable => Outcome::Unavailable(issuer.store.retry_after()),
+        ErrorKind::KeysUnavailable => {
+            Outcome::Unavailable(ErrorKind::KeysUnavailable, issuer.store.retry_after())
+        }
         kind => Outcome::Rejected(kind),
     }
 }
 
-/// Step 6: the layer-wide permissions.
+/// Step 6, the layer-wide permissions, then step 7 as far as it goes without waiting.
 fn admit<C, T>(
     policy: &Policy,
     verified: Verified<C>,
     issuer: Arc<Issuer>,
     token: T,
+) -> Admitted<C, T> {
+    if let Some(required) = &policy.permissions.required
+        && !required.is_met(&verified.permissions)
+    {
+        return Admitted::Done(Outcome::Forbidden(
+            required.clone(),
+            verified.identity,
+            issuer,
+        ));
+    }
+    match policy.state.check_layer(verified.tracked.as_ref()) {
+        Check::Done(result) => Admitted::Done(checked(result, verified, issuer, token)),
+        Check::Wait(check) => Admitted::Check(verified, issuer, token, check),
+    }
+}
+
+/// The outcome of step 7.
+fn checked<C, T>(
+    result: Result<(), ErrorKind>,
+    verified: Verified<C>,
+    issuer: Arc<Issuer>,
+    token: T,
 ) -> Outcome<C, T> {
-    match &policy.permissions.required {
-        Some(required) if !required.is_met(&verified.permissions) => {
-            Outcome::Forbidden(required.clone(), verified.identity, issuer)
+    match result {
+        Ok(()) => Outcome::Authenticated(verified, issuer, token),
+        Err(ErrorKind::StoreUnavailable) => {
+            Outcome::Unavailable(ErrorKind::StoreUnavailable, STORE_RETRY_AFTER)
         }
-        _ => Outcome::Authenticated(verified, issuer, token),
+        Err(kind) => Outcome::Rejected(kind),
     }
 }

@@ -76,6 +76,14 @@ pub enum ErrorKind {
     KeysUnavailable,
     /// The token is valid but lacks a required permission (403 `insufficient_scope`).
     InsufficientPermission,
+    /// A single-use token was presented again (its issuer and `jti` are already in the
+    /// replay store).
+    TokenReplayed,
+    /// The token, or every token of its subject, was revoked.
+    TokenRevoked,
+    /// The replay store or revocation list does not answer, and the layer fails closed
+    /// (503 with `Retry-After`).
+    StoreUnavailable,
 }
 
 impl ErrorKind {
@@ -84,7 +92,7 @@ impl ErrorKind {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::MalformedCredentials => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InsufficientPermission => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -95,7 +103,7 @@ impl ErrorKind {
     #[must_use]
     pub const fn error_code(self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::KeysUnavailable => None,
+            Self::MissingToken | Self::KeysUnavailable | Self::StoreUnavailable => None,
             Self::MalformedCredentials => Some("invalid_request"),
             Self::InsufficientPermission => Some("insufficient_scope"),
             _ => Some("invalid_token"),
@@ -127,6 +135,9 @@ impl ErrorKind {
             Self::InvalidAudience => "audience not accepted",
             Self::KeysUnavailable => "signing keys unavailable",
             Self::InsufficientPermission => "insufficient permission",
+            Self::TokenReplayed => "token already used",
+            Self::TokenRevoked => "token revoked",
+            Self::StoreUnavailable => "token state store unavailable",
         }
     }
 }

@@ -14,11 +14,13 @@ use tower_service::Service;
 
 use crate::authentication::Authentication;
 use crate::body::ResponseBody;
+use crate::context::AuthContext;
 use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::permission::Requirement;
 use crate::response::grpc::Protocol;
 use crate::telemetry;
+use crate::tracking::{Check, STORE_RETRY_AFTER};
 
 /// A permission named by a type, for the typed extractor `RequirePermission<P>`.
 /// Declare them with [`permission!`](crate::permission!).
@@ -94,6 +96,7 @@ pub struct Dynamic;
 /// body gets 403, not 422.
 pub struct RequirePermission<P = Dynamic> {
     requirement: Requirement,
+    single_use: bool,
     _permission: PhantomData<fn() -> P>,
 }
 
@@ -161,10 +164,71 @@ impl RequirePermission {
         )
     }
 
+    /// Also makes the token single use on this route: once the permission is met, the
+    /// token's issuer and `jti` go into the layer's
+    /// [`replay_store`](crate::JwtAuthConfigBuilder::replay_store), and a second request
+    /// with it gets 401 `invalid_token` ("token already used"). A token without `jti`
+    /// gets 401 ("required claim missing"). The permission is checked first, so a 403
+    /// does not use the token up.
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use tower_jwt_auth::RequirePermission;
+    ///
+    /// async fn transfer() {}
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/transfers", post(transfer).route_layer(RequirePermission("write").single_use()));
+    /// # let _ = app;
+    /// ```
+    pub fn single_use(mut self) -> Self {
+        self.single_use = true;
+        self
+    }
+
     fn with(requirement: Requirement) -> Self {
         Self {
             requirement,
+            single_use: false,
             _permission: PhantomData,
+        }
+    }
+
+    fn guard(&self) -> Guard {
+        Guard {
+            requirement: self.requirement.clone(),
+            single_use: self.single_use,
+        }
+    }
+}
+
+/// A guard that makes every token single use on the routes it covers, whatever their
+/// permissions: [`RequirePermission::single_use`] without a permission. Put permission
+/// guards outside it (with axum, `route_layer` it before them) so that a 403 does not
+/// use the token up.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use tower_jwt_auth::guard::SingleUse;
+///
+/// async fn redeem() {}
+///
+/// let app: Router = Router::new().route("/vouchers/redeem", post(redeem).route_layer(SingleUse));
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SingleUse;
+
+impl<S> Layer<S> for SingleUse {
+    type Service = RequirePermissionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequirePermissionService {
+            inner,
+            rule: Rule::Always(Guard {
+                requirement: Requirement::All(Arc::from([])),
+                single_use: true,
+            }),
         }
     }
 }
@@ -175,6 +239,7 @@ impl<P: Permission> RequirePermission<P> {
     pub fn typed() -> Self {
         Self {
             requirement: Requirement::All(Arc::from([Box::<str>::from(P::NAME)])),
+            single_use: false,
             _permission: PhantomData,
         }
     }
@@ -234,6 +299,7 @@ impl<P> Clone for RequirePermission<P> {
     fn clone(&self) -> Self {
         Self {
             requirement: self.requirement.clone(),
+            single_use: self.single_use,
             _permission: PhantomData,
         }
     }
@@ -241,8 +307,9 @@ impl<P> Clone for RequirePermission<P> {
 
 impl<P> fmt::Debug for RequirePermission<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RequirePermission")
-            .field(&self.requirement)
+        f.debug_struct("RequirePermission")
+            .field("requirement", &self.requirement)
+            .field("single_use", &self.single_use)
             .finish()
     }
 }
@@ -253,7 +320,7 @@ impl<S> Layer<S> for RequirePermission<Dynamic> {
     fn layer(&self, inner: S) -> Self::Service {
         RequirePermissionService {
             inner,
-            rule: Rule::Always(self.requirement.clone()),
+            rule: Rule::Always(self.guard()),
         }
     }
 }
@@ -269,18 +336,25 @@ pub struct RequirePermissionService<S> {
 /// What a guard requires of a request.
 #[derive(Clone, Debug)]
 enum Rule {
-    Always(Requirement),
+    Always(Guard),
     /// By request path; paths not listed pass.
     PerPath(MethodPermissions),
 }
 
 impl Rule {
-    fn requirement(&self, path: &str) -> Option<&Requirement> {
+    fn guard(&self, path: &str) -> Option<&Guard> {
         match self {
-            Self::Always(requirement) => Some(requirement),
-            Self::PerPath(methods) => methods.requirement(path),
+            Self::Always(guard) => Some(guard),
+            Self::PerPath(methods) => methods.guard(path),
         }
     }
+}
+
+/// One guard: the permissions, then, once they are met, whether the token is spent.
+#[derive(Clone, Debug)]
+struct Guard {
+    requirement: Requirement,
+    single_use: bool,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RequirePermissionService<S> {
@@ -294,7 +368,8 @@ impl<S: fmt::Debug> fmt::Debug for RequirePermissionService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePermissionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -305,19 +380,58 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let verdict = match self.rule.requirement(request.uri().path()) {
-            Some(requirement) => check(
-                requirement,
-                request.version(),
-                request.headers(),
-                request.extensions(),
-            ),
-            None => Ok(()),
+        let Some(guard) = self.rule.guard(request.uri().path()) else {
+            return ResponseFuture::inner(self.inner.call(request));
         };
-        match verdict {
-            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(response) => ResponseFuture::rejected(response),
+        let verdict = check(
+            &guard.requirement,
+            request.version(),
+            request.headers(),
+            request.extensions(),
+        );
+        if let Err(response) = verdict {
+            return ResponseFuture::rejected(response);
         }
+        if !guard.single_use {
+            return ResponseFuture::inner(self.inner.call(request));
+        }
+        // `check` passed, so the layer's `Authentication` is there.
+        let Some(auth) = request.extensions().get::<Authentication>() else {
+            return ResponseFuture::rejected(missing_layer());
+        };
+        let context = auth.context.clone();
+        let protocol = Protocol::of(request.version(), request.headers());
+        match context.state().check_route(auth.tracked().as_ref()) {
+            Check::Done(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
+            Check::Done(Err(kind)) => ResponseFuture::rejected(refuse(&context, kind, protocol)),
+            Check::Wait(waiting) => {
+                // The readied service goes with the future; this one takes a fresh clone.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                let spent = Box::pin(async move {
+                    match waiting.await {
+                        Ok(()) => Ok(request),
+                        Err(kind) => Err(refuse(&context, kind, protocol)),
+                    }
+                });
+                ResponseFuture::authenticating(spent, ready)
+            }
+        }
+    }
+}
+
+/// The refusal of a single-use check: 401 for a used token or a missing `jti`, 503 when
+/// the store does not answer.
+fn refuse(context: &AuthContext, kind: ErrorKind, protocol: Protocol) -> Response<bytes::Bytes> {
+    telemetry::count_guard_refusal(&[Box::from("single_use")]);
+    if kind == ErrorKind::StoreUnavailable {
+        context.reject_unavailable(kind, STORE_RETRY_AFTER, protocol)
+    } else {
+        tracing::debug!(
+            error = kind.description(),
+            "request refused by a single-use guard"
+        );
+        context.reject(kind, protocol)
     }
 }
 
@@ -336,7 +450,7 @@ where
 #[derive(Clone, Default)]
 #[must_use]
 pub struct MethodPermissions {
-    methods: Arc<Vec<(Box<str>, Requirement)>>,
+    methods: Arc<Vec<(Box<str>, Guard)>>,
 }
 
 impl MethodPermissions {
@@ -347,11 +461,11 @@ impl MethodPermissions {
 
     /// Guards the method with this full path (`/package.Service/Method`).
     pub fn method(mut self, path: &str, guard: RequirePermission) -> Self {
-        Arc::make_mut(&mut self.methods).push((path.into(), guard.requirement));
+        Arc::make_mut(&mut self.methods).push((path.into(), guard.guard()));
         self
     }
 
-    fn requirement(&self, path: &str) -> Option<&Requirement> {
+    fn guard(&self, path: &str) -> Option<&Guard> {
         self.methods
             .iter()
             .find(|(p, _)| **p == *path)

@@ -102,9 +102,11 @@ mod policy;
 mod resource;
 pub mod response;
 mod service;
+pub mod state;
 mod telemetry;
 pub mod time;
 mod token;
+mod tracking;
 mod verifier;
 mod verify;
 

@@ -33,6 +33,8 @@ pub(crate) struct Registered<'de> {
     pub(crate) sub: Option<Text<'de>>,
     pub(crate) client_id: Option<Text<'de>>,
     pub(crate) azp: Option<Text<'de>>,
+    /// The token's id, for single use and revocation; read leniently like `sub`.
+    pub(crate) jti: Option<Text<'de>>,
     /// Every top-level claim name, collected only when asked for.
     pub(crate) names: Option<Vec<Cow<'de, str>>>,
     /// The raw values of the claims asked for by name (permission sources), with the
@@ -147,6 +149,7 @@ enum Claim {
     Sub,
     ClientId,
     Azp,
+    Jti,
 }
 
 impl Claim {
@@ -161,6 +164,7 @@ impl Claim {
             "sub" => Self::Sub,
             "client_id" => Self::ClientId,
             "azp" => Self::Azp,
+            "jti" => Self::Jti,
             _ => return None,
         })
     }
@@ -177,6 +181,7 @@ impl<'de> Registered<'de> {
             Claim::Sub => Some(&mut self.sub),
             Claim::ClientId => Some(&mut self.client_id),
             Claim::Azp => Some(&mut self.azp),
+            Claim::Jti => Some(&mut self.jti),
             _ => None,
         };
         if let Some(slot) = identity {
@@ -192,7 +197,7 @@ impl<'de> Registered<'de> {
             Claim::Nbf => self.nbf.is_none(),
             Claim::Iat => self.iat.is_none(),
             Claim::Tid => self.tid.is_none(),
-            Claim::Sub | Claim::ClientId | Claim::Azp => true,
+            Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti => true,
         };
         let parsed = fresh
             && match claim {
@@ -202,7 +207,7 @@ impl<'de> Registered<'de> {
                 Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
                 Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
                 Claim::Tid => Text::deserialize(raw).map(|t| self.tid = Some(t)).is_ok(),
-                Claim::Sub | Claim::ClientId | Claim::Azp => true,
+                Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti => true,
             };
         if !parsed && self.problem.is_none() {
             self.problem = Some(ErrorKind::InvalidClaim);

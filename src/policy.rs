@@ -15,9 +15,11 @@ use crate::context::AuthContext;
 use crate::issuer::Issuer;
 use crate::permission::{ClaimPath, Requirement};
 use crate::resource::ProtectedResourceMetadata;
+use crate::state::Revocations;
 use crate::telemetry::{AuditHook, SubjectLogging};
 use crate::time::Clock;
 use crate::token::TokenSource;
+use crate::tracking::StateRules;
 
 /// Which JWS `typ` header values are accepted (RFC 8725 section 3.11).
 #[non_exhaustive]
@@ -46,6 +48,10 @@ pub(crate) struct Policy {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) metadata: Option<ProtectedResourceMetadata>,
     pub(crate) telemetry: TelemetryRules,
+    /// Revocation and single use.
+    pub(crate) state: Arc<StateRules>,
+    /// The admin handle of the revocation list, when there is one.
+    pub(crate) revocations: Option<Revocations>,
 }
 
 /// What spans and the audit hook are told.
@@ -89,6 +95,7 @@ impl fmt::Debug for Policy {
             .field("claims", &self.claims)
             .field("permissions", &self.permissions)
             .field("cache", &self.cache)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }

@@ -153,6 +153,7 @@ where
                 context.clone(),
                 verified.claims,
                 verified.permissions,
+                verified.tracked,
                 token,
                 issuer,
             );
@@ -167,7 +168,7 @@ where
         Outcome::Forbidden(requirement, ..) => {
             Err(context.reject_permission(&requirement, protocol))
         }
-        Outcome::Unavailable(after) => Err(context.reject_unavailable(after, protocol)),
+        Outcome::Unavailable(kind, after) => Err(context.reject_unavailable(kind, after, protocol)),
         Outcome::Rejected(kind) => {
             tracing::debug!(error = kind.description(), "request rejected");
             Err(context.reject(kind, protocol))
@@ -217,7 +218,7 @@ where
                 let waiting = span.clone();
                 let auth = Box::pin(
                     async move {
-                        let outcome = pending.finish::<C>(&policy).await;
+                        let outcome = pending.finish(&policy).await;
                         settle(outcome, &policy, &context, &waiting, &mut request).map(|()| request)
                     }
                     .instrument(span),

@@ -89,7 +89,7 @@ pub(crate) type AuditHook = Arc<dyn Fn(&AuditEvent<'_>) + Send + Sync>;
 
 /// Every value of the `outcome` label of `jwt_auth_requests_total`, and of
 /// [`AuditEvent::outcome`].
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 11] = [
     "ok",
     "anonymous",
     "missing",
@@ -99,6 +99,8 @@ pub const OUTCOMES: [&str; 9] = [
     "invalid_claims",
     "forbidden",
     "unavailable",
+    "replayed",
+    "revoked",
 ];
 
 /// The outcome label of a refusal of this kind.
@@ -114,7 +116,9 @@ pub(crate) fn refusal_label(kind: ErrorKind) -> &'static str {
         | K::KeyAlgorithmMismatch
         | K::UnsupportedAlgorithm
         | K::AlgorithmNotAllowed => "invalid_signature",
-        K::KeysUnavailable => "unavailable",
+        K::KeysUnavailable | K::StoreUnavailable => "unavailable",
+        K::TokenReplayed => "replayed",
+        K::TokenRevoked => "revoked",
         K::InsufficientPermission => "forbidden",
         _ => "invalid_claims",
     }
@@ -142,7 +146,9 @@ pub(crate) fn count_request(outcome: &'static str) {
         "invalid_signature",
         "invalid_claims",
         "forbidden",
-        "unavailable"
+        "unavailable",
+        "replayed",
+        "revoked"
     )
     .increment(1);
     #[cfg(not(feature = "metrics"))]
@@ -156,6 +162,18 @@ pub(crate) fn count_guard_refusal(required: &[Box<str>]) {
         .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = required;
+}
+
+/// Counts one store failure: a request refused with 503, or passed in fail-open mode.
+pub(crate) fn count_store_failure(open: bool) {
+    #[cfg(feature = "metrics")]
+    if open {
+        metrics::counter!("jwt_auth_store_fail_open_total").increment(1);
+    } else {
+        metrics::counter!("jwt_auth_store_errors_total").increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = open;
 }
 
 /// Records how long one verification took (cache lookup included).
@@ -239,6 +257,9 @@ mod tests {
             K::InvalidAudience,
             K::KeysUnavailable,
             K::InsufficientPermission,
+            K::TokenReplayed,
+            K::TokenRevoked,
+            K::StoreUnavailable,
         ] {
             assert!(OUTCOMES.contains(&refusal_label(kind)), "{kind:?}");
         }

@@ -60,7 +60,9 @@ impl From<AuthError> for Status {
         let message = error.description();
         match error.kind() {
             ErrorKind::InsufficientPermission => Status::permission_denied(message),
-            ErrorKind::KeysUnavailable => Status::unavailable(message),
+            ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => {
+                Status::unavailable(message)
+            }
             _ => Status::unauthenticated(message),
         }
     }
@@ -255,6 +257,7 @@ where
                     self.context.clone(),
                     verified.claims,
                     verified.permissions,
+                    verified.tracked,
                     token,
                     issuer,
                 );

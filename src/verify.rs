@@ -22,6 +22,7 @@ use crate::permission::{self, Permissions};
 use crate::policy::{ClaimRules, Policy, TypPolicy};
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
+use crate::tracking::Tracked;
 
 /// A verified token: its claims and what it may do.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct Verified<C> {
     pub(crate) payload_len: usize,
     /// Who the token names, when a span or the audit hook will read it.
     pub(crate) identity: Option<Arc<Identity>>,
+    /// The keys of the state step, when the layer checks revocation or single use.
+    pub(crate) tracked: Option<Arc<Tracked>>,
 }
 
 /// `exp`, `nbf` and `iat` of a verified token.
@@ -73,6 +76,7 @@ where
             times,
             payload_len: 0,
             identity: entry.identity,
+            tracked: entry.tracked,
         });
     }
     telemetry::count_cache(false);
@@ -83,6 +87,7 @@ where
         verified.claims.clone(),
         verified.permissions.clone(),
         verified.identity.clone(),
+        verified.tracked.clone(),
         verified.times,
         now,
         token.len() + verified.payload_len,
@@ -162,12 +167,22 @@ fn verify_uncached<C: DeserializeOwned>(
             client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
         })
     });
+    let tracked = policy.state.tracks().then(|| {
+        Arc::new(Tracked::new(
+            registered.iss.as_ref().map_or("", |t| t.0.as_ref()),
+            registered.jti.as_ref().map(|t| t.0.as_ref()),
+            registered.sub.as_ref().map(|t| t.0.as_ref()),
+            registered.iat,
+            times.0,
+        ))
+    });
     Ok(Verified {
         claims: Arc::new(claims),
         permissions,
         times,
         payload_len: payload.len(),
         identity,
+        tracked,
     })
 }
 

@@ -199,3 +199,60 @@ async fn the_span_names_issuer_kid_client_and_hashed_subject_never_the_token() {
         assert!(!logs.contains(segment), "no token segment in the logs");
     }
 }
+
+/// Fail-open mode: requests pass while Redis is down; the outage is logged once at WARN
+/// (not per request), its recovery once at INFO, and neither names the Redis password.
+#[tokio::test]
+async fn a_store_outage_is_logged_once_and_its_end_too() {
+    use support::redis::RedisServer;
+    use tower_jwt_auth::state::{RedisConnection, RedisReplayStore, StoreFailure};
+
+    let (captured, _guard) = capture(FmtSpan::NONE);
+    let mut redis = RedisServer::start();
+    // A password in the URL: it must never be logged.
+    let password = "hunter2-redis-password";
+    redis.command(&["CONFIG", "SET", "requirepass", password]);
+    let url = redis
+        .url()
+        .replace("redis://", &format!("redis://:{password}@"));
+    let connection = RedisConnection::open(&url).expect("url");
+    tracing::debug!(?connection, "configured");
+    let key = TestKey::ec_p256().with_kid("k");
+    let cfg = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .key_set(key.key_set())
+        .single_use_tokens(true)
+        .replay_store(RedisReplayStore::new(connection))
+        .store_failure(StoreFailure::Open)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let mint = || {
+        TokenBuilder::new(&key)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .sign()
+    };
+    server.bearer(&mint()).await.assert_ok();
+    redis.kill();
+    for _ in 0..5 {
+        server.bearer(&mint()).await.assert_ok();
+    }
+    redis.restart();
+    redis.command(&["CONFIG", "SET", "requirepass", password]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !captured.text().contains("answers again") {
+        assert!(std::time::Instant::now() < deadline, "{}", captured.text());
+        server.bearer(&mint()).await.assert_ok();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = captured.text();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("state store"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(warnings[0].contains("fail-open"), "{logs}");
+    assert!(!logs.contains("hunter2"), "{logs}");
+}

@@ -15,9 +15,14 @@ use crate::permission::ClaimPath;
 use crate::policy::TypPolicy;
 use crate::resource::ResourceSettings;
 use crate::response::{DefaultResponder, ErrorResponder};
+use crate::state::{ReplayStore, RevocationList, StoreFailure};
 use crate::telemetry::{AuditEvent, AuditHook, SubjectLogging};
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
+
+/// How long a revocation is kept by default: the longest an access token is expected to
+/// live.
+pub(crate) const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// The default clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -64,6 +69,11 @@ pub struct JwtAuthConfigBuilder {
     pub(super) responder: Arc<dyn ErrorResponder>,
     pub(super) subject_logging: SubjectLogging,
     pub(super) audit: Option<AuditHook>,
+    pub(super) replay: Option<Arc<dyn ReplayStore>>,
+    pub(super) revocation: Option<Arc<dyn RevocationList>>,
+    pub(super) single_use: bool,
+    pub(super) store_failure: StoreFailure,
+    pub(super) max_token_lifetime: Duration,
 }
 
 impl Default for JwtAuthConfigBuilder {
@@ -92,6 +102,11 @@ impl Default for JwtAuthConfigBuilder {
             subject_logging: SubjectLogging::Off,
             audit: None,
             responder: Arc::new(DefaultResponder),
+            replay: None,
+            revocation: None,
+            single_use: false,
+            store_failure: StoreFailure::Closed,
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
         }
     }
 }
@@ -430,6 +445,54 @@ impl JwtAuthConfigBuilder {
         F: Fn(&AuditEvent<'_>) + Send + Sync + 'static,
     {
         self.audit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Makes every token single use: a token needs a `jti`, and the second request with
+    /// the same issuer and `jti` gets 401 `invalid_token` ("token already used"), on every
+    /// replica that shares the [`replay_store`](Self::replay_store). A token without
+    /// `jti` gets 401 ("required claim missing"). Layer-wide permissions are checked
+    /// first, so a 403 does not use a token up.
+    ///
+    /// For single use on some routes only, use
+    /// [`RequirePermission::single_use`](crate::RequirePermission::single_use) or the
+    /// [`SingleUse`](crate::guard::SingleUse) layer instead.
+    pub fn single_use_tokens(mut self, on: bool) -> Self {
+        self.single_use = on;
+        self
+    }
+
+    /// Where used tokens are recorded, for single use (layer-wide or per route). The
+    /// default is a [`MemoryReplayStore`](crate::state::MemoryReplayStore) of 100 000
+    /// keys, which is right for one replica only: replicas share a `RedisReplayStore`
+    /// (feature `redis`).
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Some(Arc::new(store));
+        self
+    }
+
+    /// Checks every request against this revocation list, after the signature and for
+    /// cached tokens too: a revoked token, or a token of a revoked subject issued at or
+    /// before the revocation (or without `iat`), gets 401 `invalid_token` ("token
+    /// revoked"). Record revocations through
+    /// [`JwtAuthConfig::revocations`](crate::JwtAuthConfig::revocations).
+    pub fn revocation_list(mut self, list: impl RevocationList) -> Self {
+        self.revocation = Some(Arc::new(list));
+        self
+    }
+
+    /// How long a revocation is kept (24 h by default): at least the longest lifetime of
+    /// the issuer's access tokens, since the revoking call does not know a token's `exp`.
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_token_lifetime = lifetime;
+        self
+    }
+
+    /// What happens when the replay store or revocation list does not answer:
+    /// [`StoreFailure::Closed`] (503 with `Retry-After`, the default) or
+    /// [`StoreFailure::Open`] (pass, logged once per outage at WARN and counted).
+    pub fn store_failure(mut self, mode: StoreFailure) -> Self {
+        self.store_failure = mode;
         self
     }
 

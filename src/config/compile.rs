@@ -17,6 +17,8 @@ use crate::permission::{ClaimPath, Requirement};
 use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRules};
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
+use crate::state::{MemoryReplayStore, Revocations};
+use crate::tracking::StateRules;
 
 /// Checks every setting and compiles the policy requests read.
 pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
@@ -100,10 +102,27 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         realm: b.realm.clone().map(Into::into),
         resource_metadata: metadata.as_ref().map(|m| m.url().into()),
     };
+    if b.max_token_lifetime.is_zero() {
+        return Err(ConfigError::new(
+            K::InvalidValue,
+            "max_token_lifetime must be positive",
+        ));
+    }
+    let state = Arc::new(StateRules::new(
+        b.replay
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
+        b.revocation.clone(),
+        b.single_use,
+        b.store_failure,
+        b.leeway.as_secs_f64(),
+        Arc::clone(&b.clock),
+    ));
     let context = AuthContext::build(
         challenge,
         Arc::clone(&b.responder),
         required_permissions.clone(),
+        Arc::clone(&state),
     );
     let mut algorithms: Vec<Algorithm> = Vec::new();
     for alg in issuers.iter().flat_map(|i| &i.algorithms) {
@@ -122,7 +141,7 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
             leeway: b.leeway.as_secs_f64(),
             typ: b.typ,
             required: b.required_claims.into_iter().map(Into::into).collect(),
-            clock: b.clock,
+            clock: Arc::clone(&b.clock),
         },
         permissions: PermissionRules {
             paths: permission_paths,
@@ -137,6 +156,10 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
             subject: b.subject_logging,
             audit: b.audit,
         },
+        state,
+        revocations: b
+            .revocation
+            .map(|list| Revocations::new(list, b.clock, b.max_token_lifetime)),
     })
 }
 

@@ -23,6 +23,7 @@ use crate::jwks::health::JwksHealth;
 use crate::jwks::remote::RemoteJwks;
 use crate::policy::Policy;
 use crate::resource::ProtectedResourceMetadata;
+use crate::state::Revocations;
 
 /// The validated configuration of a [`JwtAuthLayer`](crate::JwtAuthLayer).
 ///
@@ -100,6 +101,30 @@ impl JwtAuthConfig {
     #[must_use]
     pub fn algorithms(&self) -> &[Algorithm] {
         &self.policy.algorithms
+    }
+
+    /// The handle that records revocations in the configured
+    /// [`revocation_list`](JwtAuthConfigBuilder::revocation_list); `None` without one.
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    /// use tower_jwt_auth::state::MemoryRevocationList;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let config = JwtAuthConfig::builder()
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api")
+    ///     .hmac_secret(b"an example secret of at least 32 bytes".to_vec())
+    ///     .revocation_list(MemoryRevocationList::default())
+    ///     .build()?;
+    /// let revocations = config.revocations().expect("a revocation list is configured");
+    /// revocations.revoke_subject("https://issuer.example", "user-42").await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn revocations(&self) -> Option<Revocations> {
+        self.policy.revocations.clone()
     }
 }
 

@@ -13,12 +13,13 @@ use crate::error::ErrorKind;
 impl Rejection {
     /// The gRPC status code of this rejection: `UNAUTHENTICATED` (16) for a missing,
     /// malformed or invalid token, `PERMISSION_DENIED` (7) for a missing permission,
-    /// `UNAVAILABLE` (14) while keys have never loaded.
+    /// `UNAVAILABLE` (14) while keys have never loaded or a token state store does not
+    /// answer.
     #[must_use]
     pub fn grpc_code(&self) -> u8 {
         match self.error.kind() {
             ErrorKind::InsufficientPermission => grpc_code::PERMISSION_DENIED,
-            ErrorKind::KeysUnavailable => grpc_code::UNAVAILABLE,
+            ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => grpc_code::UNAVAILABLE,
             _ => grpc_code::UNAUTHENTICATED,
         }
     }

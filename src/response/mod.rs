@@ -104,7 +104,7 @@ impl Rejection {
     /// `Bearer realm="api", error="invalid_token", error_description="token expired"`.
     #[must_use]
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
-        if self.error.kind() == ErrorKind::KeysUnavailable {
+        if self.error.status() == http::StatusCode::SERVICE_UNAVAILABLE {
             return None;
         }
         let mut params: Vec<(&str, &str)> = Vec::with_capacity(5);

@@ -18,6 +18,8 @@ use tower_jwt_auth::{
     StandardClaims,
 };
 
+pub mod redis;
+
 pub const ISSUER: &str = "https://idp.example.com/";
 pub const AUDIENCE: &str = "https://api.example.com";
 

@@ -1,0 +1,225 @@
+//! The shared stores on Redis (or Valkey): one round trip per check.
+//!
+//! - single use: `SET <prefix>replay:<key> 1 NX PX <ttl>`; a reply of `OK` means first
+//!   use, nil means the key was there;
+//! - revocation: `SET <prefix>revoked:token:<key> 1 PX <lifetime>` and
+//!   `SET <prefix>revoked:subject:<key> <unix ms> PX <lifetime>`, checked with one
+//!   `MGET` of both keys per request.
+//!
+//! The connection manager reconnects by itself; each command is bounded by the
+//! connection's timeout, so a slow or absent server costs a request at most that long.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands as _, ExistenceCheck, SetExpiry, SetOptions};
+
+use super::{
+    ReplayStore, Revocation, RevocationList, RevocationStatus, StateKey, StoreError, StoreFuture,
+};
+
+/// The default bound on one command.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// One reconnecting connection to a Redis or Valkey server, shared by a
+/// [`RedisReplayStore`] and a [`RedisRevocationList`] (clones share the connection).
+///
+/// `redis://host:port/db`, with `redis://user:password@…` for ACLs; `rediss://` needs the
+/// feature `redis-tls`. The URL is never logged.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_jwt_auth::JwtAuthConfig;
+/// use tower_jwt_auth::state::{RedisConnection, RedisReplayStore, RedisRevocationList};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = RedisConnection::open("redis://127.0.0.1:6379")?
+///     .prefix("orders-api:")
+///     .timeout(Duration::from_millis(50));
+/// let config = JwtAuthConfig::builder()
+///     .issuer("https://issuer.example")
+///     .audience("orders")
+///     .replay_store(RedisReplayStore::new(redis.clone()))
+///     .revocation_list(RedisRevocationList::new(redis))
+///     .build()?;
+/// # let _ = config;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisConnection {
+    manager: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+}
+
+impl RedisConnection {
+    /// A connection to the server at `url`, opened in the background when called inside
+    /// a tokio runtime (else by the first command). Until the server answers, checks
+    /// fail as the layer's [`StoreFailure`](super::StoreFailure) mode says; a server that
+    /// is down at startup is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the URL does not parse or names a scheme this build
+    /// does not support.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Backend(format!("invalid Redis URL: {:?}", e.kind())))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(250));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Connect now rather than on the first request's time budget.
+            let mut warm = manager.clone();
+            runtime.spawn(async move {
+                let _: redis::RedisResult<()> = redis::cmd("PING").query_async(&mut warm).await;
+            });
+        }
+        Ok(Self {
+            manager,
+            prefix: Arc::from("tower-jwt-auth:"),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// The prefix of every key (default `tower-jwt-auth:`), to share one server between
+    /// applications.
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Arc::from(prefix);
+        self
+    }
+
+    /// The longest one command may take, connection waits included (default 50 ms). A
+    /// request never waits longer than this for the store.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn key(&self, kind: &str, key: &StateKey) -> String {
+        format!("{}{kind}:{key}", self.prefix)
+    }
+
+    /// Runs one command within the timeout.
+    fn run<T, F, Fut>(&self, command: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let timeout = self.timeout;
+        let future = command(self.manager.clone());
+        StoreFuture::new(async move {
+            match tokio::time::timeout(timeout, future).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(StoreError::Backend(e.to_string())),
+                Err(_) => Err(StoreError::Timeout(timeout)),
+            }
+        })
+    }
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: it is not kept, and not shown.
+        f.debug_struct("RedisConnection")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds for `PX`: at least one, since Redis refuses zero.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The [`ReplayStore`] every replica shares: `SET key 1 NX PX ttl`, atomic on the server.
+#[derive(Debug, Clone)]
+pub struct RedisReplayStore {
+    connection: RedisConnection,
+}
+
+impl RedisReplayStore {
+    /// A replay store on this connection.
+    #[must_use]
+    pub fn new(connection: RedisConnection) -> Self {
+        Self { connection }
+    }
+}
+
+impl ReplayStore for RedisReplayStore {
+    fn insert_once(&self, key: StateKey, ttl: Duration) -> StoreFuture<bool> {
+        let key = self.connection.key("replay", &key);
+        let options = SetOptions::default()
+            .conditional_set(ExistenceCheck::NX)
+            .with_expiration(SetExpiry::PX(millis(ttl)));
+        self.connection.run(|mut redis| async move {
+            let reply: Option<String> = redis.set_options(key, 1, options).await?;
+            Ok(reply.is_some())
+        })
+    }
+}
+
+/// The [`RevocationList`] every replica shares.
+#[derive(Debug, Clone)]
+pub struct RedisRevocationList {
+    connection: RedisConnection,
+}
+
+impl RedisRevocationList {
+    /// A revocation list on this connection.
+    #[must_use]
+    pub fn new(connection: RedisConnection) -> Self {
+        Self { connection }
+    }
+}
+
+impl RevocationList for RedisRevocationList {
+    fn revoke(&self, revocation: Revocation, ttl: Duration) -> StoreFuture<()> {
+        let expiry = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
+        let (key, value) = match revocation {
+            Revocation::Token(key) => (self.connection.key("revoked:token", &key), 1),
+            Revocation::Subject(key, at) => (self.connection.key("revoked:subject", &key), at),
+        };
+        self.connection.run(|mut redis| async move {
+            let _: Option<String> = redis.set_options(key, value, expiry).await?;
+            Ok(())
+        })
+    }
+
+    fn status(
+        &self,
+        token: Option<StateKey>,
+        subject: Option<StateKey>,
+    ) -> StoreFuture<RevocationStatus> {
+        let token = token.map(|k| self.connection.key("revoked:token", &k));
+        let subject = subject.map(|k| self.connection.key("revoked:subject", &k));
+        match (token, subject) {
+            (None, None) => StoreFuture::ready(Ok(RevocationStatus::default())),
+            // Both keys in one round trip.
+            (Some(token), Some(subject)) => self.connection.run(|mut redis| async move {
+                let (token, since): (Option<u64>, Option<u64>) =
+                    redis.mget(&[token, subject]).await?;
+                Ok(RevocationStatus::new(token.is_some(), since))
+            }),
+            (Some(token), None) => self.connection.run(|mut redis| async move {
+                let token: Option<u64> = redis.get(token).await?;
+                Ok(RevocationStatus::new(token.is_some(), None))
+            }),
+            (None, Some(subject)) => self.connection.run(|mut redis| async move {
+                let since: Option<u64> = redis.get(subject).await?;
+                Ok(RevocationStatus::new(false, since))
+            }),
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Single-use tokens and revocation over real HTTP: in memory, and on a real Redis
+//! server shared by two app instances (two replicas).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::{get, post};
+use http::StatusCode;
+use support::redis::RedisServer;
+use support::{Answer, ISSUER, Server, answer, builder, ec_key, token};
+use tower_jwt_auth::guard::SingleUse;
+use tower_jwt_auth::state::{MemoryReplayStore, MemoryRevocationList, StoreFailure};
+use tower_jwt_auth::time::{Clock as _, ManualClock};
+use tower_jwt_auth::{
+    CacheOptions, Claims, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission, StandardClaims,
+};
+
+async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
+    claims.sub.unwrap_or_default()
+}
+
+async fn created() -> (StatusCode, &'static str) {
+    (StatusCode::CREATED, "created")
+}
+
+/// `/` needs a valid token; `/transfers` needs `write` and spends the token;
+/// `/redeem` spends it whatever its permissions.
+fn routes(layer: JwtAuthLayer) -> Router {
+    Router::new()
+        .route("/", get(whoami))
+        .route(
+            "/transfers",
+            post(created).route_layer(RequirePermission("write").single_use()),
+        )
+        .route("/redeem", post(created).route_layer(SingleUse))
+        .layer(layer)
+}
+
+fn config() -> JwtAuthConfigBuilder {
+    builder(ec_key().key_set())
+}
+
+async fn start(builder: JwtAuthConfigBuilder) -> Server {
+    let layer = JwtAuthLayer::new(builder.build().expect("config"));
+    Server::start_router(routes(layer)).await
+}
+
+async fn post_with(server: &Server, path: &str, token: &str) -> Answer {
+    let response = server
+        .client
+        .post(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    answer(response).await
+}
+
+fn assert_unavailable(answer: &Answer) {
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    assert_eq!(answer.retry_after.as_deref(), Some("1"), "{answer:?}");
+    assert!(answer.challenge.is_none(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn every_token_works_once_when_the_layer_makes_them_single_use() {
+    let server = start(config().single_use_tokens(true)).await;
+    let first = token(ec_key()).sign();
+    server.bearer(&first).await.assert_ok();
+    server
+        .bearer(&first)
+        .await
+        .assert_invalid_token("token already used");
+    // Another token is another jti.
+    server.bearer(&token(ec_key()).sign()).await.assert_ok();
+    // A token that cannot be single use is refused, not waved through.
+    let no_jti = token(ec_key()).without_claim("jti").sign();
+    server
+        .bearer(&no_jti)
+        .await
+        .assert_invalid_token("required claim missing");
+}
+
+#[tokio::test]
+async fn a_route_guard_spends_the_token_only_after_its_permission_is_met() {
+    let server = start(config()).await;
+    let reader = token(ec_key()).permissions(["read"]).sign();
+    // 403 twice: the refused request did not use the token up.
+    for _ in 0..2 {
+        let refused = post_with(&server, "/transfers", &reader).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    }
+    let writer = token(ec_key()).permissions(["write"]).sign();
+    // Routes without the guard do not spend it.
+    server.bearer(&writer).await.assert_ok();
+    server.bearer(&writer).await.assert_ok();
+    let first = post_with(&server, "/transfers", &writer).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    post_with(&server, "/transfers", &writer)
+        .await
+        .assert_invalid_token("token already used");
+    // One replay store for every guarded route: spent on one, spent on all.
+    post_with(&server, "/redeem", &writer)
+        .await
+        .assert_invalid_token("token already used");
+    // Without a token, the guard answers like the layer: a bare challenge.
+    let anonymous = server
+        .client
+        .post(server.url("/redeem"))
+        .send()
+        .await
+        .expect("request");
+    answer(anonymous).await.assert_no_token();
+    let no_jti = token(ec_key()).without_claim("jti").sign();
+    post_with(&server, "/redeem", &no_jti)
+        .await
+        .assert_invalid_token("required claim missing");
+}
+
+#[tokio::test]
+async fn a_layer_wide_single_use_token_is_spent_once_even_behind_a_route_guard() {
+    let server = start(config().single_use_tokens(true)).await;
+    let writer = token(ec_key()).permissions(["write"]).sign();
+    let first = post_with(&server, "/transfers", &writer).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    post_with(&server, "/transfers", &writer)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
+async fn the_verified_token_cache_never_lets_a_single_use_token_skip_the_check() {
+    let server = start(config().single_use_tokens(true).cache(CacheOptions::new())).await;
+    let once = token(ec_key()).sign();
+    server.bearer(&once).await.assert_ok();
+    // The second request is a cache hit, and still refused.
+    server
+        .bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
+async fn revoking_a_token_or_a_subject_refuses_it_at_once_cached_or_not() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let config = config()
+        .clock(clock.clone())
+        .cache(CacheOptions::new())
+        .revocation_list(MemoryRevocationList::default().with_clock(clock.clone()))
+        .build()
+        .expect("config");
+    let revocations = config.revocations().expect("a revocation list");
+    let server = Server::start_router(routes(JwtAuthLayer::new(config))).await;
+
+    let mint = |sub: &str| token(ec_key()).subject(sub).now(clock.now());
+    let one = mint("alice").claim("jti", "alice-1").sign();
+    let two = mint("alice").claim("jti", "alice-2").sign();
+    server.bearer(&one).await.assert_ok(); // now cached
+    server.bearer(&two).await.assert_ok();
+    revocations
+        .revoke_token(ISSUER, "alice-1")
+        .await
+        .expect("revoke");
+    server
+        .bearer(&one)
+        .await
+        .assert_invalid_token("token revoked");
+    server.bearer(&two).await.assert_ok();
+    // The jti alone is not the key: the same jti from another issuer is another token.
+    revocations
+        .revoke_token("https://other.example/", "alice-2")
+        .await
+        .expect("revoke");
+    server.bearer(&two).await.assert_ok();
+
+    // A subject: every token issued until now, and every token without `iat`.
+    let bob_old = mint("bob").sign();
+    let bob_undated = mint("bob").without_claim("iat").sign();
+    let carol = mint("carol").sign();
+    revocations
+        .revoke_subject(ISSUER, "bob")
+        .await
+        .expect("revoke");
+    server
+        .bearer(&bob_old)
+        .await
+        .assert_invalid_token("token revoked");
+    server
+        .bearer(&bob_undated)
+        .await
+        .assert_invalid_token("token revoked");
+    server.bearer(&carol).await.assert_ok();
+    clock.advance(Duration::from_secs(2));
+    let bob_new = mint("bob").sign();
+    server.bearer(&bob_new).await.assert_ok();
+}
+
+/// Sends the same request from `n` concurrent tasks and counts the statuses.
+async fn race(server: &Server, path: &str, token: &str, n: usize) -> Vec<StatusCode> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let request = server.client.post(server.url(path)).bearer_auth(token);
+            tokio::spawn(async move { answer(request.send().await.expect("request")).await })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(n);
+    for task in tasks {
+        let answer = task.await.expect("task");
+        if answer.status != StatusCode::CREATED {
+            answer.assert_invalid_token("token already used");
+        }
+        statuses.push(answer.status);
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_uses_of_one_token_let_exactly_one_through() {
+    let server = start(config()).await;
+    let once = token(ec_key()).sign();
+    let statuses = race(&server, "/redeem", &once, 1000).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn the_memory_store_stays_bounded_under_a_flood_of_distinct_tokens() {
+    let store = Arc::new(MemoryReplayStore::new(160));
+    let server = start(config().single_use_tokens(true).replay_store(store.clone())).await;
+    let mut passed = 0;
+    let mut full = 0;
+    for _ in 0..1_000 {
+        let answer = server.bearer(&token(ec_key()).sign()).await;
+        match answer.status {
+            StatusCode::OK => passed += 1,
+            // Full of live entries: refused like an unavailable store, nothing forgotten.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_unavailable(&answer);
+                full += 1;
+            }
+            other => panic!("unexpected {other}: {answer:?}"),
+        }
+    }
+    assert!(store.len() <= 160, "{} keys", store.len());
+    assert_eq!(passed, store.len());
+    assert_eq!(passed + full, 1_000);
+    assert!(full >= 840, "{full} refused");
+}
+
+/// Two replicas: two app instances with their own layer and their own connection to one
+/// Redis server.
+async fn replicas(redis: &RedisServer, builder: impl Fn() -> JwtAuthConfigBuilder) -> Vec<Server> {
+    use tower_jwt_auth::state::{RedisConnection, RedisReplayStore, RedisRevocationList};
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let connection = RedisConnection::open(&redis.url())
+            .expect("redis url")
+            .prefix("test:");
+        let config = builder()
+            .replay_store(RedisReplayStore::new(connection.clone()))
+            .revocation_list(RedisRevocationList::new(connection));
+        servers.push(start(config).await);
+    }
+    servers
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_accept_a_single_use_token_once() {
+    let redis = RedisServer::start();
+    let servers = replicas(&redis, || config().single_use_tokens(true)).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let once = token(ec_key()).sign();
+    a.bearer(&once).await.assert_ok();
+    b.bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+    a.bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+    let other = token(ec_key()).sign();
+    b.bearer(&other).await.assert_ok();
+    a.bearer(&other)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_replica_refuses_the_token_on_both() {
+    use tower_jwt_auth::state::{RedisConnection, RedisRevocationList};
+    let redis = RedisServer::start();
+    let servers = replicas(&redis, || config().cache(CacheOptions::new())).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    // The admin side: its own connection and handle, as on a third replica.
+    let admin = config()
+        .revocation_list(RedisRevocationList::new(
+            RedisConnection::open(&redis.url())
+                .expect("url")
+                .prefix("test:"),
+        ))
+        .build()
+        .expect("config")
+        .revocations()
+        .expect("revocations");
+
+    let t = token(ec_key())
+        .subject("dave")
+        .claim("jti", "dave-1")
+        .sign();
+    let u = token(ec_key()).subject("erin").sign();
+    a.bearer(&t).await.assert_ok();
+    b.bearer(&t).await.assert_ok();
+    admin.revoke_token(ISSUER, "dave-1").await.expect("revoke");
+    a.bearer(&t).await.assert_invalid_token("token revoked");
+    b.bearer(&t).await.assert_invalid_token("token revoked");
+    a.bearer(&u).await.assert_ok();
+    admin.revoke_subject(ISSUER, "erin").await.expect("revoke");
+    a.bearer(&u).await.assert_invalid_token("token revoked");
+    b.bearer(&u).await.assert_invalid_token("token revoked");
+    // What Redis holds names neither the issuer, the jti nor the subject.
+    let keys = redis.command(&["KEYS", "*"]);
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    for needle in ["dave", "erin", "idp.example.com"] {
+        assert!(!keys.contains(needle), "{keys}");
+    }
+    assert!(
+        keys.lines().all(|k| k.starts_with("test:revoked:")),
+        "{keys}"
+    );
+    let ttl: i64 = redis
+        .command(&["PTTL", keys.lines().next().expect("a key")])
+        .parse()
+        .expect("pttl");
+    let day = 24 * 3600 * 1000;
+    assert!(ttl > day - 60_000 && ttl <= day, "{ttl}");
+}
+
+#[tokio::test]
+async fn a_used_key_expires_from_redis_with_the_token_plus_leeway() {
+    let redis = RedisServer::start();
+    let leeway = Duration::from_secs(1);
+    let servers = replicas(&redis, || config().single_use_tokens(true).leeway(leeway)).await;
+    let a = &servers[0];
+    let jti = "short-lived";
+    let once = token(ec_key()).claim("jti", jti).expires_in_secs(1).sign();
+    a.bearer(&once).await.assert_ok();
+    let key = format!(
+        "test:replay:{}",
+        tower_jwt_auth::state::StateKey::token(ISSUER, jti)
+    );
+    let ttl: i64 = redis.command(&["PTTL", &key]).parse().expect("pttl");
+    // exp (1 s) plus the leeway (1 s), minus the time since minting.
+    assert!(ttl > 1_000 && ttl <= 2_000, "{ttl}");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(redis.command(&["EXISTS", &key]), "0");
+}
+
+#[tokio::test]
+async fn redis_down_gives_503_with_retry_after_and_service_resumes_by_itself() {
+    let mut redis = RedisServer::start();
+    let servers = replicas(&redis, || config().single_use_tokens(true)).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    a.bearer(&token(ec_key()).sign()).await.assert_ok();
+    redis.kill();
+    for server in [a, b] {
+        let answer = server.bearer(&token(ec_key()).sign()).await;
+        assert_unavailable(&answer);
+    }
+    redis.restart();
+    // No restart of the app: the connection comes back on its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for server in [a, b] {
+        loop {
+            let answer = server.bearer(&token(ec_key()).sign()).await;
+            if answer.status == StatusCode::OK {
+                break;
+            }
+            assert_unavailable(&answer);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recovery within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // And single use holds again across both.
+    let once = token(ec_key()).sign();
+    a.bearer(&once).await.assert_ok();
+    b.bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
+async fn fail_open_lets_requests_through_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let servers = replicas(&redis, || {
+        config()
+            .single_use_tokens(true)
+            .store_failure(StoreFailure::Open)
+    })
+    .await;
+    let a = &servers[0];
+    let once = token(ec_key()).sign();
+    a.bearer(&once).await.assert_ok();
+    redis.kill();
+    // Unchecked while the store is down: even a used token passes. That is the trade
+    // this mode makes, and why it is not the default.
+    a.bearer(&once).await.assert_ok();
+    a.bearer(&token(ec_key()).sign()).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_uses_on_redis_let_exactly_one_through() {
+    use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
+    let redis = RedisServer::start();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        // A generous timeout: this test is about atomicity, not latency.
+        let connection = RedisConnection::open(&redis.url())
+            .expect("url")
+            .timeout(Duration::from_secs(5));
+        servers.push(start(config().replay_store(RedisReplayStore::new(connection))).await);
+    }
+    let once = token(ec_key()).sign();
+    let (left, right) = tokio::join!(
+        race(&servers[0], "/redeem", &once, 500),
+        race(&servers[1], "/redeem", &once, 500)
+    );
+    let created = left
+        .iter()
+        .chain(&right)
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1);
+}
