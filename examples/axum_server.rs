@@ -11,11 +11,17 @@
 //! ```
 //!
 //! `LISTEN_ADDR` sets the address (default `127.0.0.1:3000`); `JWT_CACHE` (any value)
-//! turns on the verified-token cache. Routes:
+//! turns on the verified-token cache; `REPLAY_STORE` picks where used and revoked tokens
+//! are recorded: `memory` (the default, one replica) or a `redis://` URL (shared by every
+//! replica). Routes:
 //! `GET /health` (public liveness, always 200), `GET /ready` (public readiness: 200 once
 //! every issuer's keys have loaded, else 503), `GET /metrics` (public, Prometheus text),
 //! `GET /me` (any valid token: the claims as JSON),
-//! `GET /documents` (needs `read`), `POST /documents` (needs `write`, answers 201).
+//! `GET /documents` (needs `read`), `POST /documents` (needs `write`, answers 201),
+//! `POST /transfers` (needs `write` and a token used nowhere before: any JSON object,
+//! answers 201 naming the token's `jti`; the same token again gets 401),
+//! `POST /admin/revoke` (needs `admin`: `{"jti": ".."}` or `{"sub": ".."}` revokes that
+//! token or every token of that subject, for the caller's own issuer; 204).
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
 #[path = "support/logs.rs"]
@@ -31,9 +37,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tower_jwt_auth::state::{
+    MemoryRevocationList, RedisConnection, RedisReplayStore, RedisRevocationList, Revocations,
+};
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
-    CacheOptions, Claims, JwtAuthConfig, JwtAuthLayer, RequirePermission, StandardClaims,
+    CacheOptions, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission,
+    StandardClaims,
 };
 
 /// A stored document.
@@ -118,12 +129,91 @@ async fn create(
     (StatusCode::CREATED, Json(document))
 }
 
+/// A transfer: any JSON object, accepted once per token.
+async fn transfer(
+    Claims(claims): Claims<StandardClaims>,
+    Json(body): Json<Map<String, Value>>,
+) -> (StatusCode, Json<Value>) {
+    let jti = claims.jti.unwrap_or_default();
+    (
+        StatusCode::CREATED,
+        Json(json!({ "jti": jti, "transfer": body })),
+    )
+}
+
+/// The body of `POST /admin/revoke`: exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revoke {
+    jti: Option<String>,
+    sub: Option<String>,
+}
+
+/// Revokes a token or a subject of the caller's own issuer.
+async fn revoke(
+    State(revocations): State<Option<Revocations>>,
+    Claims(claims): Claims<StandardClaims>,
+    Json(revoke): Json<Revoke>,
+) -> (StatusCode, String) {
+    let (Some(revocations), Some(issuer)) = (revocations, claims.iss) else {
+        return (StatusCode::NOT_IMPLEMENTED, "no revocation list".into());
+    };
+    let result = match (revoke.jti, revoke.sub) {
+        (Some(jti), None) => revocations.revoke_token(&issuer, &jti).await,
+        (None, Some(sub)) => revocations.revoke_subject(&issuer, &sub).await,
+        _ => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give exactly one of jti and sub".into(),
+            );
+        }
+    };
+    match result {
+        Ok(()) => (StatusCode::NO_CONTENT, String::new()),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
+
+/// Where used and revoked tokens are recorded: `memory` (or nothing) keeps them in this
+/// process; a `redis://` or `rediss://` URL shares them with every replica.
+///
+/// # Errors
+///
+/// An unknown value, or a Redis URL that does not parse.
+pub(crate) fn state_stores(
+    builder: JwtAuthConfigBuilder,
+    replay_store: Option<&str>,
+) -> Result<JwtAuthConfigBuilder, Box<dyn Error>> {
+    match replay_store.unwrap_or("memory") {
+        "memory" => Ok(builder.revocation_list(MemoryRevocationList::default())),
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let redis = RedisConnection::open(url)?;
+            Ok(builder
+                .replay_store(RedisReplayStore::new(redis.clone()))
+                .revocation_list(RedisRevocationList::new(redis)))
+        }
+        other => {
+            Err(format!("REPLAY_STORE must be `memory` or a redis:// URL, not {other:?}").into())
+        }
+    }
+}
+
 /// The application: `/health`, `/ready` and `/metrics` outside the auth layer, everything
 /// else behind it.
 pub(crate) fn app(auth: JwtAuthLayer) -> Router {
     let _ = prometheus();
     let config = auth.verifier().config().clone();
     let store: Store = Arc::default();
+    let single_use = Router::new()
+        .route(
+            "/transfers",
+            post(transfer).route_layer(RequirePermission("write").single_use()),
+        )
+        .route(
+            "/admin/revoke",
+            post(revoke).route_layer(RequirePermission("admin")),
+        )
+        .with_state(config.revocations());
     let protected = Router::new()
         .route("/me", get(me))
         .route(
@@ -134,8 +224,9 @@ pub(crate) fn app(auth: JwtAuthLayer) -> Router {
             "/documents",
             post(create).route_layer(RequirePermission("write")),
         )
-        .layer(auth)
-        .with_state(store);
+        .with_state(store)
+        .merge(single_use)
+        .layer(auth);
     let public = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -177,6 +268,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if std::env::var_os("JWT_CACHE").is_some() {
         builder = builder.cache(CacheOptions::new());
     }
+    let replay_store = std::env::var("REPLAY_STORE").ok();
+    let builder = state_stores(builder, replay_store.as_deref())?;
     let cfg = builder.build()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -193,6 +286,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {read}'\n");
         println!(
             "curl -i -X POST http://{addr}/documents -H 'Authorization: Bearer {write}' \\\n  -H 'Content-Type: application/json' -d '{{\"title\":\"hello\"}}'\n"
+        );
+        let transfer = mock.token().subject("writer").permissions(["write"]).sign();
+        let admin = mock.token().subject("admin").permissions(["admin"]).sign();
+        println!("A single-use transfer (the second identical request gets 401):\n");
+        println!(
+            "curl -i -X POST http://{addr}/transfers -H 'Authorization: Bearer {transfer}' \\\n  -H 'Content-Type: application/json' -d '{{\"amount\":1}}'\n"
+        );
+        println!("Revoke every token of the writer (then the read-write token above gets 401):\n");
+        println!(
+            "curl -i -X POST http://{addr}/admin/revoke -H 'Authorization: Bearer {admin}' \\\n  -H 'Content-Type: application/json' -d '{{\"sub\":\"writer\"}}'\n"
         );
         println!("Or get one from the token endpoint:\n");
         println!(

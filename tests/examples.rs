@@ -18,8 +18,124 @@ use tower_jwt_auth::JwtAuthLayer;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
 
 async fn example_server(issuer: &MockIssuer) -> Server {
-    let cfg = support::issuer_config(issuer).build().expect("config");
+    example_server_with(issuer, None).await
+}
+
+/// The example app with `REPLAY_STORE` set to `store`.
+async fn example_server_with(issuer: &MockIssuer, store: Option<&str>) -> Server {
+    let builder = support::issuer_config(issuer);
+    let cfg = axum_server::state_stores(builder, store)
+        .expect("stores")
+        .build()
+        .expect("config");
     Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
+}
+
+/// `POST /transfers` accepts a token once, on every replica sharing the store;
+/// `POST /admin/revoke` needs `admin` and refuses the revoked tokens at once.
+async fn transfers_and_revocation(replicas: &[Server], issuer: &MockIssuer) {
+    let post = |server: &Server, path: &str, token: &str, body: serde_json::Value| {
+        let request = server
+            .client
+            .post(server.url(path))
+            .bearer_auth(token)
+            .json(&body);
+        async move { support::answer(request.send().await.expect("post")).await }
+    };
+    let [a, b] = replicas else {
+        panic!("two replicas")
+    };
+    let amount = serde_json::json!({"amount": 1});
+    let reader = issuer.token().permissions(["read"]).sign();
+    let refused = post(a, "/transfers", &reader, amount.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+
+    let writer = issuer
+        .token()
+        .subject("writer")
+        .permissions(["read", "write"])
+        .claim("jti", "transfer-1")
+        .sign();
+    let created = post(a, "/transfers", &writer, amount.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let body: Value = serde_json::from_str(&created.body).expect("json");
+    assert_eq!(body["jti"], "transfer-1");
+    assert_eq!(body["transfer"], amount);
+    for server in [a, b] {
+        post(server, "/transfers", &writer, amount.clone())
+            .await
+            .assert_invalid_token("token already used");
+    }
+    // Any JSON object; anything else is the handler's 4xx, after the guard.
+    let other = issuer.token().permissions(["write"]).sign();
+    let not_object = post(a, "/transfers", &other, serde_json::json!([1])).await;
+    assert!(not_object.status.is_client_error(), "{not_object:?}");
+
+    // Revocation: only admins; then refused on every replica.
+    let admin = issuer.token().subject("root").permissions(["admin"]).sign();
+    let revoke = serde_json::json!({"sub": "writer"});
+    let not_admin = post(a, "/admin/revoke", &other, revoke.clone()).await;
+    assert_eq!(not_admin.status, StatusCode::FORBIDDEN, "{not_admin:?}");
+    b.bearer_at("/documents", &writer).await.assert_ok();
+    let done = post(a, "/admin/revoke", &admin, revoke).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{done:?}");
+    for server in [a, b] {
+        server
+            .bearer_at("/documents", &writer)
+            .await
+            .assert_invalid_token("token revoked");
+    }
+    let reader_2 = issuer
+        .token()
+        .permissions(["read"])
+        .claim("jti", "r-2")
+        .sign();
+    b.bearer_at("/documents", &reader_2).await.assert_ok();
+    let done = post(
+        b,
+        "/admin/revoke",
+        &admin,
+        serde_json::json!({"jti": "r-2"}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{done:?}");
+    a.bearer_at("/documents", &reader_2)
+        .await
+        .assert_invalid_token("token revoked");
+    let both = serde_json::json!({"jti": "x", "sub": "y"});
+    let unclear = post(a, "/admin/revoke", &admin, both).await;
+    assert_eq!(
+        unclear.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{unclear:?}"
+    );
+}
+
+#[tokio::test]
+async fn transfers_are_single_use_and_admins_revoke_in_memory() {
+    let issuer = MockIssuer::start().await;
+    // One replica: the memory store is per process, so both "replicas" are one app.
+    let server = example_server_with(&issuer, Some("memory")).await;
+    let same = Server {
+        addr: server.addr,
+        client: client(),
+    };
+    transfers_and_revocation(&[server, same], &issuer).await;
+}
+
+#[tokio::test]
+async fn transfers_are_single_use_and_admins_revoke_across_replicas_on_redis() {
+    let redis = support::redis::RedisServer::start();
+    let issuer = MockIssuer::start().await;
+    let a = example_server_with(&issuer, Some(&redis.url())).await;
+    let b = example_server_with(&issuer, Some(&redis.url())).await;
+    transfers_and_revocation(&[a, b], &issuer).await;
+}
+
+#[test]
+fn replay_store_must_be_memory_or_a_redis_url() {
+    let builder = tower_jwt_auth::JwtAuthConfig::builder();
+    assert!(axum_server::state_stores(builder, Some("postgres://db")).is_err());
 }
 
 #[tokio::test]
