@@ -439,3 +439,21 @@ async fn a_thousand_concurrent_uses_on_redis_let_exactly_one_through() {
         .count();
     assert_eq!(created, 1);
 }
+
+#[tokio::test]
+async fn a_slow_redis_costs_a_request_the_timeout_not_the_stall() {
+    let redis = RedisServer::start();
+    let servers = replicas(&redis, || config().single_use_tokens(true)).await;
+    let a = &servers[0];
+    a.bearer(&token(ec_key()).sign()).await.assert_ok();
+    // The server stalls every client for 500 ms; the 50 ms timeout answers first.
+    assert_eq!(redis.command(&["CLIENT", "PAUSE", "500", "ALL"]), "OK");
+    let answer = a.bearer(&token(ec_key()).sign()).await;
+    assert_unavailable(&answer);
+    // The pause ends by itself; so does the outage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while a.bearer(&token(ec_key()).sign()).await.status != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
