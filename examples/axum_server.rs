@@ -21,7 +21,15 @@
 //! `POST /transfers` (needs `write` and a token used nowhere before: any JSON object,
 //! answers 201 naming the token's `jti`; the same token again gets 401),
 //! `POST /admin/revoke` (needs `admin`: `{"jti": ".."}` or `{"sub": ".."}` revokes that
-//! token or every token of that subject, for the caller's own issuer; 204).
+//! token or every token of that subject, for the caller's own issuer; 204),
+//! `GET /public/info` (exempt from authentication: `{"sub": ..}` with the caller's `sub`,
+//! or `null` without a token; a bad token is still refused),
+//! `GET /account/security` (step-up: `acr` `mfa` and `auth_time` at most 300 s old, else
+//! 401 `insufficient_user_authentication`),
+//! `GET /forwarded` (answers the `x-jwt-sub` header its handler received, forwarded from
+//! the token's `sub`; a client-sent one never arrives).
+//! `JWT_ALLOWED_CLIENTS` (comma-separated) admits only tokens whose `client_id` (or else
+//! `azp`) is listed.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
 #[path = "support/logs.rs"]
@@ -30,21 +38,23 @@ mod logs;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tower_jwt_auth::rules::Exemption;
 use tower_jwt_auth::state::{
     MemoryRevocationList, RedisConnection, RedisReplayStore, RedisRevocationList, Revocations,
 };
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
     CacheOptions, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission,
-    StandardClaims,
+    StandardClaims, StepUp,
 };
 
 /// A stored document.
@@ -174,6 +184,43 @@ async fn revoke(
     }
 }
 
+/// Public, but a caller who sends a token is known.
+async fn public_info(claims: Option<Claims<StandardClaims>>) -> Json<Value> {
+    let sub = claims.and_then(|c| c.sub.clone());
+    Json(json!({ "sub": sub }))
+}
+
+/// Behind a step-up guard: only a recent MFA login gets here.
+async fn account_security(Claims(claims): Claims<StandardClaims>) -> Json<Value> {
+    Json(json!({ "sub": claims.sub, "step_up": "ok" }))
+}
+
+/// What an upstream behind a proxy sees: the forwarded claim, as a header.
+async fn forwarded(headers: HeaderMap) -> Json<Value> {
+    let sub = headers.get("x-jwt-sub").and_then(|v| v.to_str().ok());
+    Json(json!({ "x-jwt-sub": sub }))
+}
+
+/// The policy of this API: `/public/info` needs no token, `sub` is forwarded as
+/// `x-jwt-sub`, and with `allowed_clients` (comma-separated, `JWT_ALLOWED_CLIENTS`) only
+/// those clients' tokens pass.
+pub(crate) fn policy(
+    builder: JwtAuthConfigBuilder,
+    allowed_clients: Option<&str>,
+) -> JwtAuthConfigBuilder {
+    let builder = builder
+        .exempt(Exemption::path("/public/info").method(Method::GET))
+        .forward_claim("sub", "x-jwt-sub");
+    match allowed_clients {
+        Some(list) => builder.allowed_clients(
+            list.split(',')
+                .map(str::trim)
+                .filter(|client| !client.is_empty()),
+        ),
+        None => builder,
+    }
+}
+
 /// Where used and revoked tokens are recorded: `memory` (or nothing) keeps them in this
 /// process; a `redis://` or `rediss://` URL shares them with every replica.
 ///
@@ -214,6 +261,14 @@ pub(crate) fn app(auth: JwtAuthLayer) -> Router {
             post(revoke).route_layer(RequirePermission("admin")),
         )
         .with_state(config.revocations());
+    let policy = Router::new()
+        .route("/public/info", get(public_info))
+        .route(
+            "/account/security",
+            get(account_security)
+                .route_layer(StepUp::new().acr(["mfa"]).max_age(Duration::from_secs(300))),
+        )
+        .route("/forwarded", get(forwarded));
     let protected = Router::new()
         .route("/me", get(me))
         .route(
@@ -226,6 +281,7 @@ pub(crate) fn app(auth: JwtAuthLayer) -> Router {
         )
         .with_state(store)
         .merge(single_use)
+        .merge(policy)
         .layer(auth);
     let public = Router::new()
         .route("/health", get(health))
@@ -270,15 +326,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let replay_store = std::env::var("REPLAY_STORE").ok();
     let builder = state_stores(builder, replay_store.as_deref())?;
+    let allowed_clients = std::env::var("JWT_ALLOWED_CLIENTS").ok();
+    let builder = policy(builder, allowed_clients.as_deref());
     let cfg = builder.build()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     println!("API on http://{addr} (issuer {issuer_url})");
 
     if let Some(mock) = &mock {
-        let read = mock.token().subject("reader").permissions(["read"]).sign();
-        let write = mock
-            .token()
+        // Tokens of the demo client, so that JWT_ALLOWED_CLIENTS=demo-client admits them.
+        let token = || mock.token().claim("client_id", "demo-client");
+        let read = token().subject("reader").permissions(["read"]).sign();
+        let write = token()
             .subject("writer")
             .permissions(["read", "write"])
             .sign();
@@ -287,8 +346,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!(
             "curl -i -X POST http://{addr}/documents -H 'Authorization: Bearer {write}' \\\n  -H 'Content-Type: application/json' -d '{{\"title\":\"hello\"}}'\n"
         );
-        let transfer = mock.token().subject("writer").permissions(["write"]).sign();
-        let admin = mock.token().subject("admin").permissions(["admin"]).sign();
+        let transfer = token().subject("writer").permissions(["write"]).sign();
+        let admin = token().subject("admin").permissions(["admin"]).sign();
         println!("A single-use transfer (the second identical request gets 401):\n");
         println!(
             "curl -i -X POST http://{addr}/transfers -H 'Authorization: Bearer {transfer}' \\\n  -H 'Content-Type: application/json' -d '{{\"amount\":1}}'\n"
@@ -296,6 +355,24 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("Revoke every token of the writer (then the read-write token above gets 401):\n");
         println!(
             "curl -i -X POST http://{addr}/admin/revoke -H 'Authorization: Bearer {admin}' \\\n  -H 'Content-Type: application/json' -d '{{\"sub\":\"writer\"}}'\n"
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mfa = token()
+            .subject("reader")
+            .claim("acr", "mfa")
+            .claim("auth_time", now)
+            .sign();
+        println!("Public, with or without a token:\n");
+        println!("curl -s http://{addr}/public/info -H 'Authorization: Bearer {read}'\n");
+        println!(
+            "Step-up (a recent MFA login; the read token above gets 401 insufficient_user_authentication):\n"
+        );
+        println!("curl -i http://{addr}/account/security -H 'Authorization: Bearer {mfa}'\n");
+        println!("A forwarded claim (the client's own x-jwt-sub is dropped):\n");
+        println!(
+            "curl -s http://{addr}/forwarded -H 'Authorization: Bearer {read}' -H 'x-jwt-sub: admin'\n"
         );
         println!("Or get one from the token endpoint:\n");
         println!(

@@ -26,6 +26,7 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 
 use crate::permission::Permissions;
+use crate::rules::Forwarded;
 use crate::telemetry::Identity;
 use crate::tracking::Tracked;
 
@@ -93,6 +94,7 @@ pub(crate) struct Entry {
     pub(crate) permissions: Permissions,
     pub(crate) identity: Option<Arc<Identity>>,
     pub(crate) tracked: Option<Arc<Tracked>>,
+    pub(crate) forwarded: Option<Forwarded>,
     pub(crate) exp: f64,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
@@ -169,6 +171,7 @@ impl TokenCache {
         permissions: Permissions,
         identity: Option<Arc<Identity>>,
         tracked: Option<Arc<Tracked>>,
+        forwarded: Option<Forwarded>,
         times: (f64, Option<f64>, Option<f64>),
         now: f64,
         size: usize,
@@ -208,6 +211,7 @@ impl TokenCache {
             permissions,
             identity,
             tracked,
+            forwarded,
             exp,
             nbf,
             iat,
@@ -242,6 +246,7 @@ mod tests {
             keys.generation(),
             Arc::new(()),
             Permissions::default(),
+            None,
             None,
             None,
             (exp, None, None),

@@ -73,6 +73,17 @@ impl AuthContext {
         }
     }
 
+    /// The 401 of a step-up guard (RFC 9470).
+    pub(crate) fn reject_step_up(
+        &self,
+        acr_values: Option<&str>,
+        max_age: Option<u64>,
+        protocol: Protocol,
+    ) -> Response<Bytes> {
+        let rejection = Rejection::step_up(self.inner.challenge.clone(), acr_values, max_age);
+        render(&*self.inner.responder, &rejection, protocol)
+    }
+
     /// The state step's rules, for a route guard's single-use check.
     pub(crate) fn state(&self) -> &Arc<StateRules> {
         &self.inner.state

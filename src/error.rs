@@ -84,6 +84,15 @@ pub enum ErrorKind {
     /// The replay store or revocation list does not answer, and the layer fails closed
     /// (503 with `Retry-After`).
     StoreUnavailable,
+    /// The token's `client_id` (or `azp`) is not an allowed client, or it names none
+    /// while an allow-list is set.
+    ClientNotAllowed,
+    /// A claim rule refused the token: a required value differs, or a validator said no.
+    ClaimNotAccepted,
+    /// The token is valid but its authentication is too weak or too old for the route
+    /// (RFC 9470: 401 `insufficient_user_authentication`, with `acr_values` and/or
+    /// `max_age` in the challenge).
+    InsufficientUserAuthentication,
 }
 
 impl ErrorKind {
@@ -106,6 +115,7 @@ impl ErrorKind {
             Self::MissingToken | Self::KeysUnavailable | Self::StoreUnavailable => None,
             Self::MalformedCredentials => Some("invalid_request"),
             Self::InsufficientPermission => Some("insufficient_scope"),
+            Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
             _ => Some("invalid_token"),
         }
     }
@@ -138,6 +148,11 @@ impl ErrorKind {
             Self::TokenReplayed => "token already used",
             Self::TokenRevoked => "token revoked",
             Self::StoreUnavailable => "token state store unavailable",
+            Self::ClientNotAllowed => "client not allowed",
+            Self::ClaimNotAccepted => "claim not accepted",
+            Self::InsufficientUserAuthentication => {
+                "stronger or more recent authentication required"
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use tower_layer::Layer;
 
 use crate::claims::StandardClaims;
 use crate::config::JwtAuthConfig;
-use crate::service::JwtAuth;
+use crate::service::{JwtAuth, Validator};
 use crate::verifier::Verifier;
 
 /// Authenticates every request with a JWT access token.
@@ -42,6 +42,7 @@ use crate::verifier::Verifier;
 pub struct JwtAuthLayer<C = StandardClaims> {
     verifier: Verifier,
     optional: bool,
+    validator: Option<Validator<C>>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -70,6 +71,7 @@ impl JwtAuthLayer<StandardClaims> {
         JwtAuthLayer {
             verifier: Verifier::new(config),
             optional: false,
+            validator: None,
             _claims: PhantomData,
         }
     }
@@ -80,6 +82,33 @@ impl<C> JwtAuthLayer<C> {
     /// but invalid is still refused: a client that sends a bad token is told so.
     pub fn optional(mut self) -> Self {
         self.optional = true;
+        self
+    }
+
+    /// A check over your claims type, run on every verified token (cached ones too);
+    /// `false` refuses the request with 401 `invalid_token` ("claim not accepted").
+    /// Checks that need no type belong on the configuration
+    /// ([`require_claim`](crate::JwtAuthConfigBuilder::require_claim) and its kin).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
+    /// #[derive(serde::Deserialize)]
+    /// struct MyClaims {
+    ///     org_id: String,
+    ///     seats: u32,
+    /// }
+    /// # let cfg = JwtAuthConfig::builder().issuer("i").audience("a")
+    /// #     .hmac_secret(vec![1u8; 32]).build()?;
+    /// let layer = JwtAuthLayer::with_claims::<MyClaims>(cfg)
+    ///     .validate(|claims| claims.org_id.starts_with("org_") && claims.seats > 0);
+    /// # let _ = layer;
+    /// # Ok::<(), tower_jwt_auth::ConfigError>(())
+    /// ```
+    pub fn validate<F>(mut self, validate: F) -> Self
+    where
+        F: Fn(&C) -> bool + Send + Sync + 'static,
+    {
+        self.validator = Some(std::sync::Arc::new(validate));
         self
     }
 
@@ -95,6 +124,7 @@ impl<C> Clone for JwtAuthLayer<C> {
         Self {
             verifier: self.verifier.clone(),
             optional: self.optional,
+            validator: self.validator.clone(),
             _claims: PhantomData,
         }
     }
@@ -115,6 +145,6 @@ impl<S, C: 'static> Layer<S> for JwtAuthLayer<C> {
 
     fn layer(&self, inner: S) -> Self::Service {
         let policy = std::sync::Arc::clone(&self.verifier.config().policy);
-        JwtAuth::new(inner, policy, self.optional)
+        JwtAuth::new(inner, policy, self.optional, self.validator.clone())
     }
 }

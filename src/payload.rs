@@ -276,8 +276,25 @@ struct ObservingMap<'a, 'de, A> {
 #[derive(Clone, Copy)]
 enum Current {
     Other,
-    Registered(Claim),
+    /// A registered claim, also captured by name when it is at this index of the list.
+    Registered(Claim, Option<usize>),
     Captured(usize),
+}
+
+impl<'de, A: MapAccess<'de>> ObservingMap<'_, 'de, A> {
+    /// Keeps the raw value of a claim asked for by name (a permission source, a claim
+    /// rule, a forwarded claim).
+    fn capture(&mut self, index: usize, raw: &'de RawValue) -> Result<(), A::Error> {
+        if self.registered.captured.iter().any(|(i, _)| *i == index) {
+            // A captured claim given twice: refuse rather than guess.
+            self.registered
+                .problem
+                .get_or_insert(ErrorKind::InvalidClaim);
+            return Err(de::Error::custom("duplicate captured claim"));
+        }
+        self.registered.captured.push((index, raw));
+        Ok(())
+    }
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
@@ -290,14 +307,11 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
         let Some(Text(name)) = self.map.next_key::<Text<'de>>()? else {
             return Ok(None);
         };
-        self.current = match Claim::from_name(&name) {
-            Some(claim) => Current::Registered(claim),
-            None => self
-                .registered
-                .capture
-                .iter()
-                .position(|c| **c == *name)
-                .map_or(Current::Other, Current::Captured),
+        let captured = self.registered.capture.iter().position(|c| **c == *name);
+        self.current = match (Claim::from_name(&name), captured) {
+            (Some(claim), captured) => Current::Registered(claim, captured),
+            (None, Some(index)) => Current::Captured(index),
+            (None, None) => Current::Other,
         };
         if let Some(names) = &mut self.registered.names {
             names.push(name.clone());
@@ -313,23 +327,19 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
         let current = std::mem::replace(&mut self.current, Current::Other);
         let raw: &'de RawValue = match current {
             Current::Other => return self.map.next_value_seed(seed),
-            Current::Registered(claim) => {
+            Current::Registered(claim, captured) => {
                 let raw = self.map.next_value()?;
                 if !self.registered.observe(claim, raw) {
                     return Err(de::Error::custom("invalid registered claim"));
+                }
+                if let Some(index) = captured {
+                    self.capture(index, raw)?;
                 }
                 raw
             }
             Current::Captured(index) => {
                 let raw = self.map.next_value()?;
-                if self.registered.captured.iter().any(|(i, _)| *i == index) {
-                    // A permission claim given twice: refuse rather than guess.
-                    self.registered
-                        .problem
-                        .get_or_insert(ErrorKind::InvalidClaim);
-                    return Err(de::Error::custom("duplicate permission claim"));
-                }
-                self.registered.captured.push((index, raw));
+                self.capture(index, raw)?;
                 raw
             }
         };

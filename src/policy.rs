@@ -15,6 +15,7 @@ use crate::context::AuthContext;
 use crate::issuer::Issuer;
 use crate::permission::{ClaimPath, Requirement};
 use crate::resource::ProtectedResourceMetadata;
+use crate::rules::{ClaimChecks, Exemptions, Forwarding};
 use crate::state::Revocations;
 use crate::telemetry::{AuditHook, SubjectLogging};
 use crate::time::Clock;
@@ -52,6 +53,10 @@ pub(crate) struct Policy {
     pub(crate) state: Arc<StateRules>,
     /// The admin handle of the revocation list, when there is one.
     pub(crate) revocations: Option<Revocations>,
+    /// Requests that pass without a token.
+    pub(crate) exemptions: Exemptions,
+    /// Claims copied into request headers for the inner service.
+    pub(crate) forwarding: Forwarding,
 }
 
 /// What spans and the audit hook are told.
@@ -75,13 +80,16 @@ pub(crate) struct ClaimRules {
     pub(crate) typ: TypPolicy,
     pub(crate) required: Vec<Box<str>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Required values, validators and the client allow-list.
+    pub(crate) checks: ClaimChecks,
 }
 
 /// Where permissions come from, and which ones every request needs.
 #[derive(Debug)]
 pub(crate) struct PermissionRules {
     pub(crate) paths: Vec<ClaimPath>,
-    /// The top-level names of `paths`, captured during the payload pass.
+    /// The top-level claim names captured during the payload pass: those of `paths`,
+    /// then those of claim rules and forwarded claims.
     pub(crate) capture: Vec<Box<str>>,
     /// Permissions every request needs, whatever the route.
     pub(crate) required: Option<Requirement>,

@@ -17,6 +17,7 @@ use crate::authentication::Authentication;
 use crate::body::ResponseBody;
 use crate::context::AuthContext;
 use crate::core::{self, Outcome, Step};
+use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::log::LogKid;
 use crate::policy::Policy;
@@ -30,18 +31,29 @@ pub struct JwtAuth<S, C> {
     inner: S,
     policy: Arc<Policy>,
     optional: bool,
+    /// The check over the typed claims, from [`JwtAuthLayer::validate`](crate::JwtAuthLayer::validate).
+    validator: Option<Validator<C>>,
     /// The context every admitted request carries, naming the claims type `C`.
     context: AuthContext,
     _claims: PhantomData<fn() -> C>,
 }
 
+/// A check over the typed claims of a verified token.
+pub(crate) type Validator<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
+
 impl<S, C: 'static> JwtAuth<S, C> {
-    pub(crate) fn new(inner: S, policy: Arc<Policy>, optional: bool) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        policy: Arc<Policy>,
+        optional: bool,
+        validator: Option<Validator<C>>,
+    ) -> Self {
         let context = policy.context.for_claims::<C>();
         Self {
             inner,
             policy,
             optional,
+            validator,
             context,
             _claims: PhantomData,
         }
@@ -61,6 +73,7 @@ impl<S: Clone, C> Clone for JwtAuth<S, C> {
             inner: self.inner.clone(),
             policy: Arc::clone(&self.policy),
             optional: self.optional,
+            validator: self.validator.clone(),
             context: self.context.clone(),
             _claims: PhantomData,
         }
@@ -133,22 +146,43 @@ fn span() -> tracing::Span {
     )
 }
 
+/// The typed validator's verdict on a verified token.
+fn validated<C>(
+    outcome: Outcome<C, BearerToken>,
+    validator: Option<&Validator<C>>,
+) -> Outcome<C, BearerToken> {
+    match (outcome, validator) {
+        (Outcome::Authenticated(verified, ..), Some(validate)) if !validate(&verified.claims) => {
+            Outcome::Rejected(ErrorKind::ClaimNotAccepted)
+        }
+        (outcome, _) => outcome,
+    }
+}
+
 /// What the core decided, as the request to pass on or the response to send.
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 fn settle<C, B>(
     outcome: Outcome<C, BearerToken>,
     policy: &Policy,
     context: &AuthContext,
+    validator: Option<&Validator<C>>,
     span: &tracing::Span,
     request: &mut Request<B>,
 ) -> Result<(), Response<Bytes>>
 where
     C: Send + Sync + 'static,
 {
+    let outcome = validated(outcome, validator);
     report(policy, span, &outcome, request);
     let protocol = Protocol::of(request.version(), request.headers());
     match outcome {
         Outcome::Authenticated(verified, issuer, token) => {
+            if !policy.forwarding.is_empty() {
+                let forwarded = verified.forwarded.as_ref();
+                policy
+                    .forwarding
+                    .apply(request.headers_mut(), forwarded, token.as_str());
+            }
             let authentication = Authentication::verified(
                 context.clone(),
                 verified.claims,
@@ -193,15 +227,26 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let span = span();
         let entered = span.enter();
-        let step = core::authenticate::<C>(
-            &self.policy,
-            request.headers(),
-            request.uri(),
-            self.optional,
-        );
+        let policy = &self.policy;
+        if !policy.forwarding.is_empty() {
+            policy.forwarding.scrub(request.headers_mut());
+        }
+        let optional = self.optional
+            || policy
+                .exemptions
+                .matches(request.method(), request.uri(), request.headers());
+        let step = core::authenticate::<C>(policy, request.headers(), request.uri(), optional);
         match step {
             Step::Done(outcome) => {
-                let settled = settle(outcome, &self.policy, &self.context, &span, &mut request);
+                let validator = self.validator.as_ref();
+                let settled = settle(
+                    outcome,
+                    &self.policy,
+                    &self.context,
+                    validator,
+                    &span,
+                    &mut request,
+                );
                 drop(entered);
                 match settled {
                     Ok(()) => ResponseFuture::inner(self.inner.call(request)),
@@ -214,12 +259,22 @@ where
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let policy = Arc::clone(&self.policy);
                 let context = self.context.clone();
+                let validator = self.validator.clone();
                 drop(entered);
                 let waiting = span.clone();
                 let auth = Box::pin(
                     async move {
                         let outcome = pending.finish(&policy).await;
-                        settle(outcome, &policy, &context, &waiting, &mut request).map(|()| request)
+                        let validator = validator.as_ref();
+                        settle(
+                            outcome,
+                            &policy,
+                            &context,
+                            validator,
+                            &waiting,
+                            &mut request,
+                        )
+                        .map(|()| request)
                     }
                     .instrument(span),
                 );

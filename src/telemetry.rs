@@ -260,6 +260,9 @@ mod tests {
             K::TokenReplayed,
             K::TokenRevoked,
             K::StoreUnavailable,
+            K::ClientNotAllowed,
+            K::ClaimNotAccepted,
+            K::InsufficientUserAuthentication,
         ] {
             assert!(OUTCOMES.contains(&refusal_label(kind)), "{kind:?}");
         }

@@ -20,6 +20,7 @@ use crate::jws::{Header, b64, json_object};
 use crate::payload::{self, Registered};
 use crate::permission::{self, Permissions};
 use crate::policy::{ClaimRules, Policy, TypPolicy};
+use crate::rules::Forwarded;
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 use crate::tracking::Tracked;
@@ -41,6 +42,8 @@ pub struct Verified<C> {
     pub(crate) identity: Option<Arc<Identity>>,
     /// The keys of the state step, when the layer checks revocation or single use.
     pub(crate) tracked: Option<Arc<Tracked>>,
+    /// The headers of forwarded claims, when claims are forwarded.
+    pub(crate) forwarded: Option<Forwarded>,
 }
 
 /// `exp`, `nbf` and `iat` of a verified token.
@@ -77,6 +80,7 @@ where
             payload_len: 0,
             identity: entry.identity,
             tracked: entry.tracked,
+            forwarded: entry.forwarded,
         });
     }
     telemetry::count_cache(false);
@@ -88,6 +92,7 @@ where
         verified.permissions.clone(),
         verified.identity.clone(),
         verified.tracked.clone(),
+        verified.forwarded.clone(),
         verified.times,
         now,
         token.len() + verified.payload_len,
@@ -153,6 +158,13 @@ fn verify_uncached<C: DeserializeOwned>(
             }
         }
     }
+    if !rules.checks.is_empty() {
+        let client = registered.client_id.as_ref().or(registered.azp.as_ref());
+        rules
+            .checks
+            .check(client.map(|c| c.0.as_ref()), &registered.captured, &payload)?;
+    }
+    let forwarded = policy.forwarding.values(&registered.captured);
     let permissions = permission::collect(&policy.permissions.paths, capture, &registered.captured);
     let times = (
         registered.exp.unwrap_or_default(),
@@ -183,6 +195,7 @@ fn verify_uncached<C: DeserializeOwned>(
         payload_len: payload.len(),
         identity,
         tracked,
+        forwarded,
     })
 }
 

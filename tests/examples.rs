@@ -23,12 +23,140 @@ async fn example_server(issuer: &MockIssuer) -> Server {
 
 /// The example app with `REPLAY_STORE` set to `store`.
 async fn example_server_with(issuer: &MockIssuer, store: Option<&str>) -> Server {
+    example_server_env(issuer, store, None).await
+}
+
+/// The example app with `REPLAY_STORE` and `JWT_ALLOWED_CLIENTS` as given.
+async fn example_server_env(
+    issuer: &MockIssuer,
+    store: Option<&str>,
+    allowed_clients: Option<&str>,
+) -> Server {
     let builder = support::issuer_config(issuer);
-    let cfg = axum_server::state_stores(builder, store)
-        .expect("stores")
+    let builder = axum_server::state_stores(builder, store).expect("stores");
+    let cfg = axum_server::policy(builder, allowed_clients)
         .build()
         .expect("config");
     Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn the_example_policy_routes_behave_as_documented() {
+    let issuer = MockIssuer::start().await;
+    let server = example_server(&issuer).await;
+    let json = |answer: &support::Answer| -> Value {
+        serde_json::from_str(&answer.body).expect("json body")
+    };
+
+    // /public/info: no token needed; a token fills `sub`; a bad token is refused.
+    let anonymous = server.get("/public/info", &[]).await;
+    anonymous.assert_ok();
+    assert_eq!(json(&anonymous), serde_json::json!({"sub": null}));
+    let known = server
+        .bearer_at("/public/info", &issuer.token().subject("pia").sign())
+        .await;
+    known.assert_ok();
+    assert_eq!(json(&known), serde_json::json!({"sub": "pia"}));
+    server
+        .bearer_at("/public/info", &issuer.token().expired().sign())
+        .await
+        .assert_invalid_token("token expired");
+
+    // /account/security: acr mfa and auth_time at most 300 s old.
+    let now = unix_now();
+    let fresh_mfa = issuer
+        .token()
+        .claim("acr", "mfa")
+        .claim("auth_time", now - 5)
+        .sign();
+    server
+        .bearer_at("/account/security", &fresh_mfa)
+        .await
+        .assert_ok();
+    for weak in [
+        issuer.token().sign(),
+        issuer
+            .token()
+            .claim("acr", "mfa")
+            .claim("auth_time", now - 400)
+            .sign(),
+        issuer
+            .token()
+            .claim("acr", "pwd")
+            .claim("auth_time", now)
+            .sign(),
+    ] {
+        let refused = server.bearer_at("/account/security", &weak).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+        let challenge = refused.challenge.clone().unwrap_or_default();
+        for part in [
+            "error=\"insufficient_user_authentication\"",
+            "acr_values=\"mfa\"",
+            "max_age=\"300\"",
+        ] {
+            assert!(challenge.contains(part), "{part} in {challenge}");
+        }
+    }
+
+    // /forwarded: x-jwt-sub comes from the token, never from the client.
+    let forwarded = server
+        .get(
+            "/forwarded",
+            &[
+                (
+                    "authorization",
+                    &format!("Bearer {}", issuer.token().subject("fay").sign()),
+                ),
+                ("x-jwt-sub", "admin"),
+            ],
+        )
+        .await;
+    forwarded.assert_ok();
+    assert_eq!(json(&forwarded), serde_json::json!({"x-jwt-sub": "fay"}));
+}
+
+#[tokio::test]
+async fn jwt_allowed_clients_admits_only_the_listed_clients() {
+    let issuer = MockIssuer::start().await;
+    let server = example_server_env(&issuer, None, Some("web-app, cli")).await;
+    let by_client = |client: &str| issuer.token().claim("client_id", client).sign();
+    server
+        .bearer_at("/me", &by_client("web-app"))
+        .await
+        .assert_ok();
+    server.bearer_at("/me", &by_client("cli")).await.assert_ok();
+    let azp_only = issuer.token().claim("azp", "cli").sign();
+    server.bearer_at("/me", &azp_only).await.assert_ok();
+    for refused in [by_client("other"), issuer.token().sign()] {
+        server
+            .bearer_at("/me", &refused)
+            .await
+            .assert_invalid_token("client not allowed");
+    }
+    // The token endpoint's tokens carry their client's id.
+    issuer.add_client("web-app", "s3cret", ["read"]);
+    let issued: Value = client()
+        .post(issuer.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "web-app"),
+            ("client_secret", "s3cret"),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("json");
+    let access = issued["access_token"].as_str().expect("access token");
+    server.bearer_at("/documents", access).await.assert_ok();
 }
 
 /// `POST /transfers` accepts a token once, on every replica sharing the store;

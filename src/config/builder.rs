@@ -15,6 +15,9 @@ use crate::permission::ClaimPath;
 use crate::policy::TypPolicy;
 use crate::resource::ResourceSettings;
 use crate::response::{DefaultResponder, ErrorResponder};
+use crate::rules::{
+    Check, ClaimRule, ClaimsView, Exemption, Expected, PayloadCheck, Predicate, RequestHead,
+};
 use crate::state::{ReplayStore, RevocationList, StoreFailure};
 use crate::telemetry::{AuditEvent, AuditHook, SubjectLogging};
 use crate::time::{Clock, SystemClock};
@@ -74,6 +77,14 @@ pub struct JwtAuthConfigBuilder {
     pub(super) single_use: bool,
     pub(super) store_failure: StoreFailure,
     pub(super) max_token_lifetime: Duration,
+    pub(super) claim_rules: Vec<ClaimRule>,
+    pub(super) payload_checks: Vec<PayloadCheck>,
+    pub(super) allowed_clients: Option<Vec<String>>,
+    pub(super) exemptions: Vec<Exemption>,
+    pub(super) exempt_predicates: Vec<Predicate>,
+    pub(super) forwarded_claims: Vec<(String, String)>,
+    pub(super) forwarded_payload: Option<String>,
+    pub(super) remove_authorization: bool,
 }
 
 impl Default for JwtAuthConfigBuilder {
@@ -107,6 +118,14 @@ impl Default for JwtAuthConfigBuilder {
             single_use: false,
             store_failure: StoreFailure::Closed,
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            claim_rules: Vec::new(),
+            payload_checks: Vec::new(),
+            allowed_clients: None,
+            exemptions: Vec::new(),
+            exempt_predicates: Vec::new(),
+            forwarded_claims: Vec::new(),
+            forwarded_payload: None,
+            remove_authorization: false,
         }
     }
 }
@@ -218,6 +237,137 @@ impl JwtAuthConfigBuilder {
     {
         self.required_claims
             .extend(claims.into_iter().map(Into::into));
+        self
+    }
+
+    /// Requires a claim with one of the expected values: a string, number or boolean, or
+    /// one of a set ([`Expected::any_of`]). A token without the claim gets 401
+    /// `invalid_token` ("required claim missing"), one with another value 401 ("claim
+    /// not accepted").
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    /// use tower_jwt_auth::rules::Expected;
+    ///
+    /// let builder = JwtAuthConfig::builder()
+    ///     .require_claim("email_verified", true)
+    ///     .require_claim("tenant", Expected::any_of(["acme", "globex"]));
+    /// # let _ = builder;
+    /// ```
+    pub fn require_claim(self, name: impl Into<String>, expected: impl Into<Expected>) -> Self {
+        self.claim_rule(name, true, Check::Equals(expected.into()))
+    }
+
+    /// Checks a claim's value only when the token has it: absent passes, another value
+    /// is 401 ("claim not accepted").
+    pub fn claim_if_present(self, name: impl Into<String>, expected: impl Into<Expected>) -> Self {
+        self.claim_rule(name, false, Check::Equals(expected.into()))
+    }
+
+    /// A mandatory validator of one claim: the token must have it, and `validate` must
+    /// accept its value (401 "required claim missing" or "claim not accepted").
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    ///
+    /// let builder = JwtAuthConfig::builder()
+    ///     .validate_claim("amr", |amr| amr.as_array().is_some_and(|m| m.iter().any(|m| m == "mfa")));
+    /// # let _ = builder;
+    /// ```
+    pub fn validate_claim<F>(self, name: impl Into<String>, validate: F) -> Self
+    where
+        F: Fn(&serde_json::Value) -> bool + Send + Sync + 'static,
+    {
+        self.claim_rule(name, true, Check::Validate(std::sync::Arc::new(validate)))
+    }
+
+    /// An optional validator of one claim: it runs only when the token has the claim.
+    pub fn validate_claim_if_present<F>(self, name: impl Into<String>, validate: F) -> Self
+    where
+        F: Fn(&serde_json::Value) -> bool + Send + Sync + 'static,
+    {
+        self.claim_rule(name, false, Check::Validate(std::sync::Arc::new(validate)))
+    }
+
+    /// A validator over every top-level claim of the verified payload; `false` is 401
+    /// ("claim not accepted"). For a check over your own claims type, use
+    /// [`JwtAuthLayer::validate`](crate::JwtAuthLayer::validate).
+    pub fn validate_claims<F>(mut self, validate: F) -> Self
+    where
+        F: Fn(&ClaimsView<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.payload_checks.push(std::sync::Arc::new(validate));
+        self
+    }
+
+    /// Only tokens of these client applications: the token's `client_id` (RFC 9068),
+    /// or its `azp` when it has no `client_id`, must be listed. Other tokens, and tokens
+    /// with neither claim, get 401 `invalid_token` ("client not allowed").
+    pub fn allowed_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_clients
+            .get_or_insert_with(Vec::new)
+            .extend(clients.into_iter().map(Into::into));
+        self
+    }
+
+    /// Lets requests that match `exemption` through without a token; a token they carry
+    /// is still verified, and its claims reach the handler. See [`Exemption`].
+    pub fn exempt(mut self, exemption: Exemption) -> Self {
+        self.exemptions.push(exemption);
+        self
+    }
+
+    /// Lets requests for which `predicate` is true through without a token (as
+    /// [`exempt`](Self::exempt), decided by code).
+    pub fn exempt_when<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.exempt_predicates.push(std::sync::Arc::new(predicate));
+        self
+    }
+
+    /// Copies a claim into a request header for the inner service (a proxy or sidecar
+    /// upstream): strings as they are, other values as JSON text. A header of that name
+    /// sent by the client is always removed first, so it cannot be forged.
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    ///
+    /// let builder = JwtAuthConfig::builder()
+    ///     .forward_claim("sub", "x-jwt-sub")
+    ///     .forward_claim("tenant", "x-jwt-tenant");
+    /// # let _ = builder;
+    /// ```
+    pub fn forward_claim(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
+        self.forwarded_claims.push((claim.into(), header.into()));
+        self
+    }
+
+    /// Forwards the whole verified payload, base64url-encoded, in this header (a client's
+    /// own header of that name is removed first).
+    pub fn forward_payload(mut self, header: impl Into<String>) -> Self {
+        self.forwarded_payload = Some(header.into());
+        self
+    }
+
+    /// Removes `Authorization` from admitted requests before the inner service sees
+    /// them (the token stays readable through [`Authentication`](crate::Authentication)).
+    pub fn remove_authorization(mut self, remove: bool) -> Self {
+        self.remove_authorization = remove;
+        self
+    }
+
+    fn claim_rule(mut self, name: impl Into<String>, mandatory: bool, check: Check) -> Self {
+        self.claim_rules.push(ClaimRule {
+            name: name.into().into(),
+            mandatory,
+            check,
+        });
         self
     }
 

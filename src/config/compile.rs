@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use super::builder::JwtAuthConfigBuilder;
 use crate::algorithm::Algorithm;
@@ -17,6 +17,7 @@ use crate::permission::{ClaimPath, Requirement};
 use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRules};
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
+use crate::rules::{Check, ClaimChecks, Exemptions, Forwarding};
 use crate::state::{MemoryReplayStore, Revocations};
 use crate::tracking::StateRules;
 
@@ -67,7 +68,8 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
             permission_paths.push(path);
         }
     }
-    let permission_capture = crate::permission::capture_names(&permission_paths);
+    let mut permission_capture = crate::permission::capture_names(&permission_paths);
+    let (checks, exemptions, forwarding) = compile_rules(&b, &mut permission_capture)?;
     if b.required_permissions.iter().any(String::is_empty) {
         return Err(ConfigError::new(K::EmptyValue, "empty required permission"));
     }
@@ -142,6 +144,7 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
             typ: b.typ,
             required: b.required_claims.into_iter().map(Into::into).collect(),
             clock: Arc::clone(&b.clock),
+            checks,
         },
         permissions: PermissionRules {
             paths: permission_paths,
@@ -160,7 +163,113 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         revocations: b
             .revocation
             .map(|list| Revocations::new(list, b.clock, b.max_token_lifetime)),
+        exemptions,
+        forwarding,
     })
+}
+
+/// The index of `name` in the capture list, added when missing.
+fn capture_index(capture: &mut Vec<Box<str>>, name: &str) -> usize {
+    match capture.iter().position(|c| **c == *name) {
+        Some(index) => index,
+        None => {
+            capture.push(name.into());
+            capture.len() - 1
+        }
+    }
+}
+
+/// Claim rules, exemptions and forwarding, checked; the claims they read are added to
+/// the capture list.
+fn compile_rules(
+    b: &JwtAuthConfigBuilder,
+    capture: &mut Vec<Box<str>>,
+) -> Result<(ClaimChecks, Exemptions, Forwarding), ConfigError> {
+    use ConfigErrorKind as K;
+    let mut rules = Vec::with_capacity(b.claim_rules.len());
+    for rule in &b.claim_rules {
+        if rule.name.is_empty() {
+            return Err(ConfigError::new(
+                K::EmptyValue,
+                "a claim rule names no claim",
+            ));
+        }
+        if matches!(&rule.check, Check::Equals(expected) if expected.is_empty()) {
+            return Err(ConfigError::new(
+                K::InvalidValue,
+                format!("the rule for claim `{}` accepts no value", rule.name),
+            ));
+        }
+        rules.push((rule.clone(), capture_index(capture, &rule.name)));
+    }
+    let clients = match &b.allowed_clients {
+        None => None,
+        Some(clients) if clients.is_empty() || clients.iter().any(String::is_empty) => {
+            return Err(ConfigError::new(
+                K::EmptyValue,
+                "allowed_clients is empty or holds an empty client id: no token could pass",
+            ));
+        }
+        Some(clients) => Some(clients.iter().map(|c| c.as_str().into()).collect()),
+    };
+    let checks = ClaimChecks {
+        rules,
+        payload: b.payload_checks.clone(),
+        clients,
+    };
+    for exemption in &b.exemptions {
+        if !exemption.text().starts_with('/') {
+            return Err(ConfigError::new(
+                K::InvalidValue,
+                format!(
+                    "exemption `{}` does not start with `/`: paths are matched as the layer sees them",
+                    exemption.text()
+                ),
+            ));
+        }
+    }
+    let exemptions = Exemptions {
+        rules: b.exemptions.clone(),
+        predicates: b.exempt_predicates.clone(),
+    };
+    let header = |name: &str| -> Result<HeaderName, ConfigError> {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ConfigError::new(K::InvalidHeader, format!("`{name}` is not a header name"))
+        })?;
+        if header == http::header::AUTHORIZATION {
+            return Err(ConfigError::new(
+                K::InvalidHeader,
+                "claims cannot be forwarded in the Authorization header",
+            ));
+        }
+        Ok(header)
+    };
+    let mut forwarding = Forwarding {
+        claims: Vec::with_capacity(b.forwarded_claims.len()),
+        payload: b.forwarded_payload.as_deref().map(header).transpose()?,
+        remove_authorization: b.remove_authorization,
+    };
+    for (claim, name) in &b.forwarded_claims {
+        if claim.is_empty() {
+            return Err(ConfigError::new(
+                K::EmptyValue,
+                "a forwarded claim has no name",
+            ));
+        }
+        let name = header(name)?;
+        let taken = forwarding.payload.as_ref() == Some(&name)
+            || forwarding.claims.iter().any(|(h, _)| *h == name);
+        if taken {
+            return Err(ConfigError::new(
+                K::InvalidHeader,
+                format!("two forwarded values share the header `{name}`"),
+            ));
+        }
+        forwarding
+            .claims
+            .push((name, capture_index(capture, claim)));
+    }
+    Ok((checks, exemptions, forwarding))
 }
 
 /// Each issuer with its matcher, audiences, algorithms and keys.

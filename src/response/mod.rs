@@ -24,6 +24,9 @@ pub struct Rejection {
     retry_after: Option<Duration>,
     /// For 403: the permissions the request needs, and whether one of them is enough.
     scope: Option<(String, bool)>,
+    /// For a step-up 401 (RFC 9470): the acceptable `acr` values, space-separated, and
+    /// the longest acceptable age of the authentication in seconds.
+    step_up: Option<(Option<String>, Option<u64>)>,
 }
 
 /// The configured parameters every challenge carries: `realm`, and `resource_metadata`
@@ -41,7 +44,35 @@ impl Rejection {
             challenge,
             retry_after: None,
             scope: None,
+            step_up: None,
         }
+    }
+
+    /// A 401 `insufficient_user_authentication` (RFC 9470 section 3) naming what would
+    /// do: `acr_values` and/or `max_age`.
+    pub(crate) fn step_up(
+        challenge: ChallengeParams,
+        acr_values: Option<&str>,
+        max_age: Option<u64>,
+    ) -> Self {
+        Self {
+            step_up: Some((acr_values.map(str::to_owned), max_age)),
+            ..Self::new(ErrorKind::InsufficientUserAuthentication, challenge)
+        }
+    }
+
+    /// For a step-up refusal, the `acr` values that would be accepted, space-separated
+    /// (the `acr_values` parameter of the challenge).
+    #[must_use]
+    pub fn acr_values(&self) -> Option<&str> {
+        self.step_up.as_ref()?.0.as_deref()
+    }
+
+    /// For a step-up refusal, the longest acceptable time since the user authenticated,
+    /// in seconds (the `max_age` parameter of the challenge).
+    #[must_use]
+    pub fn max_age(&self) -> Option<u64> {
+        self.step_up.as_ref()?.1
     }
 
     /// A 403 naming the permissions the request needs (`any_of`: one of them is enough).
@@ -117,6 +148,13 @@ impl Rejection {
         }
         if let Some((scope, _)) = &self.scope {
             params.push(("scope", scope));
+        }
+        let max_age = self.max_age().map(|age| age.to_string());
+        if let Some(acr_values) = self.acr_values() {
+            params.push(("acr_values", acr_values));
+        }
+        if let Some(max_age) = &max_age {
+            params.push(("max_age", max_age));
         }
         if let Some(url) = &self.challenge.resource_metadata {
             params.push(("resource_metadata", url));

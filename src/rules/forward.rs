@@ -1,0 +1,93 @@
+//! Claim forwarding for proxies and sidecars: chosen claims copied into request headers
+//! for the inner service, optionally the whole payload, optionally without the
+//! `Authorization` header. Headers of the forwarded names are always removed from the
+//! incoming request first, so a client can never set them.
+
+use std::sync::Arc;
+
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::value::RawValue;
+
+use crate::payload::Text;
+
+/// The compiled forwarding rules.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Forwarding {
+    /// Each forwarded claim: its header and the index of the claim in the capture list.
+    pub(crate) claims: Vec<(HeaderName, usize)>,
+    /// The header that carries the whole verified payload, base64url-encoded.
+    pub(crate) payload: Option<HeaderName>,
+    pub(crate) remove_authorization: bool,
+}
+
+/// The headers a verified token forwards, computed once per verification and cached
+/// with it.
+pub(crate) type Forwarded = Arc<[(HeaderName, HeaderValue)]>;
+
+impl Forwarding {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.claims.is_empty() && self.payload.is_none() && !self.remove_authorization
+    }
+
+    /// The header values of the forwarded claims of a verified payload. A string claim
+    /// is forwarded as it is, anything else as its JSON text; a value that cannot be a
+    /// header value (a control character) is left out.
+    pub(crate) fn values(&self, captured: &[(usize, &RawValue)]) -> Option<Forwarded> {
+        if self.claims.is_empty() {
+            return None;
+        }
+        let mut values = Vec::with_capacity(self.claims.len());
+        for (header, index) in &self.claims {
+            let Some((_, raw)) = captured.iter().find(|(i, _)| i == index) else {
+                continue;
+            };
+            let text = match <Text<'_> as serde::Deserialize>::deserialize(*raw) {
+                Ok(Text(text)) => HeaderValue::from_str(&text),
+                Err(_) => HeaderValue::from_str(raw.get()),
+            };
+            match text {
+                Ok(value) => values.push((header.clone(), value)),
+                Err(_) => {
+                    tracing::debug!(header = %header, "a forwarded claim is not a valid header value; left out")
+                }
+            }
+        }
+        Some(values.into())
+    }
+
+    /// Removes every forwarded header a client sent; done for every request, whatever
+    /// the outcome.
+    pub(crate) fn scrub(&self, headers: &mut HeaderMap) {
+        for (name, _) in &self.claims {
+            headers.remove(name);
+        }
+        if let Some(name) = &self.payload {
+            headers.remove(name);
+        }
+    }
+
+    /// Sets the forwarded headers of an admitted request.
+    pub(crate) fn apply(
+        &self,
+        headers: &mut HeaderMap,
+        forwarded: Option<&Forwarded>,
+        token: &str,
+    ) {
+        if let Some(forwarded) = forwarded {
+            for (name, value) in forwarded.iter() {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(name) = &self.payload {
+            // The token's middle segment is the payload in base64url already.
+            let payload = token.split('.').nth(1).unwrap_or_default();
+            if let Ok(value) = HeaderValue::from_str(payload) {
+                headers.insert(name.clone(), value);
+            }
+        }
+        if self.remove_authorization {
+            headers.remove(AUTHORIZATION);
+        }
+    }
+}

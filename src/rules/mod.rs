@@ -1,0 +1,16 @@
+//! Policy beyond "is this token valid": required claim values and claim validators
+//! ([`Expected`], [`ClaimsView`]), requests that pass without a token ([`Exemption`],
+//! [`RequestHead`]), and claim forwarding. They are configured on the
+//! [`JwtAuthConfigBuilder`](crate::JwtAuthConfigBuilder); step-up authentication is the
+//! [`StepUp`](crate::StepUp) guard.
+
+mod claims;
+mod exempt;
+mod forward;
+
+pub use claims::{ClaimsView, Expected};
+pub use exempt::{Exemption, RequestHead};
+
+pub(crate) use claims::{Check, ClaimChecks, ClaimRule, PayloadCheck};
+pub(crate) use exempt::{Exemptions, Predicate};
+pub(crate) use forward::{Forwarded, Forwarding};
