@@ -177,7 +177,11 @@ impl<T> RequestExt for Request<T> {
 /// - with remote keys, requests before the first load get `UNAVAILABLE` instead of
 ///   waiting for it, and a token whose `kid` is not yet known gets `UNAUTHENTICATED`
 ///   instead of waiting for the refetch (which it starts in the background, so the next
-///   request with that `kid` passes).
+///   request with that `kid` passes);
+/// - claim rules and the client allow-list apply; exemptions and claim forwarding do not
+///   (an interceptor sees no request path and hands metadata on unchanged), nor a
+///   network replay store or revocation list, which it cannot wait for (`UNAVAILABLE`):
+///   those need the layer.
 ///
 /// On success the claims, [`Permissions`] and [`BearerToken`] go into the request
 /// extensions, where [`RequestExt`] reads them. Each call counts in
