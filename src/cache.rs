@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 
+use crate::binding::Binding;
 use crate::permission::Permissions;
 use crate::rules::Forwarded;
 use crate::telemetry::Identity;
@@ -95,6 +96,7 @@ pub(crate) struct Entry {
     pub(crate) identity: Option<Arc<Identity>>,
     pub(crate) tracked: Option<Arc<Tracked>>,
     pub(crate) forwarded: Option<Forwarded>,
+    pub(crate) binding: Option<Arc<Binding>>,
     pub(crate) exp: f64,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
@@ -172,6 +174,7 @@ impl TokenCache {
         identity: Option<Arc<Identity>>,
         tracked: Option<Arc<Tracked>>,
         forwarded: Option<Forwarded>,
+        binding: Option<Arc<Binding>>,
         times: (f64, Option<f64>, Option<f64>),
         now: f64,
         size: usize,
@@ -212,6 +215,7 @@ impl TokenCache {
             identity,
             tracked,
             forwarded,
+            binding,
             exp,
             nbf,
             iat,
@@ -246,6 +250,7 @@ mod tests {
             keys.generation(),
             Arc::new(()),
             Permissions::default(),
+            None,
             None,
             None,
             None,

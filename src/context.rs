@@ -9,10 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 
+use crate::dpop::proof::ProofRules;
 use crate::error::ErrorKind;
 use crate::permission::Requirement;
 use crate::response::grpc::{Protocol, render};
 use crate::response::{ChallengeParams, ErrorResponder, Rejection};
+use crate::time::unix_seconds;
 use crate::tracking::StateRules;
 
 /// Carried by every request the layer lets through (inside its
@@ -52,6 +54,8 @@ struct ContextData {
     layer_required: Option<Requirement>,
     /// The stores, for route guards that ask for single use.
     state: Arc<StateRules>,
+    /// DPoP settings, for the fresh nonce of a `use_dpop_nonce` refusal.
+    dpop: Option<Arc<ProofRules>>,
 }
 
 impl AuthContext {
@@ -61,6 +65,7 @@ impl AuthContext {
         responder: Arc<dyn ErrorResponder>,
         layer_required: Option<Requirement>,
         state: Arc<StateRules>,
+        dpop: Option<Arc<ProofRules>>,
     ) -> Self {
         Self {
             inner: Arc::new(ContextData {
@@ -68,6 +73,7 @@ impl AuthContext {
                 responder,
                 layer_required,
                 state,
+                dpop,
             }),
             claims: None,
         }
@@ -109,7 +115,15 @@ impl AuthContext {
     }
 
     pub(crate) fn reject(&self, kind: ErrorKind, protocol: Protocol) -> Response<Bytes> {
-        let rejection = Rejection::new(kind, self.inner.challenge.clone());
+        let mut rejection = Rejection::new(kind, self.inner.challenge.clone());
+        if kind == ErrorKind::UseDpopNonce
+            && let Some(nonces) = self.inner.dpop.as_ref().and_then(|d| d.nonce.as_ref())
+        {
+            let now = unix_seconds(self.inner.state.clock.now());
+            if let Some(nonce) = nonces.issue((now * 1000.0).max(0.0) as u64) {
+                rejection = rejection.with_dpop_nonce(nonce);
+            }
+        }
         render(&*self.inner.responder, &rejection, protocol)
     }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
+use crate::binding::Presented;
 use crate::error::ErrorKind;
 use crate::issuer::{Issuer, issuer_for};
 use crate::jwks::{KeySet, KeysFuture};
@@ -27,6 +28,7 @@ use crate::jws::header_kid;
 use crate::permission::Requirement;
 use crate::policy::Policy;
 use crate::telemetry::{self, Identity};
+use crate::time::unix_seconds;
 use crate::token::BearerToken;
 use crate::tracking::{Check, STORE_RETRY_AFTER, Waiting};
 use crate::verify::{self, Verified};
@@ -88,10 +90,28 @@ pub(crate) enum Step<C, T> {
     Wait(Pending<C, T>),
 }
 
+/// A token as the core sees it: its text, and whether it came with the `DPoP` scheme.
+pub(crate) trait TokenText: AsRef<str> {
+    fn is_dpop(&self) -> bool;
+}
+
+impl TokenText for BearerToken {
+    fn is_dpop(&self) -> bool {
+        BearerToken::is_dpop(self)
+    }
+}
+
+impl TokenText for &str {
+    fn is_dpop(&self) -> bool {
+        false
+    }
+}
+
 /// A wait, and what to finish with once it is over.
 pub(crate) struct Pending<C, T> {
     issuer: Arc<Issuer>,
     token: T,
+    presented: Option<Box<Presented>>,
     wait: Wait<C>,
 }
 
@@ -122,35 +142,42 @@ impl<C, T> Admitted<C, T> {
             Self::Check(verified, issuer, token, check) => Step::Wait(Pending {
                 issuer,
                 token,
+                presented: None,
                 wait: Wait::State { verified, check },
             }),
         }
     }
 }
 
-/// Steps 1 to 6 for a request's head.
+/// Steps 1 to 7 for a request's head; `presented` is what it shows for a bound token.
 pub(crate) fn authenticate<C>(
     policy: &Policy,
     headers: &HeaderMap,
     uri: &Uri,
     optional: bool,
+    presented: Option<Presented>,
 ) -> Step<C, BearerToken>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    match policy.token.source.extract(headers, uri) {
-        Ok(Some(token)) => authenticate_token(policy, token),
+    let dpop = policy.binding.reads_dpop();
+    match policy.token.source.extract(headers, uri, dpop) {
+        Ok(Some(token)) => authenticate_token(policy, token, presented),
         Ok(None) if optional => Step::Done(Outcome::Anonymous),
         Ok(None) => Step::Done(Outcome::Rejected(ErrorKind::MissingToken)),
         Err(kind) => Step::Done(Outcome::Rejected(kind)),
     }
 }
 
-/// Steps 2 to 6 for a token already found.
-pub(crate) fn authenticate_token<C, T>(policy: &Policy, token: T) -> Step<C, T>
+/// Steps 2 to 7 for a token already found.
+pub(crate) fn authenticate_token<C, T>(
+    policy: &Policy,
+    token: T,
+    presented: Option<Presented>,
+) -> Step<C, T>
 where
     C: DeserializeOwned + Send + Sync + 'static,
-    T: AsRef<str>,
+    T: TokenText,
 {
     let text = token.as_ref();
     if text.len() > policy.token.max_len {
@@ -165,6 +192,7 @@ where
         return Step::Wait(Pending {
             issuer,
             token,
+            presented: presented.map(Box::new),
             wait: Wait::Keys {
                 keys,
                 missing: ErrorKind::KeysUnavailable,
@@ -172,7 +200,7 @@ where
         });
     };
     match timed_verify::<C>(policy, &issuer, &keys, text) {
-        Ok(verified) => admit(policy, verified, issuer, token).into_step(),
+        Ok(verified) => admit(policy, verified, issuer, token, presented.as_ref()).into_step(),
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
                 // The store is signalled here, before anything awaits.
@@ -180,6 +208,7 @@ where
                 Step::Wait(Pending {
                     issuer,
                     token,
+                    presented: presented.map(Box::new),
                     wait: Wait::Keys {
                         keys,
                         missing: ErrorKind::UnknownKey,
@@ -192,7 +221,7 @@ where
     }
 }
 
-impl<C, T: AsRef<str>> Pending<C, T> {
+impl<C, T: TokenText> Pending<C, T> {
     /// Waits (bounded by the key store or the state store) and finishes the steps left.
     pub(crate) async fn finish(self, policy: &Policy) -> Outcome<C, T>
     where
@@ -201,6 +230,7 @@ impl<C, T: AsRef<str>> Pending<C, T> {
         let Self {
             issuer,
             token,
+            presented,
             wait,
         } = self;
         match wait {
@@ -209,12 +239,14 @@ impl<C, T: AsRef<str>> Pending<C, T> {
                     return missing_keys(missing, &issuer);
                 };
                 match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
-                    Ok(verified) => match admit(policy, verified, issuer, token) {
-                        Admitted::Done(outcome) => outcome,
-                        Admitted::Check(verified, issuer, token, check) => {
-                            checked(check.await, verified, issuer, token)
+                    Ok(verified) => {
+                        match admit(policy, verified, issuer, token, presented.as_deref()) {
+                            Admitted::Done(outcome) => outcome,
+                            Admitted::Check(verified, issuer, token, check) => {
+                                checked(check.await, verified, issuer, token)
+                            }
                         }
-                    },
+                    }
                     Err(kind) => Outcome::Rejected(kind),
                 }
             }
@@ -272,12 +304,14 @@ fn missing_keys<C, T>(missing: ErrorKind, issuer: &Issuer) -> Outcome<C, T> {
     }
 }
 
-/// Step 6, the layer-wide permissions, then step 7 as far as it goes without waiting.
-fn admit<C, T>(
+/// Step 6, the layer-wide permissions and the token's binding, then step 7 as far as it
+/// goes without waiting.
+fn admit<C, T: TokenText>(
     policy: &Policy,
     verified: Verified<C>,
     issuer: Arc<Issuer>,
     token: T,
+    presented: Option<&Presented>,
 ) -> Admitted<C, T> {
     if let Some(required) = &policy.permissions.required
         && !required.is_met(&verified.permissions)
@@ -288,7 +322,22 @@ fn admit<C, T>(
             issuer,
         ));
     }
-    match policy.state.check_layer(verified.tracked.as_ref()) {
+    let proof = if verified.binding.is_none() && !policy.binding.is_active() {
+        None
+    } else {
+        let now = unix_seconds(policy.claims.clock.now());
+        match policy.binding.check(
+            verified.binding.as_deref(),
+            token.is_dpop(),
+            presented,
+            token.as_ref(),
+            now,
+        ) {
+            Ok(proof) => proof.map(|p| (p.replay, p.ttl)),
+            Err(kind) => return Admitted::Done(Outcome::Rejected(kind)),
+        }
+    };
+    match policy.state.check_layer(verified.tracked.as_ref(), proof) {
         Check::Done(result) => Admitted::Done(checked(result, verified, issuer, token)),
         Check::Wait(check) => Admitted::Check(verified, issuer, token, check),
     }

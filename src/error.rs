@@ -93,6 +93,15 @@ pub enum ErrorKind {
     /// (RFC 9470: 401 `insufficient_user_authentication`, with `acr_values` and/or
     /// `max_age` in the challenge).
     InsufficientUserAuthentication,
+    /// The token is bound (`cnf`) to something this request does not prove: a DPoP key
+    /// without a DPoP proof, a certificate other than the client's, a binding the layer
+    /// is not set up to check; or an unbound token where binding is required.
+    BindingMismatch,
+    /// The DPoP proof fails a check of RFC 9449 section 4.3 (401 `invalid_dpop_proof`).
+    InvalidDpopProof,
+    /// The DPoP proof lacks a current server nonce (401 `use_dpop_nonce`, with a fresh
+    /// `DPoP-Nonce` header).
+    UseDpopNonce,
 }
 
 impl ErrorKind {
@@ -116,6 +125,8 @@ impl ErrorKind {
             Self::MalformedCredentials => Some("invalid_request"),
             Self::InsufficientPermission => Some("insufficient_scope"),
             Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
+            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
             _ => Some("invalid_token"),
         }
     }
@@ -153,6 +164,9 @@ impl ErrorKind {
             Self::InsufficientUserAuthentication => {
                 "stronger or more recent authentication required"
             }
+            Self::BindingMismatch => "token binding not satisfied",
+            Self::InvalidDpopProof => "invalid DPoP proof",
+            Self::UseDpopNonce => "DPoP nonce required",
         }
     }
 }

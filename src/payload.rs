@@ -35,6 +35,8 @@ pub(crate) struct Registered<'de> {
     pub(crate) azp: Option<Text<'de>>,
     /// The token's id, for single use and revocation; read leniently like `sub`.
     pub(crate) jti: Option<Text<'de>>,
+    /// The confirmation claim of a sender-constrained token, judged by `binding.rs`.
+    pub(crate) cnf: Option<&'de RawValue>,
     /// Every top-level claim name, collected only when asked for.
     pub(crate) names: Option<Vec<Cow<'de, str>>>,
     /// The raw values of the claims asked for by name (permission sources), with the
@@ -150,6 +152,7 @@ enum Claim {
     ClientId,
     Azp,
     Jti,
+    Cnf,
 }
 
 impl Claim {
@@ -165,6 +168,7 @@ impl Claim {
             "client_id" => Self::ClientId,
             "azp" => Self::Azp,
             "jti" => Self::Jti,
+            "cnf" => Self::Cnf,
             _ => return None,
         })
     }
@@ -176,6 +180,15 @@ impl<'de> Registered<'de> {
     fn observe(&mut self, claim: Claim, raw: &'de RawValue) -> bool {
         fn number(raw: &RawValue) -> Option<f64> {
             crate::claims::numeric(raw).ok()
+        }
+        if let Claim::Cnf = claim {
+            // Twice is ambiguous: refuse rather than pick one binding.
+            let fresh = self.cnf.is_none();
+            self.cnf = Some(raw);
+            if !fresh && self.problem.is_none() {
+                self.problem = Some(ErrorKind::InvalidClaim);
+            }
+            return fresh;
         }
         let identity = match claim {
             Claim::Sub => Some(&mut self.sub),
@@ -197,7 +210,7 @@ impl<'de> Registered<'de> {
             Claim::Nbf => self.nbf.is_none(),
             Claim::Iat => self.iat.is_none(),
             Claim::Tid => self.tid.is_none(),
-            Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti => true,
+            Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti | Claim::Cnf => true,
         };
         let parsed = fresh
             && match claim {
@@ -207,7 +220,7 @@ impl<'de> Registered<'de> {
                 Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
                 Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
                 Claim::Tid => Text::deserialize(raw).map(|t| self.tid = Some(t)).is_ok(),
-                Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti => true,
+                Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti | Claim::Cnf => true,
             };
         if !parsed && self.problem.is_none() {
             self.problem = Some(ErrorKind::InvalidClaim);

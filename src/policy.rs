@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::algorithm::Algorithm;
+use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
 use crate::issuer::Issuer;
@@ -57,6 +58,8 @@ pub(crate) struct Policy {
     pub(crate) exemptions: Exemptions,
     /// Claims copied into request headers for the inner service.
     pub(crate) forwarding: Forwarding,
+    /// DPoP and certificate-bound tokens.
+    pub(crate) binding: BindingRules,
 }
 
 /// What spans and the audit hook are told.

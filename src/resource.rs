@@ -96,6 +96,7 @@ impl ProtectedResourceMetadata {
         header_bearer: bool,
         url: Arc<str>,
         paths: Vec<String>,
+        extra: Vec<(&'static str, Value)>,
     ) -> Self {
         let mut document = json!({
             "resource": settings.resource,
@@ -110,6 +111,9 @@ impl ProtectedResourceMetadata {
         }
         if let Some(documentation) = &settings.documentation {
             document["resource_documentation"] = json!(documentation);
+        }
+        for (name, value) in extra {
+            document[name] = value;
         }
         let body = Bytes::from(document.to_string());
         Self {

@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use tracing::field::{self, Empty};
 
 use crate::authentication::Authentication;
+use crate::binding::Miswired;
 use crate::body::ResponseBody;
 use crate::context::AuthContext;
 use crate::core::{self, Outcome, Step};
@@ -146,6 +147,14 @@ fn span() -> tracing::Span {
     )
 }
 
+/// The answer to a request the application did not prepare as configured: a 500 naming
+/// what is missing (a wiring mistake, not a client error).
+fn miswired(message: &'static str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(message.as_bytes()));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
 /// The typed validator's verdict on a verified token.
 fn validated<C>(
     outcome: Outcome<C, BearerToken>,
@@ -235,7 +244,31 @@ where
             || policy
                 .exemptions
                 .matches(request.method(), request.uri(), request.headers());
-        let step = core::authenticate::<C>(policy, request.headers(), request.uri(), optional);
+        let presented = if policy.binding.is_active() {
+            let presented = policy.binding.presented(
+                request.method(),
+                request.uri().path(),
+                request.headers(),
+                request.extensions(),
+            );
+            match presented {
+                Ok(presented) => Some(presented),
+                Err(Miswired(message)) => {
+                    drop(entered);
+                    tracing::error!("{message}");
+                    return ResponseFuture::rejected(miswired(message));
+                }
+            }
+        } else {
+            None
+        };
+        let step = core::authenticate::<C>(
+            policy,
+            request.headers(),
+            request.uri(),
+            optional,
+            presented,
+        );
         match step {
             Step::Done(outcome) => {
                 let validator = self.validator.as_ref();

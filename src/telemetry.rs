@@ -263,6 +263,9 @@ mod tests {
             K::ClientNotAllowed,
             K::ClaimNotAccepted,
             K::InsufficientUserAuthentication,
+            K::BindingMismatch,
+            K::InvalidDpopProof,
+            K::UseDpopNonce,
         ] {
             assert!(OUTCOMES.contains(&refusal_label(kind)), "{kind:?}");
         }

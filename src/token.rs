@@ -112,16 +112,17 @@ impl TokenSource {
     }
 
     /// Finds the token. `Ok(None)`: no token (another `Authorization` scheme counts as
-    /// none). `Err`: malformed credentials.
+    /// none; `DPoP` too unless `dpop`). `Err`: malformed credentials.
     pub(crate) fn extract(
         &self,
         headers: &HeaderMap,
         uri: &Uri,
+        dpop: bool,
     ) -> Result<Option<BearerToken>, ErrorKind> {
         let mut found = None;
         for source in &self.sources {
             let token = match source {
-                Source::Bearer => bearer(headers)?,
+                Source::Bearer => bearer(headers, dpop)?,
                 Source::Cookie(name) => cookie(headers, name)?,
                 Source::Header(name) => custom_header(headers, name)?,
                 Source::Invalid(_) => None,
@@ -176,7 +177,7 @@ fn is_b64token(token: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
-fn bearer(headers: &HeaderMap) -> Result<Option<BearerToken>, ErrorKind> {
+fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<BearerToken>, ErrorKind> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -186,8 +187,10 @@ fn bearer(headers: &HeaderMap) -> Result<Option<BearerToken>, ErrorKind> {
     }
     let bytes = value.as_bytes();
     let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
-    if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
-        // Another scheme (Basic, DPoP, ...) is not ours to judge: no bearer token.
+    let scheme = &bytes[..scheme_end];
+    let is_dpop = dpop && scheme.eq_ignore_ascii_case(b"dpop");
+    if !is_dpop && !scheme.eq_ignore_ascii_case(b"bearer") {
+        // Another scheme (Basic, DPoP while it is off, ...) is not ours to judge.
         return Ok(None);
     }
     let mut start = scheme_end;
@@ -204,6 +207,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<BearerToken>, ErrorKind> {
     Ok(Some(BearerToken {
         value: value.clone(),
         range: start..end,
+        dpop: is_dpop,
     }))
 }
 
@@ -256,6 +260,7 @@ fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Bearer
     Ok(Some(BearerToken {
         value: value.clone(),
         range: start..start + trimmed.len(),
+        dpop: false,
     }))
 }
 
@@ -267,6 +272,8 @@ fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Bearer
 pub struct BearerToken {
     value: HeaderValue,
     range: Range<usize>,
+    /// Sent with the `DPoP` scheme rather than `Bearer`.
+    dpop: bool,
 }
 
 impl BearerToken {
@@ -274,7 +281,11 @@ impl BearerToken {
     fn from_text(token: &str) -> Result<Self, ErrorKind> {
         let value = HeaderValue::from_str(token).map_err(|_| ErrorKind::MalformedCredentials)?;
         let range = 0..value.len();
-        Ok(Self { value, range })
+        Ok(Self {
+            value,
+            range,
+            dpop: false,
+        })
     }
 
     /// The token text.
@@ -285,11 +296,20 @@ impl BearerToken {
         std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or_default()
     }
 
+    /// Whether the token came with the `DPoP` scheme (a DPoP-bound token with its
+    /// proof) rather than `Bearer`.
+    #[must_use]
+    pub fn is_dpop(&self) -> bool {
+        self.dpop
+    }
+
     /// The token in a form ready for an outgoing `Authorization` header:
-    /// `Bearer <token>`.
+    /// `Bearer <token>`, or `DPoP <token>` for a DPoP-bound one (which also needs a
+    /// proof of its own for the next hop).
     #[must_use]
     pub fn to_header_value(&self) -> HeaderValue {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.as_str()))
+        let scheme = if self.dpop { "DPoP" } else { "Bearer" };
+        let mut value = HeaderValue::from_str(&format!("{scheme} {}", self.as_str()))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         value.set_sensitive(true);
         value
@@ -325,8 +345,23 @@ mod tests {
 
     fn extract(source: &TokenSource, pairs: &[(&str, &str)]) -> Result<Option<String>, ErrorKind> {
         source
-            .extract(&headers(pairs), &Uri::from_static("/"))
+            .extract(&headers(pairs), &Uri::from_static("/"), false)
             .map(|t| t.map(|t| t.as_str().to_owned()))
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_read_only_when_dpop_is_on() {
+        let headers = headers(&[("authorization", "dpop  a.b.c")]);
+        let uri = Uri::from_static("/");
+        let source = TokenSource::bearer();
+        assert!(matches!(source.extract(&headers, &uri, false), Ok(None)));
+        let token = source
+            .extract(&headers, &uri, true)
+            .expect("well formed")
+            .expect("a token");
+        assert_eq!(token.as_str(), "a.b.c");
+        assert!(token.is_dpop());
+        assert_eq!(token.to_header_value(), "DPoP a.b.c");
     }
 
     #[test]
@@ -425,6 +460,7 @@ mod tests {
         let t = BearerToken {
             value: HeaderValue::from_static("Bearer secret"),
             range: 7..13,
+            dpop: false,
         };
         assert_eq!(t.as_str(), "secret");
         assert!(!format!("{t:?}").contains("secret"));

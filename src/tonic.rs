@@ -249,11 +249,16 @@ where
         let headers = request.metadata().clone().into_headers();
         // The synchronous part of the core only: a wait for keys is given up at once
         // (the key store was signalled, so the next request can pass).
-        let outcome =
-            match core::authenticate::<C>(&self.config.policy, &headers, &Uri::default(), false) {
-                Step::Done(outcome) => outcome,
-                Step::Wait(pending) => pending.give_up(),
-            };
+        let outcome = match core::authenticate::<C>(
+            &self.config.policy,
+            &headers,
+            &Uri::default(),
+            false,
+            None,
+        ) {
+            Step::Done(outcome) => outcome,
+            Step::Wait(pending) => pending.give_up(),
+        };
         crate::telemetry::count_request(outcome.label());
         match outcome {
             Outcome::Authenticated(verified, issuer, token) => {

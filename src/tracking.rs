@@ -142,13 +142,18 @@ impl StateRules {
         self.single_use || self.revocation.is_some()
     }
 
-    /// The layer's state checks for a verified token: revocation, then single use when
+    /// The layer's state checks for a verified token: revocation, the DPoP proof's
+    /// `jti` when there is one (its key and how long to keep it), then single use when
     /// every token is single use.
-    pub(crate) fn check_layer(self: &Arc<Self>, tracked: Option<&Arc<Tracked>>) -> Check {
-        if !self.tracks() {
+    pub(crate) fn check_layer(
+        self: &Arc<Self>,
+        tracked: Option<&Arc<Tracked>>,
+        proof: Option<(StateKey, Duration)>,
+    ) -> Check {
+        if !self.tracks() && proof.is_none() {
             return Check::Done(Ok(()));
         }
-        self.check(tracked, true, self.single_use)
+        self.check(tracked, true, proof, self.single_use)
     }
 
     /// A route guard's single-use check, behind a layer that checked revocation. When the
@@ -157,27 +162,21 @@ impl StateRules {
         if self.single_use {
             return Check::Done(Ok(()));
         }
-        self.check(tracked, false, true)
+        self.check(tracked, false, None, true)
     }
 
-    /// Revocation (when asked for and a list is configured), then single use when
-    /// `single_use`.
+    /// Revocation (when asked for and a list is configured), then the DPoP proof, then
+    /// single use when `single_use`.
     fn check(
         self: &Arc<Self>,
         tracked: Option<&Arc<Tracked>>,
         revocation: bool,
+        proof: Option<(StateKey, Duration)>,
         single_use: bool,
     ) -> Check {
-        let Some(tracked) = tracked else {
-            // A verified token always has its keys where a check needs them; without
-            // them, single use cannot be enforced.
-            return Check::Done(if single_use {
-                Err(ErrorKind::MissingClaim)
-            } else {
-                Ok(())
-            });
-        };
-        if let Some(list) = self.revocation.as_ref().filter(|_| revocation) {
+        if let (Some(list), Some(tracked)) = (self.revocation.as_ref(), tracked)
+            && revocation
+        {
             match list.status(tracked.token, tracked.subject).into_ready() {
                 Ok(status) => {
                     if let Err(kind) = self.judge_revocation(status, tracked) {
@@ -189,6 +188,10 @@ impl StateRules {
                     let tracked = Arc::clone(tracked);
                     return Check::Wait(Box::pin(async move {
                         rules.judge_revocation(waiting.await, &tracked)?;
+                        if let Some((key, ttl)) = proof {
+                            let fresh = rules.replay.insert_once(key, ttl).await;
+                            rules.judge_proof(fresh)?;
+                        }
                         if single_use {
                             rules.spend(&tracked).await
                         } else {
@@ -198,9 +201,34 @@ impl StateRules {
                 }
             }
         }
+        if let Some((key, ttl)) = proof {
+            match self.replay.insert_once(key, ttl).into_ready() {
+                Ok(fresh) => {
+                    if let Err(kind) = self.judge_proof(fresh) {
+                        return Check::Done(Err(kind));
+                    }
+                }
+                Err(waiting) => {
+                    let rules = Arc::clone(self);
+                    let tracked = tracked.map(Arc::clone);
+                    return Check::Wait(Box::pin(async move {
+                        rules.judge_proof(waiting.await)?;
+                        match (single_use, tracked) {
+                            (false, _) => Ok(()),
+                            (true, Some(tracked)) => rules.spend(&tracked).await,
+                            (true, None) => Err(ErrorKind::MissingClaim),
+                        }
+                    }));
+                }
+            }
+        }
         if !single_use {
             return Check::Done(Ok(()));
         }
+        let Some(tracked) = tracked else {
+            // Without its keys, single use cannot be enforced.
+            return Check::Done(Err(ErrorKind::MissingClaim));
+        };
         let Some(key) = tracked.token else {
             return Check::Done(Err(ErrorKind::MissingClaim));
         };
@@ -249,6 +277,14 @@ impl StateRules {
                 }
             }
             Err(error) => self.failed(&error),
+        }
+    }
+
+    /// A DPoP proof's `jti` seen before is a replayed proof.
+    fn judge_proof(&self, result: Result<bool, StoreError>) -> Result<(), ErrorKind> {
+        match self.judge_use(result) {
+            Err(ErrorKind::TokenReplayed) => Err(ErrorKind::InvalidDpopProof),
+            other => other,
         }
     }
 

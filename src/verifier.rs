@@ -86,7 +86,7 @@ impl Verifier {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        let outcome = match core::authenticate_token::<C, _>(&self.config.policy, token) {
+        let outcome = match core::authenticate_token::<C, _>(&self.config.policy, token, None) {
             Step::Done(outcome) => outcome,
             Step::Wait(pending) => pending.give_up(),
         };
@@ -104,7 +104,7 @@ impl Verifier {
         C: DeserializeOwned + Send + Sync + 'static,
     {
         let policy = &self.config.policy;
-        let outcome = match core::authenticate_token::<C, _>(policy, token) {
+        let outcome = match core::authenticate_token::<C, _>(policy, token, None) {
             Step::Done(outcome) => outcome,
             Step::Wait(pending) => pending.finish(policy).await,
         };

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::algorithm::Algorithm;
+use crate::binding::Binding;
 use crate::cache::TokenCache;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
@@ -44,6 +45,8 @@ pub struct Verified<C> {
     pub(crate) tracked: Option<Arc<Tracked>>,
     /// The headers of forwarded claims, when claims are forwarded.
     pub(crate) forwarded: Option<Forwarded>,
+    /// The token's `cnf`, when it is sender-constrained.
+    pub(crate) binding: Option<Arc<Binding>>,
 }
 
 /// `exp`, `nbf` and `iat` of a verified token.
@@ -81,6 +84,7 @@ where
             identity: entry.identity,
             tracked: entry.tracked,
             forwarded: entry.forwarded,
+            binding: entry.binding,
         });
     }
     telemetry::count_cache(false);
@@ -93,6 +97,7 @@ where
         verified.identity.clone(),
         verified.tracked.clone(),
         verified.forwarded.clone(),
+        verified.binding.clone(),
         verified.times,
         now,
         token.len() + verified.payload_len,
@@ -196,6 +201,7 @@ fn verify_uncached<C: DeserializeOwned>(
         identity,
         tracked,
         forwarded,
+        binding: registered.cnf.map(|raw| Arc::new(Binding::parse(raw))),
     })
 }
 

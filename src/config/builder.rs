@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use crate::algorithm::Algorithm;
 use crate::cache::CacheOptions;
+use crate::dpop::DpopOptions;
 use crate::issuer::{KeyInput, KeySpec, TrustedIssuer};
 #[cfg(feature = "remote")]
 use crate::jwks::options::RemoteOptions;
 use crate::jwks::{KeySet, KeyStore};
+use crate::mtls::MtlsMode;
 use crate::permission::ClaimPath;
 use crate::policy::TypPolicy;
 use crate::resource::ResourceSettings;
@@ -85,6 +87,8 @@ pub struct JwtAuthConfigBuilder {
     pub(super) forwarded_claims: Vec<(String, String)>,
     pub(super) forwarded_payload: Option<String>,
     pub(super) remove_authorization: bool,
+    pub(super) dpop: Option<DpopOptions>,
+    pub(super) mtls: MtlsMode,
 }
 
 impl Default for JwtAuthConfigBuilder {
@@ -126,6 +130,8 @@ impl Default for JwtAuthConfigBuilder {
             forwarded_claims: Vec::new(),
             forwarded_payload: None,
             remove_authorization: false,
+            dpop: None,
+            mtls: MtlsMode::Off,
         }
     }
 }
@@ -359,6 +365,21 @@ impl JwtAuthConfigBuilder {
     /// them (the token stays readable through [`Authentication`](crate::Authentication)).
     pub fn remove_authorization(mut self, remove: bool) -> Self {
         self.remove_authorization = remove;
+        self
+    }
+
+    /// DPoP (RFC 9449): see [`DpopOptions`]. Off by default, and then a DPoP-bound token
+    /// (`cnf.jkt`) is refused.
+    pub fn dpop(mut self, options: DpopOptions) -> Self {
+        self.dpop = Some(options);
+        self
+    }
+
+    /// Certificate-bound tokens (RFC 8705): a token with `cnf["x5t#S256"]` passes only
+    /// with the matching [`ClientCertificate`](crate::mtls::ClientCertificate) in the
+    /// request extensions. Off by default, and then such a token is refused.
+    pub fn mtls(mut self, mode: MtlsMode) -> Self {
+        self.mtls = mode;
         self
     }
 

@@ -8,8 +8,12 @@ use http::{HeaderName, HeaderValue};
 
 use super::builder::JwtAuthConfigBuilder;
 use crate::algorithm::Algorithm;
+use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
+use crate::dpop::nonce::NonceKey;
+use crate::dpop::proof::ProofRules;
+use crate::dpop::{self, DpopMode, UrlSource};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::issuer::{Issuer, IssuerMatch};
 use crate::jwks::KeySet;
@@ -70,6 +74,7 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
     }
     let mut permission_capture = crate::permission::capture_names(&permission_paths);
     let (checks, exemptions, forwarding) = compile_rules(&b, &mut permission_capture)?;
+    let binding = compile_binding(&b)?;
     if b.required_permissions.iter().any(String::is_empty) {
         return Err(ConfigError::new(K::EmptyValue, "empty required permission"));
     }
@@ -97,12 +102,14 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
                 b.token_source.reads_bearer_header(),
                 url.into(),
                 paths,
+                binding.metadata(),
             ))
         }
     };
     let challenge = ChallengeParams {
         realm: b.realm.clone().map(Into::into),
         resource_metadata: metadata.as_ref().map(|m| m.url().into()),
+        dpop_algs: binding.dpop.as_ref().map(|d| Arc::clone(&d.algs)),
     };
     if b.max_token_lifetime.is_zero() {
         return Err(ConfigError::new(
@@ -125,6 +132,7 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         Arc::clone(&b.responder),
         required_permissions.clone(),
         Arc::clone(&state),
+        binding.dpop.clone(),
     );
     let mut algorithms: Vec<Algorithm> = Vec::new();
     for alg in issuers.iter().flat_map(|i| &i.algorithms) {
@@ -165,7 +173,66 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
             .map(|list| Revocations::new(list, b.clock, b.max_token_lifetime)),
         exemptions,
         forwarding,
+        binding,
     })
+}
+
+/// The DPoP and mTLS settings, checked.
+fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError> {
+    use ConfigErrorKind as K;
+    let dpop = match &b.dpop {
+        None => None,
+        Some(options) if options.mode == DpopMode::Off => None,
+        Some(options) => {
+            if options.url == UrlSource::Unset {
+                return Err(ConfigError::new(
+                    K::InvalidValue,
+                    "DPoP needs the requests' public URL: DpopOptions::public_base_url(..) or trusted_url_extension(); it is never rebuilt from Host or X-Forwarded-* headers",
+                ));
+            }
+            if let UrlSource::Base(base) = &options.url
+                && dpop::htu::normalise(base).is_none()
+            {
+                return Err(ConfigError::new(
+                    K::InvalidUrl,
+                    format!("DPoP public base URL `{base}` is not an absolute http(s) URL"),
+                ));
+            }
+            if options.algorithms.is_empty()
+                || options
+                    .algorithms
+                    .iter()
+                    .any(|a| a.family() == crate::algorithm::KeyFamily::Hmac)
+            {
+                return Err(ConfigError::new(
+                    K::AlgorithmNotSupported,
+                    "DPoP proofs need at least one algorithm, all asymmetric",
+                ));
+            }
+            let nonce = match &options.nonce {
+                None => None,
+                Some((secret, lifetime)) => {
+                    Some(NonceKey::new(secret, *lifetime).ok_or_else(|| {
+                        ConfigError::new(
+                            K::InvalidValue,
+                            "the DPoP nonce secret must be at least 32 bytes",
+                        )
+                    })?)
+                }
+            };
+            let algs: Vec<&str> = options.algorithms.iter().map(|a| a.as_str()).collect();
+            Some(Arc::new(ProofRules {
+                mode: options.mode,
+                algorithms: options.algorithms.clone(),
+                algs: algs.join(" ").into(),
+                window: options.window.as_secs_f64(),
+                leeway: b.leeway.as_secs_f64(),
+                url: options.url.clone(),
+                nonce,
+            }))
+        }
+    };
+    Ok(BindingRules { dpop, mtls: b.mtls })
 }
 
 /// The index of `name` in the capture list, added when missing.

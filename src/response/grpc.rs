@@ -44,6 +44,12 @@ impl Rejection {
         if let Some(challenge) = self.www_authenticate() {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
+        if let Some(nonce) = self
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert("dpop-nonce", nonce);
+        }
         response
     }
 }

@@ -27,6 +27,8 @@ pub struct Rejection {
     /// For a step-up 401 (RFC 9470): the acceptable `acr` values, space-separated, and
     /// the longest acceptable age of the authentication in seconds.
     step_up: Option<(Option<String>, Option<u64>)>,
+    /// A fresh server nonce for `use_dpop_nonce` (the `DPoP-Nonce` header).
+    dpop_nonce: Option<String>,
 }
 
 /// The configured parameters every challenge carries: `realm`, and `resource_metadata`
@@ -35,6 +37,9 @@ pub struct Rejection {
 pub(crate) struct ChallengeParams {
     pub(crate) realm: Option<Arc<str>>,
     pub(crate) resource_metadata: Option<Arc<str>>,
+    /// With DPoP allowed or required: the proof algorithms, and every challenge carries
+    /// a DPoP challenge after the Bearer one (RFC 9449 section 7.1).
+    pub(crate) dpop_algs: Option<Arc<str>>,
 }
 
 impl Rejection {
@@ -45,7 +50,19 @@ impl Rejection {
             retry_after: None,
             scope: None,
             step_up: None,
+            dpop_nonce: None,
         }
+    }
+
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self
+    }
+
+    /// The fresh server nonce of a `use_dpop_nonce` refusal, sent as `DPoP-Nonce`.
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// A 401 `insufficient_user_authentication` (RFC 9470 section 3) naming what would
@@ -142,7 +159,12 @@ impl Rejection {
         if let Some(realm) = &self.challenge.realm {
             params.push(("realm", realm));
         }
-        if let Some(code) = self.error.error_code() {
+        // A proof failure belongs to the DPoP challenge, not to the Bearer one.
+        let proof_error = matches!(
+            self.error.kind(),
+            ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
+        );
+        if let Some(code) = self.error.error_code().filter(|_| !proof_error) {
             params.push(("error", code));
             params.push(("error_description", self.description()));
         }
@@ -160,9 +182,16 @@ impl Rejection {
             params.push(("resource_metadata", url));
         }
         let mut challenge = String::from("Bearer");
-        for (i, (name, value)) in params.into_iter().enumerate() {
-            let sep = if i == 0 { " " } else { ", " };
-            let _ = write!(challenge, "{sep}{name}=\"{}\"", Quoted(value));
+        write_params(&mut challenge, &params);
+        if let Some(algs) = &self.challenge.dpop_algs {
+            let mut dpop: Vec<(&str, &str)> = Vec::with_capacity(3);
+            if let (true, Some(code)) = (proof_error, self.error.error_code()) {
+                dpop.push(("error", code));
+                dpop.push(("error_description", self.description()));
+            }
+            dpop.push(("algs", algs));
+            challenge.push_str(", DPoP");
+            write_params(&mut challenge, &dpop);
         }
         // The realm was checked at build time and the other values are fixed ASCII.
         HeaderValue::from_str(&challenge).ok()
@@ -181,8 +210,23 @@ impl Rejection {
         if let Some(after) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
         }
+        if let Some(nonce) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert("dpop-nonce", nonce);
+        }
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// Appends ` name="value", …` to a challenge.
+fn write_params(challenge: &mut String, params: &[(&str, &str)]) {
+    for (i, (name, value)) in params.iter().enumerate() {
+        let sep = if i == 0 { " " } else { ", " };
+        let _ = write!(challenge, "{sep}{name}=\"{}\"", Quoted(value));
     }
 }
 
@@ -291,6 +335,7 @@ mod tests {
         ChallengeParams {
             realm: Some(realm.into()),
             resource_metadata: None,
+            dpop_algs: None,
         }
     }
 
@@ -301,6 +346,7 @@ mod tests {
             resource_metadata: Some(
                 "https://api.example.com/.well-known/oauth-protected-resource".into(),
             ),
+            dpop_algs: None,
         };
         let r = Rejection::new(ErrorKind::MissingToken, params.clone());
         assert_eq!(

@@ -62,6 +62,12 @@ impl StateKey {
         Self::derive(b"tower-jwt-auth/subject", &[issuer, sub])
     }
 
+    /// The key of one DPoP proof: its key's thumbprint and its `jti`.
+    #[must_use]
+    pub fn proof(jkt: &str, jti: &str) -> Self {
+        Self::derive(b"tower-jwt-auth/dpop-proof", &[jkt, jti])
+    }
+
     /// A digest over `tag` and each part, each prefixed by its length, so that no two
     /// different lists of parts give the same input.
     fn derive(tag: &[u8], parts: &[&str]) -> Self {

@@ -424,6 +424,38 @@ async fn token_endpoint(state: &State, request: Request<Incoming>) -> Response<F
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let basic = basic_credentials(request.headers());
     let used_basic = request.headers().contains_key(http::header::AUTHORIZATION);
+    // A DPoP proof makes the token DPoP-bound (RFC 9449 section 5).
+    let mut proofs = request.headers().get_all("dpop").iter();
+    let jkt = match (proofs.next(), proofs.next()) {
+        (None, _) => None,
+        (Some(proof), None) => {
+            let url = format!("{}/oauth/token", state.base);
+            let htu = crate::dpop::htu::normalise(&url).unwrap_or_default();
+            let now = crate::time::unix_seconds(std::time::SystemTime::now());
+            let key = proof.to_str().ok().and_then(|proof| {
+                crate::dpop::proof::ProofRules::for_token_endpoint()
+                    .token_request_key(proof, &htu, now)
+                    .ok()
+            });
+            match key {
+                Some(jkt) => Some(jkt),
+                None => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_dpop_proof",
+                        "the DPoP proof is not valid for this request",
+                    );
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                "one DPoP header at most",
+            );
+        }
+    };
     let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
         .collect()
         .await
@@ -533,9 +565,12 @@ async fn token_endpoint(state: &State, request: Request<Incoming>) -> Response<F
     if let Some(client_id) = client_id {
         builder = builder.claim("client_id", client_id);
     }
+    if let Some(jkt) = &jkt {
+        builder = builder.claim("cnf", json!({ "jkt": jkt }));
+    }
     let body = json!({
         "access_token": builder.sign(),
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": 3600,
         "scope": scope,
     });

@@ -244,6 +244,13 @@ impl TestKey {
         jwk
     }
 
+    /// The RFC 7638 thumbprint of the public key (what `cnf.jkt` holds for a token
+    /// bound to this key); `None` for HMAC keys.
+    #[must_use]
+    pub fn thumbprint(&self) -> Option<String> {
+        crate::dpop::jwk_thumbprint(&self.public_jwk())
+    }
+
     /// The public key as PEM (`PUBLIC KEY`, SubjectPublicKeyInfo); `None` for HMAC keys.
     #[must_use]
     pub fn public_pem(&self) -> Option<String> {

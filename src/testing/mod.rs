@@ -20,10 +20,12 @@
 //!
 //! RSA key generation takes tens of milliseconds; share keys between tests where you can.
 
+mod dpop;
 mod issuer;
 mod keys;
 mod token;
 
+pub use dpop::DpopProof;
 pub use issuer::{DEFAULT_AUDIENCE, Endpoint, Fault, MockIssuer, MockIssuerBuilder};
 pub use keys::{TestKey, jwks};
 pub use token::{TokenBuilder, encode_json};

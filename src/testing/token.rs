@@ -75,6 +75,17 @@ impl TokenBuilder {
         }
     }
 
+    /// Binds the token to a DPoP key (`cnf.jkt`, the key's RFC 7638 thumbprint).
+    pub fn dpop_bound(self, key: &TestKey) -> Self {
+        let jkt = key.thumbprint().unwrap_or_default();
+        self.claim("cnf", serde_json::json!({ "jkt": jkt }))
+    }
+
+    /// Binds the token to a client certificate (`cnf["x5t#S256"]`, RFC 8705).
+    pub fn certificate_bound(self, thumbprint: &str) -> Self {
+        self.claim("cnf", serde_json::json!({ "x5t#S256": thumbprint }))
+    }
+
     /// Sets `iss`.
     pub fn issuer(self, iss: impl Into<String>) -> Self {
         self.claim("iss", iss.into())

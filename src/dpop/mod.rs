@@ -1,0 +1,164 @@
+//! DPoP (RFC 9449): tokens bound to a key the client proves it holds, with a fresh
+//! signed proof on every request.
+//!
+//! Configure it with [`DpopOptions`] on
+//! [`JwtAuthConfigBuilder::dpop`](crate::JwtAuthConfigBuilder::dpop):
+//!
+//! ```
+//! use tower_jwt_auth::JwtAuthConfig;
+//! use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+//!
+//! let builder = JwtAuthConfig::builder()
+//!     .dpop(DpopOptions::new(DpopMode::Allowed).public_base_url("https://api.example.com"));
+//! # let _ = builder;
+//! ```
+//!
+//! What a request with `Authorization: DPoP <token>` must bring (section 4.3): exactly one
+//! `DPoP` header with a proof JWT whose `typ` is `dpop+jwt`, whose `alg` is an allowed
+//! asymmetric algorithm, whose `jwk` is a public key (no private member) that verifies
+//! its signature, whose `htm` is the request method and `htu` the request's public URL
+//! (query and fragment ignored, compared after RFC 3986 normalisation), whose `iat` is
+//! within the window, whose `ath` is the hash of the access token, whose `jti` was never
+//! seen (the layer's replay store, shared by replicas), and, when server nonces are on,
+//! whose `nonce` is a live one; and the token's `cnf.jkt` must be the RFC 7638 thumbprint
+//! of the proof's key.
+//!
+//! The public URL is never rebuilt from `Host` or `X-Forwarded-*`: it is the configured
+//! [`public_base_url`](DpopOptions::public_base_url) followed by the request path, or the
+//! [`PublicUrl`] extension your proxy-aware code inserts.
+
+pub(crate) mod htu;
+pub(crate) mod nonce;
+pub(crate) mod proof;
+mod thumbprint;
+
+use std::time::Duration;
+
+use crate::algorithm::Algorithm;
+
+pub use thumbprint::jwk_thumbprint;
+
+/// Whether DPoP is refused, accepted, or required.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DpopMode {
+    /// No DPoP: the `DPoP` scheme is not read, and a token bound to a key (`cnf.jkt`)
+    /// is refused. The default.
+    #[default]
+    Off,
+    /// Bearer and DPoP both accepted; a DPoP-bound token must come with its proof.
+    Allowed,
+    /// Only DPoP: every token must be DPoP-bound and come with its proof.
+    Required,
+}
+
+/// Where the request's public URL (the `htu` a proof must name) comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UrlSource {
+    /// None configured: `build()` refuses DPoP.
+    Unset,
+    /// This base (scheme, host, port, optional path prefix) followed by the request path.
+    Base(String),
+    /// The [`PublicUrl`] request extension, inserted by the application.
+    Extension,
+}
+
+/// The public URL of a request, as your proxy-aware code knows it, for
+/// [`DpopOptions::trusted_url_extension`]: insert it into the request extensions before
+/// the layer runs. Only the scheme, host, port and path are compared.
+///
+/// ```
+/// use tower_jwt_auth::dpop::PublicUrl;
+///
+/// let mut request = http::Request::new(());
+/// request
+///     .extensions_mut()
+///     .insert(PublicUrl::new("https://api.example.com/orders/7"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The public URL of this request.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Settings of DPoP on the resource server.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct DpopOptions {
+    pub(crate) mode: DpopMode,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) window: Duration,
+    pub(crate) url: UrlSource,
+    pub(crate) nonce: Option<(Vec<u8>, Duration)>,
+}
+
+impl DpopOptions {
+    /// DPoP in this mode, with the asymmetric algorithms ES256, ES384, EdDSA, RS256 and
+    /// PS256 and a 60 s `iat` window. A public URL source is still needed:
+    /// [`public_base_url`](Self::public_base_url) or
+    /// [`trusted_url_extension`](Self::trusted_url_extension).
+    pub fn new(mode: DpopMode) -> Self {
+        Self {
+            mode,
+            algorithms: vec![
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+                Algorithm::RS256,
+                Algorithm::PS256,
+            ],
+            window: Duration::from_secs(60),
+            url: UrlSource::Unset,
+            nonce: None,
+        }
+    }
+
+    /// The algorithms a proof may use; symmetric ones are refused by `build()`.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// How old a proof's `iat` may be (the claim leeway is added, and allows that much
+    /// in the future too); 60 s by default.
+    pub fn iat_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// The public URL requests arrive at, as clients see it (`https://api.example.com`,
+    /// or with a path prefix a proxy strips: `https://example.com/api`). The `htu` a
+    /// proof must name is this base followed by the request path.
+    pub fn public_base_url(mut self, base: impl Into<String>) -> Self {
+        self.url = UrlSource::Base(base.into());
+        self
+    }
+
+    /// Reads each request's public URL from its [`PublicUrl`] extension, which code that
+    /// knows your proxies inserts before the layer. A request without it is a wiring
+    /// mistake: 500, naming the extension.
+    pub fn trusted_url_extension(mut self) -> Self {
+        self.url = UrlSource::Extension;
+        self
+    }
+
+    /// Requires server nonces (section 9): a proof must carry a `nonce` this layer, or
+    /// any replica with the same `secret`, issued less than `lifetime` ago. A proof
+    /// without one gets 401 `use_dpop_nonce` with a fresh `DPoP-Nonce` header. Nonces
+    /// are stateless (an AEAD-sealed timestamp), so replicas share no state for them.
+    /// The secret must be at least 32 bytes.
+    pub fn nonces(mut self, secret: impl Into<Vec<u8>>, lifetime: Duration) -> Self {
+        self.nonce = Some((secret.into(), lifetime));
+        self
+    }
+}

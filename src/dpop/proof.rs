@@ -1,0 +1,219 @@
+//! Checking one DPoP proof (RFC 9449 section 4.3) against the request and the access
+//! token. Every failure is the same `invalid_dpop_proof` to the client; only a missing
+//! or stale server nonce is told apart (`use_dpop_nonce`), as section 9 requires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny};
+use serde_json::Value;
+
+use super::nonce::NonceKey;
+use super::{DpopMode, UrlSource, htu, jwk_thumbprint};
+use crate::algorithm::{Algorithm, KeyFamily};
+use crate::error::ErrorKind;
+use crate::jws::{b64, json_object};
+use crate::payload::Text;
+use crate::state::StateKey;
+
+/// The longest proof read, in bytes.
+const MAX_PROOF_LEN: usize = 8 * 1024;
+
+/// JWK members that only a private key has.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The compiled DPoP settings.
+#[derive(Debug)]
+pub(crate) struct ProofRules {
+    pub(crate) mode: DpopMode,
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The algorithms, space-separated, for the `algs` challenge parameter.
+    pub(crate) algs: Arc<str>,
+    pub(crate) window: f64,
+    pub(crate) leeway: f64,
+    pub(crate) url: UrlSource,
+    pub(crate) nonce: Option<NonceKey>,
+}
+
+/// A proof that passed every check but replay: the key to record and for how long.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) replay: StateKey,
+    pub(crate) ttl: Duration,
+}
+
+#[derive(Deserialize)]
+struct ProofHeader<'a> {
+    #[serde(borrow)]
+    typ: Option<Text<'a>>,
+    #[serde(borrow)]
+    alg: Text<'a>,
+    jwk: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+#[derive(Deserialize)]
+struct ProofClaims<'a> {
+    #[serde(borrow)]
+    jti: Text<'a>,
+    #[serde(borrow)]
+    htm: Text<'a>,
+    #[serde(borrow)]
+    htu: Text<'a>,
+    #[serde(deserialize_with = "crate::claims::numeric")]
+    iat: f64,
+    #[serde(borrow, default)]
+    ath: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    nonce: Option<Text<'a>>,
+}
+
+/// What the request presents, for one proof check.
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    /// The request's public URL, normalised.
+    pub(crate) htu: &'a str,
+    /// The access token text.
+    pub(crate) token: &'a str,
+    /// The token's `cnf.jkt`.
+    pub(crate) jkt: &'a str,
+    /// Unix seconds.
+    pub(crate) now: f64,
+}
+
+/// A proof whose structure, signature, `htm`, `htu` and `iat` hold.
+struct Opened {
+    thumbprint: String,
+    jti: String,
+    iat: f64,
+    ath: Option<String>,
+    nonce: Option<String>,
+}
+
+impl ProofRules {
+    /// Rules for a token endpoint's proofs (the test kit's `MockIssuer`): every
+    /// asymmetric algorithm, a five-minute window, no nonces.
+    #[cfg(feature = "testing")]
+    pub(crate) fn for_token_endpoint() -> Self {
+        Self {
+            mode: DpopMode::Allowed,
+            algorithms: Algorithm::ALL
+                .iter()
+                .copied()
+                .filter(|a| a.family() != KeyFamily::Hmac)
+                .collect(),
+            algs: Arc::from(""),
+            window: 300.0,
+            leeway: 60.0,
+            url: UrlSource::Unset,
+            nonce: None,
+        }
+    }
+
+    /// The thumbprint of the key of a proof sent to a token endpoint (no access token
+    /// yet, so no `ath`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn token_request_key(
+        &self,
+        proof: &str,
+        htu: &str,
+        now: f64,
+    ) -> Result<String, ErrorKind> {
+        self.open(proof, "POST", htu, now).map(|o| o.thumbprint)
+    }
+
+    /// Checks `proof`; `Ok` with the replay key when all but replay holds.
+    pub(crate) fn check(&self, proof: &str, request: &Request<'_>) -> Result<Accepted, ErrorKind> {
+        const BAD: ErrorKind = ErrorKind::InvalidDpopProof;
+        let opened = self.open(proof, request.method, request.htu, request.now)?;
+        if let Some(nonces) = &self.nonce {
+            let now_ms = (request.now * 1000.0).max(0.0) as u64;
+            let fresh = opened
+                .nonce
+                .as_ref()
+                .is_some_and(|n| nonces.accepts(n, now_ms));
+            if !fresh {
+                return Err(ErrorKind::UseDpopNonce);
+            }
+        }
+        let ath = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, request.token.as_bytes()));
+        if opened.ath.as_deref() != Some(ath.as_str()) {
+            return Err(BAD);
+        }
+        if opened.thumbprint != request.jkt {
+            return Err(BAD);
+        }
+        let left = opened.iat + self.window + self.leeway - request.now;
+        let ttl = Duration::try_from_secs_f64(left)
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_secs(1));
+        Ok(Accepted {
+            replay: StateKey::proof(&opened.thumbprint, &opened.jti),
+            ttl,
+        })
+    }
+
+    /// The checks that need neither the access token nor the store.
+    fn open(&self, proof: &str, method: &str, htu: &str, now: f64) -> Result<Opened, ErrorKind> {
+        const BAD: ErrorKind = ErrorKind::InvalidDpopProof;
+        if proof.len() > MAX_PROOF_LEN {
+            return Err(BAD);
+        }
+        let mut parts = proof.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(BAD);
+        };
+        let header_json = b64(header_b64).map_err(|_| BAD)?;
+        let header: ProofHeader<'_> = json_object(&header_json).map_err(|_| BAD)?;
+        let typ_ok = header
+            .typ
+            .as_ref()
+            .is_some_and(|t| t.0.eq_ignore_ascii_case("dpop+jwt"));
+        if !typ_ok || header.crit {
+            return Err(BAD);
+        }
+        let alg = Algorithm::from_header(&header.alg.0).ok_or(BAD)?;
+        if alg.family() == KeyFamily::Hmac || !self.algorithms.contains(&alg) {
+            return Err(BAD);
+        }
+        let jwk = header.jwk.as_ref().filter(|j| j.is_object()).ok_or(BAD)?;
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.get(m).is_some()) {
+            return Err(BAD);
+        }
+        let key = crate::jwks::parse::jwk(jwk).map_err(|_| BAD)?;
+        let signature = b64(signature_b64).map_err(|_| BAD)?;
+        let signing_input = &proof.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        if !key.supports(alg) || !key.verify(alg, signing_input, &signature) {
+            return Err(BAD);
+        }
+        let payload = b64(payload_b64).map_err(|_| BAD)?;
+        let claims: ProofClaims<'_> = json_object(&payload).map_err(|_| BAD)?;
+        if *claims.htm.0 != *method {
+            return Err(BAD);
+        }
+        if htu::normalise(&claims.htu.0).as_deref() != Some(htu) {
+            return Err(BAD);
+        }
+        if claims.iat > now + self.leeway || claims.iat < now - self.window - self.leeway {
+            return Err(BAD);
+        }
+        Ok(Opened {
+            thumbprint: jwk_thumbprint(jwk).ok_or(BAD)?,
+            jti: claims.jti.0.into_owned(),
+            iat: claims.iat,
+            ath: claims.ath.map(|a| a.0.into_owned()),
+            nonce: claims.nonce.map(|n| n.0.into_owned()),
+        })
+    }
+}
