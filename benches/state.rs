@@ -1,7 +1,8 @@
 //! The state step's cost per request: the replay check (a first use, `insert_once` of a
 //! new key) and the revocation check (a hit and a miss), in memory and on a real
-//! `redis-server` on loopback; and the layer's cached path with and without a
-//! revocation list.
+//! `redis-server` on loopback; the layer's cached path with and without a revocation
+//! list; and a DPoP request next to a Bearer one (`layer/ES256/ours` and
+//! `layer/ES256/dpop`, no cache: the proof is new on every request).
 //!
 //! Run with `cargo bench --bench state`. The Redis groups start their own server on a
 //! free loopback port and are skipped, with a message, when `redis-server` is missing.
@@ -222,6 +223,103 @@ fn bench_layer(c: &mut Criterion) {
     group.finish();
 }
 
+/// A Bearer request and a DPoP request through the same layer, without the cache; the
+/// proofs are signed before the clock starts, one per request.
+fn bench_dpop(c: &mut Criterion) {
+    use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+    use tower_jwt_auth::testing::DpopProof;
+    let issuer_key = TestKey::ec_p256().with_kid("ec");
+    let client_key = TestKey::ec_p256();
+    let config = JwtAuthConfig::builder()
+        .issuer(ISSUER)
+        .audience("api")
+        .key_set(issuer_key.key_set())
+        .dpop(DpopOptions::new(DpopMode::Allowed).public_base_url("https://api.example.test"))
+        .replay_store(MemoryReplayStore::new(50_000_000))
+        .build()
+        .expect("config");
+    let layer = JwtAuthLayer::new(config);
+    let mut service = layer.layer(tower::service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    }));
+    let mint = || {
+        TokenBuilder::new(&issuer_key)
+            .issuer(ISSUER)
+            .audience("api")
+    };
+    let bearer = mint().sign();
+    let bound = mint().dpop_bound(&client_key).sign();
+    let bearer_request = || {
+        Request::get("/documents")
+            .header("authorization", format!("Bearer {bearer}"))
+            .body(())
+            .expect("request")
+    };
+    let dpop_request = || {
+        let proof = DpopProof::new(&client_key, "GET", "https://api.example.test/documents")
+            .token(&bound)
+            .sign();
+        Request::get("/documents")
+            .header("authorization", format!("DPoP {bound}"))
+            .header("dpop", proof)
+            .body(())
+            .expect("request")
+    };
+    for request in [bearer_request(), dpop_request()] {
+        let response = ready_now(service.call(request)).expect("infallible");
+        assert_eq!(response.status(), 200);
+    }
+    let mut group = c.benchmark_group("layer/ES256");
+    // The floor a DPoP request adds to: one ES256 signature check with a parsed key.
+    let proof = DpopProof::new(&client_key, "GET", "https://api.example.test/documents").sign();
+    let (input, signature) = proof.rsplit_once('.').expect("three segments");
+    let signature =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature)
+            .expect("base64url");
+    let jwk = client_key.public_jwk();
+    let coordinate = |name: &str| {
+        base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwk[name].as_str().expect("coordinate"),
+        )
+        .expect("base64url")
+    };
+    let mut point = vec![4u8];
+    point.extend(coordinate("x"));
+    point.extend(coordinate("y"));
+    let parsed = aws_lc_rs::signature::ParsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+        &point,
+    )
+    .expect("key");
+    group.bench_function("signature-floor", |b| {
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(input.as_bytes()), black_box(&signature))
+                .expect("valid");
+        });
+    });
+    group.bench_function("ours", |b| {
+        b.iter_batched(
+            bearer_request,
+            |req| ready_now(service.call(req)).expect("infallible"),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("dpop", |b| {
+        b.iter_batched(
+            dpop_request,
+            |req| {
+                let response = ready_now(service.call(req)).expect("infallible");
+                assert_eq!(response.status(), 200);
+                response
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
 fn bench_state(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -234,6 +332,7 @@ fn bench_state(c: &mut Criterion) {
     bench_replay(c, &runtime, redis.as_ref());
     bench_revocation(c, &runtime, redis.as_ref());
     bench_layer(c);
+    bench_dpop(c);
 }
 
 criterion_group!(benches, bench_state);

@@ -29,7 +29,9 @@
 //! `GET /forwarded` (answers the `x-jwt-sub` header its handler received, forwarded from
 //! the token's `sub`; a client-sent one never arrives).
 //! `JWT_ALLOWED_CLIENTS` (comma-separated) admits only tokens whose `client_id` (or else
-//! `azp`) is listed.
+//! `azp`) is listed. `DPOP` is `off`, `allowed` (the default) or `required`, with proofs
+//! checked against `PUBLIC_URL` (default `http://{LISTEN_ADDR}`) and proof `jti`s recorded
+//! in the `REPLAY_STORE`.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
 #[path = "support/logs.rs"]
@@ -47,6 +49,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
 use tower_jwt_auth::rules::Exemption;
 use tower_jwt_auth::state::{
     MemoryRevocationList, RedisConnection, RedisReplayStore, RedisRevocationList, Revocations,
@@ -221,6 +224,28 @@ pub(crate) fn policy(
     }
 }
 
+/// DPoP in the mode `DPOP` names (`off`, `allowed`, `required`; `allowed` when unset),
+/// with proofs naming URLs under `public_url`.
+///
+/// # Errors
+///
+/// An unknown mode.
+pub(crate) fn sender_constraints(
+    builder: JwtAuthConfigBuilder,
+    dpop: Option<&str>,
+    public_url: &str,
+) -> Result<JwtAuthConfigBuilder, Box<dyn Error>> {
+    let mode = match dpop.unwrap_or("allowed") {
+        "off" => return Ok(builder),
+        "allowed" => DpopMode::Allowed,
+        "required" => DpopMode::Required,
+        other => {
+            return Err(format!("DPOP must be off, allowed or required, not {other:?}").into());
+        }
+    };
+    Ok(builder.dpop(DpopOptions::new(mode).public_base_url(public_url)))
+}
+
 /// Where used and revoked tokens are recorded: `memory` (or nothing) keeps them in this
 /// process; a `redis://` or `rediss://` URL shares them with every replica.
 ///
@@ -328,10 +353,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let builder = state_stores(builder, replay_store.as_deref())?;
     let allowed_clients = std::env::var("JWT_ALLOWED_CLIENTS").ok();
     let builder = policy(builder, allowed_clients.as_deref());
-    let cfg = builder.build()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    println!("API on http://{addr} (issuer {issuer_url})");
+    let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{addr}"));
+    let dpop = std::env::var("DPOP").ok();
+    let cfg = sender_constraints(builder, dpop.as_deref(), &public_url)?.build()?;
+    println!("API on http://{addr} (issuer {issuer_url}, public URL {public_url})");
 
     if let Some(mock) = &mock {
         // Tokens of the demo client, so that JWT_ALLOWED_CLIENTS=demo-client admits them.
@@ -374,6 +401,27 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!(
             "curl -s http://{addr}/forwarded -H 'Authorization: Bearer {read}' -H 'x-jwt-sub: admin'\n"
         );
+        if dpop.as_deref() != Some("off") {
+            let client = tower_jwt_auth::testing::TestKey::ec_p256();
+            let bound = token()
+                .subject("reader")
+                .permissions(["read"])
+                .dpop_bound(&client)
+                .sign();
+            let proof = tower_jwt_auth::testing::DpopProof::new(
+                &client,
+                "GET",
+                &format!("{public_url}/documents"),
+            )
+            .token(&bound)
+            .sign();
+            println!(
+                "DPoP: a token bound to a client key, and a proof for one GET (good for 60 s, once):\n"
+            );
+            println!(
+                "curl -i http://{addr}/documents -H 'Authorization: DPoP {bound}' \\\n  -H 'DPoP: {proof}'\n"
+            );
+        }
         println!("Or get one from the token endpoint:\n");
         println!(
             "curl -s {} -d grant_type=client_credentials -d client_id=demo-client -d client_secret=demo-secret\n",

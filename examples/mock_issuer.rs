@@ -12,6 +12,11 @@
 //! # Or mint one directly (signed with the keys `serve` saved), with any claims
 //! cargo run --example mock_issuer -- mint --sub alice --permissions read,write \
 //!     --audience https://api.example.com --expires-in 600 --alg ES256
+//!
+//! # A DPoP-bound token, and a proof for one request with it
+//! TOKEN=$(cargo run -q --example mock_issuer -- mint --dpop-bound yes --permissions read)
+//! cargo run -q --example mock_issuer -- proof --method GET \
+//!     --url http://127.0.0.1:3000/documents --token "$TOKEN"
 //! ```
 //!
 //! `serve` options: `--port` (9000), `--audience` (https://api.example.com), `--client
@@ -20,7 +25,13 @@
 //! "password","permissions":[..]}]}`), `--key-file FILE`.
 //! `mint` options: `--issuer` (http://127.0.0.1:9000), `--sub`, `--permissions a,b`,
 //! `--scope "a b"`, `--audience`, `--expires-in SECONDS` (3600; negative for an expired
-//! token), `--alg RS256|PS256|ES256|EdDSA`, `--key-file FILE`.
+//! token), `--alg RS256|PS256|ES256|EdDSA`, `--key-file FILE`, `--dpop-bound yes` (bind
+//! the token to the DPoP client key: `cnf.jkt`).
+//! `proof` options: `--method` (GET), `--url` (required), `--token` (the access token the
+//! proof goes with), `--nonce`; it prints a DPoP proof signed by the client key.
+//! The DPoP client key (P-256) is kept in `--client-key-file` (default:
+//! `tower-jwt-auth-mock-dpop-client.json` in the temporary directory), so that `mint` and
+//! `proof` agree.
 //!
 //! The signing keys (RSA, P-256 and Ed25519, all published in the JWKS) are kept in
 //! `--key-file` (default: `tower-jwt-auth-mock-issuer-keys.json` in the system's temporary
@@ -35,7 +46,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tower_jwt_auth::Algorithm;
-use tower_jwt_auth::testing::{MockIssuer, TestKey, TokenBuilder};
+use tower_jwt_auth::testing::{DpopProof, MockIssuer, TestKey, TokenBuilder};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -129,6 +140,35 @@ fn list(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The DPoP client key, made once and kept.
+fn client_key(options: &Options) -> Result<TestKey> {
+    let path = options.get("client-key-file").map_or_else(
+        || std::env::temp_dir().join("tower-jwt-auth-mock-dpop-client.json"),
+        PathBuf::from,
+    );
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return TestKey::import_private(&serde_json::from_str(&text)?).map_err(Into::into);
+    }
+    let key = TestKey::ec_p256().with_kid("dpop-client");
+    std::fs::write(&path, key.export_private().to_string())?;
+    Ok(key)
+}
+
+/// A DPoP proof for one request, signed by the client key.
+fn proof(options: &Options) -> Result<()> {
+    let url = options.get("url").ok_or("proof needs --url")?;
+    let method = options.get("method").unwrap_or("GET");
+    let mut proof = DpopProof::new(&client_key(options)?, method, url);
+    if let Some(token) = options.get("token") {
+        proof = proof.token(token);
+    }
+    if let Some(nonce) = options.get("nonce") {
+        proof = proof.nonce(nonce);
+    }
+    println!("{}", proof.sign());
+    Ok(())
+}
+
 async fn serve(options: &Options) -> Result<()> {
     let port: u16 = options.get("port").unwrap_or("9000").parse()?;
     let audience = options.get("audience").unwrap_or("https://api.example.com");
@@ -216,6 +256,9 @@ fn mint(options: &Options) -> Result<()> {
     if let Some(scope) = options.get("scope") {
         token = token.scope(scope);
     }
+    if options.get("dpop-bound").is_some_and(|v| v != "no") {
+        token = token.dpop_bound(&client_key(options)?);
+    }
     println!("{}", token.sign());
     Ok(())
 }
@@ -225,13 +268,16 @@ async fn main() -> Result<()> {
     logs::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: mock_issuer serve [options] | mint [options]  (see the file's header)");
+        eprintln!(
+            "usage: mock_issuer serve [options] | mint [options] | proof [options]  (see the file's header)"
+        );
         std::process::exit(2);
     };
     let options = Options::parse(rest)?;
     match command.as_str() {
         "serve" => serve(&options).await,
         "mint" => mint(&options),
-        other => Err(format!("unknown command {other:?}: use serve or mint").into()),
+        "proof" => proof(&options),
+        other => Err(format!("unknown command {other:?}: use serve, mint or proof").into()),
     }
 }

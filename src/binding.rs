@@ -62,7 +62,8 @@ pub(crate) struct Presented {
     /// The `DPoP` header values (at most two are kept: more than one is refused).
     proofs: Vec<HeaderValue>,
     method: Method,
-    /// The request's public URL, normalised; `None` when it cannot be parsed.
+    /// The request's public URL (the configured base and the path, or the trusted
+    /// extension's URL when it parses); `None` when there is none.
     htu: Option<String>,
     /// The client certificate's thumbprint.
     certificate: Option<String>,
@@ -112,12 +113,13 @@ impl BindingRules {
         extensions: &http::Extensions,
     ) -> Result<Presented, Miswired> {
         let htu = match self.dpop.as_deref().map(|d| &d.url) {
-            Some(UrlSource::Base(base)) => htu::normalise(&htu::join(base, path)),
+            // The base was checked at build time, and the path is the request's own.
+            Some(UrlSource::Base(base)) => Some(htu::join(base, path)),
             Some(UrlSource::Extension) => {
                 let url = extensions.get::<PublicUrl>().ok_or(Miswired(
                     "tower-jwt-auth: DPoP reads the request's public URL from the PublicUrl request extension, and this request has none (insert it before the JwtAuthLayer, or configure DpopOptions::public_base_url)",
                 ))?;
-                htu::normalise(url.as_str())
+                htu::normalise(url.as_str()).map(|_| url.as_str().to_owned())
             }
             Some(UrlSource::Unset) | None => None,
         };

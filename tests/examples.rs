@@ -34,10 +34,66 @@ async fn example_server_env(
 ) -> Server {
     let builder = support::issuer_config(issuer);
     let builder = axum_server::state_stores(builder, store).expect("stores");
-    let cfg = axum_server::policy(builder, allowed_clients)
+    let builder = axum_server::policy(builder, allowed_clients);
+    example_from(builder, None).await
+}
+
+/// The example's public URL in these tests, as a proxy in front of it would have it.
+const PUBLIC_URL: &str = "https://api.example.test";
+
+/// The example app from a builder, with `DPOP` as given and `PUBLIC_URL` above.
+async fn example_from(builder: tower_jwt_auth::JwtAuthConfigBuilder, dpop: Option<&str>) -> Server {
+    let cfg = axum_server::sender_constraints(builder, dpop, PUBLIC_URL)
+        .expect("DPOP")
         .build()
         .expect("config");
     Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
+}
+
+#[tokio::test]
+async fn dpop_follows_the_dpop_setting() {
+    use tower_jwt_auth::testing::{DpopProof, TestKey};
+    let issuer = MockIssuer::start().await;
+    let client_key = TestKey::ec_p256();
+    let bound = issuer
+        .token()
+        .permissions(["read"])
+        .dpop_bound(&client_key)
+        .sign();
+    let plain = issuer.token().permissions(["read"]).sign();
+    let with_proof = |server: &Server, access: &str| {
+        let proof = DpopProof::new(&client_key, "GET", &format!("{PUBLIC_URL}/documents"))
+            .token(access)
+            .sign();
+        let request = server
+            .client
+            .get(server.url("/documents"))
+            .header("authorization", format!("DPoP {access}"))
+            .header("dpop", proof);
+        async move { support::answer(request.send().await.expect("request")).await }
+    };
+    for (setting, bound_ok, bearer_ok) in [
+        (None, true, true),
+        (Some("allowed"), true, true),
+        (Some("required"), true, false),
+        (Some("off"), false, true),
+    ] {
+        let server = example_from(support::issuer_config(&issuer), setting).await;
+        let dpop = with_proof(&server, &bound).await;
+        assert_eq!(
+            dpop.status == StatusCode::OK,
+            bound_ok,
+            "{setting:?}: {dpop:?}"
+        );
+        let bearer = server.bearer_at("/documents", &plain).await;
+        assert_eq!(
+            bearer.status == StatusCode::OK,
+            bearer_ok,
+            "{setting:?}: {bearer:?}"
+        );
+    }
+    let builder = tower_jwt_auth::JwtAuthConfig::builder();
+    assert!(axum_server::sender_constraints(builder, Some("maybe"), PUBLIC_URL).is_err());
 }
 
 fn unix_now() -> u64 {

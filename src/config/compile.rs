@@ -12,7 +12,7 @@ use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
 use crate::dpop::nonce::NonceKey;
-use crate::dpop::proof::ProofRules;
+use crate::dpop::proof::{KeyCache, ProofRules};
 use crate::dpop::{self, DpopMode, UrlSource};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::issuer::{Issuer, IssuerMatch};
@@ -229,6 +229,7 @@ fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError
                 leeway: b.leeway.as_secs_f64(),
                 url: options.url.clone(),
                 nonce,
+                keys: KeyCache::default(),
             }))
         }
     };

@@ -51,6 +51,20 @@ fn normalise_escapes(path: &str) -> String {
     out
 }
 
+/// Whether a proof's `htu` names the request's public URL `request` (an absolute URL the
+/// layer built or was given). Byte-identical up to the query is a match without parsing
+/// (the common case: clients send the URL they call); otherwise both are normalised.
+pub(crate) fn matches(proof: &str, request: &str) -> bool {
+    let without_query = |url: &str| -> usize { url.find(['?', '#']).unwrap_or(url.len()) };
+    if proof[..without_query(proof)] == request[..without_query(request)] {
+        return true;
+    }
+    match (normalise(proof), normalise(request)) {
+        (Some(proof), Some(request)) => proof == request,
+        _ => false,
+    }
+}
+
 /// The request's public URL: the configured base followed by the request path.
 pub(crate) fn join(base: &str, path: &str) -> String {
     let base = base.trim_end_matches('/');
@@ -99,6 +113,14 @@ mod tests {
         assert_eq!(normalise("https://h").as_deref(), Some("https://h/"));
         assert!(normalise("ftp://h/").is_none());
         assert!(normalise("/relative").is_none());
+    }
+
+    #[test]
+    fn matching_takes_the_fast_path_or_normalises() {
+        assert!(matches("https://h/a?x=1", "https://h/a"));
+        assert!(matches("HTTPS://H:443/a", "https://h/a"));
+        assert!(!matches("https://h/b", "https://h/a"));
+        assert!(!matches("garbage", "https://h/a"));
     }
 
     #[test]

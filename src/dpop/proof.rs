@@ -2,7 +2,8 @@
 //! token. Every failure is the same `invalid_dpop_proof` to the client; only a missing
 //! or stale server nonce is told apart (`use_dpop_nonce`), as section 9 requires.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -16,6 +17,7 @@ use super::nonce::NonceKey;
 use super::{DpopMode, UrlSource, htu, jwk_thumbprint};
 use crate::algorithm::{Algorithm, KeyFamily};
 use crate::error::ErrorKind;
+use crate::jwks::VerificationKey;
 use crate::jws::{b64, json_object};
 use crate::payload::Text;
 use crate::state::StateKey;
@@ -37,6 +39,32 @@ pub(crate) struct ProofRules {
     pub(crate) leeway: f64,
     pub(crate) url: UrlSource,
     pub(crate) nonce: Option<NonceKey>,
+    /// Proof keys parsed before, by RFC 7638 thumbprint (which covers every member
+    /// that defines the public key), so a client's key is parsed once, not per request.
+    pub(crate) keys: KeyCache,
+}
+
+/// Parsed proof keys, bounded: when full it starts over, since a miss only costs one
+/// parse.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache(Mutex<HashMap<String, Arc<VerificationKey>>>);
+
+const MAX_CACHED_KEYS: usize = 4096;
+
+impl KeyCache {
+    fn get_or_parse(&self, thumbprint: &str, jwk: &Value) -> Option<Arc<VerificationKey>> {
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = lock().get(thumbprint) {
+            return Some(Arc::clone(key));
+        }
+        let key = Arc::new(crate::jwks::parse::jwk(jwk).ok()?);
+        let mut keys = lock();
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(thumbprint.to_owned(), Arc::clone(&key));
+        Some(key)
+    }
 }
 
 /// A proof that passed every check but replay: the key to record and for how long.
@@ -80,7 +108,7 @@ struct ProofClaims<'a> {
 /// What the request presents, for one proof check.
 pub(crate) struct Request<'a> {
     pub(crate) method: &'a str,
-    /// The request's public URL, normalised.
+    /// The request's public URL (absolute, not necessarily normalised).
     pub(crate) htu: &'a str,
     /// The access token text.
     pub(crate) token: &'a str,
@@ -116,6 +144,7 @@ impl ProofRules {
             leeway: 60.0,
             url: UrlSource::Unset,
             nonce: None,
+            keys: KeyCache::default(),
         }
     }
 
@@ -191,7 +220,8 @@ impl ProofRules {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.get(m).is_some()) {
             return Err(BAD);
         }
-        let key = crate::jwks::parse::jwk(jwk).map_err(|_| BAD)?;
+        let thumbprint = jwk_thumbprint(jwk).ok_or(BAD)?;
+        let key = self.keys.get_or_parse(&thumbprint, jwk).ok_or(BAD)?;
         let signature = b64(signature_b64).map_err(|_| BAD)?;
         let signing_input = &proof.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         if !key.supports(alg) || !key.verify(alg, signing_input, &signature) {
@@ -202,14 +232,14 @@ impl ProofRules {
         if *claims.htm.0 != *method {
             return Err(BAD);
         }
-        if htu::normalise(&claims.htu.0).as_deref() != Some(htu) {
+        if !htu::matches(&claims.htu.0, htu) {
             return Err(BAD);
         }
         if claims.iat > now + self.leeway || claims.iat < now - self.window - self.leeway {
             return Err(BAD);
         }
         Ok(Opened {
-            thumbprint: jwk_thumbprint(jwk).ok_or(BAD)?,
+            thumbprint,
             jti: claims.jti.0.into_owned(),
             iat: claims.iat,
             ath: claims.ath.map(|a| a.0.into_owned()),

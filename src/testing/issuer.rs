@@ -430,7 +430,7 @@ async fn token_endpoint(state: &State, request: Request<Incoming>) -> Response<F
         (None, _) => None,
         (Some(proof), None) => {
             let url = format!("{}/oauth/token", state.base);
-            let htu = crate::dpop::htu::normalise(&url).unwrap_or_default();
+            let htu = url;
             let now = crate::time::unix_seconds(std::time::SystemTime::now());
             let key = proof.to_str().ok().and_then(|proof| {
                 crate::dpop::proof::ProofRules::for_token_endpoint()

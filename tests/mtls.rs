@@ -1,0 +1,148 @@
+//! Certificate-bound tokens (RFC 8705) over real TLS on loopback: the example's
+//! tokio-rustls acceptor, certificates made at test time, and clients with, without and
+//! with another certificate.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/mtls_server.rs"]
+mod mtls_server;
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::{ClientConfig, RootCertStore};
+use support::{Answer, answer, builder, ec_key, token};
+use tower_jwt_auth::JwtAuthLayer;
+use tower_jwt_auth::mtls::{ClientCertificate, MtlsMode};
+
+/// A client trusting the test CA, presenting `identity` when given; aws-lc-rs named as
+/// the provider, the same as the server's.
+fn client(pki: &mtls_server::Pki, identity: Option<&mtls_server::Pki>) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.clone()).expect("CA");
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(
+                vec![identity.client.0.clone()],
+                PrivateKeyDer::Pkcs8(identity.client.1.clone_key()),
+            )
+            .expect("client certificate"),
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(config)
+        .build()
+        .expect("client")
+}
+
+struct Tls {
+    port: u16,
+    pki: mtls_server::Pki,
+}
+
+async fn start(mode: MtlsMode) -> Tls {
+    let pki = mtls_server::pki("client-a").expect("pki");
+    let config = builder(ec_key().key_set())
+        .mtls(mode)
+        .build()
+        .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let tls = mtls_server::server_tls(&pki).expect("tls");
+    tokio::spawn(mtls_server::serve(
+        listener,
+        tls,
+        mtls_server::app(JwtAuthLayer::new(config)),
+    ));
+    Tls { port, pki }
+}
+
+async fn me(tls: &Tls, client: &reqwest::Client, access: &str) -> Answer {
+    let response = client
+        .get(format!("https://localhost:{}/me", tls.port))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("request");
+    answer(response).await
+}
+
+fn thumbprint(pki: &mtls_server::Pki) -> String {
+    ClientCertificate::from_der(pki.client.0.as_ref()).thumbprint()
+}
+
+#[tokio::test]
+async fn a_certificate_bound_token_works_only_with_its_certificate() {
+    let tls = start(MtlsMode::Allowed).await;
+    let other = mtls_server::pki("client-b").expect("pki");
+    let with_cert = client(&tls.pki, Some(&tls.pki));
+    let without_cert = client(&tls.pki, None);
+    let bound = token(ec_key())
+        .subject("a")
+        .certificate_bound(&thumbprint(&tls.pki))
+        .sign();
+    let ok = me(&tls, &with_cert, &bound).await;
+    ok.assert_ok();
+    assert_eq!(ok.body, "a");
+    me(&tls, &without_cert, &bound)
+        .await
+        .assert_invalid_token("token binding not satisfied");
+    // Bound to another certificate (one from another CA is not even a valid client).
+    let elsewhere = token(ec_key())
+        .certificate_bound(&thumbprint(&other))
+        .sign();
+    me(&tls, &with_cert, &elsewhere)
+        .await
+        .assert_invalid_token("token binding not satisfied");
+    // Unbound tokens pass in `allowed` mode, with or without a certificate.
+    let plain = token(ec_key()).sign();
+    me(&tls, &with_cert, &plain).await.assert_ok();
+    me(&tls, &without_cert, &plain).await.assert_ok();
+}
+
+#[tokio::test]
+async fn required_mode_refuses_unbound_tokens_and_off_refuses_bound_ones() {
+    let required = start(MtlsMode::Required).await;
+    let with_cert = client(&required.pki, Some(&required.pki));
+    me(&required, &with_cert, &token(ec_key()).sign())
+        .await
+        .assert_invalid_token("token binding not satisfied");
+    let bound = token(ec_key())
+        .certificate_bound(&thumbprint(&required.pki))
+        .sign();
+    me(&required, &with_cert, &bound).await.assert_ok();
+
+    let off = start(MtlsMode::Off).await;
+    let with_cert = client(&off.pki, Some(&off.pki));
+    let bound = token(ec_key())
+        .certificate_bound(&thumbprint(&off.pki))
+        .sign();
+    let refused = me(&off, &with_cert, &bound).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    refused.assert_invalid_token("token binding not satisfied");
+}
+
+#[tokio::test]
+async fn metadata_advertises_certificate_bound_tokens() {
+    let config = builder(ec_key().key_set())
+        .mtls(MtlsMode::Allowed)
+        .resource("https://api.example.test")
+        .build()
+        .expect("config");
+    let document = config
+        .protected_resource_metadata()
+        .expect("metadata")
+        .document()
+        .clone();
+    assert_eq!(document["tls_client_certificate_bound_access_tokens"], true);
+}
