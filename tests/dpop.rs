@@ -518,24 +518,6 @@ async fn the_mock_token_endpoint_issues_dpop_bound_tokens() {
 }
 
 #[tokio::test]
-async fn resource_metadata_advertises_dpop() {
-    let config = config(DpopMode::Required)
-        .resource("https://api.example.test")
-        .build()
-        .expect("config");
-    let document = config
-        .protected_resource_metadata()
-        .expect("metadata")
-        .document()
-        .clone();
-    assert_eq!(
-        document["dpop_signing_alg_values_supported"],
-        json!(["ES256", "EdDSA"])
-    );
-    assert_eq!(document["dpop_bound_access_tokens_required"], true);
-}
-
-#[tokio::test]
 async fn dpop_over_grpc_metadata_with_the_method_path_as_htu() {
     use tonic::transport::Channel;
     use tonic_server::proto::GetRequest;

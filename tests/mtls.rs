@@ -131,18 +131,3 @@ async fn required_mode_refuses_unbound_tokens_and_off_refuses_bound_ones() {
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     refused.assert_invalid_token("token binding not satisfied");
 }
-
-#[tokio::test]
-async fn metadata_advertises_certificate_bound_tokens() {
-    let config = builder(ec_key().key_set())
-        .mtls(MtlsMode::Allowed)
-        .resource("https://api.example.test")
-        .build()
-        .expect("config");
-    let document = config
-        .protected_resource_metadata()
-        .expect("metadata")
-        .document()
-        .clone();
-    assert_eq!(document["tls_client_certificate_bound_access_tokens"], true);
-}

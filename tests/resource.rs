@@ -250,3 +250,43 @@ fn resource_must_be_an_https_url_without_fragment() {
         tower_jwt_auth::ConfigErrorKind::ResourceRequired
     );
 }
+
+#[test]
+fn metadata_advertises_dpop_and_certificate_bound_tokens() {
+    use tower_jwt_auth::Algorithm;
+    use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+    use tower_jwt_auth::mtls::MtlsMode;
+    let document = |dpop: DpopMode, mtls: MtlsMode| -> Value {
+        let config = support::builder(support::ec_key().key_set())
+            .dpop(
+                DpopOptions::new(dpop)
+                    .public_base_url("https://api.example.test")
+                    .algorithms([Algorithm::ES256, Algorithm::EdDSA]),
+            )
+            .mtls(mtls)
+            .resource("https://api.example.test")
+            .build()
+            .expect("config");
+        config
+            .protected_resource_metadata()
+            .expect("metadata")
+            .document()
+            .clone()
+    };
+    let required = document(DpopMode::Required, MtlsMode::Allowed);
+    assert_eq!(
+        required["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA"])
+    );
+    assert_eq!(required["dpop_bound_access_tokens_required"], true);
+    assert_eq!(required["tls_client_certificate_bound_access_tokens"], true);
+    let allowed = document(DpopMode::Allowed, MtlsMode::Off);
+    assert_eq!(allowed["dpop_bound_access_tokens_required"], false);
+    assert!(
+        allowed
+            .get("tls_client_certificate_bound_access_tokens")
+            .is_none()
+    );
+    let off = document(DpopMode::Off, MtlsMode::Off);
+    assert!(off.get("dpop_signing_alg_values_supported").is_none());
+}
