@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service};
+use tower_jwt_auth::introspection::{ClientAuth, Introspection};
 use tower_jwt_auth::jwks::{KeyStore, RemoteJwks, RemoteOptions};
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer};
@@ -133,6 +134,43 @@ fn bench_keys(c: &mut Criterion) {
             &runtime,
         );
     }
+    group.finish();
+
+    // An opaque token: introspected once, then served from the introspection cache.
+    issuer.add_client("bench-api", "s3cret", Vec::<String>::new());
+    let opaque = issuer.opaque(&issuer.token().subject("bench").permissions(["read"]));
+    let introspection = Introspection::new("bench-api", ClientAuth::client_secret_basic("s3cret"))
+        .cache_ttl(Duration::from_secs(3600));
+    let cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .key_set(issuer.active_key().key_set())
+        .http_client(client())
+        .introspection(introspection)
+        .build()
+        .expect("config");
+    let inner = tower::service_fn(|_req: Request<String>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+    });
+    let mut service = JwtAuthLayer::new(cfg).layer(inner);
+    let request = || {
+        Request::get("/")
+            .header("authorization", format!("Bearer {opaque}"))
+            .body(String::new())
+            .expect("request")
+    };
+    let first = runtime
+        .block_on(async { service.call(request()).await })
+        .expect("response");
+    assert_eq!(first.status(), 200);
+    let mut group = c.benchmark_group("layer/opaque");
+    group.bench_function("cached", |b| {
+        b.iter_batched(
+            request,
+            |req| ready_now(service.call(req)),
+            criterion::BatchSize::SmallInput,
+        );
+    });
     group.finish();
     println!(
         "token sizes: RS256 {} bytes, ES256 {} bytes",

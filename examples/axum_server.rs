@@ -31,7 +31,9 @@
 //! `JWT_ALLOWED_CLIENTS` (comma-separated) admits only tokens whose `client_id` (or else
 //! `azp`) is listed. `DPOP` is `off`, `allowed` (the default) or `required`, with proofs
 //! checked against `PUBLIC_URL` (default `http://{LISTEN_ADDR}`) and proof `jti`s recorded
-//! in the `REPLAY_STORE`.
+//! in the `REPLAY_STORE`. `JWT_INTROSPECTION_CLIENT` (`id:secret`) turns on RFC 7662
+//! introspection of opaque tokens at the endpoint the issuer's discovery names, with
+//! `client_secret_basic`.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
 #[path = "support/logs.rs"]
@@ -224,6 +226,28 @@ pub(crate) fn policy(
     }
 }
 
+/// Introspection of opaque tokens with the client `id:secret` (split at the first `:`).
+///
+/// # Errors
+///
+/// A value without `:`.
+pub(crate) fn introspection(
+    builder: JwtAuthConfigBuilder,
+    client: Option<&str>,
+) -> Result<JwtAuthConfigBuilder, Box<dyn Error>> {
+    use tower_jwt_auth::introspection::{ClientAuth, Introspection};
+    let Some(client) = client else {
+        return Ok(builder);
+    };
+    let (id, secret) = client
+        .split_once(':')
+        .ok_or("JWT_INTROSPECTION_CLIENT must be id:secret")?;
+    Ok(builder.introspection(Introspection::new(
+        id,
+        ClientAuth::client_secret_basic(secret),
+    )))
+}
+
 /// DPoP in the mode `DPOP` names (`off`, `allowed`, `required`; `allowed` when unset),
 /// with proofs naming URLs under `public_url`.
 ///
@@ -353,6 +377,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let builder = state_stores(builder, replay_store.as_deref())?;
     let allowed_clients = std::env::var("JWT_ALLOWED_CLIENTS").ok();
     let builder = policy(builder, allowed_clients.as_deref());
+    // With the embedded issuer, introspection is on with a client it knows.
+    let introspection_client = std::env::var("JWT_INTROSPECTION_CLIENT")
+        .ok()
+        .or_else(|| mock.as_ref().map(|_| "api:api-secret".to_owned()));
+    if let (Some(mock), Some(spec)) = (&mock, &introspection_client)
+        && let Some((id, secret)) = spec.split_once(':')
+    {
+        mock.add_client(id, secret, Vec::<String>::new());
+    }
+    let builder = introspection(builder, introspection_client.as_deref())?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{addr}"));
@@ -422,6 +456,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 "curl -i http://{addr}/documents -H 'Authorization: DPoP {bound}' \\\n  -H 'DPoP: {proof}'\n"
             );
         }
+        let opaque = mock.opaque(&token().subject("reader").permissions(["read"]));
+        println!("An opaque token, checked by introspection at the issuer:\n");
+        println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {opaque}'\n");
         println!("Or get one from the token endpoint:\n");
         println!(
             "curl -s {} -d grant_type=client_credentials -d client_id=demo-client -d client_secret=demo-secret\n",

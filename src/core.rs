@@ -22,6 +22,8 @@ use serde::de::DeserializeOwned;
 
 use crate::binding::Presented;
 use crate::error::ErrorKind;
+#[cfg(feature = "remote")]
+use crate::introspection::introspector;
 use crate::issuer::{Issuer, issuer_for};
 use crate::jwks::{KeySet, KeysFuture};
 use crate::jws::header_kid;
@@ -127,6 +129,12 @@ enum Wait<C> {
         verified: Verified<C>,
         check: Waiting,
     },
+    /// For the introspection endpoint's answer about an opaque token.
+    #[cfg(feature = "remote")]
+    Introspect {
+        answer: introspector::Pending,
+        digest: [u8; 32],
+    },
 }
 
 /// Steps 6 and 7 done as far as they go without waiting.
@@ -182,6 +190,12 @@ where
     let text = token.as_ref();
     if text.len() > policy.token.max_len {
         return Step::Done(Outcome::Rejected(ErrorKind::TokenTooLong));
+    }
+    #[cfg(feature = "remote")]
+    if let Some(introspector) = &policy.introspection
+        && introspector.takes(text)
+    {
+        return introspect(policy, introspector, token, presented);
     }
     let issuer = match issuer_for(&policy.issuers, text) {
         Ok(issuer) => Arc::clone(issuer),
@@ -240,17 +254,53 @@ impl<C, T: TokenText> Pending<C, T> {
                 };
                 match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
                     Ok(verified) => {
-                        match admit(policy, verified, issuer, token, presented.as_deref()) {
-                            Admitted::Done(outcome) => outcome,
-                            Admitted::Check(verified, issuer, token, check) => {
-                                checked(check.await, verified, issuer, token)
-                            }
-                        }
+                        admitted(policy, verified, issuer, token, presented.as_deref()).await
                     }
                     Err(kind) => Outcome::Rejected(kind),
                 }
             }
             Wait::State { verified, check } => checked(check.await, verified, issuer, token),
+            #[cfg(feature = "remote")]
+            Wait::Introspect { answer, digest } => {
+                let Some(introspector) = &policy.introspection else {
+                    return Outcome::Rejected(ErrorKind::Malformed);
+                };
+                match answer.await {
+                    introspector::Answer::Active(body) => {
+                        let origin = verify::Origin::Introspection {
+                            audience_optional: introspector.audience_optional(),
+                        };
+                        let identity = wants_identity(policy);
+                        match verify::accept_payload::<C>(policy, &issuer, &body, origin, identity)
+                        {
+                            Ok(verified) => {
+                                let now = unix_seconds(policy.claims.clock.now());
+                                let len = token.as_ref().len();
+                                let generation = introspector::GENERATION;
+                                verify::remember(
+                                    &introspector.cache,
+                                    digest,
+                                    generation,
+                                    &verified,
+                                    now,
+                                    len,
+                                );
+                                admitted(policy, verified, issuer, token, presented.as_deref())
+                                    .await
+                            }
+                            Err(kind) => {
+                                introspector.refuse(digest, kind);
+                                Outcome::Rejected(kind)
+                            }
+                        }
+                    }
+                    introspector::Answer::Refused(kind) => Outcome::Rejected(kind),
+                    introspector::Answer::Failed => Outcome::Unavailable(
+                        ErrorKind::IntrospectionUnavailable,
+                        introspector::RETRY_AFTER,
+                    ),
+                }
+            }
         }
     }
 
@@ -260,6 +310,11 @@ impl<C, T: TokenText> Pending<C, T> {
     pub(crate) fn give_up(self) -> Outcome<C, T> {
         match self.wait {
             Wait::Keys { missing, .. } => missing_keys(missing, &self.issuer),
+            #[cfg(feature = "remote")]
+            Wait::Introspect { .. } => Outcome::Unavailable(
+                ErrorKind::IntrospectionUnavailable,
+                introspector::RETRY_AFTER,
+            ),
             Wait::State { .. } => {
                 static WARNED: std::sync::atomic::AtomicBool =
                     std::sync::atomic::AtomicBool::new(false);
@@ -274,6 +329,66 @@ impl<C, T: TokenText> Pending<C, T> {
     }
 }
 
+/// Steps 6 and 7 for a verified token, waiting for a network store if it must.
+async fn admitted<C, T: TokenText>(
+    policy: &Policy,
+    verified: Verified<C>,
+    issuer: Arc<Issuer>,
+    token: T,
+    presented: Option<&Presented>,
+) -> Outcome<C, T> {
+    match admit(policy, verified, issuer, token, presented) {
+        Admitted::Done(outcome) => outcome,
+        Admitted::Check(verified, issuer, token, check) => {
+            checked(check.await, verified, issuer, token)
+        }
+    }
+}
+
+/// Whether to keep who a token names: a span or the audit hook will read it.
+fn wants_identity(policy: &Policy) -> bool {
+    policy.telemetry.audit.is_some()
+        || tracing::enabled!(target: telemetry::SPAN_TARGET, tracing::Level::DEBUG)
+}
+
+/// The introspection path (step 5 for an opaque token): the cache of active answers,
+/// the cache of refusals, then a shared call.
+#[cfg(feature = "remote")]
+fn introspect<C, T>(
+    policy: &Policy,
+    introspector: &Arc<introspector::Introspector>,
+    token: T,
+    presented: Option<Presented>,
+) -> Step<C, T>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+    T: TokenText,
+{
+    let text = token.as_ref();
+    let digest = crate::cache::TokenCache::digest(text);
+    let now = unix_seconds(policy.claims.clock.now());
+    let generation = introspector::GENERATION;
+    if let Some(hit) = verify::cached::<C>(policy, &introspector.cache, &digest, generation, now) {
+        telemetry::count_cache(true);
+        let issuer = Arc::clone(&introspector.issuer);
+        return match hit {
+            Ok(verified) => admit(policy, verified, issuer, token, presented.as_ref()).into_step(),
+            Err(kind) => Step::Done(Outcome::Rejected(kind)),
+        };
+    }
+    if let Some(kind) = introspector.refused(&digest) {
+        return Step::Done(Outcome::Rejected(kind));
+    }
+    telemetry::count_cache(false);
+    let answer = introspector.answer(text, digest);
+    Step::Wait(Pending {
+        issuer: Arc::clone(&introspector.issuer),
+        token,
+        presented: presented.map(Box::new),
+        wait: Wait::Introspect { answer, digest },
+    })
+}
+
 /// Step 5, timed for `jwt_auth_verify_seconds`; who the token names is kept only when a
 /// span or the audit hook will read it.
 fn timed_verify<C>(
@@ -285,8 +400,7 @@ fn timed_verify<C>(
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    let identity = policy.telemetry.audit.is_some()
-        || tracing::enabled!(target: telemetry::SPAN_TARGET, tracing::Level::DEBUG);
+    let identity = wants_identity(policy);
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
     let result = verify::verify::<C>(policy, issuer, keys, token, identity);

@@ -102,6 +102,11 @@ pub enum ErrorKind {
     /// The DPoP proof lacks a current server nonce (401 `use_dpop_nonce`, with a fresh
     /// `DPoP-Nonce` header).
     UseDpopNonce,
+    /// The introspection endpoint says the token is not active (RFC 7662).
+    TokenInactive,
+    /// The introspection endpoint failed, was too slow, refused our credentials, or the
+    /// call rate limit was reached (503 with `Retry-After`).
+    IntrospectionUnavailable,
 }
 
 impl ErrorKind {
@@ -110,7 +115,9 @@ impl ErrorKind {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::MalformedCredentials => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable | Self::StoreUnavailable | Self::IntrospectionUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::InsufficientPermission => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -121,7 +128,10 @@ impl ErrorKind {
     #[must_use]
     pub const fn error_code(self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::KeysUnavailable | Self::StoreUnavailable => None,
+            Self::MissingToken
+            | Self::KeysUnavailable
+            | Self::StoreUnavailable
+            | Self::IntrospectionUnavailable => None,
             Self::MalformedCredentials => Some("invalid_request"),
             Self::InsufficientPermission => Some("insufficient_scope"),
             Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
@@ -167,6 +177,8 @@ impl ErrorKind {
             Self::BindingMismatch => "token binding not satisfied",
             Self::InvalidDpopProof => "invalid DPoP proof",
             Self::UseDpopNonce => "DPoP nonce required",
+            Self::TokenInactive => "token not active",
+            Self::IntrospectionUnavailable => "token introspection unavailable",
         }
     }
 }

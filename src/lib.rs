@@ -93,6 +93,8 @@ mod error;
 mod future;
 pub mod guard;
 mod https;
+#[cfg(feature = "remote")]
+pub mod introspection;
 mod issuer;
 pub mod jwks;
 mod jws;

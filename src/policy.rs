@@ -13,6 +13,8 @@ use crate::algorithm::Algorithm;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
+#[cfg(feature = "remote")]
+use crate::introspection::introspector::Introspector;
 use crate::issuer::Issuer;
 use crate::permission::{ClaimPath, Requirement};
 use crate::resource::ProtectedResourceMetadata;
@@ -60,6 +62,9 @@ pub(crate) struct Policy {
     pub(crate) forwarding: Forwarding,
     /// DPoP and certificate-bound tokens.
     pub(crate) binding: BindingRules,
+    /// Token introspection, for opaque tokens (and every token with `always_introspect`).
+    #[cfg(feature = "remote")]
+    pub(crate) introspection: Option<Arc<Introspector>>,
 }
 
 /// What spans and the audit hook are told.

@@ -116,7 +116,8 @@ pub(crate) fn refusal_label(kind: ErrorKind) -> &'static str {
         | K::KeyAlgorithmMismatch
         | K::UnsupportedAlgorithm
         | K::AlgorithmNotAllowed => "invalid_signature",
-        K::KeysUnavailable | K::StoreUnavailable => "unavailable",
+        K::KeysUnavailable | K::StoreUnavailable | K::IntrospectionUnavailable => "unavailable",
+        K::TokenInactive => "revoked",
         K::TokenReplayed => "replayed",
         K::TokenRevoked => "revoked",
         K::InsufficientPermission => "forbidden",
@@ -266,6 +267,8 @@ mod tests {
             K::BindingMismatch,
             K::InvalidDpopProof,
             K::UseDpopNonce,
+            K::TokenInactive,
+            K::IntrospectionUnavailable,
         ] {
             assert!(OUTCOMES.contains(&refusal_label(kind)), "{kind:?}");
         }

@@ -60,9 +60,9 @@ impl From<AuthError> for Status {
         let message = error.description();
         match error.kind() {
             ErrorKind::InsufficientPermission => Status::permission_denied(message),
-            ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => {
-                Status::unavailable(message)
-            }
+            ErrorKind::KeysUnavailable
+            | ErrorKind::StoreUnavailable
+            | ErrorKind::IntrospectionUnavailable => Status::unavailable(message),
             _ => Status::unauthenticated(message),
         }
     }

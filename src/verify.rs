@@ -70,28 +70,63 @@ where
     };
     let digest = TokenCache::digest(token);
     let now = unix_seconds(policy.claims.clock.now());
-    if let Some(entry) = cache.get(&digest, keys.generation(), now)
-        && let Ok(claims) = entry.claims.downcast::<C>()
-    {
+    if let Some(hit) = cached(policy, cache, &digest, keys.generation(), now) {
         telemetry::count_cache(true);
-        let times = (entry.exp, entry.nbf, entry.iat);
-        check_times(&policy.claims, times, now)?;
-        return Ok(Verified {
-            claims,
-            permissions: entry.permissions,
-            times,
-            payload_len: 0,
-            identity: entry.identity,
-            tracked: entry.tracked,
-            forwarded: entry.forwarded,
-            binding: entry.binding,
-        });
+        return hit;
     }
     telemetry::count_cache(false);
     let verified = verify_uncached::<C>(policy, issuer, keys, token, identity)?;
-    cache.insert(
+    remember(
+        cache,
         digest,
         keys.generation(),
+        &verified,
+        now,
+        token.len(),
+    );
+    Ok(verified)
+}
+
+/// A cache entry of this generation for `C`, its dates checked again at `now`.
+pub(crate) fn cached<C>(
+    policy: &Policy,
+    cache: &TokenCache,
+    digest: &[u8; 32],
+    generation: u64,
+    now: f64,
+) -> Option<Result<Verified<C>, ErrorKind>>
+where
+    C: Send + Sync + 'static,
+{
+    let entry = cache.get(digest, generation, now)?;
+    let claims = entry.claims.downcast::<C>().ok()?;
+    let times = (entry.exp, entry.nbf, entry.iat);
+    Some(check_times(&policy.claims, times, now).map(|()| Verified {
+        claims,
+        permissions: entry.permissions,
+        times,
+        payload_len: 0,
+        identity: entry.identity,
+        tracked: entry.tracked,
+        forwarded: entry.forwarded,
+        binding: entry.binding,
+    }))
+}
+
+/// Keeps a verified token's results; `token_len` counts toward the byte bound.
+pub(crate) fn remember<C>(
+    cache: &TokenCache,
+    digest: [u8; 32],
+    generation: u64,
+    verified: &Verified<C>,
+    now: f64,
+    token_len: usize,
+) where
+    C: Send + Sync + 'static,
+{
+    cache.insert(
+        digest,
+        generation,
         verified.claims.clone(),
         verified.permissions.clone(),
         verified.identity.clone(),
@@ -100,9 +135,8 @@ where
         verified.binding.clone(),
         verified.times,
         now,
-        token.len() + verified.payload_len,
+        token_len + verified.payload_len,
     );
-    Ok(verified)
 }
 
 fn verify_uncached<C: DeserializeOwned>(
@@ -140,10 +174,50 @@ fn verify_uncached<C: DeserializeOwned>(
     }
 
     let payload = b64(payload_b64)?;
+    let origin = Origin::Jwt {
+        key_issuer: key.issuer(),
+        kid: header.kid.as_ref().map(|k| k.0.as_ref()),
+    };
+    accept_payload(policy, issuer, &payload, origin, identity)
+}
+
+/// Where a payload comes from, for the checks that differ.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// A signed token: `iss` and `exp` required; the key's `issuer` template, if any.
+    Jwt {
+        key_issuer: Option<&'a str>,
+        kid: Option<&'a str>,
+    },
+    /// An introspection answer (RFC 7662): `iss` checked when present, `exp` optional,
+    /// `aud` required unless `audience_optional`.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    Introspection { audience_optional: bool },
+}
+
+/// The checks on a payload whose origin is established (a verified signature, or the
+/// issuer's introspection endpoint), and the [`Verified`] they give.
+pub(crate) fn accept_payload<C: DeserializeOwned>(
+    policy: &Policy,
+    issuer: &Issuer,
+    payload: &[u8],
+    origin: Origin<'_>,
+    identity: bool,
+) -> Result<Verified<C>, ErrorKind> {
+    let rules = &policy.claims;
     let capture = &policy.permissions.capture;
-    let (claims, registered) = payload::parse::<C>(&payload, !rules.required.is_empty(), capture)?;
-    check_claims(rules, issuer, &registered)?;
-    if let Some(template) = key.issuer() {
+    let (claims, registered) = payload::parse::<C>(payload, !rules.required.is_empty(), capture)?;
+    let (key_issuer, kid) = match origin {
+        Origin::Jwt { key_issuer, kid } => {
+            check_claims(rules, issuer, &registered)?;
+            (key_issuer, kid)
+        }
+        Origin::Introspection { audience_optional } => {
+            check_introspected(rules, issuer, &registered, audience_optional)?;
+            (None, None)
+        }
+    };
+    if let Some(template) = key_issuer {
         // Entra publishes, per key, the issuer its tokens must carry; for the common
         // endpoint it is a template completed with the token's tenant id.
         let tid = registered.tid.as_ref().map_or("", |t| t.0.as_ref());
@@ -167,19 +241,20 @@ fn verify_uncached<C: DeserializeOwned>(
         let client = registered.client_id.as_ref().or(registered.azp.as_ref());
         rules
             .checks
-            .check(client.map(|c| c.0.as_ref()), &registered.captured, &payload)?;
+            .check(client.map(|c| c.0.as_ref()), &registered.captured, payload)?;
     }
     let forwarded = policy.forwarding.values(&registered.captured);
     let permissions = permission::collect(&policy.permissions.paths, capture, &registered.captured);
+    // An introspected token without `exp` lives as long as the cache keeps it.
     let times = (
-        registered.exp.unwrap_or_default(),
+        registered.exp.unwrap_or(f64::INFINITY),
         registered.nbf,
         registered.iat,
     );
     let text = |t: &Option<crate::payload::Text<'_>>| t.as_ref().map(|t| t.0.as_ref().into());
     let identity = identity.then(|| {
         Arc::new(Identity {
-            kid: text(&header.kid),
+            kid: kid.map(Into::into),
             subject: text(&registered.sub),
             client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
         })
@@ -231,6 +306,40 @@ fn check_claims(
     check_times(
         rules,
         (exp, claims.nbf, claims.iat),
+        unix_seconds(rules.clock.now()),
+    )
+}
+
+/// The claim checks of an introspection answer: `iss` is the issuer's when present, `aud`
+/// names an accepted audience (required unless `audience_optional`), the dates hold.
+fn check_introspected(
+    rules: &ClaimRules,
+    issuer: &Issuer,
+    claims: &Registered<'_>,
+    audience_optional: bool,
+) -> Result<(), ErrorKind> {
+    if let Some(iss) = &claims.iss
+        && !issuer.matcher.matches(&iss.0)
+    {
+        return Err(ErrorKind::InvalidIssuer);
+    }
+    if !issuer.audiences.is_empty() {
+        match &claims.aud {
+            Some(aud) if !issuer.accepts_audience(aud.iter().map(|a| a.0.as_ref())) => {
+                return Err(ErrorKind::InvalidAudience);
+            }
+            None if !audience_optional => return Err(ErrorKind::MissingClaim),
+            _ => {}
+        }
+    }
+    for date in [claims.exp, claims.nbf, claims.iat].into_iter().flatten() {
+        if date < 0.0 {
+            return Err(ErrorKind::InvalidClaim);
+        }
+    }
+    check_times(
+        rules,
+        (claims.exp.unwrap_or(f64::INFINITY), claims.nbf, claims.iat),
         unix_seconds(rules.clock.now()),
     )
 }

@@ -51,6 +51,29 @@ async fn example_from(builder: tower_jwt_auth::JwtAuthConfigBuilder, dpop: Optio
 }
 
 #[tokio::test]
+async fn jwt_introspection_client_turns_on_opaque_tokens() {
+    let issuer = MockIssuer::start().await;
+    issuer.add_client("api", "api-secret", Vec::<String>::new());
+    let opaque = issuer.opaque(&issuer.token().subject("opal").permissions(["read"]));
+    let builder =
+        axum_server::introspection(support::issuer_config(&issuer), Some("api:api-secret"))
+            .expect("JWT_INTROSPECTION_CLIENT");
+    let server = example_from(builder, None).await;
+    server.bearer_at("/documents", &opaque).await.assert_ok();
+    let me = server.bearer_at("/me", &opaque).await;
+    me.assert_ok();
+    assert!(me.body.contains("opal"), "{me:?}");
+    // Without it, an opaque token is just malformed.
+    let plain = example_server(&issuer).await;
+    plain
+        .bearer_at("/documents", &opaque)
+        .await
+        .assert_invalid_token("malformed token");
+    let builder = tower_jwt_auth::JwtAuthConfig::builder();
+    assert!(axum_server::introspection(builder, Some("no-colon")).is_err());
+}
+
+#[tokio::test]
 async fn dpop_follows_the_dpop_setting() {
     use tower_jwt_auth::testing::{DpopProof, TestKey};
     let issuer = MockIssuer::start().await;

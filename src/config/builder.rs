@@ -89,6 +89,8 @@ pub struct JwtAuthConfigBuilder {
     pub(super) remove_authorization: bool,
     pub(super) dpop: Option<DpopOptions>,
     pub(super) mtls: MtlsMode,
+    #[cfg(feature = "remote")]
+    pub(super) introspection: Option<crate::introspection::Introspection>,
 }
 
 impl Default for JwtAuthConfigBuilder {
@@ -132,6 +134,8 @@ impl Default for JwtAuthConfigBuilder {
             remove_authorization: false,
             dpop: None,
             mtls: MtlsMode::Off,
+            #[cfg(feature = "remote")]
+            introspection: None,
         }
     }
 }
@@ -380,6 +384,16 @@ impl JwtAuthConfigBuilder {
     /// request extensions. Off by default, and then such a token is refused.
     pub fn mtls(mut self, mode: MtlsMode) -> Self {
         self.mtls = mode;
+        self
+    }
+
+    /// Opaque access tokens through RFC 7662 introspection at the issuer; see
+    /// [`Introspection`](crate::introspection::Introspection). With several trusted
+    /// issuers `build()` refuses it: an opaque token names no issuer, and it is never
+    /// sent to several authorization servers.
+    #[cfg(feature = "remote")]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 

@@ -15,6 +15,8 @@ use crate::dpop::nonce::NonceKey;
 use crate::dpop::proof::{KeyCache, ProofRules};
 use crate::dpop::{self, DpopMode, UrlSource};
 use crate::error::{ConfigError, ConfigErrorKind};
+#[cfg(feature = "remote")]
+use crate::introspection::introspector::Introspector;
 use crate::issuer::{Issuer, IssuerMatch};
 use crate::jwks::KeySet;
 use crate::permission::{ClaimPath, Requirement};
@@ -141,6 +143,8 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         }
     }
 
+    #[cfg(feature = "remote")]
+    let introspection = compile_introspection(&b, &issuers)?;
     Ok(Policy {
         issuers,
         token: TokenRules {
@@ -174,7 +178,51 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         exemptions,
         forwarding,
         binding,
+        #[cfg(feature = "remote")]
+        introspection,
     })
+}
+
+/// The introspection client of the one issuer, when introspection is configured.
+#[cfg(feature = "remote")]
+fn compile_introspection(
+    b: &JwtAuthConfigBuilder,
+    issuers: &[Arc<Issuer>],
+) -> Result<Option<Arc<Introspector>>, ConfigError> {
+    use ConfigErrorKind as K;
+    let Some(settings) = &b.introspection else {
+        return Ok(None);
+    };
+    let ([issuer], [trusted]) = (issuers, b.issuers.as_slice()) else {
+        return Err(ConfigError::new(
+            K::InvalidValue,
+            "introspection needs exactly one trusted issuer: an opaque token names no issuer, and it is never sent to several authorization servers",
+        ));
+    };
+    if settings.client_id.is_empty() {
+        return Err(ConfigError::new(
+            K::EmptyValue,
+            "introspection client id is empty",
+        ));
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        let url = url::Url::parse(endpoint).map_err(|_| {
+            ConfigError::new(
+                K::InvalidUrl,
+                format!("introspection endpoint `{endpoint}` does not parse"),
+            )
+        })?;
+        crate::https::check_fetchable(&url, b.remote_options.allow_http)
+            .map_err(|why| ConfigError::new(K::InvalidUrl, why))?;
+    }
+    Ok(Some(Arc::new(Introspector::new(
+        Arc::clone(issuer),
+        trusted.issuer.clone(),
+        settings.clone(),
+        b.remote_options.client.clone(),
+        b.remote_options.allow_http,
+        Arc::clone(&b.clock),
+    ))))
 }
 
 /// The DPoP and mTLS settings, checked.

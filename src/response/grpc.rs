@@ -19,7 +19,9 @@ impl Rejection {
     pub fn grpc_code(&self) -> u8 {
         match self.error.kind() {
             ErrorKind::InsufficientPermission => grpc_code::PERMISSION_DENIED,
-            ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => grpc_code::UNAVAILABLE,
+            ErrorKind::KeysUnavailable
+            | ErrorKind::StoreUnavailable
+            | ErrorKind::IntrospectionUnavailable => grpc_code::UNAVAILABLE,
             _ => grpc_code::UNAUTHENTICATED,
         }
     }

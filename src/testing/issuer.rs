@@ -36,6 +36,10 @@ pub enum Endpoint {
     Jwks,
     /// `/oauth/token` (`client_credentials` and `password` grants).
     Token,
+    /// `/oauth/introspect` (RFC 7662).
+    Introspection,
+    /// `/oauth/revoke` (RFC 7009).
+    Revocation,
 }
 
 /// A failure the mock issuer plays on an endpoint.
@@ -69,6 +73,20 @@ struct State {
     counters: HashMap<Endpoint, AtomicUsize>,
     last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
     accounts: Mutex<Accounts>,
+    opaque: Mutex<Opaque>,
+}
+
+/// Opaque tokens and what introspection says of them.
+#[derive(Default)]
+struct Opaque {
+    /// Each opaque token's claims.
+    tokens: HashMap<String, serde_json::Map<String, Value>>,
+    /// Revoked tokens (opaque ones, or JWTs by their text).
+    revoked: std::collections::HashSet<String>,
+    /// Whether the token endpoint issues opaque tokens.
+    issue: bool,
+    /// Public keys of clients that authenticate with `private_key_jwt`.
+    client_keys: HashMap<String, TestKey>,
 }
 
 /// Registered OAuth clients and users, for the token endpoint.
@@ -192,10 +210,16 @@ impl MockIssuerBuilder {
         };
         let base = format!("http://{addr}");
         let key = self.key.unwrap_or_else(TestKey::rsa);
-        let counters = [Endpoint::Discovery, Endpoint::Jwks, Endpoint::Token]
-            .into_iter()
-            .map(|e| (e, AtomicUsize::new(0)))
-            .collect();
+        let counters = [
+            Endpoint::Discovery,
+            Endpoint::Jwks,
+            Endpoint::Token,
+            Endpoint::Introspection,
+            Endpoint::Revocation,
+        ]
+        .into_iter()
+        .map(|e| (e, AtomicUsize::new(0)))
+        .collect();
         let state = Arc::new(State {
             issuer: format!("{base}{}", self.issuer_path),
             base,
@@ -209,6 +233,7 @@ impl MockIssuerBuilder {
             counters,
             last_headers: Mutex::new(HashMap::new()),
             accounts: Mutex::new(Accounts::default()),
+            opaque: Mutex::new(Opaque::default()),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
         MockIssuer {
@@ -263,6 +288,10 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         Endpoint::Jwks
     } else if path == "/oauth/token" {
         Endpoint::Token
+    } else if path == "/oauth/introspect" {
+        Endpoint::Introspection
+    } else if path == "/oauth/revoke" {
+        Endpoint::Revocation
     } else {
         return respond(StatusCode::NOT_FOUND, "text/plain", "not found");
     };
@@ -313,6 +342,8 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
     };
     match endpoint {
         Endpoint::Token => token_endpoint(state, request).await,
+        Endpoint::Introspection => introspection_endpoint(state, request).await,
+        Endpoint::Revocation => revocation_endpoint(state, request).await,
         Endpoint::Discovery => {
             let behaviour = lock(&state.behaviour);
             if let Some(document) = &behaviour.discovery_document {
@@ -326,6 +357,9 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
                 "issuer": issuer,
                 "jwks_uri": format!("{}/jwks.json", state.base),
                 "token_endpoint": format!("{}/oauth/token", state.base),
+                "introspection_endpoint": format!("{}/oauth/introspect", state.base),
+                "revocation_endpoint": format!("{}/oauth/revoke", state.base),
+                "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
                 "grant_types_supported": ["client_credentials", "password"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "response_types_supported": ["token"],
@@ -395,6 +429,180 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((form_decode(id), form_decode(secret)))
+}
+
+/// A fresh opaque token: 32 random bytes, base64url.
+fn opaque_id() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    // A failing random source leaves zeros; the mock stays usable.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    format!(
+        "mock_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The form of an authenticated client request to the introspection or revocation
+/// endpoint: `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+async fn client_form(
+    state: &State,
+    request: Request<Incoming>,
+) -> Result<HashMap<String, String>, Response<Full<Bytes>>> {
+    use http_body_util::BodyExt as _;
+    if request.method() != http::Method::POST {
+        return Err(respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "POST only",
+        ));
+    }
+    let basic = basic_credentials(request.headers());
+    let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "body too large",
+            ));
+        }
+    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let secret_ok = |id: &str, secret: &str| {
+        lock(&state.accounts)
+            .clients
+            .get(id)
+            .is_some_and(|c| c.secret == secret)
+    };
+    let authenticated = if let Some((id, secret)) = basic {
+        secret_ok(&id, &secret)
+    } else if let Some(assertion) = form.get("client_assertion") {
+        let id = form.get("client_id").map_or("", String::as_str);
+        let key = lock(&state.opaque).client_keys.get(id).cloned();
+        key.is_some_and(|key| assertion_ok(state, &key, id, assertion))
+    } else {
+        match (form.get("client_id"), form.get("client_secret")) {
+            (Some(id), Some(secret)) => secret_ok(id, secret),
+            _ => false,
+        }
+    };
+    if authenticated {
+        Ok(form)
+    } else {
+        Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        ))
+    }
+}
+
+/// A `private_key_jwt` assertion: signed by the client's registered key, `iss` and
+/// `sub` the client, `aud` the issuer or an endpoint of it, not expired.
+fn assertion_ok(state: &State, key: &TestKey, client_id: &str, assertion: &str) -> bool {
+    use base64::Engine as _;
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+    };
+    let mut parts = assertion.split('.');
+    let (Some(header), Some(payload), Some(signature)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(verifier) = crate::jwks::parse::jwk(&key.public_jwk()) else {
+        return false;
+    };
+    let (Some(signature), Some(claims)) = (b64(signature), b64(payload)) else {
+        return false;
+    };
+    let input = &assertion.as_bytes()[..header.len() + 1 + payload.len()];
+    if !verifier.verify(key.algorithm(), input, &signature) {
+        return false;
+    }
+    let Ok(claims) = serde_json::from_slice::<Value>(&claims) else {
+        return false;
+    };
+    let now = crate::time::unix_seconds(std::time::SystemTime::now());
+    let audience_ok = claims["aud"]
+        .as_str()
+        .is_some_and(|aud| aud == state.issuer || aud.starts_with(&state.base));
+    claims["iss"] == client_id
+        && claims["sub"] == client_id
+        && audience_ok
+        && claims["exp"].as_f64().is_some_and(|exp| exp > now)
+}
+
+/// RFC 7662: what the mock knows of a token. Opaque tokens by their record; JWTs the
+/// mock issued by their payload (their signature is the mock's own).
+async fn introspection_endpoint(
+    state: &State,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let form = match client_form(state, request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let Some(token) = form.get("token") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is missing",
+        );
+    };
+    let opaque = lock(&state.opaque);
+    let claims = if opaque.revoked.contains(token) {
+        None
+    } else if let Some(claims) = opaque.tokens.get(token) {
+        Some(claims.clone())
+    } else {
+        jwt_claims(token)
+    };
+    drop(opaque);
+    let now = crate::time::unix_seconds(std::time::SystemTime::now());
+    let body = match claims {
+        Some(mut claims)
+            if claims
+                .get("exp")
+                .and_then(Value::as_f64)
+                .is_none_or(|exp| exp > now) =>
+        {
+            claims.insert("active".into(), Value::Bool(true));
+            claims
+                .entry("token_type")
+                .or_insert_with(|| Value::from("Bearer"));
+            Value::Object(claims)
+        }
+        _ => json!({ "active": false }),
+    };
+    respond(StatusCode::OK, "application/json", body.to_string())
+}
+
+/// The payload of a compact JWS, unverified (the mock only introspects its own).
+fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// RFC 7009: the token stops being active.
+async fn revocation_endpoint(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let form = match client_form(state, request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    if let Some(token) = form.get("token") {
+        lock(&state.opaque).revoked.insert(token.clone());
+    }
+    respond(StatusCode::OK, "text/plain", "")
 }
 
 /// The permissions to grant: all of `granted`, or the requested subset.
@@ -568,8 +776,18 @@ async fn token_endpoint(state: &State, request: Request<Incoming>) -> Response<F
     if let Some(jkt) = &jkt {
         builder = builder.claim("cnf", json!({ "jkt": jkt }));
     }
+    let access_token = {
+        let mut opaque = lock(&state.opaque);
+        if opaque.issue {
+            let token = opaque_id();
+            opaque.tokens.insert(token.clone(), builder.claims());
+            token
+        } else {
+            builder.sign()
+        }
+    };
     let body = json!({
-        "access_token": builder.sign(),
+        "access_token": access_token,
         "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": 3600,
         "scope": scope,
@@ -781,6 +999,47 @@ impl MockIssuer {
     #[must_use]
     pub fn token_url(&self) -> String {
         format!("{}/oauth/token", self.state.base)
+    }
+
+    /// The URL of the introspection endpoint (RFC 7662).
+    #[must_use]
+    pub fn introspection_url(&self) -> String {
+        format!("{}/oauth/introspect", self.state.base)
+    }
+
+    /// The URL of the revocation endpoint (RFC 7009).
+    #[must_use]
+    pub fn revocation_url(&self) -> String {
+        format!("{}/oauth/revoke", self.state.base)
+    }
+
+    /// An opaque token with the claims `token` would carry: a random string the
+    /// introspection endpoint answers for.
+    #[must_use]
+    pub fn opaque(&self, token: &TokenBuilder) -> String {
+        let id = opaque_id();
+        lock(&self.state.opaque)
+            .tokens
+            .insert(id.clone(), token.claims());
+        id
+    }
+
+    /// Makes the token endpoint issue opaque tokens instead of JWTs.
+    pub fn issue_opaque_tokens(&self, opaque: bool) {
+        lock(&self.state.opaque).issue = opaque;
+    }
+
+    /// Revokes a token (opaque or JWT): introspection answers `active: false` for it.
+    pub fn revoke(&self, token: &str) {
+        lock(&self.state.opaque).revoked.insert(token.to_owned());
+    }
+
+    /// Registers the public key of a client that authenticates to the introspection
+    /// and revocation endpoints with `private_key_jwt`.
+    pub fn add_client_key(&self, id: &str, key: TestKey) {
+        lock(&self.state.opaque)
+            .client_keys
+            .insert(id.to_owned(), key);
     }
 
     /// Registers an OAuth client for the `client_credentials` grant; its tokens carry

@@ -1,0 +1,469 @@
+//! The introspection client of one issuer: endpoint resolution, the RFC 7662 call with
+//! client authentication, the answer's classification, and what keeps the authorization
+//! server from being hammered (a cache of refusals, one call per token at a time, a rate
+//! limit). Active answers are cached, typed, by the core in [`TokenCache`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::{OnceCell, watch};
+use url::Url;
+
+use super::{Introspection, Method};
+use crate::cache::{CacheOptions, TokenCache};
+use crate::error::ErrorKind;
+use crate::https::check_fetchable;
+use crate::issuer::Issuer;
+use crate::time::{Clock, unix_seconds};
+
+/// The key-set generation that introspected cache entries carry: no key set has it.
+pub(crate) const GENERATION: u64 = u64::MAX;
+
+/// The most bytes of an introspection answer read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// How long a client is told to wait when introspection fails.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+type Digest = [u8; 32];
+
+/// What the authorization server said about a token.
+#[derive(Clone, Debug)]
+pub(crate) enum Answer {
+    /// Active, not a refresh token: the answer's JSON object.
+    Active(Bytes),
+    /// Refused for this reason (inactive, a refresh token).
+    Refused(ErrorKind),
+    /// No usable answer: the endpoint failed, was slow, or the rate limit was reached.
+    Failed,
+}
+
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+/// A token bucket of calls per second.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+/// Introspection for one issuer.
+pub(crate) struct Introspector {
+    pub(crate) issuer: Arc<Issuer>,
+    settings: Introspection,
+    /// The issuer URL, for discovery and as the assertion audience.
+    issuer_url: String,
+    client: reqwest::Client,
+    allow_http: bool,
+    endpoint: OnceCell<Url>,
+    /// Active answers, typed by the layer that read them.
+    pub(crate) cache: TokenCache,
+    refused: Mutex<HashMap<Digest, (f64, ErrorKind)>>,
+    flights: Mutex<HashMap<Digest, watch::Receiver<Option<Answer>>>>,
+    bucket: Option<Mutex<Bucket>>,
+    /// When an authentication failure was last logged at ERROR.
+    auth_logged: Mutex<Option<Instant>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspector")
+            .field("issuer", &self.issuer_url)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Introspector {
+    pub(crate) fn new(
+        issuer: Arc<Issuer>,
+        issuer_url: String,
+        settings: Introspection,
+        client: Option<reqwest::Client>,
+        allow_http: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let client = client.unwrap_or_else(|| {
+            // Credentials are posted: never follow a redirect with them.
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap_or_default()
+        });
+        let cache = TokenCache::new(
+            CacheOptions::new()
+                .max_entries(settings.max_entries)
+                .ttl(settings.cache_ttl),
+        );
+        let bucket = settings.rate_limit.map(|rate| {
+            Mutex::new(Bucket {
+                rate: f64::from(rate),
+                tokens: f64::from(rate),
+                at: Instant::now(),
+            })
+        });
+        Self {
+            issuer,
+            settings,
+            issuer_url,
+            client,
+            allow_http,
+            endpoint: OnceCell::new(),
+            cache,
+            refused: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+            bucket,
+            auth_logged: Mutex::new(None),
+            clock,
+        }
+    }
+
+    /// Whether `token` goes to introspection rather than local verification.
+    pub(crate) fn takes(&self, token: &str) -> bool {
+        self.settings.always || !looks_like_jws(token)
+    }
+
+    pub(crate) fn audience_optional(&self) -> bool {
+        self.settings.audience_optional
+    }
+
+    fn now(&self) -> f64 {
+        unix_seconds(self.clock.now())
+    }
+
+    /// A refusal remembered for this token.
+    pub(crate) fn refused(&self, digest: &Digest) -> Option<ErrorKind> {
+        let now = self.now();
+        let refused = lock(&self.refused);
+        refused
+            .get(digest)
+            .filter(|(until, _)| now < *until)
+            .map(|(_, kind)| *kind)
+    }
+
+    /// Remembers a refusal for the negative TTL.
+    pub(crate) fn refuse(&self, digest: Digest, kind: ErrorKind) {
+        let until = self.now() + self.settings.negative_ttl.as_secs_f64();
+        let mut refused = lock(&self.refused);
+        if refused.len() >= self.settings.max_entries {
+            let now = self.now();
+            refused.retain(|_, (until, _)| now < *until);
+            if refused.len() >= self.settings.max_entries {
+                refused.clear();
+            }
+        }
+        refused.insert(digest, (until, kind));
+    }
+
+    /// The answer for `token`: one call shared by every request with the same token
+    /// meanwhile, run in its own task so that no request's cancellation stops it.
+    pub(crate) fn answer(self: &Arc<Self>, token: &str, digest: Digest) -> Pending {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(
+                "token introspection needs a tokio runtime; the request is refused with 503"
+            );
+            return Box::pin(std::future::ready(Answer::Failed));
+        };
+        let mut flights = lock(&self.flights);
+        let mut receiver = match flights.get(&digest) {
+            Some(receiver) => receiver.clone(),
+            None => {
+                let (sender, receiver) = watch::channel(None);
+                flights.insert(digest, receiver.clone());
+                let this = Arc::clone(self);
+                let token = token.to_owned();
+                runtime.spawn(async move {
+                    let answer = this.call(&token).await;
+                    if let Answer::Refused(kind) = &answer {
+                        this.refuse(digest, *kind);
+                    }
+                    let _ = sender.send(Some(answer));
+                    lock(&this.flights).remove(&digest);
+                });
+                receiver
+            }
+        };
+        drop(flights);
+        Box::pin(async move {
+            match receiver.wait_for(Option::is_some).await {
+                Ok(answer) => answer.clone().unwrap_or(Answer::Failed),
+                Err(_) => Answer::Failed,
+            }
+        })
+    }
+
+    /// One call to the endpoint, classified.
+    async fn call(&self, token: &str) -> Answer {
+        if !self.take_call() {
+            tracing::warn!(issuer = %self.issuer_url, "introspection rate limit reached; request refused with 503");
+            return Answer::Failed;
+        }
+        let Some(endpoint) = self.endpoint().await else {
+            return Answer::Failed;
+        };
+        let mut form: Vec<(&str, String)> = vec![
+            ("token", token.to_owned()),
+            ("token_type_hint", "access_token".to_owned()),
+        ];
+        let mut request = self
+            .client
+            .post(endpoint.clone())
+            .timeout(self.settings.timeout)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        let id = &self.settings.client_id;
+        match &self.settings.auth.0 {
+            Method::Basic(secret) => {
+                // RFC 6749 section 2.3.1: each part form-urlencoded, then Base64.
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let credentials = STANDARD.encode(format!("{}:{}", encode(id), encode(secret)));
+                request =
+                    request.header(http::header::AUTHORIZATION, format!("Basic {credentials}"));
+            }
+            Method::Post(secret) => {
+                form.push(("client_id", id.clone()));
+                form.push(("client_secret", secret.clone()));
+            }
+            Method::PrivateKeyJwt(key) => {
+                let Some(assertion) = key.assertion(id, &self.issuer_url) else {
+                    tracing::error!("signing the private_key_jwt client assertion failed");
+                    return Answer::Failed;
+                };
+                form.push(("client_id", id.clone()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ));
+                form.push(("client_assertion", assertion));
+            }
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let response = match request.body(body).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let kind = if error.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                tracing::warn!(issuer = %self.issuer_url, "token introspection {kind}: {}", error.without_url());
+                return Answer::Failed;
+            }
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            self.log_auth_failure(status.as_u16());
+            return Answer::Failed;
+        }
+        if !status.is_success() {
+            tracing::warn!(issuer = %self.issuer_url, status = status.as_u16(), "token introspection answered with an error status");
+            return Answer::Failed;
+        }
+        match read_capped(response).await {
+            Some(body) => classify(body),
+            None => {
+                tracing::warn!(issuer = %self.issuer_url, "token introspection answer unreadable or over 64 KiB");
+                Answer::Failed
+            }
+        }
+    }
+
+    fn log_auth_failure(&self, status: u16) {
+        let mut logged = lock(&self.auth_logged);
+        if logged.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+            *logged = Some(Instant::now());
+            tracing::error!(
+                issuer = %self.issuer_url,
+                client_id = %self.settings.client_id,
+                status,
+                "the introspection endpoint refused our client credentials; every opaque token gets 503 until they are fixed"
+            );
+        }
+    }
+
+    fn take_call(&self) -> bool {
+        let Some(bucket) = &self.bucket else {
+            return true;
+        };
+        let mut bucket = lock(bucket);
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.at).as_secs_f64() * bucket.rate;
+        bucket.tokens = (bucket.tokens + refill).min(bucket.rate);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The configured endpoint, or the discovery document's `introspection_endpoint`
+    /// (fetched once; a failure is retried on the next call).
+    async fn endpoint(&self) -> Option<Url> {
+        let resolved = self
+            .endpoint
+            .get_or_try_init(|| async {
+                let text = match &self.settings.endpoint {
+                    Some(url) => url.clone(),
+                    None => self.discover().await.ok_or(())?,
+                };
+                let url = Url::parse(&text).map_err(|_| ())?;
+                if let Err(why) = check_fetchable(&url, self.allow_http) {
+                    tracing::error!(issuer = %self.issuer_url, "introspection endpoint refused: {why}");
+                    return Err(());
+                }
+                Ok::<Url, ()>(url)
+            })
+            .await;
+        resolved.ok().cloned()
+    }
+
+    async fn discover(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Discovery {
+            introspection_endpoint: Option<String>,
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer_url.trim_end_matches('/')
+        );
+        let response = self
+            .client
+            .get(&url)
+            .timeout(self.settings.timeout)
+            .send()
+            .await
+            .ok()?;
+        let body = read_capped(response).await?;
+        let document: Discovery = serde_json::from_slice(&body).ok()?;
+        if document.introspection_endpoint.is_none() {
+            tracing::error!(issuer = %self.issuer_url, "the discovery document names no introspection_endpoint; configure Introspection::endpoint");
+        }
+        document.introspection_endpoint
+    }
+}
+
+/// The body, if it fits in [`MAX_ANSWER`].
+async fn read_capped(mut response: reqwest::Response) -> Option<Bytes> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(Bytes::from(body))
+}
+
+/// `active`, and a refresh token refused whatever the server says of it.
+fn classify(body: Bytes) -> Answer {
+    #[derive(Deserialize)]
+    struct Status {
+        active: Option<serde_json::Value>,
+        token_type: Option<serde_json::Value>,
+        token_use: Option<serde_json::Value>,
+    }
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Answer::Failed;
+    }
+    let Ok(status) = serde_json::from_slice::<Status>(&body) else {
+        return Answer::Failed;
+    };
+    if status.active != Some(serde_json::Value::Bool(true)) {
+        return Answer::Refused(ErrorKind::TokenInactive);
+    }
+    let refresh = [&status.token_type, &status.token_use]
+        .into_iter()
+        .any(|v| {
+            v.as_ref()
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+        });
+    if refresh {
+        return Answer::Refused(ErrorKind::InvalidType);
+    }
+    Answer::Active(body)
+}
+
+/// Three base64url segments and a header that decodes to a JSON object with `alg`.
+pub(crate) fn looks_like_jws(token: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Alg {
+        #[allow(dead_code)]
+        alg: serde::de::IgnoredAny,
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    crate::jws::b64(header)
+        .ok()
+        .is_some_and(|json| crate::jws::json_object::<Alg>(&json).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jws_and_opaque_tokens_are_told_apart() {
+        assert!(looks_like_jws("eyJhbGciOiJSUzI1NiJ9.e30.sig"));
+        assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
+        assert!(!looks_like_jws("a.b.c"));
+        assert!(!looks_like_jws("eyJhbGciOiJSUzI1NiJ9.e30"));
+    }
+
+    #[test]
+    fn answers_are_classified() {
+        assert!(matches!(
+            classify(Bytes::from_static(br#"{"active":true}"#)),
+            Answer::Active(_)
+        ));
+        assert!(matches!(
+            classify(Bytes::from_static(br#"{"active":false}"#)),
+            Answer::Refused(ErrorKind::TokenInactive)
+        ));
+        assert!(matches!(
+            classify(Bytes::from_static(br#"{"active":"true"}"#)),
+            Answer::Refused(ErrorKind::TokenInactive)
+        ));
+        assert!(matches!(
+            classify(Bytes::from_static(
+                br#"{"active":true,"token_type":"Refresh_Token"}"#
+            )),
+            Answer::Refused(ErrorKind::InvalidType)
+        ));
+        assert!(matches!(
+            classify(Bytes::from_static(
+                br#"{"active":true,"token_use":"refresh_token"}"#
+            )),
+            Answer::Refused(ErrorKind::InvalidType)
+        ));
+        assert!(matches!(
+            classify(Bytes::from_static(b"<html>")),
+            Answer::Failed
+        ));
+    }
+}
