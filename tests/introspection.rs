@@ -361,3 +361,31 @@ fn outside_a_runtime_an_opaque_token_is_unavailable_not_a_panic() {
         tower_jwt_auth::ErrorKind::IntrospectionUnavailable
     );
 }
+
+#[tokio::test]
+async fn signed_answers_are_verified_with_the_issuers_keys() {
+    let issuer = issuer().await;
+    let server = start(&issuer, basic().signed_answers(true)).await;
+    let opaque = issuer.opaque(&issuer.token().subject("sig").scope("read"));
+    let answer = server.bearer_at("/read", &opaque).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "sig");
+    let accept = issuer
+        .last_request_headers(Endpoint::Introspection)
+        .and_then(|h| h.get("accept").cloned())
+        .expect("accept");
+    assert_eq!(accept, "application/token-introspection+jwt");
+    server
+        .bearer("not-a-token-it-knows")
+        .await
+        .assert_invalid_token("token not active");
+    // Signed by another key under the published key's `kid`: no answer, 503.
+    let published = issuer.active_key();
+    let impostor = TestKey::rsa_bits(2048).with_kid(published.kid());
+    issuer.set_active(impostor);
+    let other = issuer.opaque(&issuer.token());
+    assert_unavailable(&server.bearer(&other).await);
+    // The same token with plain answers passes: the signature was the only problem.
+    let plain_server = start(&issuer, basic()).await;
+    plain_server.bearer(&other).await.assert_ok();
+}

@@ -29,6 +29,9 @@ pub(crate) const GENERATION: u64 = u64::MAX;
 /// The most bytes of an introspection answer read.
 const MAX_ANSWER: usize = 64 * 1024;
 
+/// The media type of signed introspection answers (RFC 9701).
+const JWT_ANSWER: &str = "application/token-introspection+jwt";
+
 /// How long a client is told to wait when introspection fails.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -218,11 +221,16 @@ impl Introspector {
             ("token", token.to_owned()),
             ("token_type_hint", "access_token".to_owned()),
         ];
+        let accept = if self.settings.jwt_response {
+            JWT_ANSWER
+        } else {
+            "application/json"
+        };
         let mut request = self
             .client
             .post(endpoint.clone())
             .timeout(self.settings.timeout)
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, accept)
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -278,13 +286,80 @@ impl Introspector {
             tracing::warn!(issuer = %self.issuer_url, status = status.as_u16(), "token introspection answered with an error status");
             return Answer::Failed;
         }
+        let signed = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().starts_with(JWT_ANSWER));
+        if self.settings.jwt_response != signed {
+            tracing::warn!(issuer = %self.issuer_url, "token introspection answered {} where {} was asked for", if signed { "a signed JWT" } else { "plain JSON" }, if signed { "plain JSON" } else { "a signed JWT" });
+            return Answer::Failed;
+        }
         match read_capped(response).await {
+            Some(body) if signed => match self.open_signed(&body).await {
+                Some(inner) => classify(inner),
+                None => {
+                    tracing::warn!(issuer = %self.issuer_url, "a signed introspection answer did not verify");
+                    Answer::Failed
+                }
+            },
             Some(body) => classify(body),
             None => {
                 tracing::warn!(issuer = %self.issuer_url, "token introspection answer unreadable or over 64 KiB");
                 Answer::Failed
             }
         }
+    }
+
+    /// The `token_introspection` member of an RFC 9701 answer, once its signature (by a
+    /// key of the issuer, with an algorithm the issuer may use), `typ`, `iss` and `aud`
+    /// hold.
+    async fn open_signed(&self, body: &[u8]) -> Option<Bytes> {
+        let keys = match self.issuer.store.current() {
+            Some(keys) => keys,
+            None => self.issuer.store.wait_for_keys().await?,
+        };
+        #[derive(Deserialize)]
+        struct Claims {
+            iss: String,
+            aud: serde_json::Value,
+            token_introspection: Box<serde_json::value::RawValue>,
+        }
+        let text = std::str::from_utf8(body).ok()?.trim();
+        let (header_b64, rest) = text.split_once('.')?;
+        let (payload_b64, signature_b64) = rest.split_once('.')?;
+        let header_json = crate::jws::b64(header_b64).ok()?;
+        let header: crate::jws::Header<'_> = crate::jws::json_object(&header_json).ok()?;
+        let typ = header.typ.as_ref().map(|t| t.0.as_ref());
+        let typ_ok = typ.is_some_and(|t| {
+            let bare = t.strip_prefix("application/").unwrap_or(t);
+            bare.eq_ignore_ascii_case("token-introspection+jwt")
+        });
+        let alg = crate::algorithm::Algorithm::from_header(&header.alg.0)?;
+        if !typ_ok || header.crit || !self.issuer.algorithms.contains(&alg) {
+            return None;
+        }
+        let key = keys
+            .select(header.kid.as_ref().map(|k| k.0.as_ref()), alg)
+            .ok()?;
+        let signature = crate::jws::b64(signature_b64).ok()?;
+        let input = &text.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        if !key.verify(alg, input, &signature) {
+            return None;
+        }
+        let payload = crate::jws::b64(payload_b64).ok()?;
+        let claims: Claims = crate::jws::json_object(&payload).ok()?;
+        let ours = |aud: &serde_json::Value| aud.as_str() == Some(self.settings.client_id.as_str());
+        let audience_ok = match &claims.aud {
+            serde_json::Value::Array(list) => list.iter().any(ours),
+            single => ours(single),
+        };
+        if !self.issuer.matcher.matches(&claims.iss) || !audience_ok {
+            return None;
+        }
+        Some(Bytes::copy_from_slice(
+            claims.token_introspection.get().as_bytes(),
+        ))
     }
 
     fn log_auth_failure(&self, status: u16) {

@@ -96,6 +96,7 @@ pub struct Introspection {
     pub(crate) timeout: Duration,
     pub(crate) always: bool,
     pub(crate) audience_optional: bool,
+    pub(crate) jwt_response: bool,
 }
 
 impl Introspection {
@@ -113,6 +114,7 @@ impl Introspection {
             timeout: Duration::from_secs(2),
             always: false,
             audience_optional: false,
+            jwt_response: false,
         }
     }
 
@@ -160,6 +162,16 @@ impl Introspection {
     /// revocation at the authorization server.
     pub fn always_introspect(mut self, always: bool) -> Self {
         self.always = always;
+        self
+    }
+
+    /// Asks for signed answers (RFC 9701, `application/token-introspection+jwt`): each
+    /// answer is a JWT the issuer signs with its token-signing keys, with `typ`
+    /// `token-introspection+jwt`, `iss` the issuer and `aud` our client id, checked
+    /// before its `token_introspection` member is read. A plain JSON answer is then
+    /// refused (503).
+    pub fn signed_answers(mut self, signed: bool) -> Self {
+        self.jwt_response = signed;
         self
     }
 

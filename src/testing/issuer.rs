@@ -448,7 +448,7 @@ fn opaque_id() -> String {
 async fn client_form(
     state: &State,
     request: Request<Incoming>,
-) -> Result<HashMap<String, String>, Response<Full<Bytes>>> {
+) -> Result<(String, HashMap<String, String>), Response<Full<Bytes>>> {
     use http_body_util::BodyExt as _;
     if request.method() != http::Method::POST {
         return Err(respond(
@@ -478,20 +478,21 @@ async fn client_form(
             .get(id)
             .is_some_and(|c| c.secret == secret)
     };
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
     let authenticated = if let Some((id, secret)) = basic {
-        secret_ok(&id, &secret)
+        secret_ok(&id, &secret).then_some(id)
     } else if let Some(assertion) = form.get("client_assertion") {
-        let id = form.get("client_id").map_or("", String::as_str);
-        let key = lock(&state.opaque).client_keys.get(id).cloned();
-        key.is_some_and(|key| assertion_ok(state, &key, id, assertion))
+        let key = lock(&state.opaque).client_keys.get(&client_id).cloned();
+        key.filter(|key| assertion_ok(state, key, &client_id, assertion))
+            .map(|_| client_id.clone())
     } else {
-        match (form.get("client_id"), form.get("client_secret")) {
-            (Some(id), Some(secret)) => secret_ok(id, secret),
-            _ => false,
+        match form.get("client_secret") {
+            Some(secret) => secret_ok(&client_id, secret).then(|| client_id.clone()),
+            None => None,
         }
     };
-    if authenticated {
-        Ok(form)
+    if let Some(id) = authenticated {
+        Ok((id, form))
     } else {
         Err(oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -544,8 +545,13 @@ async fn introspection_endpoint(
     state: &State,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let form = match client_form(state, request).await {
-        Ok(form) => form,
+    let signed = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/token-introspection+jwt"));
+    let (client_id, form) = match client_form(state, request).await {
+        Ok(client) => client,
         Err(response) => return response,
     };
     let Some(token) = form.get("token") else {
@@ -580,6 +586,23 @@ async fn introspection_endpoint(
         }
         _ => json!({ "active": false }),
     };
+    if signed {
+        // RFC 9701: the answer as a JWT signed with the issuer's token key.
+        let key = lock(&state.keys).active.clone();
+        let answer = TokenBuilder::new(&key)
+            .typ("token-introspection+jwt")
+            .without_claim("sub")
+            .without_claim("jti")
+            .issuer(state.issuer.clone())
+            .audience(client_id)
+            .claim("token_introspection", body)
+            .sign();
+        return respond(
+            StatusCode::OK,
+            "application/token-introspection+jwt",
+            answer,
+        );
+    }
     respond(StatusCode::OK, "application/json", body.to_string())
 }
 
@@ -595,8 +618,8 @@ fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
 
 /// RFC 7009: the token stops being active.
 async fn revocation_endpoint(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let form = match client_form(state, request).await {
-        Ok(form) => form,
+    let (_, form) = match client_form(state, request).await {
+        Ok(client) => client,
         Err(response) => return response,
     };
     if let Some(token) = form.get("token") {
