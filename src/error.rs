@@ -244,6 +244,10 @@ impl std::error::Error for AuthError {}
 pub struct ConfigError {
     kind: ConfigErrorKind,
     message: String,
+    /// The path of the bad field in a configuration file (`issuers[1].audiences[0]`).
+    path: Option<String>,
+    /// The line of the bad field, when the file format gives one.
+    line: Option<usize>,
 }
 
 /// The reason behind a [`ConfigError`].
@@ -286,6 +290,9 @@ pub enum ConfigErrorKind {
     /// A resource-metadata setting (`resource_name`, `resource_documentation`,
     /// `scopes_supported`) was given without `.resource(..)`.
     ResourceRequired,
+    /// A configuration file or environment variable does not parse: a syntax error, an
+    /// unknown field, a wrong type, a bad duration; or a file it names cannot be read.
+    InvalidSettings,
 }
 
 impl ConfigError {
@@ -293,7 +300,45 @@ impl ConfigError {
         Self {
             kind,
             message: message.into(),
+            path: None,
+            line: None,
         }
+    }
+
+    /// An error about the field at `path` of a configuration file (and `line`, when
+    /// known); the message starts with them.
+    pub(crate) fn at(
+        kind: ConfigErrorKind,
+        path: impl Into<String>,
+        line: Option<usize>,
+        message: impl fmt::Display,
+    ) -> Self {
+        let path = path.into();
+        let place = match (path.is_empty(), line) {
+            (false, Some(line)) => format!("{path} (line {line}): "),
+            (false, None) => format!("{path}: "),
+            (true, Some(line)) => format!("line {line}: "),
+            (true, None) => String::new(),
+        };
+        Self {
+            kind,
+            message: format!("{place}{message}"),
+            path: (!path.is_empty()).then_some(path),
+            line,
+        }
+    }
+
+    /// The path of the bad field, for errors about a configuration file or the
+    /// environment (`issuers[1].audiences[0]`, `JWT_LEEWAY`).
+    #[must_use]
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// The line of the bad field, when the file format gives one.
+    #[must_use]
+    pub fn line(&self) -> Option<usize> {
+        self.line
     }
 
     /// What is wrong with the configuration.

@@ -198,6 +198,21 @@ impl KeySpec {
         self.is_set() && !self.discovery
     }
 
+    /// What identifies a remote store built from this spec for `issuer`, so that a
+    /// reload can keep a store whose source did not change; `None` for static keys and
+    /// custom stores (cheap to rebuild, or the application's own).
+    #[cfg(feature = "remote")]
+    pub(crate) fn remote_id(&self, issuer: &str, options: &RemoteOptions) -> Option<String> {
+        if self.store.is_some() || !self.inputs.is_empty() {
+            return None;
+        }
+        let source = match &self.jwks_url {
+            Some(url) => format!("jwks {url}"),
+            None => format!("discovery {issuer}"),
+        };
+        Some(format!("{source} {options:?}"))
+    }
+
     /// Builds the store for `issuer` (discovery from `issuer` when nothing is set).
     pub(crate) fn build(
         &self,
@@ -363,6 +378,9 @@ pub(crate) struct Issuer {
     /// The store again when it is a remote one, for health reports.
     #[cfg(feature = "remote")]
     pub(crate) remote: Option<RemoteJwks>,
+    /// What the remote store was built from, for reuse across a reload.
+    #[cfg(feature = "remote")]
+    pub(crate) remote_id: Option<String>,
 }
 
 impl fmt::Debug for Issuer {

@@ -22,6 +22,7 @@ use crate::error::ErrorKind;
 use crate::future::ResponseFuture;
 use crate::log::LogKid;
 use crate::policy::Policy;
+use crate::reload::PolicySource;
 use crate::response::grpc::Protocol;
 use crate::telemetry::{self, AuditEvent};
 use crate::token::BearerToken;
@@ -30,12 +31,11 @@ use crate::token::BearerToken;
 /// [`JwtAuthLayer`](crate::JwtAuthLayer).
 pub struct JwtAuth<S, C> {
     inner: S,
-    policy: Arc<Policy>,
+    /// The policy, fixed or live (reloadable).
+    source: PolicySource,
     optional: bool,
     /// The check over the typed claims, from [`JwtAuthLayer::validate`](crate::JwtAuthLayer::validate).
     validator: Option<Validator<C>>,
-    /// The context every admitted request carries, naming the claims type `C`.
-    context: AuthContext,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -45,17 +45,15 @@ pub(crate) type Validator<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 impl<S, C: 'static> JwtAuth<S, C> {
     pub(crate) fn new(
         inner: S,
-        policy: Arc<Policy>,
+        source: PolicySource,
         optional: bool,
         validator: Option<Validator<C>>,
     ) -> Self {
-        let context = policy.context.for_claims::<C>();
         Self {
             inner,
-            policy,
+            source,
             optional,
             validator,
-            context,
             _claims: PhantomData,
         }
     }
@@ -72,10 +70,9 @@ impl<S: Clone, C> Clone for JwtAuth<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            policy: Arc::clone(&self.policy),
+            source: self.source.clone(),
             optional: self.optional,
             validator: self.validator.clone(),
-            context: self.context.clone(),
             _claims: PhantomData,
         }
     }
@@ -236,7 +233,7 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let span = span();
         let entered = span.enter();
-        let policy = &self.policy;
+        let policy = self.source.load();
         if !policy.forwarding.is_empty() {
             policy.forwarding.scrub(request.headers_mut());
         }
@@ -263,7 +260,7 @@ where
             None
         };
         let step = core::authenticate::<C>(
-            policy,
+            &policy,
             request.headers(),
             request.uri(),
             optional,
@@ -272,14 +269,8 @@ where
         match step {
             Step::Done(outcome) => {
                 let validator = self.validator.as_ref();
-                let settled = settle(
-                    outcome,
-                    &self.policy,
-                    &self.context,
-                    validator,
-                    &span,
-                    &mut request,
-                );
+                let context = policy.context.for_claims::<C>();
+                let settled = settle(outcome, &policy, &context, validator, &span, &mut request);
                 drop(entered);
                 match settled {
                     Ok(()) => ResponseFuture::inner(self.inner.call(request)),
@@ -290,8 +281,8 @@ where
                 // The readied service goes with the future; this one takes a fresh clone.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                let policy = Arc::clone(&self.policy);
-                let context = self.context.clone();
+                let policy = Arc::clone(&policy);
+                let context = policy.context.for_claims::<C>();
                 let validator = self.validator.clone();
                 drop(entered);
                 let waiting = span.clone();

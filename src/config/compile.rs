@@ -27,8 +27,12 @@ use crate::rules::{Check, ClaimChecks, Exemptions, Forwarding};
 use crate::state::{MemoryReplayStore, Revocations};
 use crate::tracking::StateRules;
 
-/// Checks every setting and compiles the policy requests read.
-pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
+/// Checks every setting and compiles the policy requests read. With `previous` (a
+/// reload), remote key stores whose source did not change are carried over.
+pub(super) fn compile(
+    b: JwtAuthConfigBuilder,
+    previous: Option<&Policy>,
+) -> Result<Policy, ConfigError> {
     use ConfigErrorKind as K;
     if b.issuers.is_empty() {
         return Err(ConfigError::new(K::NoIssuer, "no issuer configured"));
@@ -61,7 +65,7 @@ pub(super) fn compile(b: JwtAuthConfigBuilder) -> Result<Policy, ConfigError> {
         .validate()
         .map_err(|msg| ConfigError::new(K::InvalidHeader, msg))?;
 
-    let issuers = build_issuers(&b)?;
+    let issuers = build_issuers(&b, previous)?;
     let mut permission_paths = ClaimPath::defaults();
     for path in &b.permission_paths {
         let path = path.clone().ok_or_else(|| {
@@ -389,7 +393,12 @@ fn compile_rules(
 }
 
 /// Each issuer with its matcher, audiences, algorithms and keys.
-fn build_issuers(b: &JwtAuthConfigBuilder) -> Result<Vec<Arc<Issuer>>, ConfigError> {
+fn build_issuers(
+    b: &JwtAuthConfigBuilder,
+    previous: Option<&Policy>,
+) -> Result<Vec<Arc<Issuer>>, ConfigError> {
+    #[cfg(not(feature = "remote"))]
+    let _ = previous;
     use ConfigErrorKind as K;
     let sharing = b.issuers.iter().filter(|i| !i.keys.is_set()).count();
     if sharing > 1 && b.keys.is_anonymous() {
@@ -427,11 +436,27 @@ fn build_issuers(b: &JwtAuthConfigBuilder) -> Result<Vec<Arc<Issuer>>, ConfigErr
         } else {
             &b.keys
         };
-        let built = spec.build(
-            matcher.as_str(),
-            #[cfg(feature = "remote")]
-            &b.remote_options,
-        )?;
+        #[cfg(feature = "remote")]
+        let remote_id = spec.remote_id(matcher.as_str(), &b.remote_options);
+        #[cfg(feature = "remote")]
+        let kept = previous.and_then(|policy| {
+            policy.issuers.iter().find(|old| {
+                old.matcher.as_str() == matcher.as_str()
+                    && old.remote_id.is_some()
+                    && old.remote_id == remote_id
+            })
+        });
+        #[cfg(feature = "remote")]
+        let built = match kept {
+            Some(old) => crate::issuer::BuiltKeys {
+                store: Arc::clone(&old.store),
+                static_set: None,
+                remote: old.remote.clone(),
+            },
+            None => spec.build(matcher.as_str(), &b.remote_options)?,
+        };
+        #[cfg(not(feature = "remote"))]
+        let built = spec.build(matcher.as_str())?;
         let algorithms = resolve_algorithms(b.algorithms.as_deref(), built.static_set.as_deref())?;
         issuers.push(Arc::new(Issuer {
             matcher,
@@ -440,6 +465,8 @@ fn build_issuers(b: &JwtAuthConfigBuilder) -> Result<Vec<Arc<Issuer>>, ConfigErr
             store: built.store,
             #[cfg(feature = "remote")]
             remote: built.remote,
+            #[cfg(feature = "remote")]
+            remote_id,
         }));
     }
     Ok(issuers)

@@ -142,7 +142,17 @@ impl JwtAuthConfigBuilder {
     /// settings without a resource, or a zero maximum token length. Nothing is fetched.
     pub fn build(self) -> Result<JwtAuthConfig, ConfigError> {
         Ok(JwtAuthConfig {
-            policy: Arc::new(compile::compile(self)?),
+            policy: Arc::new(compile::compile(self, None)?),
+        })
+    }
+}
+
+impl JwtAuthConfigBuilder {
+    /// [`build`](Self::build) for a reload: remote key stores of issuers whose key source
+    /// did not change are taken from `previous` (no refetch, no window without keys).
+    pub(crate) fn build_replacing(self, previous: &Policy) -> Result<JwtAuthConfig, ConfigError> {
+        Ok(JwtAuthConfig {
+            policy: Arc::new(compile::compile(self, Some(previous))?),
         })
     }
 }

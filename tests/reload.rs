@@ -1,0 +1,167 @@
+//! Reconfiguration without restart, over real HTTP with live mock issuers: requests
+//! under load while the policy is swapped, audiences and issuers added and removed,
+//! key stores carried over, refused reloads.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use http::StatusCode;
+use support::{Server, client};
+use tower_jwt_auth::testing::{Endpoint, MockIssuer};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, TrustedIssuer};
+
+/// A builder trusting these issuers, each with these audiences, keys by discovery.
+fn trusting(issuers: &[&MockIssuer], audiences: &[&str]) -> JwtAuthConfigBuilder {
+    let mut builder = JwtAuthConfig::builder().http_client(client());
+    for issuer in issuers {
+        let mut trusted = TrustedIssuer::new(issuer.issuer());
+        for audience in audiences {
+            trusted = trusted.audience(*audience);
+        }
+        builder = builder.trusted_issuer(trusted);
+    }
+    builder
+}
+
+async fn start(builder: JwtAuthConfigBuilder) -> (Server, tower_jwt_auth::ReloadHandle) {
+    let config = builder.build().expect("config");
+    assert!(
+        config
+            .wait_until_ready(std::time::Duration::from_secs(5))
+            .await
+    );
+    let (layer, handle) = JwtAuthLayer::new(config).reloadable();
+    (Server::start(layer).await, handle)
+}
+
+#[tokio::test]
+async fn audiences_and_issuers_change_at_the_next_request_and_kept_stores_are_not_refetched() {
+    let a = MockIssuer::start().await;
+    let b = MockIssuer::start().await;
+    let (server, reload) = start(trusting(&[&a, &b], &["api"])).await;
+    let fetches = a.requests(Endpoint::Jwks);
+
+    let new_audience = a.token().audience("api-v2").sign();
+    server
+        .bearer(&new_audience)
+        .await
+        .assert_invalid_token("audience not accepted");
+    let changed = reload
+        .reload(trusting(&[&a, &b], &["api", "api-v2"]))
+        .await
+        .expect("reload");
+    assert_eq!(changed.audiences_added.len(), 2, "{changed}");
+    server.bearer(&new_audience).await.assert_ok();
+
+    let from_b = b.token().audience("api").sign();
+    server.bearer(&from_b).await.assert_ok();
+    let changed = reload
+        .reload(trusting(&[&a], &["api", "api-v2"]))
+        .await
+        .expect("reload");
+    assert_eq!(
+        changed.issuers_removed,
+        [b.issuer().to_owned()],
+        "{changed}"
+    );
+    // A's key store was carried over twice: no new JWKS fetch.
+    server
+        .bearer(&a.token().audience("api").sign())
+        .await
+        .assert_ok();
+    assert_eq!(a.requests(Endpoint::Jwks), fetches);
+    // B's tokens stop at the next request (with one issuer left, its keys are the only
+    // ones tried, so the refusal names the key).
+    let refused = server.bearer(&from_b).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    assert_eq!(refused.error_code().as_deref(), Some("invalid_token"));
+
+    // A new issuer's keys load before the swap: its first token passes, no 503.
+    let c = MockIssuer::start().await;
+    reload
+        .reload(trusting(&[&a, &c], &["api"]))
+        .await
+        .expect("reload");
+    server
+        .bearer(&c.token().audience("api").sign())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn a_refused_reload_leaves_the_old_policy_serving() {
+    let a = MockIssuer::start().await;
+    let (server, reload) = start(trusting(&[&a], &["api"])).await;
+    let good = a.token().audience("api").sign();
+    for bad in [
+        trusting(&[&a], &[""]),
+        trusting(&[], &["api"]),
+        trusting(&[&a], &["api"])
+            .leeway(std::time::Duration::ZERO)
+            .max_token_len(0),
+    ] {
+        assert!(reload.reload(bad).await.is_err());
+        server.bearer(&good).await.assert_ok();
+    }
+    assert_eq!(reload.config().issuers().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_requests_during_twenty_reloads_see_only_old_or_new_answers() {
+    let a = MockIssuer::start().await;
+    let (server, reload) = start(trusting(&[&a], &["api"])).await;
+    let server = Arc::new(server);
+    let token = Arc::new(a.token().audience("api").sign());
+    let done = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (server, token, done, sent, failures) = (
+            Arc::clone(&server),
+            Arc::clone(&token),
+            Arc::clone(&done),
+            Arc::clone(&sent),
+            Arc::clone(&failures),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) || sent.load(Ordering::Relaxed) < 2000 {
+                let answer = server.bearer(&token).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                if answer.status != StatusCode::OK {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                if sent.load(Ordering::Relaxed) >= 2000 && done.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }));
+    }
+    for round in 0..20 {
+        // Both policies accept the token: only the extra audience changes.
+        let audiences: &[&str] = if round % 2 == 0 {
+            &["api", "extra"]
+        } else {
+            &["api"]
+        };
+        reload
+            .reload(trusting(&[&a], audiences))
+            .await
+            .expect("reload");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent >= 2000, "{sent} requests");
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "of {sent}");
+    assert_eq!(
+        a.requests(Endpoint::Jwks),
+        1,
+        "no refetch across 20 reloads"
+    );
+}

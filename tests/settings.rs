@@ -1,0 +1,410 @@
+//! Configuration from files and the environment: every option reachable from a file (in
+//! TOML, YAML and JSON), a table of bad files with the exact path of the bad field, the
+//! environment with `*_FILE` secrets, and a file-built layer over real HTTP.
+
+mod support;
+
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use support::{Server, ec_key, token};
+use tower_jwt_auth::settings::{Format, Settings};
+use tower_jwt_auth::{ConfigErrorKind, JwtAuthLayer};
+
+/// A scratch directory for files these tests write; removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-jwt-auth-settings-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every section and field of the model, in TOML.
+fn full_toml(pem_file: &str, secret_file: &str) -> String {
+    format!(
+        r#"
+audiences = ["https://api.example.com"]
+leeway = "30s"
+algorithms = ["ES256"]
+typ = "lenient"
+required_claims = ["sub"]
+max_token_len = 16384
+realm = "api"
+permission_claims = ["realm_access.roles"]
+required_permissions = []
+allowed_clients = ["web-app"]
+
+[[issuers]]
+issuer = "https://idp.example.com/"
+audiences = ["https://api.example.com", "https://other.example.com"]
+pem_file = "{pem_file}"
+
+[token]
+bearer = true
+cookie = "access_token"
+
+[cache]
+max_entries = 1000
+max_bytes = 1048576
+ttl = "5m"
+
+[resource]
+resource = "https://api.example.com"
+name = "Example API"
+documentation = "https://docs.example.com"
+scopes = ["read", "write"]
+
+[remote]
+refresh_interval = "10m"
+fetch_timeout = "3s"
+unknown_kid_cooldown = "20s"
+max_staleness = "1d"
+
+[claims.require]
+email_verified = true
+[claims.if_present]
+tier = ["gold", "platinum"]
+
+[[exempt]]
+path = "/health"
+[[exempt]]
+prefix = "/public/"
+method = "GET"
+[[exempt]]
+glob = "/grpc.health.v1.Health/*"
+
+[forward]
+claims = {{ sub = "x-jwt-sub" }}
+payload = "x-jwt-payload"
+remove_authorization = false
+
+[telemetry]
+subject = "hashed"
+
+[state]
+single_use = false
+revocation = true
+store = "memory"
+max_token_lifetime = "12h"
+failure = "closed"
+
+[dpop]
+mode = "allowed"
+algorithms = ["ES256", "EdDSA"]
+iat_window = "30s"
+public_base_url = "https://api.example.com"
+nonce_secret_file = "{secret_file}"
+nonce_lifetime = "2m"
+
+[introspection]
+client_id = "api"
+client_secret_file = "{secret_file}"
+auth = "client_secret_post"
+endpoint = "https://idp.example.com/introspect"
+cache_ttl = "30s"
+negative_ttl = "2s"
+max_entries = 500
+rate_limit = 20
+timeout = "1s"
+always = false
+audience_optional = false
+signed_answers = false
+"#
+    )
+}
+
+#[test]
+fn every_option_is_reachable_from_a_file_in_each_format() {
+    let scratch = Scratch::new("full");
+    let pem = scratch.write("issuer.pem", &ec_key().public_pem().expect("pem"));
+    let secret = scratch.write("secret", &format!("{}\n", "s".repeat(40)));
+    let text = full_toml(&pem.display().to_string(), &secret.display().to_string());
+    let toml_path = scratch.write("config.toml", &text);
+    let from_toml = Settings::from_file(&toml_path).expect("toml parses");
+    let config = from_toml.clone().builder().expect("applies").build();
+    let config = config.expect("builds");
+    assert_eq!(config.issuers().count(), 1);
+    let metadata = config.protected_resource_metadata().expect("resource");
+    assert_eq!(metadata.document()["resource_name"], "Example API");
+    assert_eq!(
+        metadata.document()["dpop_bound_access_tokens_required"],
+        false
+    );
+
+    // The same settings in JSON and YAML parse to the same model.
+    let value: toml::Value = toml::from_str(&text).expect("toml value");
+    let json = serde_json::to_string(&value).expect("json");
+    let from_json = Settings::parse(&json, Format::Json).expect("json parses");
+    assert_eq!(format!("{from_json:?}"), format!("{from_toml:?}"));
+    let yaml = json_to_yaml(&serde_json::from_str(&json).expect("json value"), 0);
+    let from_yaml = Settings::parse(&yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(format!("{from_yaml:?}"), format!("{from_toml:?}"));
+}
+
+/// A block-style YAML rendering of a JSON value (strings quoted as JSON, which YAML reads).
+fn json_to_yaml(value: &serde_json::Value, indent: usize) -> String {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Object(m) if !m.is_empty() => {
+                    format!("{pad}{k}:\n{}", json_to_yaml(v, indent + 2))
+                }
+                Value::Array(a) if !a.is_empty() => {
+                    format!("{pad}{k}:\n{}", json_to_yaml(v, indent + 2))
+                }
+                _ => format!("{pad}{k}: {}\n", scalar(v)),
+            })
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::Object(_) => {
+                    let inner = json_to_yaml(item, indent + 2);
+                    format!("{pad}- {}", inner.trim_start())
+                }
+                _ => format!("{pad}- {}\n", scalar(item)),
+            })
+            .collect(),
+        other => format!("{pad}{}\n", scalar(other)),
+    }
+}
+
+fn scalar(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(m) if m.is_empty() => "{}".into(),
+        serde_json::Value::Array(a) if a.is_empty() => "[]".into(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn bad_files_name_the_path_of_the_bad_field() {
+    let cases: [(&str, &str, Option<usize>); 8] = [
+        (
+            "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudience = [\"x\"]\n",
+            "issuers[0].audience",
+            Some(3),
+        ),
+        (
+            "leeway = 60\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
+            "leeway",
+            Some(1),
+        ),
+        (
+            "leeway = \"60 seconds\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
+            "leeway",
+            Some(1),
+        ),
+        (
+            "[[issuers]]\nissuer = \"https://a.example.com/\"\naudiences = [\"x\"]\n[[issuers]]\nissuer = \"\"\n",
+            "issuers[1].issuer",
+            None,
+        ),
+        (
+            "[[issuers]]\nissuer = \"http://idp.example.com/\"\naudiences = [\"x\"]\n",
+            "issuers[0].issuer",
+            None,
+        ),
+        (
+            "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\", \"\"]\n",
+            "issuers[0].audiences[1]",
+            None,
+        ),
+        (
+            "algorithms = [\"ES256\", \"HS257\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\"]\n",
+            "algorithms[1]",
+            None,
+        ),
+        (
+            "[dpop]\nmode = \"sometimes\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
+            "dpop.mode",
+            Some(2),
+        ),
+    ];
+    for (text, path, line) in cases {
+        let error = Settings::parse(text, Format::Toml)
+            .and_then(Settings::builder)
+            .expect_err(path);
+        assert_eq!(
+            error.kind(),
+            ConfigErrorKind::InvalidSettings,
+            "{path}: {error}"
+        );
+        assert_eq!(error.path(), Some(path), "{error}");
+        if line.is_some() {
+            assert_eq!(error.line(), line, "{error}");
+        }
+        assert!(error.to_string().starts_with(path), "{error}");
+    }
+    // JSON gives lines too.
+    let error = Settings::parse("{\n  \"issuers\": [],\n  \"leeway\": 5\n}", Format::Json)
+        .expect_err("wrong type");
+    assert_eq!(
+        (error.path(), error.line()),
+        (Some("leeway"), Some(3)),
+        "{error}"
+    );
+    // YAML names the path.
+    let error = Settings::parse("issuers:\n  - issuer: x\n    bogus: 1\n", Format::Yaml)
+        .expect_err("unknown field");
+    assert!(
+        error.path().is_some_and(|p| p.starts_with("issuers[0]")),
+        "{error}"
+    );
+    // And an unknown extension is refused.
+    let error = Settings::from_file("config.ini").expect_err("extension");
+    assert_eq!(error.kind(), ConfigErrorKind::InvalidSettings);
+}
+
+#[test]
+fn the_environment_covers_the_single_issuer_case_with_secrets_from_files() {
+    let scratch = Scratch::new("env");
+    let secret = scratch.write("hmac", &format!("{}\n", "k".repeat(48)));
+    let vars = [
+        ("JWT_ISSUER", "https://idp.example.com/"),
+        ("JWT_AUDIENCE", "api-1, api-2"),
+        ("JWT_LEEWAY", "15s"),
+        ("JWT_ALGORITHMS", "HS256"),
+        ("JWT_HMAC_SECRET_FILE", secret.to_str().expect("utf-8")),
+        ("JWT_ALLOWED_CLIENTS", "web"),
+        ("JWT_CONFIG", "ignored.toml"),
+        ("JWT_CACHE", "1"),
+        ("JWT_INTROSPECTION_CLIENT", "id:secret"),
+        ("OTHER_VARIABLE", "ignored"),
+    ];
+    let settings = Settings::from_vars("JWT_", vars).expect("reads");
+    assert_eq!(settings.issuers.len(), 1);
+    assert_eq!(settings.issuers[0].audiences, ["api-1", "api-2"]);
+    assert_eq!(settings.leeway, Some(std::time::Duration::from_secs(15)));
+    let config = settings
+        .builder()
+        .expect("applies")
+        .build()
+        .expect("builds");
+    assert_eq!(config.algorithms(), [tower_jwt_auth::Algorithm::HS256]);
+
+    for (vars, variable) in [
+        (vec![("JWT_LEEWAY", "soon")], "JWT_LEEWAY"),
+        (vec![("JWT_ISSUR", "https://x/")], "JWT_ISSUR"),
+        (vec![("JWT_HMAC_SECRET", "inline")], "JWT_HMAC_SECRET"),
+        (
+            vec![("JWT_REPLAY_STORE_FILE", "/no/such/file")],
+            "JWT_REPLAY_STORE_FILE",
+        ),
+        (vec![("JWT_DPOP", "maybe")], "JWT_DPOP"),
+    ] {
+        let error = Settings::from_vars("JWT_", vars).expect_err(variable);
+        assert_eq!(error.path(), Some(variable), "{error}");
+    }
+}
+
+async fn headers(headers: HeaderMap) -> String {
+    headers
+        .get("x-jwt-sub")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_layer_built_from_a_file_enforces_it_over_http() {
+    let scratch = Scratch::new("http");
+    let pem = scratch.write("issuer.pem", &ec_key().public_pem().expect("pem"));
+    let text = format!(
+        r#"
+[[issuers]]
+issuer = "{issuer}"
+audiences = ["{audience}"]
+pem_file = "{pem}"
+
+[claims.require]
+email_verified = true
+
+[[exempt]]
+path = "/health"
+
+[forward]
+claims = {{ sub = "x-jwt-sub" }}
+"#,
+        issuer = support::ISSUER,
+        audience = support::AUDIENCE,
+        pem = pem.display()
+    );
+    let path = scratch.write("api.toml", &text);
+    let config = Settings::from_file(&path)
+        .expect("parses")
+        .builder()
+        .expect("applies")
+        .build()
+        .expect("builds");
+    let app = Router::new()
+        .route("/", get(headers))
+        .route("/health", get(|| async { "ok" }))
+        .layer(JwtAuthLayer::new(config));
+    let server = Server::start_router(app).await;
+    let good = token(ec_key())
+        .subject("file")
+        .claim("email_verified", true)
+        .sign();
+    let answer = server.bearer(&good).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "file");
+    server
+        .bearer(&token(ec_key()).sign())
+        .await
+        .assert_invalid_token("required claim missing");
+    server.get("/health", &[]).await.assert_ok();
+    server.get("/", &[]).await.assert_no_token();
+}
+
+#[test]
+fn the_minimal_shape_works_as_written() {
+    let settings = Settings::parse(
+        "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"https://api.example.com\"]\n",
+        Format::Toml,
+    )
+    .expect("parses");
+    let config = settings
+        .builder()
+        .expect("applies")
+        .build()
+        .expect("builds");
+    assert_eq!(
+        config.issuers().collect::<Vec<_>>(),
+        ["https://idp.example.com/"]
+    );
+    // A tenant template with its allow-list, keys by discovery (nothing is fetched).
+    let template = Settings::parse(
+        "[[issuers]]\nissuer = \"https://login.example.com/{tenant}/v2.0\"\ntenants = [\"acme\"]\naudiences = [\"api\"]\n",
+        Format::Toml,
+    )
+    .expect("parses");
+    template
+        .builder()
+        .expect("applies")
+        .build()
+        .expect("builds");
+}
