@@ -31,9 +31,15 @@
 //! `JWT_ALLOWED_CLIENTS` (comma-separated) admits only tokens whose `client_id` (or else
 //! `azp`) is listed. `DPOP` is `off`, `allowed` (the default) or `required`, with proofs
 //! checked against `PUBLIC_URL` (default `http://{LISTEN_ADDR}`) and proof `jti`s recorded
-//! in the `REPLAY_STORE`. `JWT_INTROSPECTION_CLIENT` (`id:secret`) turns on RFC 7662
+//! in the `REPLAY_STORE`.
+//! `JWT_INTROSPECTION_CLIENT` (`id:secret`) turns on RFC 7662
 //! introspection of opaque tokens at the endpoint the issuer's discovery names, with
 //! `client_secret_basic`.
+//! `JWT_CONFIG=path` (TOML, YAML or JSON) loads the whole configuration from a file
+//! instead: no embedded mock issuer starts, `JWT_ISSUER` and `JWT_AUDIENCE` are ignored
+//! (with a WARN), and SIGHUP or a change to the file reloads it without restart.
+//! `cargo run --example axum_server -- --check-config path` prints the parsed file with
+//! defaults and secrets redacted, or its errors, and exits non-zero on error.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
 #[path = "support/logs.rs"]
@@ -41,6 +47,7 @@ mod logs;
 
 use std::error::Error;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,13 +60,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
 use tower_jwt_auth::rules::Exemption;
+use tower_jwt_auth::settings::Settings;
 use tower_jwt_auth::state::{
     MemoryRevocationList, RedisConnection, RedisReplayStore, RedisRevocationList, Revocations,
 };
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
-    CacheOptions, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission,
-    StandardClaims, StepUp,
+    CacheOptions, Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
+    ReloadHandle, RequirePermission, StandardClaims, StepUp,
 };
 
 /// A stored document.
@@ -84,7 +92,8 @@ async fn health() -> &'static str {
 
 /// 200 once every issuer's keys have loaded (fresh or stale), else 503: a pod that cannot
 /// verify tokens should not get traffic.
-async fn ready(State(config): State<JwtAuthConfig>) -> (StatusCode, String) {
+async fn ready(State(config): State<CurrentConfig>) -> (StatusCode, String) {
+    let config = config();
     let statuses: Vec<_> = config.key_health().iter().map(|h| h.status()).collect();
     if statuses.iter().all(|status| status.is_ready()) {
         (StatusCode::OK, "ready".into())
@@ -248,6 +257,94 @@ pub(crate) fn introspection(
     )))
 }
 
+/// The builder a configuration file describes, with this API's own policy (the public
+/// route, the forwarded `sub`) added.
+///
+/// # Errors
+///
+/// The file's errors, with the bad field's path and line.
+pub(crate) fn file_builder(path: &Path) -> Result<JwtAuthConfigBuilder, ConfigError> {
+    Ok(policy(Settings::from_file(path)?.builder()?, None))
+}
+
+/// Reloads the file on SIGHUP and whenever it changes (its directory is watched, so that
+/// an editor's save-by-rename is seen), for as long as the runtime runs.
+///
+/// # Errors
+///
+/// When the file's directory cannot be watched.
+pub(crate) fn watch_config(path: PathBuf, reload: ReloadHandle) -> notify::Result<()> {
+    use notify::Watcher as _;
+    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let name = path.file_name().map(std::ffi::OsStr::to_owned);
+    let on_file = changed.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+        {
+            let _ = on_file.send(());
+        }
+    })?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    #[cfg(unix)]
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                if changed.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        // The watcher lives as long as this task.
+        let _watcher = watcher;
+        while changes.recv().await.is_some() {
+            // Editors write in several steps: wait for the burst to end.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            while changes.try_recv().is_ok() {}
+            let outcome = match file_builder(&path) {
+                Ok(builder) => reload.reload(builder).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(changed) => tracing::info!(%changed, "configuration reloaded"),
+                Err(error) => tracing::error!(
+                    %error,
+                    "configuration reload refused; the previous configuration stays"
+                ),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `--check-config path`: the parsed file (defaults filled in, secrets redacted), or
+/// its errors.
+pub(crate) fn check_config(path: &Path) -> std::process::ExitCode {
+    let checked = Settings::from_file(path).and_then(|settings| {
+        let shown = format!("{settings:#?}");
+        settings
+            .builder()?
+            .build()
+            .map(|config| format!("{shown}\n\n{config:#?}"))
+    });
+    match checked {
+        Ok(shown) => {
+            println!("{shown}\n\n{}: valid", path.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// DPoP in the mode `DPOP` names (`off`, `allowed`, `required`; `allowed` when unset),
 /// with proofs naming URLs under `public_url`.
 ///
@@ -294,11 +391,21 @@ pub(crate) fn state_stores(
     }
 }
 
+/// The configuration in force (it changes on reload).
+pub(crate) type CurrentConfig = Arc<dyn Fn() -> JwtAuthConfig + Send + Sync>;
+
 /// The application: `/health`, `/ready` and `/metrics` outside the auth layer, everything
 /// else behind it.
 pub(crate) fn app(auth: JwtAuthLayer) -> Router {
-    let _ = prometheus();
     let config = auth.verifier().config().clone();
+    app_with(auth, Arc::new(move || config.clone()))
+}
+
+/// The application behind a reloadable layer: readiness follows the configuration in
+/// force.
+pub(crate) fn app_with(auth: JwtAuthLayer, current: CurrentConfig) -> Router {
+    let _ = prometheus();
+    let config = current();
     let store: Store = Arc::default();
     let single_use = Router::new()
         .route(
@@ -336,16 +443,26 @@ pub(crate) fn app(auth: JwtAuthLayer) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
-        .with_state(config);
+        .with_state(current);
     public.merge(protected)
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     logs::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice()
+        && flag == "--check-config"
+    {
+        return Ok(check_config(Path::new(path)));
+    }
     let listen: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
+    if let Ok(path) = std::env::var("JWT_CONFIG") {
+        serve_config_file(PathBuf::from(path), listen).await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let audience =
         std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "https://api.example.com".into());
 
@@ -467,6 +584,34 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
 
     axum::serve(listener, app(JwtAuthLayer::new(cfg)))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The API configured by a file, reloaded on SIGHUP and on change.
+async fn serve_config_file(path: PathBuf, listen: SocketAddr) -> Result<(), Box<dyn Error>> {
+    for ignored in ["JWT_ISSUER", "JWT_AUDIENCE"] {
+        if std::env::var_os(ignored).is_some() {
+            tracing::warn!(
+                "{ignored} is ignored: JWT_CONFIG={} configures the issuers",
+                path.display()
+            );
+        }
+    }
+    let config = file_builder(&path)?.build()?;
+    let (layer, reload) = JwtAuthLayer::new(config).reloadable();
+    watch_config(path.clone(), reload.clone())?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!(
+        "API on http://{} (configuration {}, reloaded on SIGHUP and on change)",
+        listener.local_addr()?,
+        path.display()
+    );
+    let current: CurrentConfig = Arc::new(move || reload.config());
+    axum::serve(listener, app_with(layer, current))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -580,3 +580,62 @@ async fn postman_collection_runs_against_the_example_api() {
         }
     }
 }
+
+/// Writes `contents` to `path` the way editors save: a new file renamed over the old.
+fn save(path: &std::path::Path, contents: &str) {
+    let temporary = path.with_extension("toml.swp");
+    std::fs::write(&temporary, contents).expect("write");
+    std::fs::rename(&temporary, path).expect("rename");
+}
+
+#[tokio::test]
+async fn jwt_config_files_are_checked_served_and_reloaded_when_they_change() {
+    let issuer = MockIssuer::start().await;
+    let dir = std::env::temp_dir().join(format!("tower-jwt-auth-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("api.toml");
+    let file = |audiences: &str| {
+        format!(
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [{audiences}]\n",
+            issuer.issuer()
+        )
+    };
+    save(&path, &file("\"api\""));
+    assert_eq!(
+        axum_server::check_config(&path),
+        std::process::ExitCode::SUCCESS
+    );
+
+    let config = axum_server::file_builder(&path)
+        .expect("file")
+        .build()
+        .expect("config");
+    let (layer, reload) = JwtAuthLayer::new(config).reloadable();
+    axum_server::watch_config(path.clone(), reload.clone()).expect("watch");
+    let current: axum_server::CurrentConfig = std::sync::Arc::new(move || reload.config());
+    let server = Server::start_router(axum_server::app_with(layer, current)).await;
+
+    let v2 = issuer.token().audience("api-v2").sign();
+    server
+        .bearer_at("/me", &v2)
+        .await
+        .assert_invalid_token("audience not accepted");
+    save(&path, &file("\"api\", \"api-v2\""));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.bearer_at("/me", &v2).await.status != StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reload within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A broken file is refused; the last good configuration keeps serving.
+    save(&path, "[[issuers]]\nissuer = \"\"\n");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    server.bearer_at("/me", &v2).await.assert_ok();
+    assert_eq!(
+        axum_server::check_config(&path),
+        std::process::ExitCode::FAILURE
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

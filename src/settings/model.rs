@@ -261,8 +261,8 @@ pub enum SubjectSetting {
     Hashed,
 }
 
-/// Single use and revocation.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Single use and revocation. `Debug` hides a password in the store URL.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StateSettings {
@@ -323,8 +323,8 @@ pub struct DpopSettings {
     pub nonce_lifetime: Option<Duration>,
 }
 
-/// Introspection.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Introspection. `Debug` hides the client secret.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct IntrospectionSettings {
@@ -360,4 +360,73 @@ pub struct IntrospectionSettings {
     /// Ask for RFC 9701 signed answers. Default false.
     #[serde(default)]
     pub signed_answers: bool,
+}
+
+/// A URL with any password replaced, for `Debug`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsed>".to_owned(),
+    }
+}
+
+impl std::fmt::Debug for StateSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateSettings")
+            .field("single_use", &self.single_use)
+            .field("revocation", &self.revocation)
+            .field("store", &self.store.as_deref().map(without_password))
+            .field("store_file", &self.store_file)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("max_token_lifetime", &self.max_token_lifetime)
+            .field("failure", &self.failure)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IntrospectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionSettings")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("client_secret_file", &self.client_secret_file)
+            .field("auth", &self.auth)
+            .field("endpoint", &self.endpoint)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("max_entries", &self.max_entries)
+            .field("rate_limit", &self.rate_limit)
+            .field("timeout", &self.timeout)
+            .field("always", &self.always)
+            .field("audience_optional", &self.audience_optional)
+            .field("signed_answers", &self.signed_answers)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let state = StateSettings {
+            store: Some("redis://:hunter2@127.0.0.1:6379".into()),
+            ..StateSettings::default()
+        };
+        assert!(!format!("{state:?}").contains("hunter2"));
+        let introspection = IntrospectionSettings {
+            client_secret: Some("hunter2".into()),
+            ..IntrospectionSettings::default()
+        };
+        assert!(!format!("{introspection:?}").contains("hunter2"));
+    }
 }
