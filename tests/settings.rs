@@ -412,7 +412,10 @@ fn the_minimal_shape_works_as_written() {
 #[test]
 fn the_readme_toml_example_parses() {
     let readme = include_str!("../README.md");
-    let start = readme.find("```toml\n# api.toml").expect("the README's TOML example") + 8;
+    let start = readme
+        .find("```toml\n# api.toml")
+        .expect("the README's TOML example")
+        + 8;
     let end = start + readme[start..].find("```").expect("its end");
     let settings = Settings::parse(&readme[start..end], Format::Toml).expect("parses");
     assert_eq!(settings.issuers.len(), 2);
