@@ -90,6 +90,8 @@ pub(crate) struct StateRules {
     pub(crate) revocation: Option<Arc<dyn RevocationList>>,
     /// Every token is single use, layer-wide.
     pub(crate) single_use: bool,
+    /// Whether `replay` is the default in-memory store (carried over by a reload).
+    pub(crate) default_replay: bool,
     pub(crate) failure: StoreFailure,
     /// The claim leeway, added to `exp` for the life of a single-use key.
     pub(crate) leeway: f64,
@@ -130,6 +132,7 @@ impl StateRules {
             replay,
             revocation,
             single_use,
+            default_replay: false,
             failure,
             leeway,
             clock,

@@ -165,3 +165,19 @@ async fn two_thousand_requests_during_twenty_reloads_see_only_old_or_new_answers
         "no refetch across 20 reloads"
     );
 }
+
+#[tokio::test]
+async fn a_used_single_use_token_stays_used_across_a_reload() {
+    let a = MockIssuer::start().await;
+    let (server, reload) = start(trusting(&[&a], &["api"]).single_use_tokens(true)).await;
+    let once = a.token().audience("api").sign();
+    server.bearer(&once).await.assert_ok();
+    reload
+        .reload(trusting(&[&a], &["api", "more"]).single_use_tokens(true))
+        .await
+        .expect("reload");
+    server
+        .bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+}

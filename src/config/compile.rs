@@ -123,16 +123,25 @@ pub(super) fn compile(
             "max_token_lifetime must be positive",
         ));
     }
-    let state = Arc::new(StateRules::new(
-        b.replay
-            .clone()
-            .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
+    // The default in-memory replay store survives a reload: a token used before it must
+    // not work again after it.
+    let replay = match (&b.replay, previous) {
+        (Some(store), _) => Arc::clone(store),
+        (None, Some(previous)) if previous.state.default_replay => {
+            Arc::clone(&previous.state.replay)
+        }
+        (None, _) => Arc::new(MemoryReplayStore::default()) as Arc<dyn crate::state::ReplayStore>,
+    };
+    let mut state = StateRules::new(
+        replay,
         b.revocation.clone(),
         b.single_use,
         b.store_failure,
         b.leeway.as_secs_f64(),
         Arc::clone(&b.clock),
-    ));
+    );
+    state.default_replay = b.replay.is_none();
+    let state = Arc::new(state);
     let context = AuthContext::build(
         challenge,
         Arc::clone(&b.responder),
