@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP load test on loopback: the axum_server example against the mock_issuer example,
+# HTTP load test on loopback: the axum_server example against `jwt-auth serve`,
 # driven by wrk from another process. Reports requests/s and p50/p99 latency for the
 # public route, an RS256-protected route, and the same with the verified-token cache.
 # Needs wrk (Debian: apt-get install wrk). Bounded: DURATION seconds per run (10).
@@ -14,11 +14,12 @@ CACHED_PORT=19402
 KEYS=$(mktemp -d)/keys.json
 
 cargo build --release --examples -q
+cargo build --release -p jwt-auth-cli -q
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-target/release/examples/mock_issuer serve --port $ISSUER_PORT --key-file "$KEYS" >/dev/null &
+target/release/jwt-auth serve --port $ISSUER_PORT --key-file "$KEYS" </dev/null >/dev/null &
 pids+=($!)
 sleep 1
 JWT_ISSUER=http://127.0.0.1:$ISSUER_PORT LISTEN_ADDR=127.0.0.1:$PLAIN_PORT \
@@ -28,7 +29,7 @@ JWT_ISSUER=http://127.0.0.1:$ISSUER_PORT LISTEN_ADDR=127.0.0.1:$CACHED_PORT JWT_
   target/release/examples/axum_server >/dev/null &
 pids+=($!)
 sleep 1
-TOKEN=$(target/release/examples/mock_issuer mint --key-file "$KEYS" \
+TOKEN=$(target/release/jwt-auth mint --key-file "$KEYS" \
   --issuer http://127.0.0.1:$ISSUER_PORT --permissions read --expires-in 3600)
 echo "token: ${#TOKEN} bytes, RS256; wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s per run"
 curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PLAIN_PORT/documents \

@@ -90,6 +90,7 @@ mod context;
 mod core;
 pub mod dpop;
 mod error;
+pub mod explain;
 mod future;
 pub mod guard;
 mod https;

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::config::JwtAuthConfig;
 use crate::core::{self, Outcome, Step};
 use crate::error::{AuthError, ErrorKind};
+use crate::explain::Explanation;
 use crate::verify::Verified;
 
 /// Verifies tokens against a [`JwtAuthConfig`], outside of any tower stack.
@@ -109,6 +110,35 @@ impl Verifier {
             Step::Wait(pending) => pending.finish(policy).await,
         };
         verified(outcome)
+    }
+}
+
+impl Verifier {
+    /// Why the layer would accept or refuse `token`, check by check, with the status and
+    /// challenge it would answer: for tools that explain a 401 (the `jwt-auth explain`
+    /// command). It waits for keys as [`verify_async`](Self::verify_async) does. A token
+    /// is only read, never sent anywhere (introspection aside, for an opaque token with
+    /// introspection configured).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{JwtAuthConfig, Verifier};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// let verifier = Verifier::new(JwtAuthConfig::builder()
+    ///     .issuer("https://idp.example.com/").audience("api")
+    ///     .hmac_secret(vec![1u8; 32]).build()?);
+    /// let report = verifier.explain("not-a-token").await;
+    /// assert!(!report.accepted);
+    /// assert_eq!(report.failed_check().map(|c| c.name), Some("structure"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn explain(&self, token: &str) -> Explanation {
+        let result = self
+            .verify_async::<serde::de::IgnoredAny>(token)
+            .await
+            .map(|_| ());
+        Explanation::new(&self.config.policy, token, result)
     }
 }
 
