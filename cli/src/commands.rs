@@ -129,6 +129,7 @@ OPTIONS:
     --fault ENDPOINT=FAULT    discovery|jwks|token|introspection = down|garbage|slow:MS
     --key-file FILE           where the signing keys are kept between runs
 
+Its browser console, at / of the same address, mints tokens and explains any token.
 While it runs, type on standard input: `rotate` (a new signing key, the old one still
 published), `faults off`, or `quit`.
 
@@ -157,6 +158,7 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
         .port(port)
         .audience(audience)
         .key(keys[0].clone())
+        .console(true)
         .start()
         .await;
     for key in &keys[1..] {
@@ -175,6 +177,7 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
         issuer.set_fault(endpoint, fault);
     }
     println!("issuer          {}", issuer.issuer());
+    println!("console         {}/", issuer.base_url());
     println!("discovery       {}", issuer.discovery_url());
     println!("JWKS            {}", issuer.jwks_url());
     println!("token endpoint  {}", issuer.token_url());

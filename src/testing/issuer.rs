@@ -74,6 +74,7 @@ struct State {
     last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
     accounts: Mutex<Accounts>,
     opaque: Mutex<Opaque>,
+    console: bool,
 }
 
 /// Opaque tokens and what introspection says of them.
@@ -155,6 +156,7 @@ pub struct MockIssuerBuilder {
     audience: String,
     issuer_path: String,
     port: u16,
+    console: bool,
 }
 
 impl fmt::Debug for MockIssuerBuilder {
@@ -183,6 +185,13 @@ impl MockIssuerBuilder {
     /// tenant template `/{tenantid}/v2.0`. Discovery is served under any path.
     pub fn issuer_path(mut self, path: impl Into<String>) -> Self {
         self.issuer_path = path.into();
+        self
+    }
+
+    /// Serves the browser console at `/`: a page to mint tokens and explain any token
+    /// against this issuer (off by default).
+    pub fn console(mut self, on: bool) -> Self {
+        self.console = on;
         self
     }
 
@@ -234,6 +243,7 @@ impl MockIssuerBuilder {
             last_headers: Mutex::new(HashMap::new()),
             accounts: Mutex::new(Accounts::default()),
             opaque: Mutex::new(Opaque::default()),
+            console: self.console,
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
         MockIssuer {
@@ -280,8 +290,83 @@ fn respond(
     response
 }
 
+/// The browser console's routes: the page, and its two JSON calls.
+async fn console(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let path = request.uri().path().to_owned();
+    let keys: Vec<TestKey> = {
+        let keys = lock(&state.keys);
+        let mut all = vec![keys.active.clone()];
+        all.extend(
+            keys.published
+                .iter()
+                .filter(|k| k.kid() != keys.active.kid())
+                .cloned(),
+        );
+        all
+    };
+    if path == "/" {
+        let escape = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let mut algs: Vec<&str> = Vec::new();
+        for key in &keys {
+            let alg = key.algorithm().as_str();
+            if !algs.contains(&alg) {
+                algs.push(alg);
+            }
+        }
+        let options: String = algs
+            .iter()
+            .map(|a| format!("<option>{a}</option>"))
+            .collect();
+        let page = super::console::PAGE
+            .replace("{ISSUER}", &escape(&state.issuer))
+            .replace("{AUDIENCE}", &escape(&state.audience))
+            .replace("{ALGS}", &options);
+        return respond(StatusCode::OK, "text/html; charset=utf-8", page);
+    }
+    let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return respond(
+                StatusCode::BAD_REQUEST,
+                "application/json",
+                r#"{"error":"body too large"}"#,
+            );
+        }
+    };
+    let answer = match path.as_str() {
+        "/console/mint" => match serde_json::from_slice(&body) {
+            Ok(form) => super::console::mint(form, &state.issuer, &state.audience, &keys),
+            Err(e) => Err(e.to_string()),
+        },
+        _ => match serde_json::from_slice(&body) {
+            Ok(form) => super::console::explain(form, &state.issuer, &state.audience, &keys).await,
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match answer {
+        Ok(value) => respond(StatusCode::OK, "application/json", value.to_string()),
+        Err(error) => respond(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            json!({ "error": error }).to_string(),
+        ),
+    }
+}
+
 async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
+    if state.console && matches!(path, "/" | "/console/mint" | "/console/explain") {
+        return console(state, request).await;
+    }
     let endpoint = if path.ends_with("/.well-known/openid-configuration") {
         Endpoint::Discovery
     } else if path == "/jwks.json" {
@@ -857,6 +942,7 @@ impl MockIssuer {
             audience: DEFAULT_AUDIENCE.to_owned(),
             issuer_path: String::new(),
             port: 0,
+            console: false,
         }
     }
 

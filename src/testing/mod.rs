@@ -20,6 +20,7 @@
 //!
 //! RSA key generation takes tens of milliseconds; share keys between tests where you can.
 
+mod console;
 mod dpop;
 mod issuer;
 mod keys;
