@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jwt-auth");
+mod support;
+
+use support::BIN;
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn free_port() -> u16 {
@@ -197,33 +198,8 @@ async fn mint_in_the_page_use_the_token_and_explain_an_expired_one() {
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&out).expect("output folder");
     let keys = out.join("keys.json");
-    let mut serve = Command::new(BIN)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--key-file",
-            keys.to_str().expect("utf-8"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve");
-    let mut lines = tokio::io::BufReader::new(serve.stdout.take().expect("stdout")).lines();
-    let (mut issuer, mut console) = (String::new(), String::new());
-    while issuer.is_empty() || console.is_empty() {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("serve prints its addresses")
-            .expect("read")
-            .expect("a line");
-        if let Some(url) = line.strip_prefix("issuer") {
-            issuer = url.trim().to_owned();
-        } else if let Some(url) = line.strip_prefix("console") {
-            console = url.trim().to_owned();
-        }
-    }
+    let (mut serve, issuer, console) =
+        support::serve(&["--key-file", keys.to_str().expect("utf-8")]).await;
 
     // A protected API trusting the issuer, keys by discovery.
     let config = JwtAuthConfig::builder()

@@ -5,12 +5,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 use tower_jwt_auth::testing::{MockIssuer, TokenBuilder};
 use tower_jwt_auth::{JwtAuthConfig, Verifier};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jwt-auth");
+mod support;
+
+use support::BIN;
 
 /// Runs the binary with `args` (and `stdin`), returning exit code and stdout.
 async fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
@@ -183,32 +185,8 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
     std::fs::create_dir_all(&dir).expect("dir");
     let keys = dir.join("keys.json");
     let keys = keys.to_str().expect("utf-8");
-    let mut serve = Command::new(BIN)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--key-file",
-            keys,
-            "--client",
-            "demo:pw:read",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve");
-    let mut lines = tokio::io::BufReader::new(serve.stdout.take().expect("stdout")).lines();
-    let issuer = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("serve prints its issuer")
-            .expect("read")
-            .expect("a line");
-        if let Some(url) = line.strip_prefix("issuer") {
-            break url.trim().to_owned();
-        }
-    };
+    let (mut serve, issuer, _) =
+        support::serve(&["--key-file", keys, "--client", "demo:pw:read"]).await;
     for alg in ["RS256", "ES256", "EdDSA"] {
         let (code, token, err) = run(
             &[
