@@ -444,6 +444,19 @@ fn collection() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("collection")).expect("JSON")
 }
 
+/// The requests of a collection, folders flattened, in order.
+fn requests(items: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for item in items.as_array().expect("items") {
+        if item.get("item").is_some() {
+            out.extend(requests(&item["item"]));
+        } else {
+            out.push(item);
+        }
+    }
+    out
+}
+
 fn substitute(text: &str, vars: &HashMap<String, String>) -> String {
     let mut out = text.to_owned();
     for (key, value) in vars {
@@ -465,8 +478,12 @@ fn postman_collection_is_well_formed() {
         .iter()
         .map(|v| v["key"].as_str().expect("key"))
         .collect();
-    let items = c["item"].as_array().expect("items");
-    assert!(items.len() >= 5);
+    let items = requests(&c["item"]);
+    assert!(items.len() >= 7);
+    // Every request runs with a fresh token from the token endpoint.
+    let prerequest = c["event"][0]["script"]["exec"].to_string();
+    assert_eq!(c["event"][0]["listen"], "prerequest");
+    assert!(prerequest.contains("/oauth/token") && prerequest.contains("client_credentials"));
     for item in items {
         let request = &item["request"];
         let raw = request["url"]["raw"].as_str().expect("url");
@@ -513,7 +530,23 @@ async fn postman_collection_runs_against_the_example_api() {
     vars.insert("issuer_url".into(), issuer.base_url().to_owned());
 
     let http = client();
-    for item in c["item"].as_array().expect("items") {
+    for item in requests(&c["item"]) {
+        // The collection's pre-request script: a fresh client-credentials token.
+        let issued: Value = http
+            .post(format!("{}/oauth/token", vars["issuer_url"]))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", vars["client_id"].as_str()),
+                ("client_secret", vars["client_secret"].as_str()),
+            ])
+            .send()
+            .await
+            .expect("token endpoint")
+            .json()
+            .await
+            .expect("token JSON");
+        let fresh = issued["access_token"].as_str().expect("token").to_owned();
+        vars.insert("access_token".into(), fresh);
         let request = &item["request"];
         let method: reqwest::Method = request["method"]
             .as_str()
@@ -571,12 +604,9 @@ async fn postman_collection_runs_against_the_example_api() {
             .and_then(|s| s.parse().ok())
             .expect("expected status in the test script");
         assert_eq!(status, expected, "{}: {body}", item["name"]);
-        if script.contains("collectionVariables.set(\\\"access_token\\\"") {
-            let json: Value = serde_json::from_str(&body).expect("token JSON");
-            vars.insert(
-                "access_token".into(),
-                json["access_token"].as_str().expect("token").to_owned(),
-            );
+        if script.contains("collectionVariables.set(\\\"single_use_token\\\"") {
+            let used = vars["access_token"].clone();
+            vars.insert("single_use_token".into(), used);
         }
     }
 }
