@@ -126,6 +126,8 @@ OPTIONS:
     --audience AUD            audience of its tokens (default https://api.example.com)
     --client ID:SECRET:PERMS  a client for the client_credentials grant (repeatable)
     --user NAME:PASSWORD:PERMS  a user for the password grant (repeatable)
+    --accounts FILE           clients and users from JSON: {\"clients\":[{\"id\",\"secret\",
+                              \"permissions\":[..]}],\"users\":[{\"name\",\"password\",\"permissions\":[..]}]}
     --fault ENDPOINT=FAULT    discovery|jwks|token|introspection = down|garbage|slow:MS
     --key-file FILE           where the signing keys are kept between runs
 
@@ -144,7 +146,9 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
     }
     let args = Args::parse(
         args,
-        &["port", "audience", "client", "user", "fault", "key-file"],
+        &[
+            "port", "audience", "client", "user", "accounts", "fault", "key-file",
+        ],
         &[],
     )?;
     let port: u16 = args
@@ -171,6 +175,28 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
     for spec in args.all("user") {
         let (name, password, permissions) = account(spec)?;
         issuer.add_user(&name, &password, permissions);
+    }
+    if let Some(path) = args.get("accounts") {
+        let accounts: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        let list = |value: &Value| -> Vec<String> {
+            value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        for client in accounts["clients"].as_array().into_iter().flatten() {
+            let id = client["id"].as_str().ok_or("a client without id")?;
+            let secret = client["secret"].as_str().unwrap_or("");
+            issuer.add_client(id, secret, list(&client["permissions"]));
+        }
+        for user in accounts["users"].as_array().into_iter().flatten() {
+            let name = user["name"].as_str().ok_or("a user without name")?;
+            let password = user["password"].as_str().unwrap_or("");
+            issuer.add_user(name, password, list(&user["permissions"]));
+        }
     }
     for spec in args.all("fault") {
         let (endpoint, fault) = fault(spec)?;

@@ -185,8 +185,40 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
     std::fs::create_dir_all(&dir).expect("dir");
     let keys = dir.join("keys.json");
     let keys = keys.to_str().expect("utf-8");
-    let (mut serve, issuer, _) =
-        support::serve(&["--key-file", keys, "--client", "demo:pw:read"]).await;
+    let accounts = dir.join("accounts.json");
+    std::fs::write(
+        &accounts,
+        r#"{"clients":[{"id":"file-client","secret":"fs","permissions":["read"]}]}"#,
+    )
+    .expect("accounts");
+    let accounts = accounts.to_str().expect("utf-8");
+    let (mut serve, issuer, _) = support::serve(&[
+        "--key-file",
+        keys,
+        "--client",
+        "demo:pw:read",
+        "--accounts",
+        accounts,
+    ])
+    .await;
+    // Both the flag's client and the file's get tokens.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for (id, secret) in [("demo", "pw"), ("file-client", "fs")] {
+        let answer = http
+            .post(format!("{issuer}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .expect("token endpoint");
+        assert_eq!(answer.status(), 200, "{id}");
+    }
     for alg in ["RS256", "ES256", "EdDSA"] {
         let (code, token, err) = run(
             &[
