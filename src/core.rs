@@ -6,7 +6,8 @@
 //! 3. the issuer, by the token's `iss` when several are trusted;
 //! 4. that issuer's current keys (none yet: wait for the first load);
 //! 5. the verified-token cache, then verification (an unknown `kid`: wait for a refetch);
-//! 6. the layer-wide permissions;
+//! 6. the token's binding (DPoP proof, client certificate), then the layer-wide
+//!    permissions;
 //! 7. the state step: revocation, and single use when every token is single use.
 //!
 //! Steps 1 to 7 run synchronously as far as they can. Three waits are asynchronous (the
@@ -427,15 +428,8 @@ fn admit<C, T: TokenText>(
     token: T,
     presented: Option<&Presented>,
 ) -> Admitted<C, T> {
-    if let Some(required) = &policy.permissions.required
-        && !required.is_met(&verified.permissions)
-    {
-        return Admitted::Done(Outcome::Forbidden(
-            required.clone(),
-            verified.identity,
-            issuer,
-        ));
-    }
+    // The binding first: a bound token without its proof is not the caller's, and must
+    // not learn what it may do (a 403 would say it is valid).
     let proof = if verified.binding.is_none() && !policy.binding.is_active() {
         None
     } else {
@@ -451,6 +445,15 @@ fn admit<C, T: TokenText>(
             Err(kind) => return Admitted::Done(Outcome::Rejected(kind)),
         }
     };
+    if let Some(required) = &policy.permissions.required
+        && !required.is_met(&verified.permissions)
+    {
+        return Admitted::Done(Outcome::Forbidden(
+            required.clone(),
+            verified.identity,
+            issuer,
+        ));
+    }
     match policy.state.check_layer(verified.tracked.as_ref(), proof) {
         Check::Done(result) => Admitted::Done(checked(result, verified, issuer, token)),
         Check::Wait(check) => Admitted::Check(verified, issuer, token, check),

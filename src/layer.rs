@@ -95,6 +95,9 @@ impl<C> JwtAuthLayer<C> {
     /// `false` refuses the request with 401 `invalid_token` ("claim not accepted").
     /// Checks that need no type belong on the configuration
     /// ([`require_claim`](crate::JwtAuthConfigBuilder::require_claim) and its kin).
+    /// It runs after the layer's state step: with
+    /// [`single_use_tokens`](crate::JwtAuthConfigBuilder::single_use_tokens) a token it
+    /// refuses is spent all the same (use a claim rule for checks that must come first).
     ///
     /// ```
     /// # use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};

@@ -575,3 +575,38 @@ async fn dpop_over_grpc_metadata_with_the_method_path_as_htu() {
         .to_owned();
     assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
 }
+
+#[tokio::test]
+async fn a_refused_proof_cannot_lock_another_clients_key_to_an_algorithm() {
+    let server = start(
+        builder(ec_key().key_set()).dpop(DpopOptions::new(DpopMode::Allowed).public_base_url(BASE)),
+    )
+    .await;
+    let victim = TestKey::rsa().with_kid("victim");
+    let victim_token = token(ec_key()).dpop_bound(&victim).sign();
+    // The attacker's own bound token, and a proof carrying the victim's public key
+    // pinned to PS256 (the victim signs RS256), with a signature that cannot verify.
+    let attacker = TestKey::ec_p256();
+    let attacker_token = token(ec_key()).dpop_bound(&attacker).sign();
+    let mut pinned = victim.public_jwk();
+    pinned["alg"] = json!("PS256");
+    let poisoned = DpopProof::new(&attacker, "GET", &format!("{BASE}/documents"))
+        .token(&attacker_token)
+        .jwk(pinned)
+        .sign();
+    assert_eq!(
+        send(&server, &attacker_token, &[poisoned]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let proof = DpopProof::new(&victim, "GET", &format!("{BASE}/documents"))
+        .token(&victim_token)
+        .sign();
+    send(&server, &victim_token, &[proof]).await.assert_ok();
+}
+
+#[tokio::test]
+async fn a_bound_token_without_its_proof_gets_401_not_a_403_that_says_it_is_valid() {
+    let server = start(config(DpopMode::Allowed).require_permissions(["admin"])).await;
+    let refused = server.bearer_at("/documents", &bound()).await;
+    assert_token_refused(&refused, "token binding not satisfied");
+}

@@ -52,12 +52,25 @@ pub(crate) struct KeyCache(Mutex<HashMap<String, Arc<VerificationKey>>>);
 const MAX_CACHED_KEYS: usize = 4096;
 
 impl KeyCache {
+    /// The key the thumbprint names, parsed from the members the thumbprint covers
+    /// only: a proof cannot attach `alg`, `use` or `key_ops` to a cached key (and so lock
+    /// another client's key to an algorithm it does not use).
     fn get_or_parse(&self, thumbprint: &str, jwk: &Value) -> Option<Arc<VerificationKey>> {
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(key) = lock().get(thumbprint) {
             return Some(Arc::clone(key));
         }
-        let key = Arc::new(crate::jwks::parse::jwk(jwk).ok()?);
+        let members: &[&str] = match jwk.get("kty")?.as_str()? {
+            "RSA" => &["kty", "n", "e"],
+            "EC" => &["kty", "crv", "x", "y"],
+            "OKP" => &["kty", "crv", "x"],
+            _ => return None,
+        };
+        let bare: serde_json::Map<String, Value> = members
+            .iter()
+            .filter_map(|m| Some(((*m).to_owned(), jwk.get(*m)?.clone())))
+            .collect();
+        let key = Arc::new(crate::jwks::parse::jwk(&Value::Object(bare)).ok()?);
         let mut keys = lock();
         if keys.len() >= MAX_CACHED_KEYS {
             keys.clear();

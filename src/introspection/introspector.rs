@@ -183,6 +183,10 @@ impl Introspector {
         let mut flights = lock(&self.flights);
         let mut receiver = match flights.get(&digest) {
             Some(receiver) => receiver.clone(),
+            None if flights.len() >= self.settings.max_in_flight => {
+                tracing::warn!(issuer = %self.issuer_url, "too many introspection calls at once; request refused with 503");
+                return Box::pin(std::future::ready(Answer::Failed));
+            }
             None => {
                 let (sender, receiver) = watch::channel(None);
                 flights.insert(digest, receiver.clone());

@@ -97,6 +97,7 @@ pub struct Introspection {
     pub(crate) always: bool,
     pub(crate) audience_optional: bool,
     pub(crate) jwt_response: bool,
+    pub(crate) max_in_flight: usize,
 }
 
 impl Introspection {
@@ -115,6 +116,7 @@ impl Introspection {
             always: false,
             audience_optional: false,
             jwt_response: false,
+            max_in_flight: 64,
         }
     }
 
@@ -151,6 +153,13 @@ impl Introspection {
         self
     }
 
+    /// At most this many calls at once (64 by default): a flood of distinct unknown
+    /// tokens beyond it gets 503 instead of as many connections to the server.
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls.max(1);
+        self
+    }
+
     /// The longest one call may take; 2 s by default. A slower endpoint is a failure
     /// (503).
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -158,8 +167,11 @@ impl Introspection {
         self
     }
 
-    /// Introspects JWTs too (after their local verification), for immediate
-    /// revocation at the authorization server.
+    /// Sends JWTs to introspection too, instead of verifying them locally: the
+    /// authorization server's answer decides (for immediate revocation). Its answer goes
+    /// through the same checks as for an opaque token (`active`, `aud`, `iss` when
+    /// present, dates, refresh tokens refused); the JWT's own signature, `typ` and
+    /// algorithm are the server's to judge.
     pub fn always_introspect(mut self, always: bool) -> Self {
         self.always = always;
         self
