@@ -203,6 +203,8 @@ impl KeySpec {
     /// custom stores (cheap to rebuild, or the application's own).
     #[cfg(feature = "remote")]
     pub(crate) fn remote_id(&self, issuer: &str, options: &RemoteOptions) -> Option<String> {
+        // A custom HTTP client is not compared (clients have no identity to compare):
+        // a reload keeps a kept store's client.
         if self.store.is_some() || !self.inputs.is_empty() {
             return None;
         }

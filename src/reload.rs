@@ -55,12 +55,19 @@ impl PolicySource {
 /// carried over (no refetch, no 503 window); stores of new issuers start loading before
 /// the swap, which waits for them up to a bound (5 s by default; after it they answer 503
 /// until loaded); stores of removed issuers stop once the last request using them ends.
+/// A kept store keeps its HTTP client: a new `http_client` takes effect for issuers whose
+/// key source or remote options also changed, or after a restart.
 /// The verified-token cache belongs to the policy, so a swap starts an empty one: a
 /// removed audience or issuer stops working at the next request.
 #[derive(Clone)]
 pub struct ReloadHandle {
     live: Arc<ArcSwap<Policy>>,
     wait: Duration,
+    /// One reload at a time, so that a slow one cannot overwrite a later one.
+    #[cfg(feature = "remote")]
+    lock: Arc<tokio::sync::Mutex<()>>,
+    #[cfg(not(feature = "remote"))]
+    lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl ReloadHandle {
@@ -68,6 +75,7 @@ impl ReloadHandle {
         Self {
             live,
             wait: Duration::from_secs(5),
+            lock: Arc::default(),
         }
     }
 
@@ -92,6 +100,14 @@ impl ReloadHandle {
     ///
     /// The [`ConfigError`] of a configuration that cannot work; the old one stays.
     pub async fn reload(&self, builder: JwtAuthConfigBuilder) -> Result<Reloaded, ConfigError> {
+        // Reloads run one after the other, in the order they asked.
+        #[cfg(feature = "remote")]
+        let _serial = self.lock.lock().await;
+        #[cfg(not(feature = "remote"))]
+        let _serial = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self.live.load_full();
         let new = builder.build_replacing(&old)?;
         #[cfg(feature = "remote")]

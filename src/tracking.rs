@@ -92,6 +92,12 @@ pub(crate) struct StateRules {
     pub(crate) single_use: bool,
     /// Whether `replay` is the default in-memory store (carried over by a reload).
     pub(crate) default_replay: bool,
+    /// Whether `revocation` is an in-memory list the configuration asked for by name
+    /// (a settings file), carried over by a reload.
+    pub(crate) default_revocation: bool,
+    /// The longest a single-use key is kept, for a token without `exp` (an introspected
+    /// one): the configured maximum token lifetime.
+    pub(crate) max_lifetime: Duration,
     pub(crate) failure: StoreFailure,
     /// The claim leeway, added to `exp` for the life of a single-use key.
     pub(crate) leeway: f64,
@@ -133,6 +139,8 @@ impl StateRules {
             revocation,
             single_use,
             default_replay: false,
+            default_revocation: false,
+            max_lifetime: Duration::from_secs(24 * 3600),
             failure,
             leeway,
             clock,
@@ -262,6 +270,7 @@ impl StateRules {
             } else {
                 Duration::ZERO
             })
+            .min(self.max_lifetime)
             .max(Duration::from_secs(1))
     }
 

@@ -261,7 +261,11 @@ pub(crate) fn accept_payload<C: DeserializeOwned>(
     });
     let tracked = policy.state.tracks().then(|| {
         Arc::new(Tracked::new(
-            registered.iss.as_ref().map_or("", |t| t.0.as_ref()),
+            // An introspection answer may leave `iss` out: it is the issuer's.
+            registered
+                .iss
+                .as_ref()
+                .map_or(issuer.matcher.as_str(), |t| t.0.as_ref()),
             registered.jti.as_ref().map(|t| t.0.as_ref()),
             registered.sub.as_ref().map(|t| t.0.as_ref()),
             registered.iat,

@@ -389,3 +389,30 @@ async fn signed_answers_are_verified_with_the_issuers_keys() {
     let plain_server = start(&issuer, basic()).await;
     plain_server.bearer(&other).await.assert_ok();
 }
+
+#[tokio::test]
+async fn a_single_use_opaque_token_without_exp_is_kept_for_the_maximum_lifetime_on_redis() {
+    use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
+    let redis = support::redis::RedisServer::start();
+    let issuer = issuer().await;
+    let connection = RedisConnection::open(&redis.url())
+        .expect("url")
+        .prefix("t:");
+    let config = issuer_config(&issuer)
+        .introspection(basic())
+        .single_use_tokens(true)
+        .max_token_lifetime(Duration::from_secs(600))
+        .replay_store(RedisReplayStore::new(connection))
+        .build()
+        .expect("config");
+    let server = Server::start_router(app(JwtAuthLayer::new(config))).await;
+    let opaque = issuer.opaque(&issuer.token().without_claim("exp").claim("jti", "no-exp"));
+    server.bearer(&opaque).await.assert_ok();
+    server
+        .bearer(&opaque)
+        .await
+        .assert_invalid_token("token already used");
+    let keys = redis.command(&["KEYS", "t:replay:*"]);
+    let ttl: i64 = redis.command(&["PTTL", keys.trim()]).parse().expect("pttl");
+    assert!(ttl > 590_000 && ttl <= 600_000, "{ttl}");
+}

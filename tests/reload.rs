@@ -181,3 +181,37 @@ async fn a_used_single_use_token_stays_used_across_a_reload() {
         .await
         .assert_invalid_token("token already used");
 }
+
+#[tokio::test]
+async fn revocations_in_a_files_memory_list_survive_a_reload() {
+    use tower_jwt_auth::settings::{Format, Settings};
+    let a = MockIssuer::start().await;
+    let file = |audiences: &str| {
+        let text = format!(
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [{audiences}]\n[state]\nrevocation = true\n",
+            a.issuer()
+        );
+        Settings::parse(&text, Format::Toml)
+            .expect("parses")
+            .apply(JwtAuthConfig::builder().http_client(client()))
+            .expect("applies")
+    };
+    let (server, reload) = start(file("\"api\"")).await;
+    let revoked = a.token().audience("api").claim("jti", "gone").sign();
+    server.bearer(&revoked).await.assert_ok();
+    reload
+        .config()
+        .revocations()
+        .expect("a revocation list")
+        .revoke_token(a.issuer(), "gone")
+        .await
+        .expect("revoke");
+    reload
+        .reload(file("\"api\", \"more\""))
+        .await
+        .expect("reload");
+    server
+        .bearer(&revoked)
+        .await
+        .assert_invalid_token("token revoked");
+}

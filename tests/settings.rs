@@ -420,3 +420,42 @@ fn the_readme_toml_example_parses() {
     let settings = Settings::parse(&readme[start..end], Format::Toml).expect("parses");
     assert_eq!(settings.issuers.len(), 2);
 }
+
+#[tokio::test]
+async fn a_file_changes_only_what_it_names() {
+    // Single use set in code stays on under a [state] section that does not name it.
+    let settings = Settings::parse(
+        &format!(
+            "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\npem_file = \"{}\"\n[state]\nstore = \"memory\"\n[[exempt]]\npath = \"/x\"\nmethod = \"get\"\n",
+            support::ISSUER,
+            support::AUDIENCE,
+            {
+                let scratch = Scratch::new("code");
+                let pem = scratch.write("k.pem", &ec_key().public_pem().expect("pem"));
+                std::mem::forget(scratch);
+                pem.display().to_string()
+            }
+        ),
+        Format::Toml,
+    )
+    .expect("parses");
+    let config = settings
+        .apply(tower_jwt_auth::JwtAuthConfig::builder().single_use_tokens(true))
+        .expect("applies")
+        .build()
+        .expect("builds");
+    let verifier = tower_jwt_auth::Verifier::new(config);
+    let once = token(ec_key()).sign();
+    verifier
+        .verify_async::<serde_json::Value>(&once)
+        .await
+        .expect("first use");
+    let again = verifier
+        .verify_async::<serde_json::Value>(&once)
+        .await
+        .expect_err("second use");
+    assert_eq!(again.kind(), tower_jwt_auth::ErrorKind::TokenReplayed);
+    // JSON with text after the object is refused.
+    let error = Settings::parse("{\"issuers\": []} {}", Format::Json).expect_err("trailing");
+    assert_eq!(error.kind(), ConfigErrorKind::InvalidSettings);
+}

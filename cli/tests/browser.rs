@@ -110,18 +110,23 @@ impl Browser {
             .await;
     }
 
+    /// The element, waiting up to 10 s for the page to have it.
     async fn element(&self, css: &str) -> String {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_owned()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({ "using": "css selector", "value": css })),
+                )
+                .await;
+            if let Some(id) = found[ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {found}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn fill(&self, css: &str, text: &str) {

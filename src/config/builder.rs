@@ -76,6 +76,8 @@ pub struct JwtAuthConfigBuilder {
     pub(super) audit: Option<AuditHook>,
     pub(super) replay: Option<Arc<dyn ReplayStore>>,
     pub(super) revocation: Option<Arc<dyn RevocationList>>,
+    /// The revocation list is the in-memory one a settings file named.
+    pub(super) default_revocation: bool,
     pub(super) single_use: bool,
     pub(super) store_failure: StoreFailure,
     pub(super) max_token_lifetime: Duration,
@@ -121,6 +123,7 @@ impl Default for JwtAuthConfigBuilder {
             responder: Arc::new(DefaultResponder),
             replay: None,
             revocation: None,
+            default_revocation: false,
             single_use: false,
             store_failure: StoreFailure::Closed,
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
@@ -663,7 +666,22 @@ impl JwtAuthConfigBuilder {
     /// [`JwtAuthConfig::revocations`](crate::JwtAuthConfig::revocations).
     pub fn revocation_list(mut self, list: impl RevocationList) -> Self {
         self.revocation = Some(Arc::new(list));
+        self.default_revocation = false;
         self
+    }
+
+    /// An in-memory revocation list that a reload carries over (what `revocation = true`
+    /// in a settings file asks for).
+    pub(crate) fn memory_revocation_list(mut self) -> Self {
+        self.revocation = Some(Arc::new(crate::state::MemoryRevocationList::default()));
+        self.default_revocation = true;
+        self
+    }
+
+    /// The remote options set so far, for settings that change some of them.
+    #[cfg(feature = "remote")]
+    pub(crate) fn current_remote_options(&self) -> RemoteOptions {
+        self.remote_options.clone()
     }
 
     /// How long a revocation is kept (24 h by default): at least the longest lifetime of

@@ -132,15 +132,25 @@ pub(super) fn compile(
         }
         (None, _) => Arc::new(MemoryReplayStore::default()) as Arc<dyn crate::state::ReplayStore>,
     };
+    // An in-memory revocation list a settings file asked for survives a reload the same
+    // way: revocations recorded before it still count after it.
+    let revocation = match (&b.revocation, previous) {
+        (Some(_), Some(previous)) if b.default_revocation && previous.state.default_revocation => {
+            previous.state.revocation.clone()
+        }
+        (list, _) => list.clone(),
+    };
     let mut state = StateRules::new(
         replay,
-        b.revocation.clone(),
+        revocation.clone(),
         b.single_use,
         b.store_failure,
         b.leeway.as_secs_f64(),
         Arc::clone(&b.clock),
     );
     state.default_replay = b.replay.is_none();
+    state.default_revocation = b.default_revocation;
+    state.max_lifetime = b.max_token_lifetime;
     let state = Arc::new(state);
     let context = AuthContext::build(
         challenge,
@@ -185,9 +195,7 @@ pub(super) fn compile(
             audit: b.audit,
         },
         state,
-        revocations: b
-            .revocation
-            .map(|list| Revocations::new(list, b.clock, b.max_token_lifetime)),
+        revocations: revocation.map(|list| Revocations::new(list, b.clock, b.max_token_lifetime)),
         exemptions,
         forwarding,
         binding,

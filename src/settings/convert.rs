@@ -16,7 +16,7 @@ use crate::issuer::TrustedIssuer;
 use crate::mtls::MtlsMode;
 use crate::policy::TypPolicy;
 use crate::rules::{Exemption, Expected};
-use crate::state::{MemoryRevocationList, StoreFailure};
+use crate::state::StoreFailure;
 use crate::telemetry::SubjectLogging;
 use crate::token::TokenSource;
 
@@ -80,8 +80,13 @@ fn issuer(
     if settings.issuer.is_empty() {
         return Err(invalid(at("issuer"), None, "empty issuer"));
     }
+    // The issuer is fetched from only with discovery (no other key source).
+    let discovery = settings.jwks_url.is_none()
+        && settings.jwks.is_none()
+        && settings.pem_file.is_none()
+        && settings.hmac_secret_file.is_none();
     #[cfg(feature = "remote")]
-    {
+    if discovery {
         let url = url::Url::parse(&settings.issuer).map_err(|e| {
             invalid(
                 at("issuer"),
@@ -93,7 +98,7 @@ fn issuer(
             .map_err(|why| invalid(at("issuer"), None, why))?;
     }
     #[cfg(not(feature = "remote"))]
-    let _ = allow_http;
+    let _ = (allow_http, discovery);
     non_empty(at("audiences"), &settings.audiences)?;
     let mut trusted = TrustedIssuer::new(settings.issuer.clone());
     for audience in &settings.audiences {
@@ -158,7 +163,12 @@ impl Settings {
     ///
     /// A setting that cannot work, named by its path.
     pub fn apply(self, mut b: JwtAuthConfigBuilder) -> Result<JwtAuthConfigBuilder, ConfigError> {
-        let allow_http = self.remote.as_ref().is_some_and(|r| r.dangerous_allow_http);
+        #[cfg(feature = "remote")]
+        let code_allows_http = b.current_remote_options().allow_http;
+        #[cfg(not(feature = "remote"))]
+        let code_allows_http = false;
+        let allow_http =
+            code_allows_http || self.remote.as_ref().is_some_and(|r| r.dangerous_allow_http);
         if self.issuers.is_empty() {
             return Err(invalid("issuers", None, "at least one issuer is needed"));
         }
@@ -246,7 +256,8 @@ impl Settings {
         }
         #[cfg(feature = "remote")]
         if let Some(remote) = self.remote {
-            let mut options = crate::jwks::RemoteOptions::new();
+            // On top of what code set (a custom HTTP client, backoff, limits).
+            let mut options = b.current_remote_options();
             if let Some(interval) = remote.refresh_interval {
                 options = options.refresh_interval(interval);
             }
@@ -296,13 +307,14 @@ impl Settings {
                 }
             };
             if let Some(method) = &rule.method {
-                let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| {
-                    invalid(
-                        format!("{at}.method"),
-                        None,
-                        format!("{method:?} is not a method"),
-                    )
-                })?;
+                let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| {
+                        invalid(
+                            format!("{at}.method"),
+                            None,
+                            format!("{method:?} is not a method"),
+                        )
+                    })?;
                 exemption = exemption.method(method);
             }
             b = b.exempt(exemption);
@@ -314,7 +326,9 @@ impl Settings {
             if let Some(header) = forward.payload {
                 b = b.forward_payload(header);
             }
-            b = b.remove_authorization(forward.remove_authorization);
+            if let Some(remove) = forward.remove_authorization {
+                b = b.remove_authorization(remove);
+            }
         }
         if let Some(subject) = self.telemetry.and_then(|t| t.subject) {
             b = b.subject_logging(match subject {
@@ -379,7 +393,9 @@ fn apply_state(
     mut b: JwtAuthConfigBuilder,
     state: super::model::StateSettings,
 ) -> Result<JwtAuthConfigBuilder, ConfigError> {
-    b = b.single_use_tokens(state.single_use);
+    if let Some(single_use) = state.single_use {
+        b = b.single_use_tokens(single_use);
+    }
     if let Some(lifetime) = state.max_token_lifetime {
         b = b.max_token_lifetime(lifetime);
     }
@@ -410,7 +426,7 @@ fn apply_state(
     match store.as_deref() {
         None | Some("memory") => {
             if state.revocation {
-                b = b.revocation_list(MemoryRevocationList::default());
+                b = b.memory_revocation_list();
             }
         }
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {

@@ -103,14 +103,17 @@ impl Settings {
         match format {
             Format::Json => {
                 let mut de = serde_json::Deserializer::from_str(text);
-                serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let settings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                     let line = e.inner().line();
                     invalid(
                         e.path().to_string().trim_start_matches('.'),
                         Some(line),
                         e.inner(),
                     )
-                })
+                })?;
+                // Nothing may follow the object (a second one would be silently ignored).
+                de.end().map_err(|e| invalid("", Some(e.line()), e))?;
+                Ok(settings)
             }
             Format::Toml => parse_toml(text),
             Format::Yaml => parse_yaml(text),

@@ -234,9 +234,9 @@ pub struct ForwardSettings {
     pub claims: BTreeMap<String, String>,
     /// The header carrying the whole payload.
     pub payload: Option<String>,
-    /// Remove `Authorization` before the inner service. Default false.
-    #[serde(default)]
-    pub remove_authorization: bool,
+    /// Remove `Authorization` before the inner service. Default: as the builder has it
+    /// (false).
+    pub remove_authorization: Option<bool>,
 }
 
 /// Telemetry.
@@ -266,9 +266,8 @@ pub enum SubjectSetting {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StateSettings {
-    /// Every token single use. Default false.
-    #[serde(default)]
-    pub single_use: bool,
+    /// Every token single use. Default: as the builder has it (false).
+    pub single_use: Option<bool>,
     /// Check a revocation list. Default false.
     #[serde(default)]
     pub revocation: bool,
