@@ -458,3 +458,28 @@ async fn a_slow_redis_costs_a_request_the_timeout_not_the_stall() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn on_redis_the_latest_subject_revocation_wins_whatever_the_order() {
+    use tower_jwt_auth::state::{
+        RedisConnection, RedisRevocationList, Revocation, RevocationList, StateKey,
+    };
+    let redis = RedisServer::start();
+    let list = RedisRevocationList::new(RedisConnection::open(&redis.url()).expect("url"));
+    let subject = StateKey::subject(ISSUER, "zed");
+    let day = Duration::from_secs(86_400);
+    list.revoke(Revocation::Subject(subject, 2_000_000), day)
+        .await
+        .expect("revoke");
+    // A replica with a clock behind records an earlier instant afterwards.
+    list.revoke(Revocation::Subject(subject, 1_000_000), day)
+        .await
+        .expect("revoke");
+    let status = list.status(None, Some(subject)).await.expect("status");
+    assert_eq!(status.subject_since, Some(2_000_000));
+    list.revoke(Revocation::Subject(subject, 3_000_000), day)
+        .await
+        .expect("revoke");
+    let status = list.status(None, Some(subject)).await.expect("status");
+    assert_eq!(status.subject_since, Some(3_000_000));
+}

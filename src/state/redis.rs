@@ -2,9 +2,9 @@
 //!
 //! - single use: `SET <prefix>replay:<key> 1 NX PX <ttl>`; a reply of `OK` means first
 //!   use, nil means the key was there;
-//! - revocation: `SET <prefix>revoked:token:<key> 1 PX <lifetime>` and
-//!   `SET <prefix>revoked:subject:<key> <unix ms> PX <lifetime>`, checked with one
-//!   `MGET` of both keys per request.
+//! - revocation: `SET <prefix>revoked:token:<key> 1 PX <lifetime>`, and for a subject a
+//!   short script that sets `<prefix>revoked:subject:<key>` to the revocation instant
+//!   unless it holds a later one; checked with one `MGET` of both keys per request.
 //!
 //! The connection manager reconnects by itself; each command is bounded by the
 //! connection's timeout, so a slow or absent server costs a request at most that long.
@@ -19,6 +19,12 @@ use redis::{AsyncCommands as _, ExistenceCheck, SetExpiry, SetOptions};
 use super::{
     ReplayStore, Revocation, RevocationList, RevocationStatus, StateKey, StoreError, StoreFuture,
 };
+
+/// `SET key at PX ttl` unless the key holds a later instant.
+const KEEP_LATEST: &str = "local v = redis.call('GET', KEYS[1]) \
+if (not v) or tonumber(v) < tonumber(ARGV[1]) then \
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+return nil";
 
 /// The default bound on one command.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
@@ -186,15 +192,32 @@ impl RedisRevocationList {
 
 impl RevocationList for RedisRevocationList {
     fn revoke(&self, revocation: Revocation, ttl: Duration) -> StoreFuture<()> {
-        let expiry = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
-        let (key, value) = match revocation {
-            Revocation::Token(key) => (self.connection.key("revoked:token", &key), 1),
-            Revocation::Subject(key, at) => (self.connection.key("revoked:subject", &key), at),
-        };
-        self.connection.run(|mut redis| async move {
-            let _: Option<String> = redis.set_options(key, value, expiry).await?;
-            Ok(())
-        })
+        match revocation {
+            Revocation::Token(key) => {
+                let key = self.connection.key("revoked:token", &key);
+                let expiry = SetOptions::default().with_expiration(SetExpiry::PX(millis(ttl)));
+                self.connection.run(|mut redis| async move {
+                    let _: Option<String> = redis.set_options(key, 1, expiry).await?;
+                    Ok(())
+                })
+            }
+            Revocation::Subject(key, at) => {
+                // The latest instant wins, atomically, whatever order replicas (with
+                // their clocks) record it in: set only when absent or earlier.
+                let key = self.connection.key("revoked:subject", &key);
+                let mut script = redis::cmd("EVAL");
+                script
+                    .arg(KEEP_LATEST)
+                    .arg(1)
+                    .arg(key)
+                    .arg(at)
+                    .arg(millis(ttl));
+                self.connection.run(|mut redis| async move {
+                    let _: () = script.query_async(&mut redis).await?;
+                    Ok(())
+                })
+            }
+        }
     }
 
     fn status(
