@@ -209,5 +209,40 @@ fn bench_layer(
     });
 }
 
-criterion_group!(benches, bench_keys);
+/// Picking the key by `kid` as the set grows: an HS256 token signed by the set's last
+/// key, verified through `Verifier::verify` (HMAC is cheap, so the lookup shows).
+fn bench_lookup(c: &mut Criterion) {
+    use tower_jwt_auth::Verifier;
+    use tower_jwt_auth::jwks::KeySet;
+    let mut group = c.benchmark_group("keys/lookup");
+    for size in [1usize, 10, 100, 1000] {
+        let keys: Vec<TestKey> = (0..size)
+            .map(|i| TestKey::hmac().with_kid(format!("key-{i}")))
+            .collect();
+        let set = keys
+            .iter()
+            .fold(KeySet::new(), |set, key| set.merge(key.key_set()));
+        let verifier = Verifier::new(
+            JwtAuthConfig::builder()
+                .issuer("https://idp.example.com/")
+                .audience("api")
+                .key_set(set)
+                .build()
+                .expect("config"),
+        );
+        let token = TokenBuilder::new(&keys[size - 1])
+            .issuer("https://idp.example.com/")
+            .audience("api")
+            .sign();
+        verifier
+            .verify::<serde_json::Value>(&token)
+            .expect("verifies");
+        group.bench_function(size.to_string(), |b| {
+            b.iter(|| verifier.verify::<serde::de::IgnoredAny>(black_box(&token)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_keys, bench_lookup);
 criterion_main!(benches);

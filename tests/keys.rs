@@ -136,3 +136,53 @@ fn exported_private_keys_sign_tokens_the_public_keys_verify() {
     }
     assert!(TestKey::import_private(&serde_json::json!({"kid": "x"})).is_err());
 }
+
+#[test]
+fn a_large_key_set_finds_each_key_by_kid() {
+    use tower_jwt_auth::testing::{TestKey, TokenBuilder};
+    use tower_jwt_auth::{ErrorKind, JwtAuthConfig, Verifier};
+    let keys: Vec<TestKey> = (0..40)
+        .map(|i| TestKey::hmac().with_kid(format!("k{i}")))
+        .collect();
+    let set = keys
+        .iter()
+        .fold(tower_jwt_auth::jwks::KeySet::new(), |set, key| {
+            set.merge(key.key_set())
+        });
+    let verifier = Verifier::new(
+        JwtAuthConfig::builder()
+            .issuer("https://idp.example.com/")
+            .audience("api")
+            .key_set(set)
+            .build()
+            .expect("config"),
+    );
+    let mint = |key: &TestKey| {
+        TokenBuilder::new(key)
+            .issuer("https://idp.example.com/")
+            .audience("api")
+            .sign()
+    };
+    for key in [&keys[0], &keys[17], &keys[39]] {
+        verifier
+            .verify::<serde_json::Value>(&mint(key))
+            .expect("its own key is found");
+    }
+    let stranger = TestKey::hmac().with_kid("k-unknown");
+    assert_eq!(
+        verifier
+            .verify::<serde_json::Value>(&mint(&stranger))
+            .expect_err("no such kid")
+            .kind(),
+        ErrorKind::UnknownKey
+    );
+    // A known kid with another key's signature is a bad signature, not a lookup miss.
+    let impostor = TestKey::hmac().with_kid("k17");
+    assert_eq!(
+        verifier
+            .verify::<serde_json::Value>(&mint(&impostor))
+            .expect_err("wrong secret")
+            .kind(),
+        ErrorKind::InvalidSignature
+    );
+}

@@ -23,11 +23,12 @@ pub use options::RemoteOptions;
 #[cfg(feature = "remote")]
 pub use remote::RemoteJwks;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -53,13 +54,20 @@ use crate::log::LogKid;
 pub struct KeySet {
     keys: Vec<VerificationKey>,
     generation: u64,
+    /// The keys' positions by `kid`, built on the first lookup of a large set, so that
+    /// picking a key costs the same with a thousand keys as with ten.
+    by_kid: OnceLock<HashMap<Box<str>, Vec<usize>>>,
 }
+
+/// Sets this small are scanned: a hash lookup would cost more than the scan.
+const SCAN_BELOW: usize = 8;
 
 impl Default for KeySet {
     fn default() -> Self {
         Self {
             keys: Vec::new(),
             generation: next_generation(),
+            by_kid: OnceLock::new(),
         }
     }
 }
@@ -320,6 +328,7 @@ impl KeySet {
         Self {
             keys,
             generation: next_generation(),
+            by_kid: OnceLock::new(),
         }
     }
 
@@ -332,6 +341,7 @@ impl KeySet {
             }
         }
         self.generation = next_generation();
+        self.by_kid = OnceLock::new();
         self
     }
 
@@ -340,6 +350,7 @@ impl KeySet {
     pub fn merge(mut self, other: Self) -> Self {
         self.keys.extend(other.keys);
         self.generation = next_generation();
+        self.by_kid = OnceLock::new();
         self
     }
 
@@ -356,7 +367,26 @@ impl KeySet {
     /// Whether a key of this set has the given `kid`.
     #[cfg(feature = "remote")]
     pub(crate) fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+        self.named(kid).next().is_some()
+    }
+
+    /// The keys with this `kid`, in set order: scanned in a small set, looked up in a
+    /// large one.
+    fn named<'a, 'k>(&'a self, kid: &'k str) -> Named<'a, 'k> {
+        if self.keys.len() < SCAN_BELOW {
+            return Named::Scan(self.keys.iter(), kid);
+        }
+        let index = self.by_kid.get_or_init(|| {
+            let mut index: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+            for (i, key) in self.keys.iter().enumerate() {
+                if let Some(kid) = &key.kid {
+                    index.entry(kid.clone()).or_default().push(i);
+                }
+            }
+            index
+        });
+        let positions = index.get(kid).map_or(&[][..], Vec::as_slice);
+        Named::Indexed(positions.iter(), &self.keys)
     }
 
     /// The number of usable keys.
@@ -400,11 +430,7 @@ impl KeySet {
         alg: Algorithm,
     ) -> Result<&VerificationKey, ErrorKind> {
         if let Some(kid) = kid {
-            let mut named = self
-                .keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .peekable();
+            let mut named = self.named(kid).peekable();
             if named.peek().is_some() {
                 return named
                     .find(|k| k.supports(alg))
@@ -422,6 +448,23 @@ impl KeySet {
         let mut matching = self.keys.iter().filter(|k| pred(k));
         let first = matching.next()?;
         matching.next().is_none().then_some(first)
+    }
+}
+
+/// The keys of a set with one `kid`, without allocating.
+enum Named<'a, 'k> {
+    Scan(std::slice::Iter<'a, VerificationKey>, &'k str),
+    Indexed(std::slice::Iter<'a, usize>, &'a [VerificationKey]),
+}
+
+impl<'a> Iterator for Named<'a, '_> {
+    type Item = &'a VerificationKey;
+
+    fn next(&mut self) -> Option<&'a VerificationKey> {
+        match self {
+            Self::Scan(keys, kid) => keys.find(|k| k.kid.as_deref() == Some(*kid)),
+            Self::Indexed(positions, keys) => positions.next().and_then(|i| keys.get(*i)),
+        }
     }
 }
 
