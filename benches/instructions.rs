@@ -2,17 +2,27 @@
 //! (`scripts/instructions.sh`): instruction counts do not drift with machine noise.
 //!
 //! Usage: `instructions <alg> <iterations>`, alg one of RS256, ES256, EdDSA, HS256,
-//! `floor` (bare aws-lc-rs RS256 check with a parsed key). Keys and tokens are made
+//! `floor` (bare aws-lc-rs RS256 check with a parsed key), or the whole layer around a
+//! no-op service with RS256: `layer`, `layer-cached`, and `no-auth` (the same service
+//! and requests without the layer, so its cost can be subtracted). Keys and tokens are made
 //! before the loop; the script subtracts two runs to cancel that setup. The RSA key is a
 //! fixed test key (`fixtures/rsa-2048-test-key.json`), never used for anything real.
 
+mod common;
+
+use std::convert::Infallible;
+use std::future::Future as _;
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tower_jwt_auth::testing::{TestKey, TokenBuilder};
-use tower_jwt_auth::{JwtAuthConfig, StandardClaims, Verifier};
+use http::{Request, Response};
+use tower::{Layer as _, Service as _};
+use tower_jwt_auth::testing::TestKey;
+use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -32,14 +42,7 @@ fn main() {
             TestKey::import_private(&json).unwrap_or_else(|e| panic!("{e}"))
         }
     };
-    let token = TokenBuilder::new(&key)
-        .issuer("https://idp.example.com/")
-        .audience("https://api.example.com")
-        .subject("auth0|5f7c8ec7c33c6c004bbafe82")
-        .scope("read:documents write:documents")
-        .permissions(["read:documents", "write:documents"])
-        .claim("azp", "wLcV3Ot3Yh2T3wgBl2QxtmsD9Pj4k0sJ")
-        .sign();
+    let token = common::access_token(&key);
     if alg == "floor" {
         let jwk = key.public_jwk();
         let part = |name: &str| {
@@ -62,16 +65,53 @@ fn main() {
         }
         return;
     }
-    let Ok(cfg) = JwtAuthConfig::builder()
+    let mut builder = JwtAuthConfig::builder()
         .issuer("https://idp.example.com/")
         .audience("https://api.example.com")
-        .key_set(key.key_set())
-        .build()
-    else {
+        .key_set(key.key_set());
+    if alg == "layer-cached" {
+        builder = builder.cache(CacheOptions::new());
+    }
+    let Ok(cfg) = builder.build() else {
         panic!("config");
     };
+    if alg.starts_with("layer") || alg == "no-auth" {
+        layer(cfg, &token, iterations, alg == "no-auth");
+        return;
+    }
     let verifier = Verifier::new(cfg);
     for _ in 0..iterations {
         assert!(black_box(verifier.verify::<StandardClaims>(black_box(&token))).is_ok());
+    }
+}
+
+/// Requests through the layer (or, with `bare`, straight to the service), each polled
+/// once: the verified path is ready at once.
+fn layer(cfg: JwtAuthConfig, token: &str, iterations: usize, bare: bool) {
+    let inner = tower::service_fn(|_req: Request<String>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+    });
+    let mut layered = JwtAuthLayer::new(cfg).layer(inner);
+    let mut bare_service = inner;
+    let bearer = format!("Bearer {token}");
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..iterations {
+        let request = Request::get("/")
+            .header("authorization", bearer.as_str())
+            .body(String::new())
+            .unwrap_or_default();
+        let status = if bare {
+            ready(pin!(bare_service.call(request)).poll(&mut cx)).map(|r| r.status())
+        } else {
+            ready(pin!(layered.call(request)).poll(&mut cx)).map(|r| r.status())
+        };
+        assert_eq!(status, Some(http::StatusCode::OK));
+    }
+}
+
+fn ready<T, E>(poll: Poll<Result<T, E>>) -> Option<T> {
+    match poll {
+        Poll::Ready(Ok(value)) => Some(black_box(value)),
+        _ => None,
     }
 }

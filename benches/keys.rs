@@ -5,6 +5,8 @@
 //! Run with `cargo bench --bench keys`. The layer's future is polled once with a no-op
 //! waker and must be ready: the verified request path takes no lock and never awaits.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -244,5 +246,33 @@ fn bench_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_keys, bench_lookup);
+/// The hash that keys the verified-token cache, over a realistic RS256 token: SHA-256 (aws-lc),
+/// the standard library's keyed SipHash-1-3, and foldhash; plus the full-token
+/// comparison a hit needs when the hash is not a collision-resistant digest.
+fn bench_hash(c: &mut Criterion) {
+    use std::hash::BuildHasher;
+    let token = common::access_token(&TestKey::rsa());
+    let copy = token.clone();
+    let mut group = c.benchmark_group("cache/hash");
+    group.bench_function("sha256", |b| {
+        b.iter(|| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(&token).as_bytes())
+        });
+    });
+    let sip = std::hash::RandomState::new();
+    group.bench_function("siphash13", |b| {
+        b.iter(|| sip.hash_one(black_box(token.as_bytes())))
+    });
+    let fold = foldhash::quality::RandomState::default();
+    group.bench_function("foldhash", |b| {
+        b.iter(|| fold.hash_one(black_box(token.as_bytes())))
+    });
+    group.bench_function("compare", |b| {
+        b.iter(|| black_box(&token) == black_box(&copy))
+    });
+    group.finish();
+    println!("token: {} bytes", token.len());
+}
+
+criterion_group!(benches, bench_keys, bench_lookup, bench_hash);
 criterion_main!(benches);

@@ -276,15 +276,15 @@ impl<C, T: TokenText> Pending<C, T> {
                         {
                             Ok(verified) => {
                                 let now = unix_seconds(policy.claims.clock.now());
-                                let len = token.as_ref().len();
-                                let generation = introspector::GENERATION;
+                                let text = token.as_ref();
+                                let cache = &introspector.cache;
                                 verify::remember(
-                                    &introspector.cache,
-                                    digest,
-                                    generation,
+                                    cache,
+                                    text,
+                                    cache.key(text),
+                                    introspector::GENERATION,
                                     &verified,
                                     now,
-                                    len,
                                 );
                                 admitted(policy, verified, issuer, token, presented.as_deref())
                                     .await
@@ -366,10 +366,10 @@ where
     T: TokenText,
 {
     let text = token.as_ref();
-    let digest = crate::cache::TokenCache::digest(text);
     let now = unix_seconds(policy.claims.clock.now());
+    let cache = &introspector.cache;
     let generation = introspector::GENERATION;
-    if let Some(hit) = verify::cached::<C>(policy, &introspector.cache, &digest, generation, now) {
+    if let Some(hit) = verify::cached::<C>(policy, cache, text, cache.key(text), generation, now) {
         telemetry::count_cache(true);
         let issuer = Arc::clone(&introspector.issuer);
         return match hit {
@@ -377,6 +377,9 @@ where
             Err(kind) => Step::Done(Outcome::Rejected(kind)),
         };
     }
+    // Refusals and calls in flight are keyed by the SHA-256 of the token, computed only
+    // once the cache of active answers has missed.
+    let digest = introspector::digest(text);
     if let Some(kind) = introspector.refused(&digest) {
         return Step::Done(Outcome::Rejected(kind));
     }

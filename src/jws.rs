@@ -2,6 +2,8 @@
 //! and the two peeks taken before a signature is checked (the `kid` for a refetch, the
 //! `iss` that picks the issuer). Nothing read here is trusted until the signature is.
 
+use std::cell::RefCell;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -42,6 +44,46 @@ pub(crate) fn b64(segment: &str) -> Result<Vec<u8>, ErrorKind> {
     URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| ErrorKind::Malformed)
+}
+
+/// Decodes `segment` as strict base64url (see [`b64`]) into `buf` when it fits, else
+/// into `spill`: with a stack buffer the size of a header, a signature or a common
+/// payload, the request path does not allocate for them.
+pub(crate) fn b64_into<'b>(
+    segment: &str,
+    buf: &'b mut [u8],
+    spill: &'b mut Vec<u8>,
+) -> Result<&'b [u8], ErrorKind> {
+    // The exact decoded size of unpadded base64 (a remainder of 1 is refused).
+    if segment.len() / 4 * 3 + segment.len() % 4 * 3 / 4 <= buf.len() {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(segment, buf)
+            .map_err(|_| ErrorKind::Malformed)?;
+        Ok(&buf[..len])
+    } else {
+        *spill = b64(segment)?;
+        Ok(spill)
+    }
+}
+
+/// The size of the per-thread scratch buffer: a header (512), a signature (512, RSA-4096)
+/// and a payload of up to 3 KiB decoded, which covers the access tokens of common
+/// identity providers.
+const SCRATCH_LEN: usize = 4096;
+
+thread_local! {
+    static SCRATCH: RefCell<[u8; SCRATCH_LEN]> = const { RefCell::new([0; SCRATCH_LEN]) };
+}
+
+/// Runs `f` with this thread's scratch buffer for decoded segments: no allocation and
+/// no zeroing per request. A nested call (a claims type that verifies a token while
+/// being deserialized) gets a fresh heap buffer instead. The buffer holds only what
+/// tokens carry in the clear (header, payload, signature), never a secret.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf[..]),
+        Err(_) => f(&mut vec![0; SCRATCH_LEN]),
+    })
 }
 
 /// Parses a JWS header, which must be a JSON object: serde would otherwise accept a JSON

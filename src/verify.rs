@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 
 use crate::algorithm::Algorithm;
 use crate::binding::Binding;
-use crate::cache::TokenCache;
+use crate::cache::{Key, TokenCache};
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::jwks::KeySet;
-use crate::jws::{Header, b64, json_object};
+use crate::jws::{Header, b64_into, json_object, with_scratch};
 use crate::payload::{self, Registered};
 use crate::permission::{self, Permissions};
 use crate::policy::{ClaimRules, Policy, TypPolicy};
@@ -68,22 +68,15 @@ where
     let Some(cache) = &policy.cache else {
         return verify_uncached(policy, issuer, keys, token, identity);
     };
-    let digest = TokenCache::digest(token);
+    let key = cache.key(token);
     let now = unix_seconds(policy.claims.clock.now());
-    if let Some(hit) = cached(policy, cache, &digest, keys.generation(), now) {
+    if let Some(hit) = cached(policy, cache, token, key, keys.generation(), now) {
         telemetry::count_cache(true);
         return hit;
     }
     telemetry::count_cache(false);
     let verified = verify_uncached::<C>(policy, issuer, keys, token, identity)?;
-    remember(
-        cache,
-        digest,
-        keys.generation(),
-        &verified,
-        now,
-        token.len(),
-    );
+    remember(cache, token, key, keys.generation(), &verified, now);
     Ok(verified)
 }
 
@@ -91,14 +84,15 @@ where
 pub(crate) fn cached<C>(
     policy: &Policy,
     cache: &TokenCache,
-    digest: &[u8; 32],
+    token: &str,
+    key: Key,
     generation: u64,
     now: f64,
 ) -> Option<Result<Verified<C>, ErrorKind>>
 where
     C: Send + Sync + 'static,
 {
-    let entry = cache.get(digest, generation, now)?;
+    let entry = cache.get(token, key, generation, now)?;
     let claims = entry.claims.downcast::<C>().ok()?;
     let times = (entry.exp, entry.nbf, entry.iat);
     Some(check_times(&policy.claims, times, now).map(|()| Verified {
@@ -113,19 +107,20 @@ where
     }))
 }
 
-/// Keeps a verified token's results; `token_len` counts toward the byte bound.
+/// Keeps a verified token's results; the token counts toward the byte bound.
 pub(crate) fn remember<C>(
     cache: &TokenCache,
-    digest: [u8; 32],
+    token: &str,
+    key: Key,
     generation: u64,
     verified: &Verified<C>,
     now: f64,
-    token_len: usize,
 ) where
     C: Send + Sync + 'static,
 {
     cache.insert(
-        digest,
+        token,
+        key,
         generation,
         verified.claims.clone(),
         verified.permissions.clone(),
@@ -135,7 +130,7 @@ pub(crate) fn remember<C>(
         verified.binding.clone(),
         verified.times,
         now,
-        token_len + verified.payload_len,
+        token.len() + verified.payload_len,
     );
 }
 
@@ -154,31 +149,39 @@ fn verify_uncached<C: DeserializeOwned>(
         return Err(ErrorKind::Malformed);
     }
 
-    let header_json = b64(header_b64)?;
-    // Any header the parser refuses, a duplicate member included, is malformed.
-    let header: Header<'_> = json_object(&header_json).map_err(|_| ErrorKind::Malformed)?;
-    let alg = Algorithm::from_header(&header.alg.0).ok_or(ErrorKind::UnsupportedAlgorithm)?;
-    if !issuer.algorithms.contains(&alg) {
-        return Err(ErrorKind::AlgorithmNotAllowed);
-    }
-    if header.crit {
-        return Err(ErrorKind::CriticalHeader);
-    }
-    check_typ(rules.typ, header.typ.as_ref().map(|t| t.0.as_ref()))?;
+    // Decoded into the thread's scratch buffer: a header, a signature (512 bytes for
+    // RSA-4096) and the payload of a common access token fit, so these allocate nothing.
+    with_scratch(|buf| {
+        let (header_buf, rest) = buf.split_at_mut(512);
+        let (signature_buf, payload_buf) = rest.split_at_mut(512);
+        let (mut header_spill, mut signature_spill, mut payload_spill) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let header_json = b64_into(header_b64, header_buf, &mut header_spill)?;
+        // Any header the parser refuses, a duplicate member included, is malformed.
+        let header: Header<'_> = json_object(header_json).map_err(|_| ErrorKind::Malformed)?;
+        let alg = Algorithm::from_header(&header.alg.0).ok_or(ErrorKind::UnsupportedAlgorithm)?;
+        if !issuer.algorithms.contains(&alg) {
+            return Err(ErrorKind::AlgorithmNotAllowed);
+        }
+        if header.crit {
+            return Err(ErrorKind::CriticalHeader);
+        }
+        check_typ(rules.typ, header.typ.as_ref().map(|t| t.0.as_ref()))?;
 
-    let key = keys.select(header.kid.as_ref().map(|k| k.0.as_ref()), alg)?;
-    let signature = b64(signature_b64)?;
-    let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
-    if !key.verify(alg, signing_input, &signature) {
-        return Err(ErrorKind::InvalidSignature);
-    }
+        let key = keys.select(header.kid.as_ref().map(|k| k.0.as_ref()), alg)?;
+        let signature = b64_into(signature_b64, signature_buf, &mut signature_spill)?;
+        let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        if !key.verify(alg, signing_input, signature) {
+            return Err(ErrorKind::InvalidSignature);
+        }
 
-    let payload = b64(payload_b64)?;
-    let origin = Origin::Jwt {
-        key_issuer: key.issuer(),
-        kid: header.kid.as_ref().map(|k| k.0.as_ref()),
-    };
-    accept_payload(policy, issuer, &payload, origin, identity)
+        let payload = b64_into(payload_b64, payload_buf, &mut payload_spill)?;
+        let origin = Origin::Jwt {
+            key_issuer: key.issuer(),
+            kid: header.kid.as_ref().map(|k| k.0.as_ref()),
+        };
+        accept_payload(policy, issuer, payload, origin, identity)
+    })
 }
 
 /// Where a payload comes from, for the checks that differ.

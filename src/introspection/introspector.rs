@@ -35,7 +35,16 @@ const JWT_ANSWER: &str = "application/token-introspection+jwt";
 /// How long a client is told to wait when introspection fails.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-type Digest = [u8; 32];
+pub(crate) type Digest = [u8; 32];
+
+/// The SHA-256 of a token, keying refusals and calls in flight.
+pub(crate) fn digest(token: &str) -> Digest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    );
+    out
+}
 
 /// What the authorization server said about a token.
 #[derive(Clone, Debug)]
