@@ -1,62 +1,95 @@
 #!/usr/bin/env bash
-# HTTP load test on loopback: the axum_server example against `jwt-auth serve`,
-# driven by wrk from another process. Reports requests/s and p50/p99 latency for the
-# public route, an RS256-protected route, and the same with the verified-token cache.
+# HTTP load test on loopback: one route (`GET /documents`, benches/compare's
+# load_server) behind no authentication, our layer, our layer with the verified-token
+# cache, and jwt-authorizer, trusting `jwt-auth serve`; driven by wrk from another
+# process. Reports requests/s and p50/p99 latency per mode; then fills the cache with
+# CACHE_TOKENS distinct tokens (default 10000, the default cache size) and reports the
+# cached server's resident memory before the load and at its peak.
+#
+# On a machine with two cores or more, each server runs pinned to core 0 with one tokio
+# worker and wrk to core 1 (taskset), so a server's requests/s are one core's.
 # Needs wrk (Debian: apt-get install wrk). Bounded: DURATION seconds per run (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
+CACHE_TOKENS="${CACHE_TOKENS:-10000}"
 ISSUER_PORT=19400
-PLAIN_PORT=19401
-CACHED_PORT=19402
-KEYS=$(mktemp -d)/keys.json
+ISSUER=http://127.0.0.1:$ISSUER_PORT
+TMP=$(mktemp -d)
+KEYS=$TMP/keys.json
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  SERVER=(taskset -c 0) LOAD=(taskset -c 1)
+  export TOKIO_WORKER_THREADS=1
+else
+  SERVER=() LOAD=()
+fi
 
-cargo build --release --examples -q
 cargo build --release -p jwt-auth-cli -q
+(cd benches/compare && cargo build --release --bin load_server -q)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 
 target/release/jwt-auth serve --port $ISSUER_PORT --key-file "$KEYS" </dev/null >/dev/null &
 pids+=($!)
 sleep 1
-JWT_ISSUER=http://127.0.0.1:$ISSUER_PORT LISTEN_ADDR=127.0.0.1:$PLAIN_PORT \
-  target/release/examples/axum_server >/dev/null &
-pids+=($!)
-JWT_ISSUER=http://127.0.0.1:$ISSUER_PORT LISTEN_ADDR=127.0.0.1:$CACHED_PORT JWT_CACHE=1 \
-  target/release/examples/axum_server >/dev/null &
-pids+=($!)
-sleep 1
-TOKEN=$(target/release/jwt-auth mint --key-file "$KEYS" \
-  --issuer http://127.0.0.1:$ISSUER_PORT --permissions read --expires-in 3600)
-echo "token: ${#TOKEN} bytes, RS256; wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s per run"
-curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PLAIN_PORT/documents \
-  || { echo "the API refused the token"; exit 1; }
+TOKEN=$(target/release/jwt-auth mint --key-file "$KEYS" --issuer $ISSUER \
+  --permissions read --expires-in 3600)
+
+# start MODE PORT: one load_server, pinned; its pid in $server_pid.
+start() {
+  MODE=$1 LISTEN_ADDR=127.0.0.1:$2 JWT_ISSUER=$ISSUER JWKS_URL=$ISSUER/jwks.json \
+    JWT_AUDIENCE=https://api.example.com "${SERVER[@]}" \
+    benches/compare/target/release/load_server >/dev/null &
+  server_pid=$!
+  pids+=($server_pid)
+  for _ in $(seq 50); do
+    curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$2/documents" \
+      && return
+    sleep 0.1
+  done
+  echo "$1 never answered 200"; exit 1
+}
 
 run() {
   local name=$1 url=$2; shift 2
   local out
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+  out=$("${LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
   local rps p50 p99
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  printf '%-22s %10s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99"
+  printf '%-26s %10s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99"
 }
-run "no auth (/health)" http://127.0.0.1:$PLAIN_PORT/health
-run "RS256" http://127.0.0.1:$PLAIN_PORT/documents -H "Authorization: Bearer $TOKEN"
-run "RS256 with cache" http://127.0.0.1:$CACHED_PORT/documents -H "Authorization: Bearer $TOKEN"
 
-# The same route behind jwt-authorizer (built in benches/compare), when PEER=1.
-if [ "${PEER:-0}" = 1 ]; then
-  PEER_PORT=19403
-  (cd benches/compare && cargo build --release --bin peer_server -q)
-  JWKS_URL=http://127.0.0.1:$ISSUER_PORT/jwks.json JWT_ISSUER=http://127.0.0.1:$ISSUER_PORT \
-    JWT_AUDIENCE=https://api.example.com LISTEN_ADDR=127.0.0.1:$PEER_PORT \
-    benches/compare/target/release/peer_server >/dev/null &
-  pids+=($!)
-  sleep 1
-  run "RS256 jwt-authorizer" http://127.0.0.1:$PEER_PORT/documents -H "Authorization: Bearer $TOKEN"
-fi
+echo "token: ${#TOKEN} bytes, RS256; wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s per run"
+echo "pinned: ${SERVER[*]:-no} (server, TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-default})," \
+  "${LOAD[*]:-no} (wrk)"
+port=19410
+for mode in none ours ours-cached jwt-authorizer; do
+  port=$((port + 1))
+  start "$mode" $port
+  run "$mode" "http://127.0.0.1:$port/documents" -H "Authorization: Bearer $TOKEN"
+  if [ "$mode" = ours-cached ]; then cached_pid=$server_pid cached_port=$port; fi
+done
+
+# The cache filled: CACHE_TOKENS distinct tokens, cycled by a wrk script.
+kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+before=$(kib "$cached_pid" VmRSS)
+target/release/jwt-auth mint --key-file "$KEYS" --issuer $ISSUER \
+  --permissions read --expires-in 3600 --count "$CACHE_TOKENS" >"$TMP/tokens.txt"
+cat >"$TMP/cycle.lua" <<'LUA'
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/documents", { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+LUA
+TOKENS=$TMP/tokens.txt run "ours-cached, $CACHE_TOKENS tokens" \
+  "http://127.0.0.1:$cached_port/documents" -s "$TMP/cycle.lua"
+echo "ours-cached server: VmRSS $before KiB before, VmHWM $(kib "$cached_pid" VmHWM) KiB" \
+  "at its peak with $CACHE_TOKENS tokens cached"

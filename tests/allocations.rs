@@ -152,3 +152,75 @@ fn the_layer_adds_little_to_the_verification() {
     assert!(verifying <= alone + verification + 5, "{verifying}");
     assert!(cached <= alone + 5, "{cached}");
 }
+
+/// What the verified-token cache keeps per token, measured: the heap bytes still held
+/// after a thousand distinct tokens went through the layer, divided by a thousand. The
+/// claims (`StandardClaims`), the permissions, the token text and the map's own slot
+/// are all in it; the request's own allocations are freed by then.
+#[test]
+fn bytes_per_cached_token() {
+    use std::convert::Infallible;
+    use std::future::Future as _;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use http::{Request, Response};
+    use tower::{Layer as _, Service as _};
+    use tower_jwt_auth::{CacheOptions, JwtAuthLayer};
+
+    const TOKENS: usize = 1000;
+    let key = TestKey::rsa();
+    let first = token(&key);
+    let builder = TokenBuilder::new(&key)
+        .issuer("https://idp.example.com/")
+        .audience("https://api.example.com")
+        .subject("auth0|5f7c8ec7c33c6c004bbafe82")
+        .scope("read:documents write:documents");
+    let headers: Vec<String> = (0..TOKENS)
+        .map(|n| {
+            let token = builder.clone().claim("jti", format!("jti-{n}")).sign();
+            format!("Bearer {token}")
+        })
+        .collect();
+    let request = |authorization: &str| {
+        Request::get("/")
+            .header("authorization", authorization)
+            .body(String::new())
+            .expect("request")
+    };
+    let config = JwtAuthConfig::builder()
+        .issuer("https://idp.example.com/")
+        .audience("https://api.example.com")
+        .key_set(key.key_set())
+        .cache(CacheOptions::new().max_entries(4 * TOKENS))
+        .build()
+        .expect("config");
+    let inner = tower::service_fn(|_req: Request<String>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+    });
+    let mut service = JwtAuthLayer::new(config).layer(inner);
+    let mut call = |request: Request<String>| {
+        let mut cx = Context::from_waker(Waker::noop());
+        match pin!(service.call(request)).poll(&mut cx) {
+            Poll::Ready(Ok(response)) => assert_eq!(response.status(), 200),
+            _ => panic!("the request was not answered at once"),
+        }
+    };
+    // Warm the lazies (the scratch buffer, the shards) with another token.
+    call(request(&format!("Bearer {first}")));
+    let token_len = headers[0].len() - "Bearer ".len();
+    // Requests are built and dropped inside the count: what stays is the cache's.
+    let info = allocation_counter::measure(|| {
+        for authorization in &headers {
+            call(request(authorization));
+        }
+    });
+    let per_token = info.bytes_current / i64::try_from(TOKENS).unwrap_or(1);
+    println!("verified-token cache: {per_token} bytes per cached token ({token_len}-byte token)");
+    // The token text and the claims dominate; the bound keeps an eye on regressions.
+    assert!(
+        per_token > i64::try_from(token_len).unwrap_or(0),
+        "{per_token}"
+    );
+    assert!(per_token < 4096, "{per_token}");
+}

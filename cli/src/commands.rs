@@ -1,6 +1,7 @@
 //! The commands. Each parses its own options, prints its own `--help`, and returns the
 //! process exit code.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -273,11 +274,13 @@ OPTIONS:
     --claim NAME=JSON   any claim (repeatable; a value that is not JSON is a string)
     --dpop-bound        bind it to the DPoP client key (cnf.jkt)
     --curl URL          print a curl command for URL with the token
+    --count N           N tokens, one per line, each with its own jti (load tests)
     --key-file FILE     where the signing keys are kept
 
 EXAMPLES:
     jwt-auth mint --sub alice --permissions read,write
     jwt-auth mint --expires-in -60 --curl http://127.0.0.1:3000/documents
+    jwt-auth mint --count 10000 > tokens.txt
 ";
 
 pub(crate) fn mint(args: &[String]) -> Outcome {
@@ -297,11 +300,17 @@ pub(crate) fn mint(args: &[String]) -> Outcome {
             "kid",
             "claim",
             "curl",
+            "count",
             "key-file",
             "client-key-file",
         ],
         &["dpop-bound"],
     )?;
+    let count: usize = args
+        .get("count")
+        .unwrap_or("1")
+        .parse()
+        .map_err(|_| Failure::Usage("--count takes a number".into()))?;
     let alg: Algorithm = args
         .get("alg")
         .unwrap_or("RS256")
@@ -347,11 +356,24 @@ pub(crate) fn mint(args: &[String]) -> Outcome {
     if args.flag("dpop-bound") {
         token = token.dpop_bound(&client_key(&args)?);
     }
-    let token = token.sign();
-    match args.get("curl") {
-        Some(url) => println!("curl -i {url} -H 'Authorization: Bearer {token}'"),
-        None => println!("{token}"),
+    // The builder drew one random jti; the others get this run's prefix and a number.
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let run = URL_SAFE_NO_PAD.encode(run.to_le_bytes());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for n in 0..count {
+        let token = if n == 0 {
+            token.sign()
+        } else {
+            token.clone().claim("jti", format!("{run}-{n}")).sign()
+        };
+        match args.get("curl") {
+            Some(url) => writeln!(out, "curl -i {url} -H 'Authorization: Bearer {token}'")?,
+            None => writeln!(out, "{token}")?,
+        }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

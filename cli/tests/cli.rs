@@ -267,6 +267,41 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
         curl.starts_with("curl -i http://127.0.0.1:3000/me -H 'Authorization: Bearer ey"),
         "{curl}"
     );
+    // --count gives tokens one per line, each with its own jti, each accepted.
+    let (code, many, _) = run(
+        &[
+            "mint",
+            "--key-file",
+            keys,
+            "--issuer",
+            &issuer,
+            "--count",
+            "3",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    let many: Vec<&str> = many.lines().collect();
+    assert_eq!(many.len(), 3);
+    let mut jtis = std::collections::HashSet::new();
+    for token in &many {
+        let (code, out, _) = run(&["decode", "--json", token], None).await;
+        assert_eq!(code, 0);
+        let decoded: Value = serde_json::from_str(&out).expect("json");
+        jtis.insert(decoded["payload"]["jti"].to_string());
+        let audience = "https://api.example.com";
+        let args = [
+            "explain",
+            "--issuer",
+            &issuer,
+            "--audience",
+            audience,
+            token,
+        ];
+        assert_eq!(run(&args, None).await.0, 0, "{token}");
+    }
+    assert_eq!(jtis.len(), 3, "{many:?}");
     let (_, expired, _) = run(&["mint", "--key-file", keys, "--expires-in", "-600"], None).await;
     let (code, out, _) = run(&["decode", expired.trim()], None).await;
     assert_eq!(code, 0);
