@@ -307,6 +307,7 @@ impl ConfigError {
 
     /// An error about the field at `path` of a configuration file (and `line`, when
     /// known); the message starts with them.
+    #[cfg(feature = "settings")]
     pub(crate) fn at(
         kind: ConfigErrorKind,
         path: impl Into<String>,

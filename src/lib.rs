@@ -110,6 +110,7 @@ mod resource;
 pub mod response;
 pub mod rules;
 mod service;
+#[cfg(feature = "settings")]
 pub mod settings;
 pub mod state;
 mod step_up;

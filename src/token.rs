@@ -5,7 +5,6 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use cookie::Cookie;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
@@ -214,8 +213,28 @@ fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<BearerToken>, ErrorK
     }))
 }
 
-/// The named cookie, over every `Cookie` header (HTTP/2 sends one per cookie). Parsing
-/// follows the `cookie` crate; other cookies, well formed or not, are not ours to judge.
+/// The `name=value` pairs of a `Cookie` header (RFC 6265 section 5.4 and the leniency of
+/// section 5.2): pairs split at `;`, each trimmed of whitespace, split at its first `=`,
+/// name and value trimmed again; a pair without `=` or with an empty name is skipped.
+/// The value keeps its quotes (see [`unquoted`]).
+fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        let name = name.trim();
+        (!name.is_empty()).then(|| (name, value.trim()))
+    })
+}
+
+/// A cookie value without the double quotes RFC 6265 allows around it.
+fn unquoted(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
+}
+
+/// The named cookie, over every `Cookie` header (HTTP/2 sends one per cookie). Other
+/// cookies, well formed or not, are not ours to judge.
 /// The same name twice is ambiguous and refused like a second `Authorization` header; a
 /// value that is not a `b64token` (quotes around it aside) is malformed; an empty value
 /// is no token.
@@ -225,14 +244,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<BearerToken>, ErrorK
         let Ok(text) = value.to_str() else {
             continue;
         };
-        for cookie in Cookie::split_parse(text).flatten() {
-            if cookie.name() != name {
+        for (cookie_name, value) in cookie_pairs(text) {
+            if cookie_name != name {
                 continue;
             }
             if found.is_some() {
                 return Err(ErrorKind::MalformedCredentials);
             }
-            let token = cookie.value_trimmed();
+            let token = unquoted(value);
             if token.is_empty() {
                 found = Some(None);
                 continue;
@@ -406,6 +425,21 @@ mod tests {
             Ok(None)
         );
         assert_eq!(extract(&s, &[("authorization", "Bearerx a")]), Ok(None));
+    }
+
+    #[test]
+    fn cookie_header_pairs() {
+        let pairs = |h| cookie_pairs(h).collect::<Vec<_>>();
+        assert!(pairs("").is_empty() && pairs(";;").is_empty() && pairs(" ; ").is_empty());
+        assert_eq!(pairs("  name=value  "), [("name", "value")]);
+        assert_eq!(
+            pairs("a=1;  ;b = 2 ;junk; =x;c=d=e"),
+            [("a", "1"), ("b", "2"), ("c", "d=e")]
+        );
+        assert_eq!(pairs("at=\"x.y\""), [("at", "\"x.y\"")]);
+        assert_eq!(unquoted("\"x.y\""), "x.y");
+        assert_eq!(unquoted("\""), "\"");
+        assert_eq!(unquoted("\"\""), "");
     }
 
     #[test]

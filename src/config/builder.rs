@@ -672,6 +672,7 @@ impl JwtAuthConfigBuilder {
 
     /// An in-memory revocation list that a reload carries over (what `revocation = true`
     /// in a settings file asks for).
+    #[cfg(feature = "settings")]
     pub(crate) fn memory_revocation_list(mut self) -> Self {
         self.revocation = Some(Arc::new(crate::state::MemoryRevocationList::default()));
         self.default_revocation = true;
@@ -679,7 +680,7 @@ impl JwtAuthConfigBuilder {
     }
 
     /// The remote options set so far, for settings that change some of them.
-    #[cfg(feature = "remote")]
+    #[cfg(all(feature = "remote", feature = "settings"))]
     pub(crate) fn current_remote_options(&self) -> RemoteOptions {
         self.remote_options.clone()
     }
