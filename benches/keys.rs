@@ -1,6 +1,8 @@
 //! The key store on the request path: `KeyStore::current` while idle and while a refresh
 //! swaps the key set in a loop, and the whole layer: static keys (`ours`), with the
-//! verified-token cache (`ours-cached`), and remote keys, for RS256 and ES256.
+//! verified-token cache (`ours-cached`), and remote keys, for RS256 and ES256; picking a
+//! key by `kid` as the set grows (`keys/lookup`); the cache's hash (`cache/hash`); and
+//! what each optional part adds to a cached request (`features/RS256-cached`).
 //!
 //! Run with `cargo bench --bench keys`. The layer's future is polled once with a no-op
 //! waker and must be ready: the verified request path takes no lock and never awaits.
@@ -274,5 +276,56 @@ fn bench_hash(c: &mut Criterion) {
     println!("token: {} bytes", token.len());
 }
 
-criterion_group!(benches, bench_keys, bench_lookup, bench_hash);
+/// What each optional part of the request path adds, on the cached path (verification
+/// skipped, so the part's own cost shows): `off` has none of them, each other bench
+/// turns one on. Single use cannot run here (a token passes once); `benches/state.rs`
+/// measures its store, and DPoP.
+fn bench_features(c: &mut Criterion) {
+    use tower_jwt_auth::rules::Exemption;
+    use tower_jwt_auth::state::MemoryRevocationList;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let key = TestKey::rsa();
+    let token = common::access_token(&key);
+    let base = || {
+        JwtAuthConfig::builder()
+            .issuer("https://idp.example.com/")
+            .audience("https://api.example.com")
+            .key_set(key.key_set())
+            .cache(CacheOptions::new())
+    };
+    let client = "wLcV3Ot3Yh2T3wgBl2QxtmsD9Pj4k0sJ";
+    let configs = [
+        ("off", base()),
+        ("require-claim", base().require_claim("azp", client)),
+        ("allowed-clients", base().allowed_clients([client])),
+        (
+            "exemption-miss",
+            base().exempt(Exemption::prefix("/public/")),
+        ),
+        ("forward-claim", base().forward_claim("sub", "x-jwt-sub")),
+        (
+            "revocation-memory",
+            base().revocation_list(MemoryRevocationList::default()),
+        ),
+    ];
+    let mut group = c.benchmark_group("features/RS256-cached");
+    for (name, builder) in configs {
+        bench_layer(
+            &mut group,
+            name,
+            builder.build().expect("config"),
+            &token,
+            &runtime,
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_keys,
+    bench_lookup,
+    bench_hash,
+    bench_features
+);
 criterion_main!(benches);
