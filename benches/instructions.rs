@@ -2,7 +2,8 @@
 //! (`scripts/instructions.sh`): instruction counts do not drift with machine noise.
 //!
 //! Usage: `instructions <alg> <iterations>`, alg one of RS256, ES256, EdDSA, HS256,
-//! `floor` (bare aws-lc-rs RS256 check with a parsed key), or the whole layer around a
+//! `floor` (bare aws-lc-rs RS256 check with a parsed key; `floor-ES256`, `floor-EdDSA`
+//! for the others), or the whole layer around a
 //! no-op service with RS256: `layer`, `layer-cached`, and `no-auth` (the same service
 //! and requests without the layer, so its cost can be subtracted). Keys and tokens are made
 //! before the loop; the script subtracts two runs to cancel that setup. The RSA key is a
@@ -16,7 +17,7 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents};
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Request, Response};
@@ -31,7 +32,7 @@ fn main() {
         .collect();
     let alg = args.first().map_or("RS256", String::as_str);
     let iterations: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let key = match alg {
+    let key = match alg.trim_start_matches("floor-") {
         "ES256" => TestKey::ec_p256(),
         "EdDSA" => TestKey::ed25519(),
         "HS256" => TestKey::hmac(),
@@ -43,21 +44,8 @@ fn main() {
         }
     };
     let token = common::access_token(&key);
-    if alg == "floor" {
-        let jwk = key.public_jwk();
-        let part = |name: &str| {
-            URL_SAFE_NO_PAD
-                .decode(jwk[name].as_str().unwrap_or_default())
-                .unwrap_or_default()
-        };
-        let (n, e) = (part("n"), part("e"));
-        let Ok(parsed) = (RsaPublicKeyComponents {
-            n: &n[..],
-            e: &e[..],
-        })
-        .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256) else {
-            panic!("key");
-        };
+    if alg.starts_with("floor") {
+        let parsed = floor_key(&key);
         let (input, sig) = token.rsplit_once('.').unwrap_or_default();
         let sig = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
         for _ in 0..iterations {
@@ -83,6 +71,29 @@ fn main() {
     for _ in 0..iterations {
         assert!(black_box(verifier.verify::<StandardClaims>(black_box(&token))).is_ok());
     }
+}
+
+/// The public key of `key`, parsed by aws-lc-rs as a floor check uses it.
+fn floor_key(key: &TestKey) -> ParsedPublicKey {
+    let jwk = key.public_jwk();
+    let part = |name: &str| {
+        URL_SAFE_NO_PAD
+            .decode(jwk[name].as_str().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let parsed = match jwk["kty"].as_str() {
+        Some("EC") => {
+            let point = [&[4u8][..], &part("x"), &part("y")].concat();
+            ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+        }
+        Some("OKP") => ParsedPublicKey::new(&signature::ED25519, part("x")),
+        _ => RsaPublicKeyComponents {
+            n: &part("n")[..],
+            e: &part("e")[..],
+        }
+        .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256),
+    };
+    parsed.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Requests through the layer (or, with `bare`, straight to the service), each polled
