@@ -400,7 +400,7 @@ impl fmt::Debug for Issuer {
 
 impl Issuer {
     /// Whether `aud` (the token's audiences) names one this issuer accepts.
-    pub(crate) fn accepts_audience<'a>(&self, mut aud: impl Iterator<Item = &'a str>) -> bool {
+    pub(crate) fn accepts_audience(&self, aud: &crate::payload::Aud<'_>) -> bool {
         self.audiences.is_empty() || aud.any(|a| self.audiences.iter().any(|ours| **ours == *a))
     }
 }

@@ -22,7 +22,7 @@ use crate::error::ErrorKind;
 #[derive(Default)]
 pub(crate) struct Registered<'de> {
     pub(crate) iss: Option<Text<'de>>,
-    pub(crate) aud: Option<Vec<Text<'de>>>,
+    pub(crate) aud: Option<Aud<'de>>,
     pub(crate) exp: Option<f64>,
     pub(crate) nbf: Option<f64>,
     pub(crate) iat: Option<f64>,
@@ -110,32 +110,52 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// `aud`: one string or an array of strings.
-struct Aud<'a>(Vec<Text<'a>>);
+/// `aud`: one string or an array of strings, kept without allocating: a string as its
+/// text, an array as its raw JSON (checked to hold only strings when seen, read again
+/// when compared).
+pub(crate) enum Aud<'de> {
+    One(Text<'de>),
+    Many(&'de RawValue),
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for Aud<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AudVisitor;
-        impl<'de> Visitor<'de> for AudVisitor {
-            type Value = Aud<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Aud<'de>, E> {
-                Ok(Aud(vec![Text(Cow::Borrowed(v))]))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Aud<'de>, E> {
-                Ok(Aud(vec![Text(Cow::Owned(v.to_owned()))]))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Aud<'de>, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
-                while let Some(one) = seq.next_element::<Text<'de>>()? {
-                    all.push(one);
-                }
-                Ok(Aud(all))
+impl<'de> Aud<'de> {
+    fn parse(raw: &'de RawValue) -> Option<Self> {
+        if raw.get().starts_with('[') {
+            // Every element must be a string: `each` refuses any other.
+            Self::each(raw, |_| {}).ok()?;
+            Some(Self::Many(raw))
+        } else {
+            Text::deserialize(raw).ok().map(Self::One)
+        }
+    }
+
+    /// Whether `accept` holds for at least one audience.
+    pub(crate) fn any(&self, mut accept: impl FnMut(&str) -> bool) -> bool {
+        match self {
+            Self::One(one) => accept(&one.0),
+            Self::Many(raw) => {
+                let mut found = false;
+                Self::each(raw, |aud| found = found || accept(aud)).is_ok() && found
             }
         }
-        d.deserialize_any(AudVisitor)
+    }
+
+    /// Calls `f` on each string of a JSON array; an element of another type is an error.
+    fn each(raw: &'de RawValue, f: impl FnMut(&str)) -> Result<(), serde_json::Error> {
+        struct Each<F>(F);
+        impl<'de, F: FnMut(&str)> Visitor<'de> for Each<F> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of strings")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+                while let Some(one) = seq.next_element::<Text<'de>>()? {
+                    (self.0)(&one.0);
+                }
+                Ok(())
+            }
+        }
+        raw.deserialize_seq(Each(f))
     }
 }
 
@@ -215,7 +235,7 @@ impl<'de> Registered<'de> {
         let parsed = fresh
             && match claim {
                 Claim::Iss => Text::deserialize(raw).map(|t| self.iss = Some(t)).is_ok(),
-                Claim::Aud => Aud::deserialize(raw).map(|a| self.aud = Some(a.0)).is_ok(),
+                Claim::Aud => Aud::parse(raw).map(|a| self.aud = Some(a)).is_some(),
                 Claim::Exp => number(raw).map(|n| self.exp = Some(n)).is_some(),
                 Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
                 Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
@@ -374,7 +394,14 @@ mod tests {
         let payload = br#"{"sub":"a","iss":"i","aud":["x","y"],"exp":10,"nbf":1.5,"iat":2}"#;
         let (_, r) = parse::<IgnoredAny>(payload, true, &[]).expect("parse");
         assert_eq!(r.iss, Some(Text(Cow::Borrowed("i"))));
-        assert_eq!(r.aud.map(|a| a.len()), Some(2));
+        let aud = r.aud.expect("aud");
+        let mut seen = Vec::new();
+        assert!(!aud.any(|a| {
+            seen.push(a.to_owned());
+            false
+        }));
+        assert_eq!(seen, ["x", "y"]);
+        assert!(aud.any(|a| a == "y"));
         assert_eq!((r.exp, r.nbf, r.iat), (Some(10.0), Some(1.5), Some(2.0)));
         assert_eq!(r.names.map(|n| n.len()), Some(6));
 

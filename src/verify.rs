@@ -300,7 +300,7 @@ fn check_claims(
     }
     if !issuer.audiences.is_empty() {
         let aud = claims.aud.as_ref().ok_or(ErrorKind::MissingClaim)?;
-        if !issuer.accepts_audience(aud.iter().map(|a| a.0.as_ref())) {
+        if !issuer.accepts_audience(aud) {
             return Err(ErrorKind::InvalidAudience);
         }
     }
@@ -332,7 +332,7 @@ fn check_introspected(
     }
     if !issuer.audiences.is_empty() {
         match &claims.aud {
-            Some(aud) if !issuer.accepts_audience(aud.iter().map(|a| a.0.as_ref())) => {
+            Some(aud) if !issuer.accepts_audience(aud) => {
                 return Err(ErrorKind::InvalidAudience);
             }
             None if !audience_optional => return Err(ErrorKind::MissingClaim),
