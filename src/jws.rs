@@ -77,8 +77,9 @@ thread_local! {
 
 /// Runs `f` with this thread's scratch buffer for decoded segments: no allocation and
 /// no zeroing per request. A nested call (a claims type that verifies a token while
-/// being deserialized) gets a fresh heap buffer instead. The buffer holds only what
-/// tokens carry in the clear (header, payload, signature), never a secret.
+/// being deserialized) gets a fresh heap buffer instead. The buffer keeps the last
+/// token's decoded segments until the next verification on the thread: a bearer token
+/// can be rebuilt from them, like from the request that carried it (SECURITY.md).
 pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => f(&mut buf[..]),

@@ -310,7 +310,9 @@ pub(crate) fn mint(args: &[String]) -> Outcome {
         .get("count")
         .unwrap_or("1")
         .parse()
-        .map_err(|_| Failure::Usage("--count takes a number".into()))?;
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Failure::Usage("--count takes a positive number".into()))?;
     let alg: Algorithm = args
         .get("alg")
         .unwrap_or("RS256")

@@ -302,6 +302,8 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
         assert_eq!(run(&args, None).await.0, 0, "{token}");
     }
     assert_eq!(jtis.len(), 3, "{many:?}");
+    let (code, _, err) = run(&["mint", "--key-file", keys, "--count", "0"], None).await;
+    assert_eq!(code, 2, "{err}");
     let (_, expired, _) = run(&["mint", "--key-file", keys, "--expires-in", "-600"], None).await;
     let (code, out, _) = run(&["decode", expired.trim()], None).await;
     assert_eq!(code, 0);
