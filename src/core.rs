@@ -6,6 +6,7 @@
 //! 3. the issuer, by the token's `iss` when several are trusted;
 //! 4. that issuer's current keys (none yet: wait for the first load);
 //! 5. the verified-token cache, then verification (an unknown `kid`: wait for a refetch);
+//!    then the layer's typed validator, on every token, cached or not;
 //! 6. the token's binding (DPoP proof, client certificate), then the layer-wide
 //!    permissions;
 //! 7. the state step: revocation, and single use when every token is single use.
@@ -110,11 +111,16 @@ impl TokenText for &str {
     }
 }
 
+/// A check over the typed claims of a verified token
+/// ([`JwtAuthLayer::validate`](crate::JwtAuthLayer::validate)).
+pub(crate) type Validator<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
+
 /// A wait, and what to finish with once it is over.
 pub(crate) struct Pending<C, T> {
     issuer: Arc<Issuer>,
     token: T,
     presented: Option<Box<Presented>>,
+    validator: Option<Validator<C>>,
     wait: Wait<C>,
 }
 
@@ -152,26 +158,29 @@ impl<C, T> Admitted<C, T> {
                 issuer,
                 token,
                 presented: None,
+                validator: None,
                 wait: Wait::State { verified, check },
             }),
         }
     }
 }
 
-/// Steps 1 to 7 for a request's head; `presented` is what it shows for a bound token.
+/// Steps 1 to 7 for a request's head; `presented` is what it shows for a bound token,
+/// `validator` the layer's check over the typed claims.
 pub(crate) fn authenticate<C>(
     policy: &Policy,
     headers: &HeaderMap,
     uri: &Uri,
     optional: bool,
     presented: Option<Presented>,
+    validator: Option<&Validator<C>>,
 ) -> Step<C, BearerToken>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let dpop = policy.binding.reads_dpop();
     match policy.token.source.extract(headers, uri, dpop) {
-        Ok(Some(token)) => authenticate_token(policy, token, presented),
+        Ok(Some(token)) => authenticate_token(policy, token, presented, validator),
         Ok(None) if optional => Step::Done(Outcome::Anonymous),
         Ok(None) => Step::Done(Outcome::Rejected(ErrorKind::MissingToken)),
         Err(kind) => Step::Done(Outcome::Rejected(kind)),
@@ -183,6 +192,7 @@ pub(crate) fn authenticate_token<C, T>(
     policy: &Policy,
     token: T,
     presented: Option<Presented>,
+    validator: Option<&Validator<C>>,
 ) -> Step<C, T>
 where
     C: DeserializeOwned + Send + Sync + 'static,
@@ -196,7 +206,7 @@ where
     if let Some(introspector) = &policy.introspection
         && introspector.takes(text)
     {
-        return introspect(policy, introspector, token, presented);
+        return introspect(policy, introspector, token, presented, validator);
     }
     let issuer = match issuer_for(&policy.issuers, text) {
         Ok(issuer) => Arc::clone(issuer),
@@ -208,6 +218,7 @@ where
             issuer,
             token,
             presented: presented.map(Box::new),
+            validator: validator.cloned(),
             wait: Wait::Keys {
                 keys,
                 missing: ErrorKind::KeysUnavailable,
@@ -215,7 +226,15 @@ where
         });
     };
     match timed_verify::<C>(policy, &issuer, &keys, text) {
-        Ok(verified) => admit(policy, verified, issuer, token, presented.as_ref()).into_step(),
+        Ok(verified) => admit(
+            policy,
+            verified,
+            issuer,
+            token,
+            presented.as_ref(),
+            validator,
+        )
+        .into_step(),
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
                 // The store is signalled here, before anything awaits.
@@ -224,6 +243,7 @@ where
                     issuer,
                     token,
                     presented: presented.map(Box::new),
+                    validator: validator.cloned(),
                     wait: Wait::Keys {
                         keys,
                         missing: ErrorKind::UnknownKey,
@@ -246,8 +266,11 @@ impl<C, T: TokenText> Pending<C, T> {
             issuer,
             token,
             presented,
+            validator,
             wait,
         } = self;
+        let validator = validator.as_ref();
+        let presented = presented.as_deref();
         match wait {
             Wait::Keys { keys, missing } => {
                 let Some(keys) = keys.await else {
@@ -255,7 +278,7 @@ impl<C, T: TokenText> Pending<C, T> {
                 };
                 match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
                     Ok(verified) => {
-                        admitted(policy, verified, issuer, token, presented.as_deref()).await
+                        admitted(policy, verified, issuer, token, presented, validator).await
                     }
                     Err(kind) => Outcome::Rejected(kind),
                 }
@@ -286,7 +309,7 @@ impl<C, T: TokenText> Pending<C, T> {
                                     &verified,
                                     now,
                                 );
-                                admitted(policy, verified, issuer, token, presented.as_deref())
+                                admitted(policy, verified, issuer, token, presented, validator)
                                     .await
                             }
                             Err(kind) => {
@@ -337,8 +360,9 @@ async fn admitted<C, T: TokenText>(
     issuer: Arc<Issuer>,
     token: T,
     presented: Option<&Presented>,
+    validator: Option<&Validator<C>>,
 ) -> Outcome<C, T> {
-    match admit(policy, verified, issuer, token, presented) {
+    match admit(policy, verified, issuer, token, presented, validator) {
         Admitted::Done(outcome) => outcome,
         Admitted::Check(verified, issuer, token, check) => {
             checked(check.await, verified, issuer, token)
@@ -360,6 +384,7 @@ fn introspect<C, T>(
     introspector: &Arc<introspector::Introspector>,
     token: T,
     presented: Option<Presented>,
+    validator: Option<&Validator<C>>,
 ) -> Step<C, T>
 where
     C: DeserializeOwned + Send + Sync + 'static,
@@ -373,7 +398,15 @@ where
         telemetry::count_cache(true);
         let issuer = Arc::clone(&introspector.issuer);
         return match hit {
-            Ok(verified) => admit(policy, verified, issuer, token, presented.as_ref()).into_step(),
+            Ok(verified) => admit(
+                policy,
+                verified,
+                issuer,
+                token,
+                presented.as_ref(),
+                validator,
+            )
+            .into_step(),
             Err(kind) => Step::Done(Outcome::Rejected(kind)),
         };
     }
@@ -389,6 +422,7 @@ where
         issuer: Arc::clone(&introspector.issuer),
         token,
         presented: presented.map(Box::new),
+        validator: validator.cloned(),
         wait: Wait::Introspect { answer, digest },
     })
 }
@@ -422,15 +456,23 @@ fn missing_keys<C, T>(missing: ErrorKind, issuer: &Issuer) -> Outcome<C, T> {
     }
 }
 
-/// Step 6, the layer-wide permissions and the token's binding, then step 7 as far as it
-/// goes without waiting.
+/// The typed validator (the end of step 5), step 6, the token's binding and the
+/// layer-wide permissions, then step 7 as far as it goes without waiting.
 fn admit<C, T: TokenText>(
     policy: &Policy,
     verified: Verified<C>,
     issuer: Arc<Issuer>,
     token: T,
     presented: Option<&Presented>,
+    validator: Option<&Validator<C>>,
 ) -> Admitted<C, T> {
+    // Before the state step: a token the application refuses is neither spent nor
+    // looked up.
+    if let Some(validate) = validator
+        && !validate(&verified.claims)
+    {
+        return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
+    }
     // The binding first: a bound token without its proof is not the caller's, and must
     // not learn what it may do (a 403 would say it is valid).
     let proof = if verified.binding.is_none() && !policy.binding.is_active() {

@@ -7,8 +7,9 @@ use tower_layer::Layer;
 
 use crate::claims::StandardClaims;
 use crate::config::JwtAuthConfig;
+use crate::core::Validator;
 use crate::reload::{PolicySource, ReloadHandle};
-use crate::service::{JwtAuth, Validator};
+use crate::service::JwtAuth;
 use crate::verifier::Verifier;
 
 /// Authenticates every request with a JWT access token.
@@ -95,9 +96,10 @@ impl<C> JwtAuthLayer<C> {
     /// `false` refuses the request with 401 `invalid_token` ("claim not accepted").
     /// Checks that need no type belong on the configuration
     /// ([`require_claim`](crate::JwtAuthConfigBuilder::require_claim) and its kin).
-    /// It runs after the layer's state step: with
-    /// [`single_use_tokens`](crate::JwtAuthConfigBuilder::single_use_tokens) a token it
-    /// refuses is spent all the same (use a claim rule for checks that must come first).
+    /// It runs right after verification, before the token's binding, the layer-wide
+    /// permissions and the state step: a token it refuses is neither looked up in the
+    /// revocation list nor spent by
+    /// [`single_use_tokens`](crate::JwtAuthConfigBuilder::single_use_tokens).
     ///
     /// ```
     /// # use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};

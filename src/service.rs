@@ -17,8 +17,7 @@ use crate::authentication::Authentication;
 use crate::binding::Miswired;
 use crate::body::ResponseBody;
 use crate::context::AuthContext;
-use crate::core::{self, Outcome, Step};
-use crate::error::ErrorKind;
+use crate::core::{self, Outcome, Step, Validator};
 use crate::future::ResponseFuture;
 use crate::log::LogKid;
 use crate::policy::Policy;
@@ -38,9 +37,6 @@ pub struct JwtAuth<S, C> {
     validator: Option<Validator<C>>,
     _claims: PhantomData<fn() -> C>,
 }
-
-/// A check over the typed claims of a verified token.
-pub(crate) type Validator<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 
 impl<S, C: 'static> JwtAuth<S, C> {
     pub(crate) fn new(
@@ -152,33 +148,18 @@ fn miswired(message: &'static str) -> Response<Bytes> {
     response
 }
 
-/// The typed validator's verdict on a verified token.
-fn validated<C>(
-    outcome: Outcome<C, BearerToken>,
-    validator: Option<&Validator<C>>,
-) -> Outcome<C, BearerToken> {
-    match (outcome, validator) {
-        (Outcome::Authenticated(verified, ..), Some(validate)) if !validate(&verified.claims) => {
-            Outcome::Rejected(ErrorKind::ClaimNotAccepted)
-        }
-        (outcome, _) => outcome,
-    }
-}
-
 /// What the core decided, as the request to pass on or the response to send.
 #[allow(clippy::result_large_err)] // the error is the response to send; it is moved once
 fn settle<C, B>(
     outcome: Outcome<C, BearerToken>,
     policy: &Policy,
     context: &AuthContext,
-    validator: Option<&Validator<C>>,
     span: &tracing::Span,
     request: &mut Request<B>,
 ) -> Result<(), Response<Bytes>>
 where
     C: Send + Sync + 'static,
 {
-    let outcome = validated(outcome, validator);
     report(policy, span, &outcome, request);
     let protocol = Protocol::of(request.version(), request.headers());
     match outcome {
@@ -265,12 +246,12 @@ where
             request.uri(),
             optional,
             presented,
+            self.validator.as_ref(),
         );
         match step {
             Step::Done(outcome) => {
-                let validator = self.validator.as_ref();
                 let context = policy.context.for_claims::<C>();
-                let settled = settle(outcome, &policy, &context, validator, &span, &mut request);
+                let settled = settle(outcome, &policy, &context, &span, &mut request);
                 drop(entered);
                 match settled {
                     Ok(()) => ResponseFuture::inner(self.inner.call(request)),
@@ -283,22 +264,12 @@ where
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let policy = Arc::clone(&policy);
                 let context = policy.context.for_claims::<C>();
-                let validator = self.validator.clone();
                 drop(entered);
                 let waiting = span.clone();
                 let auth = Box::pin(
                     async move {
                         let outcome = pending.finish(&policy).await;
-                        let validator = validator.as_ref();
-                        settle(
-                            outcome,
-                            &policy,
-                            &context,
-                            validator,
-                            &waiting,
-                            &mut request,
-                        )
-                        .map(|()| request)
+                        settle(outcome, &policy, &context, &waiting, &mut request).map(|()| request)
                     }
                     .instrument(span),
                 );

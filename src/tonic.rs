@@ -255,6 +255,7 @@ where
             &Uri::default(),
             false,
             None,
+            None,
         ) {
             Step::Done(outcome) => outcome,
             Step::Wait(pending) => pending.give_up(),

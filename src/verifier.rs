@@ -87,7 +87,8 @@ impl Verifier {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        let outcome = match core::authenticate_token::<C, _>(&self.config.policy, token, None) {
+        let outcome = match core::authenticate_token::<C, _>(&self.config.policy, token, None, None)
+        {
             Step::Done(outcome) => outcome,
             Step::Wait(pending) => pending.give_up(),
         };
@@ -105,7 +106,7 @@ impl Verifier {
         C: DeserializeOwned + Send + Sync + 'static,
     {
         let policy = &self.config.policy;
-        let outcome = match core::authenticate_token::<C, _>(policy, token, None) {
+        let outcome = match core::authenticate_token::<C, _>(policy, token, None, None) {
             Step::Done(outcome) => outcome,
             Step::Wait(pending) => pending.finish(policy).await,
         };

@@ -8,6 +8,8 @@ mod support;
 #[path = "../examples/tonic_server.rs"]
 mod tonic_server;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -178,6 +180,38 @@ async fn the_typed_validator_runs_on_every_request_cached_or_not() {
             .await
             .assert_invalid_token("claim not accepted");
     }
+}
+
+#[tokio::test]
+async fn a_token_the_typed_validator_refuses_is_not_spent() {
+    #[derive(Debug, Clone, serde::Deserialize)]
+    struct OrgClaims {
+        org: String,
+    }
+    async fn org(Claims(claims): Claims<OrgClaims>) -> String {
+        claims.org.clone()
+    }
+    // The application's verdict changes between requests (an organisation onboarded in
+    // the meantime); a refused single-use token must still be usable afterwards.
+    let onboarded = Arc::new(AtomicBool::new(false));
+    let open = Arc::clone(&onboarded);
+    let cfg = config().single_use_tokens(true).build().expect("config");
+    let layer =
+        JwtAuthLayer::with_claims::<OrgClaims>(cfg).validate(move |_| open.load(Ordering::SeqCst));
+    let server = Server::start_router(Router::new().route("/", get(org)).layer(layer)).await;
+    let once = token(ec_key()).claim("org", "org_1").sign();
+    server
+        .bearer(&once)
+        .await
+        .assert_invalid_token("claim not accepted");
+    onboarded.store(true, Ordering::SeqCst);
+    let answer = server.bearer(&once).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "org_1");
+    server
+        .bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
 }
 
 #[tokio::test]
