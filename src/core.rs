@@ -225,16 +225,9 @@ where
             },
         });
     };
+    let shown = presented.as_ref();
     match timed_verify::<C>(policy, &issuer, &keys, text) {
-        Ok(verified) => admit(
-            policy,
-            verified,
-            issuer,
-            token,
-            presented.as_ref(),
-            validator,
-        )
-        .into_step(),
+        Ok(verified) => admit(policy, verified, issuer, token, shown, validator).into_step(),
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
                 // The store is signalled here, before anything awaits.
@@ -397,16 +390,9 @@ where
     if let Some(hit) = verify::cached::<C>(policy, cache, text, cache.key(text), generation, now) {
         telemetry::count_cache(true);
         let issuer = Arc::clone(&introspector.issuer);
+        let shown = presented.as_ref();
         return match hit {
-            Ok(verified) => admit(
-                policy,
-                verified,
-                issuer,
-                token,
-                presented.as_ref(),
-                validator,
-            )
-            .into_step(),
+            Ok(verified) => admit(policy, verified, issuer, token, shown, validator).into_step(),
             Err(kind) => Step::Done(Outcome::Rejected(kind)),
         };
     }
