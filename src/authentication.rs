@@ -2,6 +2,7 @@
 //! plain tower services read the caller from it.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -10,6 +11,7 @@ use crate::issuer::Issuer;
 use crate::permission::Permissions;
 use crate::token::BearerToken;
 use crate::tracking::Tracked;
+use crate::verify::Verified;
 
 /// What [`JwtAuthLayer`](crate::JwtAuthLayer) puts into every request it lets through:
 /// one extension, two reference counts to clone. For a verified token it holds the claims
@@ -44,6 +46,8 @@ struct Principal {
     tracked: Option<Arc<Tracked>>,
     token: BearerToken,
     issuer: Arc<Issuer>,
+    /// An introspected token's verified answer (a JWT's payload is in the token).
+    payload: Option<Arc<[u8]>>,
 }
 
 impl Authentication {
@@ -56,22 +60,21 @@ impl Authentication {
     }
 
     /// A request with a verified token.
-    pub(crate) fn verified(
+    pub(crate) fn verified<C: Send + Sync + 'static>(
         context: AuthContext,
-        claims: Arc<dyn Any + Send + Sync>,
-        permissions: Permissions,
-        tracked: Option<Arc<Tracked>>,
+        verified: Verified<C>,
         token: BearerToken,
         issuer: Arc<Issuer>,
     ) -> Self {
         Self {
             context,
             principal: Some(Arc::new(Principal {
-                claims,
-                permissions,
-                tracked,
+                claims: verified.claims,
+                permissions: verified.permissions,
+                tracked: verified.tracked,
                 token,
                 issuer,
+                payload: verified.payload,
             })),
         }
     }
@@ -113,13 +116,27 @@ impl Authentication {
     }
 
     /// The state step's keys of the verified token: those the layer kept, or read again
-    /// from the token.
+    /// from its payload.
     pub(crate) fn tracked(&self) -> Option<Arc<Tracked>> {
         let principal = self.principal.as_ref()?;
-        match &principal.tracked {
-            Some(tracked) => Some(Arc::clone(tracked)),
-            None => Tracked::from_verified(principal.token.as_str()).map(Arc::new),
+        if let Some(tracked) = &principal.tracked {
+            return Some(Arc::clone(tracked));
         }
+        let payload = self.payload()?;
+        // An introspection answer may leave `iss` out: it is the issuer's.
+        let issuer = principal.issuer.matcher.as_str();
+        Tracked::from_payload(&payload, issuer).map(Arc::new)
+    }
+
+    /// The verified payload, for claims beyond the claims type: an introspected token's
+    /// answer as kept, or a JWT's payload decoded again from the token.
+    pub(crate) fn payload(&self) -> Option<Cow<'_, [u8]>> {
+        let principal = self.principal.as_ref()?;
+        if let Some(payload) = &principal.payload {
+            return Some(Cow::Borrowed(payload));
+        }
+        let segment = principal.token.as_str().split('.').nth(1)?;
+        crate::jws::b64(segment).ok().map(Cow::Owned)
     }
 
     /// The trusted issuer that verified the token, as configured (a tenant template

@@ -166,18 +166,13 @@ where
         Outcome::Authenticated(verified, issuer, token) => {
             if !policy.forwarding.is_empty() {
                 let forwarded = verified.forwarded.as_ref();
+                let payload = verified.payload.as_deref();
+                let headers = request.headers_mut();
                 policy
                     .forwarding
-                    .apply(request.headers_mut(), forwarded, token.as_str());
+                    .apply(headers, forwarded, token.as_str(), payload);
             }
-            let authentication = Authentication::verified(
-                context.clone(),
-                verified.claims,
-                verified.permissions,
-                verified.tracked,
-                token,
-                issuer,
-            );
+            let authentication = Authentication::verified(context.clone(), verified, token, issuer);
             request.extensions_mut().insert(authentication);
             Ok(())
         }

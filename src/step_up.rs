@@ -1,5 +1,6 @@
 //! [`StepUp`]: the guard for routes that need a stronger or more recent login than the
-//! token shows (RFC 9470). It reads the verified token's `acr` and `auth_time`; when
+//! token shows (RFC 9470). It reads the verified token's `acr` and `auth_time` (from an
+//! opaque token's introspection answer, which carries them too); when
 //! they fall short it answers 401 `insufficient_user_authentication` with the
 //! `acr_values` and `max_age` the client should ask the authorization server for.
 
@@ -126,15 +127,8 @@ fn lenient_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>,
 
 impl Rule {
     /// Whether the verified token's payload meets the rule at `now` (Unix seconds).
-    fn is_met(&self, token: &str, now: f64) -> bool {
-        let Some(payload) = token
-            .split('.')
-            .nth(1)
-            .and_then(|p| crate::jws::b64(p).ok())
-        else {
-            return false;
-        };
-        let Ok(claims) = serde_json::from_slice::<Authenticated<'_>>(&payload) else {
+    fn is_met(&self, payload: &[u8], now: f64) -> bool {
+        let Ok(claims) = serde_json::from_slice::<Authenticated<'_>>(payload) else {
             return false;
         };
         if !self.acr.is_empty() {
@@ -198,14 +192,15 @@ where
             return ResponseFuture::rejected(missing_layer());
         };
         let protocol = Protocol::of(request.version(), request.headers());
-        let Some(token) = auth.token() else {
+        if !auth.is_authenticated() {
             telemetry::count_guard_refusal(&[Box::from("step_up")]);
             return ResponseFuture::rejected(
                 auth.context.reject(ErrorKind::MissingToken, protocol),
             );
         };
         let now = unix_seconds(auth.context.state().clock.now());
-        if self.rule.is_met(token.as_str(), now) {
+        let payload = auth.payload();
+        if payload.is_some_and(|payload| self.rule.is_met(&payload, now)) {
             return ResponseFuture::inner(self.inner.call(request));
         }
         telemetry::count_guard_refusal(&[Box::from("step_up")]);

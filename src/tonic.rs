@@ -263,14 +263,8 @@ where
         crate::telemetry::count_request(outcome.label());
         match outcome {
             Outcome::Authenticated(verified, issuer, token) => {
-                let authentication = Authentication::verified(
-                    self.context.clone(),
-                    verified.claims,
-                    verified.permissions,
-                    verified.tracked,
-                    token,
-                    issuer,
-                );
+                let context = self.context.clone();
+                let authentication = Authentication::verified(context, verified, token, issuer);
                 request.extensions_mut().insert(authentication);
                 Ok(request)
             }

@@ -52,8 +52,9 @@ impl Tracked {
     }
 
     /// The keys of a token the layer already verified, read again from its payload (for
-    /// a route guard behind a layer that did not keep them).
-    pub(crate) fn from_verified(token: &str) -> Option<Self> {
+    /// a route guard behind a layer that did not keep them); `issuer` stands in for an
+    /// absent `iss` (an introspection answer may leave it out).
+    pub(crate) fn from_payload(payload: &[u8], issuer: &str) -> Option<Self> {
         #[derive(Deserialize)]
         struct Payload<'a> {
             #[serde(borrow)]
@@ -69,12 +70,10 @@ impl Tracked {
             let raw = <&serde_json::value::RawValue>::deserialize(d)?;
             Ok(Text::deserialize(raw).ok())
         }
-        let payload_b64 = token.split('.').nth(1)?;
-        let payload = crate::jws::b64(payload_b64).ok()?;
-        let claims: Payload<'_> = serde_json::from_slice(&payload).ok()?;
-        let iss = claims.iss?;
+        let claims: Payload<'_> = serde_json::from_slice(payload).ok()?;
+        let iss = claims.iss.as_ref().map_or(issuer, |iss| iss.0.as_ref());
         Some(Self::new(
-            &iss.0,
+            iss,
             claims.jti.as_ref().map(|t| t.0.as_ref()),
             claims.sub.as_ref().map(|t| t.0.as_ref()),
             claims.iat,

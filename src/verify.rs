@@ -47,6 +47,10 @@ pub struct Verified<C> {
     pub(crate) forwarded: Option<Forwarded>,
     /// The token's `cnf`, when it is sender-constrained.
     pub(crate) binding: Option<Arc<Binding>>,
+    /// The verified payload of an introspected token (an introspection answer), for
+    /// readers of claims beyond the claims type (step-up, payload forwarding); a JWT
+    /// carries its own.
+    pub(crate) payload: Option<Arc<[u8]>>,
 }
 
 /// `exp`, `nbf` and `iat` of a verified token.
@@ -104,6 +108,7 @@ where
         tracked: entry.tracked,
         forwarded: entry.forwarded,
         binding: entry.binding,
+        payload: entry.payload,
     }))
 }
 
@@ -128,6 +133,7 @@ pub(crate) fn remember<C>(
         verified.tracked.clone(),
         verified.forwarded.clone(),
         verified.binding.clone(),
+        verified.payload.clone(),
         verified.times,
         now,
         token.len() + verified.payload_len,
@@ -210,14 +216,14 @@ pub(crate) fn accept_payload<C: DeserializeOwned>(
     let rules = &policy.claims;
     let capture = &policy.permissions.capture;
     let (claims, registered) = payload::parse::<C>(payload, !rules.required.is_empty(), capture)?;
-    let (key_issuer, kid) = match origin {
+    let (key_issuer, kid, kept) = match origin {
         Origin::Jwt { key_issuer, kid } => {
             check_claims(rules, issuer, &registered)?;
-            (key_issuer, kid)
+            (key_issuer, kid, None)
         }
         Origin::Introspection { audience_optional } => {
             check_introspected(rules, issuer, &registered, audience_optional)?;
-            (None, None)
+            (None, None, Some(Arc::from(payload)))
         }
     };
     if let Some(template) = key_issuer {
@@ -284,6 +290,7 @@ pub(crate) fn accept_payload<C: DeserializeOwned>(
         tracked,
         forwarded,
         binding: registered.cnf.map(|raw| Arc::new(Binding::parse(raw))),
+        payload: kept,
     })
 }
 

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use support::{Answer, Server, issuer_config};
 use tower_jwt_auth::introspection::{ClientAuth, Introspection, SigningKey};
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
-use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, RequirePermission, StandardClaims};
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, RequirePermission, StandardClaims, StepUp};
 
 async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
     claims.sub.unwrap_or_default()
@@ -69,6 +71,74 @@ async fn an_opaque_token_is_accepted_with_its_permissions_and_cached() {
     let writer_only = issuer.opaque(&issuer.token().scope("write"));
     let refused = server.bearer_at("/read", &writer_only).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+}
+
+/// The forwarded payload header, decoded.
+async fn forwarded_payload(headers: http::HeaderMap) -> String {
+    let header = headers
+        .get("x-jwt-payload")
+        .expect("the payload is forwarded");
+    let payload = URL_SAFE_NO_PAD
+        .decode(header.as_bytes())
+        .expect("base64url");
+    let payload: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+    payload["sub"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn step_up_route_single_use_and_payload_forwarding_read_the_introspection_answer() {
+    let issuer = issuer().await;
+    let config = issuer_config(&issuer)
+        .introspection(basic())
+        .forward_payload("x-jwt-payload")
+        .build()
+        .expect("config");
+    let router = Router::new()
+        .route(
+            "/security",
+            get(whoami).route_layer(StepUp::new().acr(["mfa"]).max_age(Duration::from_secs(300))),
+        )
+        .route(
+            "/redeem",
+            get(whoami).route_layer(RequirePermission("read").single_use()),
+        )
+        .route("/forwarded", get(forwarded_payload))
+        .layer(JwtAuthLayer::new(config));
+    let server = Server::start_router(router).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let strong = issuer.opaque(
+        &issuer
+            .token()
+            .subject("olga")
+            .scope("read")
+            .claim("acr", "mfa")
+            .claim("auth_time", now - 10),
+    );
+    let answer = server.bearer_at("/security", &strong).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "olga");
+    let weak = issuer.opaque(&issuer.token().subject("olga").claim("acr", "pwd"));
+    let refused = server.bearer_at("/security", &weak).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+    let challenge = refused.challenge.as_deref().unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\""),
+        "{challenge}"
+    );
+    // The route's single use keys the token by the answer's `iss` and `jti`.
+    let once = issuer.opaque(&issuer.token().subject("olga").scope("read"));
+    server.bearer_at("/redeem", &once).await.assert_ok();
+    server
+        .bearer_at("/redeem", &once)
+        .await
+        .assert_invalid_token("token already used");
+    // The forwarded payload is the verified answer, base64url-encoded.
+    let forwarded = server.bearer_at("/forwarded", &strong).await;
+    forwarded.assert_ok();
+    assert_eq!(forwarded.body, "olga");
 }
 
 #[tokio::test]

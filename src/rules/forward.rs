@@ -3,8 +3,11 @@
 //! `Authorization` header. Headers of the forwarded names are always removed from the
 //! incoming request first, so a client can never set them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::value::RawValue;
@@ -67,12 +70,14 @@ impl Forwarding {
         }
     }
 
-    /// Sets the forwarded headers of an admitted request.
+    /// Sets the forwarded headers of an admitted request; `payload` is an introspected
+    /// token's verified answer (a JWT's payload is its middle segment).
     pub(crate) fn apply(
         &self,
         headers: &mut HeaderMap,
         forwarded: Option<&Forwarded>,
         token: &str,
+        payload: Option<&[u8]>,
     ) {
         if let Some(forwarded) = forwarded {
             for (name, value) in forwarded.iter() {
@@ -80,9 +85,12 @@ impl Forwarding {
             }
         }
         if let Some(name) = &self.payload {
-            // The token's middle segment is the payload in base64url already.
-            let payload = token.split('.').nth(1).unwrap_or_default();
-            if let Ok(value) = HeaderValue::from_str(payload) {
+            // A JWT's middle segment is its payload in base64url already.
+            let encoded = match payload {
+                Some(payload) => Cow::Owned(URL_SAFE_NO_PAD.encode(payload)),
+                None => Cow::Borrowed(token.split('.').nth(1).unwrap_or_default()),
+            };
+            if let Ok(value) = HeaderValue::from_str(&encoded) {
                 headers.insert(name.clone(), value);
             }
         }
