@@ -6,8 +6,10 @@
 //! (RFC 7519, RFC 8725, RFC 9068), and inserts the typed claims into the request
 //! extensions. Every refusal is an RFC 6750 answer with a precise [`ErrorKind`]: 401 with
 //! a `WWW-Authenticate: Bearer` challenge, 400 `invalid_request` for malformed
-//! credentials. No token a client sends gets a 5xx; the one deliberate 5xx is a 503 with
-//! `Retry-After` while a trusted issuer's keys have never loaded.
+//! credentials. No token a client sends gets a 5xx; the deliberate 5xx are 503s with
+//! `Retry-After`: while a trusted issuer's keys have never loaded, and, when they are
+//! configured, while a token state store (replay, revocation) or the introspection
+//! endpoint does not answer.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -61,6 +63,14 @@
 //! - `axum`: extractors for axum handlers.
 //! - `tonic`: the [`crate::tonic`] module: claims from `tonic::Request`, status
 //!   mapping, an interceptor, `NamedService` for the layers.
+//! - `metrics`: counters, histograms and gauges through the `metrics` facade (bring
+//!   your own exporter).
+//! - `redis`: the shared replay store and revocation list on Redis or Valkey
+//!   (`state::RedisReplayStore`, `state::RedisRevocationList`); implies `remote`.
+//!   `redis-tls` adds `rediss://` URLs (rustls).
+//! - `settings`: declarative configuration (`settings::Settings`) from JSON files and
+//!   `JWT_*` environment variables; `config-toml` and `config-yaml` add TOML and YAML
+//!   files and imply it.
 //!
 //! # Security decisions
 //!
