@@ -94,8 +94,9 @@ pub(crate) struct StateRules {
     /// Whether `revocation` is an in-memory list the configuration asked for by name
     /// (a settings file), carried over by a reload.
     pub(crate) default_revocation: bool,
-    /// The longest a single-use key is kept, for a token without `exp` (an introspected
-    /// one): the configured maximum token lifetime.
+    /// How long a single-use key is kept for a token without `exp` (an introspected
+    /// one): the configured maximum token lifetime. A token with `exp` is kept until
+    /// then, however long that is.
     pub(crate) max_lifetime: Duration,
     pub(crate) failure: StoreFailure,
     /// The claim leeway, added to `exp` for the life of a single-use key.
@@ -259,18 +260,19 @@ impl StateRules {
     }
 
     /// How long a single-use key lives: until the token expires (with the leeway), at
-    /// least one second.
+    /// least one second. A shorter life would let the token work again before it
+    /// expires, so the maximum token lifetime bounds only a token without `exp` (an
+    /// introspected one); an absurd `exp` is kept a century, which stores accept.
     fn ttl(&self, tracked: &Tracked) -> Duration {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        if tracked.exp.is_infinite() {
+            return self.max_lifetime.max(Duration::from_secs(1));
+        }
         let now = unix_seconds(self.clock.now());
         let left = tracked.exp + self.leeway - now;
         Duration::try_from_secs_f64(left)
-            .unwrap_or(if left > 0.0 {
-                Duration::MAX
-            } else {
-                Duration::ZERO
-            })
-            .min(self.max_lifetime)
-            .max(Duration::from_secs(1))
+            .unwrap_or(if left > 0.0 { CENTURY } else { Duration::ZERO })
+            .clamp(Duration::from_secs(1), CENTURY)
     }
 
     fn judge_revocation(

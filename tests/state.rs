@@ -341,6 +341,35 @@ async fn a_revocation_on_one_replica_refuses_the_token_on_both() {
 }
 
 #[tokio::test]
+async fn a_used_token_is_remembered_until_its_exp_even_beyond_the_maximum_lifetime() {
+    let redis = RedisServer::start();
+    let hour = Duration::from_secs(3600);
+    let servers = replicas(&redis, || {
+        config().single_use_tokens(true).max_token_lifetime(hour)
+    })
+    .await;
+    let jti = "week-long";
+    let week = 7 * 24 * 3600;
+    let once = token(ec_key())
+        .claim("jti", jti)
+        .expires_in_secs(week)
+        .sign();
+    servers[0].bearer(&once).await.assert_ok();
+    let key = format!(
+        "test:replay:{}",
+        tower_jwt_auth::state::StateKey::token(ISSUER, jti)
+    );
+    let ttl: i64 = redis.command(&["PTTL", &key]).parse().expect("pttl");
+    // A record kept for the maximum lifetime (1 h) would let the token work again for
+    // the six days after it.
+    assert!(ttl > (week - 120) * 1000, "{ttl}");
+    servers[1]
+        .bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
 async fn a_used_key_expires_from_redis_with_the_token_plus_leeway() {
     let redis = RedisServer::start();
     let leeway = Duration::from_secs(1);

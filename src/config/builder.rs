@@ -687,6 +687,8 @@ impl JwtAuthConfigBuilder {
 
     /// How long a revocation is kept (24 h by default): at least the longest lifetime of
     /// the issuer's access tokens, since the revoking call does not know a token's `exp`.
+    /// It is also how long a single-use token without `exp` (an introspected one) is
+    /// remembered; a token with `exp` is remembered until then, whatever this says.
     pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.max_token_lifetime = lifetime;
         self
