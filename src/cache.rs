@@ -159,23 +159,12 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-/// foldhash seeded from aws-lc's random generator, on top of foldhash's own per-process
-/// seed, so that the hashes of tokens cannot be predicted from outside.
-fn seeded_hasher() -> foldhash::quality::SeedableRandomState {
-    let mut seed = [0u8; 8];
-    // On failure (no entropy at all), foldhash's own random seed still applies.
-    let _ = aws_lc_rs::rand::fill(&mut seed);
-    foldhash::quality::SeedableRandomState::with_seed(
-        u64::from_le_bytes(seed),
-        foldhash::SharedSeed::global_random(),
-    )
-}
-
 impl TokenCache {
     pub(crate) fn new(options: CacheOptions) -> Self {
         Self {
             options,
-            hasher: seeded_hasher(),
+            // So that the hashes of tokens cannot be predicted from outside.
+            hasher: crate::seeded::random_state(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }

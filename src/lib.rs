@@ -119,6 +119,7 @@ mod reload;
 mod resource;
 pub mod response;
 pub mod rules;
+mod seeded;
 mod service;
 #[cfg(feature = "settings")]
 pub mod settings;

@@ -328,7 +328,7 @@ impl StateRules {
             if open {
                 tracing::warn!(
                     %error,
-                    "the token state store does not answer; requests pass without single-use and revocation checks (fail-open) until it does"
+                    "the token state store does not answer; requests pass without revocation, single-use and DPoP proof replay checks (fail-open) until it does"
                 );
             } else {
                 tracing::warn!(

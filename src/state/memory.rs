@@ -1,14 +1,17 @@
 //! The in-process stores: sharded hash maps with an entry bound, for one replica and
 //! for tests.
 //!
-//! Each shard has its own lock, held for one map operation; the key is a uniformly
-//! distributed digest, so its first byte picks the shard. Expired entries are swept from
+//! Each shard has its own lock, held for one map operation. The shard is picked by a
+//! hash seeded per store: keys are digests of what clients choose (a DPoP proof's
+//! `jti`), and an unkeyed pick would let a client aim every key at one shard and fill
+//! it sixteen times sooner. Expired entries are swept from
 //! a shard when its earliest expiry has passed, so the sweep runs only when it frees
 //! something. A shard full of live entries refuses new ones ([`StoreError::Full`]): the
 //! layer then answers as for an unavailable store, never by forgetting a live entry.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ struct Shards<V> {
     shards: Box<[Mutex<Shard<V>>]>,
     per_shard: usize,
     clock: Arc<dyn Clock>,
+    /// Picks a key's shard; seeded per store.
+    picker: foldhash::quality::SeedableRandomState,
 }
 
 impl<V: Copy> Shards<V> {
@@ -45,12 +50,14 @@ impl<V: Copy> Shards<V> {
                 .collect(),
             per_shard: max_entries.div_ceil(SHARDS).max(1),
             clock: Arc::new(SystemClock),
+            picker: crate::seeded::random_state(),
         }
     }
 
     fn shard(&self, key: &StateKey) -> std::sync::MutexGuard<'_, Shard<V>> {
         // A poisoned shard only means a panic elsewhere; the map itself is intact.
-        self.shards[usize::from(key.as_bytes()[0]) % SHARDS]
+        let hash = self.picker.hash_one(key.as_bytes());
+        self.shards[usize::try_from(hash >> 32).unwrap_or_default() % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -298,6 +305,23 @@ mod tests {
         assert!(!now_or_never(store.insert_once(key, ttl)).unwrap());
         clock.advance(Duration::from_secs(11));
         assert!(now_or_never(store.insert_once(key, ttl)).unwrap());
+    }
+
+    #[test]
+    fn keys_chosen_to_share_a_first_byte_still_spread_over_the_shards() {
+        // What a client choosing proof `jti`s could aim at one shard if the digest's
+        // first byte picked it: 400 keys whose digests all start alike.
+        let aimed: Vec<StateKey> = (0..)
+            .map(|i| StateKey::token("iss", &format!("jti-{i}")))
+            .filter(|key| key.as_bytes()[0] % 16 == 0)
+            .take(400)
+            .collect();
+        // 40 per shard: filling one shard would refuse the 41st key.
+        let store = MemoryReplayStore::new(40 * SHARDS);
+        let ttl = Duration::from_secs(60);
+        for key in aimed {
+            assert!(now_or_never(store.insert_once(key, ttl)).unwrap());
+        }
     }
 
     #[test]

@@ -296,7 +296,10 @@ pub enum StoreFailure {
     #[default]
     Closed,
     /// Let the request through without the check; each outage is logged once at WARN and
-    /// every pass is counted (`jwt_auth_store_fail_open_total`).
+    /// every pass is counted (`jwt_auth_store_fail_open_total`). The checks skipped are
+    /// all those the store answers: revocation, single use, and DPoP proof replay (a
+    /// proof captured with its token could then be replayed within the proof window).
+    /// A full in-memory store counts as one that does not answer.
     Open,
 }
 
