@@ -277,10 +277,14 @@ async fn forwarded_claims_reach_the_inner_service_and_spoofed_ones_never_do() {
             .exempt(Exemption::path("/headers").method(Method::GET)),
     )
     .await;
+    // Underscore spellings too: CGI-style gateways (CGI, WSGI, Rack, PHP-FPM) read
+    // `x_jwt_tenant` and `x-jwt-tenant` as one variable.
     let spoof = [
         ("x-jwt-sub", "admin"),
         ("x-jwt-tenant", "other"),
         ("x-jwt-payload", "e30"),
+        ("x_jwt_tenant", "other"),
+        ("x-jwt_sub", "admin"),
     ];
     let t = token(ec_key())
         .subject("zoe")
@@ -302,7 +306,9 @@ async fn forwarded_claims_reach_the_inner_service_and_spoofed_ones_never_do() {
     let plain = token(ec_key()).subject("yan").sign();
     let seen = received(&server, Some(&plain), &spoof).await;
     assert_eq!(seen["x-jwt-sub"], "yan");
-    assert!(seen.get("x-jwt-tenant").is_none(), "{seen}");
+    for name in ["x-jwt-tenant", "x_jwt_tenant", "x-jwt_sub"] {
+        assert!(seen.get(name).is_none(), "{name} in {seen}");
+    }
 
     // Without a token (the route is exempt): nothing forwarded, nothing spoofed.
     let seen = received(&server, None, &spoof).await;

@@ -62,12 +62,28 @@ impl Forwarding {
     /// Removes every forwarded header a client sent; done for every request, whatever
     /// the outcome.
     pub(crate) fn scrub(&self, headers: &mut HeaderMap) {
-        for (name, _) in &self.claims {
+        for name in self.names() {
             headers.remove(name);
         }
-        if let Some(name) = &self.payload {
+        // CGI-style gateways (CGI, WSGI, Rack, PHP-FPM) map `-` and `_` alike, so an
+        // inner service there would read a client's `x_jwt_sub` as `x-jwt-sub`.
+        let spelled: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .filter(|k| self.names().any(|name| same_but_underscores(k, name)))
+            .cloned()
+            .collect();
+        for name in spelled {
             headers.remove(name);
         }
+    }
+
+    /// The names of the forwarded headers.
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.claims
+            .iter()
+            .map(|(name, _)| name)
+            .chain(self.payload.as_ref())
     }
 
     /// Sets the forwarded headers of an admitted request; `payload` is an introspected
@@ -98,4 +114,14 @@ impl Forwarding {
             headers.remove(AUTHORIZATION);
         }
     }
+}
+
+/// Whether `sent` is `name` with some `-` written as `_` (header names are lowercase).
+fn same_but_underscores(sent: &HeaderName, name: &HeaderName) -> bool {
+    let (sent, name) = (sent.as_str().as_bytes(), name.as_str().as_bytes());
+    sent.len() == name.len()
+        && sent
+            .iter()
+            .zip(name)
+            .all(|(s, n)| s == n || (*s == b'_' && *n == b'-'))
 }
