@@ -241,10 +241,11 @@ fn unquoted(value: &str) -> &str {
 fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<BearerToken>, ErrorKind> {
     let mut found = None;
     for value in &headers.get_all(COOKIE) {
-        let Ok(text) = value.to_str() else {
-            continue;
-        };
-        for (cookie_name, value) in cookie_pairs(text) {
+        // Other cookies may carry UTF-8 (browsers send it) or other bytes: the header is
+        // read whole, without allocating when it is UTF-8, so that a token cookie beside
+        // them is still found, and an invalid one still refused.
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for (cookie_name, value) in cookie_pairs(&text) {
             if cookie_name != name {
                 continue;
             }

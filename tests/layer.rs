@@ -241,6 +241,15 @@ async fn cookie_and_custom_header_sources() {
         .get("/", &[("cookie", &format!("theme=dark; at={t}"))])
         .await
         .assert_ok();
+    // Another cookie with UTF-8 in it (browsers send that) hides nothing.
+    server
+        .get("/", &[("cookie", &format!("name=José; at={t}"))])
+        .await
+        .assert_ok();
+    server
+        .get("/", &[("cookie", "name=José; at=not a token")])
+        .await
+        .assert_invalid_request();
     // The same token in two places is ambiguous: 400.
     server
         .get(
