@@ -100,6 +100,13 @@ fn assert_proof_refused(answer: &Answer, case: &str) {
     );
 }
 
+/// A refusal by a DPoP-only resource: one DPoP challenge with `params` before `algs`.
+fn assert_dpop_only(answer: &Answer, params: &str) {
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    let expected = format!("DPoP {params}algs=\"{ALGS}\"");
+    assert_eq!(answer.challenge.as_deref(), Some(expected.as_str()));
+}
+
 fn assert_token_refused(answer: &Answer, description: &str) {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
     assert_eq!(
@@ -250,16 +257,28 @@ async fn bindings_the_layer_cannot_check_are_refused() {
     ok.assert_ok();
     assert_eq!(ok.body, "bearer");
 
-    // `required`: an unbound Bearer token is refused.
+    // `required`: an unbound Bearer token is refused, and the only challenge is DPoP's,
+    // with every parameter (RFC 9449 section 7.1): Bearer would never be accepted.
     let required = start(config(DpopMode::Required)).await;
-    assert_token_refused(
-        &required.bearer_at("/documents", &plain).await,
-        "token binding not satisfied",
+    let refused = required.bearer_at("/documents", &plain).await;
+    assert_dpop_only(
+        &refused,
+        "error=\"invalid_token\", error_description=\"token binding not satisfied\", ",
     );
     let access = bound();
     send(&required, &access, &[proof_for(&access).sign()])
         .await
         .assert_ok();
+    let replayed = proof_for(&access).jti("once").sign();
+    send(&required, &access, std::slice::from_ref(&replayed))
+        .await
+        .assert_ok();
+    let refused = send(&required, &access, &[replayed]).await;
+    assert_dpop_only(
+        &refused,
+        "error=\"invalid_dpop_proof\", error_description=\"invalid DPoP proof\", ",
+    );
+    assert_dpop_only(&required.get("/documents", &[]).await, "");
 
     // DPoP off: a bound token is refused, and the DPoP scheme is no token at all.
     let off = Server::start_router(app(JwtAuthLayer::new(

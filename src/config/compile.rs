@@ -116,6 +116,10 @@ pub(super) fn compile(
         realm: b.realm.clone().map(Into::into),
         resource_metadata: metadata.as_ref().map(|m| m.url().into()),
         dpop_algs: binding.dpop.as_ref().map(|d| Arc::clone(&d.algs)),
+        dpop_only: binding
+            .dpop
+            .as_ref()
+            .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
     };
     if b.max_token_lifetime.is_zero() {
         return Err(ConfigError::new(

@@ -38,8 +38,11 @@ pub(crate) struct ChallengeParams {
     pub(crate) realm: Option<Arc<str>>,
     pub(crate) resource_metadata: Option<Arc<str>>,
     /// With DPoP allowed or required: the proof algorithms, and every challenge carries
-    /// a DPoP challenge after the Bearer one (RFC 9449 section 7.1).
+    /// a DPoP challenge after the Bearer one, or alone (RFC 9449 section 7.1).
     pub(crate) dpop_algs: Option<Arc<str>>,
+    /// With DPoP required: the DPoP challenge is the only one, since a Bearer token is
+    /// always refused, and it carries every parameter (RFC 9449 section 7.1).
+    pub(crate) dpop_only: bool,
 }
 
 impl Rejection {
@@ -159,11 +162,14 @@ impl Rejection {
         if let Some(realm) = &self.challenge.realm {
             params.push(("realm", realm));
         }
-        // A proof failure belongs to the DPoP challenge, not to the Bearer one.
-        let proof_error = matches!(
-            self.error.kind(),
-            ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
-        );
+        // With DPoP required, its challenge is the only one and has every parameter.
+        let dpop_only = self.challenge.dpop_only && self.challenge.dpop_algs.is_some();
+        // Otherwise a proof failure belongs to the DPoP challenge, not to the Bearer one.
+        let proof_error = !dpop_only
+            && matches!(
+                self.error.kind(),
+                ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
+            );
         if let Some(code) = self.error.error_code().filter(|_| !proof_error) {
             params.push(("error", code));
             params.push(("error_description", self.description()));
@@ -180,6 +186,12 @@ impl Rejection {
         }
         if let Some(url) = &self.challenge.resource_metadata {
             params.push(("resource_metadata", url));
+        }
+        if let (true, Some(algs)) = (dpop_only, &self.challenge.dpop_algs) {
+            params.push(("algs", algs));
+            let mut challenge = String::from("DPoP");
+            write_params(&mut challenge, &params);
+            return HeaderValue::from_str(&challenge).ok();
         }
         let mut challenge = String::from("Bearer");
         write_params(&mut challenge, &params);
@@ -336,6 +348,7 @@ mod tests {
             realm: Some(realm.into()),
             resource_metadata: None,
             dpop_algs: None,
+            dpop_only: false,
         }
     }
 
@@ -347,6 +360,7 @@ mod tests {
                 "https://api.example.com/.well-known/oauth-protected-resource".into(),
             ),
             dpop_algs: None,
+            dpop_only: false,
         };
         let r = Rejection::new(ErrorKind::MissingToken, params.clone());
         assert_eq!(
