@@ -142,6 +142,21 @@ async fn step_up_route_single_use_and_payload_forwarding_read_the_introspection_
 }
 
 #[tokio::test]
+async fn a_discovery_document_naming_another_issuer_gives_no_endpoint() {
+    let issuer = issuer().await;
+    let server = start(&issuer, basic()).await;
+    let opaque = issuer.opaque(&issuer.token().subject("olga"));
+    // OIDC Discovery section 4.3: a document for another issuer is not this one's.
+    issuer.set_discovery_issuer(Some("https://elsewhere.example".into()));
+    assert_unavailable(&server.bearer(&opaque).await);
+    assert_eq!(calls(&issuer), 0);
+    issuer.set_discovery_issuer(None);
+    let answer = server.bearer(&opaque).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "olga");
+}
+
+#[tokio::test]
 async fn a_jwt_is_still_verified_locally_without_a_call() {
     let issuer = issuer().await;
     let server = start(&issuer, basic()).await;

@@ -202,12 +202,18 @@ impl Introspector {
                 let this = Arc::clone(self);
                 let token = token.to_owned();
                 runtime.spawn(async move {
+                    // Leaves the map however the call ends, a panic included: a stale
+                    // entry would answer 503 for this token from then on.
+                    let landing = Landing {
+                        introspector: Arc::clone(&this),
+                        digest,
+                    };
                     let answer = this.call(&token).await;
                     if let Answer::Refused(kind) = &answer {
                         this.refuse(digest, *kind);
                     }
                     let _ = sender.send(Some(answer));
-                    lock(&this.flights).remove(&digest);
+                    drop(landing);
                 });
                 receiver
             }
@@ -303,7 +309,7 @@ impl Introspector {
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().starts_with(JWT_ANSWER));
+            .is_some_and(is_signed_answer);
         if self.settings.jwt_response != signed {
             tracing::warn!(issuer = %self.issuer_url, "token introspection answered {} where {} was asked for", if signed { "a signed JWT" } else { "plain JSON" }, if signed { "plain JSON" } else { "a signed JWT" });
             return Answer::Failed;
@@ -344,10 +350,7 @@ impl Introspector {
         let header_json = crate::jws::b64(header_b64).ok()?;
         let header: crate::jws::Header<'_> = crate::jws::json_object(&header_json).ok()?;
         let typ = header.typ.as_ref().map(|t| t.0.as_ref());
-        let typ_ok = typ.is_some_and(|t| {
-            let bare = t.strip_prefix("application/").unwrap_or(t);
-            bare.eq_ignore_ascii_case("token-introspection+jwt")
-        });
+        let typ_ok = typ.is_some_and(is_introspection_typ);
         let alg = crate::algorithm::Algorithm::from_header(&header.alg.0)?;
         if !typ_ok || header.crit || !self.issuer.algorithms.contains(&alg) {
             return None;
@@ -429,6 +432,7 @@ impl Introspector {
     async fn discover(&self) -> Option<String> {
         #[derive(Deserialize)]
         struct Discovery {
+            issuer: String,
             introspection_endpoint: Option<String>,
         }
         let url = format!(
@@ -442,12 +446,46 @@ impl Introspector {
             .send()
             .await
             .ok()?;
+        if !response.status().is_success() {
+            tracing::error!(issuer = %self.issuer_url, status = response.status().as_u16(), "the discovery document for introspection could not be fetched");
+            return None;
+        }
         let body = read_capped(response).await?;
         let document: Discovery = serde_json::from_slice(&body).ok()?;
+        // OIDC Discovery section 4.3: the document must name the issuer it was read for.
+        if document.issuer != self.issuer_url {
+            tracing::error!(issuer = %self.issuer_url, found = %document.issuer, "the discovery document names another issuer; its introspection endpoint is not used");
+            return None;
+        }
         if document.introspection_endpoint.is_none() {
             tracing::error!(issuer = %self.issuer_url, "the discovery document names no introspection_endpoint; configure Introspection::endpoint");
         }
         document.introspection_endpoint
+    }
+}
+
+/// Whether a `Content-Type` is RFC 9701's, parameters aside; media types compare
+/// case-insensitively (RFC 9110 section 8.3.1).
+fn is_signed_answer(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case(JWT_ANSWER)
+}
+
+/// Whether a JWS `typ` names RFC 9701's answer, with or without `application/`, in any
+/// case (RFC 7515 section 4.1.9).
+fn is_introspection_typ(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("token-introspection+jwt") || typ.eq_ignore_ascii_case(JWT_ANSWER)
+}
+
+/// Removes a call from the map of calls in flight when dropped.
+struct Landing {
+    introspector: Arc<Introspector>,
+    digest: [u8; 32],
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        lock(&self.introspector.flights).remove(&self.digest);
     }
 }
 
@@ -521,6 +559,33 @@ mod tests {
         assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
         assert!(!looks_like_jws("a.b.c"));
         assert!(!looks_like_jws("eyJhbGciOiJSUzI1NiJ9.e30"));
+    }
+
+    #[test]
+    fn media_types_compare_without_case_and_parameters() {
+        for signed in [
+            "application/token-introspection+jwt",
+            "Application/Token-Introspection+JWT",
+            " application/token-introspection+jwt; charset=utf-8",
+        ] {
+            assert!(is_signed_answer(signed), "{signed}");
+        }
+        for other in [
+            "application/json",
+            "application/token-introspection+jwtx",
+            "",
+        ] {
+            assert!(!is_signed_answer(other), "{other}");
+        }
+        for typ in [
+            "token-introspection+jwt",
+            "TOKEN-INTROSPECTION+JWT",
+            "Application/token-introspection+jwt",
+        ] {
+            assert!(is_introspection_typ(typ), "{typ}");
+        }
+        assert!(!is_introspection_typ("JWT"));
+        assert!(!is_introspection_typ("text/token-introspection+jwt"));
     }
 
     #[test]
