@@ -464,6 +464,15 @@ async fn signed_answers_are_verified_with_the_issuers_keys() {
         .bearer("not-a-token-it-knows")
         .await
         .assert_invalid_token("token not active");
+    // The authorization server rotates its key: the answer's new `kid` fetches the keys
+    // again instead of failing until the next scheduled refresh.
+    let jwks_before = issuer.requests(Endpoint::Jwks);
+    issuer.rotate();
+    let rotated = issuer.opaque(&issuer.token().subject("new-key"));
+    let answer = server.bearer(&rotated).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "new-key");
+    assert_eq!(issuer.requests(Endpoint::Jwks), jwks_before + 1);
     // Signed by another key under the published key's `kid`: no answer, 503.
     let published = issuer.active_key();
     let impostor = TestKey::rsa_bits(2048).with_kid(published.kid());

@@ -355,9 +355,16 @@ impl Introspector {
         if !typ_ok || header.crit || !self.issuer.algorithms.contains(&alg) {
             return None;
         }
-        let key = keys
-            .select(header.kid.as_ref().map(|k| k.0.as_ref()), alg)
-            .ok()?;
+        let kid = header.kid.as_ref().map(|k| k.0.as_ref());
+        // A key the issuer published since the last refresh: the store's one shared
+        // refetch, as for a token with an unknown `kid`.
+        let keys = match (keys.select(kid, alg).err(), kid) {
+            (Some(ErrorKind::UnknownKey), Some(kid)) => {
+                self.issuer.store.refetch_for_kid(kid).await?
+            }
+            _ => keys,
+        };
+        let key = keys.select(kid, alg).ok()?;
         let signature = crate::jws::b64(signature_b64).ok()?;
         let input = &text.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         if !key.verify(alg, input, &signature) {
