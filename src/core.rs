@@ -6,9 +6,8 @@
 //! 3. the issuer, by the token's `iss` when several are trusted;
 //! 4. that issuer's current keys (none yet: wait for the first load);
 //! 5. the verified-token cache, then verification (an unknown `kid`: wait for a refetch);
-//!    then the layer's typed validator, on every token, cached or not;
-//! 6. the token's binding (DPoP proof, client certificate), then the layer-wide
-//!    permissions;
+//! 6. the token's binding (DPoP proof, client certificate), then the layer's typed
+//!    validator (on every token, cached or not), then the layer-wide permissions;
 //! 7. the state step: revocation, and single use when every token is single use.
 //!
 //! Steps 1 to 7 run synchronously as far as they can. Three waits are asynchronous (the
@@ -442,8 +441,8 @@ fn missing_keys<C, T>(missing: ErrorKind, issuer: &Issuer) -> Outcome<C, T> {
     }
 }
 
-/// The typed validator (the end of step 5), step 6, the token's binding and the
-/// layer-wide permissions, then step 7 as far as it goes without waiting.
+/// Step 6: the token's binding, the typed validator and the layer-wide permissions;
+/// then step 7 as far as it goes without waiting.
 fn admit<C, T: TokenText>(
     policy: &Policy,
     verified: Verified<C>,
@@ -452,15 +451,9 @@ fn admit<C, T: TokenText>(
     presented: Option<&Presented>,
     validator: Option<&Validator<C>>,
 ) -> Admitted<C, T> {
-    // Before the state step: a token the application refuses is neither spent nor
-    // looked up.
-    if let Some(validate) = validator
-        && !validate(&verified.claims)
-    {
-        return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
-    }
     // The binding first: a bound token without its proof is not the caller's, and must
-    // not learn what it may do (a 403 would say it is valid).
+    // not learn what it may do (a 403 would say it is valid) or what the application
+    // thinks of its claims.
     let proof = if verified.binding.is_none() && !policy.binding.is_active() {
         None
     } else {
@@ -476,6 +469,13 @@ fn admit<C, T: TokenText>(
             Err(kind) => return Admitted::Done(Outcome::Rejected(kind)),
         }
     };
+    // Before the state step: a token the application refuses is neither spent nor
+    // looked up.
+    if let Some(validate) = validator
+        && !validate(&verified.claims)
+    {
+        return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
+    }
     if let Some(required) = &policy.permissions.required
         && !required.is_met(&verified.permissions)
     {

@@ -96,9 +96,9 @@ impl<C> JwtAuthLayer<C> {
     /// `false` refuses the request with 401 `invalid_token` ("claim not accepted").
     /// Checks that need no type belong on the configuration
     /// ([`require_claim`](crate::JwtAuthConfigBuilder::require_claim) and its kin).
-    /// It runs right after verification, before the token's binding, the layer-wide
-    /// permissions and the state step: a token it refuses is neither looked up in the
-    /// revocation list nor spent by
+    /// It runs after the token's binding check and before the layer-wide permissions and
+    /// the state step: a token it refuses is neither looked up in the revocation list
+    /// nor spent by
     /// [`single_use_tokens`](crate::JwtAuthConfigBuilder::single_use_tokens).
     ///
     /// ```

@@ -280,6 +280,20 @@ async fn bindings_the_layer_cannot_check_are_refused() {
     );
     assert_dpop_only(&required.get("/documents", &[]).await, "");
 
+    // The binding comes before the application's own check: a bound token without its
+    // proof learns nothing of what the application thinks of its claims.
+    let cfg = config(DpopMode::Allowed).build().expect("config");
+    let picky = Server::start_router(app(JwtAuthLayer::new(cfg).validate(|_| false))).await;
+    assert_token_refused(
+        &picky.bearer_at("/documents", &bound()).await,
+        "token binding not satisfied",
+    );
+    let access = bound();
+    assert_token_refused(
+        &send(&picky, &access, &[proof_for(&access).sign()]).await,
+        "claim not accepted",
+    );
+
     // DPoP off: a bound token is refused, and the DPoP scheme is no token at all.
     let off = Server::start_router(app(JwtAuthLayer::new(
         builder(ec_key().key_set()).build().expect("config"),
