@@ -217,12 +217,20 @@ fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<BearerToken>, ErrorK
 /// section 5.2): pairs split at `;`, each trimmed of whitespace, split at its first `=`,
 /// name and value trimmed again; a pair without `=` or with an empty name is skipped.
 /// The value keeps its quotes (see [`unquoted`]).
+///
+/// Only RFC 6265 whitespace (space, tab) is trimmed: the header may carry other Unicode
+/// (see [`cookie`]), which is never whitespace here.
 fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        let name = name.trim();
-        (!name.is_empty()).then(|| (name, value.trim()))
+        let (name, value) = trim(pair).split_once('=')?;
+        let name = trim(name);
+        (!name.is_empty()).then(|| (name, trim(value)))
     })
+}
+
+/// `text` without RFC 6265 whitespace (space, tab) around it.
+fn trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
 }
 
 /// A cookie value without the double quotes RFC 6265 allows around it.

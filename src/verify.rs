@@ -136,7 +136,8 @@ pub(crate) fn remember<C>(
         verified.payload.clone(),
         verified.times,
         now,
-        token.len() + verified.payload_len,
+        // A kept introspection answer is held twice: parsed, and as it came.
+        token.len() + verified.payload_len + verified.payload.as_ref().map_or(0, |p| p.len()),
     );
 }
 

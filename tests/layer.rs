@@ -250,6 +250,12 @@ async fn cookie_and_custom_header_sources() {
         .get("/", &[("cookie", "name=José; at=not a token")])
         .await
         .assert_invalid_request();
+    // Only space and tab are whitespace between cookies (RFC 6265): a no-break space
+    // makes another name.
+    server
+        .get("/", &[("cookie", &format!("name=José;\u{a0}at={t}"))])
+        .await
+        .assert_no_token();
     // The same token in two places is ambiguous: 400.
     server
         .get(

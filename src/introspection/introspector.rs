@@ -190,8 +190,8 @@ impl Introspector {
             return Box::pin(std::future::ready(Answer::Failed));
         };
         let mut flights = lock(&self.flights);
-        let mut receiver = match flights.get(&digest) {
-            Some(receiver) => receiver.clone(),
+        let (mut receiver, sender) = match flights.get(&digest) {
+            Some(receiver) => (receiver.clone(), None),
             None if flights.len() >= self.settings.max_in_flight => {
                 tracing::warn!(issuer = %self.issuer_url, "too many introspection calls at once; request refused with 503");
                 return Box::pin(std::future::ready(Answer::Failed));
@@ -199,26 +199,30 @@ impl Introspector {
             None => {
                 let (sender, receiver) = watch::channel(None);
                 flights.insert(digest, receiver.clone());
-                let this = Arc::clone(self);
-                let token = token.to_owned();
-                runtime.spawn(async move {
-                    // Leaves the map however the call ends, a panic included: a stale
-                    // entry would answer 503 for this token from then on.
-                    let landing = Landing {
-                        introspector: Arc::clone(&this),
-                        digest,
-                    };
-                    let answer = this.call(&token).await;
-                    if let Answer::Refused(kind) = &answer {
-                        this.refuse(digest, *kind);
-                    }
-                    let _ = sender.send(Some(answer));
-                    drop(landing);
-                });
-                receiver
+                (receiver, Some(sender))
             }
         };
+        // Released before spawning: a runtime that is shutting down drops the task on
+        // this thread, and its guard takes the lock.
         drop(flights);
+        if let Some(sender) = sender {
+            // Leaves the map however the call ends, a panic or a task dropped unpolled
+            // included: a stale entry would answer 503 for this token from then on.
+            let landing = Landing {
+                introspector: Arc::clone(self),
+                digest,
+            };
+            let this = Arc::clone(self);
+            let token = token.to_owned();
+            runtime.spawn(async move {
+                let answer = this.call(&token).await;
+                if let Answer::Refused(kind) = &answer {
+                    this.refuse(digest, *kind);
+                }
+                let _ = sender.send(Some(answer));
+                drop(landing);
+            });
+        }
         Box::pin(async move {
             match receiver.wait_for(Option::is_some).await {
                 Ok(answer) => answer.clone().unwrap_or(Answer::Failed),

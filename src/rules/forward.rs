@@ -66,11 +66,11 @@ impl Forwarding {
             headers.remove(name);
         }
         // CGI-style gateways (CGI, WSGI, Rack, PHP-FPM) map `-` and `_` alike, so an
-        // inner service there would read a client's `x_jwt_sub` as `x-jwt-sub`.
+        // inner service there would read a client's `x_jwt_sub` as `x-jwt-sub` (and
+        // `x-user` as a configured `x_user`).
         let spelled: Vec<HeaderName> = headers
             .keys()
-            .filter(|k| k.as_str().contains('_'))
-            .filter(|k| self.names().any(|name| same_but_underscores(k, name)))
+            .filter(|k| self.names().any(|name| same_but_separators(k, name)))
             .cloned()
             .collect();
         for name in spelled {
@@ -116,12 +116,25 @@ impl Forwarding {
     }
 }
 
-/// Whether `sent` is `name` with some `-` written as `_` (header names are lowercase).
-fn same_but_underscores(sent: &HeaderName, name: &HeaderName) -> bool {
+/// Whether `sent` and `name` are the same once `_` and `-` are read alike (header names
+/// are lowercase).
+fn same_but_separators(sent: &HeaderName, name: &HeaderName) -> bool {
+    let fold = |b: &u8| if *b == b'_' { b'-' } else { *b };
     let (sent, name) = (sent.as_str().as_bytes(), name.as_str().as_bytes());
-    sent.len() == name.len()
-        && sent
-            .iter()
-            .zip(name)
-            .all(|(s, n)| s == n || (*s == b'_' && *n == b'-'))
+    sent.len() == name.len() && sent.iter().map(fold).eq(name.iter().map(fold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashes_and_underscores_are_read_alike_both_ways() {
+        let name = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("name");
+        assert!(same_but_separators(&name("x_jwt_sub"), &name("x-jwt-sub")));
+        assert!(same_but_separators(&name("x-jwt_sub"), &name("x-jwt-sub")));
+        assert!(same_but_separators(&name("x-user"), &name("x_user")));
+        assert!(!same_but_separators(&name("x-jwt-su"), &name("x-jwt-sub")));
+        assert!(!same_but_separators(&name("x.jwt.sub"), &name("x-jwt-sub")));
+    }
 }

@@ -316,8 +316,9 @@ mod tests {
             .filter(|key| key.as_bytes()[0] % 16 == 0)
             .take(400)
             .collect();
-        // 40 per shard: filling one shard would refuse the 41st key.
-        let store = MemoryReplayStore::new(40 * SHARDS);
+        // 100 per shard: aimed at one shard, the 101st key would be refused; spread at
+        // random, 400 keys put more than 100 in a shard with odds below 1e-30.
+        let store = MemoryReplayStore::new(100 * SHARDS);
         let ttl = Duration::from_secs(60);
         for key in aimed {
             assert!(now_or_never(store.insert_once(key, ttl)).unwrap());
