@@ -87,7 +87,7 @@ impl AuthContext {
         protocol: Protocol,
     ) -> Response<Bytes> {
         let rejection = Rejection::step_up(self.inner.challenge.clone(), acr_values, max_age);
-        render(&*self.inner.responder, &rejection, protocol)
+        render(&*self.inner.responder, rejection, protocol)
     }
 
     /// The state step's rules, for a route guard's single-use check.
@@ -124,7 +124,7 @@ impl AuthContext {
                 rejection = rejection.with_dpop_nonce(nonce);
             }
         }
-        render(&*self.inner.responder, &rejection, protocol)
+        render(&*self.inner.responder, rejection, protocol)
     }
 
     /// The 503 while an issuer's keys have never loaded or a token state store does not
@@ -136,7 +136,7 @@ impl AuthContext {
         protocol: Protocol,
     ) -> Response<Bytes> {
         let rejection = Rejection::new(kind, self.inner.challenge.clone()).with_retry_after(after);
-        render(&*self.inner.responder, &rejection, protocol)
+        render(&*self.inner.responder, rejection, protocol)
     }
 
     /// The 403 for a guard whose requirement is not met. The `scope` it names is what the
@@ -162,7 +162,7 @@ impl AuthContext {
         }
         let rejection =
             Rejection::insufficient(self.inner.challenge.clone(), names, requirement.is_any_of());
-        render(&*self.inner.responder, &rejection, protocol)
+        render(&*self.inner.responder, rejection, protocol)
     }
 }
 

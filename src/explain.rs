@@ -154,7 +154,7 @@ impl Explanation {
         let (status, www_authenticate) = match error {
             None => (200, None),
             Some(kind) => {
-                let response = policy.context.reject(kind, Protocol::Http);
+                let response = policy.context.reject(kind, Protocol::HTTP);
                 let challenge = response
                     .headers()
                     .get(WWW_AUTHENTICATE)

@@ -100,6 +100,16 @@ fn assert_proof_refused(answer: &Answer, case: &str) {
     );
 }
 
+/// A token refused on a request that used the DPoP scheme: the error is in the DPoP
+/// challenge, which a DPoP client reads (RFC 9449 section 7.1).
+fn assert_dpop_token_refused(answer: &Answer, description: &str) {
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    let expected = format!(
+        "Bearer, DPoP error=\"invalid_token\", error_description=\"{description}\", algs=\"{ALGS}\""
+    );
+    assert_eq!(answer.challenge.as_deref(), Some(expected.as_str()));
+}
+
 /// A refusal by a DPoP-only resource: one DPoP challenge with `params` before `algs`.
 fn assert_dpop_only(answer: &Answer, params: &str) {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
@@ -242,7 +252,7 @@ async fn bindings_the_layer_cannot_check_are_refused() {
     );
     // An unbound token sent with the DPoP scheme.
     let plain = token(ec_key()).sign();
-    assert_token_refused(
+    assert_dpop_token_refused(
         &send(&allowed, &plain, &[proof_for(&plain).sign()]).await,
         "token binding not satisfied",
     );
@@ -289,7 +299,7 @@ async fn bindings_the_layer_cannot_check_are_refused() {
         "token binding not satisfied",
     );
     let access = bound();
-    assert_token_refused(
+    assert_dpop_token_refused(
         &send(&picky, &access, &[proof_for(&access).sign()]).await,
         "claim not accepted",
     );
@@ -642,4 +652,13 @@ async fn a_bound_token_without_its_proof_gets_401_not_a_403_that_says_it_is_vali
     let server = start(config(DpopMode::Allowed).require_permissions(["admin"])).await;
     let refused = server.bearer_at("/documents", &bound()).await;
     assert_token_refused(&refused, "token binding not satisfied");
+    // With its proof, the token is the caller's: 403, with the error and the scope in
+    // the DPoP challenge since the request used that scheme.
+    let access = bound();
+    let forbidden = send(&server, &access, &[proof_for(&access).sign()]).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{forbidden:?}");
+    let expected = format!(
+        "Bearer, DPoP error=\"insufficient_scope\", error_description=\"insufficient permission\", scope=\"admin\", algs=\"{ALGS}\""
+    );
+    assert_eq!(forbidden.challenge.as_deref(), Some(expected.as_str()));
 }

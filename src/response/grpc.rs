@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 
 use super::{ErrorResponder, Rejection};
@@ -56,23 +56,38 @@ impl Rejection {
     }
 }
 
-/// Whether a request is gRPC: it arrives over HTTP/2 with a content type starting with
-/// `application/grpc`. gRPC clients read `grpc-status`, not the HTTP status, so
-/// rejections take another form; any other request, an HTTP/1.1 one that merely carries
-/// a gRPC content type included, gets an HTTP answer from the configured responder.
+/// How a refusal answers the request it refuses.
+///
+/// In gRPC form when the request is gRPC: it arrives over HTTP/2 with a content type
+/// starting with `application/grpc`. gRPC clients read `grpc-status`, not the HTTP
+/// status; any other request, an HTTP/1.1 one that merely carries a gRPC content type
+/// included, gets an HTTP answer from the configured responder. And with the error in
+/// the DPoP challenge when the request used the DPoP scheme (RFC 9449 section 7.1): a
+/// DPoP client reads that challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    Http,
-    Grpc,
+pub(crate) struct Protocol {
+    grpc: bool,
+    dpop_scheme: bool,
 }
 
 impl Protocol {
+    /// A plain HTTP request with no DPoP scheme.
+    pub(crate) const HTTP: Self = Self {
+        grpc: false,
+        dpop_scheme: false,
+    };
+
     pub(crate) fn of(version: http::Version, headers: &http::HeaderMap) -> Self {
         let grpc = version == http::Version::HTTP_2
             && headers
                 .get(CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if grpc { Self::Grpc } else { Self::Http }
+        let dpop_scheme = headers.get(AUTHORIZATION).is_some_and(|v| {
+            v.as_bytes()
+                .get(..5)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "))
+        });
+        Self { grpc, dpop_scheme }
     }
 }
 
@@ -80,12 +95,14 @@ impl Protocol {
 /// for gRPC (the responder's body would mean nothing to a gRPC client).
 pub(crate) fn render(
     responder: &dyn ErrorResponder,
-    rejection: &Rejection,
+    rejection: Rejection,
     protocol: Protocol,
 ) -> Response<Bytes> {
-    match protocol {
-        Protocol::Http => responder.respond(rejection),
-        Protocol::Grpc => rejection.to_grpc_response(),
+    let rejection = rejection.in_dpop_scheme(protocol.dpop_scheme);
+    if protocol.grpc {
+        rejection.to_grpc_response()
+    } else {
+        responder.respond(&rejection)
     }
 }
 
@@ -143,18 +160,15 @@ mod tests {
             CONTENT_TYPE,
             HeaderValue::from_static("application/grpc+proto"),
         );
-        assert_eq!(
-            Protocol::of(http::Version::HTTP_2, &headers),
-            Protocol::Grpc
-        );
-        assert_eq!(
-            Protocol::of(http::Version::HTTP_11, &headers),
-            Protocol::Http
-        );
+        assert!(Protocol::of(http::Version::HTTP_2, &headers).grpc);
+        assert!(!Protocol::of(http::Version::HTTP_11, &headers).grpc);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(!Protocol::of(http::Version::HTTP_2, &headers).grpc);
         assert_eq!(
             Protocol::of(http::Version::HTTP_2, &headers),
-            Protocol::Http
+            Protocol::HTTP
         );
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("dPoP x.y.z"));
+        assert!(Protocol::of(http::Version::HTTP_11, &headers).dpop_scheme);
     }
 }

@@ -29,6 +29,9 @@ pub struct Rejection {
     step_up: Option<(Option<String>, Option<u64>)>,
     /// A fresh server nonce for `use_dpop_nonce` (the `DPoP-Nonce` header).
     dpop_nonce: Option<String>,
+    /// Whether the refused request used the DPoP scheme: its error then goes in the DPoP
+    /// challenge (RFC 9449 section 7.1).
+    dpop_scheme: bool,
 }
 
 /// The configured parameters every challenge carries: `realm`, and `resource_metadata`
@@ -54,7 +57,13 @@ impl Rejection {
             scope: None,
             step_up: None,
             dpop_nonce: None,
+            dpop_scheme: false,
         }
+    }
+
+    pub(crate) fn in_dpop_scheme(mut self, dpop_scheme: bool) -> Self {
+        self.dpop_scheme = dpop_scheme;
+        self
     }
 
     pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
@@ -158,55 +167,47 @@ impl Rejection {
         if self.error.status() == http::StatusCode::SERVICE_UNAVAILABLE {
             return None;
         }
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(5);
-        if let Some(realm) = &self.challenge.realm {
-            params.push(("realm", realm));
-        }
-        // With DPoP required, its challenge is the only one and has every parameter.
-        let dpop_only = self.challenge.dpop_only && self.challenge.dpop_algs.is_some();
-        // Otherwise a proof failure belongs to the DPoP challenge, not to the Bearer one.
-        let proof_error = !dpop_only
-            && matches!(
-                self.error.kind(),
-                ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
-            );
-        if let Some(code) = self.error.error_code().filter(|_| !proof_error) {
-            params.push(("error", code));
-            params.push(("error_description", self.description()));
+        // The error and what would satisfy it (scope, acr_values, max_age).
+        let mut error: Vec<(&str, &str)> = Vec::with_capacity(5);
+        if let Some(code) = self.error.error_code() {
+            error.push(("error", code));
+            error.push(("error_description", self.description()));
         }
         if let Some((scope, _)) = &self.scope {
-            params.push(("scope", scope));
+            error.push(("scope", scope));
         }
         let max_age = self.max_age().map(|age| age.to_string());
         if let Some(acr_values) = self.acr_values() {
-            params.push(("acr_values", acr_values));
+            error.push(("acr_values", acr_values));
         }
         if let Some(max_age) = &max_age {
-            params.push(("max_age", max_age));
+            error.push(("max_age", max_age));
         }
-        if let Some(url) = &self.challenge.resource_metadata {
-            params.push(("resource_metadata", url));
+        let realm = self.challenge.realm.as_deref().map(|r| ("realm", r));
+        let metadata =
+            (self.challenge.resource_metadata.as_deref()).map(|url| ("resource_metadata", url));
+        let Some(algs) = self.challenge.dpop_algs.as_deref() else {
+            return challenge("Bearer", realm, &error, metadata, None);
+        };
+        // With DPoP required, its challenge is the only one and has every parameter.
+        if self.challenge.dpop_only {
+            return challenge("DPoP", realm, &error, metadata, Some(algs));
         }
-        if let (true, Some(algs)) = (dpop_only, &self.challenge.dpop_algs) {
-            params.push(("algs", algs));
-            let mut challenge = String::from("DPoP");
-            write_params(&mut challenge, &params);
-            return HeaderValue::from_str(&challenge).ok();
-        }
-        let mut challenge = String::from("Bearer");
-        write_params(&mut challenge, &params);
-        if let Some(algs) = &self.challenge.dpop_algs {
-            let mut dpop: Vec<(&str, &str)> = Vec::with_capacity(3);
-            if let (true, Some(code)) = (proof_error, self.error.error_code()) {
-                dpop.push(("error", code));
-                dpop.push(("error_description", self.description()));
-            }
-            dpop.push(("algs", algs));
-            challenge.push_str(", DPoP");
-            write_params(&mut challenge, &dpop);
-        }
-        // The realm was checked at build time and the other values are fixed ASCII.
-        HeaderValue::from_str(&challenge).ok()
+        // Otherwise the error goes in the challenge of the scheme it concerns: DPoP's for
+        // a proof failure or a request that used the DPoP scheme, Bearer's otherwise.
+        let proof_error = matches!(
+            self.error.kind(),
+            ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
+        );
+        let (bearer_error, dpop_error) = if proof_error || self.dpop_scheme {
+            (&[][..], &error[..])
+        } else {
+            (&error[..], &[][..])
+        };
+        let bearer = challenge("Bearer", realm, bearer_error, metadata, None)?;
+        let dpop = challenge("DPoP", None, dpop_error, None, Some(algs))?;
+        let both = [bearer.as_bytes(), b", ", dpop.as_bytes()].concat();
+        HeaderValue::from_bytes(&both).ok()
     }
 
     /// The standard response: status, `WWW-Authenticate`, `Retry-After` for 503,
@@ -232,6 +233,26 @@ impl Rejection {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
+}
+
+/// One challenge: `scheme`, then the realm, the error's parameters, the resource
+/// metadata URL and the DPoP algorithms, those that are present. The realm was checked
+/// at build time and the other values are fixed ASCII, so the value is always valid.
+fn challenge(
+    scheme: &str,
+    realm: Option<(&str, &str)>,
+    error: &[(&str, &str)],
+    metadata: Option<(&str, &str)>,
+    algs: Option<&str>,
+) -> Option<HeaderValue> {
+    let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
+    params.extend(realm);
+    params.extend_from_slice(error);
+    params.extend(metadata);
+    params.extend(algs.map(|algs| ("algs", algs)));
+    let mut text = String::from(scheme);
+    write_params(&mut text, &params);
+    HeaderValue::from_str(&text).ok()
 }
 
 /// Appends ` name="value", …` to a challenge.
