@@ -213,16 +213,11 @@ where
     };
     let Some(keys) = issuer.store.current() else {
         let keys = issuer.store.wait_for_keys();
-        return Step::Wait(Pending {
-            issuer,
-            token,
-            presented: presented.map(Box::new),
-            validator: validator.cloned(),
-            wait: Wait::Keys {
-                keys,
-                missing: ErrorKind::KeysUnavailable,
-            },
-        });
+        let wait = Wait::Keys {
+            keys,
+            missing: ErrorKind::KeysUnavailable,
+        };
+        return Pending::step(issuer, token, presented, validator, wait);
     };
     let shown = presented.as_ref();
     match timed_verify::<C>(policy, &issuer, &keys, text) {
@@ -231,20 +226,35 @@ where
             Some(kid) => {
                 // The store is signalled here, before anything awaits.
                 let keys = issuer.store.refetch_for_kid(&kid);
-                Step::Wait(Pending {
-                    issuer,
-                    token,
-                    presented: presented.map(Box::new),
-                    validator: validator.cloned(),
-                    wait: Wait::Keys {
-                        keys,
-                        missing: ErrorKind::UnknownKey,
-                    },
-                })
+                let wait = Wait::Keys {
+                    keys,
+                    missing: ErrorKind::UnknownKey,
+                };
+                Pending::step(issuer, token, presented, validator, wait)
             }
             None => Step::Done(Outcome::Rejected(ErrorKind::UnknownKey)),
         },
         Err(kind) => Step::Done(Outcome::Rejected(kind)),
+    }
+}
+
+impl<C, T> Pending<C, T> {
+    /// A wait of a request's steps, with what the steps after it need: what the request
+    /// presented for a bound token, and the layer's typed validator.
+    fn step(
+        issuer: Arc<Issuer>,
+        token: T,
+        presented: Option<Presented>,
+        validator: Option<&Validator<C>>,
+        wait: Wait<C>,
+    ) -> Step<C, T> {
+        Step::Wait(Self {
+            issuer,
+            token,
+            presented: presented.map(Box::new),
+            validator: validator.cloned(),
+            wait,
+        })
     }
 }
 
@@ -403,13 +413,9 @@ where
     }
     telemetry::count_cache(false);
     let answer = introspector.answer(text, digest);
-    Step::Wait(Pending {
-        issuer: Arc::clone(&introspector.issuer),
-        token,
-        presented: presented.map(Box::new),
-        validator: validator.cloned(),
-        wait: Wait::Introspect { answer, digest },
-    })
+    let issuer = Arc::clone(&introspector.issuer);
+    let wait = Wait::Introspect { answer, digest };
+    Pending::step(issuer, token, presented, validator, wait)
 }
 
 /// Step 5, timed for `jwt_auth_verify_seconds`; who the token names is kept only when a

@@ -221,21 +221,8 @@ async fn jwt_allowed_clients_admits_only_the_listed_clients() {
     }
     // The token endpoint's tokens carry their client's id.
     issuer.add_client("web-app", "s3cret", ["read"]);
-    let issued: Value = client()
-        .post(issuer.token_url())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "web-app"),
-            ("client_secret", "s3cret"),
-        ])
-        .send()
-        .await
-        .expect("token endpoint")
-        .json()
-        .await
-        .expect("json");
-    let access = issued["access_token"].as_str().expect("access token");
-    server.bearer_at("/documents", access).await.assert_ok();
+    let access = support::client_credentials(&issuer, "web-app", "s3cret").await;
+    server.bearer_at("/documents", &access).await.assert_ok();
 }
 
 /// `POST /transfers` accepts a token once, on every replica sharing the store;

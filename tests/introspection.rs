@@ -402,22 +402,9 @@ async fn opaque_tokens_from_the_token_endpoint_work_and_several_issuers_are_refu
     issuer.add_client("svc", "pw", ["read"]);
     issuer.issue_opaque_tokens(true);
     let server = start(&issuer, basic()).await;
-    let issued: serde_json::Value = support::client()
-        .post(issuer.token_url())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "svc"),
-            ("client_secret", "pw"),
-        ])
-        .send()
-        .await
-        .expect("token endpoint")
-        .json()
-        .await
-        .expect("json");
-    let access = issued["access_token"].as_str().expect("token");
+    let access = support::client_credentials(&issuer, "svc", "pw").await;
     assert!(!access.contains('.'), "opaque: {access}");
-    server.bearer_at("/read", access).await.assert_ok();
+    server.bearer_at("/read", &access).await.assert_ok();
 
     let other = MockIssuer::start().await;
     let err = issuer_config(&issuer)

@@ -100,6 +100,32 @@ pub fn issuer_config(issuer: &tower_jwt_auth::testing::MockIssuer) -> JwtAuthCon
         .http_client(client())
 }
 
+/// An access token from the mock issuer's token endpoint, by `client_credentials` with
+/// the secret in the body.
+pub async fn client_credentials(
+    issuer: &tower_jwt_auth::testing::MockIssuer,
+    id: &str,
+    secret: &str,
+) -> String {
+    let issued: serde_json::Value = client()
+        .post(issuer.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("json");
+    issued["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
 /// A client that never goes through a proxy: loopback traffic must stay on loopback.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
