@@ -257,10 +257,10 @@ pub(crate) fn check(
     let Some(auth) = extensions.get::<Authentication>() else {
         return Err(missing_layer());
     };
-    let protocol = Protocol::of(version, headers);
     if auth.is_authenticated() && requirement.is_met(auth.permissions()) {
         return Ok(());
     }
+    let protocol = Protocol::of(version, headers);
     telemetry::count_guard_refusal(requirement.names());
     if auth.is_authenticated() {
         Err(auth.context.reject_permission(requirement, protocol))
@@ -400,10 +400,14 @@ where
             return ResponseFuture::rejected(missing_layer());
         };
         let context = auth.context.clone();
-        let protocol = Protocol::of(request.version(), request.headers());
+        // Read from the request's headers only when it is refused.
+        let protocol =
+            |request: &Request<ReqBody>| Protocol::of(request.version(), request.headers());
         match context.state().check_route(auth.tracked().as_ref()) {
             Check::Done(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
-            Check::Done(Err(kind)) => ResponseFuture::rejected(refuse(&context, kind, protocol)),
+            Check::Done(Err(kind)) => {
+                ResponseFuture::rejected(refuse(&context, kind, protocol(&request)))
+            }
             Check::Wait(waiting) => {
                 // The readied service goes with the future; this one takes a fresh clone.
                 let clone = self.inner.clone();
@@ -411,7 +415,7 @@ where
                 let spent = Box::pin(async move {
                     match waiting.await {
                         Ok(()) => Ok(request),
-                        Err(kind) => Err(refuse(&context, kind, protocol)),
+                        Err(kind) => Err(refuse(&context, kind, protocol(&request))),
                     }
                 });
                 ResponseFuture::authenticating(spent, ready)

@@ -161,7 +161,8 @@ where
     C: Send + Sync + 'static,
 {
     report(policy, span, &outcome, request);
-    let protocol = Protocol::of(request.version(), request.headers());
+    // Read from the request's headers only when it is refused.
+    let protocol = |request: &Request<B>| Protocol::of(request.version(), request.headers());
     match outcome {
         Outcome::Authenticated(verified, issuer, token) => {
             if !policy.forwarding.is_empty() {
@@ -182,12 +183,14 @@ where
             Ok(())
         }
         Outcome::Forbidden(requirement, ..) => {
-            Err(context.reject_permission(&requirement, protocol))
+            Err(context.reject_permission(&requirement, protocol(request)))
         }
-        Outcome::Unavailable(kind, after) => Err(context.reject_unavailable(kind, after, protocol)),
+        Outcome::Unavailable(kind, after) => {
+            Err(context.reject_unavailable(kind, after, protocol(request)))
+        }
         Outcome::Rejected(kind) => {
             tracing::debug!(error = kind.description(), "request rejected");
-            Err(context.reject(kind, protocol))
+            Err(context.reject(kind, protocol(request)))
         }
     }
 }

@@ -191,11 +191,12 @@ where
         let Some(auth) = request.extensions().get::<Authentication>() else {
             return ResponseFuture::rejected(missing_layer());
         };
-        let protocol = Protocol::of(request.version(), request.headers());
+        // Read from the request's headers only when it is refused.
+        let protocol = || Protocol::of(request.version(), request.headers());
         if !auth.is_authenticated() {
             telemetry::count_guard_refusal(&[Box::from("step_up")]);
             return ResponseFuture::rejected(
-                auth.context.reject(ErrorKind::MissingToken, protocol),
+                auth.context.reject(ErrorKind::MissingToken, protocol()),
             );
         };
         let now = unix_seconds(auth.context.state().clock.now());
@@ -207,7 +208,7 @@ where
         let max_age = self.rule.max_age.map(|age| age.as_secs());
         let refusal =
             auth.context
-                .reject_step_up(self.rule.acr_values.as_deref(), max_age, protocol);
+                .reject_step_up(self.rule.acr_values.as_deref(), max_age, protocol());
         ResponseFuture::rejected(refusal)
     }
 }
