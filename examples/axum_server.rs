@@ -37,7 +37,8 @@
 //! `client_secret_basic`.
 //! `JWT_CONFIG=path` (TOML, YAML or JSON) loads the whole configuration from a file
 //! instead: no embedded mock issuer starts, `JWT_ISSUER` and `JWT_AUDIENCE` are ignored
-//! (with a WARN), and SIGHUP or a change to the file reloads it without restart.
+//! (with a WARN), and SIGHUP or a change to the file's content reloads it without
+//! restart (once per change: reading or touching the file reloads nothing).
 //! `cargo run --example axum_server -- --check-config path` prints the parsed file with
 //! defaults and secrets redacted, or its errors, and exits non-zero on error.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
@@ -60,7 +61,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
 use tower_jwt_auth::rules::Exemption;
-use tower_jwt_auth::settings::Settings;
+use tower_jwt_auth::settings::{FileWatcher, Settings};
 use tower_jwt_auth::state::{
     MemoryRevocationList, RedisConnection, RedisReplayStore, RedisRevocationList, Revocations,
 };
@@ -267,60 +268,49 @@ pub(crate) fn file_builder(path: &Path) -> Result<JwtAuthConfigBuilder, ConfigEr
     Ok(policy(Settings::from_file(path)?.builder()?, None))
 }
 
-/// Reloads the file on SIGHUP and whenever it changes (its directory is watched, so that
-/// an editor's save-by-rename is seen), for as long as the runtime runs.
-///
-/// # Errors
-///
-/// When the file's directory cannot be watched.
-pub(crate) fn watch_config(path: PathBuf, reload: ReloadHandle) -> notify::Result<()> {
-    use notify::Watcher as _;
-    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let name = path.file_name().map(std::ffi::OsStr::to_owned);
-    let on_file = changed.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && event.paths.iter().any(|p| p.file_name() == name.as_deref())
-        {
-            let _ = on_file.send(());
-        }
-    })?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
-    #[cfg(unix)]
-    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        tokio::spawn(async move {
-            while hangup.recv().await.is_some() {
-                if changed.send(()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+/// How the configuration watcher has fared so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Reloads {
+    /// Reloads tried: one per SIGHUP and one per change of the file's content.
+    pub(crate) tried: u64,
+    /// Of those, the ones refused (the file did not read or build); the previous
+    /// configuration stayed.
+    pub(crate) refused: u64,
+}
+
+/// Reloads the file for each reason `watcher` gives (SIGHUP, or a change of the file's
+/// content; reading or touching it is none), for as long as the runtime runs. The
+/// receiver follows the count of reloads, which tests read; the log says the same.
+pub(crate) fn watch_config(
+    mut watcher: FileWatcher,
+    path: PathBuf,
+    reload: ReloadHandle,
+) -> tokio::sync::watch::Receiver<Reloads> {
+    let (count, counted) = tokio::sync::watch::channel(Reloads::default());
     tokio::spawn(async move {
-        // The watcher lives as long as this task.
-        let _watcher = watcher;
-        while changes.recv().await.is_some() {
-            // Editors write in several steps: wait for the burst to end.
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            while changes.try_recv().is_ok() {}
+        while let Some(reason) = watcher.changed().await {
             let outcome = match file_builder(&path) {
                 Ok(builder) => reload.reload(builder).await,
                 Err(error) => Err(error),
             };
+            let refused = outcome.is_err();
             match outcome {
-                Ok(changed) => tracing::info!(%changed, "configuration reloaded"),
+                Ok(changed) => tracing::info!(?reason, %changed, "configuration reloaded"),
                 Err(error) => tracing::error!(
+                    ?reason,
                     %error,
                     "configuration reload refused; the previous configuration stays"
                 ),
             }
+            // Sent whether or not anyone follows the count.
+            count.send_modify(|reloads| {
+                reloads.tried += 1;
+                reloads.refused += u64::from(refused);
+            });
         }
+        tracing::warn!("the configuration file watcher stopped; restart to reload");
     });
-    Ok(())
+    counted
 }
 
 /// `--check-config path`: the parsed file (defaults filled in, secrets redacted), or
@@ -591,7 +581,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// The API configured by a file, reloaded on SIGHUP and on change.
+/// The API configured by a file, reloaded on SIGHUP and when its content changes.
 async fn serve_config_file(path: PathBuf, listen: SocketAddr) -> Result<(), Box<dyn Error>> {
     for ignored in ["JWT_ISSUER", "JWT_AUDIENCE"] {
         if std::env::var_os(ignored).is_some() {
@@ -601,9 +591,11 @@ async fn serve_config_file(path: PathBuf, listen: SocketAddr) -> Result<(), Box<
             );
         }
     }
+    // Watching starts before the first read, so that an edit between the two is seen.
+    let watcher = FileWatcher::new([&path])?;
     let config = file_builder(&path)?.build()?;
     let (layer, reload) = JwtAuthLayer::new(config).reloadable();
-    watch_config(path.clone(), reload.clone())?;
+    watch_config(watcher, path.clone(), reload.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
         "API on http://{} (configuration {}, reloaded on SIGHUP and on change)",

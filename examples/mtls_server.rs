@@ -156,6 +156,24 @@ pub(crate) fn app(layer: JwtAuthLayer) -> Router {
     Router::new().route("/me", get(me)).layer(layer)
 }
 
+/// Writes a private key readable by its owner only: the directory is the shared
+/// temporary one.
+fn write_private(path: &std::path::Path, key: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        // An existing file keeps its mode when opened: make it private first.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    options.open(path)?.write_all(key)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     logs::init();
@@ -167,7 +185,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("ca.pem"), &pki.ca_pem)?;
     std::fs::write(dir.join("client.pem"), &pki.client_pem.0)?;
-    std::fs::write(dir.join("client.key"), &pki.client_pem.1)?;
+    write_private(&dir.join("client.key"), pki.client_pem.1.as_bytes())?;
 
     let issuer = MockIssuer::start().await;
     let config = JwtAuthConfig::builder()

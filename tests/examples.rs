@@ -605,8 +605,32 @@ fn save(path: &std::path::Path, contents: &str) {
     std::fs::rename(&temporary, path).expect("rename");
 }
 
+/// The next count of the example's reloads, waiting up to 10 s for it to move.
+async fn next_reloads(
+    reloads: &mut tokio::sync::watch::Receiver<axum_server::Reloads>,
+) -> axum_server::Reloads {
+    tokio::time::timeout(std::time::Duration::from_secs(10), reloads.changed())
+        .await
+        .expect("a reload within 10 s")
+        .expect("the watcher runs");
+    *reloads.borrow_and_update()
+}
+
+/// Sends SIGHUP to this test process (the example's watcher listens for it).
+fn hang_up() {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -HUP: {status}");
+}
+
+// The only test of this binary that sends SIGHUP: the watcher it starts has installed
+// tokio's handler before, so the signal reaches the watcher instead of ending the process.
 #[tokio::test]
-async fn jwt_config_files_are_checked_served_and_reloaded_when_they_change() {
+async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
+    use axum_server::Reloads;
+
     let issuer = MockIssuer::start().await;
     let dir = std::env::temp_dir().join(format!("tower-jwt-auth-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -623,12 +647,15 @@ async fn jwt_config_files_are_checked_served_and_reloaded_when_they_change() {
         std::process::ExitCode::SUCCESS
     );
 
+    let watcher = tower_jwt_auth::settings::FileWatcher::new([&path])
+        .expect("watch")
+        .debounce(std::time::Duration::from_millis(20));
     let config = axum_server::file_builder(&path)
         .expect("file")
         .build()
         .expect("config");
     let (layer, reload) = JwtAuthLayer::new(config).reloadable();
-    axum_server::watch_config(path.clone(), reload.clone()).expect("watch");
+    let mut reloads = axum_server::watch_config(watcher, path.clone(), reload.clone());
     let current: axum_server::CurrentConfig = std::sync::Arc::new(move || reload.config());
     let server = Server::start_router(axum_server::app_with(layer, current)).await;
 
@@ -637,22 +664,51 @@ async fn jwt_config_files_are_checked_served_and_reloaded_when_they_change() {
         .bearer_at("/me", &v2)
         .await
         .assert_invalid_token("audience not accepted");
-    save(&path, &file("\"api\", \"api-v2\""));
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while server.bearer_at("/me", &v2).await.status != StatusCode::OK {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reload within 10 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    // A broken file is refused; the last good configuration keeps serving.
+    let good = file("\"api\", \"api-v2\"");
+    save(&path, &good);
+    let ok = Reloads {
+        tried: 1,
+        refused: 0,
+    };
+    assert_eq!(next_reloads(&mut reloads).await, ok);
+    server.bearer_at("/me", &v2).await.assert_ok();
+
+    // A broken file is tried once and refused; the last good configuration keeps serving.
     save(&path, "[[issuers]]\nissuer = \"\"\n");
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let broken = Reloads {
+        tried: 2,
+        refused: 1,
+    };
+    assert_eq!(next_reloads(&mut reloads).await, broken);
     server.bearer_at("/me", &v2).await.assert_ok();
     assert_eq!(
         axum_server::check_config(&path),
         std::process::ExitCode::FAILURE
+    );
+
+    // SIGHUP reloads whatever the file holds, here still the broken one.
+    hang_up();
+    let hung_up = Reloads {
+        tried: 3,
+        refused: 2,
+    };
+    assert_eq!(next_reloads(&mut reloads).await, hung_up);
+
+    // The good content again is a change from the broken one: one more reload, which takes.
+    save(&path, &good);
+    let restored = Reloads {
+        tried: 4,
+        refused: 2,
+    };
+    assert_eq!(next_reloads(&mut reloads).await, restored);
+    server.bearer_at("/me", &v2).await.assert_ok();
+
+    // Nothing changes any more: the reloads' own reads of the file must not start another.
+    let idle = tokio::time::timeout(std::time::Duration::from_secs(1), reloads.changed()).await;
+    assert!(
+        idle.is_err(),
+        "reloaded while idle: {:?}",
+        *reloads.borrow()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

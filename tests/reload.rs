@@ -215,3 +215,142 @@ async fn revocations_in_a_files_memory_list_survive_a_reload() {
         .await
         .assert_invalid_token("token revoked");
 }
+
+mod watching {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use tower_jwt_auth::settings::{FileWatcher, ReloadReason};
+
+    /// Writes `contents` to `path` the way editors save: a new file renamed over the old.
+    fn save(path: &Path, contents: &str) {
+        let temporary = path.with_extension("swp");
+        std::fs::write(&temporary, contents).expect("write");
+        std::fs::rename(&temporary, path).expect("rename");
+    }
+
+    /// The next reason the watcher gives, waiting up to 10 s for it.
+    async fn next(watcher: &mut FileWatcher) -> ReloadReason {
+        tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+            .await
+            .expect("a reason within 10 s")
+            .expect("the watcher runs")
+    }
+
+    /// The inotify instances this process holds (each notify watcher has one).
+    #[cfg(target_os = "linux")]
+    fn inotify_instances() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("fds")
+            .filter_map(Result::ok)
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.as_os_str() == "anon_inode:inotify")
+            })
+            .count()
+    }
+
+    // The only test of this binary that sends SIGHUP (to its own process): the watcher
+    // installs tokio's handler first, so the signal reaches it instead of ending the run.
+    #[tokio::test]
+    async fn a_file_watcher_gives_one_reason_per_content_change_and_one_per_sighup() {
+        let dir = std::env::temp_dir().join(format!("tower-jwt-auth-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let settings = dir.join("api.toml");
+        let marker = dir.join("marker.txt");
+        std::fs::write(&settings, "one").expect("write");
+        std::fs::write(&marker, "0").expect("write");
+        #[cfg(target_os = "linux")]
+        let before = inotify_instances();
+        let mut watcher = FileWatcher::new([&settings, &marker])
+            .expect("watch")
+            .debounce(Duration::from_millis(20));
+        #[cfg(target_os = "linux")]
+        assert_eq!(inotify_instances(), before + 1);
+        let settings_changed = ReloadReason::File(settings.clone());
+        let marker_changed = ReloadReason::File(marker.clone());
+        // A step that must give no reason ends with an edit of the marker: the watcher
+        // looks at its files in the order given, settings first, so a reason the step
+        // gave wrongly comes out before the marker's.
+        let mut marks = 0;
+        let mut mark = || {
+            marks += 1;
+            std::fs::write(&marker, marks.to_string()).expect("write");
+        };
+
+        save(&settings, "two");
+        assert_eq!(next(&mut watcher).await, settings_changed);
+        mark();
+        assert_eq!(
+            next(&mut watcher).await,
+            marker_changed,
+            "one edit, one reason"
+        );
+
+        // Reading, touching and chmod change no content.
+        std::fs::read(&settings).expect("read");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&settings)
+            .expect("open");
+        file.set_modified(std::time::SystemTime::now())
+            .expect("touch");
+        let mode = file.metadata().expect("metadata").permissions();
+        std::fs::set_permissions(&settings, mode).expect("chmod");
+        drop(file);
+        mark();
+        assert_eq!(next(&mut watcher).await, marker_changed, "access only");
+
+        // Rewritten with the same content, in place and by rename.
+        std::fs::write(&settings, "two").expect("write");
+        save(&settings, "two");
+        mark();
+        assert_eq!(next(&mut watcher).await, marker_changed, "same content");
+
+        // A broken file gives one reason, however often it is saved broken; the content
+        // before it is a change again.
+        save(&settings, "broken");
+        assert_eq!(next(&mut watcher).await, settings_changed);
+        save(&settings, "broken");
+        mark();
+        assert_eq!(next(&mut watcher).await, marker_changed, "still broken");
+        save(&settings, "two");
+        assert_eq!(next(&mut watcher).await, settings_changed, "restored");
+
+        // A removed file is a change (the reload reports it), and so is its return.
+        std::fs::remove_file(&settings).expect("remove");
+        assert_eq!(next(&mut watcher).await, settings_changed, "removed");
+        save(&settings, "two");
+        assert_eq!(next(&mut watcher).await, settings_changed, "back");
+
+        // SIGHUP always gives a reason, and only the one.
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -HUP: {status}");
+        assert_eq!(next(&mut watcher).await, ReloadReason::Signal);
+        mark();
+        assert_eq!(next(&mut watcher).await, marker_changed, "after SIGHUP");
+
+        // Idle: nothing more, whatever the reads above left behind.
+        let idle = tokio::time::timeout(Duration::from_secs(1), watcher.changed()).await;
+        assert!(idle.is_err(), "a reason while idle: {idle:?}");
+
+        // Dropped, it stops watching: its inotify instance is closed.
+        drop(watcher);
+        #[cfg(target_os = "linux")]
+        {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while inotify_instances() > before {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the watcher's inotify instance outlived it"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

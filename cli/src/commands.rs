@@ -2,7 +2,7 @@
 //! process exit code.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +69,7 @@ fn key_file(args: &Args) -> PathBuf {
 /// The signing keys, kept between runs so that `mint` signs with what `serve` publishes.
 fn keys(args: &Args) -> Result<Vec<TestKey>, Failure> {
     let path = key_file(args);
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    if let Some(text) = read_private(&path)? {
         let saved: Value = serde_json::from_str(&text)?;
         let keys = saved["keys"].as_array().ok_or("the key file has no keys")?;
         return keys
@@ -83,7 +83,7 @@ fn keys(args: &Args) -> Result<Vec<TestKey>, Failure> {
         TestKey::ed25519().with_kid("mock-ed25519"),
     ];
     let saved: Vec<Value> = keys.iter().map(TestKey::export_private).collect();
-    std::fs::write(&path, json!({ "keys": saved }).to_string())?;
+    write_private(&path, &json!({ "keys": saved }).to_string())?;
     Ok(keys)
 }
 
@@ -93,12 +93,64 @@ fn client_key(args: &Args) -> Result<TestKey, Failure> {
         || std::env::temp_dir().join("tower-jwt-auth-mock-dpop-client.json"),
         PathBuf::from,
     );
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    if let Some(text) = read_private(&path)? {
         return TestKey::import_private(&serde_json::from_str(&text)?).map_err(Failure::Other);
     }
     let key = TestKey::ec_p256().with_kid("dpop-client");
-    std::fs::write(&path, key.export_private().to_string())?;
+    write_private(&path, &key.export_private().to_string())?;
     Ok(key)
+}
+
+/// A saved private key file's text, or `None` when there is none yet (any other failure
+/// to read it is an error: a file that is there but unreadable is not ours to replace).
+///
+/// The default paths are in the shared temporary directory, and earlier versions saved
+/// keys there readable by everyone: a file others may read is made private before its
+/// keys are used, and one that cannot be (another user's) is refused, since anyone who
+/// can read the keys can sign tokens as the mock issuer.
+fn read_private(path: &Path) -> Result<Option<String>, Failure> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(Failure::Other(format!("{}: {error}", path.display()))),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let permissions = std::fs::metadata(path)?.permissions();
+        if permissions.mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |error| {
+                    Failure::Other(format!(
+                        "{}: the key file is readable by other users and cannot be made \
+                         private ({error}); remove it or choose another file",
+                        path.display()
+                    ))
+                },
+            )?;
+        }
+    }
+    Ok(Some(text))
+}
+
+/// Saves private keys readable and writable by their owner only (0600).
+fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let context = |error: std::io::Error| Failure::Other(format!("{}: {error}", path.display()));
+    let mut file = options.open(path).map_err(context)?;
+    // The mode above applies only to a file this call creates; one that was already
+    // there is made private here, before any key is written into it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(context)?;
+    }
+    file.write_all(text.as_bytes()).map_err(context)?;
+    Ok(())
 }
 
 /// `id:secret:perm,perm`.

@@ -337,3 +337,43 @@ async fn every_command_has_help() {
     assert_eq!(code, 0);
     assert!(out.contains("COMMANDS"), "{out}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn saved_private_keys_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path).expect("saved").permissions().mode() & 0o777
+    };
+    let dir = std::env::temp_dir().join(format!("jwt-auth-cli-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let keys = dir.join("keys.json");
+    let keys_arg = keys.to_str().expect("utf-8");
+
+    // `serve` saves its signing keys before it prints its addresses.
+    let (serve, _, _) = support::serve(&["--key-file", keys_arg]).await;
+    drop(serve);
+    assert_eq!(mode(&keys), 0o600, "signing keys saved by serve");
+
+    // A key file left readable to all is made private before its keys are used.
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, _, err) = run(&["mint", "--key-file", keys_arg], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(mode(&keys), 0o600, "signing keys read by mint");
+
+    let client = dir.join("client.json");
+    let client_arg = client.to_str().expect("utf-8");
+    let args = [
+        "mint",
+        "--key-file",
+        keys_arg,
+        "--dpop-bound",
+        "--client-key-file",
+        client_arg,
+    ];
+    let (code, _, err) = run(&args, None).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(mode(&client), 0o600, "DPoP client key saved by mint");
+    let _ = std::fs::remove_dir_all(&dir);
+}

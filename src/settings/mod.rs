@@ -24,6 +24,8 @@ mod convert;
 mod duration;
 mod env;
 mod model;
+#[cfg(feature = "watch")]
+mod watch;
 
 use std::path::Path;
 
@@ -32,6 +34,8 @@ pub use model::{
     IntrospectionSettings, IssuerSettings, ModeSetting, RemoteSettings, ResourceFileSettings,
     Settings, StateSettings, SubjectSetting, TelemetrySettings, TokenSettings, TypSetting,
 };
+#[cfg(feature = "watch")]
+pub use watch::{FileWatcher, ReloadReason};
 
 use crate::error::{ConfigError, ConfigErrorKind};
 
