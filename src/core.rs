@@ -393,6 +393,9 @@ where
     T: TokenText,
 {
     let text = token.as_ref();
+    if !introspector.fits_shape(text) {
+        return Step::Done(Outcome::Rejected(ErrorKind::Malformed));
+    }
     let now = unix_seconds(policy.claims.clock.now());
     let cache = &introspector.cache;
     let generation = introspector::GENERATION;
@@ -471,7 +474,7 @@ fn admit<C, T: TokenText>(
             token.as_ref(),
             now,
         ) {
-            Ok(proof) => proof.map(|p| (p.replay, p.ttl)),
+            Ok(proof) => proof,
             Err(kind) => return Admitted::Done(Outcome::Rejected(kind)),
         }
     };

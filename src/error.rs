@@ -63,6 +63,10 @@ pub enum ErrorKind {
     NotYetValid,
     /// `iat` is in the future (beyond the leeway).
     IssuedInFuture,
+    /// The token lives longer than the configured maximum lifetime: `exp - iat` (or
+    /// `exp - now` without `iat`) exceeds
+    /// [`max_lifetime`](crate::JwtAuthConfigBuilder::max_lifetime).
+    LifetimeTooLong,
     /// A required claim is absent (`exp`, `iss`, `aud` or a configured claim).
     MissingClaim,
     /// A claim has the wrong type or an impossible value (for example `exp` as a string),
@@ -160,6 +164,7 @@ impl ErrorKind {
             Self::Expired => "token expired",
             Self::NotYetValid => "token not yet valid",
             Self::IssuedInFuture => "token issued in the future",
+            Self::LifetimeTooLong => "token lifetime exceeds the maximum",
             Self::MissingClaim => "required claim missing",
             Self::InvalidClaim => "invalid claim",
             Self::InvalidIssuer => "issuer not trusted",

@@ -44,6 +44,18 @@ pub(crate) fn redirect_allowed(from: &Url, to: &Url, allow_http: bool) -> bool {
     }
 }
 
+#[cfg(feature = "remote")]
+/// Whether a response came from the URL that was asked for: same scheme, host, port,
+/// path and query. The client hands back a URL it parsed again (without userinfo or
+/// fragment), so the two are compared by the parts that pick the server and resource.
+pub(crate) fn same_target(asked: &Url, answered: &Url) -> bool {
+    asked.scheme() == answered.scheme()
+        && asked.host() == answered.host()
+        && asked.port_or_known_default() == answered.port_or_known_default()
+        && asked.path() == answered.path()
+        && asked.query() == answered.query()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +113,30 @@ mod tests {
         ));
         assert!(!redirect_allowed(&local, &url("http://0.0.0.0:2/k"), false));
         assert!(redirect_allowed(&local, &url("http://0.0.0.0:2/k"), true));
+    }
+
+    #[cfg(feature = "remote")]
+    #[test]
+    fn a_response_from_another_url_is_not_the_one_asked_for() {
+        let asked = url("https://idp.example.com/introspect?v=1");
+        assert!(same_target(&asked, &asked));
+        assert!(same_target(
+            &asked,
+            &url("https://IDP.example.com:443/introspect?v=1#f")
+        ));
+        assert!(same_target(
+            &url("https://client:pw@idp.example.com/introspect?v=1"),
+            &asked
+        ));
+        for other in [
+            "http://idp.example.com/introspect?v=1",
+            "https://idp.example.com:8443/introspect?v=1",
+            "https://cdn.example.com/introspect?v=1",
+            "https://idp.example.com/introspect/?v=1",
+            "https://idp.example.com/introspect",
+            "https://idp.example.com/introspect?v=2",
+        ] {
+            assert!(!same_target(&asked, &url(other)), "{other}");
+        }
     }
 }

@@ -65,12 +65,14 @@
 //!   mapping, an interceptor, `NamedService` for the layers.
 //! - `metrics`: counters, histograms and gauges through the `metrics` facade (bring
 //!   your own exporter).
-//! - `redis`: the shared replay store and revocation list on Redis or Valkey
-//!   (`state::RedisReplayStore`, `state::RedisRevocationList`); implies `remote`.
+//! - `redis`: the shared replay store, proof store and revocation list on Redis or
+//!   Valkey (`state::RedisReplayStore`, `state::RedisProofStore`,
+//!   `state::RedisRevocationList`); implies `remote`.
 //!   `redis-tls` adds `rediss://` URLs (rustls).
 //! - `settings`: declarative configuration (`settings::Settings`) from JSON files and
 //!   `JWT_*` environment variables; `config-toml` and `config-yaml` add TOML and YAML
-//!   files and imply it.
+//!   files and imply it; `watch` adds `settings::FileWatcher`, which turns file changes
+//!   and SIGHUP into reloads, one per real change.
 //!
 //! # Security decisions
 //!

@@ -85,6 +85,8 @@ pub(crate) struct TokenRules {
 pub(crate) struct ClaimRules {
     /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
     pub(crate) leeway: f64,
+    /// The longest lifetime a token may have, in seconds (`exp - iat`).
+    pub(crate) max_lifetime: Option<f64>,
     pub(crate) typ: TypPolicy,
     pub(crate) required: Vec<Box<str>>,
     pub(crate) clock: Arc<dyn Clock>,

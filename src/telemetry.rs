@@ -109,7 +109,7 @@ pub(crate) fn refusal_label(kind: ErrorKind) -> &'static str {
     match kind {
         K::MissingToken => "missing",
         K::MalformedCredentials | K::Malformed | K::TokenTooLong => "malformed",
-        K::Expired => "expired",
+        K::Expired | K::LifetimeTooLong => "expired",
         K::InvalidSignature
         | K::UnknownKey
         | K::NoMatchingKey
@@ -216,6 +216,17 @@ pub(crate) fn record_fetch(issuer: &Arc<str>, result: &'static str, age: Option<
     let _ = (issuer, result, age);
 }
 
+/// Counts one introspection call refused over the budget, its request answered 503:
+/// `reason` is `"in_flight"` (the cap on calls at once) or `"rate_limit"` (calls per
+/// second).
+#[cfg(feature = "remote")]
+pub(crate) fn count_introspection_refused(reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("jwt_auth_introspection_refused_total", "reason" => reason).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = reason;
+}
+
 impl fmt::Display for AuditEvent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.outcome, self.method, self.path)?;
@@ -252,6 +263,7 @@ mod tests {
             K::Expired,
             K::NotYetValid,
             K::IssuedInFuture,
+            K::LifetimeTooLong,
             K::MissingClaim,
             K::InvalidClaim,
             K::InvalidIssuer,

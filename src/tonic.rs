@@ -178,10 +178,11 @@ impl<T> RequestExt for Request<T> {
 ///   waiting for it, and a token whose `kid` is not yet known gets `UNAUTHENTICATED`
 ///   instead of waiting for the refetch (which it starts in the background, so the next
 ///   request with that `kid` passes);
-/// - claim rules and the client allow-list apply; exemptions and claim forwarding do not
-///   (an interceptor sees no request path and hands metadata on unchanged), nor a
-///   network replay store or revocation list, which it cannot wait for (`UNAVAILABLE`):
-///   those need the layer.
+/// - claim rules, the client allow-list and claim forwarding apply (client-sent
+///   metadata of a forwarded name is removed from every request, and the verified
+///   values set, as the layer does); exemptions do not (an interceptor sees no request
+///   path), nor a network replay store or revocation list, which it cannot wait for
+///   (`UNAVAILABLE`): those need the layer.
 ///
 /// On success the claims, [`Permissions`] and [`BearerToken`] go into the request
 /// extensions, where [`RequestExt`] reads them. Each call counts in
@@ -246,23 +247,30 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let headers = request.metadata().clone().into_headers();
+        let policy = &self.config.policy;
+        let mut headers = std::mem::take(request.metadata_mut()).into_headers();
+        // As in the layer: a client never sets a forwarded header, whatever the outcome.
+        if !policy.forwarding.is_empty() {
+            policy.forwarding.scrub(&mut headers);
+        }
         // The synchronous part of the core only: a wait for keys is given up at once
         // (the key store was signalled, so the next request can pass).
-        let outcome = match core::authenticate::<C>(
-            &self.config.policy,
-            &headers,
-            &Uri::default(),
-            false,
-            None,
-            None,
-        ) {
-            Step::Done(outcome) => outcome,
-            Step::Wait(pending) => pending.give_up(),
-        };
+        let outcome =
+            match core::authenticate::<C>(policy, &headers, &Uri::default(), false, None, None) {
+                Step::Done(outcome) => outcome,
+                Step::Wait(pending) => pending.give_up(),
+            };
         crate::telemetry::count_request(outcome.label());
         match outcome {
             Outcome::Authenticated(verified, issuer, token) => {
+                if !policy.forwarding.is_empty() {
+                    let forwarded = verified.forwarded.as_ref();
+                    let payload = verified.payload.as_deref();
+                    policy
+                        .forwarding
+                        .apply(&mut headers, forwarded, token.as_str(), payload);
+                }
+                *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
                 let context = self.context.clone();
                 let authentication = Authentication::verified(context, verified, token, issuer);
                 request.extensions_mut().insert(authentication);

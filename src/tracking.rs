@@ -17,7 +17,8 @@ use serde::Deserialize;
 use crate::error::ErrorKind;
 use crate::payload::Text;
 use crate::state::{
-    ReplayStore, RevocationList, RevocationStatus, StateKey, StoreError, StoreFailure,
+    ProofRecord, ProofStore, ReplayStore, RevocationList, RevocationStatus, StateKey, StoreError,
+    StoreFailure,
 };
 use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
@@ -82,10 +83,29 @@ impl Tracked {
     }
 }
 
+/// A DPoP proof that passed every check but replay, as the state step records it.
+#[derive(Debug)]
+pub(crate) struct ProofCheck {
+    /// [`StateKey::proof_key`] of the proof's key thumbprint.
+    pub(crate) client: StateKey,
+    /// [`StateKey::proof`] of the thumbprint and the proof's `jti`.
+    pub(crate) proof: StateKey,
+    pub(crate) ttl: Duration,
+    /// The most live proofs one client key may have.
+    pub(crate) limit: usize,
+    /// Whether server nonces are on: a key over its limit is then asked for a fresh
+    /// nonce rather than refused outright.
+    pub(crate) nonces: bool,
+}
+
 /// The compiled state options: the stores and how to use them.
 pub(crate) struct StateRules {
     /// Where single-use keys go (an in-memory store unless one was configured).
     pub(crate) replay: Arc<dyn ReplayStore>,
+    /// Where DPoP proofs go: never the single-use store, so proofs cannot fill it.
+    pub(crate) proofs: Arc<dyn ProofStore>,
+    /// Whether `proofs` is the default in-memory store (carried over by a reload).
+    pub(crate) default_proofs: bool,
     pub(crate) revocation: Option<Arc<dyn RevocationList>>,
     /// Every token is single use, layer-wide.
     pub(crate) single_use: bool,
@@ -95,15 +115,20 @@ pub(crate) struct StateRules {
     /// (a settings file), carried over by a reload.
     pub(crate) default_revocation: bool,
     /// How long a single-use key is kept for a token without `exp` (an introspected
-    /// one): the configured maximum token lifetime. A token with `exp` is kept until
-    /// then, however long that is.
-    pub(crate) max_lifetime: Duration,
+    /// one): the revocation retention. A token with `exp` is kept until then, however
+    /// long that is.
+    pub(crate) retention: Duration,
     pub(crate) failure: StoreFailure,
-    /// The claim leeway, added to `exp` for the life of a single-use key.
+    /// The claim leeway: the skew tolerated between clocks. A single-use key lives
+    /// until `exp` plus two leeways (the one every replica accepts the token for, and the
+    /// skew between the replica that writes the record and the one that reads it); a
+    /// subject revocation also covers tokens issued up to one leeway after it.
     pub(crate) leeway: f64,
     pub(crate) clock: Arc<dyn Clock>,
     /// Whether a store is failing now, so that each outage is logged once.
     outage: AtomicBool,
+    /// Whether the proof store is full now, so that it is logged once per episode.
+    proofs_full: AtomicBool,
 }
 
 impl std::fmt::Debug for StateRules {
@@ -128,6 +153,7 @@ pub(crate) type Waiting = Pin<Box<dyn Future<Output = Result<(), ErrorKind>> + S
 impl StateRules {
     pub(crate) fn new(
         replay: Arc<dyn ReplayStore>,
+        proofs: Arc<dyn ProofStore>,
         revocation: Option<Arc<dyn RevocationList>>,
         single_use: bool,
         failure: StoreFailure,
@@ -136,15 +162,18 @@ impl StateRules {
     ) -> Self {
         Self {
             replay,
+            proofs,
+            default_proofs: false,
             revocation,
             single_use,
             default_replay: false,
             default_revocation: false,
-            max_lifetime: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(24 * 3600),
             failure,
             leeway,
             clock,
             outage: AtomicBool::new(false),
+            proofs_full: AtomicBool::new(false),
         }
     }
 
@@ -159,7 +188,7 @@ impl StateRules {
     pub(crate) fn check_layer(
         self: &Arc<Self>,
         tracked: Option<&Arc<Tracked>>,
-        proof: Option<(StateKey, Duration)>,
+        proof: Option<ProofCheck>,
     ) -> Check {
         if !self.tracks() && proof.is_none() {
             return Check::Done(Ok(()));
@@ -182,7 +211,7 @@ impl StateRules {
         self: &Arc<Self>,
         tracked: Option<&Arc<Tracked>>,
         revocation: bool,
-        proof: Option<(StateKey, Duration)>,
+        proof: Option<ProofCheck>,
         single_use: bool,
     ) -> Check {
         if let (Some(list), Some(tracked)) = (self.revocation.as_ref(), tracked)
@@ -199,9 +228,12 @@ impl StateRules {
                     let tracked = Arc::clone(tracked);
                     return Check::Wait(Box::pin(async move {
                         rules.judge_revocation(waiting.await, &tracked)?;
-                        if let Some((key, ttl)) = proof {
-                            let fresh = rules.replay.insert_once(key, ttl).await;
-                            rules.judge_proof(fresh)?;
+                        if let Some(proof) = proof {
+                            let record = rules
+                                .proofs
+                                .record(proof.client, proof.proof, proof.ttl, proof.limit)
+                                .await;
+                            rules.judge_proof(record, proof.nonces)?;
                         }
                         if single_use {
                             rules.spend(&tracked).await
@@ -212,10 +244,13 @@ impl StateRules {
                 }
             }
         }
-        if let Some((key, ttl)) = proof {
-            match self.replay.insert_once(key, ttl).into_ready() {
-                Ok(fresh) => {
-                    if let Err(kind) = self.judge_proof(fresh) {
+        if let Some(proof) = proof {
+            let record = self
+                .proofs
+                .record(proof.client, proof.proof, proof.ttl, proof.limit);
+            match record.into_ready() {
+                Ok(record) => {
+                    if let Err(kind) = self.judge_proof(record, proof.nonces) {
                         return Check::Done(Err(kind));
                     }
                 }
@@ -223,7 +258,7 @@ impl StateRules {
                     let rules = Arc::clone(self);
                     let tracked = tracked.map(Arc::clone);
                     return Check::Wait(Box::pin(async move {
-                        rules.judge_proof(waiting.await)?;
+                        rules.judge_proof(waiting.await, proof.nonces)?;
                         match (single_use, tracked) {
                             (false, _) => Ok(()),
                             (true, Some(tracked)) => rules.spend(&tracked).await,
@@ -259,17 +294,20 @@ impl StateRules {
         self.judge_use(result)
     }
 
-    /// How long a single-use key lives: until the token expires (with the leeway), at
-    /// least one second. A shorter life would let the token work again before it
-    /// expires, so the maximum token lifetime bounds only a token without `exp` (an
-    /// introspected one); an absurd `exp` is kept a century, which stores accept.
+    /// How long a single-use key lives: until the token expires for every replica, at
+    /// least one second. A replica accepts the token until `exp` plus the leeway by its
+    /// own clock, and the store counts the record's life by the writer's clock: one more
+    /// leeway covers a reader whose clock runs that much behind the writer's. A shorter
+    /// life would let the token work again before it expires, so the retention bounds
+    /// only a token without `exp` (an introspected one); an absurd `exp` is kept a
+    /// century, which stores accept.
     fn ttl(&self, tracked: &Tracked) -> Duration {
         const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         if tracked.exp.is_infinite() {
-            return self.max_lifetime.max(Duration::from_secs(1));
+            return self.retention.max(Duration::from_secs(1));
         }
         let now = unix_seconds(self.clock.now());
-        let left = tracked.exp + self.leeway - now;
+        let left = tracked.exp + 2.0 * self.leeway - now;
         Duration::try_from_secs_f64(left)
             .unwrap_or(if left > 0.0 { CENTURY } else { Duration::ZERO })
             .clamp(Duration::from_secs(1), CENTURY)
@@ -283,7 +321,10 @@ impl StateRules {
         match status {
             Ok(status) => {
                 self.answered();
-                if status.revokes(tracked.iat) {
+                // The revocation instant is this replica's clock and `iat` the issuer's:
+                // a token the issuer dated up to one leeway later may predate it.
+                let iat = tracked.iat.map(|iat| iat - self.leeway);
+                if status.revokes(iat) {
                     Err(ErrorKind::TokenRevoked)
                 } else {
                     Ok(())
@@ -293,11 +334,52 @@ impl StateRules {
         }
     }
 
-    /// A DPoP proof's `jti` seen before is a replayed proof.
-    fn judge_proof(&self, result: Result<bool, StoreError>) -> Result<(), ErrorKind> {
-        match self.judge_use(result) {
-            Err(ErrorKind::TokenReplayed) => Err(ErrorKind::InvalidDpopProof),
-            other => other,
+    /// A DPoP proof's `jti` seen before is a replayed proof; a key over its limit of
+    /// live proofs is refused (or asked for a fresh nonce, when nonces are on). A full
+    /// proof store refuses the request (503) even in fail-open mode: it is full because
+    /// proofs arrive faster than they expire, not because a server is down, and passing
+    /// would make every proof replayable for as long as the flood lasts.
+    fn judge_proof(
+        &self,
+        result: Result<ProofRecord, StoreError>,
+        nonces: bool,
+    ) -> Result<(), ErrorKind> {
+        match result {
+            Ok(ProofRecord::Fresh) => {
+                self.answered();
+                if self.proofs_full.load(Ordering::Relaxed)
+                    && self.proofs_full.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!("the DPoP proof store takes proofs again");
+                }
+                Ok(())
+            }
+            Ok(ProofRecord::Replayed) => {
+                self.answered();
+                tracing::debug!("DPoP proof refused: its jti was seen before (a replay)");
+                Err(ErrorKind::InvalidDpopProof)
+            }
+            Ok(ProofRecord::KeyOverLimit) => {
+                self.answered();
+                tracing::debug!(
+                    "DPoP proof refused: its key already has as many live proofs as one key may have"
+                );
+                Err(if nonces {
+                    ErrorKind::UseDpopNonce
+                } else {
+                    ErrorKind::InvalidDpopProof
+                })
+            }
+            Err(StoreError::Full) => {
+                if !self.proofs_full.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the DPoP proof store is full of live proofs; DPoP requests get 503 until proofs expire (single-use tokens are not affected)"
+                    );
+                }
+                telemetry::count_store_failure(false);
+                Err(ErrorKind::StoreUnavailable)
+            }
+            Err(error) => self.failed(&error),
         }
     }
 

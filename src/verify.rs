@@ -318,11 +318,9 @@ fn check_claims(
             return Err(ErrorKind::InvalidClaim);
         }
     }
-    check_times(
-        rules,
-        (exp, claims.nbf, claims.iat),
-        unix_seconds(rules.clock.now()),
-    )
+    let now = unix_seconds(rules.clock.now());
+    check_lifetime(rules, exp, claims.iat, now)?;
+    check_times(rules, (exp, claims.nbf, claims.iat), now)
 }
 
 /// The claim checks of an introspection answer: `iss` is the issuer's when present, `aud`
@@ -352,11 +350,39 @@ fn check_introspected(
             return Err(ErrorKind::InvalidClaim);
         }
     }
+    let now = unix_seconds(rules.clock.now());
+    if let Some(exp) = claims.exp {
+        check_lifetime(rules, exp, claims.iat, now)?;
+    }
     check_times(
         rules,
         (claims.exp.unwrap_or(f64::INFINITY), claims.nbf, claims.iat),
-        unix_seconds(rules.clock.now()),
+        now,
     )
+}
+
+/// The maximum lifetime: `exp - iat`, or without `iat` what is left of the token from
+/// now, which only shrinks (so a cached token that passed once passes again). The
+/// leeway applies to the second form only, since it compares the issuer's clock with
+/// ours; `exp - iat` is one clock's arithmetic.
+fn check_lifetime(
+    rules: &ClaimRules,
+    exp: f64,
+    iat: Option<f64>,
+    now: f64,
+) -> Result<(), ErrorKind> {
+    let Some(max) = rules.max_lifetime else {
+        return Ok(());
+    };
+    let too_long = match iat {
+        Some(iat) => exp - iat > max,
+        None => exp - now > max + rules.leeway,
+    };
+    if too_long {
+        Err(ErrorKind::LifetimeTooLong)
+    } else {
+        Ok(())
+    }
 }
 
 /// The time-dependent checks, done at verification and again on every cache hit.

@@ -662,3 +662,172 @@ async fn a_bound_token_without_its_proof_gets_401_not_a_403_that_says_it_is_vali
     );
     assert_eq!(forbidden.challenge.as_deref(), Some(expected.as_str()));
 }
+
+/// `/documents` as elsewhere, and `/transfers`: a single-use route any token may spend.
+fn flood_app(layer: JwtAuthLayer) -> Router {
+    use axum::routing::post;
+    use tower_jwt_auth::guard::SingleUse;
+    async fn created() -> (StatusCode, &'static str) {
+        (StatusCode::CREATED, "created")
+    }
+    Router::new()
+        .route("/documents", get(scheme).post(scheme))
+        .route("/transfers", post(created).route_layer(SingleUse))
+        .layer(layer)
+}
+
+/// A client holding one DPoP-bound token sends `n` requests, each with a fresh proof;
+/// the statuses, by count.
+async fn flood(server: &Server, n: usize) -> std::collections::BTreeMap<u16, usize> {
+    let access = bound();
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let proof = proof_for(&access).sign();
+        let status = send(server, &access, &[proof]).await.status.as_u16();
+        *statuses.entry(status).or_default() += 1;
+    }
+    statuses
+}
+
+async fn transfer(server: &Server, token: &str) -> Answer {
+    let response = server
+        .client
+        .post(server.url("/transfers"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    answer(response).await
+}
+
+#[tokio::test]
+async fn a_dpop_client_flooding_fresh_proofs_cannot_deny_or_reopen_single_use_tokens() {
+    use tower_jwt_auth::state::{MemoryReplayStore, StoreFailure};
+    for failure in [StoreFailure::Closed, StoreFailure::Open] {
+        // A single-use store of 160 keys: proofs recorded beside single-use tokens would
+        // fill it ten times over.
+        let config = config(DpopMode::Allowed)
+            .replay_store(MemoryReplayStore::new(160))
+            .store_failure(failure);
+        let server = Server::start_router(flood_app(JwtAuthLayer::new(
+            config.build().expect("config"),
+        )))
+        .await;
+        let flooded = flood(&server, 400).await;
+        assert_eq!(flooded.get(&200), Some(&400), "{failure:?}: {flooded:?}");
+        let once = token(ec_key()).sign();
+        let first = transfer(&server, &once).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{failure:?}: {first:?}");
+        transfer(&server, &once)
+            .await
+            .assert_invalid_token("token already used");
+    }
+}
+
+#[tokio::test]
+async fn a_client_key_past_its_live_proof_limit_is_refused_alone() {
+    let limited = dpop(DpopMode::Allowed).max_live_proofs_per_key(20);
+    let server = start(builder(ec_key().key_set()).dpop(limited)).await;
+    let flooded = flood(&server, 30).await;
+    assert_eq!(flooded.get(&200), Some(&20), "{flooded:?}");
+    assert_eq!(flooded.get(&401), Some(&10), "{flooded:?}");
+    let access = bound();
+    assert_proof_refused(
+        &send(&server, &access, &[proof_for(&access).sign()]).await,
+        "over the limit",
+    );
+    // Another client key is not affected.
+    let other = TestKey::ec_p256().with_kid("other-client");
+    let other_access = token(ec_key()).dpop_bound(&other).sign();
+    let other_proof = DpopProof::new(&other, "GET", &format!("{BASE}/documents"))
+        .token(&other_access)
+        .sign();
+    send(&server, &other_access, &[other_proof])
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn with_nonces_a_client_key_past_its_limit_is_asked_for_a_fresh_nonce() {
+    let secret = [9u8; 32];
+    let limited = dpop(DpopMode::Allowed)
+        .nonces(secret, Duration::from_secs(60))
+        .max_live_proofs_per_key(3);
+    let server = start(builder(ec_key().key_set()).dpop(limited)).await;
+    let access = bound();
+    let first = send(&server, &access, &[proof_for(&access).sign()]).await;
+    let nonce = first.nonce.clone().expect("a DPoP-Nonce header");
+    for _ in 0..3 {
+        send(&server, &access, &[proof_for(&access).nonce(&nonce).sign()])
+            .await
+            .assert_ok();
+    }
+    let over = send(&server, &access, &[proof_for(&access).nonce(&nonce).sign()]).await;
+    assert_eq!(over.status, StatusCode::UNAUTHORIZED, "{over:?}");
+    assert_eq!(over.error_code().as_deref(), Some("use_dpop_nonce"));
+    assert!(over.nonce.is_some(), "{over:?}");
+}
+
+#[tokio::test]
+async fn a_full_proof_store_refuses_dpop_requests_only() {
+    use tower_jwt_auth::state::MemoryProofStore;
+    // One live proof per shard: the second client key in a shard finds it full.
+    let config = config(DpopMode::Allowed).proof_store(MemoryProofStore::new(16));
+    let server = Server::start_router(flood_app(JwtAuthLayer::new(
+        config.build().expect("config"),
+    )))
+    .await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..64 {
+        let key = TestKey::ec_p256().with_kid(format!("client-{i}"));
+        let access = token(ec_key()).dpop_bound(&key).sign();
+        let proof = DpopProof::new(&key, "GET", &format!("{BASE}/documents"))
+            .token(&access)
+            .sign();
+        let status = send(&server, &access, &[proof]).await.status.as_u16();
+        *statuses.entry(status).or_default() += 1;
+    }
+    assert!(
+        statuses.get(&503).is_some_and(|n| *n >= 64 - 16),
+        "{statuses:?}"
+    );
+    // Single use is not affected.
+    let once = token(ec_key()).sign();
+    assert_eq!(transfer(&server, &once).await.status, StatusCode::CREATED);
+    transfer(&server, &once)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
+async fn on_redis_the_live_proof_limit_of_a_key_holds_across_replicas() {
+    use tower_jwt_auth::state::{RedisConnection, RedisProofStore, RedisReplayStore};
+    let redis = RedisServer::start();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let connection = RedisConnection::open(&redis.url())
+            .expect("url")
+            .prefix("limit:");
+        let config = config(DpopMode::Allowed)
+            .dpop(dpop(DpopMode::Allowed).max_live_proofs_per_key(5))
+            .replay_store(RedisReplayStore::new(connection.clone()))
+            .proof_store(RedisProofStore::new(connection));
+        replicas.push(start(config).await);
+    }
+    let first = flood(&replicas[0], 3).await;
+    assert_eq!(first.get(&200), Some(&3), "{first:?}");
+    let second = flood(&replicas[1], 3).await;
+    assert_eq!(second.get(&200), Some(&2), "{second:?}");
+    assert_eq!(second.get(&401), Some(&1), "{second:?}");
+    // Proofs live under keys of their own, never beside single-use tokens.
+    let keys = redis.command(&["KEYS", "*"]);
+    assert!(
+        keys.lines().all(|k| k.starts_with("limit:dpop:{")),
+        "{keys}"
+    );
+    assert_eq!(
+        keys.lines().count(),
+        6,
+        "five proofs and the key's count: {keys}"
+    );
+}

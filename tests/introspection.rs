@@ -1,9 +1,13 @@
 //! Opaque tokens through RFC 7662 introspection, over real HTTP against the MockIssuer:
 //! acceptance with permissions, every refusal, each client authentication method, the
-//! caches and the shared call, every fault, and JWTs that never reach the endpoint.
+//! caches and the shared call, every fault, and JWTs that never reach the endpoint. Then
+//! where credentials may go (plain http refused at build, redirects of discovery and of
+//! the POST, against loopback servers that record what reaches them), and the call
+//! budget: what junk strings cost without the shape filter, and with it.
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,10 +15,15 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::{Answer, Server, issuer_config};
 use tower_jwt_auth::introspection::{ClientAuth, Introspection, SigningKey};
+use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
-use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, RequirePermission, StandardClaims, StepUp};
+use tower_jwt_auth::{
+    Algorithm, Claims, ConfigErrorKind, JwtAuthConfig, JwtAuthLayer, RequirePermission,
+    StandardClaims, StepUp,
+};
 
 async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
     claims.sub.unwrap_or_default()
@@ -482,7 +491,7 @@ async fn a_single_use_opaque_token_without_exp_is_kept_for_the_maximum_lifetime_
     let config = issuer_config(&issuer)
         .introspection(basic())
         .single_use_tokens(true)
-        .max_token_lifetime(Duration::from_secs(600))
+        .revocation_retention(Duration::from_secs(600))
         .replay_store(RedisReplayStore::new(connection))
         .build()
         .expect("config");
@@ -496,4 +505,566 @@ async fn a_single_use_opaque_token_without_exp_is_kept_for_the_maximum_lifetime_
     let keys = redis.command(&["KEYS", "t:replay:*"]);
     let ttl: i64 = redis.command(&["PTTL", keys.trim()]).parse().expect("pttl");
     assert!(ttl > 590_000 && ttl <= 600_000, "{ttl}");
+}
+
+/// One request a [`Spy`] server received.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: http::Method,
+    path: String,
+    authorization: Option<String>,
+    content_length: Option<String>,
+    body: String,
+}
+
+/// A loopback server that records every request, then either redirects it (to the same
+/// path on another base URL) or answers as a compliant authorization server would: a
+/// discovery document naming the issuer it is told and its own `/introspect`, and
+/// `active: true` with the test audience for any token at all, so an answer from it that
+/// the layer wrongly trusts shows up as a 200.
+#[derive(Clone, Default)]
+struct Spy {
+    base: Arc<Mutex<String>>,
+    issuer: Arc<Mutex<String>>,
+    redirect: Arc<Mutex<Option<(StatusCode, String)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Spy {
+    async fn start() -> Self {
+        let spy = Self::default();
+        let router = Router::new().fallback(spy_answer).with_state(spy.clone());
+        let addr = support::serve(router).await;
+        *spy.base.lock().expect("base") = format!("http://{addr}");
+        spy
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.lock().expect("base"))
+    }
+
+    fn set_issuer(&self, issuer: &str) {
+        *self.issuer.lock().expect("issuer") = issuer.to_owned();
+    }
+
+    /// Redirects every request with `status` to the same path under `base`; `None`
+    /// answers normally.
+    fn redirect(&self, redirect: Option<(StatusCode, String)>) {
+        *self.redirect.lock().expect("redirect") = redirect;
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen").clone()
+    }
+
+    /// The requests that carried `secret` anywhere: body or `Authorization` header.
+    fn carrying(&self, secret: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|seen| {
+                seen.body.contains(secret)
+                    || seen
+                        .authorization
+                        .as_deref()
+                        .is_some_and(|a| a.contains(secret))
+            })
+            .collect()
+    }
+}
+
+async fn spy_answer(
+    axum::extract::State(spy): axum::extract::State<Spy>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let header = |name: http::header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    spy.seen.lock().expect("seen").push(Seen {
+        method,
+        path: uri.path().to_owned(),
+        authorization: header(http::header::AUTHORIZATION),
+        content_length: header(http::header::CONTENT_LENGTH),
+        body,
+    });
+    let redirect = spy.redirect.lock().expect("redirect").clone();
+    if let Some((status, base)) = redirect {
+        let location = format!("{base}{}", uri.path());
+        return (status, [(http::header::LOCATION, location)]).into_response();
+    }
+    let document = if uri.path() == "/.well-known/openid-configuration" {
+        serde_json::json!({
+            "issuer": *spy.issuer.lock().expect("issuer"),
+            "introspection_endpoint": spy.url("/introspect"),
+        })
+    } else {
+        serde_json::json!({ "active": true, "sub": "mallory", "aud": support::AUDIENCE })
+    };
+    axum::Json(document).into_response()
+}
+
+/// A layer for a trusted issuer with static keys, introspecting with `introspection`.
+/// The key-fetch client follows redirects (reqwest's default): introspection must not
+/// borrow it.
+async fn start_static(issuer: &str, introspection: Introspection) -> Server {
+    let config = JwtAuthConfig::builder()
+        .issuer(issuer)
+        .audience(support::AUDIENCE)
+        .key_set(support::ec_key().key_set())
+        .http_client(support::client())
+        .introspection(introspection)
+        .build()
+        .expect("config");
+    Server::start_router(app(JwtAuthLayer::new(config))).await
+}
+
+/// Introspection with the secret in the form body, where a re-sent POST would show it.
+fn post_secret() -> Introspection {
+    Introspection::new("api", ClientAuth::client_secret_post(SECRET))
+        .timeout(Duration::from_secs(5))
+}
+
+const SECRET: &str = "spy-s3cret";
+
+/// A fresh opaque token: no server has seen it, and it is no JWS.
+fn fresh(label: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{label}-{}-{n}", std::process::id())
+}
+
+#[test]
+fn a_plain_http_issuer_without_an_introspection_endpoint_is_refused_at_build() {
+    // A plain test without a runtime: build() could not run a request even if it tried,
+    // so the refusal comes from the URL alone.
+    let plain = || {
+        JwtAuthConfig::builder()
+            .issuer("http://idp.example.test")
+            .audience(support::AUDIENCE)
+            .key_set(support::ec_key().key_set())
+    };
+    let error = plain()
+        .introspection(basic())
+        .build()
+        .expect_err("discovery over plain http to a remote host");
+    assert_eq!(error.kind(), ConfigErrorKind::InvalidUrl);
+    let message = error.to_string();
+    assert!(
+        message.contains("http://idp.example.test/.well-known/openid-configuration"),
+        "{message}"
+    );
+    assert!(
+        message.contains("RemoteOptions::dangerous_allow_http"),
+        "{message}"
+    );
+    // The switch it names allows it, and an https endpoint needs no discovery at all.
+    plain()
+        .remote_options(RemoteOptions::new().dangerous_allow_http())
+        .introspection(basic())
+        .build()
+        .expect("plain http explicitly allowed");
+    plain()
+        .introspection(basic().endpoint("https://idp.example.test/introspect"))
+        .build()
+        .expect("an https endpoint of its own");
+    let error = plain()
+        .introspection(basic().endpoint("http://idp.example.test/introspect"))
+        .build()
+        .expect_err("a plain http endpoint");
+    assert!(
+        error
+            .to_string()
+            .contains("RemoteOptions::dangerous_allow_http"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirected_discovery_document_never_picks_the_endpoint() {
+    let issuer_side = Spy::start().await;
+    let elsewhere = Spy::start().await;
+    let issuer = issuer_side.url("");
+    issuer_side.set_issuer(&issuer);
+    // The document at the other end is a correct one for this issuer, naming its own
+    // endpoint: if the layer read it, the POST would go there and be answered active.
+    elsewhere.set_issuer(&issuer);
+    issuer_side.redirect(Some((StatusCode::FOUND, elsewhere.url(""))));
+
+    // The crate's own client follows no redirect.
+    let server = start_static(&issuer, post_secret()).await;
+    let token = fresh("own-client");
+    assert_unavailable(&server.bearer(&token).await);
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+
+    // An application's client that follows redirects fetches the other document, but an
+    // answer from another URL than the one asked for is refused.
+    let following = start_static(&issuer, post_secret().http_client(support::client())).await;
+    let token = fresh("following-client");
+    assert_unavailable(&following.bearer(&token).await);
+    let seen = elsewhere.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s.method == http::Method::GET && s.path.ends_with("openid-configuration")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.is_empty(),
+        "the application's client followed the redirect"
+    );
+    assert!(elsewhere.carrying(SECRET).is_empty(), "{seen:?}");
+    assert!(elsewhere.carrying(&token).is_empty(), "{seen:?}");
+
+    // Without the redirect the same layer discovers, calls and accepts: the refusal
+    // above was the redirect's, not the document's.
+    issuer_side.redirect(None);
+    let answer = following.bearer(&token).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "mallory");
+    assert_eq!(issuer_side.carrying(SECRET).len(), 1);
+}
+
+#[tokio::test]
+async fn a_redirected_introspection_post_never_delivers_the_secret_or_the_token() {
+    let endpoint = Spy::start().await;
+    let elsewhere = Spy::start().await;
+    let introspect = endpoint.url("/introspect");
+    let own = start_static(support::ISSUER, post_secret().endpoint(&introspect)).await;
+    let following = start_static(
+        support::ISSUER,
+        post_secret()
+            .endpoint(&introspect)
+            .http_client(support::client()),
+    )
+    .await;
+    let mut tokens = Vec::new();
+    for status in [
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::PERMANENT_REDIRECT,
+        StatusCode::FOUND,
+        StatusCode::SEE_OTHER,
+    ] {
+        endpoint.redirect(Some((status, elsewhere.url(""))));
+        for (client, server) in [("own", &own), ("following", &following)] {
+            let before = elsewhere.seen().len();
+            let token = fresh(&format!("{client}-{}", status.as_u16()));
+            let answer = server.bearer(&token).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{client} client, {status}: {answer:?}"
+            );
+            assert_unavailable(&answer);
+            if client == "own" {
+                assert_eq!(elsewhere.seen().len(), before, "{status}: followed");
+            }
+            tokens.push(token);
+        }
+    }
+    // The crate's client never reached the other server, and the application's client
+    // reached it only with a body-less GET (301 to 303 turn a POST into one; a 307 or
+    // 308 cannot re-send a body that cannot be replayed).
+    let seen = elsewhere.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s.method == http::Method::GET && s.body.is_empty()),
+        "{seen:?}"
+    );
+    assert!(elsewhere.carrying(SECRET).is_empty(), "{seen:?}");
+    for token in &tokens {
+        assert!(elsewhere.carrying(token).is_empty(), "{token}: {seen:?}");
+    }
+    assert!(seen.iter().all(|s| s.authorization.is_none()), "{seen:?}");
+
+    // Without the redirect, the same layers call and accept; the POST carries its length.
+    endpoint.redirect(None);
+    for server in [&own, &following] {
+        let answer = server.bearer(&fresh("direct")).await;
+        answer.assert_ok();
+        assert_eq!(answer.body, "mallory");
+    }
+    let posts = endpoint.carrying(SECRET);
+    let direct: Vec<_> = posts.iter().filter(|s| s.body.contains("direct")).collect();
+    assert_eq!(direct.len(), 2, "{posts:?}");
+    assert!(
+        direct
+            .iter()
+            .all(|s| s.content_length.as_deref() == Some(s.body.len().to_string().as_str())),
+        "{direct:?}"
+    );
+}
+
+/// `jwt_auth_introspection_refused_total{reason}` as recorded so far; 0 when never
+/// counted.
+fn refused_over_budget(snapshotter: &Snapshotter, reason: &str) -> u64 {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let named = key.name() == "jwt_auth_introspection_refused_total"
+                && key
+                    .labels()
+                    .any(|label| label.key() == "reason" && label.value() == reason);
+            match value {
+                DebugValue::Counter(count) if named => Some(count),
+                _ => None,
+            }
+        })
+        .unwrap_or(0)
+}
+
+/// `n` distinct opaque strings such as a client makes up, 8 to 14 bytes long: none has
+/// the length of the MockIssuer's tokens (43).
+fn junk(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("j{:x}{}", i, "z".repeat(i % 7 + 5)))
+        .collect()
+}
+
+/// Sends every token at once, each in its own task, by one client.
+fn flood(server: &Server, tokens: &[String]) -> Vec<tokio::task::JoinHandle<Answer>> {
+    tokens
+        .iter()
+        .map(|token| {
+            let request = server.client.get(server.url("/")).bearer_auth(token);
+            tokio::spawn(
+                async move { support::answer(request.send().await.expect("request")).await },
+            )
+        })
+        .collect()
+}
+
+/// Waits, polling, until `done` holds; fails after 10 s.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn junk_opaque_strings_fill_the_in_flight_cap_so_a_genuine_token_gets_503_and_it_is_counted()
+{
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let issuer = issuer().await;
+    issuer.set_fault(Endpoint::Introspection, Fault::Hold);
+    let server = start(&issuer, basic().timeout(Duration::from_secs(30))).await;
+    // One client, 64 made-up strings at once: the default cap on calls in flight.
+    let flood = flood(&server, &junk(64));
+    until("64 calls held at the endpoint", || calls(&issuer) == 64).await;
+    let genuine = issuer.opaque(&issuer.token().subject("olga"));
+    assert_unavailable(&server.bearer(&genuine).await);
+    assert_eq!(calls(&issuer), 64, "the genuine token got no call");
+    assert_eq!(refused_over_budget(&snapshotter, "in_flight"), 1);
+    issuer.clear_faults();
+    issuer.release();
+    for task in flood {
+        task.await
+            .expect("task")
+            .assert_invalid_token("token not active");
+    }
+    // It was a genuine token: with the junk gone, it passes.
+    let answer = server.bearer(&genuine).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "olga");
+}
+
+#[tokio::test]
+async fn junk_opaque_strings_spend_the_rate_limit_so_a_genuine_token_gets_503_and_it_is_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let issuer = issuer().await;
+    // One call a second: the junk below takes it, and refills take a full second.
+    let server = start(&issuer, basic().rate_limit(1)).await;
+    server
+        .bearer(&junk(1)[0])
+        .await
+        .assert_invalid_token("token not active");
+    let genuine = issuer.opaque(&issuer.token().subject("olga"));
+    assert_unavailable(&server.bearer(&genuine).await);
+    assert_eq!(calls(&issuer), 1, "the genuine token got no call");
+    assert_eq!(refused_over_budget(&snapshotter, "rate_limit"), 1);
+    assert_eq!(refused_over_budget(&snapshotter, "in_flight"), 0);
+}
+
+#[tokio::test]
+async fn the_shape_filter_refuses_junk_before_any_call_and_keeps_the_budget_for_genuine_tokens() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let issuer = issuer().await;
+    let genuine = issuer.opaque(&issuer.token().subject("olga"));
+    let shape = genuine.len();
+    // Held: any call the junk made would never end, and the wait below would fail.
+    issuer.set_fault(Endpoint::Introspection, Fault::Hold);
+    let server = start(
+        &issuer,
+        basic()
+            .timeout(Duration::from_secs(30))
+            .rate_limit(1)
+            .opaque_token_length(shape..=shape),
+    )
+    .await;
+    for task in flood(&server, &junk(200)) {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("refused at once, never held at the endpoint")
+            .expect("task")
+            .assert_invalid_token("malformed token");
+    }
+    assert_eq!(calls(&issuer), 0);
+    assert_eq!(refused_over_budget(&snapshotter, "in_flight"), 0);
+    assert_eq!(refused_over_budget(&snapshotter, "rate_limit"), 0);
+    // The one call a second and every slot in flight are still there for it.
+    issuer.clear_faults();
+    let answer = server.bearer(&genuine).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "olga");
+    assert_eq!(calls(&issuer), 1);
+}
+
+#[tokio::test]
+async fn an_opaque_token_prefix_admits_only_tokens_of_that_shape_and_never_holds_back_a_jwt() {
+    let endpoint = Spy::start().await;
+    let hydra = || {
+        post_secret()
+            .endpoint(endpoint.url("/introspect"))
+            .opaque_token_prefix("ory_at_")
+            .opaque_token_prefix("legacy_")
+            .opaque_token_length(40..=200)
+    };
+    let server = start_static(support::ISSUER, hydra()).await;
+    let part = "b".repeat(43);
+    for junk in [
+        format!("random{part}"),
+        format!("ory_rt_{part}.{part}"),
+        "ory_at_short".to_owned(),
+        format!("ory_at_{}", "x".repeat(300)),
+    ] {
+        server
+            .bearer(&junk)
+            .await
+            .assert_invalid_token("malformed token");
+    }
+    assert!(endpoint.seen().is_empty(), "{:?}", endpoint.seen());
+    for genuine in [format!("ory_at_{part}.{part}"), format!("legacy_{part}")] {
+        let answer = server.bearer(&genuine).await;
+        answer.assert_ok();
+        assert_eq!(answer.body, "mallory");
+    }
+    assert_eq!(endpoint.seen().len(), 2);
+    // A JWT sent to introspection too is the server's to judge, whatever its shape.
+    let always = start_static(support::ISSUER, hydra().always_introspect(true)).await;
+    let jwt = support::token(support::ec_key()).subject("jo").sign();
+    always.bearer(&jwt).await.assert_ok();
+    assert_eq!(endpoint.seen().len(), 3);
+}
+
+#[test]
+fn a_shape_filter_no_token_can_pass_is_refused_at_build() {
+    use std::ops::Bound;
+    let build = |introspection: Introspection| {
+        JwtAuthConfig::builder()
+            .issuer(support::ISSUER)
+            .audience(support::AUDIENCE)
+            .key_set(support::ec_key().key_set())
+            .introspection(introspection.endpoint("https://idp.example.com/introspect"))
+            .build()
+    };
+    let cases = [
+        (basic().opaque_token_prefix(""), ConfigErrorKind::EmptyValue),
+        (
+            basic().opaque_token_length(10..10),
+            ConfigErrorKind::InvalidValue,
+        ),
+        (
+            basic().opaque_token_length((Bound::Included(20), Bound::Included(10))),
+            ConfigErrorKind::InvalidValue,
+        ),
+        (
+            basic()
+                .opaque_token_prefix("ory_at_")
+                .opaque_token_length(..=6),
+            ConfigErrorKind::InvalidValue,
+        ),
+    ];
+    for (introspection, kind) in cases {
+        let filter = format!("{introspection:?}");
+        let error = build(introspection).expect_err("no token could pass");
+        assert_eq!(error.kind(), kind, "{filter}: {error}");
+        assert!(error.to_string().contains("opaque_token_"), "{error}");
+    }
+    build(
+        basic()
+            .opaque_token_prefix("ory_at_")
+            .opaque_token_length(..=7),
+    )
+    .expect("the bare prefix fits");
+}
+
+#[tokio::test]
+async fn the_shape_filter_is_read_from_a_settings_file() {
+    use tower_jwt_auth::settings::{Format, Settings};
+    let endpoint = Spy::start().await;
+    let settings = |min: usize, max: usize| {
+        serde_json::json!({
+            "issuers": [{
+                "issuer": support::ISSUER,
+                "audiences": [support::AUDIENCE],
+                "jwks": tower_jwt_auth::testing::jwks([support::ec_key()]).to_string(),
+            }],
+            "introspection": {
+                "client_id": "api",
+                "client_secret": SECRET,
+                "auth": "client_secret_post",
+                "endpoint": endpoint.url("/introspect"),
+                "opaque_token_prefixes": ["ory_at_"],
+                "opaque_token_min_length": min,
+                "opaque_token_max_length": max,
+            },
+        })
+        .to_string()
+    };
+    let config = Settings::parse(&settings(40, 200), Format::Json)
+        .expect("parses")
+        .builder()
+        .expect("applies")
+        .build()
+        .expect("builds");
+    let server = Server::start_router(app(JwtAuthLayer::new(config))).await;
+    let part = "c".repeat(43);
+    for junk in [format!("other_{part}"), "ory_at_short".to_owned()] {
+        server
+            .bearer(&junk)
+            .await
+            .assert_invalid_token("malformed token");
+    }
+    assert!(endpoint.seen().is_empty(), "{:?}", endpoint.seen());
+    server.bearer(&format!("ory_at_{part}")).await.assert_ok();
+    assert_eq!(endpoint.seen().len(), 1);
+    let error = Settings::parse(&settings(200, 40), Format::Json)
+        .expect("parses")
+        .builder()
+        .expect_err("no length fits");
+    assert!(
+        error
+            .to_string()
+            .contains("introspection.opaque_token_min_length"),
+        "{error}"
+    );
 }

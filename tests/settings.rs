@@ -45,6 +45,7 @@ fn full_toml(pem_file: &str, secret_file: &str) -> String {
         r#"
 audiences = ["https://api.example.com"]
 leeway = "30s"
+max_lifetime = "6h"
 algorithms = ["ES256"]
 typ = "lenient"
 required_claims = ["sub"]
@@ -105,7 +106,7 @@ subject = "hashed"
 single_use = false
 revocation = true
 store = "memory"
-max_token_lifetime = "12h"
+revocation_retention = "12h"
 failure = "closed"
 
 [dpop]
@@ -115,6 +116,7 @@ iat_window = "30s"
 public_base_url = "https://api.example.com"
 nonce_secret_file = "{secret_file}"
 nonce_lifetime = "2m"
+max_live_proofs_per_key = 500
 
 [introspection]
 client_id = "api"
@@ -129,6 +131,9 @@ timeout = "1s"
 always = false
 audience_optional = false
 signed_answers = false
+opaque_token_prefixes = ["ory_at_"]
+opaque_token_min_length = 40
+opaque_token_max_length = 512
 "#
     )
 }
@@ -159,6 +164,20 @@ fn every_option_is_reachable_from_a_file_in_each_format() {
     let yaml = json_to_yaml(&serde_json::from_str(&json).expect("json value"), 0);
     let from_yaml = Settings::parse(&yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert_eq!(format!("{from_yaml:?}"), format!("{from_toml:?}"));
+}
+
+#[test]
+fn max_token_lifetime_is_read_as_the_revocation_retention() {
+    let settings = Settings::parse(
+        "[state]\nrevocation = true\nmax_token_lifetime = \"12h\"\n",
+        Format::Toml,
+    )
+    .expect("the former name parses");
+    let state = settings.state.expect("a state table");
+    assert_eq!(
+        state.revocation_retention,
+        Some(std::time::Duration::from_secs(12 * 3600))
+    );
 }
 
 /// A block-style YAML rendering of a JSON value (strings quoted as JSON, which YAML reads).

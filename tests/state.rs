@@ -193,9 +193,143 @@ async fn revoking_a_token_or_a_subject_refuses_it_at_once_cached_or_not() {
         .await
         .assert_invalid_token("token revoked");
     server.bearer(&carol).await.assert_ok();
-    clock.advance(Duration::from_secs(2));
+    // Tokens dated up to one leeway (60 s) after the revocation may predate it by the
+    // issuer's clock, and are refused too; later ones pass.
+    clock.advance(Duration::from_secs(30));
+    let bob_soon = mint("bob").sign();
+    server
+        .bearer(&bob_soon)
+        .await
+        .assert_invalid_token("token revoked");
+    clock.advance(Duration::from_secs(31));
     let bob_new = mint("bob").sign();
     server.bearer(&bob_new).await.assert_ok();
+}
+
+#[tokio::test]
+async fn an_issuer_clock_ahead_of_ours_cannot_escape_a_subject_revocation() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let config = config()
+        .clock(clock.clone())
+        .revocation_list(MemoryRevocationList::default().with_clock(clock.clone()))
+        .build()
+        .expect("config");
+    let revocations = config.revocations().expect("a revocation list");
+    let server = Server::start_router(routes(JwtAuthLayer::new(config))).await;
+    // The identity provider's clock runs 20 s ahead of ours (inside the leeway): a token
+    // it issues a moment before the revocation says `iat` = our now + 20 s.
+    let ahead = token(ec_key())
+        .subject("mallory")
+        .now(clock.now() + Duration::from_secs(20))
+        .sign();
+    server.bearer(&ahead).await.assert_ok();
+    revocations
+        .revoke_subject(ISSUER, "mallory")
+        .await
+        .expect("revoke");
+    server
+        .bearer(&ahead)
+        .await
+        .assert_invalid_token("token revoked");
+}
+
+#[tokio::test]
+async fn replicas_with_clocks_20_s_apart_sharing_redis_refuse_the_second_use() {
+    use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
+    let redis = RedisServer::start();
+    let now = SystemTime::now();
+    // Replica A runs 20 s fast, replica B on time; both inside the 60 s leeway.
+    let clocks = [
+        Arc::new(ManualClock::new(now + Duration::from_secs(20))),
+        Arc::new(ManualClock::new(now)),
+    ];
+    let mut servers = Vec::new();
+    for clock in &clocks {
+        let connection = RedisConnection::open(&redis.url())
+            .expect("redis url")
+            .prefix("skew:");
+        let config = config()
+            .clock(clock.clone())
+            .single_use_tokens(true)
+            .replay_store(RedisReplayStore::new(connection));
+        servers.push(start(config).await);
+    }
+    // Expired 39 s ago: A accepts it for one more second by its clock, B for 21 more.
+    let jti = "skewed";
+    let once = token(ec_key())
+        .claim("jti", jti)
+        .now(now)
+        .expires_in_secs(-39)
+        .sign();
+    servers[0].bearer(&once).await.assert_ok();
+    let key = format!(
+        "skew:replay:{}",
+        tower_jwt_auth::state::StateKey::token(ISSUER, jti)
+    );
+    let ttl: i64 = redis.command(&["PTTL", &key]).parse().expect("pttl");
+    // A record counted by A's clock alone (exp + leeway - now = 1 s) would be gone while
+    // B still accepts the token; one more leeway covers B.
+    assert!(ttl > 60_000, "{ttl}");
+    servers[1]
+        .bearer(&once)
+        .await
+        .assert_invalid_token("token already used");
+}
+
+#[tokio::test]
+async fn a_token_outliving_the_revocation_retention_is_refused() {
+    let day = Duration::from_secs(24 * 3600);
+    let server = start(
+        config()
+            .revocation_retention(day)
+            .revocation_list(MemoryRevocationList::default()),
+    )
+    .await;
+    let week = token(ec_key()).expires_in_secs(7 * 24 * 3600).sign();
+    server
+        .bearer(&week)
+        .await
+        .assert_invalid_token("token lifetime exceeds the maximum");
+    let undated_week = token(ec_key())
+        .without_claim("iat")
+        .expires_in_secs(7 * 24 * 3600)
+        .sign();
+    server
+        .bearer(&undated_week)
+        .await
+        .assert_invalid_token("token lifetime exceeds the maximum");
+    server.bearer(&token(ec_key()).sign()).await.assert_ok();
+    // Without a revocation list nothing limits the lifetime unless asked.
+    let free = start(config()).await;
+    free.bearer(&week).await.assert_ok();
+    let limited = start(config().max_lifetime(Duration::from_secs(3600))).await;
+    limited
+        .bearer(&week)
+        .await
+        .assert_invalid_token("token lifetime exceeds the maximum");
+    limited
+        .bearer(&token(ec_key()).expires_in_secs(3600).sign())
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn a_retention_shorter_than_the_maximum_lifetime_is_refused_at_build() {
+    let error = config()
+        .revocation_list(MemoryRevocationList::default())
+        .revocation_retention(Duration::from_secs(3600))
+        .max_lifetime(Duration::from_secs(7200))
+        .build()
+        .expect_err("a revoked token would outlive its revocation");
+    let message = error.to_string();
+    assert!(message.contains("revocation_retention"), "{message}");
+    assert!(message.contains("max_lifetime"), "{message}");
+    config()
+        .revocation_list(MemoryRevocationList::default())
+        .revocation_retention(Duration::from_secs(7200))
+        .max_lifetime(Duration::from_secs(3600))
+        .build()
+        .expect("a retention longer than the lifetime");
 }
 
 /// Sends the same request from `n` concurrent tasks and counts the statuses.
@@ -341,13 +475,23 @@ async fn a_revocation_on_one_replica_refuses_the_token_on_both() {
 }
 
 #[tokio::test]
-async fn a_used_token_is_remembered_until_its_exp_even_beyond_the_maximum_lifetime() {
+async fn a_used_token_is_remembered_until_its_exp_even_beyond_the_revocation_retention() {
     let redis = RedisServer::start();
     let hour = Duration::from_secs(3600);
-    let servers = replicas(&redis, || {
-        config().single_use_tokens(true).max_token_lifetime(hour)
-    })
-    .await;
+    // Single use alone: with a revocation list, a week-long token would be refused for
+    // outliving the retention.
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
+        let connection = RedisConnection::open(&redis.url())
+            .expect("redis url")
+            .prefix("test:");
+        let config = config()
+            .single_use_tokens(true)
+            .revocation_retention(hour)
+            .replay_store(RedisReplayStore::new(connection));
+        servers.push(start(config).await);
+    }
     let jti = "week-long";
     let week = 7 * 24 * 3600;
     let once = token(ec_key())
@@ -360,8 +504,8 @@ async fn a_used_token_is_remembered_until_its_exp_even_beyond_the_maximum_lifeti
         tower_jwt_auth::state::StateKey::token(ISSUER, jti)
     );
     let ttl: i64 = redis.command(&["PTTL", &key]).parse().expect("pttl");
-    // A record kept for the maximum lifetime (1 h) would let the token work again for
-    // the six days after it.
+    // A record kept for the retention (1 h) would let the token work again for the six
+    // days after it.
     assert!(ttl > (week - 120) * 1000, "{ttl}");
     servers[1]
         .bearer(&once)
@@ -370,7 +514,7 @@ async fn a_used_token_is_remembered_until_its_exp_even_beyond_the_maximum_lifeti
 }
 
 #[tokio::test]
-async fn a_used_key_expires_from_redis_with_the_token_plus_leeway() {
+async fn a_used_key_expires_from_redis_with_the_token_plus_two_leeways() {
     let redis = RedisServer::start();
     let leeway = Duration::from_secs(1);
     let servers = replicas(&redis, || config().single_use_tokens(true).leeway(leeway)).await;
@@ -383,10 +527,11 @@ async fn a_used_key_expires_from_redis_with_the_token_plus_leeway() {
         tower_jwt_auth::state::StateKey::token(ISSUER, jti)
     );
     let ttl: i64 = redis.command(&["PTTL", &key]).parse().expect("pttl");
-    // exp (1 s, counted from a whole second) plus the leeway (1 s), minus the time
-    // since: never more than 2 s, and gone after.
-    assert!(ttl > 0 && ttl <= 2_000, "{ttl}");
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // exp (1 s, counted from a whole second) plus twice the leeway (1 s each: the one
+    // every replica accepts the token for, and the skew between replicas' clocks), minus
+    // the time since: never more than 3 s, and gone after.
+    assert!(ttl > 1_000 && ttl <= 3_000, "{ttl}");
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert_eq!(redis.command(&["EXISTS", &key]), "0");
 }
 
@@ -486,6 +631,26 @@ async fn a_slow_redis_costs_a_request_the_timeout_not_the_stall() {
         assert!(std::time::Instant::now() < deadline, "no recovery");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_redis_command_may_take_as_long_as_the_configured_timeout() {
+    use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
+    let redis = RedisServer::start();
+    let connection = RedisConnection::open(&redis.url())
+        .expect("url")
+        .timeout(Duration::from_secs(5));
+    let server = start(
+        config()
+            .single_use_tokens(true)
+            .replay_store(RedisReplayStore::new(connection)),
+    )
+    .await;
+    server.bearer(&token(ec_key()).sign()).await.assert_ok();
+    // A stall longer than the Redis client's own default response timeout (500 ms) but
+    // well inside the configured 5 s: the request waits and passes.
+    assert_eq!(redis.command(&["CLIENT", "PAUSE", "900", "ALL"]), "OK");
+    server.bearer(&token(ec_key()).sign()).await.assert_ok();
 }
 
 #[tokio::test]

@@ -332,3 +332,33 @@ async fn interceptor_checks_tokens_with_loaded_keys() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn the_interceptor_replaces_client_sent_forwarded_metadata_with_verified_claims() {
+    use tonic::service::Interceptor;
+    use tower_jwt_auth::tonic::JwtInterceptor;
+
+    let cfg = support::builder(support::ec_key().key_set())
+        .forward_claim("sub", "x-jwt-sub")
+        .build()
+        .expect("config");
+    let mut interceptor = JwtInterceptor::new(cfg);
+    let forged = |authorization: Option<String>| {
+        let mut request = with_token((), authorization);
+        for name in ["x-jwt-sub", "x_jwt_sub"] {
+            request
+                .metadata_mut()
+                .insert(name, MetadataValue::from_static("admin"));
+        }
+        request
+    };
+    let token = support::token(support::ec_key()).subject("frank").sign();
+    let request = interceptor.call(forged(bearer(&token))).expect("verified");
+    let metadata = request.metadata();
+    assert_eq!(
+        metadata.get("x-jwt-sub").and_then(|v| v.to_str().ok()),
+        Some("frank")
+    );
+    assert!(metadata.get("x_jwt_sub").is_none(), "{metadata:?}");
+    assert!(metadata.get("authorization").is_some());
+}

@@ -20,14 +20,14 @@ use crate::response::{DefaultResponder, ErrorResponder};
 use crate::rules::{
     Check, ClaimRule, ClaimsView, Exemption, Expected, PayloadCheck, Predicate, RequestHead,
 };
-use crate::state::{ReplayStore, RevocationList, StoreFailure};
+use crate::state::{ProofStore, ReplayStore, RevocationList, StoreFailure};
 use crate::telemetry::{AuditEvent, AuditHook, SubjectLogging};
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
 
 /// How long a revocation is kept by default: the longest an access token is expected to
 /// live.
-pub(crate) const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_REVOCATION_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// The default clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -75,12 +75,14 @@ pub struct JwtAuthConfigBuilder {
     pub(super) subject_logging: SubjectLogging,
     pub(super) audit: Option<AuditHook>,
     pub(super) replay: Option<Arc<dyn ReplayStore>>,
+    pub(super) proofs: Option<Arc<dyn ProofStore>>,
     pub(super) revocation: Option<Arc<dyn RevocationList>>,
     /// The revocation list is the in-memory one a settings file named.
     pub(super) default_revocation: bool,
     pub(super) single_use: bool,
     pub(super) store_failure: StoreFailure,
-    pub(super) max_token_lifetime: Duration,
+    pub(super) revocation_retention: Duration,
+    pub(super) max_lifetime: Option<Duration>,
     pub(super) claim_rules: Vec<ClaimRule>,
     pub(super) payload_checks: Vec<PayloadCheck>,
     pub(super) allowed_clients: Option<Vec<String>>,
@@ -122,11 +124,13 @@ impl Default for JwtAuthConfigBuilder {
             audit: None,
             responder: Arc::new(DefaultResponder),
             replay: None,
+            proofs: None,
             revocation: None,
             default_revocation: false,
             single_use: false,
             store_failure: StoreFailure::Closed,
-            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            revocation_retention: DEFAULT_REVOCATION_RETENTION,
+            max_lifetime: None,
             claim_rules: Vec::new(),
             payload_checks: Vec::new(),
             allowed_clients: None,
@@ -223,9 +227,26 @@ impl JwtAuthConfigBuilder {
         self
     }
 
-    /// The clock skew tolerated on `exp`, `nbf` and `iat`; 60 s by default.
+    /// The clock skew tolerated on `exp`, `nbf` and `iat`; 60 s by default. It is also
+    /// the skew allowed between this replica, the identity provider and other replicas
+    /// where their clocks decide together: replay records live one leeway longer than
+    /// the token or proof they record, and a subject revocation also refuses tokens
+    /// issued up to one leeway after it.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// The longest lifetime a token may have: a token whose `exp - iat` (or, without
+    /// `iat`, `exp - now`, with the leeway) exceeds it gets 401 `invalid_token` ("token
+    /// lifetime exceeds the maximum").
+    ///
+    /// Off by default, except with a [revocation list](Self::revocation_list): then it
+    /// defaults to the [revocation retention](Self::revocation_retention), so no revoked
+    /// token outlives the record of its revocation, and `build()` refuses a retention
+    /// shorter than an explicit maximum.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
         self
     }
 
@@ -659,6 +680,18 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// Where DPoP proofs are recorded (RFC 9449 section 11.1), apart from single-use
+    /// tokens. The default is the proof store the [`replay_store`](Self::replay_store)
+    /// offers on its backend (a `RedisReplayStore` offers a `RedisProofStore` on the
+    /// same connection), else a [`MemoryProofStore`](crate::state::MemoryProofStore) of
+    /// 100 000 proofs, right for one replica only. Each client key may hold at most
+    /// [`max_live_proofs_per_key`](crate::dpop::DpopOptions::max_live_proofs_per_key)
+    /// live proofs in it.
+    pub fn proof_store(mut self, store: impl ProofStore) -> Self {
+        self.proofs = Some(Arc::new(store));
+        self
+    }
+
     /// Checks every request against this revocation list, after the signature and for
     /// cached tokens too: a revoked token, or a token of a revoked subject issued at or
     /// before the revocation (or without `iat`), gets 401 `invalid_token` ("token
@@ -685,13 +718,20 @@ impl JwtAuthConfigBuilder {
         self.remote_options.clone()
     }
 
-    /// How long a revocation is kept (24 h by default): at least the longest lifetime of
-    /// the issuer's access tokens, since the revoking call does not know a token's `exp`.
-    /// It is also how long a single-use token without `exp` (an introspected one) is
-    /// remembered; a token with `exp` is remembered until then, whatever this says.
-    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
-        self.max_token_lifetime = lifetime;
+    /// How long a revocation is kept (24 h by default), since the revoking call does not
+    /// know a token's `exp`. With a revocation list, tokens that live longer are refused
+    /// (see [`max_lifetime`](Self::max_lifetime)), so a revoked token never works again
+    /// once its revocation lapses. It is also how long a single-use token without `exp`
+    /// (an introspected one) is remembered; a token with `exp` is remembered until then.
+    pub fn revocation_retention(mut self, retention: Duration) -> Self {
+        self.revocation_retention = retention;
         self
+    }
+
+    /// The former name of [`revocation_retention`](Self::revocation_retention).
+    #[deprecated(since = "0.2.0", note = "renamed `revocation_retention`")]
+    pub fn max_token_lifetime(self, lifetime: Duration) -> Self {
+        self.revocation_retention(lifetime)
     }
 
     /// What happens when the replay store or revocation list does not answer:

@@ -3,6 +3,7 @@
 //! own first fetch.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
@@ -24,7 +25,7 @@ use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRu
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
 use crate::rules::{Check, ClaimChecks, Exemptions, Forwarding};
-use crate::state::{MemoryReplayStore, Revocations};
+use crate::state::{MemoryProofStore, MemoryReplayStore, Revocations};
 use crate::tracking::StateRules;
 
 /// Checks every setting and compiles the policy requests read. With `previous` (a
@@ -121,12 +122,7 @@ pub(super) fn compile(
             .as_ref()
             .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
     };
-    if b.max_token_lifetime.is_zero() {
-        return Err(ConfigError::new(
-            K::InvalidValue,
-            "max_token_lifetime must be positive",
-        ));
-    }
+    let max_lifetime = compile_max_lifetime(&b)?;
     // The default in-memory replay store survives a reload: a token used before it must
     // not work again after it.
     let replay = match (&b.replay, previous) {
@@ -144,8 +140,26 @@ pub(super) fn compile(
         }
         (list, _) => list.clone(),
     };
+    // Proofs never share the single-use store: a store of their own, the one the
+    // configured replay store offers on its backend, or the default in-memory one (which
+    // a reload carries over like the default replay store).
+    let configured_proofs = b.proofs.clone().or_else(|| replay.proof_store());
+    let default_proofs = configured_proofs.is_none();
+    let proofs = match (configured_proofs, previous) {
+        (Some(store), _) => store,
+        (None, Some(previous)) if previous.state.default_proofs => {
+            Arc::clone(&previous.state.proofs)
+        }
+        (None, _) => Arc::new(MemoryProofStore::default()) as Arc<dyn crate::state::ProofStore>,
+    };
+    if default_proofs && b.replay.is_some() && binding.dpop.is_some() {
+        tracing::warn!(
+            "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
+        );
+    }
     let mut state = StateRules::new(
         replay,
+        proofs,
         revocation.clone(),
         b.single_use,
         b.store_failure,
@@ -153,8 +167,9 @@ pub(super) fn compile(
         Arc::clone(&b.clock),
     );
     state.default_replay = b.replay.is_none();
+    state.default_proofs = default_proofs;
     state.default_revocation = b.default_revocation;
-    state.max_lifetime = b.max_token_lifetime;
+    state.retention = b.revocation_retention;
     let state = Arc::new(state);
     let context = AuthContext::build(
         challenge,
@@ -180,6 +195,7 @@ pub(super) fn compile(
         },
         claims: ClaimRules {
             leeway: b.leeway.as_secs_f64(),
+            max_lifetime: max_lifetime.map(|max| max.as_secs_f64()),
             typ: b.typ,
             required: b.required_claims.into_iter().map(Into::into).collect(),
             clock: Arc::clone(&b.clock),
@@ -199,13 +215,46 @@ pub(super) fn compile(
             audit: b.audit,
         },
         state,
-        revocations: revocation.map(|list| Revocations::new(list, b.clock, b.max_token_lifetime)),
+        revocations: revocation.map(|list| Revocations::new(list, b.clock, b.revocation_retention)),
         exemptions,
         forwarding,
         binding,
         #[cfg(feature = "remote")]
         introspection,
     })
+}
+
+/// The maximum token lifetime: as configured, else the revocation retention when a
+/// revocation list is checked (a longer-lived token would outlive its revocation).
+fn compile_max_lifetime(b: &JwtAuthConfigBuilder) -> Result<Option<Duration>, ConfigError> {
+    use ConfigErrorKind as K;
+    if b.revocation_retention.is_zero() {
+        return Err(ConfigError::new(
+            K::InvalidValue,
+            "revocation_retention must be positive",
+        ));
+    }
+    if b.max_lifetime.is_some_and(|max| max.is_zero()) {
+        return Err(ConfigError::new(
+            K::InvalidValue,
+            "max_lifetime must be positive",
+        ));
+    }
+    if b.revocation.is_none() {
+        return Ok(b.max_lifetime);
+    }
+    match b.max_lifetime {
+        Some(max) if max > b.revocation_retention => Err(ConfigError::new(
+            K::InvalidValue,
+            format!(
+                "revocation_retention ({}s) is shorter than max_lifetime ({}s): a revoked token would work again once its revocation lapses",
+                b.revocation_retention.as_secs(),
+                max.as_secs()
+            ),
+        )),
+        Some(max) => Ok(Some(max)),
+        None => Ok(Some(b.revocation_retention)),
+    }
 }
 
 /// The introspection client of the one issuer, when introspection is configured.
@@ -230,24 +279,45 @@ fn compile_introspection(
             "introspection client id is empty",
         ));
     }
-    if let Some(endpoint) = &settings.endpoint {
-        let url = url::Url::parse(endpoint).map_err(|_| {
-            ConfigError::new(
-                K::InvalidUrl,
-                format!("introspection endpoint `{endpoint}` does not parse"),
-            )
-        })?;
-        crate::https::check_fetchable(&url, b.remote_options.allow_http)
-            .map_err(|why| ConfigError::new(K::InvalidUrl, why))?;
+    if let Some((kind, why)) = settings.shape_problem() {
+        return Err(ConfigError::new(kind, why));
     }
-    Ok(Some(Arc::new(Introspector::new(
+    // Checked here, not at the first call: the discovery document decides where the
+    // client credentials and every opaque token go.
+    let (what, text) = match &settings.endpoint {
+        Some(endpoint) => ("introspection endpoint", endpoint.clone()),
+        None => (
+            "introspection discovery URL",
+            crate::introspection::introspector::discovery_url(&trusted.issuer),
+        ),
+    };
+    let url = url::Url::parse(&text)
+        .map_err(|_| ConfigError::new(K::InvalidUrl, format!("{what} `{text}` does not parse")))?;
+    crate::https::check_fetchable(&url, b.remote_options.allow_http).map_err(|why| {
+        ConfigError::new(
+            K::InvalidUrl,
+            format!("{what}: {why}; allow plain http with RemoteOptions::dangerous_allow_http, on closed test networks only"),
+        )
+    })?;
+    let source = match settings.endpoint {
+        Some(_) => crate::introspection::introspector::Source::Endpoint(url),
+        None => crate::introspection::introspector::Source::Discovery(url),
+    };
+    let introspector = Introspector::new(
         Arc::clone(issuer),
         trusted.issuer.clone(),
         settings.clone(),
-        b.remote_options.client.clone(),
+        source,
         b.remote_options.allow_http,
         Arc::clone(&b.clock),
-    ))))
+    )
+    .map_err(|e| {
+        ConfigError::new(
+            K::InvalidValue,
+            format!("the introspection HTTP client could not be built: {e}"),
+        )
+    })?;
+    Ok(Some(Arc::new(introspector)))
 }
 
 /// The DPoP and mTLS settings, checked.
@@ -293,6 +363,12 @@ fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError
                     })?)
                 }
             };
+            if options.per_key_limit == 0 {
+                return Err(ConfigError::new(
+                    K::InvalidValue,
+                    "DpopOptions::max_live_proofs_per_key must be at least 1",
+                ));
+            }
             let algs: Vec<&str> = options.algorithms.iter().map(|a| a.as_str()).collect();
             Some(Arc::new(ProofRules {
                 mode: options.mode,
@@ -302,6 +378,7 @@ fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError
                 leeway: b.leeway.as_secs_f64(),
                 url: options.url.clone(),
                 nonce,
+                per_key_limit: options.per_key_limit,
                 keys: KeyCache::default(),
             }))
         }

@@ -36,6 +36,9 @@ use std::time::Duration;
 
 use crate::algorithm::Algorithm;
 
+/// The default most live proofs one client key may have.
+const DEFAULT_LIVE_PROOFS_PER_KEY: usize = 2_000;
+
 pub use thumbprint::jwk_thumbprint;
 
 /// Whether DPoP is refused, accepted, or required.
@@ -100,6 +103,7 @@ pub struct DpopOptions {
     pub(crate) window: Duration,
     pub(crate) url: UrlSource,
     pub(crate) nonce: Option<(Vec<u8>, Duration)>,
+    pub(crate) per_key_limit: usize,
 }
 
 impl DpopOptions {
@@ -120,7 +124,21 @@ impl DpopOptions {
             window: Duration::from_secs(60),
             url: UrlSource::Unset,
             nonce: None,
+            per_key_limit: DEFAULT_LIVE_PROOFS_PER_KEY,
         }
+    }
+
+    /// The most live proofs one client key (one `jwk` thumbprint) may have in the proof
+    /// store; 2 000 by default. A proof lives in the store for the `iat` window plus two
+    /// leeways (3 minutes by default), so the default lets one key send about 11
+    /// requests a second, sustained; past it only that key's proofs are refused (401
+    /// `invalid_dpop_proof`, or `use_dpop_nonce` with a fresh nonce when nonces are on).
+    /// It holds per store: per replica with the in-memory store, across replicas with
+    /// a shared one. Keep it well below the store's own bound, so that one key can
+    /// never fill the store for every other client.
+    pub fn max_live_proofs_per_key(mut self, limit: usize) -> Self {
+        self.per_key_limit = limit;
+        self
     }
 
     /// The algorithms a proof may use; symmetric ones are refused by `build()`.

@@ -21,6 +21,7 @@ use crate::jwks::VerificationKey;
 use crate::jws::{b64, json_object};
 use crate::payload::Text;
 use crate::state::StateKey;
+use crate::tracking::ProofCheck;
 
 /// The longest proof read, in bytes.
 const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -39,6 +40,8 @@ pub(crate) struct ProofRules {
     pub(crate) leeway: f64,
     pub(crate) url: UrlSource,
     pub(crate) nonce: Option<NonceKey>,
+    /// The most live proofs one client key may have in the proof store.
+    pub(crate) per_key_limit: usize,
     /// Proof keys parsed before, by RFC 7638 thumbprint (which covers every member
     /// that defines the public key), so a client's key is parsed once, not per request.
     pub(crate) keys: KeyCache,
@@ -80,12 +83,8 @@ impl KeyCache {
     }
 }
 
-/// A proof that passed every check but replay: the key to record and for how long.
-#[derive(Debug)]
-pub(crate) struct Accepted {
-    pub(crate) replay: StateKey,
-    pub(crate) ttl: Duration,
-}
+/// A proof that passed every check but replay: what to record, and for how long.
+pub(crate) type Accepted = ProofCheck;
 
 #[derive(Deserialize)]
 struct ProofHeader<'a> {
@@ -157,6 +156,7 @@ impl ProofRules {
             leeway: 60.0,
             url: UrlSource::Unset,
             nonce: None,
+            per_key_limit: usize::MAX,
             keys: KeyCache::default(),
         }
     }
@@ -194,13 +194,19 @@ impl ProofRules {
         if opened.thumbprint != request.jkt {
             return Err(BAD);
         }
-        let left = opened.iat + self.window + self.leeway - request.now;
+        // Replicas accept the proof until `iat + window + leeway` by their own clocks;
+        // the store counts the record's life by this one's: one more leeway covers a
+        // replica whose clock runs behind.
+        let left = opened.iat + self.window + 2.0 * self.leeway - request.now;
         let ttl = Duration::try_from_secs_f64(left)
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1));
         Ok(Accepted {
-            replay: StateKey::proof(&opened.thumbprint, &opened.jti),
+            client: StateKey::proof_key(&opened.thumbprint),
+            proof: StateKey::proof(&opened.thumbprint, &opened.jti),
             ttl,
+            limit: self.per_key_limit,
+            nonces: self.nonce.is_some(),
         })
     }
 

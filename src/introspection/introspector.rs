@@ -1,10 +1,15 @@
 //! The introspection client of one issuer: endpoint resolution, the RFC 7662 call with
 //! client authentication, the answer's classification, and what keeps the authorization
-//! server from being hammered (a cache of refusals, one call per token at a time, a rate
-//! limit). Active answers are cached, typed, by the core in [`TokenCache`].
+//! server from being hammered (the shape filter, a cache of refusals, one call per token
+//! at a time, a cap on calls in flight, a rate limit). Active answers are cached, typed,
+//! by the core in [`TokenCache`].
+//!
+//! Both requests (discovery and the POST) carry or decide where our client credentials
+//! go, so an answer counts only when it comes from the very URL asked for.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::RangeBounds;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,8 +24,10 @@ use url::Url;
 use super::{Introspection, Method};
 use crate::cache::{CacheOptions, TokenCache};
 use crate::error::ErrorKind;
-use crate::https::check_fetchable;
+use crate::https::{is_loopback, redirect_allowed, same_target};
 use crate::issuer::Issuer;
+use crate::log::LogKid;
+use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
 
 /// The key-set generation that introspected cache entries carry: no key set has it.
@@ -59,6 +66,31 @@ pub(crate) enum Answer {
 
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
+/// Where the endpoint comes from; the URL is checked against the https rule at build.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// Configured with [`Introspection::endpoint`].
+    Endpoint(Url),
+    /// The `introspection_endpoint` of the discovery document at this URL.
+    Discovery(Url),
+}
+
+impl Source {
+    fn url(&self) -> &Url {
+        match self {
+            Self::Endpoint(url) | Self::Discovery(url) => url,
+        }
+    }
+}
+
+/// The discovery URL of an issuer (OIDC Discovery section 4).
+pub(crate) fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
 /// A token bucket of calls per second.
 struct Bucket {
     rate: f64,
@@ -70,8 +102,10 @@ struct Bucket {
 pub(crate) struct Introspector {
     pub(crate) issuer: Arc<Issuer>,
     settings: Introspection,
-    /// The issuer URL, for discovery and as the assertion audience.
+    /// The issuer URL, as the assertion audience and the discovery document's `issuer`.
     issuer_url: String,
+    /// The discovery URL, when the endpoint is not configured.
+    discovery: Option<Url>,
     client: reqwest::Client,
     allow_http: bool,
     endpoint: OnceCell<Url>,
@@ -82,6 +116,8 @@ pub(crate) struct Introspector {
     bucket: Option<Mutex<Bucket>>,
     /// When an authentication failure was last logged at ERROR.
     auth_logged: Mutex<Option<Instant>>,
+    /// When an answer from another URL than the one asked was last logged at ERROR.
+    redirect_logged: Mutex<Option<Instant>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -98,23 +134,44 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether this slot was last set over a minute ago (or never), setting it if so: an
+/// ERROR that would repeat on every request is logged once a minute instead.
+fn once_a_minute(slot: &Mutex<Option<Instant>>) -> bool {
+    let mut logged = lock(slot);
+    if logged.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+        *logged = Some(Instant::now());
+        true
+    } else {
+        false
+    }
+}
+
 impl Introspector {
+    /// # Errors
+    ///
+    /// The HTTP client could not be built (its TLS backend failed to start).
     pub(crate) fn new(
         issuer: Arc<Issuer>,
         issuer_url: String,
         settings: Introspection,
-        client: Option<reqwest::Client>,
+        source: Source,
         allow_http: bool,
         clock: Arc<dyn Clock>,
-    ) -> Self {
-        let client = client.unwrap_or_else(|| {
-            // Credentials are posted: never follow a redirect with them.
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .build()
-                .unwrap_or_default()
-        });
+    ) -> Result<Self, reqwest::Error> {
+        let client = match &settings.client {
+            Some(client) => client.clone(),
+            None => {
+                // Credentials are posted: never follow a redirect with them. reqwest sets
+                // redirects per client, so introspection has a client of its own.
+                let mut builder =
+                    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+                if is_loopback(source.url()) {
+                    // A proxy setting in the environment must not capture loopback traffic.
+                    builder = builder.no_proxy();
+                }
+                builder.build()?
+            }
+        };
         let cache = TokenCache::new(
             CacheOptions::new()
                 .max_entries(settings.max_entries)
@@ -127,20 +184,34 @@ impl Introspector {
                 at: Instant::now(),
             })
         });
-        Self {
+        let (discovery, endpoint) = match source {
+            Source::Endpoint(url) => (None, OnceCell::new_with(Some(url))),
+            Source::Discovery(url) => (Some(url), OnceCell::new()),
+        };
+        Ok(Self {
             issuer,
             settings,
             issuer_url,
+            discovery,
             client,
             allow_http,
-            endpoint: OnceCell::new(),
+            endpoint,
             cache,
             refused: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
             bucket,
             auth_logged: Mutex::new(None),
+            redirect_logged: Mutex::new(None),
             clock,
-        }
+        })
+    }
+
+    /// Whether `token` has the configured shape of the server's opaque tokens. Checked
+    /// before the caches and the budget: a string that cannot be the server's token must
+    /// not take a call in flight or a rate-limit slot from one that can, nor a cache
+    /// entry (checking again costs less than one).
+    pub(crate) fn fits_shape(&self, token: &str) -> bool {
+        fits_shape(&self.settings, token)
     }
 
     /// Whether `token` goes to introspection rather than local verification.
@@ -193,6 +264,8 @@ impl Introspector {
         let (mut receiver, sender) = match flights.get(&digest) {
             Some(receiver) => (receiver.clone(), None),
             None if flights.len() >= self.settings.max_in_flight => {
+                drop(flights);
+                telemetry::count_introspection_refused("in_flight");
                 tracing::warn!(issuer = %self.issuer_url, "too many introspection calls at once; request refused with 503");
                 return Box::pin(std::future::ready(Answer::Failed));
             }
@@ -234,6 +307,7 @@ impl Introspector {
     /// One call to the endpoint, classified.
     async fn call(&self, token: &str) -> Answer {
         if !self.take_call() {
+            telemetry::count_introspection_refused("rate_limit");
             tracing::warn!(issuer = %self.issuer_url, "introspection rate limit reached; request refused with 503");
             return Answer::Failed;
         }
@@ -288,17 +362,12 @@ impl Introspector {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
-        let response = match request.body(body).send().await {
-            Ok(response) => response,
-            Err(error) => {
-                let kind = if error.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                };
-                tracing::warn!(issuer = %self.issuer_url, "token introspection {kind}: {}", error.without_url());
-                return Answer::Failed;
-            }
+        // A body that cannot be cloned is one that a client following a 307 or 308
+        // cannot send again: the token (and a `client_secret_post` secret) reach the
+        // endpoint asked for or nothing. Its exact size still gives a Content-Length.
+        let request = request.body(reqwest::Body::wrap(body));
+        let Some(response) = self.send(request, &endpoint, "token introspection").await else {
+            return Answer::Failed;
         };
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
@@ -389,10 +458,57 @@ impl Introspector {
         ))
     }
 
+    /// Sends one request and keeps its response only if it came from `url` itself: not a
+    /// redirect (which the crate's client does not follow), and not the answer of
+    /// another URL (which a client given by the application may have followed to).
+    /// Every failure is logged here; a redirect at ERROR, at most once a minute.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+        what: &str,
+    ) -> Option<reqwest::Response> {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let kind = if error.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                tracing::warn!(issuer = %self.issuer_url, "{what} {kind}: {}", error.without_url());
+                return None;
+            }
+        };
+        let moved = if !same_target(url, response.url()) {
+            Some(response.url().as_str())
+        } else if response.status().is_redirection() {
+            Some(
+                response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|location| location.to_str().ok())
+                    .unwrap_or_default(),
+            )
+        } else {
+            None
+        };
+        if let Some(target) = moved {
+            if once_a_minute(&self.redirect_logged) {
+                tracing::error!(
+                    issuer = %self.issuer_url,
+                    url = %url,
+                    target = ?LogKid(target),
+                    "{what} was redirected, and introspection follows no redirect (its requests carry our client credentials or decide where they go); opaque tokens get 503 until the URL is corrected"
+                );
+            }
+            return None;
+        }
+        Some(response)
+    }
+
     fn log_auth_failure(&self, status: u16) {
-        let mut logged = lock(&self.auth_logged);
-        if logged.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
-            *logged = Some(Instant::now());
+        if once_a_minute(&self.auth_logged) {
             tracing::error!(
                 issuer = %self.issuer_url,
                 client_id = %self.settings.client_id,
@@ -424,39 +540,29 @@ impl Introspector {
     async fn endpoint(&self) -> Option<Url> {
         let resolved = self
             .endpoint
-            .get_or_try_init(|| async {
-                let text = match &self.settings.endpoint {
-                    Some(url) => url.clone(),
-                    None => self.discover().await.ok_or(())?,
-                };
-                let url = Url::parse(&text).map_err(|_| ())?;
-                if let Err(why) = check_fetchable(&url, self.allow_http) {
-                    tracing::error!(issuer = %self.issuer_url, "introspection endpoint refused: {why}");
-                    return Err(());
-                }
-                Ok::<Url, ()>(url)
-            })
+            .get_or_try_init(|| async { self.discover().await.ok_or(()) })
             .await;
         resolved.ok().cloned()
     }
 
-    async fn discover(&self) -> Option<String> {
+    /// The endpoint the discovery document names, if it may receive our credentials:
+    /// https, or plain http only when discovery itself was on loopback (or plain http is
+    /// allowed), as for a redirect from the discovery URL.
+    async fn discover(&self) -> Option<Url> {
         #[derive(Deserialize)]
         struct Discovery {
             issuer: String,
             introspection_endpoint: Option<String>,
         }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer_url.trim_end_matches('/')
-        );
-        let response = self
+        let url = self.discovery.as_ref()?;
+        let request = self
             .client
-            .get(&url)
+            .get(url.clone())
             .timeout(self.settings.timeout)
-            .send()
-            .await
-            .ok()?;
+            .header(http::header::ACCEPT, "application/json");
+        let response = self
+            .send(request, url, "the discovery request for introspection")
+            .await?;
         if !response.status().is_success() {
             tracing::error!(issuer = %self.issuer_url, status = response.status().as_u16(), "the discovery document for introspection could not be fetched");
             return None;
@@ -465,14 +571,37 @@ impl Introspector {
         let document: Discovery = serde_json::from_slice(&body).ok()?;
         // OIDC Discovery section 4.3: the document must name the issuer it was read for.
         if document.issuer != self.issuer_url {
-            tracing::error!(issuer = %self.issuer_url, found = %document.issuer, "the discovery document names another issuer; its introspection endpoint is not used");
+            tracing::error!(issuer = %self.issuer_url, found = ?LogKid(&document.issuer), "the discovery document names another issuer; its introspection endpoint is not used");
             return None;
         }
-        if document.introspection_endpoint.is_none() {
+        let Some(text) = document.introspection_endpoint else {
             tracing::error!(issuer = %self.issuer_url, "the discovery document names no introspection_endpoint; configure Introspection::endpoint");
+            return None;
+        };
+        let Ok(endpoint) = Url::parse(&text) else {
+            tracing::error!(issuer = %self.issuer_url, found = ?LogKid(&text), "the discovery document's introspection_endpoint is not a URL");
+            return None;
+        };
+        if !redirect_allowed(url, &endpoint, self.allow_http) {
+            tracing::error!(issuer = %self.issuer_url, found = ?LogKid(endpoint.as_str()), "introspection endpoint refused: it is not https (plain http only when discovery is on loopback too, or with RemoteOptions::dangerous_allow_http)");
+            return None;
         }
-        document.introspection_endpoint
+        Some(endpoint)
     }
+}
+
+/// Whether `token` has the shape configured for the server's opaque tokens. A JWT sent
+/// on by `always_introspect` is not held to it.
+fn fits_shape(settings: &Introspection, token: &str) -> bool {
+    let prefixed = settings.prefixes.is_empty()
+        || settings
+            .prefixes
+            .iter()
+            .any(|prefix| token.starts_with(prefix.as_str()));
+    let sized = settings
+        .lengths
+        .is_none_or(|lengths| lengths.contains(&token.len()));
+    (prefixed && sized) || (settings.always && looks_like_jws(token))
 }
 
 /// Whether a `Content-Type` is RFC 9701's, parameters aside; media types compare
@@ -570,6 +699,37 @@ mod tests {
         assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
         assert!(!looks_like_jws("a.b.c"));
         assert!(!looks_like_jws("eyJhbGciOiJSUzI1NiJ9.e30"));
+    }
+
+    #[test]
+    fn introspection_shape_admits_any_prefix_given_within_the_lengths() {
+        use crate::introspection::ClientAuth;
+        let open = Introspection::new("api", ClientAuth::client_secret_basic("s"));
+        assert!(fits_shape(&open, "anything"));
+        assert!(fits_shape(&open, ""));
+        let shaped = open
+            .clone()
+            .opaque_token_prefix("ory_at_")
+            .opaque_token_prefix("legacy_")
+            .opaque_token_length(10..=20);
+        assert!(fits_shape(&shaped, "ory_at_abc"));
+        assert!(fits_shape(&shaped, "legacy_abcdefghijklm"));
+        assert!(!fits_shape(&shaped, "ory_at_ab"), "too short");
+        assert!(!fits_shape(&shaped, "legacy_abcdefghijklmn"), "too long");
+        assert!(!fits_shape(&shaped, "ory_rt_abc"), "another prefix");
+        assert!(
+            !fits_shape(&shaped, "xory_at_abc"),
+            "a prefix, not a substring"
+        );
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl";
+        assert!(!fits_shape(&shaped, jwt), "opaque only: a JWT here is junk");
+        assert!(
+            fits_shape(&shaped.clone().always_introspect(true), jwt),
+            "a JWT sent on by always_introspect"
+        );
+        let exclusive = open.opaque_token_length(..4);
+        assert!(fits_shape(&exclusive, "abc"));
+        assert!(!fits_shape(&exclusive, "abcd"));
     }
 
     #[test]

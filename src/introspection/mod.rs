@@ -26,14 +26,29 @@
 //! authorization server can go unnoticed), a refusal for 5 s. Requests with the same
 //! uncached token share one call. A failing endpoint gives 503 with `Retry-After`, never
 //! an accepted token.
+//!
+//! Every call carries our client credentials, so the discovery document and the endpoint
+//! are fetched over https only (plain http for loopback, or with
+//! [`RemoteOptions::dangerous_allow_http`](crate::jwks::RemoteOptions::dangerous_allow_http)),
+//! redirects are never followed, and an answer from any URL but the one asked for is
+//! refused.
+//!
+//! Each new opaque token spends a call from a shared budget (the calls in flight, and the
+//! rate limit when one is set). Where the server's tokens have a known shape,
+//! [`opaque_token_prefix`](Introspection::opaque_token_prefix) and
+//! [`opaque_token_length`](Introspection::opaque_token_length) refuse strings that cannot
+//! be its tokens before any call, so junk cannot spend that budget.
 
 mod assertion;
 pub(crate) mod introspector;
 
 use std::fmt;
+use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
 pub use assertion::SigningKey;
+
+use crate::error::ConfigErrorKind;
 
 /// How this resource server authenticates to the introspection endpoint.
 #[derive(Clone)]
@@ -83,7 +98,7 @@ impl fmt::Debug for ClientAuth {
 }
 
 /// Settings of token introspection for the issuer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct Introspection {
     pub(crate) client_id: String,
@@ -98,6 +113,32 @@ pub struct Introspection {
     pub(crate) audience_optional: bool,
     pub(crate) jwt_response: bool,
     pub(crate) max_in_flight: usize,
+    pub(crate) client: Option<reqwest::Client>,
+    pub(crate) prefixes: Vec<String>,
+    pub(crate) lengths: Option<(Bound<usize>, Bound<usize>)>,
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A client's `Debug` shows its default headers and proxies, credentials included.
+        f.debug_struct("Introspection")
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("endpoint", &self.endpoint)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("max_entries", &self.max_entries)
+            .field("rate_limit", &self.rate_limit)
+            .field("timeout", &self.timeout)
+            .field("always", &self.always)
+            .field("audience_optional", &self.audience_optional)
+            .field("jwt_response", &self.jwt_response)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("custom_client", &self.client.is_some())
+            .field("prefixes", &self.prefixes)
+            .field("lengths", &self.lengths)
+            .finish()
+    }
 }
 
 impl Introspection {
@@ -117,6 +158,9 @@ impl Introspection {
             audience_optional: false,
             jwt_response: false,
             max_in_flight: 64,
+            client: None,
+            prefixes: Vec::new(),
+            lengths: None,
         }
     }
 
@@ -192,5 +236,126 @@ impl Introspection {
     pub fn audience_optional(mut self, optional: bool) -> Self {
         self.audience_optional = optional;
         self
+    }
+
+    /// The HTTP client for discovery and introspection calls, instead of the one the
+    /// crate builds (rustls, redirects off, no proxy for loopback). Give one for custom
+    /// root certificates or a proxy; the client of
+    /// [`JwtAuthConfigBuilder::http_client`](crate::JwtAuthConfigBuilder::http_client)
+    /// fetches keys only and is never used here.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`: reqwest decides
+    /// redirects per client, not per request. A client that follows them still sends the
+    /// discovery request wherever a redirect points, and turns a POST answered 301, 302
+    /// or 303 into a GET (without its body) to the new URL. Whatever the client, an
+    /// answer from any other URL than the one asked for is refused (the request gets
+    /// 503, and an ERROR is logged at most once a minute), and the POST body cannot be
+    /// replayed, so a 307 or 308 never carries the token or a `client_secret_post`
+    /// secret elsewhere.
+    ///
+    /// An authorization server behind a private CA:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_jwt_auth::introspection::{ClientAuth, Introspection};
+    ///
+    /// let ca = reqwest::Certificate::from_pem(&std::fs::read("corp-root-ca.pem")?)?;
+    /// let client = reqwest::Client::builder()
+    ///     .tls_certs_merge([ca])
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()?;
+    /// let introspection = Introspection::new("my-api", ClientAuth::client_secret_basic("s3cret"))
+    ///     .http_client(client);
+    /// # let _ = introspection;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Refuses an opaque token that does not start with `prefix`: 401 `invalid_token`
+    /// (`malformed token`), with no call to the endpoint. Called more than once, a token
+    /// may start with any of the prefixes given.
+    ///
+    /// Every opaque token the cache has not seen spends a call from a shared budget: a
+    /// slot among the calls in flight ([`max_concurrent_calls`](Self::max_concurrent_calls))
+    /// and, with a [`rate_limit`](Self::rate_limit), a call of the second's allowance.
+    /// Random strings spend it as well as real tokens, so a client sending them can leave
+    /// every genuine opaque token with 503. Where the authorization server's tokens have
+    /// a known shape, say so here and with
+    /// [`opaque_token_length`](Self::opaque_token_length): Ory Hydra's access tokens start
+    /// with `ory_at_`, and any server that marks its tokens with a fixed prefix can be
+    /// described the same way. A string of another shape then costs no call at all.
+    ///
+    /// The filter is only as strict as the shape: a client that knows it can still send
+    /// well-shaped junk, which the refusal cache, the in-flight cap and the rate limit
+    /// bound as before. Servers that issue JWT access tokens need no filter: a JWT is
+    /// verified locally and never reaches the endpoint, and with
+    /// [`always_introspect`](Self::always_introspect) JWTs are sent on unfiltered.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_jwt_auth::introspection::{ClientAuth, Introspection};
+    ///
+    /// // Ory Hydra: `ory_at_` followed by two base64url parts.
+    /// let hydra = Introspection::new("my-api", ClientAuth::client_secret_basic("s3cret"))
+    ///     .opaque_token_prefix("ory_at_")
+    ///     .opaque_token_length(40..=512);
+    /// # let _ = hydra;
+    /// ```
+    pub fn opaque_token_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefixes.push(prefix.into());
+        self
+    }
+
+    /// Refuses an opaque token whose length in bytes is outside `lengths` (such as
+    /// `40..=512`): 401 `invalid_token` (`malformed token`), with no call to the
+    /// endpoint. See [`opaque_token_prefix`](Self::opaque_token_prefix) for why. Leave
+    /// room around the lengths the server issues today: a server upgrade that changes
+    /// them would otherwise have every token refused.
+    pub fn opaque_token_length(mut self, lengths: impl RangeBounds<usize>) -> Self {
+        self.lengths = Some((lengths.start_bound().cloned(), lengths.end_bound().cloned()));
+        self
+    }
+
+    /// What is wrong with the shape filter, if anything: a filter no token can pass
+    /// would refuse every opaque token, which is a mistake better seen at build.
+    pub(crate) fn shape_problem(&self) -> Option<(ConfigErrorKind, &'static str)> {
+        if self.prefixes.iter().any(String::is_empty) {
+            return Some((
+                ConfigErrorKind::EmptyValue,
+                "an introspection opaque_token_prefix is empty",
+            ));
+        }
+        let (start, end) = self.lengths?;
+        let min = match start {
+            Bound::Included(n) => Some(n),
+            Bound::Excluded(n) => n.checked_add(1),
+            Bound::Unbounded => Some(0),
+        };
+        let max = match end {
+            Bound::Included(n) => Some(n),
+            Bound::Excluded(n) => n.checked_sub(1),
+            Bound::Unbounded => Some(usize::MAX),
+        };
+        let longest_possible = match (min, max) {
+            (Some(min), Some(max)) if min <= max => max,
+            _ => {
+                return Some((
+                    ConfigErrorKind::InvalidValue,
+                    "the introspection opaque_token_length range is empty",
+                ));
+            }
+        };
+        if !self.prefixes.is_empty() && self.prefixes.iter().all(|p| p.len() > longest_possible) {
+            return Some((
+                ConfigErrorKind::InvalidValue,
+                "every introspection opaque_token_prefix is longer than opaque_token_length allows",
+            ));
+        }
+        None
     }
 }

@@ -179,6 +179,9 @@ impl Settings {
         for audience in self.audiences {
             b = b.audience(audience);
         }
+        if let Some(max) = self.max_lifetime {
+            b = b.max_lifetime(max);
+        }
         if let Some(leeway) = self.leeway {
             b = b.leeway(leeway);
         }
@@ -346,6 +349,9 @@ impl Settings {
             if let Some(names) = &dpop.algorithms {
                 options = options.algorithms(algorithms("dpop.algorithms", names)?);
             }
+            if let Some(limit) = dpop.max_live_proofs_per_key {
+                options = options.max_live_proofs_per_key(limit);
+            }
             if let Some(window) = dpop.iat_window {
                 options = options.iat_window(window);
             }
@@ -396,8 +402,8 @@ fn apply_state(
     if let Some(single_use) = state.single_use {
         b = b.single_use_tokens(single_use);
     }
-    if let Some(lifetime) = state.max_token_lifetime {
-        b = b.max_token_lifetime(lifetime);
+    if let Some(retention) = state.revocation_retention {
+        b = b.revocation_retention(retention);
     }
     if let Some(failure) = state.failure {
         b = b.store_failure(match failure {
@@ -518,6 +524,36 @@ fn introspection(
     }
     if let Some(timeout) = settings.timeout {
         introspection = introspection.timeout(timeout);
+    }
+    for prefix in settings.opaque_token_prefixes {
+        if prefix.is_empty() {
+            return Err(invalid(
+                "introspection.opaque_token_prefixes",
+                None,
+                "a prefix is empty",
+            ));
+        }
+        introspection = introspection.opaque_token_prefix(prefix);
+    }
+    let (min, max) = (
+        settings.opaque_token_min_length,
+        settings.opaque_token_max_length,
+    );
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(invalid(
+            "introspection.opaque_token_min_length",
+            None,
+            "is greater than opaque_token_max_length",
+        ));
+    }
+    if min.is_some() || max.is_some() {
+        use std::ops::Bound;
+        introspection = introspection.opaque_token_length((
+            min.map_or(Bound::Unbounded, Bound::Included),
+            max.map_or(Bound::Unbounded, Bound::Included),
+        ));
     }
     Ok(introspection)
 }

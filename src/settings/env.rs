@@ -61,6 +61,10 @@ pub(super) fn read(
                 settings.leeway =
                     Some(duration::parse(&value).map_err(|e| invalid(&name, None, e))?);
             }
+            "MAX_LIFETIME" => {
+                settings.max_lifetime =
+                    Some(duration::parse(&value).map_err(|e| invalid(&name, None, e))?);
+            }
             "ALGORITHMS" => settings.algorithms = Some(list(&value)),
             "JWKS_URL" => issuer.jwks_url = Some(value),
             "HMAC_SECRET_FILE" => issuer.hmac_secret_file = Some(PathBuf::from(value)),
@@ -110,6 +114,7 @@ pub(super) fn read(
             mode,
             algorithms: None,
             iat_window: None,
+            max_live_proofs_per_key: None,
             public_base_url: public_url,
             trusted_url_extension: false,
             nonce_secret_file: None,

@@ -30,6 +30,10 @@ pub struct Settings {
     /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `"60s"`.
     #[serde(default, deserialize_with = "optional_duration")]
     pub leeway: Option<Duration>,
+    /// The longest lifetime (`exp - iat`) a token may have. Default: none, or the
+    /// revocation retention when a revocation list is checked.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub max_lifetime: Option<Duration>,
     /// Algorithms a token may use (`["RS256", "ES256"]`). Default: every one the keys
     /// can verify.
     pub algorithms: Option<Vec<String>>,
@@ -280,9 +284,14 @@ pub struct StateSettings {
     /// The Redis command timeout. Default `"50ms"`.
     #[serde(default, deserialize_with = "optional_duration")]
     pub redis_timeout: Option<Duration>,
-    /// How long a revocation is kept. Default `"24h"`.
-    #[serde(default, deserialize_with = "optional_duration")]
-    pub max_token_lifetime: Option<Duration>,
+    /// How long a revocation is kept. Default `"24h"`. `max_token_lifetime`, its former
+    /// name, is read too.
+    #[serde(
+        default,
+        alias = "max_token_lifetime",
+        deserialize_with = "optional_duration"
+    )]
+    pub revocation_retention: Option<Duration>,
     /// `"closed"` (default: 503) or `"open"` when a store does not answer.
     pub failure: Option<FailureSetting>,
 }
@@ -320,6 +329,8 @@ pub struct DpopSettings {
     /// Nonce lifetime. Default `"5m"`.
     #[serde(default, deserialize_with = "optional_duration")]
     pub nonce_lifetime: Option<Duration>,
+    /// The most live proofs one client key may have in the proof store. Default 2000.
+    pub max_live_proofs_per_key: Option<usize>,
 }
 
 /// Introspection. `Debug` hides the client secret.
@@ -359,6 +370,14 @@ pub struct IntrospectionSettings {
     /// Ask for RFC 9701 signed answers. Default false.
     #[serde(default)]
     pub signed_answers: bool,
+    /// Opaque tokens must start with one of these (such as `["ory_at_"]`), or are
+    /// refused before any call. Default: any start.
+    #[serde(default)]
+    pub opaque_token_prefixes: Vec<String>,
+    /// Shorter opaque tokens are refused before any call. Default: no bound.
+    pub opaque_token_min_length: Option<usize>,
+    /// Longer opaque tokens are refused before any call. Default: no bound.
+    pub opaque_token_max_length: Option<usize>,
 }
 
 /// A URL with any password replaced, for `Debug`.
@@ -382,7 +401,7 @@ impl std::fmt::Debug for StateSettings {
             .field("store_file", &self.store_file)
             .field("redis_prefix", &self.redis_prefix)
             .field("redis_timeout", &self.redis_timeout)
-            .field("max_token_lifetime", &self.max_token_lifetime)
+            .field("revocation_retention", &self.revocation_retention)
             .field("failure", &self.failure)
             .finish()
     }
@@ -407,6 +426,9 @@ impl std::fmt::Debug for IntrospectionSettings {
             .field("always", &self.always)
             .field("audience_optional", &self.audience_optional)
             .field("signed_answers", &self.signed_answers)
+            .field("opaque_token_prefixes", &self.opaque_token_prefixes)
+            .field("opaque_token_min_length", &self.opaque_token_min_length)
+            .field("opaque_token_max_length", &self.opaque_token_max_length)
             .finish()
     }
 }

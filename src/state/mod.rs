@@ -1,13 +1,23 @@
 //! State that every replica must see: which single-use tokens were already used (a
-//! [`ReplayStore`]) and which tokens or subjects were revoked (a [`RevocationList`]).
+//! [`ReplayStore`]), which DPoP proofs were already presented (a [`ProofStore`]), and
+//! which tokens or subjects were revoked (a [`RevocationList`]).
 //!
 //! A JWT stays valid until its `exp`, so "use once" and "revoked now" cannot be read
 //! from the token: they need a shared record. Two implementations of each trait ship:
 //!
-//! - [`MemoryReplayStore`] and [`MemoryRevocationList`]: in the process, sharded,
-//!   bounded; right for one replica and for tests;
-//! - `RedisReplayStore` and `RedisRevocationList` (feature `redis`): on a Redis or Valkey
-//!   server every replica talks to, through one reconnecting [`RedisConnection`].
+//! - [`MemoryReplayStore`], [`MemoryProofStore`] and [`MemoryRevocationList`]: in the
+//!   process, sharded, bounded; right for one replica and for tests;
+//! - `RedisReplayStore`, `RedisProofStore` and `RedisRevocationList` (feature `redis`):
+//!   on a Redis or Valkey server every replica talks to, through one reconnecting
+//!   [`RedisConnection`], each under a key prefix of its own.
+//!
+//! Proofs and single-use tokens never share a store: proofs are bounded per client key
+//! (by default 2 000 live proofs each, see
+//! [`DpopOptions::max_live_proofs_per_key`](crate::dpop::DpopOptions::max_live_proofs_per_key)),
+//! and a full proof store refuses DPoP requests only (503), so no client's proofs can
+//! push single-use tokens into a store failure. The bounds hold per store: per replica in
+//! memory, across replicas on Redis. Records allow for clock skew between replicas: each
+//! lives one leeway longer than the token or proof it records.
 //!
 //! Keys never hold a token's text or claim values: a [`StateKey`] is a SHA-256 over the
 //! issuer and the `jti` (or `sub`), with a domain tag per use.
@@ -37,9 +47,9 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use memory::{MemoryReplayStore, MemoryRevocationList};
+pub use memory::{MemoryProofStore, MemoryReplayStore, MemoryRevocationList};
 #[cfg(feature = "redis")]
-pub use redis::{RedisConnection, RedisReplayStore, RedisRevocationList};
+pub use redis::{RedisConnection, RedisProofStore, RedisReplayStore, RedisRevocationList};
 
 /// The key of one record: a SHA-256 digest of a domain tag and the values it stands for,
 /// so that neither the issuer nor the `jti` or `sub` can be read back from a store.
@@ -66,6 +76,13 @@ impl StateKey {
     #[must_use]
     pub fn proof(jkt: &str, jti: &str) -> Self {
         Self::derive(b"tower-jwt-auth/dpop-proof", &[jkt, jti])
+    }
+
+    /// The key of a DPoP client key, by its RFC 7638 thumbprint: what a
+    /// [`ProofStore`] counts live proofs under.
+    #[must_use]
+    pub fn proof_key(jkt: &str) -> Self {
+        Self::derive(b"tower-jwt-auth/dpop-key", &[jkt])
     }
 
     /// A digest over `tag` and each part, each prefixed by its length, so that no two
@@ -187,7 +204,7 @@ impl<T> fmt::Debug for StoreFuture<T> {
     }
 }
 
-/// A shared record of keys that may be used once: single-use tokens, and DPoP proofs.
+/// A shared record of single-use tokens: keys that may be used once.
 ///
 /// `insert_once` must be atomic across every replica that shares the store: of many
 /// concurrent calls with one key, exactly one sees `Ok(true)`.
@@ -200,11 +217,75 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
     /// [`StoreError`] when the store cannot answer; the caller decides whether that
     /// refuses the request.
     fn insert_once(&self, key: StateKey, ttl: Duration) -> StoreFuture<bool>;
+
+    /// A [`ProofStore`] on the same backend, for DPoP proofs when none is configured
+    /// (so replicas that share this store share proofs too); `None` (the default) leaves
+    /// proofs to an in-memory store of each replica.
+    fn proof_store(&self) -> Option<Arc<dyn ProofStore>> {
+        None
+    }
 }
 
 impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
     fn insert_once(&self, key: StateKey, ttl: Duration) -> StoreFuture<bool> {
         (**self).insert_once(key, ttl)
+    }
+
+    fn proof_store(&self) -> Option<Arc<dyn ProofStore>> {
+        (**self).proof_store()
+    }
+}
+
+/// What a [`ProofStore`] says of one DPoP proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProofRecord {
+    /// Not seen before: recorded now.
+    Fresh,
+    /// Seen before: a replayed proof.
+    Replayed,
+    /// The proof's client key already has as many live proofs as it may have; the proof
+    /// is not recorded. Only that key's proofs are refused, so one client cannot fill
+    /// the store for others.
+    KeyOverLimit,
+}
+
+/// A shared record of DPoP proofs (RFC 9449 section 11.1), apart from single-use
+/// tokens and bounded per client key.
+///
+/// Proofs are many and client-made: a client holding one DPoP-bound token can send a
+/// fresh proof with every request. Kept in a store of their own, they can never push
+/// single-use tokens out or into a store failure; counted per client key (the RFC 7638
+/// thumbprint of the proof's `jwk`), one client can hold at most `limit` live proofs.
+///
+/// `record` must be atomic across every replica that shares the store, for the replay
+/// check and for the count.
+pub trait ProofStore: Send + Sync + fmt::Debug + 'static {
+    /// Records the proof `proof` of the client key `client` for `ttl` from now, unless it
+    /// was seen ([`ProofRecord::Replayed`]) or `client` already has `limit` live proofs
+    /// ([`ProofRecord::KeyOverLimit`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer, or is full of live proofs.
+    fn record(
+        &self,
+        client: StateKey,
+        proof: StateKey,
+        ttl: Duration,
+        limit: usize,
+    ) -> StoreFuture<ProofRecord>;
+}
+
+impl<T: ProofStore + ?Sized> ProofStore for Arc<T> {
+    fn record(
+        &self,
+        client: StateKey,
+        proof: StateKey,
+        ttl: Duration,
+        limit: usize,
+    ) -> StoreFuture<ProofRecord> {
+        (**self).record(client, proof, ttl, limit)
     }
 }
 
@@ -251,8 +332,9 @@ impl RevocationStatus {
 
 /// A shared record of revoked tokens and subjects.
 pub trait RevocationList: Send + Sync + fmt::Debug + 'static {
-    /// Records a revocation for `ttl` (the longest a token may live: the revoking call
-    /// does not know the token's `exp`). A later revocation of the same subject replaces
+    /// Records a revocation for `ttl` (the revocation retention, which with a revocation
+    /// list bounds how long a token may live: the revoking call does not know the
+    /// token's `exp`). A later revocation of the same subject replaces
     /// an earlier one.
     ///
     /// # Errors
@@ -343,7 +425,9 @@ impl Revocations {
     }
 
     /// Revokes every token of this subject from this issuer issued until now, and every
-    /// token of it without `iat`.
+    /// token of it without `iat`. Now is this replica's clock and `iat` the issuer's, so
+    /// the check allows for skew between them: tokens dated up to one leeway after the
+    /// revocation are refused too.
     ///
     /// # Errors
     ///

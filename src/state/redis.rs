@@ -2,6 +2,8 @@
 //!
 //! - single use: `SET <prefix>replay:<key> 1 NX PX <ttl>`; a reply of `OK` means first
 //!   use, nil means the key was there;
+//! - DPoP proofs: a script over `<prefix>dpop:{<client key>}:proof:<key>` and a sorted
+//!   set of the client key's live proofs, so the per-key limit holds across replicas;
 //! - revocation: `SET <prefix>revoked:token:<key> 1 PX <lifetime>`, and for a subject a
 //!   short script that sets `<prefix>revoked:subject:<key>` to the revocation instant
 //!   unless it holds a later one; checked with one `MGET` of both keys per request.
@@ -17,8 +19,25 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, ExistenceCheck, SetExpiry, SetOptions};
 
 use super::{
-    ReplayStore, Revocation, RevocationList, RevocationStatus, StateKey, StoreError, StoreFuture,
+    ProofRecord, ProofStore, ReplayStore, Revocation, RevocationList, RevocationStatus, StateKey,
+    StoreError, StoreFuture,
 };
+
+/// One DPoP proof: refused when seen, or when its client key holds `limit` live proofs;
+/// else recorded, and counted in the key's sorted set (scored by expiry) until it
+/// expires. Expiry is read from the server's clock (`TIME`), the one clock every
+/// replica shares. KEYS: the proof, the client key's set; ARGV: ttl in ms, limit, the
+/// set member. Returns 1 fresh, 0 replayed, 2 over the limit.
+const RECORD_PROOF: &str = "local t = redis.call('TIME') \
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) \
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return 2 end \
+local ttl = tonumber(ARGV[1]) \
+redis.call('SET', KEYS[1], '1', 'PX', ttl) \
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[3]) \
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end \
+return 1";
 
 /// `SET key at PX ttl` unless the key holds a later instant.
 const KEEP_LATEST: &str = "local v = redis.call('GET', KEYS[1]) \
@@ -74,7 +93,10 @@ impl RedisConnection {
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|e| StoreError::Backend(format!("invalid Redis URL: {:?}", e.kind())))?;
+        // The connection's own response timeout (500 ms by default) is off: each command
+        // is bounded by `timeout` alone, which the application sets and the docs name.
         let config = ConnectionManagerConfig::new()
+            .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(20))
@@ -172,6 +194,59 @@ impl ReplayStore for RedisReplayStore {
         self.connection.run(|mut redis| async move {
             let reply: Option<String> = redis.set_options(key, 1, options).await?;
             Ok(reply.is_some())
+        })
+    }
+
+    /// A [`RedisProofStore`] on the same connection, so replicas that share this store
+    /// share DPoP proofs too.
+    fn proof_store(&self) -> Option<Arc<dyn ProofStore>> {
+        Some(Arc::new(RedisProofStore::new(self.connection.clone())))
+    }
+}
+
+/// The [`ProofStore`] every replica shares: one script per proof, atomic on the server,
+/// under keys of their own (`<prefix>dpop:{<client key>}:…`; the braces keep a client's
+/// keys in one Redis Cluster slot). The per-key limit is counted across replicas.
+#[derive(Debug, Clone)]
+pub struct RedisProofStore {
+    connection: RedisConnection,
+}
+
+impl RedisProofStore {
+    /// A proof store on this connection.
+    #[must_use]
+    pub fn new(connection: RedisConnection) -> Self {
+        Self { connection }
+    }
+}
+
+impl ProofStore for RedisProofStore {
+    fn record(
+        &self,
+        client: StateKey,
+        proof: StateKey,
+        ttl: Duration,
+        limit: usize,
+    ) -> StoreFuture<ProofRecord> {
+        let prefix = &self.connection.prefix;
+        let proof_key = format!("{prefix}dpop:{{{client}}}:proof:{proof}");
+        let live_key = format!("{prefix}dpop:{{{client}}}:live");
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(RECORD_PROOF)
+            .arg(2)
+            .arg(proof_key)
+            .arg(live_key)
+            .arg(millis(ttl))
+            .arg(limit)
+            .arg(proof.to_string());
+        self.connection.run(|mut redis| async move {
+            let answer: i64 = script.query_async(&mut redis).await?;
+            Ok(match answer {
+                1 => ProofRecord::Fresh,
+                2 => ProofRecord::KeyOverLimit,
+                _ => ProofRecord::Replayed,
+            })
         })
     }
 }

@@ -142,6 +142,8 @@ pub struct Answer {
     pub retry_after: Option<String>,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+    /// The `DPoP-Nonce` header.
+    pub nonce: Option<String>,
     pub body: String,
 }
 
@@ -254,6 +256,7 @@ pub async fn answer(response: reqwest::Response) -> Answer {
     let retry_after = header("retry-after");
     let content_type = header("content-type");
     let cache_control = header("cache-control");
+    let nonce = header("dpop-nonce");
     let body = response.text().await.expect("body");
     Answer {
         status,
@@ -261,6 +264,7 @@ pub async fn answer(response: reqwest::Response) -> Answer {
         retry_after,
         content_type,
         cache_control,
+        nonce,
         body,
     }
 }
