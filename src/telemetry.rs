@@ -109,7 +109,7 @@ pub(crate) fn refusal_label(kind: ErrorKind) -> &'static str {
     match kind {
         K::MissingToken => "missing",
         K::MalformedCredentials | K::Malformed | K::TokenTooLong => "malformed",
-        K::Expired | K::LifetimeTooLong => "expired",
+        K::Expired => "expired",
         K::InvalidSignature
         | K::UnknownKey
         | K::NoMatchingKey

@@ -215,7 +215,15 @@ pub(super) fn compile(
             audit: b.audit,
         },
         state,
-        revocations: revocation.map(|list| Revocations::new(list, b.clock, b.revocation_retention)),
+        revocations: revocation.map(|list| {
+            // A token of the longest lifetime the retention allows is accepted until `exp`
+            // plus the leeway, and a subject revocation reaches one leeway further: the
+            // record outlives both.
+            let kept = b
+                .revocation_retention
+                .saturating_add(b.leeway.saturating_mul(2));
+            Revocations::new(list, b.clock, kept)
+        }),
         exemptions,
         forwarding,
         binding,

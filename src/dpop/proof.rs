@@ -198,9 +198,12 @@ impl ProofRules {
         // the store counts the record's life by this one's: one more leeway covers a
         // replica whose clock runs behind.
         let left = opened.iat + self.window + 2.0 * self.leeway - request.now;
+        // An absurd window or leeway keeps the record a century (which stores accept),
+        // never less than the proof is accepted for.
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         let ttl = Duration::try_from_secs_f64(left)
-            .unwrap_or(Duration::ZERO)
-            .max(Duration::from_secs(1));
+            .unwrap_or(if left > 0.0 { CENTURY } else { Duration::ZERO })
+            .clamp(Duration::from_secs(1), CENTURY);
         Ok(Accepted {
             client: StateKey::proof_key(&opened.thumbprint),
             proof: StateKey::proof(&opened.thumbprint, &opened.jti),

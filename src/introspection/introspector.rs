@@ -497,7 +497,7 @@ impl Introspector {
             if once_a_minute(&self.redirect_logged) {
                 tracing::error!(
                     issuer = %self.issuer_url,
-                    url = %url,
+                    url = %without_credentials(url),
                     target = ?LogKid(target),
                     "{what} was redirected, and introspection follows no redirect (its requests carry our client credentials or decide where they go); opaque tokens get 503 until the URL is corrected"
                 );
@@ -687,6 +687,15 @@ pub(crate) fn looks_like_jws(token: &str) -> bool {
     crate::jws::b64(header)
         .ok()
         .is_some_and(|json| crate::jws::json_object::<Alg>(&json).is_ok())
+}
+
+/// A URL for logs: any user name and password taken out.
+fn without_credentials(url: &Url) -> Url {
+    let mut shown = url.clone();
+    // Setting them fails only for URLs that cannot carry them, which then have none.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown
 }
 
 #[cfg(test)]

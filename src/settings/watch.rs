@@ -45,6 +45,8 @@ pub enum ReloadReason {
 /// contents become the remembered ones.
 ///
 /// Dropping the watcher stops it: the notify watcher and the signal listener go with it.
+/// (tokio keeps its SIGHUP handler installed for the life of the process, so a later
+/// SIGHUP is ignored rather than ending the process.)
 ///
 /// ```no_run
 /// use tower_jwt_auth::settings::{FileWatcher, ReloadReason};
@@ -126,9 +128,14 @@ impl FileWatcher {
         let mut notify =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Opening, reading and closing a file change nothing; inotify reports them all,
-                // so each look at the file would otherwise prompt the next.
+                // so each look at the file would otherwise prompt the next. A close after
+                // writing is kept: it is the surest sign a writer has finished.
                 if let Ok(event) = &event
                     && event.kind.is_access()
+                    && event.kind
+                        != notify::EventKind::Access(notify::event::AccessKind::Close(
+                            notify::event::AccessMode::Write,
+                        ))
                 {
                     return;
                 }
@@ -252,7 +259,11 @@ impl FileWatcher {
 
     fn wait_for_quiet(&mut self, restart: bool) {
         self.settled = false;
-        let deadline = Instant::now() + self.debounce;
+        // A debounce too long to add is as good as a day: it never ends in practice.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.debounce)
+            .unwrap_or_else(|| now + Duration::from_secs(24 * 3600));
         match &mut self.quiet {
             Some(quiet) if restart => quiet.as_mut().reset(deadline),
             Some(_) => {}

@@ -369,7 +369,10 @@ impl MemoryProofStore {
             return Ok(ProofRecord::KeyOverLimit);
         }
         if shard.held >= self.per_shard {
-            shard.sweep(now);
+            // Only a sweep that can free something is worth its cost under the lock.
+            if now >= shard.earliest {
+                shard.sweep(now);
+            }
             if shard.held >= self.per_shard {
                 return Err(StoreError::Full);
             }

@@ -10,6 +10,11 @@
 //!
 //! The connection manager reconnects by itself; each command is bounded by the
 //! connection's timeout, so a slow or absent server costs a request at most that long.
+//!
+//! The proof script reads the server's clock (`TIME`) before writing, which needs Redis
+//! 5 or later (Valkey any version). Run the stores on a server or database with the
+//! `noeviction` policy: a Redis that evicts keys under memory pressure could drop a
+//! single-use or revocation record, and the token would work again.
 
 use std::fmt;
 use std::sync::Arc;
@@ -166,9 +171,13 @@ impl fmt::Debug for RedisConnection {
     }
 }
 
-/// Milliseconds for `PX`: at least one, since Redis refuses zero.
+/// Milliseconds for `PX`: at least one, since Redis refuses zero, and at most a
+/// century, since Redis refuses an expiry its clock cannot add.
 fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    const CENTURY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, CENTURY_MS)
 }
 
 /// The [`ReplayStore`] every replica shares: `SET key 1 NX PX ttl`, atomic on the server.
