@@ -3,16 +3,14 @@
 //! rule the layer enforces. Each asserts the status and the `WWW-Authenticate` code; no
 //! request may ever get a 5xx.
 
-mod support;
-
+use crate::support::{
+    AUDIENCE, ISSUER, Server, builder, ec_key, rsa_key, rsa_key_2, rsa_server, server_with,
+    sign_raw, token, with_signature,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use http::StatusCode;
 use serde_json::json;
-use support::{
-    AUDIENCE, ISSUER, Server, builder, ec_key, rsa_key, rsa_key_2, rsa_server, server_with,
-    sign_raw, token, with_signature,
-};
 use tower_jwt_auth::jwks::KeySet;
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey, jwks};
 use tower_jwt_auth::{Algorithm, ConfigErrorKind, JwtAuthLayer};
@@ -278,10 +276,10 @@ async fn sixty_kilobyte_token_is_refused_as_too_long() {
 async fn the_length_limit_comes_before_the_issuer_is_read() {
     // Several issuers: the token's iss picks one, but an oversized token is refused
     // before its payload is decoded to find it, through the layer and the Verifier.
-    let cfg = support::builder(rsa_key().key_set())
+    let cfg = crate::support::builder(rsa_key().key_set())
         .trusted_issuer(
             tower_jwt_auth::TrustedIssuer::new("https://second.example.com")
-                .key_set(support::ec_key().key_set()),
+                .key_set(crate::support::ec_key().key_set()),
         )
         .build()
         .expect("config");
@@ -296,7 +294,7 @@ async fn the_length_limit_comes_before_the_issuer_is_read() {
         .await
         .expect_err("too long");
     assert_eq!(err.kind(), tower_jwt_auth::ErrorKind::TokenTooLong);
-    let server = support::Server::start(JwtAuthLayer::new(cfg)).await;
+    let server = crate::support::Server::start(JwtAuthLayer::new(cfg)).await;
     let huge = format!("e30.{}.c2ln", "A".repeat(9 * 1024));
     server
         .bearer(&huge)
@@ -632,7 +630,7 @@ async fn oversized_authorization_header_never_gets_a_5xx() {
                     "{len}: {status}"
                 );
                 if len == 9 * 1024 {
-                    support::answer(response)
+                    crate::support::answer(response)
                         .await
                         .assert_invalid_token("token too long");
                 }
@@ -675,7 +673,7 @@ async fn tokens_for_other_purposes_are_refused_by_type() {
 
 #[tokio::test]
 async fn curve_confusion_es256_token_naming_a_p384_key_is_refused() {
-    let p384 = support::ec384_key();
+    let p384 = crate::support::ec384_key();
     let keys = KeySet::from_jwks_value(&jwks([ec_key(), p384])).expect("jwks");
     let server = server_with(keys).await;
     let t = token(ec_key()).kid(p384.kid()).sign();

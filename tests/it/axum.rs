@@ -2,13 +2,11 @@
 //! every permission source, exact matching, all-of and any-of guards, 401 against 403,
 //! 403 before 422, the typed extractor, optional claims, and the token endpoint.
 
-mod support;
-
+use crate::support::{Answer, Server, answer, client};
 use axum::Router;
 use axum::routing::{get, post};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Answer, Server, answer, client};
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
     Authentication, Claims, ClaimsRejection, JwtAuthLayer, Permissions, RequirePermission,
@@ -70,7 +68,7 @@ async fn start(
     issuer: &MockIssuer,
     configure: impl FnOnce(tower_jwt_auth::JwtAuthConfigBuilder) -> tower_jwt_auth::JwtAuthConfigBuilder,
 ) -> Server {
-    let builder = support::issuer_config(issuer);
+    let builder = crate::support::issuer_config(issuer);
     let cfg = configure(builder).build().expect("config");
     Server::start_router(routes().layer(JwtAuthLayer::new(cfg))).await
 }
@@ -340,7 +338,9 @@ async fn layer_wide_required_permissions_apply_to_every_route() {
 #[tokio::test]
 async fn optional_claims_with_and_without_a_token() {
     let issuer = MockIssuer::start().await;
-    let cfg = support::issuer_config(&issuer).build().expect("config");
+    let cfg = crate::support::issuer_config(&issuer)
+        .build()
+        .expect("config");
     let server = Server::start_router(routes().layer(JwtAuthLayer::new(cfg).optional())).await;
     assert_eq!(
         server.call("GET", "/optional", None, "").await.body,
@@ -373,7 +373,9 @@ async fn claims_of_another_type_than_the_layers_are_a_500_naming_both() {
         claims.map_or_else(|| "anonymous".into(), |c| c.0.sub)
     }
     let issuer = MockIssuer::start().await;
-    let cfg = support::issuer_config(&issuer).build().expect("config");
+    let cfg = crate::support::issuer_config(&issuer)
+        .build()
+        .expect("config");
     let router = Router::new()
         .route("/other", get(other))
         .route("/maybe-other", get(maybe_other))
@@ -422,7 +424,9 @@ async fn one_extension_serves_every_extractor() {
         }
     }
     let issuer = MockIssuer::start().await;
-    let cfg = support::issuer_config(&issuer).build().expect("config");
+    let cfg = crate::support::issuer_config(&issuer)
+        .build()
+        .expect("config");
     let router = Router::new()
         .route("/shared", get(shared))
         .route("/whole", get(whole))

@@ -1,13 +1,11 @@
 //! The verified-token cache over real HTTP: hits keep the time checks, and a key-set
 //! change ends every entry.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::support::{Server, client};
 use http::StatusCode;
-use support::{Server, client};
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey};
 use tower_jwt_auth::time::ManualClock;

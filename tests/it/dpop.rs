@@ -3,21 +3,15 @@
 //! across two replicas sharing Redis, proofs from an independent implementation, the
 //! token endpoint, and gRPC.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/tonic_server.rs"]
-mod tonic_server;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::redis::RedisServer;
+use crate::support::{Answer, Server, answer, builder, ec_key, token};
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use serde_json::json;
-use support::redis::RedisServer;
-use support::{Answer, Server, answer, builder, ec_key, token};
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions, PublicUrl};
 use tower_jwt_auth::testing::{DpopProof, MockIssuer, TestKey};
 use tower_jwt_auth::{
@@ -462,9 +456,10 @@ async fn the_public_url_is_configured_or_trusted_never_guessed() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run scripts/test-services"]
 async fn a_proof_used_on_one_replica_is_refused_on_the_other() {
     use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let connection = RedisConnection::open(&redis.url()).expect("url");
@@ -525,7 +520,7 @@ async fn proofs_signed_by_jsonwebtoken_are_accepted() {
 
 /// A client-credentials request for the client `svc`, with this DPoP proof.
 async fn token_request(issuer: &MockIssuer, proof: String) -> reqwest::Response {
-    support::client()
+    crate::support::client()
         .post(issuer.token_url())
         .header("dpop", proof)
         .form(&[
@@ -550,7 +545,7 @@ async fn the_mock_token_endpoint_issues_dpop_bound_tokens() {
         .expect("json");
     assert_eq!(issued["token_type"], "DPoP");
     let access = issued["access_token"].as_str().expect("token").to_owned();
-    let config = support::issuer_config(&issuer).dpop(dpop(DpopMode::Required));
+    let config = crate::support::issuer_config(&issuer).dpop(dpop(DpopMode::Required));
     let server = start(config).await;
     send(&server, &access, &[proof_for(&access).sign()])
         .await
@@ -562,15 +557,15 @@ async fn the_mock_token_endpoint_issues_dpop_bound_tokens() {
 
 #[tokio::test]
 async fn dpop_over_grpc_metadata_with_the_method_path_as_htu() {
+    use crate::tonic_server::proto::GetRequest;
+    use crate::tonic_server::proto::documents_client::DocumentsClient;
     use tonic::transport::Channel;
-    use tonic_server::proto::GetRequest;
-    use tonic_server::proto::documents_client::DocumentsClient;
     let config = config(DpopMode::Allowed).build().expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(tonic_server::serve(
+    tokio::spawn(crate::tonic_server::serve(
         listener,
         config,
         std::future::pending(),
@@ -770,9 +765,18 @@ async fn with_nonces_a_client_key_past_its_limit_is_asked_for_a_fresh_nonce() {
 
 #[tokio::test]
 async fn a_full_proof_store_refuses_dpop_requests_only() {
+    use tower_jwt_auth::state::StoreFailure;
+    for failure in [StoreFailure::Closed, StoreFailure::Open] {
+        full_proof_store_refuses_dpop_requests_only(failure).await;
+    }
+}
+
+async fn full_proof_store_refuses_dpop_requests_only(failure: tower_jwt_auth::state::StoreFailure) {
     use tower_jwt_auth::state::MemoryProofStore;
     // One live proof per shard: the second client key in a shard finds it full.
-    let config = config(DpopMode::Allowed).proof_store(MemoryProofStore::new(16));
+    let config = config(DpopMode::Allowed)
+        .proof_store(MemoryProofStore::new(16))
+        .store_failure(failure);
     let server = Server::start_router(flood_app(JwtAuthLayer::new(
         config.build().expect("config"),
     )))
@@ -800,9 +804,10 @@ async fn a_full_proof_store_refuses_dpop_requests_only() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run scripts/test-services"]
 async fn on_redis_the_live_proof_limit_of_a_key_holds_across_replicas() {
     use tower_jwt_auth::state::{RedisConnection, RedisProofStore, RedisReplayStore};
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().await;
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let connection = RedisConnection::open(&redis.url())

@@ -3,17 +3,11 @@
 //! checked for structure and then run, request by request, against that router and a
 //! live MockIssuer.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/axum_server.rs"]
-mod axum_server;
-
 use std::collections::HashMap;
 
+use crate::support::{Server, client};
 use http::StatusCode;
 use serde_json::Value;
-use support::{Server, client};
 use tower_jwt_auth::JwtAuthLayer;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
 
@@ -32,9 +26,9 @@ async fn example_server_env(
     store: Option<&str>,
     allowed_clients: Option<&str>,
 ) -> Server {
-    let builder = support::issuer_config(issuer);
-    let builder = axum_server::state_stores(builder, store).expect("stores");
-    let builder = axum_server::policy(builder, allowed_clients);
+    let builder = crate::support::issuer_config(issuer);
+    let builder = crate::axum_server::state_stores(builder, store).expect("stores");
+    let builder = crate::axum_server::policy(builder, allowed_clients);
     example_from(builder, None).await
 }
 
@@ -43,11 +37,11 @@ const PUBLIC_URL: &str = "https://api.example.test";
 
 /// The example app from a builder, with `DPOP` as given and `PUBLIC_URL` above.
 async fn example_from(builder: tower_jwt_auth::JwtAuthConfigBuilder, dpop: Option<&str>) -> Server {
-    let cfg = axum_server::sender_constraints(builder, dpop, PUBLIC_URL)
+    let cfg = crate::axum_server::sender_constraints(builder, dpop, PUBLIC_URL)
         .expect("DPOP")
         .build()
         .expect("config");
-    Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await
+    Server::start_router(crate::axum_server::app(JwtAuthLayer::new(cfg))).await
 }
 
 #[tokio::test]
@@ -55,9 +49,11 @@ async fn jwt_introspection_client_turns_on_opaque_tokens() {
     let issuer = MockIssuer::start().await;
     issuer.add_client("api", "api-secret", Vec::<String>::new());
     let opaque = issuer.opaque(&issuer.token().subject("opal").permissions(["read"]));
-    let builder =
-        axum_server::introspection(support::issuer_config(&issuer), Some("api:api-secret"))
-            .expect("JWT_INTROSPECTION_CLIENT");
+    let builder = crate::axum_server::introspection(
+        crate::support::issuer_config(&issuer),
+        Some("api:api-secret"),
+    )
+    .expect("JWT_INTROSPECTION_CLIENT");
     let server = example_from(builder, None).await;
     server.bearer_at("/documents", &opaque).await.assert_ok();
     let me = server.bearer_at("/me", &opaque).await;
@@ -70,7 +66,7 @@ async fn jwt_introspection_client_turns_on_opaque_tokens() {
         .await
         .assert_invalid_token("malformed token");
     let builder = tower_jwt_auth::JwtAuthConfig::builder();
-    assert!(axum_server::introspection(builder, Some("no-colon")).is_err());
+    assert!(crate::axum_server::introspection(builder, Some("no-colon")).is_err());
 }
 
 #[tokio::test]
@@ -93,7 +89,7 @@ async fn dpop_follows_the_dpop_setting() {
             .get(server.url("/documents"))
             .header("authorization", format!("DPoP {access}"))
             .header("dpop", proof);
-        async move { support::answer(request.send().await.expect("request")).await }
+        async move { crate::support::answer(request.send().await.expect("request")).await }
     };
     for (setting, bound_ok, bearer_ok) in [
         (None, true, true),
@@ -101,7 +97,7 @@ async fn dpop_follows_the_dpop_setting() {
         (Some("required"), true, false),
         (Some("off"), false, true),
     ] {
-        let server = example_from(support::issuer_config(&issuer), setting).await;
+        let server = example_from(crate::support::issuer_config(&issuer), setting).await;
         let dpop = with_proof(&server, &bound).await;
         assert_eq!(
             dpop.status == StatusCode::OK,
@@ -116,7 +112,7 @@ async fn dpop_follows_the_dpop_setting() {
         );
     }
     let builder = tower_jwt_auth::JwtAuthConfig::builder();
-    assert!(axum_server::sender_constraints(builder, Some("maybe"), PUBLIC_URL).is_err());
+    assert!(crate::axum_server::sender_constraints(builder, Some("maybe"), PUBLIC_URL).is_err());
 }
 
 fn unix_now() -> u64 {
@@ -130,7 +126,7 @@ fn unix_now() -> u64 {
 async fn the_example_policy_routes_behave_as_documented() {
     let issuer = MockIssuer::start().await;
     let server = example_server(&issuer).await;
-    let json = |answer: &support::Answer| -> Value {
+    let json = |answer: &crate::support::Answer| -> Value {
         serde_json::from_str(&answer.body).expect("json body")
     };
 
@@ -221,7 +217,7 @@ async fn jwt_allowed_clients_admits_only_the_listed_clients() {
     }
     // The token endpoint's tokens carry their client's id.
     issuer.add_client("web-app", "s3cret", ["read"]);
-    let access = support::client_credentials(&issuer, "web-app", "s3cret").await;
+    let access = crate::support::client_credentials(&issuer, "web-app", "s3cret").await;
     server.bearer_at("/documents", &access).await.assert_ok();
 }
 
@@ -234,7 +230,7 @@ async fn transfers_and_revocation(replicas: &[Server], issuer: &MockIssuer) {
             .post(server.url(path))
             .bearer_auth(token)
             .json(&body);
-        async move { support::answer(request.send().await.expect("post")).await }
+        async move { crate::support::answer(request.send().await.expect("post")).await }
     };
     let [a, b] = replicas else {
         panic!("two replicas")
@@ -318,8 +314,9 @@ async fn transfers_are_single_use_and_admins_revoke_in_memory() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run scripts/test-services"]
 async fn transfers_are_single_use_and_admins_revoke_across_replicas_on_redis() {
-    let redis = support::redis::RedisServer::start();
+    let redis = crate::support::redis::RedisServer::start().await;
     let issuer = MockIssuer::start().await;
     let a = example_server_with(&issuer, Some(&redis.url())).await;
     let b = example_server_with(&issuer, Some(&redis.url())).await;
@@ -329,7 +326,7 @@ async fn transfers_are_single_use_and_admins_revoke_across_replicas_on_redis() {
 #[test]
 fn replay_store_must_be_memory_or_a_redis_url() {
     let builder = tower_jwt_auth::JwtAuthConfig::builder();
-    assert!(axum_server::state_stores(builder, Some("postgres://db")).is_err());
+    assert!(crate::axum_server::state_stores(builder, Some("postgres://db")).is_err());
 }
 
 #[tokio::test]
@@ -387,7 +384,7 @@ async fn axum_server_contract() {
     // GET /documents needs read (from `permissions` or `scope`).
     let documents = |token: &str| {
         let request = c.get(server.url("/documents")).bearer_auth(token);
-        async move { support::answer(request.send().await.expect("list")).await }
+        async move { crate::support::answer(request.send().await.expect("list")).await }
     };
     let forbidden = documents(&plain).await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
@@ -408,7 +405,7 @@ async fn axum_server_contract() {
             .post(server.url("/documents"))
             .bearer_auth(token)
             .json(&serde_json::json!({"title": "minutes"}));
-        async move { support::answer(request.send().await.expect("create")).await }
+        async move { crate::support::answer(request.send().await.expect("create")).await }
     };
     let denied = create(issuer.token().scope("read").sign()).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
@@ -607,8 +604,8 @@ fn save(path: &std::path::Path, contents: &str) {
 
 /// The next count of the example's reloads, waiting up to 10 s for it to move.
 async fn next_reloads(
-    reloads: &mut tokio::sync::watch::Receiver<axum_server::Reloads>,
-) -> axum_server::Reloads {
+    reloads: &mut tokio::sync::watch::Receiver<crate::axum_server::Reloads>,
+) -> crate::axum_server::Reloads {
     tokio::time::timeout(std::time::Duration::from_secs(10), reloads.changed())
         .await
         .expect("a reload within 10 s")
@@ -616,20 +613,12 @@ async fn next_reloads(
     *reloads.borrow_and_update()
 }
 
-/// Sends SIGHUP to this test process (the example's watcher listens for it).
-fn hang_up() {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -HUP: {status}");
-}
-
-// The only test of this binary that sends SIGHUP: the watcher it starts has installed
-// tokio's handler before, so the signal reaches the watcher instead of ending the process.
+// SIGHUP reaches every watcher of the process: the tests that hold one take turns.
 #[tokio::test]
 async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
-    use axum_server::Reloads;
+    use crate::axum_server::Reloads;
+    use crate::support::hang_up;
+    let _turn = crate::support::watcher_lock().await;
 
     let issuer = MockIssuer::start().await;
     let dir = std::env::temp_dir().join(format!("tower-jwt-auth-example-{}", std::process::id()));
@@ -643,21 +632,21 @@ async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
     };
     save(&path, &file("\"api\""));
     assert_eq!(
-        axum_server::check_config(&path),
+        crate::axum_server::check_config(&path),
         std::process::ExitCode::SUCCESS
     );
 
     let watcher = tower_jwt_auth::settings::FileWatcher::new([&path])
         .expect("watch")
         .debounce(std::time::Duration::from_millis(20));
-    let config = axum_server::file_builder(&path)
+    let config = crate::axum_server::file_builder(&path)
         .expect("file")
         .build()
         .expect("config");
     let (layer, reload) = JwtAuthLayer::new(config).reloadable();
-    let mut reloads = axum_server::watch_config(watcher, path.clone(), reload.clone());
-    let current: axum_server::CurrentConfig = std::sync::Arc::new(move || reload.config());
-    let server = Server::start_router(axum_server::app_with(layer, current)).await;
+    let mut reloads = crate::axum_server::watch_config(watcher, path.clone(), reload.clone());
+    let current: crate::axum_server::CurrentConfig = std::sync::Arc::new(move || reload.config());
+    let server = Server::start_router(crate::axum_server::app_with(layer, current)).await;
 
     let v2 = issuer.token().audience("api-v2").sign();
     server
@@ -682,7 +671,7 @@ async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
     assert_eq!(next_reloads(&mut reloads).await, broken);
     server.bearer_at("/me", &v2).await.assert_ok();
     assert_eq!(
-        axum_server::check_config(&path),
+        crate::axum_server::check_config(&path),
         std::process::ExitCode::FAILURE
     );
 

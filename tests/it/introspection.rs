@@ -5,18 +5,16 @@
 //! the POST, against loopback servers that record what reaches them), and the call
 //! budget: what junk strings cost without the shape filter, and with it.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Answer, Server, issuer_config};
 use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use support::{Answer, Server, issuer_config};
 use tower_jwt_auth::introspection::{ClientAuth, Introspection, SigningKey};
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
@@ -376,9 +374,9 @@ async fn a_thousand_concurrent_requests_with_one_new_token_make_one_call() {
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let request = server.client.get(server.url("/")).bearer_auth(&opaque);
-            tokio::spawn(
-                async move { support::answer(request.send().await.expect("request")).await },
-            )
+            tokio::spawn(async move {
+                crate::support::answer(request.send().await.expect("request")).await
+            })
         })
         .collect();
     for task in tasks {
@@ -411,7 +409,7 @@ async fn opaque_tokens_from_the_token_endpoint_work_and_several_issuers_are_refu
     issuer.add_client("svc", "pw", ["read"]);
     issuer.issue_opaque_tokens(true);
     let server = start(&issuer, basic()).await;
-    let access = support::client_credentials(&issuer, "svc", "pw").await;
+    let access = crate::support::client_credentials(&issuer, "svc", "pw").await;
     assert!(!access.contains('.'), "opaque: {access}");
     server.bearer_at("/read", &access).await.assert_ok();
 
@@ -429,7 +427,7 @@ fn outside_a_runtime_an_opaque_token_is_unavailable_not_a_panic() {
     let config = tower_jwt_auth::JwtAuthConfig::builder()
         .issuer("https://idp.example.com/")
         .audience("api")
-        .key_set(support::ec_key().key_set())
+        .key_set(crate::support::ec_key().key_set())
         .introspection(basic().endpoint("https://idp.example.com/introspect"))
         .build()
         .expect("config");
@@ -481,9 +479,10 @@ async fn signed_answers_are_verified_with_the_issuers_keys() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: run scripts/test-services"]
 async fn a_single_use_opaque_token_without_exp_is_kept_for_the_maximum_lifetime_on_redis() {
     use tower_jwt_auth::state::{RedisConnection, RedisReplayStore};
-    let redis = support::redis::RedisServer::start();
+    let redis = crate::support::redis::RedisServer::start().await;
     let issuer = issuer().await;
     let connection = RedisConnection::open(&redis.url())
         .expect("url")
@@ -534,7 +533,7 @@ impl Spy {
     async fn start() -> Self {
         let spy = Self::default();
         let router = Router::new().fallback(spy_answer).with_state(spy.clone());
-        let addr = support::serve(router).await;
+        let addr = crate::support::serve(router).await;
         *spy.base.lock().expect("base") = format!("http://{addr}");
         spy
     }
@@ -604,7 +603,7 @@ async fn spy_answer(
             "introspection_endpoint": spy.url("/introspect"),
         })
     } else {
-        serde_json::json!({ "active": true, "sub": "mallory", "aud": support::AUDIENCE })
+        serde_json::json!({ "active": true, "sub": "mallory", "aud": crate::support::AUDIENCE })
     };
     axum::Json(document).into_response()
 }
@@ -615,9 +614,9 @@ async fn spy_answer(
 async fn start_static(issuer: &str, introspection: Introspection) -> Server {
     let config = JwtAuthConfig::builder()
         .issuer(issuer)
-        .audience(support::AUDIENCE)
-        .key_set(support::ec_key().key_set())
-        .http_client(support::client())
+        .audience(crate::support::AUDIENCE)
+        .key_set(crate::support::ec_key().key_set())
+        .http_client(crate::support::client())
         .introspection(introspection)
         .build()
         .expect("config");
@@ -647,8 +646,8 @@ fn a_plain_http_issuer_without_an_introspection_endpoint_is_refused_at_build() {
     let plain = || {
         JwtAuthConfig::builder()
             .issuer("http://idp.example.test")
-            .audience(support::AUDIENCE)
-            .key_set(support::ec_key().key_set())
+            .audience(crate::support::AUDIENCE)
+            .key_set(crate::support::ec_key().key_set())
     };
     let error = plain()
         .introspection(basic())
@@ -705,7 +704,8 @@ async fn a_redirected_discovery_document_never_picks_the_endpoint() {
 
     // An application's client that follows redirects fetches the other document, but an
     // answer from another URL than the one asked for is refused.
-    let following = start_static(&issuer, post_secret().http_client(support::client())).await;
+    let following =
+        start_static(&issuer, post_secret().http_client(crate::support::client())).await;
     let token = fresh("following-client");
     assert_unavailable(&following.bearer(&token).await);
     let seen = elsewhere.seen();
@@ -735,12 +735,12 @@ async fn a_redirected_introspection_post_never_delivers_the_secret_or_the_token(
     let endpoint = Spy::start().await;
     let elsewhere = Spy::start().await;
     let introspect = endpoint.url("/introspect");
-    let own = start_static(support::ISSUER, post_secret().endpoint(&introspect)).await;
+    let own = start_static(crate::support::ISSUER, post_secret().endpoint(&introspect)).await;
     let following = start_static(
-        support::ISSUER,
+        crate::support::ISSUER,
         post_secret()
             .endpoint(&introspect)
-            .http_client(support::client()),
+            .http_client(crate::support::client()),
     )
     .await;
     let mut tokens = Vec::new();
@@ -835,9 +835,9 @@ fn flood(server: &Server, tokens: &[String]) -> Vec<tokio::task::JoinHandle<Answ
         .iter()
         .map(|token| {
             let request = server.client.get(server.url("/")).bearer_auth(token);
-            tokio::spawn(
-                async move { support::answer(request.send().await.expect("request")).await },
-            )
+            tokio::spawn(async move {
+                crate::support::answer(request.send().await.expect("request")).await
+            })
         })
         .collect()
 }
@@ -948,7 +948,7 @@ async fn an_opaque_token_prefix_admits_only_tokens_of_that_shape_and_never_holds
             .opaque_token_prefix("legacy_")
             .opaque_token_length(40..=200)
     };
-    let server = start_static(support::ISSUER, hydra()).await;
+    let server = start_static(crate::support::ISSUER, hydra()).await;
     let part = "b".repeat(43);
     for junk in [
         format!("random{part}"),
@@ -969,8 +969,10 @@ async fn an_opaque_token_prefix_admits_only_tokens_of_that_shape_and_never_holds
     }
     assert_eq!(endpoint.seen().len(), 2);
     // A JWT sent to introspection too is the server's to judge, whatever its shape.
-    let always = start_static(support::ISSUER, hydra().always_introspect(true)).await;
-    let jwt = support::token(support::ec_key()).subject("jo").sign();
+    let always = start_static(crate::support::ISSUER, hydra().always_introspect(true)).await;
+    let jwt = crate::support::token(crate::support::ec_key())
+        .subject("jo")
+        .sign();
     always.bearer(&jwt).await.assert_ok();
     assert_eq!(endpoint.seen().len(), 3);
 }
@@ -980,9 +982,9 @@ fn a_shape_filter_no_token_can_pass_is_refused_at_build() {
     use std::ops::Bound;
     let build = |introspection: Introspection| {
         JwtAuthConfig::builder()
-            .issuer(support::ISSUER)
-            .audience(support::AUDIENCE)
-            .key_set(support::ec_key().key_set())
+            .issuer(crate::support::ISSUER)
+            .audience(crate::support::AUDIENCE)
+            .key_set(crate::support::ec_key().key_set())
             .introspection(introspection.endpoint("https://idp.example.com/introspect"))
             .build()
     };
@@ -1024,9 +1026,9 @@ async fn the_shape_filter_is_read_from_a_settings_file() {
     let settings = |min: usize, max: usize| {
         serde_json::json!({
             "issuers": [{
-                "issuer": support::ISSUER,
-                "audiences": [support::AUDIENCE],
-                "jwks": tower_jwt_auth::testing::jwks([support::ec_key()]).to_string(),
+                "issuer": crate::support::ISSUER,
+                "audiences": [crate::support::AUDIENCE],
+                "jwks": tower_jwt_auth::testing::jwks([crate::support::ec_key()]).to_string(),
             }],
             "introspection": {
                 "client_id": "api",

@@ -2,15 +2,13 @@
 //! refresh, outages, single-flight refetch, lifecycle, several issuers and tenants.
 //! Intervals are milliseconds; waits poll with a deadline of a few seconds.
 
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{Server, client};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Server, client};
 use tower_jwt_auth::jwks::{JwksHealth, KeyStore, KeysStatus, RemoteJwks, RemoteOptions};
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, jwks};
 use tower_jwt_auth::{JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer};

@@ -1,19 +1,17 @@
 //! The layer end to end: a real axum server on 127.0.0.1:0, a real HTTP client, tokens
 //! from the test kit. Each test names the rule it proves.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::support::{
+    AUDIENCE, ISSUER, Server, builder, ec_key, ed_key, rsa_key, rsa_key_2, rsa_server, server_with,
+    token,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::StatusCode;
 use serde_json::json;
-use support::{
-    AUDIENCE, ISSUER, Server, builder, ec_key, ed_key, rsa_key, rsa_key_2, rsa_server, server_with,
-    token,
-};
 use tower_jwt_auth::jwks::KeySet;
 use tower_jwt_auth::response::JsonResponder;
 use tower_jwt_auth::testing::{TestKey, TokenBuilder, encode_json, jwks};
@@ -52,8 +50,8 @@ async fn valid_tokens_of_every_algorithm_are_accepted() {
         ),
         (ec_key().key_set(), token(ec_key()).sign()),
         (
-            support::ec384_key().key_set(),
-            token(support::ec384_key()).sign(),
+            crate::support::ec384_key().key_set(),
+            token(crate::support::ec384_key()).sign(),
         ),
         (ed_key().key_set(), token(ed_key()).sign()),
         (hmac.key_set(), token(&hmac).sign()),
@@ -69,7 +67,7 @@ async fn valid_tokens_of_every_algorithm_are_accepted() {
 
 #[tokio::test]
 async fn pem_public_keys_verify_their_tokens() {
-    for key in [rsa_key(), ec_key(), support::ec384_key(), ed_key()] {
+    for key in [rsa_key(), ec_key(), crate::support::ec384_key(), ed_key()] {
         let pem = key.public_pem().expect("public key");
         let cfg = JwtAuthConfig::builder()
             .issuer(ISSUER)

@@ -1,15 +1,9 @@
 //! The MCP example over real HTTP with raw JSON-RPC: initialize and `tools/list` with a
 //! valid token, per-tool permissions with step-up challenges, and RFC 9728 metadata.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/mcp_server.rs"]
-mod mcp_server;
-
+use crate::support::{Server, client};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{Server, client};
 use tower_jwt_auth::JwtAuthConfig;
 use tower_jwt_auth::testing::MockIssuer;
 
@@ -37,7 +31,7 @@ async fn start() -> Mcp {
         .http_client(client())
         .build()
         .expect("config");
-    let router = mcp_server::app(cfg);
+    let router = crate::mcp_server::app(cfg);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

@@ -2,24 +2,21 @@
 //! tokio-rustls acceptor, certificates made at test time, and clients with, without and
 //! with another certificate.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/mtls_server.rs"]
-mod mtls_server;
-
 use std::sync::Arc;
 
+use crate::support::{Answer, answer, builder, ec_key, token};
 use http::StatusCode;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::{ClientConfig, RootCertStore};
-use support::{Answer, answer, builder, ec_key, token};
 use tower_jwt_auth::JwtAuthLayer;
 use tower_jwt_auth::mtls::{ClientCertificate, MtlsMode};
 
 /// A client trusting the test CA, presenting `identity` when given; aws-lc-rs named as
 /// the provider, the same as the server's.
-fn client(pki: &mtls_server::Pki, identity: Option<&mtls_server::Pki>) -> reqwest::Client {
+fn client(
+    pki: &crate::mtls_server::Pki,
+    identity: Option<&crate::mtls_server::Pki>,
+) -> reqwest::Client {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = RootCertStore::empty();
     roots.add(pki.ca.clone()).expect("CA");
@@ -45,11 +42,11 @@ fn client(pki: &mtls_server::Pki, identity: Option<&mtls_server::Pki>) -> reqwes
 
 struct Tls {
     port: u16,
-    pki: mtls_server::Pki,
+    pki: crate::mtls_server::Pki,
 }
 
 async fn start(mode: MtlsMode) -> Tls {
-    let pki = mtls_server::pki("client-a").expect("pki");
+    let pki = crate::mtls_server::pki("client-a").expect("pki");
     let config = builder(ec_key().key_set())
         .mtls(mode)
         .build()
@@ -58,11 +55,11 @@ async fn start(mode: MtlsMode) -> Tls {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let tls = mtls_server::server_tls(&pki).expect("tls");
-    tokio::spawn(mtls_server::serve(
+    let tls = crate::mtls_server::server_tls(&pki).expect("tls");
+    tokio::spawn(crate::mtls_server::serve(
         listener,
         tls,
-        mtls_server::app(JwtAuthLayer::new(config)),
+        crate::mtls_server::app(JwtAuthLayer::new(config)),
     ));
     Tls { port, pki }
 }
@@ -77,14 +74,14 @@ async fn me(tls: &Tls, client: &reqwest::Client, access: &str) -> Answer {
     answer(response).await
 }
 
-fn thumbprint(pki: &mtls_server::Pki) -> String {
+fn thumbprint(pki: &crate::mtls_server::Pki) -> String {
     ClientCertificate::from_der(pki.client.0.as_ref()).thumbprint()
 }
 
 #[tokio::test]
 async fn a_certificate_bound_token_works_only_with_its_certificate() {
     let tls = start(MtlsMode::Allowed).await;
-    let other = mtls_server::pki("client-b").expect("pki");
+    let other = crate::mtls_server::pki("client-b").expect("pki");
     let with_cert = client(&tls.pki, Some(&tls.pki));
     let without_cert = client(&tls.pki, None);
     let bound = token(ec_key())

@@ -4,15 +4,13 @@
 //! either. The span of each request is checked in `logs.rs`, where every test installs
 //! its subscriber before any traffic (tracing caches a callsite's interest globally).
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::support::Server;
 use axum::Router;
 use axum::routing::get;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use support::Server;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
 use tower_jwt_auth::{CacheOptions, JwtAuthLayer, OUTCOMES, RequirePermission, StandardClaims};
 
@@ -55,7 +53,7 @@ async fn every_outcome_is_counted_once_with_its_fixed_label() {
     let _local = metrics::set_default_local_recorder(&recorder);
 
     let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
-    let cfg = support::issuer_config(&issuer)
+    let cfg = crate::support::issuer_config(&issuer)
         .require_permissions(["api"])
         .cache(CacheOptions::new())
         .build()
@@ -89,14 +87,21 @@ async fn every_outcome_is_counted_once_with_its_fixed_label() {
 
     // Optional mode without a token, and an issuer whose keys never loaded.
     let optional = Server::start(
-        JwtAuthLayer::new(support::issuer_config(&issuer).build().expect("config")).optional(),
+        JwtAuthLayer::new(
+            crate::support::issuer_config(&issuer)
+                .build()
+                .expect("config"),
+        )
+        .optional(),
     )
     .await;
     optional.get("/optional", &[]).await.assert_ok();
     let down = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
     down.set_fault(Endpoint::Discovery, Fault::Down);
     let unavailable = Server::start(JwtAuthLayer::new(
-        support::issuer_config(&down).build().expect("config"),
+        crate::support::issuer_config(&down)
+            .build()
+            .expect("config"),
     ))
     .await;
     assert_eq!(unavailable.bearer(&down.token().sign()).await.status, 503);
@@ -155,7 +160,7 @@ async fn the_audit_hook_gets_a_token_free_summary_of_every_decision() {
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&events);
     let issuer = MockIssuer::builder().key(TestKey::ec_p256()).start().await;
-    let cfg = support::issuer_config(&issuer)
+    let cfg = crate::support::issuer_config(&issuer)
         .on_outcome(move |event| {
             let line = format!(
                 "{} {:?} {} {} {:?} {:?} {:?} {}",

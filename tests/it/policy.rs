@@ -2,16 +2,14 @@
 //! validator, exemptions, claim forwarding and step-up (RFC 9470), each with a token
 //! that passes and one that does not.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/tonic_server.rs"]
-mod tonic_server;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::{Answer, Server, builder, ec_key, token};
+use crate::tonic_server::proto::documents_client::DocumentsClient;
+use crate::tonic_server::proto::documents_server::{Documents, DocumentsServer};
+use crate::tonic_server::proto::{CreateRequest, Document, GetRequest};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
@@ -19,14 +17,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Answer, Server, builder, ec_key, token};
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Server as GrpcServer};
 use tonic::{Code, Request, Response, Status};
-use tonic_server::proto::documents_client::DocumentsClient;
-use tonic_server::proto::documents_server::{Documents, DocumentsServer};
-use tonic_server::proto::{CreateRequest, Document, GetRequest};
 use tower_jwt_auth::rules::{Exemption, Expected};
 use tower_jwt_auth::{Claims, JwtAuthConfigBuilder, JwtAuthLayer, StandardClaims, StepUp};
 
@@ -245,7 +239,7 @@ async fn exemptions_pass_without_a_token_but_still_refuse_a_bad_one() {
         .send()
         .await
         .expect("post");
-    support::answer(post).await.assert_no_token();
+    crate::support::answer(post).await.assert_no_token();
     server.get("/v1/a/b/status", &[]).await.assert_no_token();
     server.get("/", &[]).await.assert_no_token();
     let probe = server.get("/", &[("x-synthetic-probe", "1")]).await;

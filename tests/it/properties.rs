@@ -2,19 +2,17 @@
 //! refused without a panic, and arbitrary `Authorization` values never panic the layer
 //! or get a 5xx.
 
-mod support;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
+use crate::support::{AUDIENCE, ISSUER};
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use http::{HeaderValue, Request, Response};
 use proptest::prelude::*;
-use support::{AUDIENCE, ISSUER};
 use tower::{Layer, Service};
 use tower_jwt_auth::testing::{TestKey, TokenBuilder};
 use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};

@@ -2,13 +2,11 @@
 //! under load while the policy is swapped, audiences and issuers added and removed,
 //! key stores carried over, refused reloads.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::support::{Server, client};
 use http::StatusCode;
-use support::{Server, client};
 use tower_jwt_auth::testing::{Endpoint, MockIssuer};
 use tower_jwt_auth::{JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, TrustedIssuer};
 
@@ -250,10 +248,11 @@ mod watching {
             .count()
     }
 
-    // The only test of this binary that sends SIGHUP (to its own process): the watcher
-    // installs tokio's handler first, so the signal reaches it instead of ending the run.
+    // SIGHUP reaches every watcher of the process, and the inotify count sees every
+    // watcher's instance: the tests that hold one take turns.
     #[tokio::test]
     async fn a_file_watcher_gives_one_reason_per_content_change_and_one_per_sighup() {
+        let _turn = crate::support::watcher_lock().await;
         let dir = std::env::temp_dir().join(format!("tower-jwt-auth-watch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
@@ -325,11 +324,7 @@ mod watching {
         assert_eq!(next(&mut watcher).await, settings_changed, "back");
 
         // SIGHUP always gives a reason, and only the one.
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -HUP: {status}");
+        crate::support::hang_up();
         assert_eq!(next(&mut watcher).await, ReloadReason::Signal);
         mark();
         assert_eq!(next(&mut watcher).await, marker_changed, "after SIGHUP");

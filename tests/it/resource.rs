@@ -1,12 +1,10 @@
 //! RFC 9728 protected-resource metadata and step-up challenges over real HTTP.
 
-mod support;
-
+use crate::support::{Server, client, issuer_config};
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use serde_json::Value;
-use support::{Server, client, issuer_config};
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RequirePermission};
 
@@ -171,7 +169,7 @@ async fn step_up_403_names_every_permission_the_request_needs() {
         .build()
         .expect("config");
     let server = start(cfg).await;
-    let scope_of = |answer: support::Answer| {
+    let scope_of = |answer: crate::support::Answer| {
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{answer:?}");
         param(&answer.challenge.expect("challenge"), "scope").expect("scope")
     };
@@ -257,7 +255,7 @@ fn metadata_advertises_dpop_and_certificate_bound_tokens() {
     use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
     use tower_jwt_auth::mtls::MtlsMode;
     let document = |dpop: DpopMode, mtls: MtlsMode| -> Value {
-        let config = support::builder(support::ec_key().key_set())
+        let config = crate::support::builder(crate::support::ec_key().key_set())
             .dpop(
                 DpopOptions::new(dpop)
                     .public_base_url("https://api.example.test")

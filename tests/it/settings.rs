@@ -2,14 +2,12 @@
 //! TOML, YAML and JSON), a table of bad files with the exact path of the bad field, the
 //! environment with `*_FILE` secrets, and a file-built layer over real HTTP.
 
-mod support;
-
 use std::path::PathBuf;
 
+use crate::support::{Server, ec_key, token};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use support::{Server, ec_key, token};
 use tower_jwt_auth::settings::{Format, Settings};
 use tower_jwt_auth::{ConfigErrorKind, JwtAuthLayer};
 
@@ -368,8 +366,8 @@ path = "/health"
 [forward]
 claims = {{ sub = "x-jwt-sub" }}
 "#,
-        issuer = support::ISSUER,
-        audience = support::AUDIENCE,
+        issuer = crate::support::ISSUER,
+        audience = crate::support::AUDIENCE,
         pem = pem.display()
     );
     let path = scratch.write("api.toml", &text);
@@ -430,7 +428,7 @@ fn the_minimal_shape_works_as_written() {
 
 #[test]
 fn the_readme_toml_example_parses() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let start = readme
         .find("```toml\n# api.toml")
         .expect("the README's TOML example")
@@ -446,8 +444,8 @@ async fn a_file_changes_only_what_it_names() {
     let settings = Settings::parse(
         &format!(
             "[[issuers]]\nissuer = \"{}\"\naudiences = [\"{}\"]\npem_file = \"{}\"\n[state]\nstore = \"memory\"\n[[exempt]]\npath = \"/x\"\nmethod = \"get\"\n",
-            support::ISSUER,
-            support::AUDIENCE,
+            crate::support::ISSUER,
+            crate::support::AUDIENCE,
             {
                 let scratch = Scratch::new("code");
                 let pem = scratch.write("k.pem", &ec_key().public_pem().expect("pem"));

@@ -7,17 +7,11 @@
 //! JWKS endpoint is down for 1.5 s in every 6 s cycle. Every request carries a valid
 //! token, so every rejection is a false rejection, and no answer may be a 5xx.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/axum_server.rs"]
-mod axum_server;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Server, client};
+use crate::support::{Server, client};
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
 use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
@@ -71,7 +65,8 @@ async fn soak_under_rotation_and_outages() {
         cfg.wait_until_ready(Duration::from_secs(10)).await,
         "first load"
     );
-    let server = Arc::new(Server::start_router(axum_server::app(JwtAuthLayer::new(cfg))).await);
+    let server =
+        Arc::new(Server::start_router(crate::axum_server::app(JwtAuthLayer::new(cfg))).await);
 
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -137,7 +132,7 @@ async fn soak_under_rotation_and_outages() {
                         .post(server.url("/documents"))
                         .bearer_auth(&token)
                         .json(&serde_json::json!({"title": "soak"}));
-                    support::answer(request.send().await.expect("request")).await
+                    crate::support::answer(request.send().await.expect("request")).await
                 } else {
                     server.bearer_at("/documents", &token).await
                 };

@@ -1,20 +1,14 @@
 //! gRPC over real HTTP/2: the example's tonic server on 127.0.0.1:0, a real tonic client,
 //! and the live MockIssuer. Rejections must be gRPC statuses, not HTTP errors.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../examples/tonic_server.rs"]
-mod tonic_server;
-
 use std::time::Duration;
 
+use crate::tonic_server::proto::documents_client::DocumentsClient;
+use crate::tonic_server::proto::{CreateRequest, GetRequest};
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
-use tonic_server::proto::documents_client::DocumentsClient;
-use tonic_server::proto::{CreateRequest, GetRequest};
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
 
@@ -26,18 +20,22 @@ struct Grpc {
 
 fn options() -> RemoteOptions {
     RemoteOptions::new()
-        .http_client(support::client())
+        .http_client(crate::support::client())
         .backoff(Duration::from_millis(50), Duration::from_millis(200))
 }
 
 async fn start(issuer: &MockIssuer) -> Grpc {
-    let cfg = support::issuer_config(issuer)
+    let cfg = crate::support::issuer_config(issuer)
         .remote_options(options())
         .build()
         .expect("config");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(tonic_server::serve(listener, cfg, std::future::pending()));
+    tokio::spawn(crate::tonic_server::serve(
+        listener,
+        cfg,
+        std::future::pending(),
+    ));
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -212,11 +210,18 @@ async fn plain_http_requests_on_the_same_layer_get_http_statuses() {
     let issuer = MockIssuer::start().await;
     let grpc = start(&issuer).await;
     let url = format!("http://{}/documents.v1.Documents/Get", grpc.addr);
-    let answer = support::answer(support::client().post(&url).send().await.expect("http")).await;
+    let answer = crate::support::answer(
+        crate::support::client()
+            .post(&url)
+            .send()
+            .await
+            .expect("http"),
+    )
+    .await;
     answer.assert_no_token();
     let expired = issuer.token().expired().sign();
-    let answer = support::answer(
-        support::client()
+    let answer = crate::support::answer(
+        crate::support::client()
             .post(&url)
             .bearer_auth(expired)
             .send()
@@ -249,7 +254,7 @@ async fn http1_with_a_grpc_content_type_gets_an_http_answer() {
     let issuer = MockIssuer::start().await;
     let grpc = start(&issuer).await;
     let url = format!("http://{}/documents.v1.Documents/Get", grpc.addr);
-    let response = support::client()
+    let response = crate::support::client()
         .post(&url)
         .header("content-type", "application/grpc")
         .send()
@@ -260,7 +265,7 @@ async fn http1_with_a_grpc_content_type_gets_an_http_answer() {
         response.headers().get("grpc-status").is_none(),
         "{response:?}"
     );
-    let answer = support::answer(response).await;
+    let answer = crate::support::answer(response).await;
     answer.assert_no_token();
     assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
 }
@@ -274,7 +279,7 @@ async fn interceptor_checks_tokens_with_loaded_keys() {
     let issuer = MockIssuer::start().await;
     // The first load is held open: a synchronous check cannot wait for it.
     issuer.set_fault(Endpoint::Discovery, Fault::Hold);
-    let cfg = support::issuer_config(&issuer)
+    let cfg = crate::support::issuer_config(&issuer)
         .remote_options(options())
         .build()
         .expect("config");
@@ -338,7 +343,7 @@ async fn the_interceptor_replaces_client_sent_forwarded_metadata_with_verified_c
     use tonic::service::Interceptor;
     use tower_jwt_auth::tonic::JwtInterceptor;
 
-    let cfg = support::builder(support::ec_key().key_set())
+    let cfg = crate::support::builder(crate::support::ec_key().key_set())
         .forward_claim("sub", "x-jwt-sub")
         .build()
         .expect("config");
@@ -352,7 +357,9 @@ async fn the_interceptor_replaces_client_sent_forwarded_metadata_with_verified_c
         }
         request
     };
-    let token = support::token(support::ec_key()).subject("frank").sign();
+    let token = crate::support::token(crate::support::ec_key())
+        .subject("frank")
+        .sign();
     let request = interceptor.call(forged(bearer(&token))).expect("verified");
     let metadata = request.metadata();
     assert_eq!(

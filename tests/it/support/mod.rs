@@ -339,3 +339,22 @@ pub fn capture(
         .finish();
     (captured, tracing::subscriber::set_default(subscriber))
 }
+
+/// Serialises the tests that hold a `FileWatcher` or send SIGHUP: the signal reaches
+/// every watcher of this one test process, and a watcher's inotify instance is visible
+/// to a test that counts them. Each such test holds the guard for its whole run.
+pub async fn watcher_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// Sends SIGHUP to this test process. A `FileWatcher` must exist first: it installs
+/// tokio's handler, so the signal reaches it instead of ending the run.
+pub fn hang_up() {
+    // The shell's built-in `kill`: no procps package needed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -HUP {}", std::process::id())])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "kill -HUP: {status}");
+}

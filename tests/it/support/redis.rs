@@ -1,10 +1,10 @@
 //! A real `redis-server` on a free loopback port, persistence off, killed when dropped.
 //!
-//! The tests that use it never skip: without the Debian package `redis-server` they
-//! fail and say how to get it (`.ci/run` installs it).
+//! The tests that use it are `#[ignore]`d with the reason, so that `cargo test` passes on
+//! a machine with Rust alone; `scripts/test-services` installs `redis-server` and runs
+//! them. Run without it, they fail and say how to get it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,16 +13,30 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// How a launch on one port ended.
+enum Launch {
+    Answering(Child),
+    /// The server exited at once: another process took the port meanwhile.
+    PortTaken,
+}
+
 impl RedisServer {
     /// Starts a server on a port the OS has just handed out, and waits until it answers.
-    pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
+    /// The port is free when handed out but not reserved: if another process takes it
+    /// before the server binds it, the server exits and another port is tried.
+    pub async fn start() -> Self {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let mut server = Self { port, child: None };
+            if let Launch::Answering(child) = server.launch().await {
+                server.child = Some(child);
+                return server;
+            }
+        }
+        panic!("redis-server found no free loopback port in five tries");
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -38,10 +52,18 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, and waits until it answers.
-    pub fn restart(&mut self) {
+    /// Starts the server again on the same port (its clients know it), and waits until
+    /// it answers.
+    pub async fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
+        match self.launch().await {
+            Launch::Answering(child) => self.child = Some(child),
+            Launch::PortTaken => panic!("port {} was taken while redis-server was down", self.port),
+        }
+    }
+
+    async fn launch(&self) -> Launch {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -54,23 +76,25 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start redis-server ({e}). These tests need a real Redis server: \
-                     install the Debian package with `apt-get install redis-server` \
-                     (CI's .ci/run does), or put a redis-server binary on PATH"
+                    "cannot start redis-server ({e}). This test needs a real Redis server: \
+                     run `scripts/test-services`, which installs it, or install it yourself \
+                     with `sudo apt-get install redis-server`"
                 )
             });
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if self.try_command(&["PING"]).as_deref() == Some("PONG") {
-                return;
+                return Launch::Answering(child);
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                return Launch::PortTaken;
             }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not answer on port {} within 10 s",
                 self.port
             );
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -81,45 +105,35 @@ impl RedisServer {
     }
 
     fn try_command(&self, args: &[&str]) -> Option<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut request = format!("*{}\r\n", args.len());
-        for arg in args {
-            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .ok()?;
+        let (name, rest) = args.split_first()?;
+        match redis::cmd(name)
+            .arg(rest)
+            .query::<redis::Value>(&mut connection)
+        {
+            Ok(value) => Some(render(&value)),
+            Err(error) => Some(format!("ERR {error}")),
         }
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut reader = BufReader::new(stream);
-        read_reply(&mut reader)
     }
 }
 
-fn read_reply(reader: &mut impl BufRead) -> Option<String> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let line = line.trim_end();
-    let (kind, rest) = line.split_at_checked(1)?;
-    match kind {
-        "+" | ":" => Some(rest.to_owned()),
-        "-" => Some(format!("ERR {rest}")),
-        "$" => {
-            let len: i64 = rest.parse().ok()?;
-            if len < 0 {
-                return Some("(nil)".into());
-            }
-            let mut buf = vec![0u8; usize::try_from(len).ok()? + 2];
-            reader.read_exact(&mut buf).ok()?;
-            buf.truncate(buf.len() - 2);
-            String::from_utf8(buf).ok()
+/// A reply as text: integers and simple strings as they are, nil as `(nil)`, arrays
+/// one element per line.
+fn render(value: &redis::Value) -> String {
+    use redis::Value;
+    match value {
+        Value::Nil => "(nil)".into(),
+        Value::Int(n) => n.to_string(),
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        Value::Okay => "OK".into(),
+        Value::Array(items) | Value::Set(items) => {
+            items.iter().map(render).collect::<Vec<_>>().join("\n")
         }
-        "*" => {
-            let n: i64 = rest.parse().ok()?;
-            let mut items = Vec::new();
-            for _ in 0..n.max(0) {
-                items.push(read_reply(reader)?);
-            }
-            Some(items.join("\n"))
-        }
-        _ => None,
+        other => format!("{other:?}"),
     }
 }
 
