@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK_SECS="${SOAK_SECS:-300}"
-timeout $((SOAK_SECS + 600)) cargo test --release --all-features --test soak -- --ignored --nocapture
+timeout $((SOAK_SECS + 600)) cargo test --release --all-features --test it -- --ignored --nocapture soak::
