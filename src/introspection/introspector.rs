@@ -91,11 +91,33 @@ pub(crate) fn discovery_url(issuer: &str) -> String {
     )
 }
 
-/// A token bucket of calls per second.
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
+/// The calls a second allows: `governor`'s GCRA limiter, whose burst is one second's
+/// worth of calls (what the former hand-written token bucket allowed too).
+enum Budget {
+    Unlimited,
+    /// A rate of zero: no call is ever made.
+    Closed,
+    Limited(governor::DefaultDirectRateLimiter),
+}
+
+impl Budget {
+    fn new(rate: Option<u32>) -> Self {
+        match rate.map(std::num::NonZeroU32::new) {
+            None => Self::Unlimited,
+            Some(None) => Self::Closed,
+            Some(Some(rate)) => Self::Limited(governor::RateLimiter::direct(
+                governor::Quota::per_second(rate),
+            )),
+        }
+    }
+
+    fn take(&self) -> bool {
+        match self {
+            Self::Unlimited => true,
+            Self::Closed => false,
+            Self::Limited(limiter) => limiter.check().is_ok(),
+        }
+    }
 }
 
 /// Introspection for one issuer.
@@ -113,7 +135,7 @@ pub(crate) struct Introspector {
     pub(crate) cache: TokenCache,
     refused: Mutex<HashMap<Digest, (f64, ErrorKind)>>,
     flights: Mutex<HashMap<Digest, watch::Receiver<Option<Answer>>>>,
-    bucket: Option<Mutex<Bucket>>,
+    budget: Budget,
     /// When an authentication failure was last logged at ERROR.
     auth_logged: Mutex<Option<Instant>>,
     /// When an answer from another URL than the one asked was last logged at ERROR.
@@ -177,13 +199,7 @@ impl Introspector {
                 .max_entries(settings.max_entries)
                 .ttl(settings.cache_ttl),
         );
-        let bucket = settings.rate_limit.map(|rate| {
-            Mutex::new(Bucket {
-                rate: f64::from(rate),
-                tokens: f64::from(rate),
-                at: Instant::now(),
-            })
-        });
+        let budget = Budget::new(settings.rate_limit);
         let (discovery, endpoint) = match source {
             Source::Endpoint(url) => (None, OnceCell::new_with(Some(url))),
             Source::Discovery(url) => (Some(url), OnceCell::new()),
@@ -199,7 +215,7 @@ impl Introspector {
             cache,
             refused: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
-            bucket,
+            budget,
             auth_logged: Mutex::new(None),
             redirect_logged: Mutex::new(None),
             clock,
@@ -519,20 +535,7 @@ impl Introspector {
     }
 
     fn take_call(&self) -> bool {
-        let Some(bucket) = &self.bucket else {
-            return true;
-        };
-        let mut bucket = lock(bucket);
-        let now = Instant::now();
-        let refill = now.duration_since(bucket.at).as_secs_f64() * bucket.rate;
-        bucket.tokens = (bucket.tokens + refill).min(bucket.rate);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.budget.take()
     }
 
     /// The configured endpoint, or the discovery document's `introspection_endpoint`
