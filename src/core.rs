@@ -93,6 +93,36 @@ pub(crate) enum Step<C, T> {
     Wait(Pending<C, T>),
 }
 
+/// Which steps of the sequence ran for one token, for explanations
+/// ([`Verifier::explain`](crate::Verifier::explain)): a step not recorded here did not
+/// run. Verification itself is one step whose inner checks run in a fixed order, so a
+/// refusal's kind says how far it got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Trace(u16);
+
+impl Trace {
+    pub(crate) const LENGTH: u16 = 1;
+    pub(crate) const ISSUER: u16 = 1 << 1;
+    pub(crate) const KEYS: u16 = 1 << 2;
+    /// Verified, or found verified in the cache.
+    pub(crate) const VERIFIED: u16 = 1 << 3;
+    /// An introspection answer accepted (or found in its cache).
+    pub(crate) const INTROSPECTED: u16 = 1 << 4;
+    pub(crate) const BINDING: u16 = 1 << 5;
+    pub(crate) const VALIDATOR: u16 = 1 << 6;
+    pub(crate) const PERMISSIONS: u16 = 1 << 7;
+    pub(crate) const STATE: u16 = 1 << 8;
+
+    fn record(&mut self, step: u16) {
+        self.0 |= step;
+    }
+
+    /// Whether `step` ran.
+    pub(crate) fn ran(self, step: u16) -> bool {
+        self.0 & step != 0
+    }
+}
+
 /// A token as the core sees it: its text, and whether it came with the `DPoP` scheme.
 pub(crate) trait TokenText: AsRef<str> {
     fn is_dpop(&self) -> bool;
@@ -118,6 +148,7 @@ pub(crate) type Validator<C> = Arc<dyn Fn(&C) -> bool + Send + Sync>;
 pub(crate) struct Pending<C, T> {
     issuer: Arc<Issuer>,
     token: T,
+    trace: Trace,
     presented: Option<Box<Presented>>,
     validator: Option<Validator<C>>,
     wait: Wait<C>,
@@ -150,12 +181,13 @@ enum Admitted<C, T> {
 }
 
 impl<C, T> Admitted<C, T> {
-    fn into_step(self) -> Step<C, T> {
+    fn into_step(self, trace: Trace) -> Step<C, T> {
         match self {
             Self::Done(outcome) => Step::Done(outcome),
             Self::Check(verified, issuer, token, check) => Step::Wait(Pending {
                 issuer,
                 token,
+                trace,
                 presented: None,
                 validator: None,
                 wait: Wait::State { verified, check },
@@ -197,31 +229,56 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
     T: TokenText,
 {
+    authenticate_traced(policy, token, presented, validator).0
+}
+
+/// Steps 2 to 7, and which of them ran so far (a wait carries the trace on).
+pub(crate) fn authenticate_traced<C, T>(
+    policy: &Policy,
+    token: T,
+    presented: Option<Presented>,
+    validator: Option<&Validator<C>>,
+) -> (Step<C, T>, Trace)
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+    T: TokenText,
+{
+    let mut trace = Trace::default();
     let text = token.as_ref();
     if text.len() > policy.token.max_len {
-        return Step::Done(Outcome::Rejected(ErrorKind::TokenTooLong));
+        return (Step::Done(Outcome::Rejected(ErrorKind::TokenTooLong)), trace);
     }
+    trace.record(Trace::LENGTH);
     #[cfg(feature = "remote")]
     if let Some(introspector) = &policy.introspection
         && introspector.takes(text)
     {
-        return introspect(policy, introspector, token, presented, validator);
+        let step = introspect(policy, introspector, token, presented, validator, &mut trace);
+        return (step, trace);
     }
     let issuer = match issuer_for(&policy.issuers, text) {
         Ok(issuer) => Arc::clone(issuer),
-        Err(kind) => return Step::Done(Outcome::Rejected(kind)),
+        Err(kind) => return (Step::Done(Outcome::Rejected(kind)), trace),
     };
+    trace.record(Trace::ISSUER);
     let Some(keys) = issuer.store.current() else {
         let keys = issuer.store.wait_for_keys();
         let wait = Wait::Keys {
             keys,
             missing: ErrorKind::KeysUnavailable,
         };
-        return Pending::step(issuer, token, presented, validator, wait);
+        return (
+            Pending::step(issuer, token, presented, validator, wait, trace),
+            trace,
+        );
     };
+    trace.record(Trace::KEYS);
     let shown = presented.as_ref();
-    match timed_verify::<C>(policy, &issuer, &keys, text) {
-        Ok(verified) => admit(policy, verified, issuer, token, shown, validator).into_step(),
+    let step = match timed_verify::<C>(policy, &issuer, &keys, text) {
+        Ok(verified) => {
+            trace.record(Trace::VERIFIED);
+            admit(policy, verified, issuer, token, shown, validator, &mut trace).into_step(trace)
+        }
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
                 // The store is signalled here, before anything awaits.
@@ -230,12 +287,13 @@ where
                     keys,
                     missing: ErrorKind::UnknownKey,
                 };
-                Pending::step(issuer, token, presented, validator, wait)
+                Pending::step(issuer, token, presented, validator, wait, trace)
             }
             None => Step::Done(Outcome::Rejected(ErrorKind::UnknownKey)),
         },
         Err(kind) => Step::Done(Outcome::Rejected(kind)),
-    }
+    };
+    (step, trace)
 }
 
 impl<C, T> Pending<C, T> {
@@ -247,10 +305,12 @@ impl<C, T> Pending<C, T> {
         presented: Option<Presented>,
         validator: Option<&Validator<C>>,
         wait: Wait<C>,
+        trace: Trace,
     ) -> Step<C, T> {
         Step::Wait(Self {
             issuer,
             token,
+            trace,
             presented: presented.map(Box::new),
             validator: validator.cloned(),
             wait,
@@ -264,9 +324,27 @@ impl<C, T: TokenText> Pending<C, T> {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
+        self.finish_traced(policy).await.0
+    }
+
+    /// [`finish`](Self::finish), and which steps ran in all.
+    pub(crate) async fn finish_traced(self, policy: &Policy) -> (Outcome<C, T>, Trace)
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let mut trace = self.trace;
+        let outcome = self.finish_steps(policy, &mut trace).await;
+        (outcome, trace)
+    }
+
+    async fn finish_steps(self, policy: &Policy, trace: &mut Trace) -> Outcome<C, T>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
         let Self {
             issuer,
             token,
+            trace: _,
             presented,
             validator,
             wait,
@@ -278,9 +356,12 @@ impl<C, T: TokenText> Pending<C, T> {
                 let Some(keys) = keys.await else {
                     return missing_keys(missing, &issuer);
                 };
+                trace.record(Trace::KEYS);
                 match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
                     Ok(verified) => {
-                        admitted(policy, verified, issuer, token, presented, validator).await
+                        trace.record(Trace::VERIFIED);
+                        admitted(policy, verified, issuer, token, presented, validator, trace)
+                            .await
                     }
                     Err(kind) => Outcome::Rejected(kind),
                 }
@@ -300,6 +381,7 @@ impl<C, T: TokenText> Pending<C, T> {
                         match verify::accept_payload::<C>(policy, &issuer, &body, origin, identity)
                         {
                             Ok(verified) => {
+                                trace.record(Trace::INTROSPECTED);
                                 let now = unix_seconds(policy.claims.clock.now());
                                 let text = token.as_ref();
                                 let cache = &introspector.cache;
@@ -311,8 +393,10 @@ impl<C, T: TokenText> Pending<C, T> {
                                     &verified,
                                     now,
                                 );
-                                admitted(policy, verified, issuer, token, presented, validator)
-                                    .await
+                                admitted(
+                                    policy, verified, issuer, token, presented, validator, trace,
+                                )
+                                .await
                             }
                             Err(kind) => {
                                 introspector.refuse(digest, kind);
@@ -333,7 +417,7 @@ impl<C, T: TokenText> Pending<C, T> {
     /// The outcome without waiting, for callers that cannot wait (the interceptor, the
     /// synchronous `Verifier::verify`). A key store was already signalled; a network
     /// state store cannot be asked, so the request is refused as if it did not answer.
-    pub(crate) fn give_up(self) -> Outcome<C, T> {
+    pub(crate) fn give_up(self, policy: &Policy) -> Outcome<C, T> {
         match self.wait {
             Wait::Keys { missing, .. } => missing_keys(missing, &self.issuer),
             #[cfg(feature = "remote")]
@@ -342,9 +426,8 @@ impl<C, T: TokenText> Pending<C, T> {
                 introspector::RETRY_AFTER,
             ),
             Wait::State { .. } => {
-                static WARNED: std::sync::atomic::AtomicBool =
-                    std::sync::atomic::AtomicBool::new(false);
-                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                // Once per configuration: a reload that keeps the mistake says it again.
+                if policy.state.warn_once_unwaitable() {
                     tracing::warn!(
                         "a network token state store needs a caller that can wait: use JwtAuthLayer (tonic servers take it with Server::builder().layer(..)) or Verifier::verify_async, not the interceptor or Verifier::verify"
                     );
@@ -363,8 +446,9 @@ async fn admitted<C, T: TokenText>(
     token: T,
     presented: Option<&Presented>,
     validator: Option<&Validator<C>>,
+    trace: &mut Trace,
 ) -> Outcome<C, T> {
-    match admit(policy, verified, issuer, token, presented, validator) {
+    match admit(policy, verified, issuer, token, presented, validator, trace) {
         Admitted::Done(outcome) => outcome,
         Admitted::Check(verified, issuer, token, check) => {
             checked(check.await, verified, issuer, token)
@@ -387,6 +471,7 @@ fn introspect<C, T>(
     token: T,
     presented: Option<Presented>,
     validator: Option<&Validator<C>>,
+    trace: &mut Trace,
 ) -> Step<C, T>
 where
     C: DeserializeOwned + Send + Sync + 'static,
@@ -404,7 +489,10 @@ where
         let issuer = Arc::clone(&introspector.issuer);
         let shown = presented.as_ref();
         return match hit {
-            Ok(verified) => admit(policy, verified, issuer, token, shown, validator).into_step(),
+            Ok(verified) => {
+                trace.record(Trace::INTROSPECTED);
+                admit(policy, verified, issuer, token, shown, validator, trace).into_step(*trace)
+            }
             Err(kind) => Step::Done(Outcome::Rejected(kind)),
         };
     }
@@ -418,7 +506,7 @@ where
     let answer = introspector.answer(text, digest);
     let issuer = Arc::clone(&introspector.issuer);
     let wait = Wait::Introspect { answer, digest };
-    Pending::step(issuer, token, presented, validator, wait)
+    Pending::step(issuer, token, presented, validator, wait, *trace)
 }
 
 /// Step 5, timed for `jwt_auth_verify_seconds`; who the token names is kept only when a
@@ -459,6 +547,7 @@ fn admit<C, T: TokenText>(
     token: T,
     presented: Option<&Presented>,
     validator: Option<&Validator<C>>,
+    trace: &mut Trace,
 ) -> Admitted<C, T> {
     // The binding first: a bound token without its proof is not the caller's, and must
     // not learn what it may do (a 403 would say it is valid) or what the application
@@ -466,6 +555,7 @@ fn admit<C, T: TokenText>(
     let proof = if verified.binding.is_none() && !policy.binding.is_active() {
         None
     } else {
+        trace.record(Trace::BINDING);
         let now = unix_seconds(policy.claims.clock.now());
         match policy.binding.check(
             verified.binding.as_deref(),
@@ -480,10 +570,14 @@ fn admit<C, T: TokenText>(
     };
     // Before the state step: a token the application refuses is neither spent nor
     // looked up.
-    if let Some(validate) = validator
-        && !validate(&verified.claims)
-    {
-        return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
+    if let Some(validate) = validator {
+        trace.record(Trace::VALIDATOR);
+        if !validate(&verified.claims) {
+            return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
+        }
+    }
+    if policy.permissions.required.is_some() {
+        trace.record(Trace::PERMISSIONS);
     }
     if let Some(required) = &policy.permissions.required
         && !required.is_met(&verified.permissions)
@@ -493,6 +587,9 @@ fn admit<C, T: TokenText>(
             verified.identity,
             issuer,
         ));
+    }
+    if policy.state.tracks() || proof.is_some() {
+        trace.record(Trace::STATE);
     }
     match policy.state.check_layer(verified.tracked.as_ref(), proof) {
         Check::Done(result) => Admitted::Done(checked(result, verified, issuer, token)),

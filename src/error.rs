@@ -113,78 +113,116 @@ pub enum ErrorKind {
     IntrospectionUnavailable,
 }
 
+/// Everything the crate says about one kind of refusal: the one table every other module
+/// asks (responses, gRPC statuses, metric labels, the steps of an explanation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Row {
+    pub(crate) status: StatusCode,
+    /// The RFC 6750 (or RFC 9449, RFC 9470) `error` code.
+    pub(crate) code: Option<&'static str>,
+    pub(crate) description: &'static str,
+    /// The gRPC status code: 16 `UNAUTHENTICATED`, 7 `PERMISSION_DENIED`, 14
+    /// `UNAVAILABLE`.
+    pub(crate) grpc: u8,
+    /// The `outcome` label of metrics, spans and the audit hook (one of `OUTCOMES`).
+    pub(crate) label: &'static str,
+    /// The check of the layer's sequence at which such a refusal stops (one of
+    /// `explain::CHECKS`).
+    pub(crate) step: &'static str,
+}
+
+/// gRPC status codes of refusals.
+pub(crate) mod grpc {
+    pub(crate) const PERMISSION_DENIED: u8 = 7;
+    pub(crate) const UNAVAILABLE: u8 = 14;
+    pub(crate) const UNAUTHENTICATED: u8 = 16;
+}
+
+const fn row(
+    status: StatusCode,
+    code: Option<&'static str>,
+    description: &'static str,
+    grpc: u8,
+    label: &'static str,
+    step: &'static str,
+) -> Row {
+    Row {
+        status,
+        code,
+        description,
+        grpc,
+        label,
+        step,
+    }
+}
+
 impl ErrorKind {
+    /// The table. One row per kind and no catch-all arm: a new kind does not compile
+    /// until it has its row.
+    pub(crate) const fn row(self) -> Row {
+        use grpc::{PERMISSION_DENIED, UNAUTHENTICATED, UNAVAILABLE};
+        const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
+        const UNAUTHORIZED: StatusCode = StatusCode::UNAUTHORIZED;
+        const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
+        const SERVICE_UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+        const TOKEN: Option<&str> = Some("invalid_token");
+        const DPOP: Option<&str> = Some("invalid_dpop_proof");
+        #[rustfmt::skip]
+        let row = match self {
+            Self::MissingToken => row(UNAUTHORIZED, None, "no bearer token", UNAUTHENTICATED, "missing", "token"),
+            Self::MalformedCredentials => row(BAD_REQUEST, Some("invalid_request"), "malformed credentials", UNAUTHENTICATED, "malformed", "token"),
+            Self::TokenTooLong => row(UNAUTHORIZED, TOKEN, "token too long", UNAUTHENTICATED, "malformed", "length"),
+            Self::Malformed => row(UNAUTHORIZED, TOKEN, "malformed token", UNAUTHENTICATED, "malformed", "structure"),
+            Self::UnsupportedAlgorithm => row(UNAUTHORIZED, TOKEN, "unsupported algorithm", UNAUTHENTICATED, "invalid_signature", "algorithm"),
+            Self::AlgorithmNotAllowed => row(UNAUTHORIZED, TOKEN, "algorithm not allowed", UNAUTHENTICATED, "invalid_signature", "algorithm"),
+            Self::CriticalHeader => row(UNAUTHORIZED, TOKEN, "unsupported critical header", UNAUTHENTICATED, "invalid_claims", "header"),
+            Self::InvalidType => row(UNAUTHORIZED, TOKEN, "unexpected token type", UNAUTHENTICATED, "invalid_claims", "header"),
+            Self::UnknownKey => row(UNAUTHORIZED, TOKEN, "unknown signing key", UNAUTHENTICATED, "invalid_signature", "key"),
+            Self::NoMatchingKey => row(UNAUTHORIZED, TOKEN, "no matching signing key", UNAUTHENTICATED, "invalid_signature", "key"),
+            Self::KeyAlgorithmMismatch => row(UNAUTHORIZED, TOKEN, "key does not match algorithm", UNAUTHENTICATED, "invalid_signature", "key"),
+            Self::InvalidSignature => row(UNAUTHORIZED, TOKEN, "invalid signature", UNAUTHENTICATED, "invalid_signature", "signature"),
+            Self::Expired => row(UNAUTHORIZED, TOKEN, "token expired", UNAUTHENTICATED, "expired", "expiry"),
+            Self::LifetimeTooLong => row(UNAUTHORIZED, TOKEN, "token lifetime exceeds the maximum", UNAUTHENTICATED, "invalid_claims", "expiry"),
+            Self::NotYetValid => row(UNAUTHORIZED, TOKEN, "token not yet valid", UNAUTHENTICATED, "invalid_claims", "not-before"),
+            Self::IssuedInFuture => row(UNAUTHORIZED, TOKEN, "token issued in the future", UNAUTHENTICATED, "invalid_claims", "issued-at"),
+            Self::MissingClaim => row(UNAUTHORIZED, TOKEN, "required claim missing", UNAUTHENTICATED, "invalid_claims", "claims"),
+            Self::InvalidClaim => row(UNAUTHORIZED, TOKEN, "invalid claim", UNAUTHENTICATED, "invalid_claims", "claims"),
+            Self::InvalidIssuer => row(UNAUTHORIZED, TOKEN, "issuer not trusted", UNAUTHENTICATED, "invalid_claims", "issuer"),
+            Self::InvalidAudience => row(UNAUTHORIZED, TOKEN, "audience not accepted", UNAUTHENTICATED, "invalid_claims", "audience"),
+            Self::KeysUnavailable => row(SERVICE_UNAVAILABLE, None, "signing keys unavailable", UNAVAILABLE, "unavailable", "key"),
+            Self::InsufficientPermission => row(FORBIDDEN, Some("insufficient_scope"), "insufficient permission", PERMISSION_DENIED, "forbidden", "permissions"),
+            Self::TokenReplayed => row(UNAUTHORIZED, TOKEN, "token already used", UNAUTHENTICATED, "replayed", "state"),
+            Self::TokenRevoked => row(UNAUTHORIZED, TOKEN, "token revoked", UNAUTHENTICATED, "revoked", "state"),
+            Self::StoreUnavailable => row(SERVICE_UNAVAILABLE, None, "token state store unavailable", UNAVAILABLE, "unavailable", "state"),
+            Self::ClientNotAllowed => row(UNAUTHORIZED, TOKEN, "client not allowed", UNAUTHENTICATED, "client_not_allowed", "claims"),
+            Self::ClaimNotAccepted => row(UNAUTHORIZED, TOKEN, "claim not accepted", UNAUTHENTICATED, "invalid_claims", "claims"),
+            Self::InsufficientUserAuthentication => row(UNAUTHORIZED, Some("insufficient_user_authentication"), "stronger or more recent authentication required", UNAUTHENTICATED, "step_up", "permissions"),
+            Self::BindingMismatch => row(UNAUTHORIZED, TOKEN, "token binding not satisfied", UNAUTHENTICATED, "binding", "binding"),
+            Self::InvalidDpopProof => row(UNAUTHORIZED, DPOP, "invalid DPoP proof", UNAUTHENTICATED, "dpop", "binding"),
+            Self::UseDpopNonce => row(UNAUTHORIZED, Some("use_dpop_nonce"), "DPoP nonce required", UNAUTHENTICATED, "dpop", "binding"),
+            Self::TokenInactive => row(UNAUTHORIZED, TOKEN, "token not active", UNAUTHENTICATED, "inactive", "introspection"),
+            Self::IntrospectionUnavailable => row(SERVICE_UNAVAILABLE, None, "token introspection unavailable", UNAVAILABLE, "unavailable", "introspection"),
+        };
+        row
+    }
+
     /// The HTTP status this kind maps to.
     #[must_use]
     pub const fn status(self) -> StatusCode {
-        match self {
-            Self::MalformedCredentials => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable | Self::StoreUnavailable | Self::IntrospectionUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::InsufficientPermission => StatusCode::FORBIDDEN,
-            _ => StatusCode::UNAUTHORIZED,
-        }
+        self.row().status
     }
 
     /// The RFC 6750 `error` code, or `None` where the RFC wants none (no token) or the
     /// answer is not an authentication challenge (503).
     #[must_use]
     pub const fn error_code(self) -> Option<&'static str> {
-        match self {
-            Self::MissingToken
-            | Self::KeysUnavailable
-            | Self::StoreUnavailable
-            | Self::IntrospectionUnavailable => None,
-            Self::MalformedCredentials => Some("invalid_request"),
-            Self::InsufficientPermission => Some("insufficient_scope"),
-            Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
-            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
-            Self::UseDpopNonce => Some("use_dpop_nonce"),
-            _ => Some("invalid_token"),
-        }
+        self.row().code
     }
 
     /// A short fixed description, safe to send to clients and to log.
     #[must_use]
     pub const fn description(self) -> &'static str {
-        match self {
-            Self::MissingToken => "no bearer token",
-            Self::MalformedCredentials => "malformed credentials",
-            Self::TokenTooLong => "token too long",
-            Self::Malformed => "malformed token",
-            Self::UnsupportedAlgorithm => "unsupported algorithm",
-            Self::AlgorithmNotAllowed => "algorithm not allowed",
-            Self::CriticalHeader => "unsupported critical header",
-            Self::InvalidType => "unexpected token type",
-            Self::UnknownKey => "unknown signing key",
-            Self::NoMatchingKey => "no matching signing key",
-            Self::KeyAlgorithmMismatch => "key does not match algorithm",
-            Self::InvalidSignature => "invalid signature",
-            Self::Expired => "token expired",
-            Self::NotYetValid => "token not yet valid",
-            Self::IssuedInFuture => "token issued in the future",
-            Self::LifetimeTooLong => "token lifetime exceeds the maximum",
-            Self::MissingClaim => "required claim missing",
-            Self::InvalidClaim => "invalid claim",
-            Self::InvalidIssuer => "issuer not trusted",
-            Self::InvalidAudience => "audience not accepted",
-            Self::KeysUnavailable => "signing keys unavailable",
-            Self::InsufficientPermission => "insufficient permission",
-            Self::TokenReplayed => "token already used",
-            Self::TokenRevoked => "token revoked",
-            Self::StoreUnavailable => "token state store unavailable",
-            Self::ClientNotAllowed => "client not allowed",
-            Self::ClaimNotAccepted => "claim not accepted",
-            Self::InsufficientUserAuthentication => {
-                "stronger or more recent authentication required"
-            }
-            Self::BindingMismatch => "token binding not satisfied",
-            Self::InvalidDpopProof => "invalid DPoP proof",
-            Self::UseDpopNonce => "DPoP nonce required",
-            Self::TokenInactive => "token not active",
-            Self::IntrospectionUnavailable => "token introspection unavailable",
-        }
+        self.row().description
     }
 }
 
@@ -242,9 +280,17 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// The message, as `Display` gives it: an error returned from `main` is printed with
+/// `Debug`, and a struct dump would bury what to fix.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// A configuration that cannot work, reported by
 /// [`JwtAuthConfigBuilder::build`](crate::JwtAuthConfigBuilder::build).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("{message}")]
 pub struct ConfigError {
     kind: ConfigErrorKind,
@@ -357,6 +403,13 @@ impl ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_error_debugs_as_its_message() {
+        let error = ConfigError::new(ConfigErrorKind::InvalidValue, "leeway must be finite");
+        assert_eq!(format!("{error:?}"), "leeway must be finite");
+        assert_eq!(format!("{error:?}"), error.to_string());
+    }
 
     #[test]
     fn statuses_and_codes_follow_rfc_6750() {

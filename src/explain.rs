@@ -8,12 +8,15 @@ use std::fmt;
 use http::header::WWW_AUTHENTICATE;
 use serde::Serialize;
 
+use crate::core::Trace;
 use crate::error::{AuthError, ErrorKind};
 use crate::policy::Policy;
+use crate::time::unix_seconds;
 use crate::response::grpc::Protocol;
 
-/// The checks in the order the layer runs them; it stops at the first that fails.
-pub const CHECKS: [&str; 14] = [
+/// The checks in the order the layer runs them; it stops at the first that fails, and
+/// skips those the configuration or the token does not call for.
+pub const CHECKS: [&str; 17] = [
     "length",
     "structure",
     "issuer",
@@ -26,21 +29,33 @@ pub const CHECKS: [&str; 14] = [
     "not-before",
     "issued-at",
     "claims",
+    "introspection",
     "binding",
+    "validator",
+    "permissions",
     "state",
 ];
+
+/// The checks of one verification, from `structure` to `claims`: they run in this order
+/// and none is skipped, so a refusal's check says how far verification got.
+const VERIFICATION: std::ops::RangeInclusive<usize> = 1..=11;
+
+/// The checks a verified payload goes through, an introspection answer's included.
+const PAYLOAD: std::ops::RangeInclusive<usize> = 7..=11;
 
 /// How one check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum CheckStatus {
-    /// Passed.
+    /// Ran and passed.
     Passed,
     /// Failed: the layer refuses here.
     Failed,
-    /// Not run: an earlier check failed.
-    NotReached,
+    /// Did not run: an earlier check failed, or the configuration or the token does not
+    /// call for it (no binding to check, no validator, no layer-wide permission, no
+    /// state store, no introspection for a JWT).
+    NotRun,
 }
 
 /// One check and how it went.
@@ -53,6 +68,10 @@ pub struct Check {
     pub about: &'static str,
     /// How it went.
     pub status: CheckStatus,
+    /// For the failed check, the values it compared (read from the token without
+    /// verifying it: this is a local tool's report, never a client's answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Why the layer would accept or refuse a token.
@@ -94,61 +113,174 @@ fn about(check: &str) -> &'static str {
         "expiry" => "exp is in the future (with the leeway), and the lifetime within the maximum",
         "not-before" => "nbf is not in the future (with the leeway)",
         "issued-at" => "iat is not in the future (with the leeway)",
-        "claims" => "required claims, claim rules, client allow-list, layer-wide permissions",
+        "claims" => "required claims, claim rules, client allow-list",
+        "introspection" => "the authorization server says the opaque token is active",
         "binding" => "a sender-constrained token's binding (DPoP, mTLS) is satisfied",
-        _ => "revocation and single use",
+        "validator" => "the application's check of the typed claims",
+        "permissions" => "the layer-wide permissions",
+        _ => "revocation, DPoP proof replay and single use",
     }
 }
 
-/// The check a refusal stops at; `issuer_known` says whether the token's `iss` matched a
-/// trusted issuer before the signature (an issuer refusal after it is a key's template).
+/// The check a refusal stops at: the one the error table names, except that an issuer
+/// refusal (or a missing `iss`) after the signature is a claim check: `issuer_known`
+/// says whether the token's `iss` matched a trusted issuer before it.
 fn failing_check(kind: ErrorKind, issuer_known: bool) -> usize {
-    use ErrorKind as K;
-    let name = match kind {
-        K::TokenTooLong | K::MissingToken | K::MalformedCredentials => "length",
-        K::Malformed => "structure",
-        K::InvalidIssuer if !issuer_known => "issuer",
-        K::MissingClaim if !issuer_known => "issuer",
-        K::UnsupportedAlgorithm | K::AlgorithmNotAllowed => "algorithm",
-        K::CriticalHeader | K::InvalidType => "header",
-        K::UnknownKey | K::NoMatchingKey | K::KeyAlgorithmMismatch | K::KeysUnavailable => "key",
-        K::InvalidSignature => "signature",
-        K::InvalidAudience => "audience",
-        K::Expired | K::LifetimeTooLong => "expiry",
-        K::NotYetValid => "not-before",
-        K::IssuedInFuture => "issued-at",
-        K::BindingMismatch | K::InvalidDpopProof | K::UseDpopNonce => "binding",
-        K::TokenRevoked
-        | K::TokenReplayed
-        | K::StoreUnavailable
-        | K::TokenInactive
-        | K::IntrospectionUnavailable => "state",
-        _ => "claims",
+    let step = match kind {
+        ErrorKind::InvalidIssuer | ErrorKind::MissingClaim if issuer_known => "claims",
+        ErrorKind::MissingClaim => "issuer",
+        kind => kind.row().step,
     };
-    CHECKS
-        .iter()
-        .position(|c| *c == name)
-        .unwrap_or(CHECKS.len() - 1)
+    // Refusals of a request rather than a token (no token, two tokens) cannot come from
+    // an explanation, which is given the token: they count as the first check.
+    CHECKS.iter().position(|c| *c == step).unwrap_or(0)
+}
+
+/// How check `i` went, given the check that failed and the steps that ran.
+fn status_of(i: usize, failed: Option<usize>, trace: Trace, opaque: bool) -> CheckStatus {
+    let ran = |step| {
+        if trace.ran(step) {
+            CheckStatus::Passed
+        } else {
+            CheckStatus::NotRun
+        }
+    };
+    let before_failure = || failed.is_some_and(|at| i < at);
+    if failed == Some(i) {
+        return CheckStatus::Failed;
+    }
+    match CHECKS[i] {
+        "length" => ran(Trace::LENGTH),
+        "introspection" => ran(Trace::INTROSPECTED),
+        "binding" => ran(Trace::BINDING),
+        "validator" => ran(Trace::VALIDATOR),
+        "permissions" => ran(Trace::PERMISSIONS),
+        "state" => ran(Trace::STATE),
+        // An opaque token has no JWS: only the payload checks run, on the answer.
+        _ if opaque && !PAYLOAD.contains(&i) => CheckStatus::NotRun,
+        _ if opaque && trace.ran(Trace::INTROSPECTED) && (failed.is_none() || before_failure()) => {
+            CheckStatus::Passed
+        }
+        _ if trace.ran(Trace::VERIFIED) => CheckStatus::Passed,
+        // Verification stops at its first failing check; those before it passed.
+        _ if VERIFICATION.contains(&i)
+            && failed.is_some_and(|at| VERIFICATION.contains(&at))
+            && before_failure() =>
+        {
+            CheckStatus::Passed
+        }
+        "issuer" if trace.ran(Trace::ISSUER) => CheckStatus::Passed,
+        _ => CheckStatus::NotRun,
+    }
+}
+
+/// What the token says, read without verifying it, for the failed check's detail.
+#[derive(Default)]
+struct Unverified {
+    header: serde_json::Map<String, serde_json::Value>,
+    payload: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Unverified {
+    fn read(token: &str) -> Self {
+        let mut parts = token.split('.');
+        let object = |part: Option<&str>| {
+            part.and_then(|p| crate::jws::b64(p).ok())
+                .and_then(|json| serde_json::from_slice(&json).ok())
+                .unwrap_or_default()
+        };
+        let header = object(parts.next());
+        let payload = object(parts.next());
+        Self { header, payload }
+    }
+
+    fn number(&self, claim: &str) -> Option<f64> {
+        self.payload.get(claim).and_then(serde_json::Value::as_f64)
+    }
+
+    fn shown(&self, claim: &str) -> String {
+        self.payload
+            .get(claim)
+            .map_or_else(|| "absent".to_owned(), |v| format!("{v}"))
+    }
+}
+
+/// The values a failed check compared.
+fn detail(policy: &Policy, kind: ErrorKind, check: &str, token: &Unverified) -> Option<String> {
+    let list = |items: Vec<String>| items.join(", ");
+    let leeway = policy.claims.leeway;
+    let now = unix_seconds(policy.claims.clock.now());
+    match check {
+        "issuer" | "claims" if matches!(kind, ErrorKind::InvalidIssuer) => Some(format!(
+            "iss is {}; trusted: {}",
+            token.shown("iss"),
+            list(policy.issuers.iter().map(|i| format!("{:?}", i.matcher.as_str())).collect())
+        )),
+        "audience" => {
+            let accepted: Vec<String> = policy
+                .issuers
+                .iter()
+                .flat_map(|i| i.audiences.iter().map(|a| format!("{a:?}")))
+                .collect();
+            Some(format!("aud is {}; accepted: {}", token.shown("aud"), list(accepted)))
+        }
+        "algorithm" => {
+            let alg = token
+                .header
+                .get("alg")
+                .map_or_else(|| "absent".to_owned(), |v| format!("{v}"));
+            let allowed: Vec<String> = policy.algorithms.iter().map(|a| a.as_str().to_owned()).collect();
+            Some(format!("alg is {alg}; allowed: {}", list(allowed)))
+        }
+        "expiry" if kind == ErrorKind::LifetimeTooLong => {
+            let exp = token.number("exp")?;
+            let lifetime = token.number("iat").map_or(exp - now, |iat| exp - iat);
+            let max = policy.claims.max_lifetime?;
+            Some(format!("lifetime is {lifetime:.0} s; the maximum is {max:.0} s"))
+        }
+        "expiry" => token.number("exp").map(|exp| {
+            format!("exp passed {:.0} s ago; the leeway is {leeway:.0} s", now - exp)
+        }),
+        "not-before" => token.number("nbf").map(|nbf| {
+            format!("nbf is {:.0} s ahead; the leeway is {leeway:.0} s", nbf - now)
+        }),
+        "issued-at" => token.number("iat").map(|iat| {
+            format!("iat is {:.0} s ahead; the leeway is {leeway:.0} s", iat - now)
+        }),
+        _ => None,
+    }
 }
 
 impl Explanation {
-    pub(crate) fn new(policy: &Policy, token: &str, result: Result<(), AuthError>) -> Self {
+    pub(crate) fn new(
+        policy: &Policy,
+        token: &str,
+        result: Result<(), AuthError>,
+        trace: Trace,
+    ) -> Self {
         let error = result.err().map(|e| e.kind());
         let issuer_known = crate::jws::peek_issuer(token)
             .is_ok_and(|iss| policy.issuers.iter().any(|i| i.matcher.matches(&iss)))
             || policy.issuers.len() == 1 && crate::jws::peek_issuer(token).is_err();
         let failed = error.map(|kind| failing_check(kind, issuer_known));
+        let introspection = CHECKS.iter().position(|c| *c == "introspection");
+        let opaque = trace.ran(Trace::INTROSPECTED) || (failed.is_some() && failed == introspection);
+        let unverified = Unverified::read(token);
         let checks = CHECKS
             .iter()
             .enumerate()
-            .map(|(i, name)| Check {
-                name,
-                about: about(name),
-                status: match failed {
-                    Some(at) if i == at => CheckStatus::Failed,
-                    Some(at) if i > at => CheckStatus::NotReached,
-                    _ => CheckStatus::Passed,
-                },
+            .map(|(i, name)| {
+                let status = status_of(i, failed, trace, opaque);
+                let detail = match (status, error) {
+                    (CheckStatus::Failed, Some(kind)) => detail(policy, kind, name, &unverified),
+                    _ => None,
+                };
+                Check {
+                    name,
+                    about: about(name),
+                    status,
+                    detail,
+                }
             })
             .collect();
         let (status, www_authenticate) = match error {
@@ -186,9 +318,12 @@ impl fmt::Display for Explanation {
             let mark = match check.status {
                 CheckStatus::Passed => "pass",
                 CheckStatus::Failed => "FAIL",
-                CheckStatus::NotReached => "  - ",
+                CheckStatus::NotRun => "  - ",
             };
-            writeln!(f, "{mark}  {:<11} {}", check.name, check.about)?;
+            writeln!(f, "{mark}  {:<13} {}", check.name, check.about)?;
+            if let Some(detail) = &check.detail {
+                writeln!(f, "      {:<13} {detail}", "")?;
+            }
         }
         match (self.error, &self.www_authenticate) {
             (None, _) => write!(f, "\naccepted: the layer lets this token through"),

@@ -171,6 +171,24 @@ impl fmt::Debug for KeySpec {
     }
 }
 
+/// What a remote key store was built from: two equal ids build the same store, so a
+/// reload keeps the running one. Compared by value, never by any text rendering.
+#[cfg(feature = "remote")]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RemoteId {
+    source: RemoteSource,
+    /// Equal when every setting is; the HTTP client is not compared (clients have no
+    /// identity), so a kept store keeps its client.
+    options: RemoteOptions,
+}
+
+#[cfg(feature = "remote")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RemoteSource {
+    Jwks(String),
+    Discovery(String),
+}
+
 /// A built key source: the store, the static set when the keys are static, and the
 /// remote store when they are fetched (for health reports).
 pub(crate) struct BuiltKeys {
@@ -203,17 +221,18 @@ impl KeySpec {
     /// reload can keep a store whose source did not change; `None` for static keys and
     /// custom stores (cheap to rebuild, or the application's own).
     #[cfg(feature = "remote")]
-    pub(crate) fn remote_id(&self, issuer: &str, options: &RemoteOptions) -> Option<String> {
-        // A custom HTTP client is not compared (clients have no identity to compare):
-        // a reload keeps a kept store's client.
+    pub(crate) fn remote_id(&self, issuer: &str, options: &RemoteOptions) -> Option<RemoteId> {
         if self.store.is_some() || !self.inputs.is_empty() {
             return None;
         }
         let source = match &self.jwks_url {
-            Some(url) => format!("jwks {url}"),
-            None => format!("discovery {issuer}"),
+            Some(url) => RemoteSource::Jwks(url.clone()),
+            None => RemoteSource::Discovery(issuer.to_owned()),
         };
-        Some(format!("{source} {options:?}"))
+        Some(RemoteId {
+            source,
+            options: options.clone(),
+        })
     }
 
     /// Builds the store for `issuer` (discovery from `issuer` when nothing is set).
@@ -384,7 +403,7 @@ pub(crate) struct Issuer {
     pub(crate) remote: Option<RemoteJwks>,
     /// What the remote store was built from, for reuse across a reload.
     #[cfg(feature = "remote")]
-    pub(crate) remote_id: Option<String>,
+    pub(crate) remote_id: Option<RemoteId>,
 }
 
 impl fmt::Debug for Issuer {

@@ -42,10 +42,9 @@ use crate::verifier::Verifier;
 /// ```
 #[must_use]
 pub struct JwtAuthLayer<C = StandardClaims> {
-    verifier: Verifier,
     optional: bool,
     validator: Option<Validator<C>>,
-    /// The policy the services read: the verifier's, or a live one after
+    /// The policy the services read: the configuration's, or a live one after
     /// [`reloadable`](Self::reloadable).
     source: PolicySource,
     _claims: PhantomData<fn() -> C>,
@@ -75,7 +74,6 @@ impl JwtAuthLayer<StandardClaims> {
     pub fn with_claims<C>(config: JwtAuthConfig) -> JwtAuthLayer<C> {
         let source = PolicySource::Fixed(std::sync::Arc::clone(&config.policy));
         JwtAuthLayer {
-            verifier: Verifier::new(config),
             optional: false,
             validator: None,
             source,
@@ -151,18 +149,19 @@ impl<C> JwtAuthLayer<C> {
         (self, ReloadHandle::new(live))
     }
 
-    /// The verifier the layer was built with (the initial configuration of a reloadable
-    /// layer; [`ReloadHandle::config`] gives the current one).
+    /// A [`Verifier`] over the configuration the layer serves now: after a reload of a
+    /// [reloadable](Self::reloadable) layer, the new one.
     #[must_use]
-    pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+    pub fn verifier(&self) -> Verifier {
+        Verifier::new(JwtAuthConfig {
+            policy: self.source.current(),
+        })
     }
 }
 
 impl<C> Clone for JwtAuthLayer<C> {
     fn clone(&self) -> Self {
         Self {
-            verifier: self.verifier.clone(),
             optional: self.optional,
             validator: self.validator.clone(),
             source: self.source.clone(),
@@ -174,7 +173,7 @@ impl<C> Clone for JwtAuthLayer<C> {
 impl<C> fmt::Debug for JwtAuthLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuthLayer")
-            .field("verifier", &self.verifier)
+            .field("policy", &*self.source.current())
             .field("optional", &self.optional)
             .field("claims", &std::any::type_name::<C>())
             .finish()

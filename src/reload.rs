@@ -45,6 +45,14 @@ impl PolicySource {
             Self::Live(live) => Loaded::Live(live.load()),
         }
     }
+
+    /// The policy in force, owned (for accessors, not the request path).
+    pub(crate) fn current(&self) -> Arc<Policy> {
+        match self {
+            Self::Fixed(policy) => Arc::clone(policy),
+            Self::Live(live) => live.load_full(),
+        }
+    }
 }
 
 /// Swaps the policy of a reloadable [`JwtAuthLayer`](crate::JwtAuthLayer) (from

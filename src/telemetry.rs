@@ -89,7 +89,7 @@ pub(crate) type AuditHook = Arc<dyn Fn(&AuditEvent<'_>) + Send + Sync>;
 
 /// Every value of the `outcome` label of `jwt_auth_requests_total`, and of
 /// [`AuditEvent::outcome`].
-pub const OUTCOMES: [&str; 11] = [
+pub const OUTCOMES: [&str; 16] = [
     "ok",
     "anonymous",
     "missing",
@@ -97,32 +97,20 @@ pub const OUTCOMES: [&str; 11] = [
     "expired",
     "invalid_signature",
     "invalid_claims",
+    "client_not_allowed",
+    "binding",
+    "dpop",
+    "step_up",
     "forbidden",
     "unavailable",
     "replayed",
     "revoked",
+    "inactive",
 ];
 
 /// The outcome label of a refusal of this kind.
 pub(crate) fn refusal_label(kind: ErrorKind) -> &'static str {
-    use ErrorKind as K;
-    match kind {
-        K::MissingToken => "missing",
-        K::MalformedCredentials | K::Malformed | K::TokenTooLong => "malformed",
-        K::Expired => "expired",
-        K::InvalidSignature
-        | K::UnknownKey
-        | K::NoMatchingKey
-        | K::KeyAlgorithmMismatch
-        | K::UnsupportedAlgorithm
-        | K::AlgorithmNotAllowed => "invalid_signature",
-        K::KeysUnavailable | K::StoreUnavailable | K::IntrospectionUnavailable => "unavailable",
-        K::TokenInactive => "revoked",
-        K::TokenReplayed => "replayed",
-        K::TokenRevoked => "revoked",
-        K::InsufficientPermission => "forbidden",
-        _ => "invalid_claims",
-    }
+    kind.row().label
 }
 
 /// Counts one request the layer decided.
@@ -146,10 +134,15 @@ pub(crate) fn count_request(outcome: &'static str) {
         "expired",
         "invalid_signature",
         "invalid_claims",
+        "client_not_allowed",
+        "binding",
+        "dpop",
+        "step_up",
         "forbidden",
         "unavailable",
         "replayed",
-        "revoked"
+        "revoked",
+        "inactive"
     )
     .increment(1);
     #[cfg(not(feature = "metrics"))]
@@ -283,6 +276,19 @@ mod tests {
             K::IntrospectionUnavailable,
         ] {
             assert!(OUTCOMES.contains(&refusal_label(kind)), "{kind:?}");
+            // Every column of the one table is coherent with the others.
+            let row = kind.row();
+            assert!(
+                row.step == "token" || crate::explain::CHECKS.contains(&row.step),
+                "{kind:?}"
+            );
+            let grpc = match row.status.as_u16() {
+                503 => crate::error::grpc::UNAVAILABLE,
+                403 => crate::error::grpc::PERMISSION_DENIED,
+                _ => crate::error::grpc::UNAUTHENTICATED,
+            };
+            assert_eq!(row.grpc, grpc, "{kind:?}");
+            assert_eq!(row.code.is_none(), matches!(row.status.as_u16(), 503) || kind == K::MissingToken, "{kind:?}");
         }
     }
 

@@ -57,14 +57,8 @@ use crate::token::BearerToken;
 
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Self {
-        let message = error.description();
-        match error.kind() {
-            ErrorKind::InsufficientPermission => Status::permission_denied(message),
-            ErrorKind::KeysUnavailable
-            | ErrorKind::StoreUnavailable
-            | ErrorKind::IntrospectionUnavailable => Status::unavailable(message),
-            _ => Status::unauthenticated(message),
-        }
+        let row = error.kind().row();
+        Status::new(tonic::Code::from(i32::from(row.grpc)), row.description)
     }
 }
 
@@ -258,7 +252,7 @@ where
         let outcome =
             match core::authenticate::<C>(policy, &headers, &Uri::default(), false, None, None) {
                 Step::Done(outcome) => outcome,
-                Step::Wait(pending) => pending.give_up(),
+                Step::Wait(pending) => pending.give_up(policy),
             };
         crate::telemetry::count_request(outcome.label());
         match outcome {

@@ -129,6 +129,8 @@ pub(crate) struct StateRules {
     outage: AtomicBool,
     /// Whether the proof store is full now, so that it is logged once per episode.
     proofs_full: AtomicBool,
+    /// Whether a caller that cannot wait for a network store was warned about.
+    warned_unwaitable: AtomicBool,
 }
 
 impl std::fmt::Debug for StateRules {
@@ -174,7 +176,14 @@ impl StateRules {
             clock,
             outage: AtomicBool::new(false),
             proofs_full: AtomicBool::new(false),
+            warned_unwaitable: AtomicBool::new(false),
         }
+    }
+
+    /// `true` the first time it is called for this configuration: a caller that cannot
+    /// wait for a network store (the interceptor, `Verifier::verify`) is warned once.
+    pub(crate) fn warn_once_unwaitable(&self) -> bool {
+        !self.warned_unwaitable.swap(true, Ordering::Relaxed)
     }
 
     /// Whether verification must keep a token's [`Tracked`] keys for the layer's checks.
@@ -356,12 +365,13 @@ impl StateRules {
             }
             Ok(ProofRecord::Replayed) => {
                 self.answered();
-                tracing::debug!("DPoP proof refused: its jti was seen before (a replay)");
+                tracing::debug!(check = "jti", "DPoP proof refused: its jti was seen before (a replay)");
                 Err(ErrorKind::InvalidDpopProof)
             }
             Ok(ProofRecord::KeyOverLimit) => {
                 self.answered();
                 tracing::debug!(
+                    check = "limit",
                     "DPoP proof refused: its key already has as many live proofs as one key may have"
                 );
                 Err(if nonces {

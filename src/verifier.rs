@@ -90,7 +90,7 @@ impl Verifier {
         let outcome = match core::authenticate_token::<C, _>(&self.config.policy, token, None, None)
         {
             Step::Done(outcome) => outcome,
-            Step::Wait(pending) => pending.give_up(),
+            Step::Wait(pending) => pending.give_up(&self.config.policy),
         };
         verified(outcome)
     }
@@ -135,11 +135,15 @@ impl Verifier {
     /// # }
     /// ```
     pub async fn explain(&self, token: &str) -> Explanation {
-        let result = self
-            .verify_async::<serde::de::IgnoredAny>(token)
-            .await
-            .map(|_| ());
-        Explanation::new(&self.config.policy, token, result)
+        let policy = &self.config.policy;
+        let (step, trace) =
+            core::authenticate_traced::<serde::de::IgnoredAny, _>(policy, token, None, None);
+        let (outcome, trace) = match step {
+            Step::Done(outcome) => (outcome, trace),
+            Step::Wait(pending) => pending.finish_traced(policy).await,
+        };
+        let result = verified(outcome).map(|_| ());
+        Explanation::new(policy, token, result, trace)
     }
 }
 

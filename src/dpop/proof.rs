@@ -19,9 +19,18 @@ use crate::algorithm::{Algorithm, KeyFamily};
 use crate::error::ErrorKind;
 use crate::jwks::VerificationKey;
 use crate::jws::{b64, json_object};
+use crate::log::LogKid;
 use crate::payload::Text;
 use crate::state::StateKey;
 use crate::tracking::ProofCheck;
+
+/// A proof refused at `check`, logged at DEBUG with the check's name: every refusal is
+/// the same `invalid_dpop_proof` to the client, so the log is where a developer tells
+/// a replay from a wrong host.
+fn refused(check: &'static str) -> ErrorKind {
+    tracing::debug!(check, "DPoP proof refused");
+    ErrorKind::InvalidDpopProof
+}
 
 /// The longest proof read, in bytes.
 const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -184,14 +193,23 @@ impl ProofRules {
                 .as_ref()
                 .is_some_and(|n| nonces.accepts(n, now_ms));
             if !fresh {
+                tracing::debug!(
+                    check = "nonce",
+                    present = opened.nonce.is_some(),
+                    "DPoP proof without a live server nonce: a fresh one is sent"
+                );
                 return Err(ErrorKind::UseDpopNonce);
             }
         }
         let ath = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, request.token.as_bytes()));
         if opened.ath.as_deref() != Some(ath.as_str()) {
-            return Err(BAD);
+            return Err(refused("ath"));
         }
         if opened.thumbprint != request.jkt {
+            tracing::debug!(
+                check = "jkt",
+                "DPoP proof refused: its key is not the one the token's cnf.jkt names"
+            );
             return Err(BAD);
         }
         // Replicas accept the proof until `iat + window + leeway` by their own clocks;
@@ -217,47 +235,67 @@ impl ProofRules {
     fn open(&self, proof: &str, method: &str, htu: &str, now: f64) -> Result<Opened, ErrorKind> {
         const BAD: ErrorKind = ErrorKind::InvalidDpopProof;
         if proof.len() > MAX_PROOF_LEN {
-            return Err(BAD);
+            return Err(refused("length"));
         }
         let mut parts = proof.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(BAD);
+            return Err(refused("structure"));
         };
-        let header_json = b64(header_b64).map_err(|_| BAD)?;
-        let header: ProofHeader<'_> = json_object(&header_json).map_err(|_| BAD)?;
+        let header_json = b64(header_b64).map_err(|_| refused("structure"))?;
+        let header: ProofHeader<'_> =
+            json_object(&header_json).map_err(|_| refused("structure"))?;
         let typ_ok = header
             .typ
             .as_ref()
             .is_some_and(|t| t.0.eq_ignore_ascii_case("dpop+jwt"));
-        if !typ_ok || header.crit {
-            return Err(BAD);
+        if !typ_ok {
+            return Err(refused("typ"));
         }
-        let alg = Algorithm::from_header(&header.alg.0).ok_or(BAD)?;
+        if header.crit {
+            return Err(refused("crit"));
+        }
+        let alg = Algorithm::from_header(&header.alg.0).ok_or_else(|| refused("alg"))?;
         if alg.family() == KeyFamily::Hmac || !self.algorithms.contains(&alg) {
-            return Err(BAD);
+            return Err(refused("alg"));
         }
-        let jwk = header.jwk.as_ref().filter(|j| j.is_object()).ok_or(BAD)?;
+        let jwk = header
+            .jwk
+            .as_ref()
+            .filter(|j| j.is_object())
+            .ok_or_else(|| refused("jwk"))?;
         if PRIVATE_MEMBERS.iter().any(|m| jwk.get(m).is_some()) {
-            return Err(BAD);
+            return Err(refused("jwk"));
         }
-        let thumbprint = jwk_thumbprint(jwk).ok_or(BAD)?;
-        let key = self.keys.get_or_parse(&thumbprint, jwk).ok_or(BAD)?;
-        let signature = b64(signature_b64).map_err(|_| BAD)?;
+        let thumbprint = jwk_thumbprint(jwk).ok_or_else(|| refused("jwk"))?;
+        let key = self
+            .keys
+            .get_or_parse(&thumbprint, jwk)
+            .ok_or_else(|| refused("jwk"))?;
+        let signature = b64(signature_b64).map_err(|_| refused("structure"))?;
         let signing_input = &proof.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         if !key.supports(alg) || !key.verify(alg, signing_input, &signature) {
-            return Err(BAD);
+            return Err(refused("signature"));
         }
-        let payload = b64(payload_b64).map_err(|_| BAD)?;
-        let claims: ProofClaims<'_> = json_object(&payload).map_err(|_| BAD)?;
+        let payload = b64(payload_b64).map_err(|_| refused("structure"))?;
+        let claims: ProofClaims<'_> = json_object(&payload).map_err(|_| refused("claims"))?;
         if *claims.htm.0 != *method {
+            tracing::debug!(check = "htm", expected = method, received = ?LogKid(&claims.htm.0), "DPoP proof refused");
             return Err(BAD);
         }
         if !htu::matches(&claims.htu.0, htu) {
+            tracing::debug!(check = "htu", expected = htu, received = ?LogKid(&claims.htu.0), "DPoP proof refused");
             return Err(BAD);
         }
         if claims.iat > now + self.leeway || claims.iat < now - self.window - self.leeway {
+            tracing::debug!(
+                check = "iat",
+                seconds_from_now = claims.iat - now,
+                window = self.window,
+                leeway = self.leeway,
+                "DPoP proof refused: iat outside the window"
+            );
             return Err(BAD);
         }
         Ok(Opened {

@@ -50,6 +50,36 @@ impl Default for RemoteOptions {
     }
 }
 
+/// Equal when every setting is equal. The HTTP client is left out: clients have no
+/// identity to compare.
+impl PartialEq for RemoteOptions {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            client: _,
+            refresh_interval,
+            min_max_age,
+            max_max_age,
+            fetch_timeout,
+            max_body_len,
+            cooldown,
+            max_staleness,
+            backoff_initial,
+            backoff_max,
+            allow_http,
+        } = self;
+        *refresh_interval == other.refresh_interval
+            && *min_max_age == other.min_max_age
+            && *max_max_age == other.max_max_age
+            && *fetch_timeout == other.fetch_timeout
+            && *max_body_len == other.max_body_len
+            && *cooldown == other.cooldown
+            && *max_staleness == other.max_staleness
+            && *backoff_initial == other.backoff_initial
+            && *backoff_max == other.backoff_max
+            && *allow_http == other.allow_http
+    }
+}
+
 impl fmt::Debug for RemoteOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteOptions")

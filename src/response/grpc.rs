@@ -8,7 +8,6 @@ use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE}
 use http::{HeaderValue, Response};
 
 use super::{ErrorResponder, Rejection};
-use crate::error::ErrorKind;
 
 impl Rejection {
     /// The gRPC status code of this rejection: `UNAUTHENTICATED` (16) for a missing,
@@ -17,13 +16,7 @@ impl Rejection {
     /// answer.
     #[must_use]
     pub fn grpc_code(&self) -> u8 {
-        match self.error.kind() {
-            ErrorKind::InsufficientPermission => grpc_code::PERMISSION_DENIED,
-            ErrorKind::KeysUnavailable
-            | ErrorKind::StoreUnavailable
-            | ErrorKind::IntrospectionUnavailable => grpc_code::UNAVAILABLE,
-            _ => grpc_code::UNAUTHENTICATED,
-        }
+        self.error.kind().row().grpc
     }
 
     /// The answer for a gRPC client: a trailers-only response (HTTP 200,
@@ -107,12 +100,6 @@ pub(crate) fn render(
 }
 
 /// The gRPC status codes rejections map to.
-mod grpc_code {
-    pub(super) const PERMISSION_DENIED: u8 = 7;
-    pub(super) const UNAVAILABLE: u8 = 14;
-    pub(super) const UNAUTHENTICATED: u8 = 16;
-}
-
 /// Percent-encodes a `grpc-message` value as the gRPC HTTP/2 protocol requires.
 fn grpc_message(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -129,6 +116,7 @@ fn grpc_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::response::ChallengeParams;
     use http::StatusCode;
 

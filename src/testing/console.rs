@@ -155,7 +155,7 @@ pub(super) const PAGE: &str = r#"<!doctype html>
   textarea { min-height: 4rem; font-family: ui-monospace, monospace; }
   button { font: inherit; padding: .4rem 1rem; grid-column: 2; justify-self: start; }
   pre, .token { background: #f4f4f4; padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-family: ui-monospace, monospace; }
-  .pass { color: #176b2c; } .failed { color: #b00020; font-weight: bold; } .not-reached { color: #888; }
+  .pass { color: #176b2c; } .failed { color: #b00020; font-weight: bold; } .not-run { color: #888; }
   .verdict { font-weight: bold; margin-top: .5rem; }
   .error { color: #b00020; }
 </style>

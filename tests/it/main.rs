@@ -31,6 +31,7 @@ mod axum;
 mod cache;
 mod dpop;
 mod examples;
+mod explain;
 mod introspection;
 mod jwks_refresh;
 mod keys;

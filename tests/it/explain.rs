@@ -1,0 +1,105 @@
+//! `Verifier::explain`: the checks the layer ran, in the order it ran them, from the
+//! trace the core records; a check not run says so; a failed check shows what it compared.
+
+use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+use tower_jwt_auth::explain::{CheckStatus, Explanation};
+use tower_jwt_auth::testing::TestKey;
+use tower_jwt_auth::{ErrorKind, Verifier};
+
+use crate::support::{AUDIENCE, builder, ec_key, token};
+
+fn status(report: &Explanation, name: &str) -> CheckStatus {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}"))
+        .status
+}
+
+#[tokio::test]
+async fn a_token_refused_for_its_binding_shows_the_later_checks_as_not_run() {
+    let config = builder(ec_key().key_set())
+        .dpop(DpopOptions::new(DpopMode::Allowed).public_base_url("https://api.example.test"))
+        .require_permissions(["read"])
+        .build()
+        .expect("config");
+    let client = TestKey::ec_p256();
+    // Bound to a DPoP key, explained without a proof: the binding is what fails.
+    let bound = token(ec_key())
+        .dpop_bound(&client)
+        .permissions(["read"])
+        .sign();
+    let report = Verifier::new(config).explain(&bound).await;
+    assert!(!report.accepted);
+    assert_eq!(report.error, Some(ErrorKind::BindingMismatch), "{report}");
+    assert_eq!(status(&report, "signature"), CheckStatus::Passed);
+    assert_eq!(status(&report, "claims"), CheckStatus::Passed);
+    assert_eq!(status(&report, "binding"), CheckStatus::Failed);
+    // The layer checks the binding before the permissions: they never ran.
+    assert_eq!(
+        status(&report, "permissions"),
+        CheckStatus::NotRun,
+        "{report}"
+    );
+    assert_eq!(status(&report, "state"), CheckStatus::NotRun);
+}
+
+#[tokio::test]
+async fn checks_the_configuration_does_not_call_for_are_not_run_even_when_accepted() {
+    let config = builder(ec_key().key_set()).build().expect("config");
+    let report = Verifier::new(config).explain(&token(ec_key()).sign()).await;
+    assert!(report.accepted, "{report}");
+    for name in [
+        "length",
+        "structure",
+        "issuer",
+        "signature",
+        "audience",
+        "claims",
+    ] {
+        assert_eq!(
+            status(&report, name),
+            CheckStatus::Passed,
+            "{name}: {report}"
+        );
+    }
+    for name in [
+        "introspection",
+        "binding",
+        "validator",
+        "permissions",
+        "state",
+    ] {
+        assert_eq!(
+            status(&report, name),
+            CheckStatus::NotRun,
+            "{name}: {report}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_check_shows_the_values_it_compared() {
+    let verifier = Verifier::new(builder(ec_key().key_set()).build().expect("config"));
+
+    let other = token(ec_key()).audience("https://other.example").sign();
+    let report = verifier.explain(&other).await;
+    let audience = report.failed_check().expect("a failed check");
+    assert_eq!(audience.name, "audience");
+    let detail = audience.detail.as_deref().expect("a detail");
+    assert!(detail.contains("https://other.example"), "{detail}");
+    assert!(detail.contains(AUDIENCE), "{detail}");
+    assert_eq!(status(&report, "expiry"), CheckStatus::NotRun);
+
+    let expired = token(ec_key()).expires_in_secs(-3600).sign();
+    let report = verifier.explain(&expired).await;
+    let expiry = report.failed_check().expect("a failed check");
+    assert_eq!(expiry.name, "expiry");
+    let detail = expiry.detail.as_deref().expect("a detail");
+    assert!(
+        detail.starts_with("exp passed 3600 s ago") || detail.starts_with("exp passed 3601 s ago"),
+        "{detail}"
+    );
+    assert!(report.to_string().contains("exp passed"), "{report}");
+}
