@@ -2,7 +2,7 @@
 //! every permission source, exact matching, all-of and any-of guards, 401 against 403,
 //! 403 before 422, the typed extractor, optional claims, and the token endpoint.
 
-use crate::support::{Answer, Server, answer, client};
+use crate::support::{Answer, Server, answer, client, whoami_or_anonymous};
 use axum::Router;
 use axum::routing::{get, post};
 use http::StatusCode;
@@ -34,10 +34,6 @@ async fn list_permissions(permissions: Permissions) -> String {
     permissions.iter().collect::<Vec<_>>().join(",")
 }
 
-async fn optional(claims: Option<Claims<StandardClaims>>) -> String {
-    claims.map_or_else(|| "anonymous".into(), |c| c.sub.clone().unwrap_or_default())
-}
-
 fn routes() -> Router {
     Router::new()
         .route("/read", get(ok).route_layer(RequirePermission("read")))
@@ -61,7 +57,7 @@ fn routes() -> Router {
         )
         .route("/typed", post(typed))
         .route("/permissions", get(list_permissions))
-        .route("/optional", get(optional))
+        .route("/optional", get(whoami_or_anonymous))
 }
 
 async fn start(

@@ -495,10 +495,7 @@ async fn proofs_signed_by_jsonwebtoken_are_accepted() {
         &aws_lc_rs::digest::SHA256,
         access.as_bytes(),
     ));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
+    let now = crate::support::unix_now();
     let claims = json!({
         "jti": "jsonwebtoken-1",
         "htm": "GET",
@@ -520,14 +517,8 @@ async fn proofs_signed_by_jsonwebtoken_are_accepted() {
 
 /// A client-credentials request for the client `svc`, with this DPoP proof.
 async fn token_request(issuer: &MockIssuer, proof: String) -> reqwest::Response {
-    crate::support::client()
-        .post(issuer.token_url())
+    crate::support::client_credentials_request(&issuer.token_url(), "svc", "s3cret")
         .header("dpop", proof)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "svc"),
-            ("client_secret", "s3cret"),
-        ])
         .send()
         .await
         .expect("token endpoint")
@@ -561,9 +552,7 @@ async fn dpop_over_grpc_metadata_with_the_method_path_as_htu() {
     use crate::tonic_server::proto::documents_client::DocumentsClient;
     use tonic::transport::Channel;
     let config = config(DpopMode::Allowed).build().expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = crate::support::listener().await;
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(crate::tonic_server::serve(
         listener,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::support::{Server, client};
+use crate::support::{Server, client, client_credentials, unix_now};
 use http::StatusCode;
 use serde_json::Value;
 use tower_jwt_auth::JwtAuthLayer;
@@ -115,13 +115,6 @@ async fn dpop_follows_the_dpop_setting() {
     assert!(crate::axum_server::sender_constraints(builder, Some("maybe"), PUBLIC_URL).is_err());
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
 #[tokio::test]
 async fn the_example_policy_routes_behave_as_documented() {
     let issuer = MockIssuer::start().await;
@@ -217,7 +210,7 @@ async fn jwt_allowed_clients_admits_only_the_listed_clients() {
     }
     // The token endpoint's tokens carry their client's id.
     issuer.add_client("web-app", "s3cret", ["read"]);
-    let access = crate::support::client_credentials(&issuer, "web-app", "s3cret").await;
+    let access = client_credentials(&issuer.token_url(), "web-app", "s3cret").await;
     server.bearer_at("/documents", &access).await.assert_ok();
 }
 
@@ -339,11 +332,10 @@ async fn ready_follows_the_key_stores_and_metrics_count_outcomes() {
     let ready = server.get("/ready", &[]).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{ready:?}");
     issuer.clear_faults();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while server.get("/ready", &[]).await.status != StatusCode::OK {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::support::eventually("ready once the issuer is back", async || {
+        server.get("/ready", &[]).await.status == StatusCode::OK
+    })
+    .await;
     let token = issuer.token().permissions(["read"]).sign();
     server.bearer_at("/documents", &token).await.assert_ok();
     server.get("/documents", &[]).await.assert_no_token();
@@ -515,21 +507,14 @@ async fn postman_collection_runs_against_the_example_api() {
 
     let http = client();
     for item in requests(&c["item"]) {
-        // The collection's pre-request script: a fresh client-credentials token.
-        let issued: Value = http
-            .post(format!("{}/oauth/token", vars["issuer_url"]))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", vars["client_id"].as_str()),
-                ("client_secret", vars["client_secret"].as_str()),
-            ])
-            .send()
-            .await
-            .expect("token endpoint")
-            .json()
-            .await
-            .expect("token JSON");
-        let fresh = issued["access_token"].as_str().expect("token").to_owned();
+        // The collection's pre-request script: a fresh client-credentials token, from
+        // the token URL the script builds.
+        let fresh = client_credentials(
+            &format!("{}/oauth/token", vars["issuer_url"]),
+            &vars["client_id"],
+            &vars["client_secret"],
+        )
+        .await;
         vars.insert("access_token".into(), fresh);
         let request = &item["request"];
         let method: reqwest::Method = request["method"]

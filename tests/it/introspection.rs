@@ -6,9 +6,9 @@
 //! budget: what junk strings cost without the shape filter, and with it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::support::{Answer, Server, issuer_config};
+use crate::support::{Answer, Server, eventually_within, issuer_config, unix_now, whoami};
 use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
@@ -18,14 +18,11 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower_jwt_auth::introspection::{ClientAuth, Introspection, SigningKey};
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
+use tower_jwt_auth::time::ManualClock;
 use tower_jwt_auth::{
-    Algorithm, Claims, ConfigErrorKind, JwtAuthConfig, JwtAuthLayer, RequirePermission,
-    StandardClaims, StepUp,
+    Algorithm, ConfigErrorKind, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
+    RequirePermission, StandardClaims, StepUp,
 };
-
-async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
-    claims.sub.unwrap_or_default()
-}
 
 fn app(layer: JwtAuthLayer) -> Router {
     Router::new()
@@ -46,7 +43,11 @@ fn basic() -> Introspection {
 }
 
 async fn start(issuer: &MockIssuer, introspection: Introspection) -> Server {
-    let config = issuer_config(issuer)
+    start_with(issuer_config(issuer), introspection).await
+}
+
+async fn start_with(builder: JwtAuthConfigBuilder, introspection: Introspection) -> Server {
+    let config = builder
         .introspection(introspection)
         .build()
         .expect("config");
@@ -57,10 +58,8 @@ fn calls(issuer: &MockIssuer) -> usize {
     issuer.requests(Endpoint::Introspection)
 }
 
-fn assert_unavailable(answer: &Answer) {
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
-    assert_eq!(answer.retry_after.as_deref(), Some("2"), "{answer:?}");
-}
+/// The `Retry-After` of a 503 when introspection cannot answer, in seconds.
+const RETRY_AFTER: &str = "2";
 
 #[tokio::test]
 async fn an_opaque_token_is_accepted_with_its_permissions_and_cached() {
@@ -112,10 +111,7 @@ async fn step_up_route_single_use_and_payload_forwarding_read_the_introspection_
         .route("/forwarded", get(forwarded_payload))
         .layer(JwtAuthLayer::new(config));
     let server = Server::start_router(router).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = unix_now();
     let strong = issuer.opaque(
         &issuer
             .token()
@@ -155,7 +151,7 @@ async fn a_discovery_document_naming_another_issuer_gives_no_endpoint() {
     let opaque = issuer.opaque(&issuer.token().subject("olga"));
     // OIDC Discovery section 4.3: a document for another issuer is not this one's.
     issuer.set_discovery_issuer(Some("https://elsewhere.example".into()));
-    assert_unavailable(&server.bearer(&opaque).await);
+    server.bearer(&opaque).await.assert_unavailable(RETRY_AFTER);
     assert_eq!(calls(&issuer), 0);
     issuer.set_discovery_issuer(None);
     let answer = server.bearer(&opaque).await;
@@ -238,23 +234,38 @@ async fn every_refusal_of_the_answer() {
 #[tokio::test]
 async fn a_revocation_at_the_server_is_seen_after_the_cache_ttl() {
     let issuer = issuer().await;
-    let server = start(&issuer, basic().cache_ttl(Duration::from_millis(300))).await;
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let ttl = Duration::from_secs(60);
+    let server = start_with(
+        issuer_config(&issuer).clock(clock.clone()),
+        basic().cache_ttl(ttl),
+    )
+    .await;
     let opaque = issuer.opaque(&issuer.token());
     server.bearer(&opaque).await.assert_ok();
     issuer.revoke(&opaque);
-    // Still cached: the TTL is the revocation delay.
+    // Still cached up to the end of the TTL: the TTL is the revocation delay.
+    clock.advance(ttl - Duration::from_secs(1));
     server.bearer(&opaque).await.assert_ok();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(calls(&issuer), 1, "answered from the cache");
+    clock.advance(Duration::from_secs(1));
     server
         .bearer(&opaque)
         .await
         .assert_invalid_token("token not active");
+    assert_eq!(calls(&issuer), 2, "asked again once the TTL ran out");
 }
 
 #[tokio::test]
 async fn refusals_are_cached_briefly() {
     let issuer = issuer().await;
-    let server = start(&issuer, basic().negative_ttl(Duration::from_millis(300))).await;
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let ttl = Duration::from_secs(5);
+    let server = start_with(
+        issuer_config(&issuer).clock(clock.clone()),
+        basic().negative_ttl(ttl),
+    )
+    .await;
     for _ in 0..3 {
         server
             .bearer("no-such-token")
@@ -262,12 +273,18 @@ async fn refusals_are_cached_briefly() {
             .assert_invalid_token("token not active");
     }
     assert_eq!(calls(&issuer), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(ttl - Duration::from_millis(1));
     server
         .bearer("no-such-token")
         .await
         .assert_invalid_token("token not active");
-    assert_eq!(calls(&issuer), 2);
+    assert_eq!(calls(&issuer), 1, "still the remembered refusal");
+    clock.advance(Duration::from_millis(1));
+    server
+        .bearer("no-such-token")
+        .await
+        .assert_invalid_token("token not active");
+    assert_eq!(calls(&issuer), 2, "asked again once the TTL ran out");
 }
 
 #[tokio::test]
@@ -316,7 +333,7 @@ async fn each_client_authentication_method_works() {
         Introspection::new("api", ClientAuth::client_secret_basic("nope")),
     )
     .await;
-    assert_unavailable(&wrong.bearer(&opaque).await);
+    wrong.bearer(&opaque).await.assert_unavailable(RETRY_AFTER);
 }
 
 #[tokio::test]
@@ -337,7 +354,7 @@ async fn every_fault_gives_503_with_retry_after() {
     ] {
         issuer.set_fault(Endpoint::Introspection, fault);
         let opaque = issuer.opaque(&issuer.token());
-        assert_unavailable(&server.bearer(&opaque).await);
+        server.bearer(&opaque).await.assert_unavailable(RETRY_AFTER);
     }
     issuer.clear_faults();
     let opaque = issuer.opaque(&issuer.token());
@@ -352,7 +369,7 @@ async fn the_rate_limit_protects_the_authorization_server() {
     for _ in 0..5 {
         let answer = server.bearer(&issuer.opaque(&issuer.token())).await;
         if answer.status == StatusCode::SERVICE_UNAVAILABLE {
-            assert_unavailable(&answer);
+            answer.assert_unavailable(RETRY_AFTER);
             unavailable += 1;
         } else {
             answer.assert_ok();
@@ -409,7 +426,7 @@ async fn opaque_tokens_from_the_token_endpoint_work_and_several_issuers_are_refu
     issuer.add_client("svc", "pw", ["read"]);
     issuer.issue_opaque_tokens(true);
     let server = start(&issuer, basic()).await;
-    let access = crate::support::client_credentials(&issuer, "svc", "pw").await;
+    let access = crate::support::client_credentials(&issuer.token_url(), "svc", "pw").await;
     assert!(!access.contains('.'), "opaque: {access}");
     server.bearer_at("/read", &access).await.assert_ok();
 
@@ -472,7 +489,7 @@ async fn signed_answers_are_verified_with_the_issuers_keys() {
     let impostor = TestKey::rsa_bits(2048).with_kid(published.kid());
     issuer.set_active(impostor);
     let other = issuer.opaque(&issuer.token());
-    assert_unavailable(&server.bearer(&other).await);
+    server.bearer(&other).await.assert_unavailable(RETRY_AFTER);
     // The same token with plain answers passes: the signature was the only problem.
     let plain_server = start(&issuer, basic()).await;
     plain_server.bearer(&other).await.assert_ok();
@@ -699,7 +716,7 @@ async fn a_redirected_discovery_document_never_picks_the_endpoint() {
     // The crate's own client follows no redirect.
     let server = start_static(&issuer, post_secret()).await;
     let token = fresh("own-client");
-    assert_unavailable(&server.bearer(&token).await);
+    server.bearer(&token).await.assert_unavailable(RETRY_AFTER);
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
 
     // An application's client that follows redirects fetches the other document, but an
@@ -707,7 +724,10 @@ async fn a_redirected_discovery_document_never_picks_the_endpoint() {
     let following =
         start_static(&issuer, post_secret().http_client(crate::support::client())).await;
     let token = fresh("following-client");
-    assert_unavailable(&following.bearer(&token).await);
+    following
+        .bearer(&token)
+        .await
+        .assert_unavailable(RETRY_AFTER);
     let seen = elsewhere.seen();
     assert!(
         seen.iter()
@@ -760,7 +780,7 @@ async fn a_redirected_introspection_post_never_delivers_the_secret_or_the_token(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "{client} client, {status}: {answer:?}"
             );
-            assert_unavailable(&answer);
+            answer.assert_unavailable(RETRY_AFTER);
             if client == "own" {
                 assert_eq!(elsewhere.seen().len(), before, "{status}: followed");
             }
@@ -842,18 +862,6 @@ fn flood(server: &Server, tokens: &[String]) -> Vec<tokio::task::JoinHandle<Answ
         .collect()
 }
 
-/// Waits, polling, until `done` holds; fails after 10 s.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn junk_opaque_strings_fill_the_in_flight_cap_so_a_genuine_token_gets_503_and_it_is_counted()
 {
@@ -865,9 +873,18 @@ async fn junk_opaque_strings_fill_the_in_flight_cap_so_a_genuine_token_gets_503_
     let server = start(&issuer, basic().timeout(Duration::from_secs(30))).await;
     // One client, 64 made-up strings at once: the default cap on calls in flight.
     let flood = flood(&server, &junk(64));
-    until("64 calls held at the endpoint", || calls(&issuer) == 64).await;
+    // Sixty-four connections set up at once take longer than one wait usually allows.
+    eventually_within(
+        Duration::from_secs(10),
+        "64 calls held at the endpoint",
+        async || calls(&issuer) == 64,
+    )
+    .await;
     let genuine = issuer.opaque(&issuer.token().subject("olga"));
-    assert_unavailable(&server.bearer(&genuine).await);
+    server
+        .bearer(&genuine)
+        .await
+        .assert_unavailable(RETRY_AFTER);
     assert_eq!(calls(&issuer), 64, "the genuine token got no call");
     assert_eq!(refused_over_budget(&snapshotter, "in_flight"), 1);
     issuer.clear_faults();
@@ -896,7 +913,10 @@ async fn junk_opaque_strings_spend_the_rate_limit_so_a_genuine_token_gets_503_an
         .await
         .assert_invalid_token("token not active");
     let genuine = issuer.opaque(&issuer.token().subject("olga"));
-    assert_unavailable(&server.bearer(&genuine).await);
+    server
+        .bearer(&genuine)
+        .await
+        .assert_unavailable(RETRY_AFTER);
     assert_eq!(calls(&issuer), 1, "the genuine token got no call");
     assert_eq!(refused_over_budget(&snapshotter, "rate_limit"), 1);
     assert_eq!(refused_over_budget(&snapshotter, "in_flight"), 0);

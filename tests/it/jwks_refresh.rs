@@ -1,12 +1,15 @@
 //! Remote keys over real HTTP against the crate's MockIssuer: discovery, rotation,
 //! refresh, outages, single-flight refetch, lifecycle, several issuers and tenants.
 //! Intervals are milliseconds; waits poll with a deadline of a few seconds.
+//!
+//! The refresher schedules its fetches on tokio timers, not on the configured clock: the
+//! waits here and the few fixed sleeps that prove nothing happens are real time.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{Server, client};
+use crate::support::{Server, client, eventually, eventually_within};
 use http::StatusCode;
 use serde_json::{Value, json};
 use tower_jwt_auth::jwks::{JwksHealth, KeyStore, KeysStatus, RemoteJwks, RemoteOptions};
@@ -33,27 +36,6 @@ fn builder(issuer: &MockIssuer, options: RemoteOptions) -> JwtAuthConfigBuilder 
 async fn server(issuer: &MockIssuer, options: RemoteOptions) -> Server {
     let cfg = builder(issuer, options).build().expect("config");
     Server::start(JwtAuthLayer::new(cfg)).await
-}
-
-/// Polls `check` every 20 ms for up to 5 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Sends `token` every 20 ms until it is accepted, failing with `what` after `within`.
-async fn accepted_within(server: &Server, token: &str, within: Duration, what: &str) {
-    let deadline = tokio::time::Instant::now() + within;
-    while server.bearer(token).await.status != StatusCode::OK {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The error of a store that never loaded.
@@ -101,24 +83,17 @@ async fn a_removed_key_is_refused_after_the_next_refresh() {
     issuer.rotate();
     issuer.remove_key(&old_kid);
     let seen = issuer.requests(Endpoint::Jwks);
-    eventually("a scheduled refresh", || {
+    eventually("a scheduled refresh", async || {
         issuer.requests(Endpoint::Jwks) > seen
     })
     .await;
     // The refresh may still be in flight when the count moves: allow it to land.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    let refused = eventually("the old key refused", async || {
         let answer = server.bearer(&old).await;
-        if answer.status == StatusCode::UNAUTHORIZED {
-            answer.assert_invalid_token("unknown signing key");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "old key still accepted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (answer.status == StatusCode::UNAUTHORIZED).then_some(answer)
+    })
+    .await;
+    refused.assert_invalid_token("unknown signing key");
     server.bearer(&issuer.token().sign()).await.assert_ok();
 }
 
@@ -170,7 +145,10 @@ async fn idp_down_at_startup_gives_503_with_retry_after_then_recovers() {
     // Without a token the answer is still 401.
     server.get("/", &[]).await.assert_no_token();
     issuer.clear_faults();
-    accepted_within(&server, &token, Duration::from_secs(5), "never recovered").await;
+    eventually("the token accepted once the issuer is back", async || {
+        server.bearer(&token).await.status == StatusCode::OK
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -185,7 +163,7 @@ async fn idp_down_later_keeps_the_old_keys_working() {
     for fault in [Fault::Down, Fault::Garbage, Fault::Huge] {
         issuer.set_fault(Endpoint::Jwks, fault);
         let seen = issuer.requests(Endpoint::Jwks);
-        eventually("a failed refresh", || {
+        eventually("a failed refresh", async || {
             issuer.requests(Endpoint::Jwks) > seen
                 && matches!(health.status(), KeysStatus::Stale { .. })
         })
@@ -196,7 +174,7 @@ async fn idp_down_later_keeps_the_old_keys_working() {
         };
         assert!(!last_error.is_empty());
         issuer.clear_faults();
-        eventually("recovery", || {
+        eventually("recovery", async || {
             matches!(health.status(), KeysStatus::Loaded { .. })
         })
         .await;
@@ -211,7 +189,7 @@ async fn a_slow_jwks_endpoint_does_not_hold_up_known_kids() {
     server.bearer(&token).await.assert_ok();
     issuer.set_fault(Endpoint::Jwks, Fault::Hold);
     let seen = issuer.requests(Endpoint::Jwks);
-    eventually("a refresh held open", || {
+    eventually("a refresh held open", async || {
         issuer.requests(Endpoint::Jwks) > seen
     })
     .await;
@@ -262,7 +240,7 @@ async fn not_modified_keeps_the_set_and_etag_is_sent() {
     let server = server(&issuer, fast()).await;
     let token = issuer.token().sign();
     server.bearer(&token).await.assert_ok();
-    eventually("two conditional refreshes", || {
+    eventually("two conditional refreshes", async || {
         issuer.requests(Endpoint::Jwks) >= 3
     })
     .await;
@@ -285,7 +263,7 @@ async fn cache_control_max_age_sets_the_interval_within_bounds() {
         .bearer(&issuer.token().sign())
         .await
         .assert_ok();
-    eventually("refreshes at the lower bound", || {
+    eventually("refreshes at the lower bound", async || {
         issuer.requests(Endpoint::Jwks) >= 5
     })
     .await;
@@ -298,6 +276,8 @@ async fn cache_control_max_age_sets_the_interval_within_bounds() {
         .max_age_bounds(Duration::from_millis(10), Duration::from_secs(7200));
     let server_long = server(&issuer, options).await;
     server_long.bearer(&issuer.token().sign()).await.assert_ok();
+    // Real time, as the refresher's timers count it: fifteen of the 20 ms intervals that
+    // max-age overrode, each one a fetch had the header been ignored.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(issuer.requests(Endpoint::Jwks), 1);
 }
@@ -338,11 +318,13 @@ async fn the_refresher_stops_after_the_last_layer_clone_drops() {
     );
     assert!(health.is_refreshing());
     drop(layer);
+    // Real time for the refresher's timer: three 30 ms intervals in which it would stop.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(health.is_refreshing(), "a clone is still alive");
     drop(clone);
-    eventually("refresher stopped", || !health.is_refreshing()).await;
+    eventually("refresher stopped", async || !health.is_refreshing()).await;
     let fetches = issuer.requests(Endpoint::Jwks);
+    // Six intervals of real time: a refresher still scheduling would have fetched.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         issuer.requests(Endpoint::Jwks),
@@ -526,13 +508,13 @@ async fn a_dropped_refetch_future_still_fetches_the_rotated_key() {
     )
     .await;
     assert!(waited.is_err(), "the refetch was still in flight");
-    eventually("the refetch reached the issuer", || {
+    eventually("the refetch reached the issuer", async || {
         issuer.requests(Endpoint::Jwks) > fetches
     })
     .await;
     issuer.clear_faults();
     issuer.release();
-    eventually("the rotated key is in the set", || {
+    eventually("the rotated key is in the set", async || {
         has_kid(&remote, new.kid())
     })
     .await;
@@ -556,7 +538,7 @@ async fn a_client_that_hangs_up_during_a_refetch_does_not_hold_out_the_rotated_k
         .send()
         .await;
     assert!(hung_up.is_err(), "the client gave up: {hung_up:?}");
-    eventually("the refetch reached the issuer", || {
+    eventually("the refetch reached the issuer", async || {
         issuer.requests(Endpoint::Jwks) > fetches
     })
     .await;
@@ -624,11 +606,10 @@ async fn a_rotated_key_is_accepted_after_the_cooldown_of_a_flood() {
     issuer.rotate();
     let token = issuer.token().sign();
     // Within one cooldown of the flood's fetch, the new key is accepted.
-    accepted_within(
-        &server,
-        &token,
+    eventually_within(
         cooldown * 3,
-        "rotated key refused past the cooldown",
+        "the rotated key accepted past the cooldown",
+        async || server.bearer(&token).await.status == StatusCode::OK,
     )
     .await;
 }
@@ -640,7 +621,7 @@ async fn an_identical_document_keeps_the_key_set_and_its_generation() {
     assert!(remote.wait_until_ready(Duration::from_secs(5)).await);
     let first = remote.current().expect("keys");
     let fetches = issuer.requests(Endpoint::Jwks);
-    eventually("two more refreshes", || {
+    eventually("two more refreshes", async || {
         issuer.requests(Endpoint::Jwks) >= fetches + 2
     })
     .await;
@@ -648,7 +629,7 @@ async fn an_identical_document_keeps_the_key_set_and_its_generation() {
     assert_eq!(same.generation(), first.generation());
     assert!(Arc::ptr_eq(&first, &same), "the set itself is kept");
     issuer.add_key(TestKey::ec_p256());
-    eventually("a new set after a change", || {
+    eventually("a new set after a change", async || {
         remote
             .current()
             .is_some_and(|keys| keys.generation() != first.generation() && keys.len() == 2)
@@ -675,7 +656,7 @@ async fn the_built_in_client_does_not_follow_a_redirect_to_plain_http() {
     let remote =
         RemoteJwks::from_jwks_url(&issuer.jwks_url(), RemoteOptions::new()).expect("remote");
     let health = remote.health();
-    eventually("a failed first load", || {
+    eventually("a failed first load", async || {
         matches!(
             health.status(),
             KeysStatus::NeverLoaded {
@@ -742,7 +723,8 @@ async fn extreme_intervals_never_panic_the_refresher() {
         .await
         .expect("refetched");
     assert!(keys.iter().any(|k| k.kid() == Some(rotated.kid())));
-    // The task scheduled its next fetch at the far end of time and is still alive.
+    // The task scheduled its next fetch at the far end of time and is still alive. The
+    // wait is real time: the task must get to arm its tokio timer, where it would panic.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(remote.health().is_refreshing(), "the refresher survived");
     assert!(remote.retry_after() > Duration::from_secs(3600));

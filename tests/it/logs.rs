@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::{AUDIENCE, ISSUER, Server, capture, client};
+use crate::support::{
+    AUDIENCE, ISSUER, Server, capture, client, eventually, eventually_within, refusing_address,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tower_jwt_auth::jwks::RemoteOptions;
@@ -130,27 +132,18 @@ async fn a_kid_with_line_breaks_cannot_forge_a_log_line() {
 async fn a_failing_first_load_is_explained_in_words() {
     let (captured, _guard) = capture(FmtSpan::NONE);
     // A loopback port nothing listens on: the connection is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let (_held, addr) = refusing_address();
     let options = RemoteOptions::new()
         .http_client(client())
         .backoff(Duration::from_millis(20), Duration::from_millis(50));
-    let url = format!("http://127.0.0.1:{port}/jwks.json");
+    let url = format!("http://{addr}/jwks.json");
     let remote = tower_jwt_auth::jwks::RemoteJwks::from_jwks_url(&url, options).expect("remote");
     let health = remote.health();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let error = loop {
-        if let tower_jwt_auth::jwks::KeysStatus::NeverLoaded {
-            last_error: Some(error),
-        } = health.status()
-        {
-            break error;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no failed fetch");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let error = eventually("a failed fetch", async || match health.status() {
+        tower_jwt_auth::jwks::KeysStatus::NeverLoaded { last_error } => last_error,
+        _ => None,
+    })
+    .await;
     assert!(error.contains("connection refused"), "{error}");
     let logs = captured.text();
     let warning = logs
@@ -240,12 +233,19 @@ async fn a_store_outage_is_logged_once_and_its_end_too() {
     }
     redis.restart().await;
     redis.command(&["CONFIG", "SET", "requirepass", password]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !captured.text().contains("answers again") {
-        assert!(std::time::Instant::now() < deadline, "{}", captured.text());
-        server.bearer(&mint()).await.assert_ok();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Reconnecting to a restarted server can take longer than one wait usually allows.
+    eventually_within(
+        Duration::from_secs(10),
+        "the end of the outage logged",
+        async || {
+            if captured.text().contains("answers again") {
+                return true;
+            }
+            server.bearer(&mint()).await.assert_ok();
+            false
+        },
+    )
+    .await;
     let logs = captured.text();
     let warnings: Vec<&str> = logs
         .lines()

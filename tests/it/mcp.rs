@@ -1,7 +1,7 @@
 //! The MCP example over real HTTP with raw JSON-RPC: initialize and `tools/list` with a
 //! valid token, per-tool permissions with step-up challenges, and RFC 9728 metadata.
 
-use crate::support::{Server, client};
+use crate::support::{Server, client, param};
 use http::StatusCode;
 use serde_json::{Value, json};
 use tower_jwt_auth::JwtAuthConfig;
@@ -14,9 +14,7 @@ struct Mcp {
 }
 
 async fn start() -> Mcp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = crate::support::listener().await;
     let addr = listener.local_addr().expect("addr");
     let resource = format!("http://{addr}/mcp");
     let issuer = MockIssuer::builder()
@@ -146,12 +144,6 @@ impl Mcp {
         )
         .await
     }
-}
-
-fn param(challenge: &str, name: &str) -> Option<String> {
-    let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
-    let end = challenge[start..].find('"')? + start;
-    Some(challenge[start..end].to_owned())
 }
 
 #[tokio::test]

@@ -51,9 +51,7 @@ async fn start(mode: MtlsMode) -> Tls {
         .mtls(mode)
         .build()
         .expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = crate::support::listener().await;
     let port = listener.local_addr().expect("addr").port();
     let tls = crate::mtls_server::server_tls(&pki).expect("tls");
     tokio::spawn(crate::mtls_server::serve(

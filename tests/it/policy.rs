@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::support::{Answer, Server, builder, ec_key, token};
+use crate::support::{
+    Answer, Server, builder, ec_key, listener, token, unix_now, whoami_or_anonymous,
+};
 use crate::tonic_server::proto::documents_client::DocumentsClient;
 use crate::tonic_server::proto::documents_server::{Documents, DocumentsServer};
 use crate::tonic_server::proto::{CreateRequest, Document, GetRequest};
@@ -17,16 +19,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Server as GrpcServer};
 use tonic::{Code, Request, Response, Status};
 use tower_jwt_auth::rules::{Exemption, Expected};
 use tower_jwt_auth::{Claims, JwtAuthConfigBuilder, JwtAuthLayer, StandardClaims, StepUp};
-
-async fn whoami(claims: Option<Claims<StandardClaims>>) -> String {
-    claims.map_or_else(|| "anonymous".into(), |c| c.sub.clone().unwrap_or_default())
-}
 
 /// The headers the handler received, as JSON.
 async fn headers(headers: HeaderMap) -> axum::Json<Value> {
@@ -44,18 +41,22 @@ async fn headers(headers: HeaderMap) -> axum::Json<Value> {
 
 fn app(layer: JwtAuthLayer) -> Router {
     Router::new()
-        .route("/", get(whoami))
-        .route("/public/info", get(whoami).post(whoami))
-        .route("/health", get(whoami))
-        .route("/v1/{id}/status", get(whoami))
+        .route("/", get(whoami_or_anonymous))
+        .route(
+            "/public/info",
+            get(whoami_or_anonymous).post(whoami_or_anonymous),
+        )
+        .route("/health", get(whoami_or_anonymous))
+        .route("/v1/{id}/status", get(whoami_or_anonymous))
         .route("/headers", get(headers))
         .route(
             "/security",
-            get(whoami).route_layer(StepUp::new().acr(["mfa"]).max_age(Duration::from_secs(300))),
+            get(whoami_or_anonymous)
+                .route_layer(StepUp::new().acr(["mfa"]).max_age(Duration::from_secs(300))),
         )
         .route(
             "/acr-only",
-            get(whoami).route_layer(StepUp::new().acr(["mfa", "hwk"])),
+            get(whoami_or_anonymous).route_layer(StepUp::new().acr(["mfa", "hwk"])),
         )
         .layer(layer)
 }
@@ -311,16 +312,6 @@ async fn forwarded_claims_reach_the_inner_service_and_spoofed_ones_never_do() {
     }
 }
 
-fn unix_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs(),
-    )
-    .expect("i64")
-}
-
 fn assert_step_up(answer: &Answer, acr_values: &str, max_age: Option<&str>) {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
     let challenge = answer.challenge.as_deref().expect("challenge");
@@ -416,7 +407,7 @@ impl Documents for Echo {
 
 async fn grpc(builder: JwtAuthConfigBuilder, step_up: Option<StepUp>) -> DocumentsClient<Channel> {
     let layer = JwtAuthLayer::new(builder.build().expect("config"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = listener().await;
     let addr = listener.local_addr().expect("addr");
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     match step_up {

@@ -1,6 +1,6 @@
 //! RFC 9728 protected-resource metadata and step-up challenges over real HTTP.
 
-use crate::support::{Server, client, issuer_config};
+use crate::support::{Server, client, issuer_config, param};
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
@@ -28,12 +28,6 @@ async fn start(cfg: JwtAuthConfig) -> Server {
         }
     }
     Server::start_router(router).await
-}
-
-fn param(challenge: &str, name: &str) -> Option<String> {
-    let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
-    let end = challenge[start..].find('"')? + start;
-    Some(challenge[start..end].to_owned())
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: shared keys, a real HTTP server on
-//! 127.0.0.1:0 and a real HTTP client.
+//! 127.0.0.1:0 and a real HTTP client, the handlers the areas' apps share, reading the
+//! answers, and waiting for what happens in the background (`wait`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::Write;
@@ -19,6 +20,9 @@ use tower_jwt_auth::{
 };
 
 pub mod redis;
+pub mod wait;
+
+pub use wait::{eventually, eventually_within};
 
 pub const ISSUER: &str = "https://idp.example.com/";
 pub const AUDIENCE: &str = "https://api.example.com";
@@ -60,35 +64,64 @@ pub fn app(layer: JwtAuthLayer) -> Router {
     Router::new()
         .route("/", get(whoami).post(whoami))
         .route("/token", get(token_len))
-        .route("/optional", get(optional))
+        .route("/optional", get(whoami_or_anonymous))
         .layer(layer)
 }
 
-async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
+/// Answers the caller's `sub` (empty without one); needs the claims.
+pub async fn whoami(Claims(claims): Claims<StandardClaims>) -> String {
     claims.sub.unwrap_or_default()
+}
+
+/// Answers the caller's `sub`, or `anonymous` when the request came without claims. A
+/// token without `sub` answers the empty string: it is not taken for no token.
+pub async fn whoami_or_anonymous(claims: Option<Claims<StandardClaims>>) -> String {
+    claims.map_or_else(|| "anonymous".into(), |c| c.sub.clone().unwrap_or_default())
 }
 
 async fn token_len(auth: Authentication) -> String {
     auth.token().map_or(0, |t| t.as_str().len()).to_string()
 }
 
-async fn optional(claims: Option<Claims<StandardClaims>>) -> String {
-    claims
-        .and_then(|c| c.0.sub)
-        .unwrap_or_else(|| "anonymous".into())
-}
-
 /// Serves `router` on 127.0.0.1 with an OS-chosen port. The server task belongs to the
 /// test's runtime and stops with it.
 pub async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
+    let listener = listener().await;
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
     addr
+}
+
+/// A listener on 127.0.0.1 with an OS-chosen port, for a server `serve` does not start
+/// (tonic, TLS, an app that must know its own address). The server takes the listener
+/// itself: a port number that was bound, let go and bound again could meanwhile have
+/// gone to another test.
+pub async fn listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback")
+}
+
+/// A loopback address where connections are refused, held until the socket drops: the
+/// socket is bound but never listens, so its port cannot go to any other listener.
+pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind loopback");
+    let addr = socket.local_addr().expect("local addr");
+    (socket, addr)
+}
+
+/// The current Unix time in whole seconds, for claims such as `auth_time` that a test
+/// sets relative to the system clock the layer reads by default.
+pub fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(since.as_secs()).expect("seconds fit i64")
 }
 
 /// A config builder that trusts a mock issuer: its issuer and audience, keys by
@@ -100,20 +133,24 @@ pub fn issuer_config(issuer: &tower_jwt_auth::testing::MockIssuer) -> JwtAuthCon
         .http_client(client())
 }
 
-/// An access token from the mock issuer's token endpoint, by `client_credentials` with
-/// the secret in the body.
-pub async fn client_credentials(
-    issuer: &tower_jwt_auth::testing::MockIssuer,
+/// A `client_credentials` token request to `token_url` with the secret in the body,
+/// for a test that adds to it (a DPoP proof) or reads more than the token.
+pub fn client_credentials_request(
+    token_url: &str,
     id: &str,
     secret: &str,
-) -> String {
-    let issued: serde_json::Value = client()
-        .post(issuer.token_url())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
+) -> reqwest::RequestBuilder {
+    client().post(token_url).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+    ])
+}
+
+/// The access token a token endpoint (the mock issuer's `token_url()`, or the one a
+/// client is configured with) issues by `client_credentials`, the secret in the body.
+pub async fn client_credentials(token_url: &str, id: &str, secret: &str) -> String {
+    let issued: serde_json::Value = client_credentials_request(token_url, id, secret)
         .send()
         .await
         .expect("token endpoint")
@@ -147,13 +184,28 @@ pub struct Answer {
     pub body: String,
 }
 
+/// The value of the quoted parameter `name` in a `WWW-Authenticate` challenge. Only a
+/// whole name counts: `description` is not found in `error_description="…"`.
+pub fn param(challenge: &str, name: &str) -> Option<String> {
+    let wanted = format!("{name}=\"");
+    let mut from = 0;
+    while let Some(found) = challenge[from..].find(&wanted) {
+        let at = from + found;
+        let whole = challenge[..at].ends_with([' ', ',']);
+        let start = at + wanted.len();
+        let end = challenge[start..].find('"')? + start;
+        if whole {
+            return Some(challenge[start..end].to_owned());
+        }
+        from = end + 1;
+    }
+    None
+}
+
 impl Answer {
     /// The `error` parameter of the `WWW-Authenticate` challenge.
     pub fn error_code(&self) -> Option<String> {
-        let challenge = self.challenge.as_deref()?;
-        let start = challenge.find("error=\"")? + 7;
-        let end = challenge[start..].find('"')? + start;
-        Some(challenge[start..end].to_owned())
+        param(self.challenge.as_deref()?, "error")
     }
 
     pub fn assert_ok(&self) {
@@ -187,6 +239,15 @@ impl Answer {
                 .is_some_and(|c| c.starts_with("Bearer")),
             "{self:?}"
         );
+    }
+
+    /// 503 that the client may retry after `retry_after` seconds: no challenge (the
+    /// token was not judged), never stored by a cache.
+    pub fn assert_unavailable(&self, retry_after: &str) {
+        assert_eq!(self.status, StatusCode::SERVICE_UNAVAILABLE, "{self:?}");
+        assert_eq!(self.retry_after.as_deref(), Some(retry_after), "{self:?}");
+        assert_eq!(self.challenge, None, "{self:?}");
+        assert_eq!(self.cache_control.as_deref(), Some("no-store"), "{self:?}");
     }
 
     /// 400 with `error="invalid_request"`.

@@ -6,7 +6,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RedisServer {
     port: u16,
@@ -81,20 +81,27 @@ impl RedisServer {
                      with `sudo apt-get install redis-server`"
                 )
             });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self.try_command(&["PING"]).as_deref() == Some("PONG") {
-                return Launch::Answering(child);
-            }
-            if child.try_wait().ok().flatten().is_some() {
-                return Launch::PortTaken;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on port {} within 10 s",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // A process that starts and loads can take longer than one wait usually allows.
+        let answering = super::eventually_within(
+            Duration::from_secs(10),
+            &format!("redis-server answering on port {}", self.port),
+            async || {
+                if self.try_command(&["PING"]).as_deref() == Some("PONG") {
+                    Some(true)
+                } else if child.try_wait().ok().flatten().is_some() {
+                    Some(false)
+                } else {
+                    None
+                }
+            },
+        )
+        .await;
+        if answering {
+            Launch::Answering(child)
+        } else {
+            // Already reaped by `try_wait`: this returns the status it kept.
+            let _ = child.wait();
+            Launch::PortTaken
         }
     }
 
