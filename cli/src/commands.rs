@@ -1,5 +1,4 @@
-//! The commands. Each parses its own options, prints its own `--help`, and returns the
-//! process exit code.
+//! The commands, each given its parsed options and returning the process exit code.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,17 +7,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::CommandFactory as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
-use tower_jwt_auth::testing::{DpopProof, Endpoint, Fault, MockIssuer, TestKey, TokenBuilder};
+use tower_jwt_auth::testing::{DpopProof, MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::{Algorithm, JwtAuthConfig, Verifier};
 
-use crate::args::Args;
+use crate::args::{
+    Cli, ClientKeyFile, Completions, Decode, Explain, KeyFile, Mint, Proof, Serve, TokenArg,
+};
 use crate::time::{relative, utc};
 
 /// Why a command stopped.
 pub(crate) enum Failure {
-    /// Bad arguments (exit 2).
+    /// Options that do not fit together, which clap cannot see (exit 2).
     Usage(String),
     /// Anything else that stops the command: I/O, network, the identity provider (exit 2).
     Other(String),
@@ -32,25 +34,35 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 type Outcome = Result<ExitCode, Failure>;
 
-fn help(text: &str) -> Outcome {
-    print!("{text}");
-    Ok(ExitCode::SUCCESS)
+/// The token: the argument, or standard input for `-`; either may be a pasted
+/// `Authorization` value, whose scheme is dropped.
+async fn token(arg: &TokenArg) -> Result<String, Failure> {
+    if arg.token == "-" {
+        let mut text = String::new();
+        tokio::io::stdin().read_to_string(&mut text).await?;
+        return Ok(bare_token(&text).to_owned());
+    }
+    Ok(bare_token(&arg.token).to_owned())
 }
 
-/// The token: the positional argument, or standard input for `-`.
-async fn token(args: &Args) -> Result<String, Failure> {
-    match args.positional.as_slice() {
-        [dash] if dash == "-" => {
-            let mut text = String::new();
-            tokio::io::stdin().read_to_string(&mut text).await?;
-            Ok(text.trim().to_owned())
+/// `Bearer eyJ..` or `DPoP eyJ..` (any case, as HTTP schemes are) without the scheme;
+/// anything else trimmed and otherwise as it is.
+fn bare_token(text: &str) -> &str {
+    let text = text.trim();
+    match text.split_once(char::is_whitespace) {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop") =>
+        {
+            rest.trim_start()
         }
-        [token] => Ok(token.trim().to_owned()),
-        [] => Err(Failure::Usage(
-            "give the token (or - to read it from standard input)".into(),
-        )),
-        _ => Err(Failure::Usage("one token at a time".into())),
+        _ => text,
     }
+}
+
+/// One base64url JSON segment of a compact JWS, or `None` if it is not one.
+fn segment(segment: Option<&str>) -> Option<Value> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment?).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn now() -> i64 {
@@ -59,57 +71,121 @@ fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn key_file(args: &Args) -> PathBuf {
-    args.get("key-file").map_or_else(
-        || std::env::temp_dir().join("tower-jwt-auth-mock-issuer-keys.json"),
-        PathBuf::from,
-    )
+fn key_file(keys: &KeyFile) -> PathBuf {
+    keys.path
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("tower-jwt-auth-mock-issuer-keys.json"))
 }
 
 /// The signing keys, kept between runs so that `mint` signs with what `serve` publishes.
-fn keys(args: &Args) -> Result<Vec<TestKey>, Failure> {
-    let path = key_file(args);
-    if let Some(text) = read_private(&path)? {
-        let saved: Value = serde_json::from_str(&text)?;
+/// The first key of each type is the one that signs.
+fn keys(path: &Path) -> Result<Vec<TestKey>, Failure> {
+    if let Some(bytes) = read_private(path)? {
+        let saved: Value = serde_json::from_slice(&bytes)?;
         let keys = saved["keys"].as_array().ok_or("the key file has no keys")?;
-        return keys
+        let keys = keys
             .iter()
             .map(|k| TestKey::import_private(k).map_err(Failure::Other))
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(Failure::Other(format!(
+                "{}: the key file has no keys",
+                path.display()
+            )));
+        }
+        return Ok(keys);
     }
     let keys = vec![
         TestKey::rsa().with_kid("mock-rsa"),
         TestKey::ec_p256().with_kid("mock-ec"),
         TestKey::ed25519().with_kid("mock-ed25519"),
     ];
-    let saved: Vec<Value> = keys.iter().map(TestKey::export_private).collect();
-    write_private(&path, &json!({ "keys": saved }).to_string())?;
+    write_private(path, keys_json(&keys).as_bytes())?;
     Ok(keys)
 }
 
+fn keys_json(keys: &[TestKey]) -> String {
+    let saved: Vec<Value> = keys.iter().map(TestKey::export_private).collect();
+    json!({ "keys": saved }).to_string()
+}
+
 /// The DPoP client key, made once and kept.
-fn client_key(args: &Args) -> Result<TestKey, Failure> {
-    let path = args.get("client-key-file").map_or_else(
-        || std::env::temp_dir().join("tower-jwt-auth-mock-dpop-client.json"),
-        PathBuf::from,
-    );
-    if let Some(text) = read_private(&path)? {
-        return TestKey::import_private(&serde_json::from_str(&text)?).map_err(Failure::Other);
+fn client_key(file: &ClientKeyFile) -> Result<TestKey, Failure> {
+    let path = file
+        .path
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("tower-jwt-auth-mock-dpop-client.json"));
+    if let Some(bytes) = read_private(&path)? {
+        return TestKey::import_private(&serde_json::from_slice(&bytes)?).map_err(Failure::Other);
     }
     let key = TestKey::ec_p256().with_kid("dpop-client");
-    write_private(&path, &key.export_private().to_string())?;
+    write_private(&path, key.export_private().to_string().as_bytes())?;
     Ok(key)
 }
 
-/// A saved private key file's text, or `None` when there is none yet (any other failure
-/// to read it is an error: a file that is there but unreadable is not ours to replace).
+/// The shared secret `mint` signs HS256/384/512 tokens with, and where it is kept.
+///
+/// A named file that is there is used as it is; one that is not gets a new random
+/// secret. Without a name, each run gets a new secret in a new file, created so that it
+/// cannot be a file someone else put there first. The secret is the file's bytes less
+/// trailing line breaks, as the library's `hmac_secret_file` setting reads it, so the
+/// same file configures a layer; a made one is 86 base64url characters (64 random
+/// bytes), long enough for HS512.
+fn hmac_secret(file: Option<&Path>) -> Result<TestKey, Failure> {
+    if let Some(path) = file
+        && let Some(bytes) = read_private(path)?
+    {
+        eprintln!("HMAC secret from {}", path.display());
+        return Ok(TestKey::hmac_secret(without_line_breaks(bytes)));
+    }
+    // The library's random source, through the only door the public API opens to it.
+    let random = || {
+        TestKey::hmac()
+            .secret()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    };
+    let secret = URL_SAFE_NO_PAD.encode(random());
+    let path = match file {
+        Some(path) => {
+            write_private(path, secret.as_bytes())?;
+            path.to_owned()
+        }
+        None => {
+            let name: String = random()
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let path = std::env::temp_dir().join(format!("jwt-auth-hmac-{name}.secret"));
+            create_private(&path, secret.as_bytes())?;
+            path
+        }
+    };
+    eprintln!(
+        "HMAC secret: a new one in {} (give it to mint and explain with --hmac-secret-file)",
+        path.display()
+    );
+    Ok(TestKey::hmac_secret(secret))
+}
+
+fn without_line_breaks(mut bytes: Vec<u8>) -> Vec<u8> {
+    while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    bytes
+}
+
+/// A saved key or secret file's bytes, or `None` when there is none yet (any other
+/// failure to read it is an error: a file that is there but unreadable is not ours to
+/// replace).
 ///
 /// The default paths are in the shared temporary directory, and earlier versions saved
 /// keys there readable by everyone: a file others may read is made private before its
 /// keys are used, and one that cannot be (another user's) is refused, since anyone who
 /// can read the keys can sign tokens as the mock issuer.
-fn read_private(path: &Path) -> Result<Option<String>, Failure> {
-    let text = match std::fs::read_to_string(path) {
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+    let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(Failure::Other(format!("{}: {error}", path.display()))),
@@ -122,7 +198,7 @@ fn read_private(path: &Path) -> Result<Option<String>, Failure> {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
                 |error| {
                     Failure::Other(format!(
-                        "{}: the key file is readable by other users and cannot be made \
+                        "{}: the file is readable by other users and cannot be made \
                          private ({error}); remove it or choose another file",
                         path.display()
                     ))
@@ -134,9 +210,37 @@ fn read_private(path: &Path) -> Result<Option<String>, Failure> {
 }
 
 /// Saves private keys readable and writable by their owner only (0600).
-fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
+    write_with(&options, path, bytes)
+}
+
+/// Saves a secret in a file this call creates (0600), refusing one that is already
+/// there: in a shared directory, that one may be someone else's, or a link to elsewhere.
+fn create_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    write_with(&options, path, bytes)
+}
+
+/// Replaces a file's content at once: a `mint` reading it meanwhile sees the old keys or
+/// the new ones, never half a file. The new content goes to a file of its own first,
+/// created as [`create_private`] creates one, then takes the old one's name.
+fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.new", std::process::id()));
+    let next = PathBuf::from(name);
+    let _ = std::fs::remove_file(&next);
+    create_private(&next, bytes)?;
+    std::fs::rename(&next, path).map_err(|error| {
+        let _ = std::fs::remove_file(&next);
+        Failure::Other(format!("{}: {error}", path.display()))
+    })
+}
+
+fn write_with(options: &std::fs::OpenOptions, path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut options = options.clone();
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let context = |error: std::io::Error| Failure::Other(format!("{}: {error}", path.display()));
@@ -149,71 +253,16 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(context)?;
     }
-    file.write_all(text.as_bytes()).map_err(context)?;
+    file.write_all(bytes).map_err(context)?;
     Ok(())
 }
 
-/// `id:secret:perm,perm`.
-fn account(spec: &str) -> Result<(String, String, Vec<String>), Failure> {
-    let mut parts = spec.splitn(3, ':');
-    let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
-        return Err(Failure::Usage(format!(
-            "expected name:secret:permissions, got {spec:?}"
-        )));
-    };
-    let permissions = parts
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect();
-    Ok((id.to_owned(), secret.to_owned(), permissions))
-}
-
-const SERVE_HELP: &str = "\
-jwt-auth serve: a mock OpenID Connect provider on 127.0.0.1
-
-OPTIONS:
-    --port N                  listen port (default 9000; 0 picks a free one)
-    --audience AUD            audience of its tokens (default https://api.example.com)
-    --client ID:SECRET:PERMS  a client for the client_credentials grant (repeatable)
-    --user NAME:PASSWORD:PERMS  a user for the password grant (repeatable)
-    --accounts FILE           clients and users from JSON: {\"clients\":[{\"id\",\"secret\",
-                              \"permissions\":[..]}],\"users\":[{\"name\",\"password\",\"permissions\":[..]}]}
-    --fault ENDPOINT=FAULT    discovery|jwks|token|introspection = down|garbage|slow:MS
-    --key-file FILE           where the signing keys are kept between runs
-
-Its browser console, at / of the same address, mints tokens and explains any token.
-While it runs, type on standard input: `rotate` (a new signing key, the old one still
-published), `faults off`, or `quit`.
-
-EXAMPLE:
-    jwt-auth serve --port 9000 --client demo:demo-secret:read,write
-    curl -s http://127.0.0.1:9000/oauth/token -u demo:demo-secret -d grant_type=client_credentials
-";
-
-pub(crate) async fn serve(args: &[String]) -> Outcome {
-    if args.iter().any(|a| a == "--help") {
-        return help(SERVE_HELP);
-    }
-    let args = Args::parse(
-        args,
-        &[
-            "port", "audience", "client", "user", "accounts", "fault", "key-file",
-        ],
-        &[],
-    )?;
-    let port: u16 = args
-        .get("port")
-        .unwrap_or("9000")
-        .parse()
-        .map_err(|_| Failure::Usage("--port takes a number".into()))?;
-    let audience = args.get("audience").unwrap_or("https://api.example.com");
-    let keys = keys(&args)?;
+pub(crate) async fn serve(args: Serve) -> Outcome {
+    let key_file = key_file(&args.keys);
+    let keys = keys(&key_file)?;
     let issuer = MockIssuer::builder()
-        .port(port)
-        .audience(audience)
+        .port(args.port)
+        .audience(&args.audience)
         .key(keys[0].clone())
         .console(true)
         .start()
@@ -221,16 +270,17 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
     for key in &keys[1..] {
         issuer.add_key(key.clone());
     }
-    for spec in args.all("client") {
-        let (id, secret, permissions) = account(spec)?;
-        issuer.add_client(&id, &secret, permissions);
+    for client in args.clients {
+        issuer.add_client(&client.name, &client.secret, client.permissions);
     }
-    for spec in args.all("user") {
-        let (name, password, permissions) = account(spec)?;
-        issuer.add_user(&name, &password, permissions);
+    for user in args.users {
+        issuer.add_user(&user.name, &user.secret, user.permissions);
     }
-    if let Some(path) = args.get("accounts") {
-        let accounts: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    if let Some(path) = &args.accounts {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Failure::Other(format!("{}: {error}", path.display())))?;
+        let accounts: Value = serde_json::from_str(&text)
+            .map_err(|error| Failure::Other(format!("{}: {error}", path.display())))?;
         let list = |value: &Value| -> Vec<String> {
             value
                 .as_array()
@@ -251,8 +301,7 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
             issuer.add_user(name, password, list(&user["permissions"]));
         }
     }
-    for spec in args.all("fault") {
-        let (endpoint, fault) = fault(spec)?;
+    for (endpoint, fault) in args.faults {
         issuer.set_fault(endpoint, fault);
     }
     println!("issuer          {}", issuer.issuer());
@@ -261,14 +310,14 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
     println!("JWKS            {}", issuer.jwks_url());
     println!("token endpoint  {}", issuer.token_url());
     println!("introspection   {}", issuer.introspection_url());
-    println!("audience        {audience}");
+    println!("audience        {}", args.audience);
     println!("\ncommands on standard input: rotate, faults off, quit");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {
             line = lines.next_line() => match line? {
                 Some(line) => match line.trim() {
-                    "rotate" => println!("now signing with {}", issuer.rotate().kid()),
+                    "rotate" => rotate(&issuer, &key_file),
                     "faults off" => {
                         issuer.clear_faults();
                         println!("faults cleared");
@@ -288,127 +337,79 @@ pub(crate) async fn serve(args: &[String]) -> Outcome {
     }
 }
 
-fn fault(spec: &str) -> Result<(Endpoint, Fault), Failure> {
-    let bad = || {
-        Failure::Usage(format!(
-            "--fault {spec:?}: expected ENDPOINT=down|garbage|slow:MS"
-        ))
-    };
-    let (endpoint, kind) = spec.split_once('=').ok_or_else(bad)?;
-    let endpoint = match endpoint {
-        "discovery" => Endpoint::Discovery,
-        "jwks" => Endpoint::Jwks,
-        "token" => Endpoint::Token,
-        "introspection" => Endpoint::Introspection,
-        _ => return Err(bad()),
-    };
-    let fault = match kind.split_once(':') {
-        None if kind == "down" => Fault::Down,
-        None if kind == "garbage" => Fault::Garbage,
-        Some(("slow", ms)) => Fault::Slow(Duration::from_millis(ms.parse().map_err(|_| bad())?)),
-        _ => return Err(bad()),
-    };
-    Ok((endpoint, fault))
+/// A new signing key, saved before it is announced so that a `mint` started on the
+/// announcement signs with it: the key file lists it first, then every key still
+/// published (tokens signed by the old one keep verifying, as after a real rotation).
+fn rotate(issuer: &MockIssuer, key_file: &Path) {
+    let active = issuer.rotate();
+    let mut keys = vec![active.clone()];
+    keys.extend(
+        issuer
+            .keys()
+            .into_iter()
+            .filter(|k| k.kid() != active.kid()),
+    );
+    match replace_private(key_file, keys_json(&keys).as_bytes()) {
+        Ok(()) => println!(
+            "now signing with {} (saved in {})",
+            active.kid(),
+            key_file.display()
+        ),
+        // Serving goes on: only later runs lose the new key.
+        Err(Failure::Other(error) | Failure::Usage(error)) => {
+            println!("now signing with {}", active.kid());
+            eprintln!("the new key could not be saved, mint will not sign with it: {error}");
+        }
+    }
 }
 
-const MINT_HELP: &str = "\
-jwt-auth mint: sign a token with the keys `serve` publishes
-
-OPTIONS:
-    --issuer URL        iss (default http://127.0.0.1:9000)
-    --audience AUD      aud (default https://api.example.com)
-    --sub SUBJECT       sub (default test-user)
-    --permissions A,B   a permissions array
-    --scope \"A B\"       a scope string
-    --expires-in SECS   lifetime (default 3600; negative: already expired)
-    --alg ALG           RS256 (default), PS256, ES256 or EdDSA
-    --kid KID           the header's kid (default: the key's)
-    --claim NAME=JSON   any claim (repeatable; a value that is not JSON is a string)
-    --dpop-bound        bind it to the DPoP client key (cnf.jkt)
-    --curl URL          print a curl command for URL with the token
-    --count N           N tokens, one per line, each with its own jti (load tests)
-    --key-file FILE     where the signing keys are kept
-
-EXAMPLES:
-    jwt-auth mint --sub alice --permissions read,write
-    jwt-auth mint --expires-in -60 --curl http://127.0.0.1:3000/documents
-    jwt-auth mint --count 10000 > tokens.txt
-";
-
-pub(crate) fn mint(args: &[String]) -> Outcome {
-    if args.iter().any(|a| a == "--help") {
-        return help(MINT_HELP);
-    }
-    let args = Args::parse(
-        args,
-        &[
-            "issuer",
-            "audience",
-            "sub",
-            "permissions",
-            "scope",
-            "expires-in",
-            "alg",
-            "kid",
-            "claim",
-            "curl",
-            "count",
-            "key-file",
-            "client-key-file",
-        ],
-        &["dpop-bound"],
-    )?;
-    let count: usize = args
-        .get("count")
-        .unwrap_or("1")
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Failure::Usage("--count takes a positive number".into()))?;
-    let alg: Algorithm = args
-        .get("alg")
-        .unwrap_or("RS256")
-        .parse()
-        .map_err(|_| Failure::Usage("unknown --alg".into()))?;
-    let keys = keys(&args)?;
-    let key = keys
-        .iter()
-        .find(|k| {
-            let own = k.algorithm();
-            own == alg || (own == Algorithm::RS256 && alg.as_str().starts_with(['R', 'P']))
-        })
-        .ok_or_else(|| {
-            Failure::Usage("no key for that algorithm (RS*, PS*, ES256, EdDSA)".into())
-        })?;
-    let expires_in: i64 = args
-        .get("expires-in")
-        .unwrap_or("3600")
-        .parse()
-        .map_err(|_| Failure::Usage("--expires-in takes seconds".into()))?;
-    let mut token = TokenBuilder::new(key)
+pub(crate) fn mint(args: &Mint) -> Outcome {
+    let alg = match (args.alg, &args.hmac_secret_file) {
+        (Some(alg), Some(_)) if !alg.is_hmac() => {
+            return Err(Failure::Usage(format!(
+                "--hmac-secret-file is for HS256, HS384 and HS512, not {alg}"
+            )));
+        }
+        (Some(alg), _) => alg,
+        (None, Some(_)) => Algorithm::HS256,
+        (None, None) => Algorithm::RS256,
+    };
+    let key = if alg.is_hmac() {
+        hmac_secret(args.hmac_secret_file.as_deref())?
+    } else {
+        let path = key_file(&args.keys);
+        keys(&path)?
+            .into_iter()
+            .find(|k| {
+                let own = k.algorithm();
+                own == alg || (own == Algorithm::RS256 && alg.as_str().starts_with(['R', 'P']))
+            })
+            .ok_or_else(|| Failure::Other(format!("{}: no key for {alg}", path.display())))?
+    };
+    let mut token = TokenBuilder::new(&key)
         .alg(alg)
-        .issuer(args.get("issuer").unwrap_or("http://127.0.0.1:9000"))
-        .audience(args.get("audience").unwrap_or("https://api.example.com"))
-        .subject(args.get("sub").unwrap_or("test-user"))
-        .expires_in_secs(expires_in);
-    if let Some(kid) = args.get("kid") {
+        .issuer(&args.issuer)
+        .audience(&args.audience)
+        .subject(&args.sub)
+        .expires_in_secs(args.expires_in);
+    // A shared secret is not published, so there is no key set for a kid to pick from.
+    if alg.is_hmac() {
+        token = token.no_kid();
+    }
+    if let Some(kid) = &args.kid {
         token = token.kid(kid);
     }
-    if let Some(permissions) = args.get("permissions") {
+    if let Some(permissions) = &args.permissions {
         token = token.permissions(permissions.split(',').filter(|p| !p.is_empty()));
     }
-    if let Some(scope) = args.get("scope") {
+    if let Some(scope) = &args.scope {
         token = token.scope(scope);
     }
-    for claim in args.all("claim") {
-        let (name, value) = claim
-            .split_once('=')
-            .ok_or_else(|| Failure::Usage(format!("--claim {claim:?}: expected NAME=VALUE")))?;
-        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value));
-        token = token.claim(name, value);
+    for (name, value) in &args.claims {
+        token = token.claim(name, value.clone());
     }
-    if args.flag("dpop-bound") {
-        token = token.dpop_bound(&client_key(&args)?);
+    if args.dpop_bound {
+        token = token.dpop_bound(&client_key(&args.client_key)?);
     }
     // The builder drew one random jti; the others get this run's prefix and a number.
     let run = SystemTime::now()
@@ -416,13 +417,13 @@ pub(crate) fn mint(args: &[String]) -> Outcome {
         .map_or(0, |d| d.as_nanos());
     let run = URL_SAFE_NO_PAD.encode(run.to_le_bytes());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for n in 0..count {
+    for n in 0..args.count {
         let token = if n == 0 {
             token.sign()
         } else {
             token.clone().claim("jti", format!("{run}-{n}")).sign()
         };
-        match args.get("curl") {
+        match &args.curl {
             Some(url) => writeln!(out, "curl -i {url} -H 'Authorization: Bearer {token}'")?,
             None => writeln!(out, "{token}")?,
         }
@@ -431,71 +432,32 @@ pub(crate) fn mint(args: &[String]) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-const PROOF_HELP: &str = "\
-jwt-auth proof: a DPoP proof (RFC 9449) for one request, signed by the DPoP client key
-
-OPTIONS:
-    --url URL            the request's URL (required)
-    --method METHOD      the request's method (default GET)
-    --token TOKEN        the access token it goes with (sets ath)
-    --nonce NONCE        a server nonce from a DPoP-Nonce header
-    --client-key-file F  where the client key is kept (mint --dpop-bound uses the same)
-
-EXAMPLE:
-    TOKEN=$(jwt-auth mint --dpop-bound)
-    curl http://127.0.0.1:3000/documents -H \"Authorization: DPoP $TOKEN\" \\
-        -H \"DPoP: $(jwt-auth proof --url http://127.0.0.1:3000/documents --token $TOKEN)\"
-";
-
-pub(crate) fn proof(args: &[String]) -> Outcome {
-    if args.iter().any(|a| a == "--help") {
-        return help(PROOF_HELP);
-    }
-    let args = Args::parse(
-        args,
-        &["url", "method", "token", "nonce", "client-key-file"],
-        &[],
-    )?;
-    let url = args
-        .get("url")
-        .ok_or_else(|| Failure::Usage("--url is required".into()))?;
-    let mut proof = DpopProof::new(
-        &client_key(&args)?,
-        args.get("method").unwrap_or("GET"),
-        url,
-    );
-    if let Some(token) = args.get("token") {
+pub(crate) fn proof(args: &Proof) -> Outcome {
+    let mut proof = DpopProof::new(&client_key(&args.client_key)?, &args.method, &args.url);
+    if let Some(token) = &args.token {
         proof = proof.token(token);
     }
-    if let Some(nonce) = args.get("nonce") {
+    if let Some(nonce) = &args.nonce {
         proof = proof.nonce(nonce);
     }
     println!("{}", proof.sign());
     Ok(ExitCode::SUCCESS)
 }
 
-const DECODE_HELP: &str = "\
-jwt-auth decode TOKEN|-: a token's header and payload, never sent anywhere
+pub(crate) fn completions(args: &Completions) -> Outcome {
+    let mut command = Cli::command();
+    let name = command.get_name().to_owned();
+    // Written whole afterwards: the generator panics on a failed write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, name, &mut script);
+    std::io::stdout().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
 
-OPTIONS:
-    --json   one JSON object: header, payload, and the times in UTC and relative
-
-EXAMPLE:
-    jwt-auth mint | jwt-auth decode -
-";
-
-pub(crate) async fn decode(args: &[String]) -> Outcome {
-    if args.iter().any(|a| a == "--help") {
-        return help(DECODE_HELP);
-    }
-    let args = Args::parse(args, &[], &["json"])?;
-    let token = token(&args).await?;
-    let part = |segment: Option<&str>| -> Option<Value> {
-        let bytes = URL_SAFE_NO_PAD.decode(segment?).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    };
+pub(crate) async fn decode(args: &Decode) -> Outcome {
+    let token = token(&args.token).await?;
     let mut segments = token.split('.');
-    let (Some(header), Some(payload)) = (part(segments.next()), part(segments.next())) else {
+    let (Some(header), Some(payload)) = (segment(segments.next()), segment(segments.next())) else {
         eprintln!("not a JWT: an opaque token (only its issuer can say what it means)");
         return Ok(ExitCode::from(1));
     };
@@ -510,7 +472,7 @@ pub(crate) async fn decode(args: &[String]) -> Outcome {
             ))
         })
         .collect();
-    if args.flag("json") {
+    if args.json {
         let out = json!({ "header": header, "payload": payload, "times": times });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -569,65 +531,49 @@ async fn load_keys(config: &JwtAuthConfig) -> Result<(), Failure> {
     }
 }
 
-const EXPLAIN_HELP: &str = "\
-jwt-auth explain TOKEN|-: run the layer's checks and say why the token passes or fails
-
-OPTIONS:
-    --issuer URL      the trusted issuer (keys by OIDC discovery unless --jwks or --pem)
-    --audience AUD    an accepted audience (repeatable)
-    --jwks FILE       verify with this JWKS instead of fetching keys
-    --pem FILE        verify with this PEM public key instead of fetching keys
-    --json            the report as JSON
-
-It runs the checks JwtAuthLayer itself runs, in its order, and stops where the layer
-stops. A route's own permission guard (RequirePermission) is not part of it: a token
-explain accepts can still get 403 on a route that needs a permission it lacks.
-
-EXIT STATUS:
-    0  the layer would accept the token
-    1  it would refuse it (the failing check is named)
-    2  usage, network or identity-provider errors
-
-EXAMPLE:
-    jwt-auth explain --issuer http://127.0.0.1:9000 --audience https://api.example.com \"$TOKEN\"
-";
-
-pub(crate) async fn explain(args: &[String]) -> Outcome {
-    if args.iter().any(|a| a == "--help") {
-        return help(EXPLAIN_HELP);
-    }
-    let args = Args::parse(args, &["issuer", "audience", "jwks", "pem"], &["json"])?;
-    let token = token(&args).await?;
-    let issuer = args
-        .get("issuer")
-        .ok_or_else(|| Failure::Usage("--issuer is required".into()))?;
+pub(crate) async fn explain(args: &Explain) -> Outcome {
+    let token = token(&args.token).await?;
+    let issuer = match &args.issuer {
+        Some(issuer) => issuer.clone(),
+        None => {
+            let iss = segment(token.split('.').nth(1))
+                .and_then(|payload| payload.get("iss")?.as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    Failure::Usage("the token names no issuer (iss): give --issuer".into())
+                })?;
+            eprintln!("issuer taken from the token: {iss}");
+            iss
+        }
+    };
     let mut builder = JwtAuthConfig::builder().issuer(issuer);
-    let mut audiences = 0;
-    for audience in args.all("audience") {
+    for audience in &args.audiences {
         builder = builder.audience(audience);
-        audiences += 1;
     }
-    if audiences == 0 {
-        return Err(Failure::Usage("--audience is required".into()));
-    }
-    let remote = match (args.get("jwks"), args.get("pem")) {
-        (Some(file), None) => {
-            builder = builder.jwks(std::fs::read_to_string(file)?);
-            false
-        }
-        (None, Some(file)) => {
-            builder = builder.pem(std::fs::read_to_string(file)?);
-            false
-        }
-        (None, None) => true,
-        (Some(_), Some(_)) => return Err(Failure::Usage("give --jwks or --pem, not both".into())),
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|error| Failure::Other(format!("{}: {error}", path.display())))
+    };
+    let text = |path: &Path| -> Result<String, Failure> {
+        String::from_utf8(read(path)?)
+            .map_err(|_| Failure::Other(format!("{}: not UTF-8 text", path.display())))
+    };
+    let remote = if let Some(path) = &args.jwks {
+        builder = builder.jwks(text(path)?);
+        false
+    } else if let Some(path) = &args.pem {
+        builder = builder.pem(text(path)?);
+        false
+    } else if let Some(path) = &args.hmac_secret_file {
+        builder = builder.hmac_secret(without_line_breaks(read(path)?));
+        false
+    } else {
+        true
     };
     let config = builder.build()?;
     if remote {
         load_keys(&config).await?;
     }
     let report = Verifier::new(config).explain(&token).await;
-    if args.flag("json") {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{report}");

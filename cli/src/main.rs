@@ -1,7 +1,7 @@
 //! `jwt-auth`: a mock identity provider, and minting, decoding and explaining of JWT
 //! access tokens, on the public API of tower-jwt-auth. Tokens are read from arguments or
-//! standard input and never sent anywhere but where a command says (`explain --issuer`
-//! fetches keys, never the token).
+//! standard input and never sent anywhere but where a command says (`explain` fetches
+//! keys, never the token).
 
 mod args;
 mod commands;
@@ -9,52 +9,49 @@ mod time;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-jwt-auth: mint, decode and explain JWT access tokens; run a mock identity provider
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
-USAGE:
-    jwt-auth <COMMAND> [OPTIONS]
-
-COMMANDS:
-    serve     a mock OpenID Connect provider: discovery, JWKS, token endpoint
-    mint      sign a token with any claims, algorithm, kid and lifetime
-    decode    show a token's header and payload, times in UTC and relative
-    explain   run the layer's checks on a token and say why it passes or fails
-    proof     sign a DPoP proof for one request
-
-`jwt-auth <COMMAND> --help` shows each command's options and examples.
-";
+use crate::args::{Cli, Command};
+use crate::commands::Failure;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let result = match command.as_str() {
-        "serve" => commands::serve(rest).await,
-        "mint" => commands::mint(rest),
-        "decode" => commands::decode(rest).await,
-        "explain" => commands::explain(rest).await,
-        "proof" => commands::proof(rest),
-        "--help" | "-h" | "help" => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        other => Err(commands::Failure::Usage(format!(
-            "unknown command {other:?}"
-        ))),
+    // clap answers --help, --version and usage errors itself: 0 for the first two, 2
+    // for the last, as this tool always has.
+    let matches = Cli::command().get_matches();
+    let name = matches.subcommand_name().unwrap_or_default().to_owned();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve(args).await,
+        Command::Mint(args) => commands::mint(&args),
+        Command::Decode(args) => commands::decode(&args).await,
+        Command::Explain(args) => commands::explain(&args).await,
+        Command::Proof(args) => commands::proof(&args),
+        Command::Completions(args) => commands::completions(&args),
     };
     match result {
         Ok(code) => code,
-        Err(commands::Failure::Usage(message)) => {
-            eprintln!("jwt-auth {command}: {message}\n(see jwt-auth {command} --help)");
+        Err(Failure::Usage(message)) => usage_error(&name, message),
+        Err(Failure::Other(message)) => {
+            eprintln!("jwt-auth {name}: {message}");
             ExitCode::from(2)
         }
-        Err(commands::Failure::Other(message)) => {
-            eprintln!("jwt-auth {command}: {message}");
-            ExitCode::from(2)
-        }
+    }
+}
+
+/// A usage mistake only a command can see (options that do not fit together, a token
+/// that names no issuer), told as clap tells its own: with the command's usage line
+/// and exit status 2.
+fn usage_error(name: &str, message: String) -> ! {
+    let mut cli = Cli::command();
+    // Building gives subcommands their full names ("jwt-auth explain") for the usage.
+    cli.build();
+    let command = cli.get_subcommands_mut().find(|c| c.get_name() == name);
+    match command {
+        Some(command) => command.error(ErrorKind::ArgumentConflict, message).exit(),
+        None => Cli::command()
+            .error(ErrorKind::ArgumentConflict, message)
+            .exit(),
     }
 }

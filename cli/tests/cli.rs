@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
-use tower_jwt_auth::testing::{MockIssuer, TokenBuilder};
+use tower_jwt_auth::testing::{MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::{JwtAuthConfig, Verifier};
 
 mod support;
@@ -328,14 +328,442 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
 
 #[tokio::test]
 async fn every_command_has_help() {
-    for command in ["serve", "mint", "decode", "explain", "proof"] {
+    for command in ["serve", "mint", "decode", "explain", "proof", "completions"] {
         let (code, out, _) = run(&[command, "--help"], None).await;
         assert_eq!(code, 0, "{command}");
-        assert!(out.contains("EXAMPLE"), "{command}: {out}");
+        assert!(
+            out.starts_with(char::is_uppercase),
+            "{command}: a summary first: {out}"
+        );
+        assert!(
+            out.contains(&format!("Usage: jwt-auth {command}")),
+            "{command}: {out}"
+        );
+        assert!(out.contains("Example"), "{command}: {out}");
+        // One line break at the end, as a terminal prompt expects: no missing, no extra.
+        assert!(
+            out.ends_with('\n') && !out.ends_with("\n\n"),
+            "{command}: {out:?}"
+        );
+        for line in out.lines() {
+            assert!(
+                line.len() <= 100,
+                "{command}: a line past 100 columns: {line}"
+            );
+        }
     }
     let (code, out, _) = run(&["--help"], None).await;
     assert_eq!(code, 0);
-    assert!(out.contains("COMMANDS"), "{out}");
+    assert!(out.contains("Usage: jwt-auth <COMMAND>"), "{out}");
+    let commands = out
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_else(|| panic!("a command list: {out}"));
+    for command in ["serve", "mint", "decode", "explain", "proof", "completions"] {
+        assert!(
+            commands
+                .lines()
+                .any(|l| l.trim_start().starts_with(command)),
+            "{command} listed: {out}"
+        );
+    }
+    assert!(out.ends_with('\n') && !out.ends_with("\n\n"), "{out:?}");
+    // No command: the help on standard error, and the usage-error status.
+    let (code, out, err) = run(&[], None).await;
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("Usage: jwt-auth <COMMAND>"), "{err}");
+}
+
+#[tokio::test]
+async fn version_completions_and_suggestions_come_from_clap() {
+    let (code, out, _) = run(&["--version"], None).await;
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("jwt-auth {}\n", env!("CARGO_PKG_VERSION")));
+
+    // Each script names the program, its commands and their options, in its shell's
+    // own registration form.
+    for (shell, registration) in [
+        ("bash", "complete -F _jwt__auth"),
+        ("zsh", "#compdef jwt-auth"),
+        ("fish", "complete -c jwt-auth"),
+        (
+            "powershell",
+            "Register-ArgumentCompleter -Native -CommandName 'jwt-auth'",
+        ),
+        ("elvish", "set edit:completion:arg-completer[jwt-auth]"),
+    ] {
+        let (code, out, err) = run(&["completions", shell], None).await;
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains(registration), "{shell}: {out}");
+        for word in ["explain", "hmac-secret-file", "dpop-bound"] {
+            assert!(out.contains(word), "{shell} completes {word}");
+        }
+    }
+    let (code, _, err) = run(&["completions", "tcsh"], None).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("possible values"), "{err}");
+
+    // Misspelt commands and options get exit 2 and the right spelling.
+    let (code, out, err) = run(&["mitn"], None).await;
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("similar subcommand exists: 'mint'"), "{err}");
+    let (code, _, err) = run(&["mint", "--isuer", "https://idp.example.com"], None).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("similar argument exists: '--issuer'"), "{err}");
+    let (code, _, err) = run(
+        &[
+            "explain",
+            "--audience",
+            "a",
+            "--jwks",
+            "k",
+            "--pem",
+            "p",
+            "t",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// Bash loads the script and registers it for the program.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_bash_completion_script_loads() {
+    let (_, script, _) = run(&["completions", "bash"], None).await;
+    let output = Command::new("bash")
+        .args([
+            "--norc",
+            "-c",
+            "eval \"$1\" && complete -p jwt-auth",
+            "bash",
+            &script,
+        ])
+        .output()
+        .await
+        .expect("bash");
+    let registered = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(registered.contains("-F _jwt__auth"), "{registered}");
+    assert!(registered.trim_end().ends_with(" jwt-auth"), "{registered}");
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("jwt-auth-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// `decode --json` of a token: its header and payload.
+async fn decoded(token: &str) -> Value {
+    let (code, out, err) = run(&["decode", "--json", token], None).await;
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).expect("json")
+}
+
+#[tokio::test]
+async fn decode_and_explain_take_a_pasted_header_value() {
+    let dir = scratch("pasted");
+    let keys = dir.join("keys.json");
+    let keys = keys.to_str().expect("utf-8");
+    let (_serve, issuer, _) = support::serve(&["--key-file", keys]).await;
+    let (code, token, err) = run(
+        &[
+            "mint",
+            "--key-file",
+            keys,
+            "--issuer",
+            &issuer,
+            "--sub",
+            "pasted",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim();
+    for pasted in [
+        format!("Bearer {token}"),
+        format!("  bearer   {token}\n"),
+        format!("DPoP {token}"),
+        format!("dpop\t{token}"),
+    ] {
+        let (code, out, err) = run(&["decode", "--json", &pasted], None).await;
+        assert_eq!(code, 0, "{pasted:?}: {err}");
+        let decoded: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(decoded["payload"]["sub"], "pasted", "{pasted:?}");
+        let (code, out, err) = run(&["decode", "-"], Some(&pasted)).await;
+        assert_eq!(code, 0, "{pasted:?} on standard input: {err}");
+        assert!(out.contains("\"sub\": \"pasted\""), "{out}");
+    }
+    let args = [
+        "explain",
+        "--issuer",
+        &issuer,
+        "--audience",
+        "https://api.example.com",
+    ];
+    let pasted = format!("Bearer {token}");
+    let (code, out, err) = run(&[&args[..], &[pasted.as_str()]].concat(), None).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let (code, out, err) = run(
+        &[&args[..], &["-"]].concat(),
+        Some(&format!("DPoP {token}\n")),
+    )
+    .await;
+    assert_eq!(code, 0, "{out} {err}");
+    // Another scheme is not taken off: that text is no token.
+    let (code, _, _) = run(&["decode", &format!("Basic {token}")], None).await;
+    assert_eq!(code, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The file `mint` names on standard error as its HMAC secret.
+fn secret_file(stderr: &str) -> std::path::PathBuf {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("HMAC secret"))
+        .unwrap_or_else(|| panic!("mint names its secret: {stderr}"));
+    let path = line
+        .split_once(" in ")
+        .or_else(|| line.split_once(" from "))
+        .map(|(_, rest)| rest.split(" (").next().unwrap_or(rest))
+        .unwrap_or_else(|| panic!("a file in {line:?}"));
+    std::path::PathBuf::from(path)
+}
+
+#[tokio::test]
+async fn mint_signs_hs256_with_a_secret_file_that_explain_verifies() {
+    let dir = scratch("hmac");
+    let audience = "https://api.example.com";
+    let issuer = "https://idp.example.com";
+    let (code, token, err) = run(&["mint", "--alg", "HS256", "--issuer", issuer], None).await;
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim();
+    let secret = secret_file(&err);
+    assert!(err.contains("a new one"), "{err}");
+    assert!(secret.is_file(), "{}", secret.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret)
+            .expect("secret")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
+    }
+    let header = &decoded(token).await["header"];
+    assert_eq!(header["alg"], "HS256");
+    assert!(header.get("kid").is_none(), "{header}");
+
+    let explain = |secret: std::path::PathBuf, token: String| async move {
+        let secret = secret.to_str().expect("utf-8").to_owned();
+        let args = [
+            "explain",
+            "--issuer",
+            issuer,
+            "--audience",
+            audience,
+            "--hmac-secret-file",
+            &secret,
+            "--json",
+            &token,
+        ];
+        let (code, out, err) = run(&args, None).await;
+        let report: Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        (code, report)
+    };
+    let (code, report) = explain(secret.clone(), token.to_owned()).await;
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["accepted"], true);
+    // Another secret of the same length: the signature check names the refusal.
+    let wrong = dir.join("wrong.secret");
+    std::fs::write(&wrong, "x".repeat(86)).expect("wrong secret");
+    let (code, report) = explain(wrong, token.to_owned()).await;
+    assert_eq!(code, 1, "{report}");
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["name"], "signature", "{report}");
+    let _ = std::fs::remove_file(&secret);
+
+    // A named file that is not there yet gets a new secret, which later runs reuse;
+    // the secret file alone means HMAC.
+    let named = dir.join("dev.secret");
+    let named_arg = named.to_str().expect("utf-8");
+    let mint = ["mint", "--issuer", issuer, "--hmac-secret-file", named_arg];
+    let (code, first, err) = run(&[&mint[..], &["--alg", "HS512"]].concat(), None).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(secret_file(&err), named, "{err}");
+    assert!(err.contains("a new one"), "{err}");
+    let (code, second, err) = run(&mint, None).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(secret_file(&err), named, "{err}");
+    assert!(!err.contains("a new one"), "the file is reused: {err}");
+    assert_eq!(decoded(second.trim()).await["header"]["alg"], "HS256");
+    for token in [first.trim(), second.trim()] {
+        let (code, report) = explain(named.clone(), token.to_owned()).await;
+        assert_eq!(code, 0, "{report}");
+    }
+    // A secret is for HMAC only.
+    let (code, _, err) = run(&[&mint[..], &["--alg", "ES256"]].concat(), None).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--hmac-secret-file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn explain_takes_the_issuer_from_the_token_when_not_given_one() {
+    let dir = scratch("issuer");
+    let keys = dir.join("keys.json");
+    let keys = keys.to_str().expect("utf-8");
+    let (_serve, issuer, _) = support::serve(&["--key-file", keys]).await;
+    let (code, token, err) = run(&["mint", "--key-file", keys, "--issuer", &issuer], None).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(
+        &[
+            "explain",
+            "--audience",
+            "https://api.example.com",
+            token.trim(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("accepted"), "{out}");
+    assert!(
+        err.contains(&format!("issuer taken from the token: {issuer}")),
+        "{err}"
+    );
+    // A token that names no issuer, and no --issuer: a usage error that names the option.
+    let anonymous = TokenBuilder::new(&TestKey::ec_p256()).sign();
+    let (code, out, err) = run(&["explain", "--audience", "a", &anonymous], None).await;
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(err.contains("--issuer"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn after_rotate_mint_signs_with_the_key_serve_now_signs_with() {
+    let dir = scratch("rotate");
+    let keys = dir.join("keys.json");
+    let keys_arg = keys.to_str().expect("utf-8");
+    let (mut serve, issuer, _, mut output) =
+        support::serve_with_output(&["--key-file", keys_arg, "--client", "demo:pw:read"]).await;
+    let mint = ["mint", "--key-file", keys_arg, "--issuer", &issuer];
+    let (code, before, err) = run(&mint, None).await;
+    assert_eq!(code, 0, "{err}");
+    let old_kid = decoded(before.trim()).await["header"]["kid"].clone();
+
+    let mut stdin = serve.stdin.take().expect("stdin");
+    stdin.write_all(b"rotate\n").await.expect("rotate");
+    let line = support::line_starting(&mut output, "now signing with").await;
+    let new_kid = line
+        .trim_start_matches("now signing with ")
+        .split(' ')
+        .next()
+        .expect("a kid")
+        .to_owned();
+    assert_ne!(Value::from(new_kid.as_str()), old_kid, "{line}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&keys).expect("keys").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the saved keys stay private");
+    }
+
+    let (code, after, err) = run(&mint, None).await;
+    assert_eq!(code, 0, "{err}");
+    let after = after.trim();
+    assert_eq!(decoded(after).await["header"]["kid"], new_kid.as_str());
+    // serve signs with the same key, and publishes it.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let answer: Value = http
+        .post(format!("{issuer}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo"),
+            ("client_secret", "pw"),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+        .json()
+        .await
+        .expect("json");
+    let served = answer["access_token"].as_str().expect("a token");
+    assert_eq!(decoded(served).await["header"]["kid"], new_kid.as_str());
+    let jwks: Value = http
+        .get(format!("{issuer}/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["kid"] == new_kid.as_str()),
+        "{jwks}"
+    );
+    let (code, out, err) = run(
+        &[
+            "explain",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "https://api.example.com",
+            after,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out} {err}");
+    // Tokens signed before the rotation still verify: the old key stays published.
+    let (code, out, err) = run(
+        &[
+            "explain",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "https://api.example.com",
+            before.trim(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out} {err}");
+
+    stdin.write_all(b"quit\n").await.expect("quit");
+    let status = tokio::time::timeout(Duration::from_secs(10), serve.wait())
+        .await
+        .expect("serve quits")
+        .expect("status");
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(unix)]

@@ -6,12 +6,22 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jwt-auth");
 
 /// `jwt-auth serve --port 0` with these extra arguments, killed when dropped, and the
 /// issuer and console URLs it prints.
 pub async fn serve(extra: &[&str]) -> (Child, String, String) {
+    let (child, issuer, console, _) = serve_with_output(extra).await;
+    (child, issuer, console)
+}
+
+/// [`serve`], and the lines it prints after its addresses, for tests that talk to it on
+/// standard input and wait for its answers.
+pub async fn serve_with_output(
+    extra: &[&str],
+) -> (Child, String, String, mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new(BIN)
         .args(["serve", "--port", "0"])
         .args(extra)
@@ -34,7 +44,27 @@ pub async fn serve(extra: &[&str]) -> (Child, String, String) {
             console = url.trim().to_owned();
         }
     }
-    // Keep draining its output so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, issuer, console)
+    // Keep draining its output, whether or not anyone still listens, so that it never
+    // blocks on a full pipe.
+    let (sender, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = sender.send(line);
+        }
+    });
+    (child, issuer, console, receiver)
+}
+
+/// The next line `serve` prints that starts with `prefix`, waiting at most 10 s.
+pub async fn line_starting(output: &mut mpsc::UnboundedReceiver<String>, prefix: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = output.recv().await {
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+        panic!("serve ended before printing {prefix:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("serve printed no line starting with {prefix:?}"))
 }
