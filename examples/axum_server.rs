@@ -509,21 +509,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
             .subject("writer")
             .permissions(["read", "write"])
             .sign();
-        println!("\nA read-only token and a read-write token from the embedded issuer:\n");
-        println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {read}'\n");
-        println!(
-            "curl -i -X POST http://{addr}/documents -H 'Authorization: Bearer {write}' \\\n  -H 'Content-Type: application/json' -d '{{\"title\":\"hello\"}}'\n"
-        );
-        let transfer = token().subject("writer").permissions(["write"]).sign();
         let admin = token().subject("admin").permissions(["admin"]).sign();
-        println!("A single-use transfer (the second identical request gets 401):\n");
-        println!(
-            "curl -i -X POST http://{addr}/transfers -H 'Authorization: Bearer {transfer}' \\\n  -H 'Content-Type: application/json' -d '{{\"amount\":1}}'\n"
-        );
-        println!("Revoke every token of the writer (then the read-write token above gets 401):\n");
-        println!(
-            "curl -i -X POST http://{addr}/admin/revoke -H 'Authorization: Bearer {admin}' \\\n  -H 'Content-Type: application/json' -d '{{\"sub\":\"writer\"}}'\n"
-        );
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -532,6 +518,28 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
             .claim("acr", "mfa")
             .claim("auth_time", now)
             .sign();
+        let opaque = mock.opaque(&token().subject("reader").permissions(["read"]));
+        // The variables the guide's curl commands use, ready to paste into a shell.
+        println!("\nTokens from the embedded issuer, for the guide's curl commands:\n");
+        println!("export READ_TOKEN={read}");
+        println!("export WRITE_TOKEN={write}");
+        println!("export ADMIN_TOKEN={admin}");
+        println!("export MFA_TOKEN={mfa}");
+        println!("export OPAQUE_TOKEN={opaque}");
+        println!("\nA read-only token and a read-write token from the embedded issuer:\n");
+        println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {read}'\n");
+        println!(
+            "curl -i -X POST http://{addr}/documents -H 'Authorization: Bearer {write}' \\\n  -H 'Content-Type: application/json' -d '{{\"title\":\"hello\"}}'\n"
+        );
+        let transfer = token().subject("writer").permissions(["write"]).sign();
+        println!("A single-use transfer (the second identical request gets 401):\n");
+        println!(
+            "curl -i -X POST http://{addr}/transfers -H 'Authorization: Bearer {transfer}' \\\n  -H 'Content-Type: application/json' -d '{{\"amount\":1}}'\n"
+        );
+        println!("Revoke every token of the writer (then the read-write token above gets 401):\n");
+        println!(
+            "curl -i -X POST http://{addr}/admin/revoke -H 'Authorization: Bearer {admin}' \\\n  -H 'Content-Type: application/json' -d '{{\"sub\":\"writer\"}}'\n"
+        );
         println!("Public, with or without a token:\n");
         println!("curl -s http://{addr}/public/info -H 'Authorization: Bearer {read}'\n");
         println!(
@@ -563,7 +571,6 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
                 "curl -i http://{addr}/documents -H 'Authorization: DPoP {bound}' \\\n  -H 'DPoP: {proof}'\n"
             );
         }
-        let opaque = mock.opaque(&token().subject("reader").permissions(["read"]));
         println!("An opaque token, checked by introspection at the issuer:\n");
         println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {opaque}'\n");
         println!("Or get one from the token endpoint:\n");

@@ -246,14 +246,24 @@ where
     let mut trace = Trace::default();
     let text = token.as_ref();
     if text.len() > policy.token.max_len {
-        return (Step::Done(Outcome::Rejected(ErrorKind::TokenTooLong)), trace);
+        return (
+            Step::Done(Outcome::Rejected(ErrorKind::TokenTooLong)),
+            trace,
+        );
     }
     trace.record(Trace::LENGTH);
     #[cfg(feature = "remote")]
     if let Some(introspector) = &policy.introspection
         && introspector.takes(text)
     {
-        let step = introspect(policy, introspector, token, presented, validator, &mut trace);
+        let step = introspect(
+            policy,
+            introspector,
+            token,
+            presented,
+            validator,
+            &mut trace,
+        );
         return (step, trace);
     }
     let issuer = match issuer_for(&policy.issuers, text) {
@@ -277,7 +287,10 @@ where
     let step = match timed_verify::<C>(policy, &issuer, &keys, text) {
         Ok(verified) => {
             trace.record(Trace::VERIFIED);
-            admit(policy, verified, issuer, token, shown, validator, &mut trace).into_step(trace)
+            admit(
+                policy, verified, issuer, token, shown, validator, &mut trace,
+            )
+            .into_step(trace)
         }
         Err(ErrorKind::UnknownKey) => match header_kid(text) {
             Some(kid) => {
@@ -360,8 +373,7 @@ impl<C, T: TokenText> Pending<C, T> {
                 match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
                     Ok(verified) => {
                         trace.record(Trace::VERIFIED);
-                        admitted(policy, verified, issuer, token, presented, validator, trace)
-                            .await
+                        admitted(policy, verified, issuer, token, presented, validator, trace).await
                     }
                     Err(kind) => Outcome::Rejected(kind),
                 }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::core::Trace;
 use crate::error::{AuthError, ErrorKind};
 use crate::policy::Policy;
-use crate::time::unix_seconds;
 use crate::response::grpc::Protocol;
+use crate::time::unix_seconds;
 
 /// The checks in the order the layer runs them; it stops at the first that fails, and
 /// skips those the configuration or the token does not call for.
@@ -214,7 +214,13 @@ fn detail(policy: &Policy, kind: ErrorKind, check: &str, token: &Unverified) -> 
         "issuer" | "claims" if matches!(kind, ErrorKind::InvalidIssuer) => Some(format!(
             "iss is {}; trusted: {}",
             token.shown("iss"),
-            list(policy.issuers.iter().map(|i| format!("{:?}", i.matcher.as_str())).collect())
+            list(
+                policy
+                    .issuers
+                    .iter()
+                    .map(|i| format!("{:?}", i.matcher.as_str()))
+                    .collect()
+            )
         )),
         "audience" => {
             let accepted: Vec<String> = policy
@@ -222,30 +228,49 @@ fn detail(policy: &Policy, kind: ErrorKind, check: &str, token: &Unverified) -> 
                 .iter()
                 .flat_map(|i| i.audiences.iter().map(|a| format!("{a:?}")))
                 .collect();
-            Some(format!("aud is {}; accepted: {}", token.shown("aud"), list(accepted)))
+            Some(format!(
+                "aud is {}; accepted: {}",
+                token.shown("aud"),
+                list(accepted)
+            ))
         }
         "algorithm" => {
             let alg = token
                 .header
                 .get("alg")
                 .map_or_else(|| "absent".to_owned(), |v| format!("{v}"));
-            let allowed: Vec<String> = policy.algorithms.iter().map(|a| a.as_str().to_owned()).collect();
+            let allowed: Vec<String> = policy
+                .algorithms
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect();
             Some(format!("alg is {alg}; allowed: {}", list(allowed)))
         }
         "expiry" if kind == ErrorKind::LifetimeTooLong => {
             let exp = token.number("exp")?;
             let lifetime = token.number("iat").map_or(exp - now, |iat| exp - iat);
             let max = policy.claims.max_lifetime?;
-            Some(format!("lifetime is {lifetime:.0} s; the maximum is {max:.0} s"))
+            Some(format!(
+                "lifetime is {lifetime:.0} s; the maximum is {max:.0} s"
+            ))
         }
         "expiry" => token.number("exp").map(|exp| {
-            format!("exp passed {:.0} s ago; the leeway is {leeway:.0} s", now - exp)
+            format!(
+                "exp passed {:.0} s ago; the leeway is {leeway:.0} s",
+                now - exp
+            )
         }),
         "not-before" => token.number("nbf").map(|nbf| {
-            format!("nbf is {:.0} s ahead; the leeway is {leeway:.0} s", nbf - now)
+            format!(
+                "nbf is {:.0} s ahead; the leeway is {leeway:.0} s",
+                nbf - now
+            )
         }),
         "issued-at" => token.number("iat").map(|iat| {
-            format!("iat is {:.0} s ahead; the leeway is {leeway:.0} s", iat - now)
+            format!(
+                "iat is {:.0} s ahead; the leeway is {leeway:.0} s",
+                iat - now
+            )
         }),
         _ => None,
     }
@@ -264,7 +289,8 @@ impl Explanation {
             || policy.issuers.len() == 1 && crate::jws::peek_issuer(token).is_err();
         let failed = error.map(|kind| failing_check(kind, issuer_known));
         let introspection = CHECKS.iter().position(|c| *c == "introspection");
-        let opaque = trace.ran(Trace::INTROSPECTED) || (failed.is_some() && failed == introspection);
+        let opaque =
+            trace.ran(Trace::INTROSPECTED) || (failed.is_some() && failed == introspection);
         let unverified = Unverified::read(token);
         let checks = CHECKS
             .iter()

@@ -1,4 +1,6 @@
-//! The named response future of [`JwtAuth`](crate::JwtAuth).
+//! The response futures of the crate's middleware: one machinery (the inner service's
+//! future, a rejection ready at once, or a wait followed by the inner call), and a named
+//! type for each service, declared by [`response_future!`], in the module of its service.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +11,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::body::ResponseBody;
+use crate::response::ResponseBody;
 
 /// The slow path of authentication: waiting for keys. Resolves to the request, ready for
 /// the inner service, or to the rejection.
@@ -17,10 +19,10 @@ pub(crate) type Authenticating<ReqBody> =
     Pin<Box<dyn Future<Output = Result<Request<ReqBody>, Response<Bytes>>> + Send>>;
 
 pin_project! {
-    /// The response future of [`JwtAuth`](crate::JwtAuth): the inner service's future, a
-    /// rejection that is ready at once, or, while keys are being fetched, the wait for
-    /// them followed by the inner call.
-    pub struct ResponseFuture<F, S, ReqBody> {
+    /// What every response future of the crate runs: the inner service's future, a
+    /// rejection that is ready at once, or a wait (for keys, a store) followed by the
+    /// inner call.
+    pub(crate) struct Responding<F, S, ReqBody> {
         #[pin]
         kind: Kind<F, S, ReqBody>,
     }
@@ -35,7 +37,7 @@ pin_project! {
     }
 }
 
-impl<F, S, ReqBody> ResponseFuture<F, S, ReqBody> {
+impl<F, S, ReqBody> Responding<F, S, ReqBody> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
@@ -61,7 +63,7 @@ impl<F, S, ReqBody> ResponseFuture<F, S, ReqBody> {
     }
 }
 
-impl<F, S, ReqBody, B, E> Future for ResponseFuture<F, S, ReqBody>
+impl<F, S, ReqBody, B, E> Future for Responding<F, S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<B>, Error = E, Future = F>,
     F: Future<Output = Result<Response<B>, E>>,
@@ -108,8 +110,62 @@ fn take_rejection(response: &mut Option<Response<Bytes>>) -> Response<Bytes> {
     })
 }
 
-impl<F, S, ReqBody> std::fmt::Debug for ResponseFuture<F, S, ReqBody> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
+/// Declares the named response future of one service over [`Responding`].
+macro_rules! response_future {
+    ($(#[$doc:meta])* $name:ident) => {
+        pin_project_lite::pin_project! {
+            $(#[$doc])*
+            pub struct $name<F, S, ReqBody> {
+                #[pin]
+                inner: crate::future::Responding<F, S, ReqBody>,
+            }
+        }
+
+        impl<F, S, ReqBody> $name<F, S, ReqBody> {
+            pub(crate) fn inner(future: F) -> Self {
+                Self { inner: crate::future::Responding::inner(future) }
+            }
+
+            pub(crate) fn rejected(response: http::Response<bytes::Bytes>) -> Self {
+                Self { inner: crate::future::Responding::rejected(response) }
+            }
+
+            /// `service` must be the instance `poll_ready` was called on.
+            #[allow(dead_code)]
+            pub(crate) fn authenticating(
+                auth: crate::future::Authenticating<ReqBody>,
+                service: S,
+            ) -> Self {
+                Self { inner: crate::future::Responding::authenticating(auth, service) }
+            }
+        }
+
+        impl<F, S, ReqBody, B, E> std::future::Future for $name<F, S, ReqBody>
+        where
+            S: tower_service::Service<
+                    http::Request<ReqBody>,
+                    Response = http::Response<B>,
+                    Error = E,
+                    Future = F,
+                >,
+            F: std::future::Future<Output = Result<http::Response<B>, E>>,
+        {
+            type Output = Result<http::Response<crate::response::ResponseBody<B>>, E>;
+
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Self::Output> {
+                self.project().inner.poll(cx)
+            }
+        }
+
+        impl<F, S, ReqBody> std::fmt::Debug for $name<F, S, ReqBody> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
 }
+
+pub(crate) use response_future;

@@ -13,11 +13,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authentication::Authentication;
-use crate::body::ResponseBody;
 use crate::context::AuthContext;
 use crate::error::ErrorKind;
-use crate::future::ResponseFuture;
 use crate::permission::Requirement;
+use crate::response::ResponseBody;
 use crate::response::grpc::Protocol;
 use crate::telemetry;
 use crate::tracking::{Check, STORE_RETRY_AFTER};
@@ -325,6 +324,13 @@ impl<S> Layer<S> for RequirePermission<Dynamic> {
     }
 }
 
+crate::future::response_future! {
+    /// The response future of [`RequirePermissionService`]: the inner service's, the
+    /// refusal, or (for a single-use route on a network store) the wait for the store
+    /// followed by the inner call.
+    RequirePermissionFuture
+}
+
 /// The service of a [`RequirePermission`](struct@RequirePermission) or a
 /// [`MethodPermissions`] layer.
 #[derive(Clone)]
@@ -373,7 +379,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, ReqBody>;
+    type Future = RequirePermissionFuture<S::Future, S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -381,7 +387,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let Some(guard) = self.rule.guard(request.uri().path()) else {
-            return ResponseFuture::inner(self.inner.call(request));
+            return RequirePermissionFuture::inner(self.inner.call(request));
         };
         let verdict = check(
             &guard.requirement,
@@ -390,23 +396,23 @@ where
             request.extensions(),
         );
         if let Err(response) = verdict {
-            return ResponseFuture::rejected(response);
+            return RequirePermissionFuture::rejected(response);
         }
         if !guard.single_use {
-            return ResponseFuture::inner(self.inner.call(request));
+            return RequirePermissionFuture::inner(self.inner.call(request));
         }
         // `check` passed, so the layer's `Authentication` is there.
         let Some(auth) = request.extensions().get::<Authentication>() else {
-            return ResponseFuture::rejected(missing_layer());
+            return RequirePermissionFuture::rejected(missing_layer());
         };
         let context = auth.context.clone();
         // Read from the request's headers only when it is refused.
         let protocol =
             |request: &Request<ReqBody>| Protocol::of(request.version(), request.headers());
         match context.state().check_route(auth.tracked().as_ref()) {
-            Check::Done(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
+            Check::Done(Ok(())) => RequirePermissionFuture::inner(self.inner.call(request)),
             Check::Done(Err(kind)) => {
-                ResponseFuture::rejected(refuse(&context, kind, protocol(&request)))
+                RequirePermissionFuture::rejected(refuse(&context, kind, protocol(&request)))
             }
             Check::Wait(waiting) => {
                 // The readied service goes with the future; this one takes a fresh clone.
@@ -418,7 +424,7 @@ where
                         Err(kind) => Err(refuse(&context, kind, protocol(&request))),
                     }
                 });
-                ResponseFuture::authenticating(spent, ready)
+                RequirePermissionFuture::authenticating(spent, ready)
             }
         }
     }

@@ -28,7 +28,7 @@ pub(crate) fn check_fetchable(url: &Url, allow_http: bool) -> Result<(), String>
         "https" => Ok(()),
         "http" if allow_http || is_loopback(url) => Ok(()),
         _ => Err(format!(
-            "{url} is not https (plain http is allowed for loopback only, or everywhere with RemoteOptions::dangerous_allow_http(), never in production)"
+            "{url} is not https (plain http is allowed for loopback only, or everywhere with JwtAuthConfigBuilder::dangerous().allow_plain_http(), never in production)"
         )),
     }
 }

@@ -35,8 +35,8 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 /// #     tower_jwt_auth::jwks::KeySet::from_hmac_secret(&[2u8; 32])?,
 /// # );
 /// let cfg = JwtAuthConfig::builder()
-///     .trusted_issuer(TrustedIssuer::new("https://a.example.com/").key_set(keys_a))
-///     .trusted_issuer(
+///     .issuer(TrustedIssuer::new("https://a.example.com/").key_set(keys_a))
+///     .issuer(
 ///         TrustedIssuer::new("https://b.example.com/")
 ///             .key_set(keys_b)
 ///             .audience("https://api.example.com/b-only"),
@@ -53,6 +53,27 @@ pub struct TrustedIssuer {
     pub(crate) audiences: Vec<String>,
     pub(crate) tenants: Vec<String>,
     pub(crate) keys: KeySpec,
+}
+
+/// An issuer URL (or tenant template) with no settings of its own.
+impl From<&str> for TrustedIssuer {
+    fn from(issuer: &str) -> Self {
+        Self::new(issuer)
+    }
+}
+
+/// An issuer URL (or tenant template) with no settings of its own.
+impl From<String> for TrustedIssuer {
+    fn from(issuer: String) -> Self {
+        Self::new(issuer)
+    }
+}
+
+/// An issuer URL (or tenant template) with no settings of its own.
+impl From<&String> for TrustedIssuer {
+    fn from(issuer: &String) -> Self {
+        Self::new(issuer.as_str())
+    }
 }
 
 impl TrustedIssuer {
@@ -86,6 +107,7 @@ impl TrustedIssuer {
 
     /// Keys from this issuer's OIDC discovery document (the default; feature `remote`).
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn discovery(mut self) -> Self {
         self.keys.discovery = true;
         self
@@ -93,6 +115,7 @@ impl TrustedIssuer {
 
     /// Keys from a JWKS URL, refreshed in the background (feature `remote`).
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.keys.jwks_url = Some(url.into());
         self

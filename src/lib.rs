@@ -1,3 +1,4 @@
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //! Tower middleware that makes any tower, axum or tonic service an OAuth 2.0 resource
 //! server for JWT access tokens.
 //!
@@ -53,13 +54,42 @@
 //! # }
 //! ```
 //!
+//! # Map of the crate
+//!
+//! Each capability, where its API lives, and the [guide] chapter that says how it behaves.
+//!
+//! | capability | module or items | guide |
+//! |---|---|---|
+//! | protect a tower, axum or tonic service; read the verified caller | [`JwtAuthLayer`], [`Authentication`], [`StandardClaims`], [`claims`] | [permissions](guide::permissions) |
+//! | permissions and guards | [`Permissions`], [`RequirePermission`](struct@RequirePermission), [`guard`] | [permissions](guide::permissions) |
+//! | axum extractors (feature `axum`) | [`Claims`], [`SharedClaims`] | [permissions](guide::permissions) |
+//! | gRPC with tonic (feature `tonic`) | [`tonic`] | [permissions](guide::permissions) |
+//! | tokens outside a tower stack | [`Verifier`], [`explain`] | [permissions](guide::permissions) |
+//! | RFC 9728 protected-resource metadata, MCP servers | [`ProtectedResourceMetadata`] | [permissions](guide::permissions) |
+//! | claim rules, client allow-list, exemptions, claim forwarding | [`rules`], [`JwtAuthConfigBuilder`] | [policy](guide::policy) |
+//! | step-up authentication (RFC 9470) | [`StepUp`] | [policy](guide::policy) |
+//! | issuers and keys: discovery, JWKS URLs, static keys, tenants | [`TrustedIssuer`], [`jwks`] | [keys](guide::keys) |
+//! | DPoP and certificate-bound tokens | [`dpop`], [`mtls`] | [DPoP and mTLS](guide::dpop_and_mtls) |
+//! | opaque tokens by introspection (feature `remote`) | [`introspection`] | [opaque tokens](guide::opaque_tokens) |
+//! | single-use tokens and revocation, in memory or on Redis | [`state`] | [single use and revocation](guide::single_use_and_revocation) |
+//! | configuration files, `JWT_*` variables, file watching (feature `settings`) | [`settings`] | [configuration](guide::configuration) |
+//! | reload without restart | [`JwtAuthLayer::reloadable`], [`ReloadHandle`], [`Reloaded`] | [configuration](guide::configuration) |
+//! | refusals and how they are rendered | [`ErrorKind`], [`AuthError`], [`response`] | [operating](guide::operating) |
+//! | metrics, spans, audit | [`OUTCOMES`], [`AuditEvent`], [`SubjectLogging`] | [operating](guide::operating) |
+//! | verified-token cache | [`CacheOptions`] | [operating](guide::operating) |
+//! | diagnosing a refusal | [`Verifier::explain`], [`explain`] | [troubleshooting](guide::troubleshooting) |
+//! | every check and its default | [`JwtAuthConfigBuilder`], [`TypPolicy`], [`Algorithm`], [`time`] | [validation rules](guide::validation_rules) |
+//! | a test kit: keys, tokens, a mock issuer (feature `testing`) | [`testing`] | [testing](guide::testing) |
+//! | the `jwt-auth` command and its console | the `cli/` workspace member | [the jwt-auth command](guide::cli) |
+//!
 //! # Features
 //!
 //! - `remote` (default): keys by OIDC discovery and JWKS URLs, refreshed in the
-//!   background by `RemoteJwks` (reqwest with rustls, tokio). Without it, keys are static
-//!   or come from your own [`KeyStore`](jwks::KeyStore), and no HTTP client is built in.
+//!   background by `RemoteJwks` (reqwest with rustls, tokio), and token introspection.
+//!   Without it, keys are static or come from your own [`KeyStore`](jwks::KeyStore), and
+//!   no HTTP client is built in.
 //! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
-//!   for every broken token.
+//!   for every broken token, a mock issuer.
 //! - `axum`: extractors for axum handlers.
 //! - `tonic`: the [`crate::tonic`] module: claims from `tonic::Request`, status
 //!   mapping, an interceptor, `NamedService` for the layers.
@@ -107,6 +137,7 @@ mod future;
 pub mod guard;
 mod https;
 #[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod introspection;
 mod issuer;
 pub mod jwks;
@@ -124,6 +155,7 @@ pub mod rules;
 mod seeded;
 mod service;
 #[cfg(feature = "settings")]
+#[cfg_attr(docsrs, doc(cfg(feature = "settings")))]
 pub mod settings;
 pub mod state;
 mod step_up;
@@ -135,13 +167,14 @@ mod verifier;
 mod verify;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use authentication::Authentication;
-pub use body::ResponseBody;
 pub use cache::CacheOptions;
 pub use claims::StandardClaims;
 pub use config::{
@@ -149,7 +182,6 @@ pub use config::{
     JwtAuthConfigBuilder,
 };
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
-pub use future::ResponseFuture;
 pub use guard::RequirePermission;
 pub use issuer::TrustedIssuer;
 pub use layer::JwtAuthLayer;
@@ -165,9 +197,42 @@ pub use verifier::Verifier;
 pub use verify::Verified;
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::axum::{Claims, ClaimsRejection, PermissionRejection, SharedClaims};
 
 /// The README's examples compile and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// The chapters are the Markdown files of `docs/`. Compiled for rustdoc only (`doc`), and
+// for the doctests of their Rust examples (`doctest`).
+/// The guide: how each capability behaves, with every default, one chapter a module.
+#[cfg(any(doc, doctest))]
+#[doc = include_str!("../docs/README.md")]
+pub mod guide {
+    #[doc = include_str!("../docs/permissions.md")]
+    pub mod permissions {}
+    #[doc = include_str!("../docs/policy.md")]
+    pub mod policy {}
+    #[doc = include_str!("../docs/keys.md")]
+    pub mod keys {}
+    #[doc = include_str!("../docs/dpop-and-mtls.md")]
+    pub mod dpop_and_mtls {}
+    #[doc = include_str!("../docs/opaque-tokens.md")]
+    pub mod opaque_tokens {}
+    #[doc = include_str!("../docs/single-use-and-revocation.md")]
+    pub mod single_use_and_revocation {}
+    #[doc = include_str!("../docs/configuration.md")]
+    pub mod configuration {}
+    #[doc = include_str!("../docs/operating.md")]
+    pub mod operating {}
+    #[doc = include_str!("../docs/troubleshooting.md")]
+    pub mod troubleshooting {}
+    #[doc = include_str!("../docs/validation-rules.md")]
+    pub mod validation_rules {}
+    #[doc = include_str!("../docs/testing.md")]
+    pub mod testing {}
+    #[doc = include_str!("../docs/cli.md")]
+    pub mod cli {}
+}

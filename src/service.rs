@@ -15,16 +15,22 @@ use tracing::field::{self, Empty};
 
 use crate::authentication::Authentication;
 use crate::binding::Miswired;
-use crate::body::ResponseBody;
 use crate::context::AuthContext;
 use crate::core::{self, Outcome, Step, Validator};
-use crate::future::ResponseFuture;
 use crate::log::LogKid;
 use crate::policy::Policy;
 use crate::reload::PolicySource;
+use crate::response::ResponseBody;
 use crate::response::grpc::Protocol;
 use crate::telemetry::{self, AuditEvent};
 use crate::token::BearerToken;
+
+crate::future::response_future! {
+    /// The response future of [`JwtAuth`]: the inner service's future, a refusal ready at
+    /// once, or, while keys or a store answer are awaited, the wait followed by the
+    /// inner call.
+    ResponseFuture
+}
 
 /// The service that authenticates requests; built by
 /// [`JwtAuthLayer`](crate::JwtAuthLayer).

@@ -15,11 +15,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authentication::Authentication;
-use crate::body::ResponseBody;
 use crate::error::ErrorKind;
-use crate::future::ResponseFuture;
 use crate::guard::missing_layer;
 use crate::payload::Text;
+use crate::response::ResponseBody;
 use crate::response::grpc::Protocol;
 use crate::telemetry;
 use crate::time::unix_seconds;
@@ -160,6 +159,11 @@ impl<S> Layer<S> for StepUp {
     }
 }
 
+crate::future::response_future! {
+    /// The response future of [`StepUpService`]: the inner service's, or the refusal.
+    StepUpFuture
+}
+
 /// The service of a [`StepUp`] guard.
 #[derive(Clone)]
 pub struct StepUpService<S> {
@@ -181,7 +185,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, ReqBody>;
+    type Future = StepUpFuture<S::Future, S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -189,26 +193,26 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let Some(auth) = request.extensions().get::<Authentication>() else {
-            return ResponseFuture::rejected(missing_layer());
+            return StepUpFuture::rejected(missing_layer());
         };
         // Read from the request's headers only when it is refused.
         let protocol = || Protocol::of(request.version(), request.headers());
         if !auth.is_authenticated() {
             telemetry::count_guard_refusal(&[Box::from("step_up")]);
-            return ResponseFuture::rejected(
+            return StepUpFuture::rejected(
                 auth.context.reject(ErrorKind::MissingToken, protocol()),
             );
         };
         let now = unix_seconds(auth.context.state().clock.now());
         let payload = auth.payload();
         if payload.is_some_and(|payload| self.rule.is_met(&payload, now)) {
-            return ResponseFuture::inner(self.inner.call(request));
+            return StepUpFuture::inner(self.inner.call(request));
         }
         telemetry::count_guard_refusal(&[Box::from("step_up")]);
         let max_age = self.rule.max_age.map(|age| age.as_secs());
         let refusal =
             auth.context
                 .reject_step_up(self.rule.acr_values.as_deref(), max_age, protocol());
-        ResponseFuture::rejected(refusal)
+        StepUpFuture::rejected(refusal)
     }
 }

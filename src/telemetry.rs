@@ -288,7 +288,11 @@ mod tests {
                 _ => crate::error::grpc::UNAUTHENTICATED,
             };
             assert_eq!(row.grpc, grpc, "{kind:?}");
-            assert_eq!(row.code.is_none(), matches!(row.status.as_u16(), 503) || kind == K::MissingToken, "{kind:?}");
+            assert_eq!(
+                row.code.is_none(),
+                matches!(row.status.as_u16(), 503) || kind == K::MissingToken,
+                "{kind:?}"
+            );
         }
     }
 

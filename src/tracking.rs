@@ -365,7 +365,10 @@ impl StateRules {
             }
             Ok(ProofRecord::Replayed) => {
                 self.answered();
-                tracing::debug!(check = "jti", "DPoP proof refused: its jti was seen before (a replay)");
+                tracing::debug!(
+                    check = "jti",
+                    "DPoP proof refused: its jti was seen before (a replay)"
+                );
                 Err(ErrorKind::InvalidDpopProof)
             }
             Ok(ProofRecord::KeyOverLimit) => {

@@ -18,7 +18,7 @@ pub fn config() -> JwtAuthConfig {
                 .issuer(ISSUER)
                 .audience(AUDIENCE)
                 .hmac_secret(SECRET.to_vec())
-                .require_claims(["sub"])
+                .require_claims_present(["sub"])
                 .permission_claim("realm_access.roles")
                 .build()
                 .expect("fuzz config")

@@ -95,6 +95,9 @@ pub struct JwtAuthConfigBuilder {
     pub(super) mtls: MtlsMode,
     #[cfg(feature = "remote")]
     pub(super) introspection: Option<crate::introspection::Introspection>,
+    /// Introspection answers without `aud` are accepted (a dangerous setting).
+    #[cfg(feature = "remote")]
+    pub(super) introspection_audience_optional: bool,
 }
 
 impl Default for JwtAuthConfigBuilder {
@@ -143,6 +146,8 @@ impl Default for JwtAuthConfigBuilder {
             mtls: MtlsMode::Off,
             #[cfg(feature = "remote")]
             introspection: None,
+            #[cfg(feature = "remote")]
+            introspection_audience_optional: false,
         }
     }
 }
@@ -174,6 +179,26 @@ impl DangerousConfigBuilder {
         self.builder
     }
 
+    /// Fetches keys and discovery documents over plain http from any host, not only
+    /// loopback: whoever can answer those requests (anyone on the path) chooses the keys
+    /// this API trusts. For closed test networks only.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn allow_plain_http(mut self) -> JwtAuthConfigBuilder {
+        self.builder.remote_options.allow_http = true;
+        self.builder
+    }
+
+    /// Accepts introspection answers that name no audience. RFC 7662 makes `aud`
+    /// optional, but without it a token issued for any other resource server of the same
+    /// authorization server is accepted here.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn introspection_without_audience(mut self) -> JwtAuthConfigBuilder {
+        self.builder.introspection_audience_optional = true;
+        self.builder
+    }
+
     /// Accepts every tenant of an issuer template such as
     /// `https://login.microsoftonline.com/{tenantid}/v2.0`. Any organisation with a tenant
     /// at that provider can then mint tokens this API accepts (as long as the audience
@@ -185,29 +210,30 @@ impl DangerousConfigBuilder {
 }
 
 impl JwtAuthConfigBuilder {
-    /// Adds a trusted issuer. `iss` must equal it byte for byte (no trailing-slash
-    /// normalisation). Call again to trust several issuers: each gets its own key store
-    /// by OIDC discovery and the token's `iss` picks it. Several issuers cannot share
-    /// one of the other key sources (static keys, a JWKS URL, a custom store), since a
-    /// key of one could then sign tokens claiming another: give each its own with
-    /// [`trusted_issuer`](Self::trusted_issuer).
+    /// Adds a trusted issuer: its URL (`iss` must equal it byte for byte, no
+    /// trailing-slash normalisation), or a [`TrustedIssuer`] with settings of its own.
+    /// Call again to trust several issuers: each gets its own key store and the token's
+    /// `iss` picks it.
+    ///
+    /// One rule decides what an issuer uses: its own key source, audiences and tenants
+    /// when it names any, else this builder's. Several issuers cannot share one of the
+    /// key sources that name no issuer (static keys, a JWKS URL, a custom store), since a
+    /// key of one could then sign tokens claiming another: give each its own.
     ///
     /// An issuer containing `{tenantid}` (or `{tenant}`) is a template for multi-tenant
     /// providers such as Microsoft Entra ID
     /// (`https://login.microsoftonline.com/{tenantid}/v2.0`): it matches the tenants given
     /// to [`tenants`](Self::tenants), and its keys come from the `common` discovery
     /// document.
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers.push(TrustedIssuer::new(issuer));
+    pub fn issuer(mut self, issuer: impl Into<TrustedIssuer>) -> Self {
+        self.issuers.push(issuer.into());
         self
     }
 
-    /// Adds a trusted issuer with its own key source, audiences or tenants; what it
-    /// leaves unset comes from this builder. A token is verified only with the keys of
-    /// the issuer its `iss` names, then checked against that issuer's audiences.
-    pub fn trusted_issuer(mut self, issuer: TrustedIssuer) -> Self {
-        self.issuers.push(issuer);
-        self
+    /// The former way to add a [`TrustedIssuer`]; [`issuer`](Self::issuer) takes one.
+    #[deprecated(since = "0.2.0", note = "`issuer` takes a `TrustedIssuer` too")]
+    pub fn trusted_issuer(self, issuer: TrustedIssuer) -> Self {
+        self.issuer(issuer)
     }
 
     /// The tenants an issuer template accepts.
@@ -263,8 +289,9 @@ impl JwtAuthConfigBuilder {
         self
     }
 
-    /// Claims every token must carry, such as `sub` or `jti`.
-    pub fn require_claims<I, S>(mut self, claims: I) -> Self
+    /// Claims every token must carry, whatever their value, such as `sub` or `jti`
+    /// ([`require_claim`](Self::require_claim) checks a value).
+    pub fn require_claims_present<I, S>(mut self, claims: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -272,6 +299,16 @@ impl JwtAuthConfigBuilder {
         self.required_claims
             .extend(claims.into_iter().map(Into::into));
         self
+    }
+
+    /// The former name of [`require_claims_present`](Self::require_claims_present).
+    #[deprecated(since = "0.2.0", note = "renamed `require_claims_present`")]
+    pub fn require_claims<I, S>(self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.require_claims_present(claims)
     }
 
     /// Requires a claim with one of the expected values: a string, number or boolean, or
@@ -416,6 +453,7 @@ impl JwtAuthConfigBuilder {
     /// issuers `build()` refuses it: an opaque token names no issuer, and it is never
     /// sent to several authorization servers.
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
         self.introspection = Some(introspection);
         self
@@ -497,6 +535,7 @@ impl JwtAuthConfigBuilder {
     /// (`{issuer}/.well-known/openid-configuration`), refreshed in the background by a
     /// [`RemoteJwks`](crate::jwks::RemoteJwks) per issuer. This is the default when no other key source is given.
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn discovery(mut self) -> Self {
         self.keys.discovery = true;
         self
@@ -506,6 +545,7 @@ impl JwtAuthConfigBuilder {
     /// With several issuers, give each its own through
     /// [`trusted_issuer`](Self::trusted_issuer).
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.keys.jwks_url = Some(url.into());
         self
@@ -513,15 +553,23 @@ impl JwtAuthConfigBuilder {
 
     /// How remote keys are fetched and refreshed: HTTP client, intervals, timeouts. See
     /// [`RemoteOptions`] for each default and its reason.
+    ///
+    /// An HTTP client set before (with [`http_client`](Self::http_client)) is kept
+    /// unless `options` carries one of its own: the order of the two calls does not
+    /// matter.
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        let client = options.client.clone().or(self.remote_options.client.take());
         self.remote_options = options;
+        self.remote_options.client = client;
         self
     }
 
     /// The HTTP client for remote keys; shorthand for
     /// [`RemoteOptions::http_client`].
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.remote_options = self.remote_options.http_client(client);
         self
@@ -745,5 +793,35 @@ impl JwtAuthConfigBuilder {
     /// Settings that weaken validation; each one says what it gives up.
     pub fn dangerous(self) -> DangerousConfigBuilder {
         DangerousConfigBuilder { builder: self }
+    }
+}
+
+#[cfg(all(test, feature = "remote"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_survives_remote_options_set_after_it_and_before_it() {
+        let client = reqwest::Client::new();
+        let after = JwtAuthConfigBuilder::default()
+            .http_client(client.clone())
+            .remote_options(RemoteOptions::new().fetch_timeout(Duration::from_secs(1)));
+        assert!(after.remote_options.client.is_some());
+        assert_eq!(after.remote_options.fetch_timeout, Duration::from_secs(1));
+        let before = JwtAuthConfigBuilder::default()
+            .remote_options(RemoteOptions::new())
+            .http_client(client);
+        assert!(before.remote_options.client.is_some());
+    }
+
+    #[test]
+    fn weakening_switches_are_reached_through_dangerous_only() {
+        let b = JwtAuthConfigBuilder::default()
+            .dangerous()
+            .allow_plain_http()
+            .dangerous()
+            .introspection_without_audience();
+        assert!(b.remote_options.allow_http);
+        assert!(b.introspection_audience_optional);
     }
 }

@@ -304,17 +304,19 @@ fn compile_introspection(
     crate::https::check_fetchable(&url, b.remote_options.allow_http).map_err(|why| {
         ConfigError::new(
             K::InvalidUrl,
-            format!("{what}: {why}; allow plain http with RemoteOptions::dangerous_allow_http, on closed test networks only"),
+            format!("{what}: {why}; allow plain http with JwtAuthConfigBuilder::dangerous().allow_plain_http(), on closed test networks only"),
         )
     })?;
     let source = match settings.endpoint {
         Some(_) => crate::introspection::introspector::Source::Endpoint(url),
         None => crate::introspection::introspector::Source::Discovery(url),
     };
+    let mut settings = settings.clone();
+    settings.audience_optional |= b.introspection_audience_optional;
     let introspector = Introspector::new(
         Arc::clone(issuer),
         trusted.issuer.clone(),
-        settings.clone(),
+        settings,
         source,
         b.remote_options.allow_http,
         Arc::clone(&b.clock),
@@ -511,7 +513,7 @@ fn build_issuers(
         return Err(ConfigError::new(
             K::SharedKeySource,
             "several issuers share one key source, so a key of one could sign tokens claiming another; \
-             give each issuer its own keys with .trusted_issuer(TrustedIssuer::new(issuer).jwks_url(..)) \
+             give each issuer its own keys with .issuer(TrustedIssuer::new(issuer).jwks_url(..)) \
              (or .key_set(..), .pem(..), .key_store(..)), or let each use OIDC discovery",
         ));
     }

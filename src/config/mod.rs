@@ -62,6 +62,7 @@ impl JwtAuthConfig {
     /// Health handles of the remote key stores, one per issuer or JWKS URL; empty when
     /// the keys are static.
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     #[must_use]
     pub fn key_health(&self) -> Vec<JwksHealth> {
         self.policy
@@ -76,6 +77,7 @@ impl JwtAuthConfig {
     /// whether all have. The layer does not need this; it is for applications that want
     /// to hold back startup until the identity provider answered.
     #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub async fn wait_until_ready(&self, timeout: Duration) -> bool {
         let start = std::time::Instant::now();
         for remote in self.policy.issuers.iter().filter_map(|i| i.remote.as_ref()) {

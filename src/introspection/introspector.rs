@@ -586,7 +586,7 @@ impl Introspector {
             return None;
         };
         if !redirect_allowed(url, &endpoint, self.allow_http) {
-            tracing::error!(issuer = %self.issuer_url, found = ?LogKid(endpoint.as_str()), "introspection endpoint refused: it is not https (plain http only when discovery is on loopback too, or with RemoteOptions::dangerous_allow_http)");
+            tracing::error!(issuer = %self.issuer_url, found = ?LogKid(endpoint.as_str()), "introspection endpoint refused: it is not https (plain http only when discovery is on loopback too, or with dangerous().allow_plain_http())");
             return None;
         }
         Some(endpoint)

@@ -29,7 +29,7 @@
 //!
 //! Every call carries our client credentials, so the discovery document and the endpoint
 //! are fetched over https only (plain http for loopback, or with
-//! [`RemoteOptions::dangerous_allow_http`](crate::jwks::RemoteOptions::dangerous_allow_http)),
+//! [`dangerous().allow_plain_http()`](crate::DangerousConfigBuilder::allow_plain_http)),
 //! redirects are never followed, and an answer from any URL but the one asked for is
 //! refused.
 //!
@@ -232,7 +232,13 @@ impl Introspection {
     }
 
     /// Accepts answers without `aud` (some servers leave it out); by default they are
-    /// refused like a JWT without `aud`.
+    /// refused like a JWT without `aud`. It weakens a check, so it now lives behind
+    /// [`dangerous()`](crate::JwtAuthConfigBuilder::dangerous):
+    /// [`introspection_without_audience`](crate::DangerousConfigBuilder::introspection_without_audience).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use JwtAuthConfigBuilder::dangerous().introspection_without_audience()"
+    )]
     pub fn audience_optional(mut self, optional: bool) -> Self {
         self.audience_optional = optional;
         self

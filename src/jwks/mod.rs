@@ -17,10 +17,13 @@ pub(crate) mod parse;
 pub(crate) mod remote;
 
 #[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use health::{JwksHealth, KeysStatus};
 #[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use options::RemoteOptions;
 #[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use remote::RemoteJwks;
 
 use std::collections::HashMap;

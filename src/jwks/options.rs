@@ -109,7 +109,7 @@ impl RemoteOptions {
     /// platform's certificate verifier is built: public identity providers work with no
     /// OpenSSL or other system library. Proxy settings from the environment apply, except
     /// to loopback URLs. It follows a redirect only to https (plain http only from
-    /// loopback to loopback, or with [`dangerous_allow_http`](Self::dangerous_allow_http)).
+    /// loopback to loopback, or with [`dangerous().allow_plain_http()`](crate::DangerousConfigBuilder::allow_plain_http)).
     ///
     /// Whatever client is used, a response whose final URL (after the client's own
     /// redirects) is plain http where http is not allowed is refused, so a custom client's
@@ -192,7 +192,14 @@ impl RemoteOptions {
     }
 
     /// Allows plain `http://` URLs for hosts other than loopback. Keys fetched without TLS
-    /// can be replaced by anyone on the network path; only for closed test networks.
+    /// can be replaced by anyone on the network path; only for closed test networks. It
+    /// weakens a check, so it now lives behind
+    /// [`dangerous()`](crate::JwtAuthConfigBuilder::dangerous):
+    /// [`allow_plain_http`](crate::DangerousConfigBuilder::allow_plain_http).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use JwtAuthConfigBuilder::dangerous().allow_plain_http()"
+    )]
     pub fn dangerous_allow_http(mut self) -> Self {
         self.allow_http = true;
         self

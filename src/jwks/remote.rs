@@ -134,7 +134,7 @@ impl RemoteJwks {
     ///
     /// [`ConfigErrorKind::InvalidUrl`] if the issuer is not an https URL (plain http is
     /// accepted for loopback addresses, or with
-    /// [`RemoteOptions::dangerous_allow_http`]).
+    /// [`dangerous().allow_plain_http()`](crate::DangerousConfigBuilder::allow_plain_http)).
     pub fn from_issuer(issuer: &str, options: RemoteOptions) -> Result<Self, ConfigError> {
         let url = Url::parse(&discovery_url(issuer))
             .map_err(|e| config_error(format!("issuer is not a URL: {e}")))?;
@@ -154,7 +154,7 @@ impl RemoteJwks {
     ///
     /// [`ConfigErrorKind::InvalidUrl`] if the URL does not parse or is not https (plain
     /// http is accepted for loopback addresses, or with
-    /// [`RemoteOptions::dangerous_allow_http`]).
+    /// [`dangerous().allow_plain_http()`](crate::DangerousConfigBuilder::allow_plain_http)).
     pub fn from_jwks_url(url: &str, options: RemoteOptions) -> Result<Self, ConfigError> {
         let url =
             Url::parse(url).map_err(|e| config_error(format!("JWKS URL does not parse: {e}")))?;

@@ -3,6 +3,8 @@
 
 pub(crate) mod grpc;
 
+pub use crate::body::ResponseBody;
+
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;

@@ -173,7 +173,7 @@ impl Settings {
             return Err(invalid("issuers", None, "at least one issuer is needed"));
         }
         for (i, settings) in self.issuers.iter().enumerate() {
-            b = b.trusted_issuer(issuer(i, settings, allow_http)?);
+            b = b.issuer(issuer(i, settings, allow_http)?);
         }
         non_empty("audiences", &self.audiences)?;
         for audience in self.audiences {
@@ -196,7 +196,7 @@ impl Settings {
         }
         non_empty("required_claims", &self.required_claims)?;
         if !self.required_claims.is_empty() {
-            b = b.require_claims(self.required_claims);
+            b = b.require_claims_present(self.required_claims);
         }
         if let Some(len) = self.max_token_len {
             b = b.max_token_len(len);
@@ -273,9 +273,8 @@ impl Settings {
             if let Some(staleness) = remote.max_staleness {
                 options = options.max_staleness(staleness);
             }
-            if remote.dangerous_allow_http {
-                options = options.dangerous_allow_http();
-            }
+            // The file's `dangerous_allow_http`: the builder's dangerous switch.
+            options.allow_http |= remote.dangerous_allow_http;
             b = b.remote_options(options);
         }
         if let Some(claims) = self.claims {
@@ -505,8 +504,9 @@ fn introspection(
     };
     let mut introspection = Introspection::new(settings.client_id, auth)
         .always_introspect(settings.always)
-        .audience_optional(settings.audience_optional)
         .signed_answers(settings.signed_answers);
+    // The file's `audience_optional`: the builder's dangerous switch.
+    introspection.audience_optional = settings.audience_optional;
     if let Some(endpoint) = settings.endpoint {
         introspection = introspection.endpoint(endpoint);
     }

@@ -35,6 +35,7 @@ pub use model::{
     Settings, StateSettings, SubjectSetting, TelemetrySettings, TokenSettings, TypSetting,
 };
 #[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use watch::{FileWatcher, ReloadReason};
 
 use crate::error::{ConfigError, ConfigErrorKind};

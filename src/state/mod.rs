@@ -49,6 +49,7 @@ mod redis;
 
 pub use memory::{MemoryProofStore, MemoryReplayStore, MemoryRevocationList};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConnection, RedisProofStore, RedisReplayStore, RedisRevocationList};
 
 /// The key of one record: a SHA-256 digest of a domain tag and the values it stands for,

@@ -277,7 +277,7 @@ async fn the_length_limit_comes_before_the_issuer_is_read() {
     // Several issuers: the token's iss picks one, but an oversized token is refused
     // before its payload is decoded to find it, through the layer and the Verifier.
     let cfg = crate::support::builder(rsa_key().key_set())
-        .trusted_issuer(
+        .issuer(
             tower_jwt_auth::TrustedIssuer::new("https://second.example.com")
                 .key_set(crate::support::ec_key().key_set()),
         )

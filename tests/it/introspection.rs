@@ -16,7 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower_jwt_auth::introspection::{ClientAuth, Introspection, SigningKey};
-use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
 use tower_jwt_auth::time::ManualClock;
 use tower_jwt_auth::{
@@ -432,7 +431,7 @@ async fn opaque_tokens_from_the_token_endpoint_work_and_several_issuers_are_refu
 
     let other = MockIssuer::start().await;
     let err = issuer_config(&issuer)
-        .trusted_issuer(tower_jwt_auth::TrustedIssuer::new(other.issuer()))
+        .issuer(tower_jwt_auth::TrustedIssuer::new(other.issuer()))
         .introspection(basic())
         .build()
         .expect_err("two issuers");
@@ -677,12 +676,13 @@ fn a_plain_http_issuer_without_an_introspection_endpoint_is_refused_at_build() {
         "{message}"
     );
     assert!(
-        message.contains("RemoteOptions::dangerous_allow_http"),
+        message.contains("dangerous().allow_plain_http()"),
         "{message}"
     );
     // The switch it names allows it, and an https endpoint needs no discovery at all.
     plain()
-        .remote_options(RemoteOptions::new().dangerous_allow_http())
+        .dangerous()
+        .allow_plain_http()
         .introspection(basic())
         .build()
         .expect("plain http explicitly allowed");
@@ -695,9 +695,7 @@ fn a_plain_http_issuer_without_an_introspection_endpoint_is_refused_at_build() {
         .build()
         .expect_err("a plain http endpoint");
     assert!(
-        error
-            .to_string()
-            .contains("RemoteOptions::dangerous_allow_http"),
+        error.to_string().contains("dangerous().allow_plain_http()"),
         "{error}"
     );
 }

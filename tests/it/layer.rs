@@ -457,8 +457,8 @@ async fn issuer_must_match_exactly() {
 async fn each_issuer_verifies_only_with_its_own_keys() {
     const SECOND: &str = "https://second.example.com";
     let cfg = JwtAuthConfig::builder()
-        .trusted_issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
-        .trusted_issuer(TrustedIssuer::new(SECOND).key_set(rsa_key_2().key_set()))
+        .issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
+        .issuer(TrustedIssuer::new(SECOND).key_set(rsa_key_2().key_set()))
         .audience(AUDIENCE)
         .build()
         .expect("config");
@@ -484,8 +484,8 @@ async fn audiences_are_per_issuer_with_the_builders_as_fallback() {
     const SECOND: &str = "https://second.example.com";
     const SECOND_API: &str = "https://api.example.com/second-only";
     let cfg = JwtAuthConfig::builder()
-        .trusted_issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
-        .trusted_issuer(
+        .issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
+        .issuer(
             TrustedIssuer::new(SECOND)
                 .key_set(ec_key().key_set())
                 .audience(SECOND_API),
@@ -526,13 +526,14 @@ fn several_issuers_cannot_share_an_anonymous_key_source() {
             .build()
             .expect_err("shared keys");
         assert_eq!(err.kind(), ConfigErrorKind::SharedKeySource);
-        assert!(err.to_string().contains("trusted_issuer"), "{err}");
+        assert!(
+            err.to_string().contains(".issuer(TrustedIssuer::new"),
+            "{err}"
+        );
     }
     // One issuer with its own keys and one using the builder's is fine.
     builder(rsa_key().key_set())
-        .trusted_issuer(
-            TrustedIssuer::new("https://second.example.com").key_set(ec_key().key_set()),
-        )
+        .issuer(TrustedIssuer::new("https://second.example.com").key_set(ec_key().key_set()))
         .build()
         .expect("each has its own keys");
     // Discovery binds keys to each issuer by itself.
@@ -652,7 +653,7 @@ async fn clock_skew_inside_the_leeway_passes_and_outside_fails() {
 #[tokio::test]
 async fn required_custom_claims_must_be_present() {
     let cfg = builder(rsa_key().key_set())
-        .require_claims(["jti", "tenant"])
+        .require_claims_present(["jti", "tenant"])
         .build()
         .expect("config");
     let server = Server::start(JwtAuthLayer::new(cfg)).await;

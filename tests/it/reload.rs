@@ -18,7 +18,7 @@ fn trusting(issuers: &[&MockIssuer], audiences: &[&str]) -> JwtAuthConfigBuilder
         for audience in audiences {
             trusted = trusted.audience(*audience);
         }
-        builder = builder.trusted_issuer(trusted);
+        builder = builder.issuer(trusted);
     }
     builder
 }
@@ -409,4 +409,63 @@ mod watching {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[tokio::test]
+async fn the_layers_verifier_follows_a_reload() {
+    use tower_jwt_auth::StandardClaims;
+    let a = MockIssuer::start().await;
+    let config = trusting(&[&a], &["api"]).build().expect("config");
+    assert!(
+        config
+            .wait_until_ready(std::time::Duration::from_secs(5))
+            .await
+    );
+    let (layer, reload) = JwtAuthLayer::new(config).reloadable();
+    let token = a.token().audience("api-v2").sign();
+    let before = layer
+        .verifier()
+        .verify_async::<StandardClaims>(&token)
+        .await;
+    assert_eq!(
+        before.expect_err("api-v2 is not accepted yet").kind(),
+        tower_jwt_auth::ErrorKind::InvalidAudience
+    );
+    reload
+        .reload(trusting(&[&a], &["api-v2"]))
+        .await
+        .expect("reload");
+    layer
+        .verifier()
+        .verify_async::<StandardClaims>(&token)
+        .await
+        .expect("the verifier reads the reloaded audience");
+}
+
+#[tokio::test]
+async fn a_reload_that_only_reorders_issuers_keeps_every_key_store() {
+    let a = MockIssuer::start().await;
+    let b = MockIssuer::start().await;
+    let (server, reload) = start(trusting(&[&a, &b], &["api"])).await;
+    let fetched = |issuer: &MockIssuer| {
+        (
+            issuer.requests(Endpoint::Discovery),
+            issuer.requests(Endpoint::Jwks),
+        )
+    };
+    let (before_a, before_b) = (fetched(&a), fetched(&b));
+    let changed = reload
+        .reload(trusting(&[&b, &a], &["api"]))
+        .await
+        .expect("reload");
+    assert!(changed.issuers_added.is_empty(), "{changed}");
+    assert!(changed.issuers_removed.is_empty(), "{changed}");
+    for issuer in [&a, &b] {
+        server
+            .bearer(&issuer.token().audience("api").sign())
+            .await
+            .assert_ok();
+    }
+    assert_eq!(fetched(&a), before_a, "a's store was rebuilt");
+    assert_eq!(fetched(&b), before_b, "b's store was rebuilt");
 }

@@ -427,14 +427,14 @@ fn the_minimal_shape_works_as_written() {
 }
 
 #[test]
-fn the_readme_toml_example_parses() {
-    let readme = include_str!("../../README.md");
-    let start = readme
+fn the_guides_toml_example_parses() {
+    let chapter = include_str!("../../docs/configuration.md");
+    let start = chapter
         .find("```toml\n# api.toml")
-        .expect("the README's TOML example")
+        .expect("the configuration chapter's TOML example")
         + 8;
-    let end = start + readme[start..].find("```").expect("its end");
-    let settings = Settings::parse(&readme[start..end], Format::Toml).expect("parses");
+    let end = start + chapter[start..].find("```").expect("its end");
+    let settings = Settings::parse(&chapter[start..end], Format::Toml).expect("parses");
     assert_eq!(settings.issuers.len(), 2);
 }
 
