@@ -22,8 +22,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Request, Response};
 use tower::{Layer as _, Service as _};
+use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::testing::TestKey;
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
 
 fn main() {
     let args: Vec<String> = std::env::args()

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service};
+use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::introspection::{ClientAuth, Introspection};
 use tower_jwt_auth::jwks::{KeyStore, RemoteJwks, RemoteOptions};
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey, TokenBuilder};
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

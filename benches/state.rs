@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service};
+use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::state::{
     MemoryReplayStore, MemoryRevocationList, RedisConnection, RedisReplayStore,
     RedisRevocationList, ReplayStore, Revocation, RevocationList, StateKey,
 };
 use tower_jwt_auth::testing::{TestKey, TokenBuilder};
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer};
 
 const ISSUER: &str = "https://idp.example.com/";
 const TTL: Duration = Duration::from_secs(3600);

@@ -59,7 +59,9 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+use tower_jwt_auth::reload::ReloadHandle;
 use tower_jwt_auth::rules::Exemption;
 use tower_jwt_auth::settings::{FileWatcher, Settings};
 use tower_jwt_auth::state::{
@@ -67,8 +69,8 @@ use tower_jwt_auth::state::{
 };
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
-    CacheOptions, Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
-    ReloadHandle, RequirePermission, StandardClaims, StepUp,
+    Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission,
+    StandardClaims, StepUp,
 };
 
 /// A stored document.

@@ -40,7 +40,7 @@ const SHARDS: usize = 16;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_jwt_auth::CacheOptions;
+/// use tower_jwt_auth::cache::CacheOptions;
 ///
 /// let cache = CacheOptions::new().max_entries(50_000).ttl(Duration::from_secs(300));
 /// # let _ = cache;

@@ -16,8 +16,9 @@ use crate::authentication::Authentication;
 use crate::context::AuthContext;
 use crate::error::ErrorKind;
 use crate::permission::Requirement;
-use crate::response::ResponseBody;
 use crate::response::grpc::Protocol;
+use crate::response::{ResponseBody, missing_layer};
+pub use crate::step_up::{StepUp, StepUpFuture, StepUpService};
 use crate::telemetry;
 use crate::tracking::{Check, STORE_RETRY_AFTER};
 
@@ -282,16 +283,6 @@ pub(crate) fn check_typed<P: Permission>(
         &parts.extensions,
     )
     .map(|()| typed)
-}
-
-/// A guard or extractor on a route no `JwtAuthLayer` covers: a wiring mistake.
-pub(crate) fn missing_layer() -> Response<bytes::Bytes> {
-    tracing::error!("permission guard on a route that no JwtAuthLayer covers");
-    let mut response = Response::new(bytes::Bytes::from_static(
-        b"tower-jwt-auth: no JwtAuthLayer in front of this route (the permission guard needs one)",
-    ));
-    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    response
 }
 
 impl<P> Clone for RequirePermission<P> {

@@ -1,4 +1,5 @@
-//! [`JwtAuthLayer`]: the tower layer that authenticates requests.
+//! [`JwtAuthLayer`]: the tower layer that authenticates requests, its service
+//! [`JwtAuth`] and the service's [`ResponseFuture`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -9,7 +10,7 @@ use crate::claims::StandardClaims;
 use crate::config::JwtAuthConfig;
 use crate::core::Validator;
 use crate::reload::{PolicySource, ReloadHandle};
-use crate::service::JwtAuth;
+pub use crate::service::{JwtAuth, ResponseFuture};
 use crate::verifier::Verifier;
 
 /// Authenticates every request with a JWT access token.

@@ -65,7 +65,7 @@
 //! | axum extractors (feature `axum`) | [`Claims`], [`SharedClaims`] | [permissions](guide::permissions) |
 //! | gRPC with tonic (feature `tonic`) | [`tonic`] | [permissions](guide::permissions) |
 //! | tokens outside a tower stack | [`Verifier`], [`explain`] | [permissions](guide::permissions) |
-//! | RFC 9728 protected-resource metadata, MCP servers | [`ProtectedResourceMetadata`] | [permissions](guide::permissions) |
+//! | RFC 9728 protected-resource metadata, MCP servers | [`resource::ProtectedResourceMetadata`] | [permissions](guide::permissions) |
 //! | claim rules, client allow-list, exemptions, claim forwarding | [`rules`], [`JwtAuthConfigBuilder`] | [policy](guide::policy) |
 //! | step-up authentication (RFC 9470) | [`StepUp`] | [policy](guide::policy) |
 //! | issuers and keys: discovery, JWKS URLs, static keys, tenants | [`TrustedIssuer`], [`jwks`] | [keys](guide::keys) |
@@ -73,10 +73,10 @@
 //! | opaque tokens by introspection (feature `remote`) | [`introspection`] | [opaque tokens](guide::opaque_tokens) |
 //! | single-use tokens and revocation, in memory or on Redis | [`state`] | [single use and revocation](guide::single_use_and_revocation) |
 //! | configuration files, `JWT_*` variables, file watching (feature `settings`) | [`settings`] | [configuration](guide::configuration) |
-//! | reload without restart | [`JwtAuthLayer::reloadable`], [`ReloadHandle`], [`Reloaded`] | [configuration](guide::configuration) |
+//! | reload without restart | [`JwtAuthLayer::reloadable`], [`reload::ReloadHandle`], [`reload::Reloaded`] | [configuration](guide::configuration) |
 //! | refusals and how they are rendered | [`ErrorKind`], [`AuthError`], [`response`] | [operating](guide::operating) |
-//! | metrics, spans, audit | [`OUTCOMES`], [`AuditEvent`], [`SubjectLogging`] | [operating](guide::operating) |
-//! | verified-token cache | [`CacheOptions`] | [operating](guide::operating) |
+//! | metrics, spans, audit | [`telemetry::OUTCOMES`], [`telemetry::AuditEvent`], [`telemetry::SubjectLogging`] | [operating](guide::operating) |
+//! | verified-token cache | [`cache::CacheOptions`] | [operating](guide::operating) |
 //! | diagnosing a refusal | [`Verifier::explain`], [`explain`] | [troubleshooting](guide::troubleshooting) |
 //! | every check and its default | [`JwtAuthConfigBuilder`], [`TypPolicy`], [`Algorithm`], [`time`] | [validation rules](guide::validation_rules) |
 //! | a test kit: keys, tokens, a mock issuer (feature `testing`) | [`testing`] | [testing](guide::testing) |
@@ -119,15 +119,16 @@
 //! - Error descriptions are fixed strings; tokens are never logged, and the `Debug` of
 //!   [`BearerToken`] and of HMAC keys is redacted.
 
-mod algorithm;
+pub mod algorithm;
 mod authentication;
 #[cfg(feature = "axum")]
-mod axum;
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod binding;
 mod body;
-mod cache;
+pub mod cache;
 pub mod claims;
-mod config;
+pub mod config;
 mod context;
 mod core;
 pub mod dpop;
@@ -142,14 +143,14 @@ pub mod introspection;
 mod issuer;
 pub mod jwks;
 mod jws;
-mod layer;
+pub mod layer;
 mod log;
 pub mod mtls;
 mod payload;
 mod permission;
 mod policy;
-mod reload;
-mod resource;
+pub mod reload;
+pub mod resource;
 pub mod response;
 pub mod rules;
 mod seeded;
@@ -159,11 +160,11 @@ mod service;
 pub mod settings;
 pub mod state;
 mod step_up;
-mod telemetry;
+pub mod telemetry;
 pub mod time;
 mod token;
 mod tracking;
-mod verifier;
+pub mod verifier;
 mod verify;
 
 #[cfg(feature = "testing")]
@@ -173,34 +174,25 @@ pub mod testing;
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
 
-pub use algorithm::{Algorithm, UnknownAlgorithm};
+// The crate root holds what an application wires: configuration, layer, guards,
+// extractors, claims, errors. Everything else lives in the module of its job.
+pub use algorithm::Algorithm;
 pub use authentication::Authentication;
-pub use cache::CacheOptions;
 pub use claims::StandardClaims;
-pub use config::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DangerousConfigBuilder, JwtAuthConfig,
-    JwtAuthConfigBuilder,
-};
+pub use config::{DangerousConfigBuilder, JwtAuthConfig, JwtAuthConfigBuilder};
 pub use error::{AuthError, ConfigError, ConfigErrorKind, ErrorKind};
-pub use guard::RequirePermission;
+pub use guard::{RequirePermission, SingleUse, StepUp};
 pub use issuer::TrustedIssuer;
 pub use layer::JwtAuthLayer;
 pub use permission::Permissions;
 pub use policy::TypPolicy;
-pub use reload::{ReloadHandle, Reloaded};
-pub use resource::ProtectedResourceMetadata;
-pub use service::JwtAuth;
-pub use step_up::{StepUp, StepUpService};
-pub use telemetry::{AuditEvent, OUTCOMES, SubjectLogging};
 pub use token::{BearerToken, TokenSource};
 pub use verifier::Verifier;
-pub use verify::Verified;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use crate::axum::{Claims, ClaimsRejection, PermissionRejection, SharedClaims};
+pub use crate::axum::{Claims, SharedClaims};
 
-/// The README's examples compile and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

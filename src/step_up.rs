@@ -16,10 +16,9 @@ use tower_service::Service;
 
 use crate::authentication::Authentication;
 use crate::error::ErrorKind;
-use crate::guard::missing_layer;
 use crate::payload::Text;
-use crate::response::ResponseBody;
 use crate::response::grpc::Protocol;
+use crate::response::{ResponseBody, missing_layer};
 use crate::telemetry;
 use crate::time::unix_seconds;
 

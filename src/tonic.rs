@@ -23,8 +23,9 @@
 //! configured responder. No responder needs to be chosen, and one
 //! layer serves a server that speaks both (gRPC and, say, a health endpoint over plain
 //! HTTP). The mapping: no token, a malformed or an invalid token → `UNAUTHENTICATED`
-//! (16); a missing permission → `PERMISSION_DENIED` (7); keys never loaded →
-//! `UNAVAILABLE` (14). Authentication runs before routing, so an unknown method gets
+//! (16); a missing permission → `PERMISSION_DENIED` (7); keys never loaded, a token
+//! state store or the introspection endpoint not answering → `UNAVAILABLE` (14). The
+//! crate's one table of refusal kinds decides each code. Authentication runs before routing, so an unknown method gets
 //! `UNIMPLEMENTED` with a valid token and `UNAUTHENTICATED` without one.
 //!
 //! Handlers read the caller with [`RequestExt`]; per-method permissions come from

@@ -19,7 +19,9 @@
 //! its signature, whose `htm` is the request method and `htu` the request's public URL
 //! (query and fragment ignored, compared after RFC 3986 normalisation), whose `iat` is
 //! within the window, whose `ath` is the hash of the access token, whose `jti` was never
-//! seen (the layer's replay store, shared by replicas), and, when server nonces are on,
+//! seen (the layer's proof store, kept apart from single-use tokens, shared by replicas,
+//! with at most [`max_live_proofs_per_key`](DpopOptions::max_live_proofs_per_key) live
+//! proofs per key), and, when server nonces are on,
 //! whose `nonce` is a live one; and the token's `cnf.jkt` must be the RFC 7638 thumbprint
 //! of the proof's key.
 //!

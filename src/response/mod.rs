@@ -362,6 +362,16 @@ impl ErrorResponder for JsonResponder {
     }
 }
 
+/// A guard or extractor on a route no `JwtAuthLayer` covers: a wiring mistake.
+pub(crate) fn missing_layer() -> http::Response<bytes::Bytes> {
+    tracing::error!("permission guard on a route that no JwtAuthLayer covers");
+    let mut response = http::Response::new(bytes::Bytes::from_static(
+        b"tower-jwt-auth: no JwtAuthLayer in front of this route (the permission guard needs one)",
+    ));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

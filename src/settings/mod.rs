@@ -126,8 +126,10 @@ impl Settings {
     }
 
     /// The common single-issuer case from environment variables with this prefix
-    /// (`JWT_`): `ISSUER`, `AUDIENCE` (comma-separated), `LEEWAY`, `ALGORITHMS`,
-    /// `JWKS_URL`, `HMAC_SECRET` / `HMAC_SECRET_FILE`, `REQUIRED_PERMISSIONS`,
+    /// (`JWT_`): `ISSUER`, `AUDIENCE` (comma-separated), `LEEWAY`, `MAX_LIFETIME`,
+    /// `ALGORITHMS`, `JWKS_URL`, `HMAC_SECRET_FILE` (`HMAC_SECRET` is refused: a secret
+    /// in the environment is visible to every process that can read it),
+    /// `REQUIRED_PERMISSIONS`,
     /// `ALLOWED_CLIENTS`, `REALM`, `MAX_TOKEN_LEN`, `TYP`, `DPOP`, `PUBLIC_URL`,
     /// `REPLAY_STORE` / `REPLAY_STORE_FILE`. `CONFIG`, `CACHE` and `INTROSPECTION_CLIENT`
     /// are left to the application; any other variable with the prefix is an error, so a

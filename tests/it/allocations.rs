@@ -83,7 +83,8 @@ fn the_layer_adds_little_to_the_verification() {
 
     use http::{Request, Response, StatusCode};
     use tower::Layer as _;
-    use tower_jwt_auth::{CacheOptions, JwtAuthLayer};
+    use tower_jwt_auth::JwtAuthLayer;
+    use tower_jwt_auth::cache::CacheOptions;
 
     let key = TestKey::rsa();
     let token = token(&key);
@@ -166,7 +167,8 @@ fn bytes_per_cached_token() {
 
     use http::{Request, Response};
     use tower::{Layer as _, Service as _};
-    use tower_jwt_auth::{CacheOptions, JwtAuthLayer};
+    use tower_jwt_auth::JwtAuthLayer;
+    use tower_jwt_auth::cache::CacheOptions;
 
     const TOKENS: usize = 1000;
     let key = TestKey::rsa();

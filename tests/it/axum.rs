@@ -7,10 +7,11 @@ use axum::Router;
 use axum::routing::{get, post};
 use http::StatusCode;
 use serde_json::{Value, json};
+use tower_jwt_auth::axum::ClaimsRejection;
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
-    Authentication, Claims, ClaimsRejection, JwtAuthLayer, Permissions, RequirePermission,
-    SharedClaims, StandardClaims,
+    Authentication, Claims, JwtAuthLayer, Permissions, RequirePermission, SharedClaims,
+    StandardClaims,
 };
 
 tower_jwt_auth::permission! {

@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use crate::support::{Server, client, eventually};
 use http::StatusCode;
+use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::jwks::RemoteOptions;
 use tower_jwt_auth::testing::{Endpoint, MockIssuer, TestKey};
 use tower_jwt_auth::time::ManualClock;
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 
 #[tokio::test]
 async fn cached_tokens_are_still_checked_for_time_on_every_hit() {

@@ -9,8 +9,9 @@ use crate::support::{
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tower_jwt_auth::jwks::RemoteOptions;
+use tower_jwt_auth::telemetry::SubjectLogging;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, TokenBuilder};
-use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, SubjectLogging};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer};
 use tracing_subscriber::fmt::format::FmtSpan;
 
 #[tokio::test]

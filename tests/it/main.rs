@@ -47,4 +47,5 @@ mod resource;
 mod settings;
 mod soak;
 mod state;
+mod surface;
 mod tonic;

@@ -11,8 +11,10 @@ use crate::support::Server;
 use axum::Router;
 use axum::routing::get;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tower_jwt_auth::cache::CacheOptions;
+use tower_jwt_auth::telemetry::OUTCOMES;
 use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
-use tower_jwt_auth::{CacheOptions, JwtAuthLayer, OUTCOMES, RequirePermission, StandardClaims};
+use tower_jwt_auth::{JwtAuthLayer, RequirePermission, StandardClaims};
 
 /// Counter values by name and sorted labels, e.g. `requests{outcome=ok}`.
 fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {

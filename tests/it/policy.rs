@@ -156,7 +156,7 @@ async fn the_typed_validator_runs_on_every_request_cached_or_not() {
         claims.org.clone()
     }
     let cfg = config()
-        .cache(tower_jwt_auth::CacheOptions::new())
+        .cache(tower_jwt_auth::cache::CacheOptions::new())
         .build()
         .expect("config");
     let layer = JwtAuthLayer::with_claims::<OrgClaims>(cfg)

@@ -23,7 +23,7 @@ fn trusting(issuers: &[&MockIssuer], audiences: &[&str]) -> JwtAuthConfigBuilder
     builder
 }
 
-async fn start(builder: JwtAuthConfigBuilder) -> (Server, tower_jwt_auth::ReloadHandle) {
+async fn start(builder: JwtAuthConfigBuilder) -> (Server, tower_jwt_auth::reload::ReloadHandle) {
     let config = builder.build().expect("config");
     assert!(
         config

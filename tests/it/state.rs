@@ -11,10 +11,11 @@ use crate::support::{
 use axum::Router;
 use axum::routing::{get, post};
 use http::StatusCode;
+use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::guard::SingleUse;
 use tower_jwt_auth::state::{MemoryReplayStore, MemoryRevocationList, StoreFailure};
 use tower_jwt_auth::time::{Clock as _, ManualClock};
-use tower_jwt_auth::{CacheOptions, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission};
+use tower_jwt_auth::{JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission};
 
 async fn created() -> (StatusCode, &'static str) {
     (StatusCode::CREATED, "created")

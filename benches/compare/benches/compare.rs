@@ -22,7 +22,8 @@ use http::{Request, Response};
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, Validation};
 use tower::{Layer, ServiceExt};
 use tower_jwt_auth::testing::{MockIssuer, TestKey, TokenBuilder, jwks};
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, StandardClaims, Verifier};
+use tower_jwt_auth::cache::CacheOptions;
 
 const ISSUER: &str = "https://idp.example.com/";
 const AUDIENCE: &str = "https://api.example.com";

@@ -9,7 +9,8 @@
 use axum07::Router;
 use axum07::routing::get;
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, Validation};
-use tower_jwt_auth::{CacheOptions, JwtAuthConfig, JwtAuthLayer, RequirePermission};
+use tower_jwt_auth::{JwtAuthConfig, JwtAuthLayer, RequirePermission};
+use tower_jwt_auth::cache::CacheOptions;
 
 async fn documents() -> &'static str {
     "[]"
