@@ -32,8 +32,18 @@ fn the_crate_root_reexports_at_most_25_names() {
         );
     }
     assert!(names.len() >= 20, "the parse found too few: {names:?}");
-    assert!(names.len() <= 25, "{} names at the root: {names:?}", names.len());
-    for moved in ["JwtAuth", "ResponseFuture", "ResponseBody", "CacheOptions", "OUTCOMES"] {
+    assert!(
+        names.len() <= 25,
+        "{} names at the root: {names:?}",
+        names.len()
+    );
+    for moved in [
+        "JwtAuth",
+        "ResponseFuture",
+        "ResponseBody",
+        "CacheOptions",
+        "OUTCOMES",
+    ] {
         assert!(!names.iter().any(|n| n == moved), "{moved} is at the root");
     }
 }
