@@ -95,18 +95,21 @@ pub(crate) enum Step<C, T> {
 
 /// Which steps of the sequence ran for one token, for explanations
 /// ([`Verifier::explain`](crate::Verifier::explain)): a step not recorded here did not
-/// run. Verification itself is one step whose inner checks run in a fixed order, so a
-/// refusal's kind says how far it got.
+/// run. A step is recorded when it starts, so the last one recorded is where a refusal
+/// stopped the sequence; verification is one step whose inner checks run in a fixed
+/// order, so a refusal's kind says how far it got inside it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Trace(u16);
 
 impl Trace {
     pub(crate) const LENGTH: u16 = 1;
     pub(crate) const ISSUER: u16 = 1 << 1;
-    pub(crate) const KEYS: u16 = 1 << 2;
-    /// Verified, or found verified in the cache.
-    pub(crate) const VERIFIED: u16 = 1 << 3;
-    /// An introspection answer accepted (or found in its cache).
+    /// Verified (its payload checks included), or found verified in the cache.
+    pub(crate) const VERIFIED: u16 = 1 << 2;
+    /// The token went to introspection: an opaque token, with no JWS to check.
+    pub(crate) const OPAQUE: u16 = 1 << 3;
+    /// The authorization server said active (or its answer was in the cache); the
+    /// payload checks of the answer follow.
     pub(crate) const INTROSPECTED: u16 = 1 << 4;
     pub(crate) const BINDING: u16 = 1 << 5;
     pub(crate) const VALIDATOR: u16 = 1 << 6;
@@ -256,6 +259,7 @@ where
     if let Some(introspector) = &policy.introspection
         && introspector.takes(text)
     {
+        trace.record(Trace::OPAQUE);
         let step = introspect(
             policy,
             introspector,
@@ -282,7 +286,6 @@ where
             trace,
         );
     };
-    trace.record(Trace::KEYS);
     let shown = presented.as_ref();
     let step = match timed_verify::<C>(policy, &issuer, &keys, text) {
         Ok(verified) => {
@@ -369,7 +372,6 @@ impl<C, T: TokenText> Pending<C, T> {
                 let Some(keys) = keys.await else {
                     return missing_keys(missing, &issuer);
                 };
-                trace.record(Trace::KEYS);
                 match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
                     Ok(verified) => {
                         trace.record(Trace::VERIFIED);
@@ -386,6 +388,7 @@ impl<C, T: TokenText> Pending<C, T> {
                 };
                 match answer.await {
                     introspector::Answer::Active(body) => {
+                        trace.record(Trace::INTROSPECTED);
                         let origin = verify::Origin::Introspection {
                             audience_optional: introspector.audience_optional(),
                         };
@@ -393,7 +396,6 @@ impl<C, T: TokenText> Pending<C, T> {
                         match verify::accept_payload::<C>(policy, &issuer, &body, origin, identity)
                         {
                             Ok(verified) => {
-                                trace.record(Trace::INTROSPECTED);
                                 let now = unix_seconds(policy.claims.clock.now());
                                 let text = token.as_ref();
                                 let cache = &introspector.cache;
@@ -500,9 +502,9 @@ where
         telemetry::count_cache(true);
         let issuer = Arc::clone(&introspector.issuer);
         let shown = presented.as_ref();
+        trace.record(Trace::INTROSPECTED);
         return match hit {
             Ok(verified) => {
-                trace.record(Trace::INTROSPECTED);
                 admit(policy, verified, issuer, token, shown, validator, trace).into_step(*trace)
             }
             Err(kind) => Step::Done(Outcome::Rejected(kind)),

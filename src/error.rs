@@ -126,8 +126,8 @@ pub(crate) struct Row {
     pub(crate) grpc: u8,
     /// The `outcome` label of metrics, spans and the audit hook (one of `OUTCOMES`).
     pub(crate) label: &'static str,
-    /// The check of the layer's sequence at which such a refusal stops (one of
-    /// `explain::CHECKS`).
+    /// The check of the layer's sequence at which such a refusal stops: one of
+    /// `explain::CHECKS`, or `token` for the refusals of a request without one token.
     pub(crate) step: &'static str,
 }
 

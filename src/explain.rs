@@ -16,7 +16,7 @@ use crate::time::unix_seconds;
 
 /// The checks in the order the layer runs them; it stops at the first that fails, and
 /// skips those the configuration or the token does not call for.
-pub const CHECKS: [&str; 17] = [
+pub const CHECKS: [&str; 16] = [
     "length",
     "structure",
     "issuer",
@@ -24,24 +24,35 @@ pub const CHECKS: [&str; 17] = [
     "header",
     "key",
     "signature",
+    "introspection",
     "audience",
     "expiry",
     "not-before",
     "issued-at",
     "claims",
-    "introspection",
     "binding",
-    "validator",
     "permissions",
     "state",
 ];
 
 /// The checks of one verification, from `structure` to `claims`: they run in this order
-/// and none is skipped, so a refusal's check says how far verification got.
-const VERIFICATION: std::ops::RangeInclusive<usize> = 1..=11;
+/// and none is skipped, so a refusal's check says how far verification got (a JWT's
+/// verification has no `introspection` check; an opaque token's has only that one and
+/// the payload checks).
+const VERIFICATION: std::ops::RangeInclusive<usize> = 1..=12;
 
 /// The checks a verified payload goes through, an introspection answer's included.
-const PAYLOAD: std::ops::RangeInclusive<usize> = 7..=11;
+const PAYLOAD: std::ops::RangeInclusive<usize> = 8..=12;
+
+/// The steps after verification, in the core's order, with the check each reports as.
+/// The core records a step when it starts, so the last one recorded is where a refusal
+/// stopped (a single-use token without `jti` fails in `state`, not in `claims`).
+const AFTER_VERIFICATION: [(u16, &str); 4] = [
+    (Trace::BINDING, "binding"),
+    (Trace::VALIDATOR, "claims"),
+    (Trace::PERMISSIONS, "permissions"),
+    (Trace::STATE, "state"),
+];
 
 /// How one check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,7 +64,7 @@ pub enum CheckStatus {
     /// Failed: the layer refuses here.
     Failed,
     /// Did not run: an earlier check failed, or the configuration or the token does not
-    /// call for it (no binding to check, no validator, no layer-wide permission, no
+    /// call for it (no binding to check, no layer-wide permission, no
     /// state store, no introspection for a JWT).
     NotRun,
 }
@@ -116,20 +127,26 @@ fn about(check: &str) -> &'static str {
         "claims" => "required claims, claim rules, client allow-list",
         "introspection" => "the authorization server says the opaque token is active",
         "binding" => "a sender-constrained token's binding (DPoP, mTLS) is satisfied",
-        "validator" => "the application's check of the typed claims",
         "permissions" => "the layer-wide permissions",
         _ => "revocation, DPoP proof replay and single use",
     }
 }
 
-/// The check a refusal stops at: the one the error table names, except that an issuer
-/// refusal (or a missing `iss`) after the signature is a claim check: `issuer_known`
-/// says whether the token's `iss` matched a trusted issuer before it.
-fn failing_check(kind: ErrorKind, issuer_known: bool) -> usize {
-    let step = match kind {
-        ErrorKind::InvalidIssuer | ErrorKind::MissingClaim if issuer_known => "claims",
-        ErrorKind::MissingClaim => "issuer",
-        kind => kind.row().step,
+/// The check a refusal stops at: where the core stopped when it was past verification,
+/// else the one the error table names, except that an issuer refusal (or a missing
+/// `iss`) after the signature is a claim check: `issuer_known` says whether the token's
+/// `iss` matched a trusted issuer before it.
+fn failing_check(kind: ErrorKind, issuer_known: bool, trace: Trace) -> usize {
+    let stopped = AFTER_VERIFICATION
+        .iter()
+        .rev()
+        .find(|(step, _)| trace.ran(*step))
+        .map(|(_, check)| *check);
+    let step = match (stopped, kind) {
+        (Some(check), _) => check,
+        (None, ErrorKind::InvalidIssuer | ErrorKind::MissingClaim) if issuer_known => "claims",
+        (None, ErrorKind::MissingClaim) => "issuer",
+        (None, kind) => kind.row().step,
     };
     // Refusals of a request rather than a token (no token, two tokens) cannot come from
     // an explanation, which is given the token: they count as the first check.
@@ -137,7 +154,7 @@ fn failing_check(kind: ErrorKind, issuer_known: bool) -> usize {
 }
 
 /// How check `i` went, given the check that failed and the steps that ran.
-fn status_of(i: usize, failed: Option<usize>, trace: Trace, opaque: bool) -> CheckStatus {
+fn status_of(i: usize, failed: Option<usize>, trace: Trace) -> CheckStatus {
     let ran = |step| {
         if trace.ran(step) {
             CheckStatus::Passed
@@ -145,31 +162,26 @@ fn status_of(i: usize, failed: Option<usize>, trace: Trace, opaque: bool) -> Che
             CheckStatus::NotRun
         }
     };
-    let before_failure = || failed.is_some_and(|at| i < at);
-    if failed == Some(i) {
-        return CheckStatus::Failed;
+    match failed {
+        Some(at) if at == i => return CheckStatus::Failed,
+        Some(at) if i > at => return CheckStatus::NotRun,
+        _ => {}
     }
+    // From here on, check `i` comes before the failure, or nothing failed.
+    let opaque = trace.ran(Trace::OPAQUE);
+    let verification_failed = failed.is_some_and(|at| VERIFICATION.contains(&at));
     match CHECKS[i] {
         "length" => ran(Trace::LENGTH),
         "introspection" => ran(Trace::INTROSPECTED),
         "binding" => ran(Trace::BINDING),
-        "validator" => ran(Trace::VALIDATOR),
         "permissions" => ran(Trace::PERMISSIONS),
         "state" => ran(Trace::STATE),
         // An opaque token has no JWS: only the payload checks run, on the answer.
         _ if opaque && !PAYLOAD.contains(&i) => CheckStatus::NotRun,
-        _ if opaque && trace.ran(Trace::INTROSPECTED) && (failed.is_none() || before_failure()) => {
-            CheckStatus::Passed
-        }
-        _ if trace.ran(Trace::VERIFIED) => CheckStatus::Passed,
+        _ if opaque => ran(Trace::INTROSPECTED),
+        "issuer" => ran(Trace::ISSUER),
         // Verification stops at its first failing check; those before it passed.
-        _ if VERIFICATION.contains(&i)
-            && failed.is_some_and(|at| VERIFICATION.contains(&at))
-            && before_failure() =>
-        {
-            CheckStatus::Passed
-        }
-        "issuer" if trace.ran(Trace::ISSUER) => CheckStatus::Passed,
+        _ if trace.ran(Trace::VERIFIED) || verification_failed => CheckStatus::Passed,
         _ => CheckStatus::NotRun,
     }
 }
@@ -287,18 +299,22 @@ impl Explanation {
         let issuer_known = crate::jws::peek_issuer(token)
             .is_ok_and(|iss| policy.issuers.iter().any(|i| i.matcher.matches(&iss)))
             || policy.issuers.len() == 1 && crate::jws::peek_issuer(token).is_err();
-        let failed = error.map(|kind| failing_check(kind, issuer_known));
-        let introspection = CHECKS.iter().position(|c| *c == "introspection");
-        let opaque =
-            trace.ran(Trace::INTROSPECTED) || (failed.is_some() && failed == introspection);
-        let unverified = Unverified::read(token);
+        let failed = error.map(|kind| failing_check(kind, issuer_known, trace));
+        // An opaque token has no payload to read: its failed checks show no values.
+        let unverified = if trace.ran(Trace::OPAQUE) {
+            None
+        } else {
+            Some(Unverified::read(token))
+        };
         let checks = CHECKS
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let status = status_of(i, failed, trace, opaque);
-                let detail = match (status, error) {
-                    (CheckStatus::Failed, Some(kind)) => detail(policy, kind, name, &unverified),
+                let status = status_of(i, failed, trace);
+                let detail = match (status, error, &unverified) {
+                    (CheckStatus::Failed, Some(kind), Some(token)) => {
+                        detail(policy, kind, name, token)
+                    }
                     _ => None,
                 };
                 Check {

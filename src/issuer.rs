@@ -21,7 +21,7 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 
 /// One trusted issuer with its own key source and audiences, for configurations that
 /// trust several issuers; see
-/// [`JwtAuthConfigBuilder::trusted_issuer`](crate::JwtAuthConfigBuilder::trusted_issuer).
+/// [`JwtAuthConfigBuilder::issuer`](crate::JwtAuthConfigBuilder::issuer).
 ///
 /// Without a key source of its own, the issuer's keys come from OIDC discovery (or from
 /// the builder's key source when it is the only issuer). Without audiences of its own,

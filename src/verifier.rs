@@ -117,9 +117,11 @@ impl Verifier {
 impl Verifier {
     /// Why the layer would accept or refuse `token`, check by check, with the status and
     /// challenge it would answer: for tools that explain a 401 (the `jwt-auth explain`
-    /// command). It waits for keys as [`verify_async`](Self::verify_async) does. A token
-    /// is only read, never sent anywhere (introspection aside, for an opaque token with
-    /// introspection configured).
+    /// command). It waits for keys as [`verify_async`](Self::verify_async) does. It runs
+    /// the layer's steps for real: an opaque token is introspected when introspection is
+    /// configured, the revocation list is asked, and with single-use tokens on, the token
+    /// is spent. Explain with a configuration of its own (as `jwt-auth explain` does) to
+    /// leave a live store untouched.
     ///
     /// ```
     /// # use tower_jwt_auth::{JwtAuthConfig, Verifier};

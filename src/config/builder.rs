@@ -542,8 +542,8 @@ impl JwtAuthConfigBuilder {
     }
 
     /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`](crate::jwks::RemoteJwks).
-    /// With several issuers, give each its own through
-    /// [`trusted_issuer`](Self::trusted_issuer).
+    /// With several issuers, give each its own through a
+    /// [`TrustedIssuer`] passed to [`issuer`](Self::issuer).
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
@@ -555,14 +555,18 @@ impl JwtAuthConfigBuilder {
     /// [`RemoteOptions`] for each default and its reason.
     ///
     /// An HTTP client set before (with [`http_client`](Self::http_client)) is kept
-    /// unless `options` carries one of its own: the order of the two calls does not
+    /// unless `options` carries one of its own, and plain http allowed through
+    /// [`dangerous`](Self::dangerous) stays allowed: the order of the calls does not
     /// matter.
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn remote_options(mut self, options: RemoteOptions) -> Self {
         let client = options.client.clone().or(self.remote_options.client.take());
+        // A switch set through `dangerous()` stays set, whatever the order of calls.
+        let allow_http = options.allow_http || self.remote_options.allow_http;
         self.remote_options = options;
         self.remote_options.client = client;
+        self.remote_options.allow_http = allow_http;
         self
     }
 
@@ -823,5 +827,7 @@ mod tests {
             .introspection_without_audience();
         assert!(b.remote_options.allow_http);
         assert!(b.introspection_audience_optional);
+        let later = b.remote_options(RemoteOptions::new());
+        assert!(later.remote_options.allow_http, "kept by remote_options");
     }
 }

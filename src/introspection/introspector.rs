@@ -39,6 +39,24 @@ const MAX_ANSWER: usize = 64 * 1024;
 /// The media type of signed introspection answers (RFC 9701).
 const JWT_ANSWER: &str = "application/token-introspection+jwt";
 
+/// How long, by the layer's clock, a completed call with an active answer stays
+/// joinable: its waiters cache the answer once they run again, and a request for the
+/// same token arriving meanwhile must share the answer rather than call again.
+const LINGER: f64 = 1.0;
+
+/// One call for one token: its answer, and when it came (for an active one).
+struct Flight {
+    answer: watch::Receiver<Option<Answer>>,
+    landed: Option<f64>,
+}
+
+impl Flight {
+    /// In flight, or landed less than `linger` seconds ago.
+    fn joinable(&self, now: f64, linger: f64) -> bool {
+        self.landed.is_none_or(|at| now < at + linger)
+    }
+}
+
 /// How long a client is told to wait when introspection fails.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -134,7 +152,7 @@ pub(crate) struct Introspector {
     /// Active answers, typed by the layer that read them.
     pub(crate) cache: TokenCache,
     refused: Mutex<HashMap<Digest, (f64, ErrorKind)>>,
-    flights: Mutex<HashMap<Digest, watch::Receiver<Option<Answer>>>>,
+    flights: Mutex<HashMap<Digest, Flight>>,
     budget: Budget,
     /// When an authentication failure was last logged at ERROR.
     auth_logged: Mutex<Option<Instant>>,
@@ -276,18 +294,38 @@ impl Introspector {
             );
             return Box::pin(std::future::ready(Answer::Failed));
         };
+        let now = self.now();
+        let cap = self.settings.max_in_flight;
+        // Never longer than answers are cached: with no cache, every request asks.
+        let linger = self.settings.cache_ttl.as_secs_f64().min(LINGER);
         let mut flights = lock(&self.flights);
-        let (mut receiver, sender) = match flights.get(&digest) {
-            Some(receiver) => (receiver.clone(), None),
-            None if flights.len() >= self.settings.max_in_flight => {
-                drop(flights);
-                telemetry::count_introspection_refused("in_flight");
-                tracing::warn!(issuer = %self.issuer_url, "too many introspection calls at once; request refused with 503");
-                return Box::pin(std::future::ready(Answer::Failed));
-            }
+        let joined = flights
+            .get(&digest)
+            .filter(|flight| flight.joinable(now, linger))
+            .map(|flight| flight.answer.clone());
+        let (mut receiver, sender) = match joined {
+            Some(receiver) => (receiver, None),
             None => {
+                if flights.len() >= cap {
+                    flights.retain(|_, flight| flight.joinable(now, linger));
+                }
+                let in_flight = if flights.len() >= cap {
+                    flights.values().filter(|f| f.landed.is_none()).count()
+                } else {
+                    flights.len()
+                };
+                if in_flight >= cap {
+                    drop(flights);
+                    telemetry::count_introspection_refused("in_flight");
+                    tracing::warn!(issuer = %self.issuer_url, "too many introspection calls at once; request refused with 503");
+                    return Box::pin(std::future::ready(Answer::Failed));
+                }
                 let (sender, receiver) = watch::channel(None);
-                flights.insert(digest, receiver.clone());
+                let flight = Flight {
+                    answer: receiver.clone(),
+                    landed: None,
+                };
+                flights.insert(digest, flight);
                 (receiver, Some(sender))
             }
         };
@@ -297,9 +335,10 @@ impl Introspector {
         if let Some(sender) = sender {
             // Leaves the map however the call ends, a panic or a task dropped unpolled
             // included: a stale entry would answer 503 for this token from then on.
-            let landing = Landing {
+            let mut landing = Landing {
                 introspector: Arc::clone(self),
                 digest,
+                linger: false,
             };
             let this = Arc::clone(self);
             let token = token.to_owned();
@@ -308,7 +347,11 @@ impl Introspector {
                 if let Answer::Refused(kind) = &answer {
                     this.refuse(digest, *kind);
                 }
+                let active = matches!(answer, Answer::Active(_));
                 let _ = sender.send(Some(answer));
+                if active {
+                    landing.linger();
+                }
                 drop(landing);
             });
         }
@@ -624,11 +667,26 @@ fn is_introspection_typ(typ: &str) -> bool {
 struct Landing {
     introspector: Arc<Introspector>,
     digest: [u8; 32],
+    /// The call ended with an active answer that stays joinable a moment.
+    linger: bool,
+}
+
+impl Landing {
+    /// Keeps the completed call joinable for [`LINGER`] instead of removing it.
+    fn linger(&mut self) {
+        let now = self.introspector.now();
+        if let Some(flight) = lock(&self.introspector.flights).get_mut(&self.digest) {
+            flight.landed = Some(now);
+            self.linger = true;
+        }
+    }
 }
 
 impl Drop for Landing {
     fn drop(&mut self) {
-        lock(&self.introspector.flights).remove(&self.digest);
+        if !self.linger {
+            lock(&self.introspector.flights).remove(&self.digest);
+        }
     }
 }
 

@@ -99,7 +99,6 @@ pub(crate) fn render(
     }
 }
 
-/// The gRPC status codes rejections map to.
 /// Percent-encodes a `grpc-message` value as the gRPC HTTP/2 protocol requires.
 fn grpc_message(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

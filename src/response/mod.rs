@@ -196,10 +196,11 @@ impl Rejection {
             return challenge("DPoP", realm, &error, metadata, Some(algs));
         }
         // Otherwise the error goes in the challenge of the scheme it concerns: DPoP's for
-        // a proof failure or a request that used the DPoP scheme, Bearer's otherwise.
+        // an error code of RFC 9449 (the table's) or a request that used the DPoP scheme,
+        // Bearer's otherwise.
         let proof_error = matches!(
-            self.error.kind(),
-            ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce
+            self.error.error_code(),
+            Some("invalid_dpop_proof" | "use_dpop_nonce")
         );
         let (bearer_error, dpop_error) = if proof_error || self.dpop_scheme {
             (&[][..], &error[..])

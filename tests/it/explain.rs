@@ -3,6 +3,9 @@
 
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
 use tower_jwt_auth::explain::{CheckStatus, Explanation};
+use tower_jwt_auth::introspection::{ClientAuth, Introspection};
+use tower_jwt_auth::state::MemoryRevocationList;
+use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::testing::TestKey;
 use tower_jwt_auth::{ErrorKind, Verifier};
 
@@ -19,9 +22,12 @@ fn status(report: &Explanation, name: &str) -> CheckStatus {
 
 #[tokio::test]
 async fn a_token_refused_for_its_binding_shows_the_later_checks_as_not_run() {
+    // A revocation list and single use: the state step would run if the binding held.
     let config = builder(ec_key().key_set())
         .dpop(DpopOptions::new(DpopMode::Allowed).public_base_url("https://api.example.test"))
         .require_permissions(["read"])
+        .revocation_list(MemoryRevocationList::default())
+        .single_use_tokens(true)
         .build()
         .expect("config");
     let client = TestKey::ec_p256();
@@ -64,13 +70,7 @@ async fn checks_the_configuration_does_not_call_for_are_not_run_even_when_accept
             "{name}: {report}"
         );
     }
-    for name in [
-        "introspection",
-        "binding",
-        "validator",
-        "permissions",
-        "state",
-    ] {
+    for name in ["introspection", "binding", "permissions", "state"] {
         assert_eq!(
             status(&report, name),
             CheckStatus::NotRun,
@@ -102,4 +102,62 @@ async fn a_failed_check_shows_the_values_it_compared() {
         "{detail}"
     );
     assert!(report.to_string().contains("exp passed"), "{report}");
+}
+
+#[tokio::test]
+async fn a_refusal_after_verification_is_reported_where_the_core_stopped() {
+    // Single use needs a `jti`: a token without one passes verification, the
+    // permissions and revocation, and stops in the state step.
+    let config = builder(ec_key().key_set())
+        .require_permissions(["read"])
+        .single_use_tokens(true)
+        .build()
+        .expect("config");
+    let report = Verifier::new(config)
+        .explain(
+            &token(ec_key())
+                .permissions(["read"])
+                .without_claim("jti")
+                .sign(),
+        )
+        .await;
+    assert_eq!(report.error, Some(ErrorKind::MissingClaim), "{report}");
+    assert_eq!(status(&report, "claims"), CheckStatus::Passed, "{report}");
+    assert_eq!(status(&report, "permissions"), CheckStatus::Passed);
+    assert_eq!(status(&report, "state"), CheckStatus::Failed);
+}
+
+#[tokio::test]
+async fn an_opaque_token_refused_for_its_answer_shows_no_jws_checks() {
+    let issuer = MockIssuer::start().await;
+    issuer.add_client("api", "s3cret", Vec::<String>::new());
+    let config = crate::support::issuer_config(&issuer)
+        .introspection(Introspection::new(
+            "api",
+            ClientAuth::client_secret_basic("s3cret"),
+        ))
+        .build()
+        .expect("config");
+    let opaque = issuer.opaque(&issuer.token().wrong_audience());
+    let report = Verifier::new(config).explain(&opaque).await;
+    assert_eq!(report.error, Some(ErrorKind::InvalidAudience), "{report}");
+    for name in [
+        "structure",
+        "issuer",
+        "algorithm",
+        "header",
+        "key",
+        "signature",
+    ] {
+        assert_eq!(
+            status(&report, name),
+            CheckStatus::NotRun,
+            "{name}: {report}"
+        );
+    }
+    assert_eq!(status(&report, "introspection"), CheckStatus::Passed);
+    let audience = report.failed_check().expect("a failed check");
+    assert_eq!(audience.name, "audience");
+    // An opaque token has nothing to read the values from.
+    assert_eq!(audience.detail, None);
 }

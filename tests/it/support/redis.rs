@@ -86,13 +86,15 @@ impl RedisServer {
             Duration::from_secs(10),
             &format!("redis-server answering on port {}", self.port),
             async || {
-                if self.try_command(&["PING"]).as_deref() == Some("PONG") {
-                    Some(true)
-                } else if child.try_wait().ok().flatten().is_some() {
-                    Some(false)
-                } else {
-                    None
+                // Our server exited: another process holds the port.
+                if child.try_wait().ok().flatten().is_some() {
+                    return Some(false);
                 }
+                // Whoever answers must be our server, not one a parallel test started on
+                // a port it was handed just before us.
+                let ours = format!("process_id:{}", child.id());
+                let info = self.try_command(&["INFO", "server"]).unwrap_or_default();
+                info.lines().any(|line| line.trim() == ours).then_some(true)
             },
         )
         .await;
