@@ -21,7 +21,8 @@ use http::StatusCode;
 /// assert_eq!(err.error_code(), Some("invalid_token"));
 /// assert_eq!(err.to_string(), "token expired");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", kind.description())]
 pub struct AuthError {
     kind: ErrorKind,
 }
@@ -271,14 +272,6 @@ impl fmt::Debug for AuthError {
             .finish()
     }
 }
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.description())
-    }
-}
-
-impl std::error::Error for AuthError {}
 
 /// The message, as `Display` gives it: an error returned from `main` is printed with
 /// `Debug`, and a struct dump would bury what to fix.

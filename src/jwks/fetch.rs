@@ -2,7 +2,6 @@
 //! with the body cap, conditional requests and the URL rules. Only the refresher task of
 //! a [`RemoteJwks`](crate::jwks::RemoteJwks) calls it, so no request's future ever owns a fetch.
 
-use std::fmt;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -35,14 +34,9 @@ impl Source {
 }
 
 /// Why a fetch failed. Carries URLs and statuses, never key material.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct FetchError(String);
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 fn err(msg: impl Into<String>) -> FetchError {
     FetchError(msg.into())

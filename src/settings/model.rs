@@ -24,8 +24,9 @@ pub struct Settings {
     /// The trusted issuers; at least one.
     #[serde(default)]
     pub issuers: Vec<IssuerSettings>,
-    /// Audiences for every issuer that lists none of its own.
-    #[serde(default)]
+    /// Audiences for every issuer that lists none of its own (`audience = "..."` for
+    /// one is read too).
+    #[serde(default, alias = "audience", deserialize_with = "one_or_many")]
     pub audiences: Vec<String>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `"60s"`.
     #[serde(default, deserialize_with = "optional_duration")]
@@ -83,6 +84,20 @@ pub struct Settings {
     pub introspection: Option<IntrospectionSettings>,
 }
 
+/// A list of strings, or one string for a list of one.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
 /// One trusted issuer and its key source (OIDC discovery when none is given).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,8 +105,9 @@ pub struct Settings {
 pub struct IssuerSettings {
     /// The exact `iss`, or a template with `{tenant}` / `{tenantid}`.
     pub issuer: String,
-    /// Accepted audiences; default: the top-level `audiences`.
-    #[serde(default)]
+    /// Accepted audiences; default: the top-level `audiences`. `audience = "..."`, one
+    /// audience as the builder's method and `JWT_AUDIENCE` name it, is read too.
+    #[serde(default, alias = "audience", deserialize_with = "one_or_many")]
     pub audiences: Vec<String>,
     /// Keys from this JWKS URL instead of discovery.
     pub jwks_url: Option<String>,

@@ -221,8 +221,8 @@ fn scalar(value: &serde_json::Value) -> String {
 fn bad_files_name_the_path_of_the_bad_field() {
     let cases: [(&str, &str, Option<usize>); 8] = [
         (
-            "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudience = [\"x\"]\n",
-            "issuers[0].audience",
+            "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiance = [\"x\"]\n",
+            "issuers[0].audiance",
             Some(3),
         ),
         (
@@ -475,4 +475,20 @@ async fn a_file_changes_only_what_it_names() {
     // JSON with text after the object is refused.
     let error = Settings::parse("{\"issuers\": []} {}", Format::Json).expect_err("trailing");
     assert_eq!(error.kind(), ConfigErrorKind::InvalidSettings);
+}
+
+#[test]
+fn an_issuer_table_takes_one_audience_as_audience() {
+    let settings = Settings::parse(
+        "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudience = \"https://api.example.com\"\n",
+        Format::Toml,
+    )
+    .expect("the singular parses");
+    assert_eq!(settings.issuers[0].audiences, ["https://api.example.com"]);
+    let both = Settings::parse(
+        "[[issuers]]\nissuer = \"i\"\naudience = \"a\"\naudiences = [\"b\"]\n",
+        Format::Toml,
+    )
+    .expect_err("one key, spelled twice");
+    assert!(both.to_string().contains("audience"), "{both}");
 }
