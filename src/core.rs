@@ -590,19 +590,17 @@ fn admit<C, T: TokenText>(
             return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
         }
     }
-    if policy.permissions.required.is_some() {
+    if let Some(required) = &policy.permissions.required {
         trace.record(Trace::PERMISSIONS);
+        if !required.is_met(&verified.permissions) {
+            return Admitted::Done(Outcome::Forbidden(
+                required.clone(),
+                verified.identity,
+                issuer,
+            ));
+        }
     }
-    if let Some(required) = &policy.permissions.required
-        && !required.is_met(&verified.permissions)
-    {
-        return Admitted::Done(Outcome::Forbidden(
-            required.clone(),
-            verified.identity,
-            issuer,
-        ));
-    }
-    if policy.state.tracks() || proof.is_some() {
+    if policy.state.runs_layer_check(proof.is_some()) {
         trace.record(Trace::STATE);
     }
     match policy.state.check_layer(verified.tracked.as_ref(), proof) {

@@ -296,9 +296,10 @@ impl Explanation {
         trace: Trace,
     ) -> Self {
         let error = result.err().map(|e| e.kind());
-        let issuer_known = crate::jws::peek_issuer(token)
-            .is_ok_and(|iss| policy.issuers.iter().any(|i| i.matcher.matches(&iss)))
-            || policy.issuers.len() == 1 && crate::jws::peek_issuer(token).is_err();
+        let issuer_known = match crate::jws::peek_issuer(token) {
+            Ok(iss) => policy.issuers.iter().any(|i| i.matcher.matches(&iss)),
+            Err(_) => policy.issuers.len() == 1,
+        };
         let failed = error.map(|kind| failing_check(kind, issuer_known, trace));
         // An opaque token has no payload to read: its failed checks show no values.
         let unverified = if trace.ran(Trace::OPAQUE) {

@@ -18,7 +18,7 @@ use crate::error::ErrorKind;
 use crate::payload::Text;
 use crate::state::{
     ProofRecord, ProofStore, ReplayStore, RevocationList, RevocationStatus, StateKey, StoreError,
-    StoreFailure,
+    StoreFailure, record_life,
 };
 use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
@@ -186,6 +186,12 @@ impl StateRules {
         !self.warned_unwaitable.swap(true, Ordering::Relaxed)
     }
 
+    /// Whether the layer's state step has anything to do for a token: a store to ask,
+    /// or a DPoP proof to record.
+    pub(crate) fn runs_layer_check(&self, proof: bool) -> bool {
+        self.tracks() || proof
+    }
+
     /// Whether verification must keep a token's [`Tracked`] keys for the layer's checks.
     pub(crate) fn tracks(&self) -> bool {
         self.single_use || self.revocation.is_some()
@@ -199,7 +205,7 @@ impl StateRules {
         tracked: Option<&Arc<Tracked>>,
         proof: Option<ProofCheck>,
     ) -> Check {
-        if !self.tracks() && proof.is_none() {
+        if !self.runs_layer_check(proof.is_some()) {
             return Check::Done(Ok(()));
         }
         self.check(tracked, true, proof, self.single_use)
@@ -308,18 +314,13 @@ impl StateRules {
     /// own clock, and the store counts the record's life by the writer's clock: one more
     /// leeway covers a reader whose clock runs that much behind the writer's. A shorter
     /// life would let the token work again before it expires, so the retention bounds
-    /// only a token without `exp` (an introspected one); an absurd `exp` is kept a
-    /// century, which stores accept.
+    /// only a token without `exp` (an introspected one).
     fn ttl(&self, tracked: &Tracked) -> Duration {
-        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         if tracked.exp.is_infinite() {
             return self.retention.max(Duration::from_secs(1));
         }
         let now = unix_seconds(self.clock.now());
-        let left = tracked.exp + 2.0 * self.leeway - now;
-        Duration::try_from_secs_f64(left)
-            .unwrap_or(if left > 0.0 { CENTURY } else { Duration::ZERO })
-            .clamp(Duration::from_secs(1), CENTURY)
+        record_life(tracked.exp + 2.0 * self.leeway - now)
     }
 
     fn judge_revocation(

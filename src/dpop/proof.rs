@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use aws_lc_rs::digest;
 use base64::Engine as _;
@@ -21,7 +20,7 @@ use crate::jwks::VerificationKey;
 use crate::jws::{b64, json_object};
 use crate::log::LogKid;
 use crate::payload::Text;
-use crate::state::StateKey;
+use crate::state::{StateKey, record_life};
 use crate::tracking::ProofCheck;
 
 /// A proof refused at `check`, logged at DEBUG with the check's name: every refusal is
@@ -215,13 +214,7 @@ impl ProofRules {
         // Replicas accept the proof until `iat + window + leeway` by their own clocks;
         // the store counts the record's life by this one's: one more leeway covers a
         // replica whose clock runs behind.
-        let left = opened.iat + self.window + 2.0 * self.leeway - request.now;
-        // An absurd window or leeway keeps the record a century (which stores accept),
-        // never less than the proof is accepted for.
-        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-        let ttl = Duration::try_from_secs_f64(left)
-            .unwrap_or(if left > 0.0 { CENTURY } else { Duration::ZERO })
-            .clamp(Duration::from_secs(1), CENTURY);
+        let ttl = record_life(opened.iat + self.window + 2.0 * self.leeway - request.now);
         Ok(Accepted {
             client: StateKey::proof_key(&opened.thumbprint),
             proof: StateKey::proof(&opened.thumbprint, &opened.jti),

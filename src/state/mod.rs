@@ -124,6 +124,23 @@ impl fmt::Debug for StateKey {
     }
 }
 
+/// The longest a record is kept: an absurd `exp`, window or leeway is kept this long,
+/// which every store accepts (Redis refuses an expiry its clock cannot add).
+pub(crate) const LONGEST_RECORD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// How long to keep a record whose token or proof is accepted for `seconds` more: at
+/// least one second, at most [`LONGEST_RECORD`], and never less than `seconds` within
+/// those bounds (a shorter life would let it be accepted again).
+pub(crate) fn record_life(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds)
+        .unwrap_or(if seconds > 0.0 {
+            LONGEST_RECORD
+        } else {
+            Duration::ZERO
+        })
+        .clamp(Duration::from_secs(1), LONGEST_RECORD)
+}
+
 /// Why a store could not answer. The layer never shows it to clients: a request it
 /// stops gets 503 with `Retry-After` (or passes, in [`StoreFailure::Open`] mode).
 #[derive(Debug, thiserror::Error)]
@@ -463,6 +480,16 @@ mod tests {
         assert_ne!(StateKey::token("ab", "c"), StateKey::token("a", "bc"));
         assert_eq!(StateKey::token("a", "b"), StateKey::token("a", "b"));
         assert_eq!(StateKey::token("a", "b").to_string().len(), 43);
+    }
+
+    #[test]
+    fn a_record_lives_as_long_as_its_token_within_a_second_and_a_century() {
+        assert_eq!(record_life(90.5), Duration::from_secs_f64(90.5));
+        assert_eq!(record_life(0.2), Duration::from_secs(1));
+        assert_eq!(record_life(-5.0), Duration::from_secs(1));
+        assert_eq!(record_life(f64::NAN), Duration::from_secs(1));
+        assert_eq!(record_life(1e300), LONGEST_RECORD);
+        assert_eq!(record_life(f64::INFINITY), LONGEST_RECORD);
     }
 
     #[test]

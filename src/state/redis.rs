@@ -24,8 +24,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, ExistenceCheck, SetExpiry, SetOptions};
 
 use super::{
-    ProofRecord, ProofStore, ReplayStore, Revocation, RevocationList, RevocationStatus, StateKey,
-    StoreError, StoreFuture,
+    LONGEST_RECORD, ProofRecord, ProofStore, ReplayStore, Revocation, RevocationList,
+    RevocationStatus, StateKey, StoreError, StoreFuture,
 };
 
 /// One DPoP proof: refused when seen, or when its client key holds `limit` live proofs;
@@ -171,13 +171,13 @@ impl fmt::Debug for RedisConnection {
     }
 }
 
-/// Milliseconds for `PX`: at least one, since Redis refuses zero, and at most a
-/// century, since Redis refuses an expiry its clock cannot add.
+/// Milliseconds for `PX`: at least one, since Redis refuses zero, and at most
+/// [`LONGEST_RECORD`], since Redis refuses an expiry its clock cannot add.
 fn millis(ttl: Duration) -> u64 {
-    const CENTURY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+    let longest = u64::try_from(LONGEST_RECORD.as_millis()).unwrap_or(u64::MAX);
     u64::try_from(ttl.as_millis())
         .unwrap_or(u64::MAX)
-        .clamp(1, CENTURY_MS)
+        .clamp(1, longest)
 }
 
 /// The [`ReplayStore`] every replica shares: `SET key 1 NX PX ttl`, atomic on the server.
