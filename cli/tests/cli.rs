@@ -59,6 +59,36 @@ async fn explain(issuer: &MockIssuer, token: &str) -> (i32, Value) {
     (code, report)
 }
 
+/// Plain `explain` of a token `serve` signed, for the audience its tokens carry.
+async fn explain_served(issuer: &str, token: &str) -> (i32, String, String) {
+    let args = [
+        "explain",
+        "--issuer",
+        issuer,
+        "--audience",
+        "https://api.example.com",
+        token,
+    ];
+    run(&args, None).await
+}
+
+/// `client_credentials` at `serve`'s token endpoint, the secret in the body.
+async fn token_request(issuer: &str, id: &str, secret: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("{issuer}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+}
+
 #[tokio::test]
 async fn explain_names_each_refusal_and_agrees_with_the_layer() {
     let issuer = MockIssuer::start().await;
@@ -202,21 +232,8 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
     ])
     .await;
     // Both the flag's client and the file's get tokens.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
     for (id, secret) in [("demo", "pw"), ("file-client", "fs")] {
-        let answer = http
-            .post(format!("{issuer}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .expect("token endpoint");
+        let answer = token_request(&issuer, id, secret).await;
         assert_eq!(answer.status(), 200, "{id}");
     }
     for alg in ["RS256", "ES256", "EdDSA"] {
@@ -236,18 +253,7 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
         )
         .await;
         assert_eq!(code, 0, "{err}");
-        let (code, out, err) = run(
-            &[
-                "explain",
-                "--issuer",
-                &issuer,
-                "--audience",
-                "https://api.example.com",
-                token.trim(),
-            ],
-            None,
-        )
-        .await;
+        let (code, out, err) = explain_served(&issuer, token.trim()).await;
         assert_eq!(code, 0, "{alg}: {out} {err}");
         assert!(out.contains("accepted"), "{out}");
     }
@@ -290,16 +296,7 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
         assert_eq!(code, 0);
         let decoded: Value = serde_json::from_str(&out).expect("json");
         jtis.insert(decoded["payload"]["jti"].to_string());
-        let audience = "https://api.example.com";
-        let args = [
-            "explain",
-            "--issuer",
-            &issuer,
-            "--audience",
-            audience,
-            token,
-        ];
-        assert_eq!(run(&args, None).await.0, 0, "{token}");
+        assert_eq!(explain_served(&issuer, token).await.0, 0, "{token}");
     }
     assert_eq!(jtis.len(), 3, "{many:?}");
     let (code, _, err) = run(&["mint", "--key-file", keys, "--count", "0"], None).await;
@@ -694,25 +691,17 @@ async fn after_rotate_mint_signs_with_the_key_serve_now_signs_with() {
     let after = after.trim();
     assert_eq!(decoded(after).await["header"]["kid"], new_kid.as_str());
     // serve signs with the same key, and publishes it.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    let answer: Value = http
-        .post(format!("{issuer}/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "demo"),
-            ("client_secret", "pw"),
-        ])
-        .send()
+    let answer: Value = token_request(&issuer, "demo", "pw")
         .await
-        .expect("token endpoint")
         .json()
         .await
         .expect("json");
     let served = answer["access_token"].as_str().expect("a token");
     assert_eq!(decoded(served).await["header"]["kid"], new_kid.as_str());
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let jwks: Value = http
         .get(format!("{issuer}/jwks.json"))
         .send()
@@ -729,32 +718,10 @@ async fn after_rotate_mint_signs_with_the_key_serve_now_signs_with() {
             .any(|k| k["kid"] == new_kid.as_str()),
         "{jwks}"
     );
-    let (code, out, err) = run(
-        &[
-            "explain",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "https://api.example.com",
-            after,
-        ],
-        None,
-    )
-    .await;
+    let (code, out, err) = explain_served(&issuer, after).await;
     assert_eq!(code, 0, "{out} {err}");
     // Tokens signed before the rotation still verify: the old key stays published.
-    let (code, out, err) = run(
-        &[
-            "explain",
-            "--issuer",
-            &issuer,
-            "--audience",
-            "https://api.example.com",
-            before.trim(),
-        ],
-        None,
-    )
-    .await;
+    let (code, out, err) = explain_served(&issuer, before.trim()).await;
     assert_eq!(code, 0, "{out} {err}");
 
     stdin.write_all(b"quit\n").await.expect("quit");

@@ -550,20 +550,8 @@ async fn the_mock_token_endpoint_issues_dpop_bound_tokens() {
 async fn dpop_over_grpc_metadata_with_the_method_path_as_htu() {
     use crate::tonic_server::proto::GetRequest;
     use crate::tonic_server::proto::documents_client::DocumentsClient;
-    use tonic::transport::Channel;
     let config = config(DpopMode::Allowed).build().expect("config");
-    let listener = crate::support::listener().await;
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(crate::tonic_server::serve(
-        listener,
-        config,
-        std::future::pending(),
-    ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let (_, channel) = crate::support::grpc(config).await;
     let mut client = DocumentsClient::new(channel);
     let method_url = format!("{BASE}/documents.v1.Documents/Get");
     let access = token(ec_key())

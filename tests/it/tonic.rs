@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{eventually, listener};
+use crate::support::eventually;
 use crate::tonic_server::proto::documents_client::DocumentsClient;
 use crate::tonic_server::proto::{CreateRequest, GetRequest};
 use tonic::metadata::MetadataValue;
@@ -29,18 +29,7 @@ async fn start(issuer: &MockIssuer) -> Grpc {
         .remote_options(options())
         .build()
         .expect("config");
-    let listener = listener().await;
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(crate::tonic_server::serve(
-        listener,
-        cfg,
-        std::future::pending(),
-    ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let (addr, channel) = crate::support::grpc(cfg).await;
     Grpc {
         addr,
         client: DocumentsClient::new(channel.clone()),

@@ -104,6 +104,24 @@ pub async fn listener() -> tokio::net::TcpListener {
         .expect("bind loopback")
 }
 
+/// The example gRPC server (`examples/tonic_server.rs`) with `config`, on a listener of
+/// its own, and a connected channel to it.
+pub async fn grpc(config: JwtAuthConfig) -> (SocketAddr, tonic::transport::Channel) {
+    let listener = listener().await;
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(crate::tonic_server::serve(
+        listener,
+        config,
+        std::future::pending(),
+    ));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    (addr, channel)
+}
+
 /// A loopback address where connections are refused, held until the socket drops: the
 /// socket is bound but never listens, so its port cannot go to any other listener.
 pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
