@@ -39,8 +39,10 @@
 //! instead: no embedded mock issuer starts, `JWT_ISSUER` and `JWT_AUDIENCE` are ignored
 //! (with a WARN), and SIGHUP or a change to the file's content reloads it without
 //! restart (once per change: reading or touching the file reloads nothing).
-//! `cargo run --example axum_server -- --check-config path` prints the parsed file with
-//! defaults and secrets redacted, or its errors, and exits non-zero on error.
+//! `cargo run --example axum_server -- --check-config path` prints the effective
+//! configuration as a file in the input's format (every default filled in, secrets
+//! redacted) and checks that it builds, or prints its errors and exits non-zero; it
+//! fetches nothing unless `--fetch` is added, which also loads every issuer's keys.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
 
 #[path = "support/logs.rs"]
@@ -63,7 +65,7 @@ use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
 use tower_jwt_auth::reload::ReloadHandle;
 use tower_jwt_auth::rules::Exemption;
-use tower_jwt_auth::settings::{FileWatcher, Settings};
+use tower_jwt_auth::settings::{FileWatcher, Format, Settings};
 use tower_jwt_auth::state::{
     MemoryRevocationList, RedisConnection, RedisReplayStore, RedisRevocationList, Revocations,
 };
@@ -315,26 +317,48 @@ pub(crate) fn watch_config(
     counted
 }
 
-/// `--check-config path`: the parsed file (defaults filled in, secrets redacted), or
-/// its errors.
-pub(crate) fn check_config(path: &Path) -> std::process::ExitCode {
+/// `--check-config path [--fetch]`: the effective configuration as a file in the
+/// input's format (every default filled in, secrets redacted) and whether it builds, or
+/// its errors. Nothing is fetched unless `fetch`: then the keys of every issuer are
+/// fetched once (for at most 10 s) and their state is reported.
+pub(crate) async fn check_config(path: &Path, fetch: bool) -> std::process::ExitCode {
+    let format = Format::of(path).unwrap_or(Format::Toml);
     let checked = Settings::from_file(path).and_then(|settings| {
-        let shown = format!("{settings:#?}");
-        settings
-            .builder()?
-            .build()
-            .map(|config| format!("{shown}\n\n{config:#?}"))
+        let shown = settings.render(format)?;
+        let builder = settings.builder()?;
+        // Built on a thread without a runtime, no key store starts fetching.
+        let config = if fetch {
+            builder.build()?
+        } else {
+            std::thread::scope(|scope| scope.spawn(|| builder.build()).join())
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?
+        };
+        Ok((shown, config))
     });
-    match checked {
-        Ok(shown) => {
-            println!("{shown}\n\n{}: valid", path.display());
-            std::process::ExitCode::SUCCESS
-        }
+    let (shown, config) = match checked {
+        Ok(checked) => checked,
         Err(error) => {
             eprintln!("{}: {error}", path.display());
-            std::process::ExitCode::FAILURE
+            return std::process::ExitCode::FAILURE;
         }
+    };
+    println!("{shown}");
+    if fetch
+        && !config
+            .wait_until_ready(std::time::Duration::from_secs(10))
+            .await
+    {
+        for health in config.key_health() {
+            eprintln!("{health:?}");
+        }
+        eprintln!(
+            "{}: valid, but not every issuer's keys loaded",
+            path.display()
+        );
+        return std::process::ExitCode::FAILURE;
     }
+    println!("{}: valid", path.display());
+    std::process::ExitCode::SUCCESS
 }
 
 /// DPoP in the mode `DPOP` names (`off`, `allowed`, `required`; `allowed` when unset),
@@ -443,10 +467,16 @@ pub(crate) fn app_with(auth: JwtAuthLayer, current: CurrentConfig) -> Router {
 async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     logs::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, path] = args.as_slice()
-        && flag == "--check-config"
-    {
-        return Ok(check_config(Path::new(path)));
+    match args.as_slice() {
+        [flag, path] if flag == "--check-config" => {
+            return Ok(check_config(Path::new(path), false).await);
+        }
+        [flag, path, fetch] | [flag, fetch, path]
+            if flag == "--check-config" && fetch == "--fetch" =>
+        {
+            return Ok(check_config(Path::new(path), true).await);
+        }
+        _ => {}
     }
     let listen: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".into())

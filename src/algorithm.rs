@@ -149,6 +149,22 @@ impl FromStr for Algorithm {
     }
 }
 
+/// Written as its JWS name (`"RS256"`), as in configuration files.
+impl serde::Serialize for Algorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Read from its JWS name (`"RS256"`); an unknown name is an error that names it.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown algorithm {name:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,11 +45,13 @@ const SHARDS: usize = 16;
 /// let cache = CacheOptions::new().max_entries(50_000).ttl(Duration::from_secs(300));
 /// # let _ = cache;
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[must_use]
 pub struct CacheOptions {
     max_entries: usize,
     max_bytes: usize,
+    #[serde(with = "crate::written::text")]
     ttl: Duration,
 }
 

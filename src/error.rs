@@ -284,10 +284,11 @@ impl fmt::Debug for ConfigError {
 /// A configuration that cannot work, reported by
 /// [`JwtAuthConfigBuilder::build`](crate::JwtAuthConfigBuilder::build).
 #[derive(thiserror::Error)]
-#[error("{message}")]
+#[error("{}{detail}", place(.path, .line))]
 pub struct ConfigError {
     kind: ConfigErrorKind,
-    message: String,
+    /// What is wrong, without where.
+    detail: String,
     /// The path of the bad field in a configuration file (`issuers[1].audiences[0]`).
     path: Option<String>,
     /// The line of the bad field, when the file format gives one.
@@ -343,15 +344,14 @@ impl ConfigError {
     pub(crate) fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            message: message.into(),
+            detail: message.into(),
             path: None,
             line: None,
         }
     }
 
-    /// An error about the field at `path` of a configuration file (and `line`, when
-    /// known); the message starts with them.
-    #[cfg(feature = "settings")]
+    /// An error about the field at `path` of the configuration (and `line`, when a file
+    /// gave it); the message starts with them.
     pub(crate) fn at(
         kind: ConfigErrorKind,
         path: impl Into<String>,
@@ -359,18 +359,18 @@ impl ConfigError {
         message: impl fmt::Display,
     ) -> Self {
         let path = path.into();
-        let place = match (path.is_empty(), line) {
-            (false, Some(line)) => format!("{path} (line {line}): "),
-            (false, None) => format!("{path}: "),
-            (true, Some(line)) => format!("line {line}: "),
-            (true, None) => String::new(),
-        };
         Self {
             kind,
-            message: format!("{place}{message}"),
+            detail: message.to_string(),
             path: (!path.is_empty()).then_some(path),
             line,
         }
+    }
+
+    /// The same error, with the line its field has in the file the options came from.
+    pub(crate) fn with_line(mut self, line: Option<usize>) -> Self {
+        self.line = self.line.or(line);
+        self
     }
 
     /// The path of the bad field, for errors about a configuration file or the
@@ -390,6 +390,16 @@ impl ConfigError {
     #[must_use]
     pub fn kind(&self) -> ConfigErrorKind {
         self.kind
+    }
+}
+
+/// Where a configuration error is: `path (line n): `, `path: `, `line n: ` or nothing.
+fn place(path: &Option<String>, line: &Option<usize>) -> String {
+    match (path, line) {
+        (Some(path), Some(line)) => format!("{path} (line {line}): "),
+        (Some(path), None) => format!("{path}: "),
+        (None, Some(line)) => format!("line {line}: "),
+        (None, None) => String::new(),
     }
 }
 

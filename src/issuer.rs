@@ -46,12 +46,32 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 /// # let _ = cfg;
 /// # Ok::<(), tower_jwt_auth::ConfigError>(())
 /// ```
+///
+/// It is also an `[[issuers]]` table of a settings file: `issuer`, `audiences` (or
+/// `audience` for one), `tenants`, and at most one of `jwks_url`, `jwks` (inline JSON),
+/// `pem_file` and `hmac_secret_file`.
 #[must_use]
-#[derive(Debug)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrustedIssuer {
     pub(crate) issuer: String,
+    #[serde(alias = "audience", deserialize_with = "crate::written::one_or_many")]
     pub(crate) audiences: Vec<String>,
     pub(crate) tenants: Vec<String>,
+    /// Keys from this JWKS URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) jwks_url: Option<String>,
+    /// Keys from this inline JWKS document, as a file writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) jwks: Option<String>,
+    /// Keys from this PEM file, read at `build()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pem_file: Option<std::path::PathBuf>,
+    /// An HMAC secret read from this file at `build()` (trailing line breaks ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) hmac_secret_file: Option<std::path::PathBuf>,
+    /// Keys given in code (never written out).
+    #[serde(skip)]
     pub(crate) keys: KeySpec,
 }
 
@@ -82,9 +102,7 @@ impl TrustedIssuer {
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
-            audiences: Vec::new(),
-            tenants: Vec::new(),
-            keys: KeySpec::default(),
+            ..Self::default()
         }
     }
 
@@ -117,7 +135,7 @@ impl TrustedIssuer {
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.keys.jwks_url = Some(url.into());
+        self.jwks_url = Some(url.into());
         self
     }
 
@@ -153,6 +171,7 @@ impl TrustedIssuer {
 }
 
 /// A key given to the builder, parsed at `build()`.
+#[derive(Clone)]
 pub(crate) enum KeyInput {
     Pem(String),
     Jwk(String),
@@ -175,7 +194,7 @@ impl fmt::Debug for KeyInput {
 }
 
 /// Where one issuer's keys come from, as configured (at most one source).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct KeySpec {
     pub(crate) inputs: Vec<KeyInput>,
     pub(crate) store: Option<Arc<dyn KeyStore>>,

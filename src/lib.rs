@@ -166,6 +166,7 @@ mod token;
 mod tracking;
 pub mod verifier;
 mod verify;
+mod written;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

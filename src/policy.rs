@@ -27,7 +27,8 @@ use crate::tracking::StateRules;
 
 /// Which JWS `typ` header values are accepted (RFC 8725 section 3.11).
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TypPolicy {
     /// `typ` absent, `JWT` or `at+jwt` (case-insensitive, optional `application/`
     /// prefix). Any other type, such as `dpop+jwt`, `logout+jwt` or `secevent+jwt`, is a

@@ -21,12 +21,20 @@ use crate::https::is_loopback;
 /// The well-known path of RFC 9728 section 3.
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
-/// The settings behind the metadata document.
-#[derive(Debug, Clone)]
+/// The settings behind the metadata document (the `[resource]` table of a settings
+/// file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct ResourceSettings {
+    /// The resource identifier (an https URL).
     pub(crate) resource: String,
+    /// `resource_name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) name: Option<String>,
+    /// `resource_documentation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) documentation: Option<String>,
+    /// `scopes_supported`.
     pub(crate) scopes: Vec<String>,
 }
 

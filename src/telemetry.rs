@@ -20,7 +20,8 @@ pub(crate) const SPAN_TARGET: &str = "tower_jwt_auth::request";
 
 /// How the subject (`sub`) of a verified token appears in the layer's tracing spans.
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SubjectLogging {
     /// Not at all: the default, since a subject is often personal data.
     #[default]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::model::{Declared, PermissionClaim};
 use crate::algorithm::Algorithm;
 use crate::cache::CacheOptions;
 use crate::dpop::DpopOptions;
@@ -13,9 +14,7 @@ use crate::issuer::{KeyInput, KeySpec, TrustedIssuer};
 use crate::jwks::options::RemoteOptions;
 use crate::jwks::{KeySet, KeyStore};
 use crate::mtls::MtlsMode;
-use crate::permission::ClaimPath;
 use crate::policy::TypPolicy;
-use crate::resource::ResourceSettings;
 use crate::response::{DefaultResponder, ErrorResponder};
 use crate::rules::{
     Check, ClaimRule, ClaimsView, Exemption, Expected, PayloadCheck, Predicate, RequestHead,
@@ -24,15 +23,6 @@ use crate::state::{ProofStore, ReplayStore, RevocationList, StoreFailure};
 use crate::telemetry::{AuditEvent, AuditHook, SubjectLogging};
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
-
-/// How long a revocation is kept by default: the longest an access token is expected to
-/// live.
-pub(crate) const DEFAULT_REVOCATION_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
-/// The default clock skew tolerated on `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-/// The default maximum token length in bytes.
-pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Builds a [`JwtAuthConfig`](crate::JwtAuthConfig).
 ///
@@ -51,103 +41,54 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// ```
 #[must_use]
 pub struct JwtAuthConfigBuilder {
-    pub(super) issuers: Vec<TrustedIssuer>,
-    pub(super) audiences: Vec<String>,
+    /// Every declarative option: what a settings file can also say.
+    pub(crate) declared: Declared,
+    /// What only code can give: closures, stores, clocks, keys as bytes.
     pub(super) any_audience: bool,
-    pub(super) leeway: Duration,
-    pub(super) algorithms: Option<Vec<Algorithm>>,
-    pub(super) typ: TypPolicy,
-    pub(super) required_claims: Vec<String>,
-    pub(super) max_token_len: usize,
-    pub(super) token_source: TokenSource,
-    pub(super) realm: Option<String>,
+    pub(super) any_tenant: bool,
+    /// A token source built in code; it wins over the declared `[token]` sources.
+    pub(super) token_source: Option<TokenSource>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) keys: KeySpec,
-    #[cfg(feature = "remote")]
-    pub(super) remote_options: RemoteOptions,
-    pub(super) tenants: Vec<String>,
-    pub(super) any_tenant: bool,
-    pub(super) permission_paths: Vec<Option<ClaimPath>>,
-    pub(super) required_permissions: Vec<String>,
-    pub(super) resource: Option<ResourceSettings>,
-    pub(super) cache: Option<CacheOptions>,
+    /// Claim validators written as closures.
+    pub(super) claim_validators: Vec<ClaimRule>,
+    pub(super) payload_checks: Vec<PayloadCheck>,
+    pub(super) exempt_predicates: Vec<Predicate>,
     pub(super) responder: Arc<dyn ErrorResponder>,
-    pub(super) subject_logging: SubjectLogging,
     pub(super) audit: Option<AuditHook>,
     pub(super) replay: Option<Arc<dyn ReplayStore>>,
     pub(super) proofs: Option<Arc<dyn ProofStore>>,
     pub(super) revocation: Option<Arc<dyn RevocationList>>,
-    /// The revocation list is the in-memory one a settings file named.
-    pub(super) default_revocation: bool,
-    pub(super) single_use: bool,
-    pub(super) store_failure: StoreFailure,
-    pub(super) revocation_retention: Duration,
-    pub(super) max_lifetime: Option<Duration>,
-    pub(super) claim_rules: Vec<ClaimRule>,
-    pub(super) payload_checks: Vec<PayloadCheck>,
-    pub(super) allowed_clients: Option<Vec<String>>,
-    pub(super) exemptions: Vec<Exemption>,
-    pub(super) exempt_predicates: Vec<Predicate>,
-    pub(super) forwarded_claims: Vec<(String, String)>,
-    pub(super) forwarded_payload: Option<String>,
-    pub(super) remove_authorization: bool,
-    pub(super) dpop: Option<DpopOptions>,
-    pub(super) mtls: MtlsMode,
-    #[cfg(feature = "remote")]
-    pub(super) introspection: Option<crate::introspection::Introspection>,
     /// Introspection answers without `aud` are accepted (a dangerous setting).
     #[cfg(feature = "remote")]
     pub(super) introspection_audience_optional: bool,
+    /// Finds the line of a field path in the settings file the options came from.
+    pub(crate) lines: Option<LineFinder>,
 }
+
+/// Finds the line of a field path (`issuers[0].audiences[1]`) in a settings file.
+pub(crate) type LineFinder = Arc<dyn Fn(&str) -> Option<usize> + Send + Sync>;
 
 impl Default for JwtAuthConfigBuilder {
     fn default() -> Self {
         Self {
-            issuers: Vec::new(),
-            audiences: Vec::new(),
+            declared: Declared::default(),
             any_audience: false,
-            leeway: DEFAULT_LEEWAY,
-            algorithms: None,
-            typ: TypPolicy::default(),
-            required_claims: Vec::new(),
-            max_token_len: DEFAULT_MAX_TOKEN_LEN,
-            token_source: TokenSource::default(),
-            realm: None,
+            any_tenant: false,
+            token_source: None,
             clock: Arc::new(SystemClock),
             keys: KeySpec::default(),
-            #[cfg(feature = "remote")]
-            remote_options: RemoteOptions::default(),
-            tenants: Vec::new(),
-            any_tenant: false,
-            permission_paths: Vec::new(),
-            required_permissions: Vec::new(),
-            resource: None,
-            cache: None,
-            subject_logging: SubjectLogging::Off,
-            audit: None,
+            claim_validators: Vec::new(),
+            payload_checks: Vec::new(),
+            exempt_predicates: Vec::new(),
             responder: Arc::new(DefaultResponder),
+            audit: None,
             replay: None,
             proofs: None,
             revocation: None,
-            default_revocation: false,
-            single_use: false,
-            store_failure: StoreFailure::Closed,
-            revocation_retention: DEFAULT_REVOCATION_RETENTION,
-            max_lifetime: None,
-            claim_rules: Vec::new(),
-            payload_checks: Vec::new(),
-            allowed_clients: None,
-            exemptions: Vec::new(),
-            exempt_predicates: Vec::new(),
-            forwarded_claims: Vec::new(),
-            forwarded_payload: None,
-            remove_authorization: false,
-            dpop: None,
-            mtls: MtlsMode::Off,
-            #[cfg(feature = "remote")]
-            introspection: None,
             #[cfg(feature = "remote")]
             introspection_audience_optional: false,
+            lines: None,
         }
     }
 }
@@ -155,8 +96,7 @@ impl Default for JwtAuthConfigBuilder {
 impl fmt::Debug for JwtAuthConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuthConfigBuilder")
-            .field("issuers", &self.issuers)
-            .field("audiences", &self.audiences)
+            .field("declared", &self.declared)
             .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
@@ -185,7 +125,7 @@ impl DangerousConfigBuilder {
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn allow_plain_http(mut self) -> JwtAuthConfigBuilder {
-        self.builder.remote_options.allow_http = true;
+        self.builder.declared.remote.allow_http = true;
         self.builder
     }
 
@@ -226,7 +166,7 @@ impl JwtAuthConfigBuilder {
     /// to [`tenants`](Self::tenants), and its keys come from the `common` discovery
     /// document.
     pub fn issuer(mut self, issuer: impl Into<TrustedIssuer>) -> Self {
-        self.issuers.push(issuer.into());
+        self.declared.issuers.push(issuer.into());
         self
     }
 
@@ -242,14 +182,16 @@ impl JwtAuthConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.tenants.extend(tenants.into_iter().map(Into::into));
+        self.declared
+            .tenants
+            .extend(tenants.into_iter().map(Into::into));
         self
     }
 
     /// Adds an accepted audience; a token passes when its `aud` (string or array) names
     /// at least one of them. Required unless turned off through [`dangerous`](Self::dangerous).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
+        self.declared.audiences.push(audience.into());
         self
     }
 
@@ -259,7 +201,7 @@ impl JwtAuthConfigBuilder {
     /// the token or proof they record, and a subject revocation also refuses tokens
     /// issued up to one leeway after it.
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.declared.leeway = leeway;
         self
     }
 
@@ -272,20 +214,20 @@ impl JwtAuthConfigBuilder {
     /// token outlives the record of its revocation, and `build()` refuses a retention
     /// shorter than an explicit maximum.
     pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.max_lifetime = Some(lifetime);
+        self.declared.max_lifetime = Some(lifetime);
         self
     }
 
     /// Restricts the algorithms a token may use. By default every algorithm the
     /// configured keys can verify is allowed (for remote keys: every asymmetric one).
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.algorithms = Some(algorithms.into_iter().collect());
+        self.declared.algorithms = Some(algorithms.into_iter().collect());
         self
     }
 
     /// Which `typ` header values pass; see [`TypPolicy`].
     pub fn typ_policy(mut self, policy: TypPolicy) -> Self {
-        self.typ = policy;
+        self.declared.typ = policy;
         self
     }
 
@@ -296,7 +238,8 @@ impl JwtAuthConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_claims
+        self.declared
+            .required_claims
             .extend(claims.into_iter().map(Into::into));
         self
     }
@@ -325,14 +268,22 @@ impl JwtAuthConfigBuilder {
     ///     .require_claim("tenant", Expected::any_of(["acme", "globex"]));
     /// # let _ = builder;
     /// ```
-    pub fn require_claim(self, name: impl Into<String>, expected: impl Into<Expected>) -> Self {
-        self.claim_rule(name, true, Check::Equals(expected.into()))
+    pub fn require_claim(mut self, name: impl Into<String>, expected: impl Into<Expected>) -> Self {
+        let rules = &mut self.declared.claims.require;
+        rules.insert(name.into(), expected.into());
+        self
     }
 
     /// Checks a claim's value only when the token has it: absent passes, another value
     /// is 401 ("claim not accepted").
-    pub fn claim_if_present(self, name: impl Into<String>, expected: impl Into<Expected>) -> Self {
-        self.claim_rule(name, false, Check::Equals(expected.into()))
+    pub fn claim_if_present(
+        mut self,
+        name: impl Into<String>,
+        expected: impl Into<Expected>,
+    ) -> Self {
+        let rules = &mut self.declared.claims.if_present;
+        rules.insert(name.into(), expected.into());
+        self
     }
 
     /// A mandatory validator of one claim: the token must have it, and `validate` must
@@ -379,7 +330,8 @@ impl JwtAuthConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.allowed_clients
+        self.declared
+            .allowed_clients
             .get_or_insert_with(Vec::new)
             .extend(clients.into_iter().map(Into::into));
         self
@@ -388,7 +340,7 @@ impl JwtAuthConfigBuilder {
     /// Lets requests that match `exemption` through without a token; a token they carry
     /// is still verified, and its claims reach the handler. See [`Exemption`].
     pub fn exempt(mut self, exemption: Exemption) -> Self {
-        self.exemptions.push(exemption);
+        self.declared.exempt.push(exemption);
         self
     }
 
@@ -415,28 +367,31 @@ impl JwtAuthConfigBuilder {
     /// # let _ = builder;
     /// ```
     pub fn forward_claim(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
-        self.forwarded_claims.push((claim.into(), header.into()));
+        self.declared
+            .forward
+            .claims
+            .push((claim.into(), header.into()));
         self
     }
 
     /// Forwards the whole verified payload, base64url-encoded, in this header (a client's
     /// own header of that name is removed first).
     pub fn forward_payload(mut self, header: impl Into<String>) -> Self {
-        self.forwarded_payload = Some(header.into());
+        self.declared.forward.payload = Some(header.into());
         self
     }
 
     /// Removes `Authorization` from admitted requests before the inner service sees
     /// them (the token stays readable through [`Authentication`](crate::Authentication)).
     pub fn remove_authorization(mut self, remove: bool) -> Self {
-        self.remove_authorization = remove;
+        self.declared.forward.remove_authorization = remove;
         self
     }
 
     /// DPoP (RFC 9449): see [`DpopOptions`]. Off by default, and then a DPoP-bound token
     /// (`cnf.jkt`) is refused.
     pub fn dpop(mut self, options: DpopOptions) -> Self {
-        self.dpop = Some(options);
+        self.declared.dpop = Some(options);
         self
     }
 
@@ -444,7 +399,7 @@ impl JwtAuthConfigBuilder {
     /// with the matching [`ClientCertificate`](crate::mtls::ClientCertificate) in the
     /// request extensions. Off by default, and then such a token is refused.
     pub fn mtls(mut self, mode: MtlsMode) -> Self {
-        self.mtls = mode;
+        self.declared.mtls = mode;
         self
     }
 
@@ -455,12 +410,12 @@ impl JwtAuthConfigBuilder {
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
-        self.introspection = Some(introspection);
+        self.declared.introspection = Some(introspection);
         self
     }
 
     fn claim_rule(mut self, name: impl Into<String>, mandatory: bool, check: Check) -> Self {
-        self.claim_rules.push(ClaimRule {
+        self.claim_validators.push(ClaimRule {
             name: name.into().into(),
             mandatory,
             check,
@@ -471,19 +426,19 @@ impl JwtAuthConfigBuilder {
     /// The longest token accepted, in bytes; 8 KiB by default. Longer tokens are refused
     /// before any decoding.
     pub fn max_token_len(mut self, len: usize) -> Self {
-        self.max_token_len = len;
+        self.declared.max_token_len = len;
         self
     }
 
     /// Where the token is read from; the `Authorization: Bearer` header by default.
     pub fn token_source(mut self, source: TokenSource) -> Self {
-        self.token_source = source;
+        self.token_source = Some(source);
         self
     }
 
     /// The `realm` of `WWW-Authenticate` challenges.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = Some(realm.into());
+        self.declared.realm = Some(realm.into());
         self
     }
 
@@ -561,12 +516,13 @@ impl JwtAuthConfigBuilder {
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn remote_options(mut self, options: RemoteOptions) -> Self {
-        let client = options.client.clone().or(self.remote_options.client.take());
+        let remote = &mut self.declared.remote;
+        let client = options.client.clone().or(remote.client.take());
         // A switch set through `dangerous()` stays set, whatever the order of calls.
-        let allow_http = options.allow_http || self.remote_options.allow_http;
-        self.remote_options = options;
-        self.remote_options.client = client;
-        self.remote_options.allow_http = allow_http;
+        let allow_http = options.allow_http || remote.allow_http;
+        *remote = options;
+        remote.client = client;
+        remote.allow_http = allow_http;
         self
     }
 
@@ -575,7 +531,8 @@ impl JwtAuthConfigBuilder {
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.remote_options = self.remote_options.http_client(client);
+        let remote = std::mem::take(&mut self.declared.remote);
+        self.declared.remote = remote.http_client(client);
         self
     }
 
@@ -593,7 +550,9 @@ impl JwtAuthConfigBuilder {
     /// always read. Use [`permission_claim_path`](Self::permission_claim_path) when a
     /// segment contains a dot.
     pub fn permission_claim(mut self, dotted_path: &str) -> Self {
-        self.permission_paths.push(ClaimPath::dotted(dotted_path));
+        self.declared
+            .permission_claims
+            .push(PermissionClaim::Dotted(dotted_path.to_owned()));
         self
     }
 
@@ -604,8 +563,10 @@ impl JwtAuthConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let segments = segments.into_iter().map(|s| s.into().into_boxed_str());
-        self.permission_paths.push(ClaimPath::new(segments));
+        let segments = segments.into_iter().map(Into::into).collect();
+        self.declared
+            .permission_claims
+            .push(PermissionClaim::Segments(segments));
         self
     }
 
@@ -616,7 +577,8 @@ impl JwtAuthConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_permissions
+        self.declared
+            .required_permissions
             .extend(permissions.into_iter().map(Into::into));
         self
     }
@@ -655,13 +617,8 @@ impl JwtAuthConfigBuilder {
         self
     }
 
-    fn resource_mut(&mut self) -> &mut ResourceSettings {
-        self.resource.get_or_insert_with(|| ResourceSettings {
-            resource: String::new(),
-            name: None,
-            documentation: None,
-            scopes: Vec::new(),
-        })
+    fn resource_mut(&mut self) -> &mut crate::resource::ResourceSettings {
+        self.declared.resource.get_or_insert_with(Default::default)
     }
 
     /// Turns on the verified-token cache of the layer: a repeat request with the same
@@ -669,7 +626,7 @@ impl JwtAuthConfigBuilder {
     /// are checked again on every hit and a key-set change drops every entry. Off by
     /// default; see [`CacheOptions`] for the bounds and the reasoning.
     pub fn cache(mut self, options: CacheOptions) -> Self {
-        self.cache = Some(options);
+        self.declared.cache = Some(options);
         self
     }
 
@@ -683,7 +640,7 @@ impl JwtAuthConfigBuilder {
     /// (the default), raw, or hashed. The span (`jwt_auth`, DEBUG level) carries the
     /// configured issuer, the `kid`, the client id and the outcome; never the token.
     pub fn subject_logging(mut self, mode: SubjectLogging) -> Self {
-        self.subject_logging = mode;
+        self.declared.telemetry.subject = mode;
         self
     }
 
@@ -719,7 +676,7 @@ impl JwtAuthConfigBuilder {
     /// [`RequirePermission::single_use`](crate::RequirePermission::single_use) or the
     /// [`SingleUse`](crate::guard::SingleUse) layer instead.
     pub fn single_use_tokens(mut self, on: bool) -> Self {
-        self.single_use = on;
+        self.declared.state.single_use = on;
         self
     }
 
@@ -751,23 +708,7 @@ impl JwtAuthConfigBuilder {
     /// [`JwtAuthConfig::revocations`](crate::JwtAuthConfig::revocations).
     pub fn revocation_list(mut self, list: impl RevocationList) -> Self {
         self.revocation = Some(Arc::new(list));
-        self.default_revocation = false;
         self
-    }
-
-    /// An in-memory revocation list that a reload carries over (what `revocation = true`
-    /// in a settings file asks for).
-    #[cfg(feature = "settings")]
-    pub(crate) fn memory_revocation_list(mut self) -> Self {
-        self.revocation = Some(Arc::new(crate::state::MemoryRevocationList::default()));
-        self.default_revocation = true;
-        self
-    }
-
-    /// The remote options set so far, for settings that change some of them.
-    #[cfg(all(feature = "remote", feature = "settings"))]
-    pub(crate) fn current_remote_options(&self) -> RemoteOptions {
-        self.remote_options.clone()
     }
 
     /// How long a revocation is kept (24 h by default), since the revoking call does not
@@ -776,7 +717,7 @@ impl JwtAuthConfigBuilder {
     /// once its revocation lapses. It is also how long a single-use token without `exp`
     /// (an introspected one) is remembered; a token with `exp` is remembered until then.
     pub fn revocation_retention(mut self, retention: Duration) -> Self {
-        self.revocation_retention = retention;
+        self.declared.state.revocation_retention = retention;
         self
     }
 
@@ -790,7 +731,7 @@ impl JwtAuthConfigBuilder {
     /// [`StoreFailure::Closed`] (503 with `Retry-After`, the default) or
     /// [`StoreFailure::Open`] (pass, logged once per outage at WARN and counted).
     pub fn store_failure(mut self, mode: StoreFailure) -> Self {
-        self.store_failure = mode;
+        self.declared.state.failure = mode;
         self
     }
 
@@ -810,12 +751,12 @@ mod tests {
         let after = JwtAuthConfigBuilder::default()
             .http_client(client.clone())
             .remote_options(RemoteOptions::new().fetch_timeout(Duration::from_secs(1)));
-        assert!(after.remote_options.client.is_some());
-        assert_eq!(after.remote_options.fetch_timeout, Duration::from_secs(1));
+        assert!(after.declared.remote.client.is_some());
+        assert_eq!(after.declared.remote.fetch_timeout, Duration::from_secs(1));
         let before = JwtAuthConfigBuilder::default()
             .remote_options(RemoteOptions::new())
             .http_client(client);
-        assert!(before.remote_options.client.is_some());
+        assert!(before.declared.remote.client.is_some());
     }
 
     #[test]
@@ -825,9 +766,9 @@ mod tests {
             .allow_plain_http()
             .dangerous()
             .introspection_without_audience();
-        assert!(b.remote_options.allow_http);
+        assert!(b.declared.remote.allow_http);
         assert!(b.introspection_audience_optional);
         let later = b.remote_options(RemoteOptions::new());
-        assert!(later.remote_options.allow_http, "kept by remote_options");
+        assert!(later.declared.remote.allow_http, "kept by remote_options");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::builder::JwtAuthConfigBuilder;
+use super::model::{PermissionClaim, StateDecl, TokenDecl};
 use crate::algorithm::Algorithm;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
@@ -18,60 +19,132 @@ use crate::dpop::{self, DpopMode, UrlSource};
 use crate::error::{ConfigError, ConfigErrorKind};
 #[cfg(feature = "remote")]
 use crate::introspection::introspector::Introspector;
-use crate::issuer::{Issuer, IssuerMatch};
+use crate::issuer::{Issuer, IssuerMatch, KeyInput, KeySpec, TrustedIssuer};
 use crate::jwks::KeySet;
 use crate::permission::{ClaimPath, Requirement};
 use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRules};
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
-use crate::rules::{Check, ClaimChecks, Exemptions, Forwarding};
-use crate::state::{MemoryProofStore, MemoryReplayStore, Revocations};
+use crate::rules::{Check, ClaimChecks, ClaimRule, Exemptions, Forwarding};
+use crate::state::{
+    MemoryProofStore, MemoryReplayStore, MemoryRevocationList, ProofStore, ReplayStore,
+    RevocationList, Revocations,
+};
+use crate::token::TokenSource;
 use crate::tracking::StateRules;
 
 /// Checks every setting and compiles the policy requests read. With `previous` (a
-/// reload), remote key stores whose source did not change are carried over.
+/// reload), remote key stores whose source did not change are carried over. An error
+/// names the path of the option (`issuers[1].audiences[0]`), and its line when the
+/// options came from a settings file.
 pub(super) fn compile(
     b: JwtAuthConfigBuilder,
     previous: Option<&Policy>,
 ) -> Result<Policy, ConfigError> {
+    let lines = b.lines.clone();
+    compile_checked(b, previous).map_err(|error| match (&lines, error.path()) {
+        (Some(find), Some(path)) => {
+            let line = find(path);
+            error.with_line(line)
+        }
+        _ => error,
+    })
+}
+
+/// An error about the option at `path`.
+fn at(
+    kind: ConfigErrorKind,
+    path: impl Into<String>,
+    message: impl std::fmt::Display,
+) -> ConfigError {
+    ConfigError::at(kind, path, None, message)
+}
+
+/// The index of the first empty string, for the path of an empty value.
+fn first_empty(values: &[String]) -> Option<usize> {
+    values.iter().position(String::is_empty)
+}
+
+fn compile_checked(
+    b: JwtAuthConfigBuilder,
+    previous: Option<&Policy>,
+) -> Result<Policy, ConfigError> {
     use ConfigErrorKind as K;
-    if b.issuers.is_empty() {
-        return Err(ConfigError::new(K::NoIssuer, "no issuer configured"));
+    let d = &b.declared;
+    if d.issuers.is_empty() {
+        return Err(at(
+            K::NoIssuer,
+            "issuers",
+            "no issuer configured: at least one is needed",
+        ));
     }
-    if b.issuers.iter().any(|i| i.issuer.is_empty()) {
-        return Err(ConfigError::new(K::EmptyValue, "empty issuer"));
+    for (i, issuer) in d.issuers.iter().enumerate() {
+        if issuer.issuer.is_empty() {
+            return Err(at(
+                K::EmptyValue,
+                format!("issuers[{i}].issuer"),
+                "empty issuer",
+            ));
+        }
+        if let Some(j) = first_empty(&issuer.audiences) {
+            return Err(at(
+                K::EmptyValue,
+                format!("issuers[{i}].audiences[{j}]"),
+                "empty audience",
+            ));
+        }
     }
-    let all_audiences = b
-        .audiences
-        .iter()
-        .chain(b.issuers.iter().flat_map(|i| &i.audiences));
-    if all_audiences.into_iter().any(String::is_empty) {
-        return Err(ConfigError::new(K::EmptyValue, "empty audience"));
+    if let Some(j) = first_empty(&d.audiences) {
+        return Err(at(
+            K::EmptyValue,
+            format!("audiences[{j}]"),
+            "empty audience",
+        ));
     }
-    if b.max_token_len == 0 {
-        return Err(ConfigError::new(
+    if let Some(j) = first_empty(&d.required_claims) {
+        return Err(at(
+            K::EmptyValue,
+            format!("required_claims[{j}]"),
+            "empty claim name",
+        ));
+    }
+    if d.max_token_len == 0 {
+        return Err(at(
             K::InvalidValue,
+            "max_token_len",
             "max_token_len must be positive",
         ));
     }
-    if let Some(realm) = &b.realm
+    if let Some(realm) = &d.realm
         && (HeaderValue::from_str(realm).is_err() || realm.chars().any(char::is_control))
     {
-        return Err(ConfigError::new(
+        return Err(at(
             K::InvalidHeader,
+            "realm",
             "realm is not valid in a header",
         ));
     }
-    b.token_source
+    let token_source = match &b.token_source {
+        Some(source) => source.clone(),
+        None => declared_token_source(&d.token)?,
+    };
+    token_source
         .validate()
-        .map_err(|msg| ConfigError::new(K::InvalidHeader, msg))?;
+        .map_err(|msg| at(K::InvalidHeader, "token", msg))?;
 
     let issuers = build_issuers(&b, previous)?;
     let mut permission_paths = ClaimPath::defaults();
-    for path in &b.permission_paths {
-        let path = path.clone().ok_or_else(|| {
-            ConfigError::new(
+    for (k, claim) in d.permission_claims.iter().enumerate() {
+        let path = match claim {
+            PermissionClaim::Dotted(dotted) => ClaimPath::dotted(dotted),
+            PermissionClaim::Segments(segments) => {
+                ClaimPath::new(segments.iter().map(|s| s.as_str()))
+            }
+        };
+        let path = path.ok_or_else(|| {
+            at(
                 K::InvalidValue,
+                format!("permission_claims[{k}]"),
                 "a permission claim path has an empty segment",
             )
         })?;
@@ -82,31 +155,38 @@ pub(super) fn compile(
     let mut permission_capture = crate::permission::capture_names(&permission_paths);
     let (checks, exemptions, forwarding) = compile_rules(&b, &mut permission_capture)?;
     let binding = compile_binding(&b)?;
-    if b.required_permissions.iter().any(String::is_empty) {
-        return Err(ConfigError::new(K::EmptyValue, "empty required permission"));
+    if let Some(k) = first_empty(&d.required_permissions) {
+        return Err(at(
+            K::EmptyValue,
+            format!("required_permissions[{k}]"),
+            "empty required permission",
+        ));
     }
-    let required_permissions = (!b.required_permissions.is_empty()).then(|| {
+    let required_permissions = (!d.required_permissions.is_empty()).then(|| {
         Requirement::All(
-            b.required_permissions
+            d.required_permissions
                 .iter()
                 .map(|p| p.as_str().into())
                 .collect(),
         )
     });
-    let metadata = match &b.resource {
+    let metadata = match &d.resource {
         None => None,
         Some(resource) if resource.resource.is_empty() => {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::ResourceRequired,
+                "resource.resource",
                 "resource_name, resource_documentation and scopes_supported need .resource(..)",
             ));
         }
         Some(resource) => {
-            let (url, paths) = resource.locate()?;
+            let (url, paths) = resource
+                .locate()
+                .map_err(|e| at(e.kind(), "resource.resource", e))?;
             Some(ProtectedResourceMetadata::new(
                 resource,
                 issuers.iter().map(|i| i.matcher.as_str()).collect(),
-                b.token_source.reads_bearer_header(),
+                token_source.reads_bearer_header(),
                 url.into(),
                 paths,
                 binding.metadata(),
@@ -114,7 +194,7 @@ pub(super) fn compile(
         }
     };
     let challenge = ChallengeParams {
-        realm: b.realm.clone().map(Into::into),
+        realm: d.realm.clone().map(Into::into),
         resource_metadata: metadata.as_ref().map(|m| m.url().into()),
         dpop_algs: binding.dpop.as_ref().map(|d| Arc::clone(&d.algs)),
         dpop_only: binding
@@ -123,53 +203,26 @@ pub(super) fn compile(
             .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
     };
     let max_lifetime = compile_max_lifetime(&b)?;
-    // The default in-memory replay store survives a reload: a token used before it must
-    // not work again after it.
-    let replay = match (&b.replay, previous) {
-        (Some(store), _) => Arc::clone(store),
-        (None, Some(previous)) if previous.state.default_replay => {
-            Arc::clone(&previous.state.replay)
-        }
-        (None, _) => Arc::new(MemoryReplayStore::default()) as Arc<dyn crate::state::ReplayStore>,
-    };
-    // An in-memory revocation list a settings file asked for survives a reload the same
-    // way: revocations recorded before it still count after it.
-    let revocation = match (&b.revocation, previous) {
-        (Some(_), Some(previous)) if b.default_revocation && previous.state.default_revocation => {
-            previous.state.revocation.clone()
-        }
-        (list, _) => list.clone(),
-    };
-    // Proofs never share the single-use store: a store of their own, the one the
-    // configured replay store offers on its backend, or the default in-memory one (which
-    // a reload carries over like the default replay store).
-    let configured_proofs = b.proofs.clone().or_else(|| replay.proof_store());
-    let default_proofs = configured_proofs.is_none();
-    let proofs = match (configured_proofs, previous) {
-        (Some(store), _) => store,
-        (None, Some(previous)) if previous.state.default_proofs => {
-            Arc::clone(&previous.state.proofs)
-        }
-        (None, _) => Arc::new(MemoryProofStore::default()) as Arc<dyn crate::state::ProofStore>,
-    };
-    if default_proofs && b.replay.is_some() && binding.dpop.is_some() {
+    let stores = compile_stores(&b, previous)?;
+    if stores.default_proofs && b.replay.is_some() && binding.dpop.is_some() {
         tracing::warn!(
             "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
         );
     }
+    let revocation = stores.revocation.clone();
     let mut state = StateRules::new(
-        replay,
-        proofs,
-        revocation.clone(),
-        b.single_use,
-        b.store_failure,
-        b.leeway.as_secs_f64(),
+        stores.replay,
+        stores.proofs,
+        stores.revocation,
+        d.state.single_use,
+        d.state.failure,
+        d.leeway.as_secs_f64(),
         Arc::clone(&b.clock),
     );
-    state.default_replay = b.replay.is_none();
-    state.default_proofs = default_proofs;
-    state.default_revocation = b.default_revocation;
-    state.retention = b.revocation_retention;
+    state.default_replay = stores.default_replay;
+    state.default_proofs = stores.default_proofs;
+    state.default_revocation = stores.default_revocation;
+    state.retention = d.state.revocation_retention;
     let state = Arc::new(state);
     let context = AuthContext::build(
         challenge,
@@ -190,14 +243,18 @@ pub(super) fn compile(
     Ok(Policy {
         issuers,
         token: TokenRules {
-            source: b.token_source,
-            max_len: b.max_token_len,
+            source: token_source,
+            max_len: d.max_token_len,
         },
         claims: ClaimRules {
-            leeway: b.leeway.as_secs_f64(),
+            leeway: d.leeway.as_secs_f64(),
             max_lifetime: max_lifetime.map(|max| max.as_secs_f64()),
-            typ: b.typ,
-            required: b.required_claims.into_iter().map(Into::into).collect(),
+            typ: d.typ,
+            required: d
+                .required_claims
+                .iter()
+                .map(|c| c.as_str().into())
+                .collect(),
             clock: Arc::clone(&b.clock),
             checks,
         },
@@ -206,23 +263,24 @@ pub(super) fn compile(
             capture: permission_capture,
             required: required_permissions,
         },
-        cache: b.cache.map(TokenCache::new),
+        cache: d.cache.map(TokenCache::new),
         context,
         algorithms,
         metadata,
         telemetry: TelemetryRules {
-            subject: b.subject_logging,
-            audit: b.audit,
+            subject: d.telemetry.subject,
+            audit: b.audit.clone(),
         },
         state,
         revocations: revocation.map(|list| {
             // A token of the longest lifetime the retention allows is accepted until `exp`
             // plus the leeway, and a subject revocation reaches one leeway further: the
             // record outlives both.
-            let kept = b
+            let kept = d
+                .state
                 .revocation_retention
-                .saturating_add(b.leeway.saturating_mul(2));
-            Revocations::new(list, b.clock, kept)
+                .saturating_add(d.leeway.saturating_mul(2));
+            Revocations::new(list, Arc::clone(&b.clock), kept)
         }),
         exemptions,
         forwarding,
@@ -232,37 +290,211 @@ pub(super) fn compile(
     })
 }
 
+/// The token sources a `[token]` table names, combined.
+fn declared_token_source(token: &TokenDecl) -> Result<TokenSource, ConfigError> {
+    let mut sources: Vec<TokenSource> = Vec::new();
+    if token.bearer {
+        sources.push(TokenSource::bearer());
+    }
+    if let Some(cookie) = &token.cookie {
+        sources.push(TokenSource::cookie(cookie));
+    }
+    if let Some(header) = &token.header {
+        sources.push(TokenSource::header(header));
+    }
+    let mut sources = sources.into_iter();
+    let first = sources.next().ok_or_else(|| {
+        at(
+            ConfigErrorKind::InvalidValue,
+            "token",
+            "no token source: bearer is false and no cookie or header is named",
+        )
+    })?;
+    Ok(sources.fold(first, TokenSource::or))
+}
+
+/// Reads a secret file, without trailing line breaks.
+fn read_secret(path: &str, file: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    let mut bytes = std::fs::read(file).map_err(|e| {
+        at(
+            ConfigErrorKind::InvalidValue,
+            path,
+            format!("{}: {e}", file.display()),
+        )
+    })?;
+    while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    Ok(bytes)
+}
+
 /// The maximum token lifetime: as configured, else the revocation retention when a
 /// revocation list is checked (a longer-lived token would outlive its revocation).
 fn compile_max_lifetime(b: &JwtAuthConfigBuilder) -> Result<Option<Duration>, ConfigError> {
     use ConfigErrorKind as K;
-    if b.revocation_retention.is_zero() {
-        return Err(ConfigError::new(
+    let d = &b.declared;
+    let retention = d.state.revocation_retention;
+    if retention.is_zero() {
+        return Err(at(
             K::InvalidValue,
+            "state.revocation_retention",
             "revocation_retention must be positive",
         ));
     }
-    if b.max_lifetime.is_some_and(|max| max.is_zero()) {
-        return Err(ConfigError::new(
+    if d.max_lifetime.is_some_and(|max| max.is_zero()) {
+        return Err(at(
             K::InvalidValue,
+            "max_lifetime",
             "max_lifetime must be positive",
         ));
     }
-    if b.revocation.is_none() {
-        return Ok(b.max_lifetime);
+    if b.revocation.is_none() && !d.state.revocation {
+        return Ok(d.max_lifetime);
     }
-    match b.max_lifetime {
-        Some(max) if max > b.revocation_retention => Err(ConfigError::new(
+    match d.max_lifetime {
+        Some(max) if max > retention => Err(at(
             K::InvalidValue,
+            "state.revocation_retention",
             format!(
                 "revocation_retention ({}s) is shorter than max_lifetime ({}s): a revoked token would work again once its revocation lapses",
-                b.revocation_retention.as_secs(),
+                retention.as_secs(),
                 max.as_secs()
             ),
         )),
         Some(max) => Ok(Some(max)),
-        None => Ok(Some(b.revocation_retention)),
+        None => Ok(Some(retention)),
     }
+}
+
+/// The state stores: those given in code, else those the `[state]` table names.
+struct Stores {
+    replay: Arc<dyn ReplayStore>,
+    proofs: Arc<dyn ProofStore>,
+    revocation: Option<Arc<dyn RevocationList>>,
+    default_replay: bool,
+    default_proofs: bool,
+    default_revocation: bool,
+}
+
+/// The store a `[state]` table names.
+enum StoreChoice {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis(crate::state::RedisConnection),
+}
+
+fn store_choice(state: &StateDecl) -> Result<StoreChoice, ConfigError> {
+    use ConfigErrorKind as K;
+    let url = match &state.store_file {
+        Some(file) if state.store != StateDecl::default().store => {
+            let _ = file;
+            return Err(at(
+                K::InvalidValue,
+                "state.store",
+                "give store or store_file, not both",
+            ));
+        }
+        Some(file) => String::from_utf8(read_secret("state.store_file", file)?)
+            .map_err(|_| at(K::InvalidValue, "state.store_file", "not UTF-8"))?,
+        None => state.store.clone(),
+    };
+    let path = if state.store_file.is_some() {
+        "state.store_file"
+    } else {
+        "state.store"
+    };
+    if url == "memory" {
+        return Ok(StoreChoice::Memory);
+    }
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(at(
+            K::InvalidValue,
+            path,
+            "must be \"memory\" or a redis:// URL",
+        ));
+    }
+    #[cfg(feature = "redis")]
+    {
+        // The URL may hold a password: errors never repeat it.
+        let redis = crate::state::RedisConnection::open(&url)
+            .map_err(|e| at(K::InvalidValue, path, e))?
+            .prefix(&state.redis_prefix)
+            .timeout(state.redis_timeout);
+        Ok(StoreChoice::Redis(redis))
+    }
+    #[cfg(not(feature = "redis"))]
+    Err(at(
+        K::InvalidValue,
+        path,
+        "a redis:// store needs the feature `redis`",
+    ))
+}
+
+/// The replay, proof and revocation stores. The in-memory ones the configuration did
+/// not name by a store object survive a reload: a token used or revoked before it must
+/// not work again after it.
+fn compile_stores(
+    b: &JwtAuthConfigBuilder,
+    previous: Option<&Policy>,
+) -> Result<Stores, ConfigError> {
+    let state = &b.declared.state;
+    let choice = store_choice(state)?;
+    let previous = previous.map(|p| &p.state);
+    let (replay, default_replay) = match (&b.replay, &choice, previous) {
+        (Some(store), _, _) => (Arc::clone(store), false),
+        #[cfg(feature = "redis")]
+        (None, StoreChoice::Redis(redis), _) => (
+            Arc::new(crate::state::RedisReplayStore::new(redis.clone())) as Arc<dyn ReplayStore>,
+            false,
+        ),
+        (None, StoreChoice::Memory, Some(previous)) if previous.default_replay => {
+            (Arc::clone(&previous.replay), true)
+        }
+        (None, StoreChoice::Memory, _) => (
+            Arc::new(MemoryReplayStore::default()) as Arc<dyn ReplayStore>,
+            true,
+        ),
+    };
+    let (revocation, default_revocation) = match (&b.revocation, &choice, previous) {
+        (Some(list), _, _) => (Some(Arc::clone(list)), false),
+        (None, _, _) if !state.revocation => (None, false),
+        #[cfg(feature = "redis")]
+        (None, StoreChoice::Redis(redis), _) => (
+            Some(
+                Arc::new(crate::state::RedisRevocationList::new(redis.clone()))
+                    as Arc<dyn RevocationList>,
+            ),
+            false,
+        ),
+        (None, StoreChoice::Memory, Some(previous)) if previous.default_revocation => {
+            (previous.revocation.clone(), true)
+        }
+        (None, StoreChoice::Memory, _) => (
+            Some(Arc::new(MemoryRevocationList::default()) as Arc<dyn RevocationList>),
+            true,
+        ),
+    };
+    // Proofs never share the single-use store: a store of their own, the one the
+    // replay store offers on its backend, or the default in-memory one.
+    let (proofs, default_proofs) =
+        match (b.proofs.clone().or_else(|| replay.proof_store()), previous) {
+            (Some(store), _) => (store, false),
+            (None, Some(previous)) if previous.default_proofs => {
+                (Arc::clone(&previous.proofs), true)
+            }
+            (None, _) => (
+                Arc::new(MemoryProofStore::default()) as Arc<dyn ProofStore>,
+                true,
+            ),
+        };
+    Ok(Stores {
+        replay,
+        proofs,
+        revocation,
+        default_replay,
+        default_proofs,
+        default_revocation,
+    })
 }
 
 /// The introspection client of the one issuer, when introspection is configured.
@@ -272,38 +504,61 @@ fn compile_introspection(
     issuers: &[Arc<Issuer>],
 ) -> Result<Option<Arc<Introspector>>, ConfigError> {
     use ConfigErrorKind as K;
-    let Some(settings) = &b.introspection else {
+    let d = &b.declared;
+    let Some(settings) = &d.introspection else {
         return Ok(None);
     };
-    let ([issuer], [trusted]) = (issuers, b.issuers.as_slice()) else {
-        return Err(ConfigError::new(
+    let ([issuer], [trusted]) = (issuers, d.issuers.as_slice()) else {
+        return Err(at(
             K::InvalidValue,
+            "introspection",
             "introspection needs exactly one trusted issuer: an opaque token names no issuer, and it is never sent to several authorization servers",
         ));
     };
     if settings.client_id.is_empty() {
-        return Err(ConfigError::new(
+        return Err(at(
             K::EmptyValue,
+            "introspection.client_id",
             "introspection client id is empty",
         ));
     }
-    if let Some((kind, why)) = settings.shape_problem() {
-        return Err(ConfigError::new(kind, why));
+    if let Some((kind, field, why)) = settings.shape_problem() {
+        return Err(at(kind, format!("introspection.{field}"), why));
     }
+    let auth = settings.resolve_auth().map_err(|why| {
+        let path = if settings.client_secret_file.is_some() {
+            "introspection.client_secret_file"
+        } else {
+            "introspection.client_secret"
+        };
+        at(K::InvalidValue, path, why)
+    })?;
     // Checked here, not at the first call: the discovery document decides where the
     // client credentials and every opaque token go.
-    let (what, text) = match &settings.endpoint {
-        Some(endpoint) => ("introspection endpoint", endpoint.clone()),
+    let (what, path, text) = match &settings.endpoint {
+        Some(endpoint) => (
+            "introspection endpoint",
+            "introspection.endpoint",
+            endpoint.clone(),
+        ),
         None => (
             "introspection discovery URL",
+            "issuers[0].issuer",
             crate::introspection::introspector::discovery_url(&trusted.issuer),
         ),
     };
-    let url = url::Url::parse(&text)
-        .map_err(|_| ConfigError::new(K::InvalidUrl, format!("{what} `{text}` does not parse")))?;
-    crate::https::check_fetchable(&url, b.remote_options.allow_http).map_err(|why| {
-        ConfigError::new(
+    let url = url::Url::parse(&text).map_err(|_| {
+        at(
             K::InvalidUrl,
+            path,
+            format!("{what} `{text}` does not parse"),
+        )
+    })?;
+    let allow_http = d.remote.allow_http;
+    crate::https::check_fetchable(&url, allow_http).map_err(|why| {
+        at(
+            K::InvalidUrl,
+            path,
             format!("{what}: {why}; allow plain http with JwtAuthConfigBuilder::dangerous().allow_plain_http(), on closed test networks only"),
         )
     })?;
@@ -312,18 +567,20 @@ fn compile_introspection(
         None => crate::introspection::introspector::Source::Discovery(url),
     };
     let mut settings = settings.clone();
+    settings.auth = auth;
     settings.audience_optional |= b.introspection_audience_optional;
     let introspector = Introspector::new(
         Arc::clone(issuer),
         trusted.issuer.clone(),
         settings,
         source,
-        b.remote_options.allow_http,
+        allow_http,
         Arc::clone(&b.clock),
     )
     .map_err(|e| {
-        ConfigError::new(
+        at(
             K::InvalidValue,
+            "introspection",
             format!("the introspection HTTP client could not be built: {e}"),
         )
     })?;
@@ -333,49 +590,71 @@ fn compile_introspection(
 /// The DPoP and mTLS settings, checked.
 fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError> {
     use ConfigErrorKind as K;
-    let dpop = match &b.dpop {
+    let d = &b.declared;
+    let dpop = match &d.dpop {
         None => None,
         Some(options) if options.mode == DpopMode::Off => None,
         Some(options) => {
-            if options.url == UrlSource::Unset {
-                return Err(ConfigError::new(
-                    K::InvalidValue,
-                    "DPoP needs the requests' public URL: DpopOptions::public_base_url(..) or trusted_url_extension(); it is never rebuilt from Host or X-Forwarded-* headers",
-                ));
-            }
-            if let UrlSource::Base(base) = &options.url
-                && dpop::htu::normalise(base).is_none()
-            {
-                return Err(ConfigError::new(
-                    K::InvalidUrl,
-                    format!("DPoP public base URL `{base}` is not an absolute http(s) URL"),
-                ));
-            }
+            let url = match (&options.public_base_url, options.trusted_url_extension) {
+                (Some(_), true) => {
+                    return Err(at(
+                        K::InvalidValue,
+                        "dpop",
+                        "give public_base_url or trusted_url_extension, not both",
+                    ));
+                }
+                (Some(base), false) => {
+                    if dpop::htu::normalise(base).is_none() {
+                        return Err(at(
+                            K::InvalidUrl,
+                            "dpop.public_base_url",
+                            format!("DPoP public base URL `{base}` is not an absolute http(s) URL"),
+                        ));
+                    }
+                    UrlSource::Base(base.clone())
+                }
+                (None, true) => UrlSource::Extension,
+                (None, false) => {
+                    return Err(at(
+                        K::InvalidValue,
+                        "dpop.public_base_url",
+                        "DPoP needs the requests' public URL: DpopOptions::public_base_url(..) or trusted_url_extension(); it is never rebuilt from Host or X-Forwarded-* headers",
+                    ));
+                }
+            };
             if options.algorithms.is_empty()
                 || options
                     .algorithms
                     .iter()
                     .any(|a| a.family() == crate::algorithm::KeyFamily::Hmac)
             {
-                return Err(ConfigError::new(
+                return Err(at(
                     K::AlgorithmNotSupported,
+                    "dpop.algorithms",
                     "DPoP proofs need at least one algorithm, all asymmetric",
                 ));
             }
-            let nonce = match &options.nonce {
+            let secret = match (&options.nonce_secret, &options.nonce_secret_file) {
+                (Some(secret), _) => Some(secret.0.clone()),
+                (None, Some(file)) => Some(read_secret("dpop.nonce_secret_file", file)?),
+                (None, None) => None,
+            };
+            let nonce = match secret {
                 None => None,
-                Some((secret, lifetime)) => {
-                    Some(NonceKey::new(secret, *lifetime).ok_or_else(|| {
-                        ConfigError::new(
+                Some(secret) => Some(NonceKey::new(&secret, options.nonce_lifetime).ok_or_else(
+                    || {
+                        at(
                             K::InvalidValue,
+                            "dpop.nonce_secret_file",
                             "the DPoP nonce secret must be at least 32 bytes",
                         )
-                    })?)
-                }
+                    },
+                )?),
             };
             if options.per_key_limit == 0 {
-                return Err(ConfigError::new(
+                return Err(at(
                     K::InvalidValue,
+                    "dpop.max_live_proofs_per_key",
                     "DpopOptions::max_live_proofs_per_key must be at least 1",
                 ));
             }
@@ -385,15 +664,15 @@ fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError
                 algorithms: options.algorithms.clone(),
                 algs: algs.join(" ").into(),
                 window: options.window.as_secs_f64(),
-                leeway: b.leeway.as_secs_f64(),
-                url: options.url.clone(),
+                leeway: d.leeway.as_secs_f64(),
+                url,
                 nonce,
                 per_key_limit: options.per_key_limit,
                 keys: KeyCache::default(),
             }))
         }
     };
-    Ok(BindingRules { dpop, mtls: b.mtls })
+    Ok(BindingRules { dpop, mtls: d.mtls })
 }
 
 /// The index of `name` in the capture list, added when missing.
@@ -414,27 +693,51 @@ fn compile_rules(
     capture: &mut Vec<Box<str>>,
 ) -> Result<(ClaimChecks, Exemptions, Forwarding), ConfigError> {
     use ConfigErrorKind as K;
-    let mut rules = Vec::with_capacity(b.claim_rules.len());
-    for rule in &b.claim_rules {
+    let d = &b.declared;
+    let declared = [
+        ("require", &d.claims.require, true),
+        ("if_present", &d.claims.if_present, false),
+    ];
+    let mut rules = Vec::with_capacity(b.claim_validators.len());
+    for (table, values, mandatory) in declared {
+        for (name, expected) in values {
+            if name.is_empty() {
+                return Err(at(
+                    K::EmptyValue,
+                    format!("claims.{table}"),
+                    "a claim rule names no claim",
+                ));
+            }
+            if expected.is_empty() {
+                return Err(at(
+                    K::InvalidValue,
+                    format!("claims.{table}.{name}"),
+                    format!("the rule for claim `{name}` accepts no value"),
+                ));
+            }
+            let rule = ClaimRule {
+                name: name.as_str().into(),
+                mandatory,
+                check: Check::Equals(expected.clone()),
+            };
+            rules.push((rule, capture_index(capture, name)));
+        }
+    }
+    for rule in &b.claim_validators {
         if rule.name.is_empty() {
             return Err(ConfigError::new(
                 K::EmptyValue,
                 "a claim rule names no claim",
             ));
         }
-        if matches!(&rule.check, Check::Equals(expected) if expected.is_empty()) {
-            return Err(ConfigError::new(
-                K::InvalidValue,
-                format!("the rule for claim `{}` accepts no value", rule.name),
-            ));
-        }
         rules.push((rule.clone(), capture_index(capture, &rule.name)));
     }
-    let clients = match &b.allowed_clients {
+    let clients = match &d.allowed_clients {
         None => None,
         Some(clients) if clients.is_empty() || clients.iter().any(String::is_empty) => {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::EmptyValue,
+                "allowed_clients",
                 "allowed_clients is empty or holds an empty client id: no token could pass",
             ));
         }
@@ -445,10 +748,11 @@ fn compile_rules(
         payload: b.payload_checks.clone(),
         clients,
     };
-    for exemption in &b.exemptions {
+    for (k, exemption) in d.exempt.iter().enumerate() {
         if !exemption.text().starts_with('/') {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::InvalidValue,
+                format!("exempt[{k}]"),
                 format!(
                     "exemption `{}` does not start with `/`: paths are matched as the layer sees them",
                     exemption.text()
@@ -457,39 +761,52 @@ fn compile_rules(
         }
     }
     let exemptions = Exemptions {
-        rules: b.exemptions.clone(),
+        rules: d.exempt.clone(),
         predicates: b.exempt_predicates.clone(),
     };
-    let header = |name: &str| -> Result<HeaderName, ConfigError> {
+    let header = |path: &str, name: &str| -> Result<HeaderName, ConfigError> {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            ConfigError::new(K::InvalidHeader, format!("`{name}` is not a header name"))
+            at(
+                K::InvalidHeader,
+                path,
+                format!("`{name}` is not a header name"),
+            )
         })?;
         if header == http::header::AUTHORIZATION {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::InvalidHeader,
+                path,
                 "claims cannot be forwarded in the Authorization header",
             ));
         }
         Ok(header)
     };
     let mut forwarding = Forwarding {
-        claims: Vec::with_capacity(b.forwarded_claims.len()),
-        payload: b.forwarded_payload.as_deref().map(header).transpose()?,
-        remove_authorization: b.remove_authorization,
+        claims: Vec::with_capacity(d.forward.claims.len()),
+        payload: d
+            .forward
+            .payload
+            .as_deref()
+            .map(|name| header("forward.payload", name))
+            .transpose()?,
+        remove_authorization: d.forward.remove_authorization,
     };
-    for (claim, name) in &b.forwarded_claims {
+    for (claim, name) in &d.forward.claims {
+        let path = format!("forward.claims.{claim}");
         if claim.is_empty() {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::EmptyValue,
+                "forward.claims",
                 "a forwarded claim has no name",
             ));
         }
-        let name = header(name)?;
+        let name = header(&path, name)?;
         let taken = forwarding.payload.as_ref() == Some(&name)
             || forwarding.claims.iter().any(|(h, _)| *h == name);
         if taken {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::InvalidHeader,
+                path,
                 format!("two forwarded values share the header `{name}`"),
             ));
         }
@@ -500,6 +817,50 @@ fn compile_rules(
     Ok((checks, exemptions, forwarding))
 }
 
+/// One issuer's key source: the keys given in code, and those its table names.
+fn issuer_keys(i: usize, trusted: &TrustedIssuer) -> Result<(KeySpec, &'static str), ConfigError> {
+    use ConfigErrorKind as K;
+    let mut spec = trusted.keys.clone();
+    let mut named: Vec<&'static str> = Vec::new();
+    if let Some(url) = &trusted.jwks_url {
+        spec.jwks_url = Some(url.clone());
+        named.push("jwks_url");
+    }
+    if let Some(jwks) = &trusted.jwks {
+        spec.inputs.push(KeyInput::Jwks(jwks.clone()));
+        named.push("jwks");
+    }
+    if let Some(file) = &trusted.pem_file {
+        let pem = std::fs::read_to_string(file).map_err(|e| {
+            at(
+                K::InvalidKey,
+                format!("issuers[{i}].pem_file"),
+                format!("{}: {e}", file.display()),
+            )
+        })?;
+        spec.inputs.push(KeyInput::Pem(pem));
+        named.push("pem_file");
+    }
+    if let Some(file) = &trusted.hmac_secret_file {
+        let secret = read_secret(&format!("issuers[{i}].hmac_secret_file"), file)?;
+        spec.inputs.push(KeyInput::Hmac(secret));
+        named.push("hmac_secret_file");
+    }
+    if named.len() > 1 || (!named.is_empty() && trusted.keys.is_set()) {
+        return Err(at(
+            K::ConflictingKeySources,
+            format!("issuers[{i}].{}", named[named.len() - 1]),
+            "give one key source: jwks_url, jwks, pem_file or hmac_secret_file (none: discovery)",
+        ));
+    }
+    let field = match named.first() {
+        Some(field) => field,
+        None if spec.is_set() => "",
+        None => "issuer",
+    };
+    Ok((spec, field))
+}
+
 /// Each issuer with its matcher, audiences, algorithms and keys.
 fn build_issuers(
     b: &JwtAuthConfigBuilder,
@@ -508,44 +869,56 @@ fn build_issuers(
     #[cfg(not(feature = "remote"))]
     let _ = previous;
     use ConfigErrorKind as K;
-    let sharing = b.issuers.iter().filter(|i| !i.keys.is_set()).count();
+    let d = &b.declared;
+    let mut specs = Vec::with_capacity(d.issuers.len());
+    for (i, trusted) in d.issuers.iter().enumerate() {
+        specs.push(issuer_keys(i, trusted)?);
+    }
+    let sharing = specs.iter().filter(|(spec, _)| !spec.is_set()).count();
     if sharing > 1 && b.keys.is_anonymous() {
-        return Err(ConfigError::new(
+        return Err(at(
             K::SharedKeySource,
+            "issuers",
             "several issuers share one key source, so a key of one could sign tokens claiming another; \
              give each issuer its own keys with .issuer(TrustedIssuer::new(issuer).jwks_url(..)) \
              (or .key_set(..), .pem(..), .key_store(..)), or let each use OIDC discovery",
         ));
     }
-    let mut issuers = Vec::with_capacity(b.issuers.len());
-    for trusted in &b.issuers {
+    let mut issuers = Vec::with_capacity(d.issuers.len());
+    for (i, (trusted, (own, field))) in d.issuers.iter().zip(specs).enumerate() {
+        let here = |field: &str| match field {
+            "" => format!("issuers[{i}]"),
+            field => format!("issuers[{i}].{field}"),
+        };
         let tenants = if trusted.tenants.is_empty() {
-            &b.tenants
+            &d.tenants
         } else {
             &trusted.tenants
         };
-        let matcher = IssuerMatch::new(&trusted.issuer, tenants, b.any_tenant)?;
+        let matcher = IssuerMatch::new(&trusted.issuer, tenants, b.any_tenant)
+            .map_err(|e| at(e.kind(), here("issuer"), e))?;
         let audiences = if trusted.audiences.is_empty() {
-            &b.audiences
+            &d.audiences
         } else {
             &trusted.audiences
         };
         if audiences.is_empty() && !b.any_audience {
-            return Err(ConfigError::new(
+            return Err(at(
                 K::NoAudience,
+                here("audiences"),
                 format!(
                     "no audience configured for issuer {:?} (RFC 9068 section 4); use dangerous().accept_any_audience() to skip the check",
                     trusted.issuer
                 ),
             ));
         }
-        let spec = if trusted.keys.is_set() {
-            &trusted.keys
+        let (spec, field) = if own.is_set() {
+            (&own, field)
         } else {
-            &b.keys
+            (&b.keys, if b.keys.is_set() { "" } else { "issuer" })
         };
         #[cfg(feature = "remote")]
-        let remote_id = spec.remote_id(matcher.as_str(), &b.remote_options);
+        let remote_id = spec.remote_id(matcher.as_str(), &d.remote);
         #[cfg(feature = "remote")]
         let kept = previous.and_then(|policy| {
             policy.issuers.iter().find(|old| {
@@ -556,16 +929,17 @@ fn build_issuers(
         });
         #[cfg(feature = "remote")]
         let built = match kept {
-            Some(old) => crate::issuer::BuiltKeys {
+            Some(old) => Ok(crate::issuer::BuiltKeys {
                 store: Arc::clone(&old.store),
                 static_set: None,
                 remote: old.remote.clone(),
-            },
-            None => spec.build(matcher.as_str(), &b.remote_options)?,
+            }),
+            None => spec.build(matcher.as_str(), &d.remote),
         };
         #[cfg(not(feature = "remote"))]
-        let built = spec.build(matcher.as_str())?;
-        let algorithms = resolve_algorithms(b.algorithms.as_deref(), built.static_set.as_deref())?;
+        let built = spec.build(matcher.as_str());
+        let built = built.map_err(|e| at(e.kind(), here(field), e))?;
+        let algorithms = resolve_algorithms(d.algorithms.as_deref(), built.static_set.as_deref())?;
         issuers.push(Arc::new(Issuer {
             matcher,
             audiences: audiences.iter().map(|a| a.as_str().into()).collect(),
@@ -597,17 +971,18 @@ fn resolve_algorithms(
         });
     };
     if requested.is_empty() {
-        return Err(ConfigError::new(K::InvalidValue, "no algorithm allowed"));
+        return Err(at(K::InvalidValue, "algorithms", "no algorithm allowed"));
     }
     if requested.iter().any(|a| a.is_hmac()) && requested.iter().any(|a| !a.is_hmac()) {
-        return Err(ConfigError::new(
+        return Err(at(
             K::MixedKeyTypes,
+            "algorithms",
             "HMAC algorithms cannot be allowed together with asymmetric ones",
         ));
     }
     if let Some(keys) = keys {
-        for alg in requested {
-            if keys.iter().any(|k| k.supports(*alg)) {
+        for (k, alg) in requested.iter().enumerate() {
+            if keys.iter().any(|key| key.supports(*alg)) {
                 continue;
             }
             let kind = if alg.is_hmac() && keys.has_hmac() {
@@ -615,8 +990,9 @@ fn resolve_algorithms(
             } else {
                 K::AlgorithmNotSupported
             };
-            return Err(ConfigError::new(
+            return Err(at(
                 kind,
+                format!("algorithms[{k}]"),
                 format!("no configured key can verify {alg}"),
             ));
         }

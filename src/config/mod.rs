@@ -5,15 +5,16 @@
 
 mod builder;
 mod compile;
+pub(crate) mod model;
 
 use std::fmt;
 use std::sync::Arc;
 #[cfg(feature = "remote")]
 use std::time::Duration;
 
-pub use builder::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DangerousConfigBuilder, JwtAuthConfigBuilder,
-};
+pub(crate) use builder::LineFinder;
+pub use builder::{DangerousConfigBuilder, JwtAuthConfigBuilder};
+pub use model::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
 
 use crate::algorithm::Algorithm;
 use crate::error::ConfigError;

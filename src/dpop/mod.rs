@@ -44,7 +44,8 @@ const DEFAULT_LIVE_PROOFS_PER_KEY: usize = 2_000;
 pub use thumbprint::jwk_thumbprint;
 
 /// Whether DPoP is refused, accepted, or required.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DpopMode {
     /// No DPoP: the `DPoP` scheme is not read, and a token bound to a key (`cnf.jkt`)
@@ -96,16 +97,44 @@ impl PublicUrl {
     }
 }
 
-/// Settings of DPoP on the resource server.
-#[derive(Debug, Clone)]
+/// Settings of DPoP on the resource server (the `[dpop]` table of a settings file).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[must_use]
 pub struct DpopOptions {
     pub(crate) mode: DpopMode,
     pub(crate) algorithms: Vec<Algorithm>,
+    #[serde(rename = "iat_window", with = "crate::written::text")]
     pub(crate) window: Duration,
-    pub(crate) url: UrlSource,
-    pub(crate) nonce: Option<(Vec<u8>, Duration)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) public_base_url: Option<String>,
+    pub(crate) trusted_url_extension: bool,
+    /// The nonce secret given in code (never written out).
+    #[serde(skip)]
+    pub(crate) nonce_secret: Option<NonceSecret>,
+    /// The nonce secret read from this file at `build()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) nonce_secret_file: Option<std::path::PathBuf>,
+    #[serde(with = "crate::written::text")]
+    pub(crate) nonce_lifetime: Duration,
+    #[serde(rename = "max_live_proofs_per_key")]
     pub(crate) per_key_limit: usize,
+}
+
+/// A nonce secret given in code; `Debug` does not show it.
+#[derive(Clone)]
+pub(crate) struct NonceSecret(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Default for DpopOptions {
+    fn default() -> Self {
+        Self::new(DpopMode::Off)
+    }
 }
 
 impl DpopOptions {
@@ -124,8 +153,11 @@ impl DpopOptions {
                 Algorithm::PS256,
             ],
             window: Duration::from_secs(60),
-            url: UrlSource::Unset,
-            nonce: None,
+            public_base_url: None,
+            trusted_url_extension: false,
+            nonce_secret: None,
+            nonce_secret_file: None,
+            nonce_lifetime: Duration::from_secs(300),
             per_key_limit: DEFAULT_LIVE_PROOFS_PER_KEY,
         }
     }
@@ -160,7 +192,8 @@ impl DpopOptions {
     /// or with a path prefix a proxy strips: `https://example.com/api`). The `htu` a
     /// proof must name is this base followed by the request path.
     pub fn public_base_url(mut self, base: impl Into<String>) -> Self {
-        self.url = UrlSource::Base(base.into());
+        self.public_base_url = Some(base.into());
+        self.trusted_url_extension = false;
         self
     }
 
@@ -168,7 +201,8 @@ impl DpopOptions {
     /// knows your proxies inserts before the layer. A request without it is a wiring
     /// mistake: 500, naming the extension.
     pub fn trusted_url_extension(mut self) -> Self {
-        self.url = UrlSource::Extension;
+        self.trusted_url_extension = true;
+        self.public_base_url = None;
         self
     }
 
@@ -178,7 +212,8 @@ impl DpopOptions {
     /// are stateless (an AEAD-sealed timestamp), so replicas share no state for them.
     /// The secret must be at least 32 bytes.
     pub fn nonces(mut self, secret: impl Into<Vec<u8>>, lifetime: Duration) -> Self {
-        self.nonce = Some((secret.into(), lifetime));
+        self.nonce_secret = Some(NonceSecret(secret.into()));
+        self.nonce_lifetime = lifetime;
         self
     }
 }

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::ops::RangeBounds;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -644,9 +643,7 @@ fn fits_shape(settings: &Introspection, token: &str) -> bool {
             .prefixes
             .iter()
             .any(|prefix| token.starts_with(prefix.as_str()));
-    let sized = settings
-        .lengths
-        .is_none_or(|lengths| lengths.contains(&token.len()));
+    let sized = settings.admits_length(token.len());
     (prefixed && sized) || (settings.always && looks_like_jws(token))
 }
 

@@ -97,25 +97,83 @@ impl fmt::Debug for ClientAuth {
     }
 }
 
-/// Settings of token introspection for the issuer.
-#[derive(Clone)]
+/// The client authentication methods a settings file can name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SecretMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// Settings of token introspection for the issuer (the `[introspection]` table of a
+/// settings file, where the client secret is `client_secret` or `client_secret_file`
+/// and `auth` names its method).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[must_use]
 pub struct Introspection {
     pub(crate) client_id: String,
+    /// The client secret, given in code or in a file's `client_secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret: Option<String>,
+    /// The client secret read from this file at `build()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret_file: Option<std::path::PathBuf>,
+    /// How a client secret is sent.
+    #[serde(rename = "auth")]
+    pub(crate) method: SecretMethod,
+    /// A `private_key_jwt` key given in code (never written out); it wins over a secret.
+    #[serde(skip)]
+    pub(crate) signing_key: Option<SigningKey>,
+    /// The authentication `build()` resolved from the fields above.
+    #[serde(skip)]
     pub(crate) auth: ClientAuth,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) endpoint: Option<String>,
+    #[serde(with = "crate::written::text")]
     pub(crate) cache_ttl: Duration,
+    #[serde(with = "crate::written::text")]
     pub(crate) negative_ttl: Duration,
     pub(crate) max_entries: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rate_limit: Option<u32>,
+    #[serde(with = "crate::written::text")]
     pub(crate) timeout: Duration,
     pub(crate) always: bool,
     pub(crate) audience_optional: bool,
+    #[serde(rename = "signed_answers")]
     pub(crate) jwt_response: bool,
+    #[serde(rename = "max_concurrent_calls")]
     pub(crate) max_in_flight: usize,
+    /// A client given in code (never written out).
+    #[serde(skip)]
     pub(crate) client: Option<reqwest::Client>,
+    #[serde(rename = "opaque_token_prefixes")]
     pub(crate) prefixes: Vec<String>,
-    pub(crate) lengths: Option<(Bound<usize>, Bound<usize>)>,
+    #[serde(
+        rename = "opaque_token_min_length",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) min_length: Option<usize>,
+    #[serde(
+        rename = "opaque_token_max_length",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) max_length: Option<usize>,
+}
+
+impl Default for Introspection {
+    fn default() -> Self {
+        Self::new(String::new(), ClientAuth::default())
+    }
+}
+
+impl Default for ClientAuth {
+    /// `client_secret_basic` with no secret, until `build()` resolves one.
+    fn default() -> Self {
+        Self(Method::Basic(String::new()))
+    }
 }
 
 impl fmt::Debug for Introspection {
@@ -124,6 +182,12 @@ impl fmt::Debug for Introspection {
         f.debug_struct("Introspection")
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
+            .field("method", &self.method)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("client_secret_file", &self.client_secret_file)
             .field("endpoint", &self.endpoint)
             .field("cache_ttl", &self.cache_ttl)
             .field("negative_ttl", &self.negative_ttl)
@@ -136,7 +200,8 @@ impl fmt::Debug for Introspection {
             .field("max_in_flight", &self.max_in_flight)
             .field("custom_client", &self.client.is_some())
             .field("prefixes", &self.prefixes)
-            .field("lengths", &self.lengths)
+            .field("min_length", &self.min_length)
+            .field("max_length", &self.max_length)
             .finish()
     }
 }
@@ -145,8 +210,17 @@ impl Introspection {
     /// Introspection as client `client_id`, authenticating with `auth`, at the endpoint
     /// the issuer's discovery document names (`introspection_endpoint`).
     pub fn new(client_id: impl Into<String>, auth: ClientAuth) -> Self {
+        let (method, client_secret, signing_key) = match &auth.0 {
+            Method::Basic(secret) => (SecretMethod::ClientSecretBasic, Some(secret.clone()), None),
+            Method::Post(secret) => (SecretMethod::ClientSecretPost, Some(secret.clone()), None),
+            Method::PrivateKeyJwt(key) => (SecretMethod::default(), None, Some(key.clone())),
+        };
         Self {
             client_id: client_id.into(),
+            client_secret: client_secret.filter(|s| !s.is_empty()),
+            client_secret_file: None,
+            method,
+            signing_key,
             auth,
             endpoint: None,
             cache_ttl: Duration::from_secs(60),
@@ -160,7 +234,8 @@ impl Introspection {
             max_in_flight: 64,
             client: None,
             prefixes: Vec::new(),
-            lengths: None,
+            min_length: None,
+            max_length: None,
         }
     }
 
@@ -323,35 +398,80 @@ impl Introspection {
     /// room around the lengths the server issues today: a server upgrade that changes
     /// them would otherwise have every token refused.
     pub fn opaque_token_length(mut self, lengths: impl RangeBounds<usize>) -> Self {
-        self.lengths = Some((lengths.start_bound().cloned(), lengths.end_bound().cloned()));
+        self.min_length = match lengths.start_bound() {
+            Bound::Included(n) => Some(*n),
+            Bound::Excluded(n) => Some(n.saturating_add(1)),
+            Bound::Unbounded => None,
+        };
+        // An exclusive end of 0 admits no length: kept as an empty range for `build()`.
+        self.max_length = match lengths.end_bound() {
+            Bound::Included(n) => Some(*n),
+            Bound::Excluded(0) => {
+                self.min_length = Some(self.min_length.unwrap_or(0).max(1));
+                Some(0)
+            }
+            Bound::Excluded(n) => Some(n - 1),
+            Bound::Unbounded => None,
+        };
         self
+    }
+
+    /// Whether an opaque token of `len` bytes has an admitted length.
+    pub(crate) fn admits_length(&self, len: usize) -> bool {
+        self.min_length.is_none_or(|min| len >= min) && self.max_length.is_none_or(|max| len <= max)
+    }
+
+    /// The client authentication: a key given in code, else the secret (given, or read
+    /// from `client_secret_file`) sent as `auth` says; `Err` names what is missing.
+    pub(crate) fn resolve_auth(&self) -> Result<ClientAuth, String> {
+        if let Some(key) = &self.signing_key {
+            return Ok(ClientAuth::private_key_jwt(key.clone()));
+        }
+        let secret = match (&self.client_secret, &self.client_secret_file) {
+            (Some(secret), None) => secret.clone(),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                text.trim_end_matches(['\r', '\n']).to_owned()
+            }
+            (Some(_), Some(_)) => {
+                return Err("give client_secret or client_secret_file, not both".into());
+            }
+            (None, None) => return Err("give client_secret or client_secret_file".into()),
+        };
+        Ok(match self.method {
+            SecretMethod::ClientSecretBasic => ClientAuth::client_secret_basic(secret),
+            SecretMethod::ClientSecretPost => ClientAuth::client_secret_post(secret),
+        })
+    }
+
+    /// Takes over what `code` held beside the file's keys: a signing key and a client.
+    pub(crate) fn keep_code_parts(&mut self, code: &mut Self) {
+        self.signing_key = self.signing_key.take().or_else(|| code.signing_key.take());
+        self.client = self.client.take().or_else(|| code.client.take());
     }
 
     /// What is wrong with the shape filter, if anything: a filter no token can pass
     /// would refuse every opaque token, which is a mistake better seen at build.
-    pub(crate) fn shape_problem(&self) -> Option<(ConfigErrorKind, &'static str)> {
+    pub(crate) fn shape_problem(&self) -> Option<(ConfigErrorKind, &'static str, &'static str)> {
         if self.prefixes.iter().any(String::is_empty) {
             return Some((
                 ConfigErrorKind::EmptyValue,
+                "opaque_token_prefixes",
                 "an introspection opaque_token_prefix is empty",
             ));
         }
-        let (start, end) = self.lengths?;
-        let min = match start {
-            Bound::Included(n) => Some(n),
-            Bound::Excluded(n) => n.checked_add(1),
-            Bound::Unbounded => Some(0),
-        };
-        let max = match end {
-            Bound::Included(n) => Some(n),
-            Bound::Excluded(n) => n.checked_sub(1),
-            Bound::Unbounded => Some(usize::MAX),
-        };
+        if self.min_length.is_none() && self.max_length.is_none() {
+            return None;
+        }
+        let min = Some(self.min_length.unwrap_or(0));
+        let max = Some(self.max_length.unwrap_or(usize::MAX));
         let longest_possible = match (min, max) {
             (Some(min), Some(max)) if min <= max => max,
             _ => {
                 return Some((
                     ConfigErrorKind::InvalidValue,
+                    "opaque_token_min_length",
                     "the introspection opaque_token_length range is empty",
                 ));
             }
@@ -359,6 +479,7 @@ impl Introspection {
         if !self.prefixes.is_empty() && self.prefixes.iter().all(|p| p.len() > longest_possible) {
             return Some((
                 ConfigErrorKind::InvalidValue,
+                "opaque_token_prefixes",
                 "every introspection opaque_token_prefix is longer than opaque_token_length allows",
             ));
         }

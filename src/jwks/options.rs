@@ -16,19 +16,37 @@ use std::time::Duration;
 ///     .fetch_timeout(Duration::from_secs(3));
 /// # let _ = options;
 /// ```
-#[derive(Clone)]
+///
+/// It is also the `[remote]` table of a settings file, under the setters' names
+/// (`unknown_kid_cooldown = "10s"`); plain http beyond loopback is `dangerous_allow_http`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[must_use]
 pub struct RemoteOptions {
+    /// A client given in code (never written out).
+    #[serde(skip)]
     pub(crate) client: Option<reqwest::Client>,
+    #[serde(with = "crate::written::text")]
     pub(crate) refresh_interval: Duration,
+    #[serde(with = "crate::written::text")]
     pub(crate) min_max_age: Duration,
+    #[serde(with = "crate::written::text")]
     pub(crate) max_max_age: Duration,
+    #[serde(with = "crate::written::text")]
     pub(crate) fetch_timeout: Duration,
     pub(crate) max_body_len: usize,
+    #[serde(rename = "unknown_kid_cooldown", with = "crate::written::text")]
     pub(crate) cooldown: Duration,
+    #[serde(
+        with = "crate::written::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) max_staleness: Option<Duration>,
+    #[serde(with = "crate::written::text")]
     pub(crate) backoff_initial: Duration,
+    #[serde(with = "crate::written::text")]
     pub(crate) backoff_max: Duration,
+    #[serde(rename = "dangerous_allow_http")]
     pub(crate) allow_http: bool,
 }
 

@@ -52,6 +52,27 @@ impl Expected {
     }
 }
 
+/// Written as the one value, or as the list of accepted values (a list of one when that
+/// value is itself a list), as in configuration files.
+impl serde::Serialize for Expected {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] if !one.is_array() => one.serialize(s),
+            all => all.serialize(s),
+        }
+    }
+}
+
+/// Read from one value, or from a list of accepted values.
+impl<'de> serde::Deserialize<'de> for Expected {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            Value::Array(values) => Self(values),
+            one => Self(vec![one]),
+        })
+    }
+}
+
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),

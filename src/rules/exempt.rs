@@ -136,6 +136,61 @@ impl Exemption {
     }
 }
 
+/// An exemption as a configuration file writes it: exactly one of `path`, `prefix` and
+/// `glob`, and optionally a `method`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExemptionText {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    glob: Option<Box<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+}
+
+impl serde::Serialize for Exemption {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = ExemptionText {
+            path: None,
+            prefix: None,
+            glob: None,
+            method: self.method.as_ref().map(ToString::to_string),
+        };
+        match &self.pattern {
+            Pattern::Exact(p) => text.path = Some(p.clone()),
+            Pattern::Prefix(p) => text.prefix = Some(p.clone()),
+            Pattern::Glob(p) => text.glob = Some(p.clone()),
+        }
+        text.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Exemption {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = ExemptionText::deserialize(d)?;
+        let mut exemption = match (text.path, text.prefix, text.glob) {
+            (Some(path), None, None) => Self::path(path),
+            (None, Some(prefix), None) => Self::prefix(prefix),
+            (None, None, Some(glob)) => Self::glob(glob),
+            _ => {
+                return Err(D::Error::custom(
+                    "give exactly one of path, prefix and glob",
+                ));
+            }
+        };
+        if let Some(method) = text.method {
+            let parsed = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| D::Error::custom(format!("{method:?} is not a method")))?;
+            exemption = exemption.method(parsed);
+        }
+        Ok(exemption)
+    }
+}
+
 /// `*` matches within a segment, `**` across segments; everything else literally.
 /// One pass per pattern byte over the path's positions: `O(pattern × path)` whatever
 /// the pattern, so a long path cannot make a glob backtrack exponentially.

@@ -1,24 +1,20 @@
 //! Settings from `JWT_*` environment variables: the single-issuer case, with `*_FILE`
-//! variants for secrets that container platforms mount as files.
+//! variants for secrets that container platforms mount as files. Each variable fills
+//! its key of the configuration model; values are checked here only as far as the
+//! variable's own name must be in the error.
 
-use std::path::PathBuf;
+use serde_json::{Map, Value, json};
 
-use super::duration;
 use super::invalid;
-use super::model::{
-    DpopSettings, IssuerSettings, ModeSetting, Settings, StateSettings, TypSetting,
-};
 use crate::error::ConfigError;
+use crate::written as duration;
 
-/// Variables with the prefix that the application reads itself.
-const LEFT_TO_THE_APPLICATION: [&str; 3] = ["CONFIG", "CACHE", "INTROSPECTION_CLIENT"];
-
-fn list(value: &str) -> Vec<String> {
+fn list(value: &str) -> Value {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+        .map(Value::from)
         .collect()
 }
 
@@ -28,46 +24,57 @@ fn read_file(variable: &str, path: &str) -> Result<String, ConfigError> {
         .map_err(|e| invalid(variable, None, format!("{path}: {e}")))
 }
 
+/// `value` if it is one of `allowed`, else an error naming the variable.
+fn one_of(name: &str, value: &str, allowed: &[&str]) -> Result<Value, ConfigError> {
+    if allowed.contains(&value) {
+        Ok(Value::from(value))
+    } else {
+        Err(invalid(
+            name,
+            None,
+            format!("{value:?} is not {}", allowed.join(", ")),
+        ))
+    }
+}
+
 pub(super) fn read(
     prefix: &str,
     vars: impl Iterator<Item = (String, String)>,
-) -> Result<Settings, ConfigError> {
-    let mut settings = Settings::default();
-    let mut issuer = IssuerSettings::default();
-    let mut state = StateSettings::default();
-    let mut dpop_mode = None;
-    let mut public_url = None;
+) -> Result<Value, ConfigError> {
+    let mut top = Map::new();
+    let mut issuer = Map::new();
+    let mut dpop = Map::new();
     for (name, value) in vars {
         let Some(key) = name.strip_prefix(prefix) else {
             continue;
         };
-        if LEFT_TO_THE_APPLICATION.contains(&key) {
-            continue;
-        }
-        let mode = |value: &str| match value {
-            "off" => Ok(ModeSetting::Off),
-            "allowed" => Ok(ModeSetting::Allowed),
-            "required" => Ok(ModeSetting::Required),
-            other => Err(invalid(
-                &name,
-                None,
-                format!("{other:?} is not off, allowed or required"),
-            )),
+        let duration = |value: &str| {
+            duration::parse(value)
+                .map(|_| Value::from(value))
+                .map_err(|e| invalid(&name, None, e))
         };
         match key {
-            "ISSUER" => issuer.issuer = value,
-            "AUDIENCE" | "AUDIENCES" => issuer.audiences = list(&value),
+            "ISSUER" => {
+                issuer.insert("issuer".into(), value.into());
+            }
+            "AUDIENCE" | "AUDIENCES" => {
+                issuer.insert("audiences".into(), list(&value));
+            }
             "LEEWAY" => {
-                settings.leeway =
-                    Some(duration::parse(&value).map_err(|e| invalid(&name, None, e))?);
+                top.insert("leeway".into(), duration(&value)?);
             }
             "MAX_LIFETIME" => {
-                settings.max_lifetime =
-                    Some(duration::parse(&value).map_err(|e| invalid(&name, None, e))?);
+                top.insert("max_lifetime".into(), duration(&value)?);
             }
-            "ALGORITHMS" => settings.algorithms = Some(list(&value)),
-            "JWKS_URL" => issuer.jwks_url = Some(value),
-            "HMAC_SECRET_FILE" => issuer.hmac_secret_file = Some(PathBuf::from(value)),
+            "ALGORITHMS" => {
+                top.insert("algorithms".into(), list(&value));
+            }
+            "JWKS_URL" => {
+                issuer.insert("jwks_url".into(), value.into());
+            }
+            "HMAC_SECRET_FILE" => {
+                issuer.insert("hmac_secret_file".into(), value.into());
+            }
             "HMAC_SECRET" => {
                 return Err(invalid(
                     &name,
@@ -75,51 +82,49 @@ pub(super) fn read(
                     "secrets are read from files: use the _FILE variant (a value in the environment is visible to every process that can read it)",
                 ));
             }
-            "REQUIRED_PERMISSIONS" => settings.required_permissions = list(&value),
-            "ALLOWED_CLIENTS" => settings.allowed_clients = Some(list(&value)),
-            "REALM" => settings.realm = Some(value),
+            "REQUIRED_PERMISSIONS" => {
+                top.insert("required_permissions".into(), list(&value));
+            }
+            "ALLOWED_CLIENTS" => {
+                top.insert("allowed_clients".into(), list(&value));
+            }
+            "REALM" => {
+                top.insert("realm".into(), value.into());
+            }
             "MAX_TOKEN_LEN" => {
-                settings.max_token_len = Some(value.parse().map_err(|_| {
+                let len: u64 = value.parse().map_err(|_| {
                     invalid(&name, None, format!("{value:?} is not a number of bytes"))
-                })?);
+                })?;
+                top.insert("max_token_len".into(), len.into());
             }
             "TYP" => {
-                settings.typ = Some(match value.as_str() {
-                    "lenient" => TypSetting::Lenient,
-                    "access_token" => TypSetting::AccessToken,
-                    other => {
-                        return Err(invalid(
-                            &name,
-                            None,
-                            format!("{other:?} is not lenient or access_token"),
-                        ));
-                    }
-                });
+                top.insert(
+                    "typ".into(),
+                    one_of(&name, &value, &["lenient", "access_token"])?,
+                );
             }
-            "DPOP" => dpop_mode = Some(mode(&value)?),
-            "PUBLIC_URL" => public_url = Some(value),
-            "REPLAY_STORE" => state.store = Some(value),
-            "REPLAY_STORE_FILE" => state.store = Some(read_file(&name, &value)?),
+            "DPOP" => {
+                let mode = one_of(&name, &value, &["off", "allowed", "required"])?;
+                dpop.insert("mode".into(), mode);
+            }
+            "PUBLIC_URL" => {
+                dpop.insert("public_base_url".into(), value.into());
+            }
+            "REPLAY_STORE" => {
+                top.insert("state".into(), json!({ "store": value }));
+            }
+            "REPLAY_STORE_FILE" => {
+                let store = read_file(&name, &value)?;
+                top.insert("state".into(), json!({ "store": store }));
+            }
             _ => return Err(invalid(&name, None, "unknown variable")),
         }
     }
-    if !issuer.issuer.is_empty() {
-        settings.issuers.push(issuer);
+    if issuer.contains_key("issuer") {
+        top.insert("issuers".into(), Value::Array(vec![Value::Object(issuer)]));
     }
-    if state.store.is_some() {
-        settings.state = Some(state);
+    if dpop.contains_key("mode") {
+        top.insert("dpop".into(), Value::Object(dpop));
     }
-    if let Some(mode) = dpop_mode {
-        settings.dpop = Some(DpopSettings {
-            mode,
-            algorithms: None,
-            iat_window: None,
-            max_live_proofs_per_key: None,
-            public_base_url: public_url,
-            trusted_url_extension: false,
-            nonce_secret_file: None,
-            nonce_lifetime: None,
-        });
-    }
-    Ok(settings)
+    Ok(Value::Object(top))
 }

@@ -1,7 +1,8 @@
-//! Configuration from files and the environment: a serde model of every declarative
-//! option ([`Settings`]), read from TOML (feature `config-toml`), YAML (feature
-//! `config-yaml`) or JSON, or from `JWT_*` environment variables, then applied to a
-//! builder, where code-only options (closures, key stores, clocks, responders) join it.
+//! Configuration from files and the environment: [`Settings`] reads the declarative
+//! options of the builder's own configuration model from TOML (feature `config-toml`),
+//! YAML (feature `config-yaml`) or JSON, or from `JWT_*` environment variables, and lays
+//! them over a builder, where code-only options (closures, key stores, clocks,
+//! responders) join them. The file keys are the model's; `build()` checks them once.
 //!
 //! ```
 //! use tower_jwt_auth::settings::{Format, Settings};
@@ -20,25 +21,51 @@
 //! Errors name the bad field's path (`issuers[1].audiences[0]`) and, where the format
 //! gives one, its line. Reading settings never fetches anything.
 
-mod convert;
-mod duration;
 mod env;
-mod model;
+mod lines;
 #[cfg(feature = "watch")]
 mod watch;
 
+use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
-pub use model::{
-    CacheSettings, ClaimSettings, DpopSettings, ExemptSettings, FailureSetting, ForwardSettings,
-    IntrospectionSettings, IssuerSettings, ModeSetting, RemoteSettings, ResourceFileSettings,
-    Settings, StateSettings, SubjectSetting, TelemetrySettings, TokenSettings, TypSetting,
-};
+use serde_json::Value;
+
 #[cfg(feature = "watch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use watch::{FileWatcher, ReloadReason};
 
+use crate::config::model::Declared;
+use crate::config::{JwtAuthConfigBuilder, LineFinder};
 use crate::error::{ConfigError, ConfigErrorKind};
+
+/// Options read from a settings file or the environment: only what the source names,
+/// checked against the configuration model when read. [`apply`](Self::apply) lays them
+/// over a builder; [`render`](Self::render) prints them with every default filled in.
+#[derive(Clone)]
+pub struct Settings {
+    /// The options the source names, as a tree of the model's keys.
+    named: Value,
+    /// Finds the line of a field path in the source text.
+    lines: Option<LineFinder>,
+}
+
+/// Shows the options as read, secrets redacted.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut named = self.named.clone();
+        crate::config::model::redact(&mut named);
+        f.debug_tuple("Settings").field(&named).finish()
+    }
+}
+
+/// Equal when they name the same options with the same values.
+impl PartialEq for Settings {
+    fn eq(&self, other: &Self) -> bool {
+        self.named == other.named
+    }
+}
 
 /// A configuration file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +132,10 @@ impl Settings {
     /// duration, reported with the field's path and, when known, its line; or the format's
     /// feature is off.
     pub fn parse(text: &str, format: Format) -> Result<Self, ConfigError> {
-        match format {
+        let named = match format {
             Format::Json => {
                 let mut de = serde_json::Deserializer::from_str(text);
-                let settings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let _: Declared = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                     let line = e.inner().line();
                     invalid(
                         e.path().to_string().trim_start_matches('.'),
@@ -118,10 +145,67 @@ impl Settings {
                 })?;
                 // Nothing may follow the object (a second one would be silently ignored).
                 de.end().map_err(|e| invalid("", Some(e.line()), e))?;
-                Ok(settings)
+                serde_json::from_str(text).map_err(|e| invalid("", Some(e.line()), e))?
             }
-            Format::Toml => parse_toml(text),
-            Format::Yaml => parse_yaml(text),
+            Format::Toml => parse_toml(text)?,
+            Format::Yaml => parse_yaml(text)?,
+        };
+        let text: Arc<str> = text.into();
+        Ok(Self {
+            named,
+            lines: Some(Arc::new(move |path: &str| lines::find(&text, format, path))),
+        })
+    }
+
+    /// Lays these options over `builder`, which may hold code-only options (closures,
+    /// key stores, a clock, a responder) and options of its own: what the settings name
+    /// replaces the builder's value, lists are appended to the builder's, and tables
+    /// merge key by key. Nothing is checked here but the shape: `build()` checks every
+    /// option once, and its errors name the option's path and line in the file.
+    ///
+    /// # Errors
+    ///
+    /// A value that does not fit the option the builder holds
+    /// ([`ConfigErrorKind::InvalidSettings`]).
+    pub fn apply(
+        self,
+        mut builder: JwtAuthConfigBuilder,
+    ) -> Result<JwtAuthConfigBuilder, ConfigError> {
+        builder
+            .declared
+            .overlay(&self.named)
+            .map_err(|(path, why)| invalid(path, None, why))?;
+        builder.lines = self.lines.or(builder.lines);
+        Ok(builder)
+    }
+
+    /// A builder with these settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply`](Self::apply).
+    pub fn builder(self) -> Result<JwtAuthConfigBuilder, ConfigError> {
+        self.apply(JwtAuthConfigBuilder::default())
+    }
+
+    /// These settings as a file in `format`, with every option that has a default
+    /// written out and secrets redacted (a client secret, a password in a store URL).
+    /// Nothing is fetched or read: files the settings name are named, not opened.
+    ///
+    /// # Errors
+    ///
+    /// The format's feature is off.
+    pub fn render(&self, format: Format) -> Result<String, ConfigError> {
+        let mut effective = Declared::default();
+        effective
+            .overlay(&self.named)
+            .map_err(|(path, why)| invalid(path, None, why))?;
+        let mut tree = serde_json::to_value(&effective).map_err(|e| invalid("", None, e))?;
+        crate::config::model::redact(&mut tree);
+        match format {
+            Format::Json => serde_json::to_string_pretty(&tree).map_err(|e| invalid("", None, e)),
+            Format::Toml => render_toml(&tree),
+            Format::Yaml => render_yaml(&tree),
         }
     }
 
@@ -131,9 +215,9 @@ impl Settings {
     /// in the environment is visible to every process that can read it),
     /// `REQUIRED_PERMISSIONS`,
     /// `ALLOWED_CLIENTS`, `REALM`, `MAX_TOKEN_LEN`, `TYP`, `DPOP`, `PUBLIC_URL`,
-    /// `REPLAY_STORE` / `REPLAY_STORE_FILE`. `CONFIG`, `CACHE` and `INTROSPECTION_CLIENT`
-    /// are left to the application; any other variable with the prefix is an error, so a
-    /// typo does not go unnoticed.
+    /// `REPLAY_STORE` / `REPLAY_STORE_FILE`. Any other variable with the prefix is an
+    /// error, so a typo does not go unnoticed: an application that reads variables of
+    /// its own under the prefix passes the rest to [`from_vars`](Self::from_vars).
     ///
     /// # Errors
     ///
@@ -155,30 +239,44 @@ impl Settings {
         K: Into<String>,
         V: Into<String>,
     {
-        env::read(prefix, vars.into_iter().map(|(k, v)| (k.into(), v.into())))
+        let named = env::read(prefix, vars.into_iter().map(|(k, v)| (k.into(), v.into())))?;
+        let _: Declared = serde_path_to_error::deserialize(&named)
+            .map_err(|e| invalid(e.path().to_string(), None, e.inner()))?;
+        Ok(Self { named, lines: None })
     }
 }
 
 #[cfg(feature = "config-toml")]
-fn parse_toml(text: &str) -> Result<Settings, ConfigError> {
+fn parse_toml(text: &str) -> Result<Value, ConfigError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let de = toml::Deserializer::parse(text)
         .map_err(|e| invalid("", e.span().map(|s| line_of(s.start)), e.message()))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let _: Declared = serde_path_to_error::deserialize(de).map_err(|e| {
         let line = e.inner().span().map(|s| line_of(s.start));
         invalid(e.path().to_string(), line, e.inner().message())
-    })
+    })?;
+    toml::from_str(text).map_err(|e| invalid("", None, e.message()))
 }
 
 #[cfg(not(feature = "config-toml"))]
-fn parse_toml(_: &str) -> Result<Settings, ConfigError> {
+fn parse_toml(_: &str) -> Result<Value, ConfigError> {
+    Err(invalid("", None, "TOML needs the feature `config-toml`"))
+}
+
+#[cfg(feature = "config-toml")]
+fn render_toml(tree: &Value) -> Result<String, ConfigError> {
+    toml::to_string(tree).map_err(|e| invalid("", None, e))
+}
+
+#[cfg(not(feature = "config-toml"))]
+fn render_toml(_: &Value) -> Result<String, ConfigError> {
     Err(invalid("", None, "TOML needs the feature `config-toml`"))
 }
 
 #[cfg(feature = "config-yaml")]
-fn parse_yaml(text: &str) -> Result<Settings, ConfigError> {
+fn parse_yaml(text: &str) -> Result<Value, ConfigError> {
     let mut path = String::new();
-    serde_saphyr::with_deserializer_from_str(text, |de| {
+    let _: Declared = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
             path = e.path().to_string();
             e.into_inner()
@@ -187,10 +285,21 @@ fn parse_yaml(text: &str) -> Result<Settings, ConfigError> {
     .map_err(|e| {
         let line = e.location().map(|l| usize::try_from(l.line()).unwrap_or(0));
         invalid(path, line, e)
-    })
+    })?;
+    serde_saphyr::from_str(text).map_err(|e| invalid("", None, e))
 }
 
 #[cfg(not(feature = "config-yaml"))]
-fn parse_yaml(_: &str) -> Result<Settings, ConfigError> {
+fn parse_yaml(_: &str) -> Result<Value, ConfigError> {
+    Err(invalid("", None, "YAML needs the feature `config-yaml`"))
+}
+
+#[cfg(feature = "config-yaml")]
+fn render_yaml(tree: &Value) -> Result<String, ConfigError> {
+    serde_saphyr::to_string(tree).map_err(|e| invalid("", None, e))
+}
+
+#[cfg(not(feature = "config-yaml"))]
+fn render_yaml(_: &Value) -> Result<String, ConfigError> {
     Err(invalid("", None, "YAML needs the feature `config-yaml`"))
 }

@@ -388,7 +388,8 @@ impl<T: RevocationList + ?Sized> RevocationList for Arc<T> {
 }
 
 /// What the layer does when a store cannot answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum StoreFailure {
     /// Refuse the request with 503 and `Retry-After` (gRPC `UNAVAILABLE`): a used or

@@ -617,7 +617,7 @@ async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
     };
     save(&path, &file("\"api\""));
     assert_eq!(
-        crate::axum_server::check_config(&path),
+        crate::axum_server::check_config(&path, false).await,
         std::process::ExitCode::SUCCESS
     );
 
@@ -656,7 +656,7 @@ async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
     assert_eq!(next_reloads(&mut reloads).await, broken);
     server.bearer_at("/me", &v2).await.assert_ok();
     assert_eq!(
-        crate::axum_server::check_config(&path),
+        crate::axum_server::check_config(&path, false).await,
         std::process::ExitCode::FAILURE
     );
 

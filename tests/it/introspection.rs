@@ -1080,6 +1080,7 @@ async fn the_shape_filter_is_read_from_a_settings_file() {
     let error = Settings::parse(&settings(200, 40), Format::Json)
         .expect("parses")
         .builder()
+        .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
         .expect_err("no length fits");
     assert!(
         error

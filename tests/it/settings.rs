@@ -171,11 +171,13 @@ fn max_token_lifetime_is_read_as_the_revocation_retention() {
         Format::Toml,
     )
     .expect("the former name parses");
-    let state = settings.state.expect("a state table");
-    assert_eq!(
-        state.revocation_retention,
-        Some(std::time::Duration::from_secs(12 * 3600))
-    );
+    assert_eq!(effective(&settings)["state"]["revocation_retention"], "12h");
+}
+
+/// The settings with every default filled in, as JSON.
+fn effective(settings: &Settings) -> serde_json::Value {
+    let text = settings.render(Format::Json).expect("renders");
+    serde_json::from_str(&text).expect("JSON")
 }
 
 /// A block-style YAML rendering of a JSON value (strings quoted as JSON, which YAML reads).
@@ -218,63 +220,64 @@ fn scalar(value: &serde_json::Value) -> String {
 }
 
 #[test]
-fn bad_files_name_the_path_of_the_bad_field() {
-    let cases: [(&str, &str, Option<usize>); 8] = [
+fn bad_files_name_the_path_and_line_of_the_bad_field() {
+    // Shape errors are found when the file is read, the rest when the options are
+    // compiled: both name the field's path and its line.
+    let cases: [(&str, &str, usize); 8] = [
         (
             "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiance = [\"x\"]\n",
             "issuers[0].audiance",
-            Some(3),
+            3,
         ),
         (
             "leeway = 60\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
             "leeway",
-            Some(1),
+            1,
         ),
         (
             "leeway = \"60 seconds\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
             "leeway",
-            Some(1),
+            1,
         ),
         (
             "[[issuers]]\nissuer = \"https://a.example.com/\"\naudiences = [\"x\"]\n[[issuers]]\nissuer = \"\"\n",
             "issuers[1].issuer",
-            None,
+            5,
         ),
         (
             "[[issuers]]\nissuer = \"http://idp.example.com/\"\naudiences = [\"x\"]\n",
             "issuers[0].issuer",
-            None,
+            2,
         ),
         (
             "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\", \"\"]\n",
             "issuers[0].audiences[1]",
-            None,
+            3,
         ),
         (
             "algorithms = [\"ES256\", \"HS257\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\"]\n",
             "algorithms[1]",
-            None,
+            1,
         ),
         (
             "[dpop]\nmode = \"sometimes\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
             "dpop.mode",
-            Some(2),
+            2,
         ),
     ];
     for (text, path, line) in cases {
         let error = Settings::parse(text, Format::Toml)
             .and_then(Settings::builder)
+            .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
             .expect_err(path);
-        assert_eq!(
-            error.kind(),
-            ConfigErrorKind::InvalidSettings,
-            "{path}: {error}"
-        );
         assert_eq!(error.path(), Some(path), "{error}");
-        if line.is_some() {
-            assert_eq!(error.line(), line, "{error}");
-        }
-        assert!(error.to_string().starts_with(path), "{error}");
+        assert_eq!(error.line(), Some(line), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{path} (line {line}): ")),
+            "{error}"
+        );
     }
     // JSON gives lines too.
     let error = Settings::parse("{\n  \"issuers\": [],\n  \"leeway\": 5\n}", Format::Json)
@@ -307,15 +310,16 @@ fn the_environment_covers_the_single_issuer_case_with_secrets_from_files() {
         ("JWT_ALGORITHMS", "HS256"),
         ("JWT_HMAC_SECRET_FILE", secret.to_str().expect("utf-8")),
         ("JWT_ALLOWED_CLIENTS", "web"),
-        ("JWT_CONFIG", "ignored.toml"),
-        ("JWT_CACHE", "1"),
-        ("JWT_INTROSPECTION_CLIENT", "id:secret"),
         ("OTHER_VARIABLE", "ignored"),
     ];
     let settings = Settings::from_vars("JWT_", vars).expect("reads");
-    assert_eq!(settings.issuers.len(), 1);
-    assert_eq!(settings.issuers[0].audiences, ["api-1", "api-2"]);
-    assert_eq!(settings.leeway, Some(std::time::Duration::from_secs(15)));
+    let seen = effective(&settings);
+    assert_eq!(seen["issuers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        seen["issuers"][0]["audiences"],
+        serde_json::json!(["api-1", "api-2"])
+    );
+    assert_eq!(seen["leeway"], "15s");
     let config = settings
         .builder()
         .expect("applies")
@@ -326,6 +330,8 @@ fn the_environment_covers_the_single_issuer_case_with_secrets_from_files() {
     for (vars, variable) in [
         (vec![("JWT_LEEWAY", "soon")], "JWT_LEEWAY"),
         (vec![("JWT_ISSUR", "https://x/")], "JWT_ISSUR"),
+        // What an application reads under the prefix is its own to filter out.
+        (vec![("JWT_CONFIG", "api.toml")], "JWT_CONFIG"),
         (vec![("JWT_HMAC_SECRET", "inline")], "JWT_HMAC_SECRET"),
         (
             vec![("JWT_REPLAY_STORE_FILE", "/no/such/file")],
@@ -435,7 +441,10 @@ fn the_guides_toml_example_parses() {
         + 8;
     let end = start + chapter[start..].find("```").expect("its end");
     let settings = Settings::parse(&chapter[start..end], Format::Toml).expect("parses");
-    assert_eq!(settings.issuers.len(), 2);
+    assert_eq!(
+        effective(&settings)["issuers"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[tokio::test]
@@ -484,11 +493,132 @@ fn an_issuer_table_takes_one_audience_as_audience() {
         Format::Toml,
     )
     .expect("the singular parses");
-    assert_eq!(settings.issuers[0].audiences, ["https://api.example.com"]);
+    assert_eq!(
+        effective(&settings)["issuers"][0]["audiences"],
+        serde_json::json!(["https://api.example.com"])
+    );
     let both = Settings::parse(
         "[[issuers]]\nissuer = \"i\"\naudience = \"a\"\naudiences = [\"b\"]\n",
         Format::Toml,
     )
     .expect_err("one key, spelled twice");
     assert!(both.to_string().contains("audience"), "{both}");
+}
+
+#[test]
+fn the_same_options_from_code_and_from_a_file_compile_to_the_same_policy() {
+    use std::time::Duration;
+    use tower_jwt_auth::JwtAuthConfig;
+    use tower_jwt_auth::cache::CacheOptions;
+    let scratch = Scratch::new("same");
+    let secret = "k".repeat(48);
+    let file = scratch.write("hmac", &format!("{secret}\n"));
+    let text = format!(
+        r#"
+leeway = "30s"
+max_lifetime = "1h"
+required_claims = ["sub", "jti"]
+required_permissions = ["read"]
+allowed_clients = ["web"]
+max_token_len = 4096
+realm = "api"
+typ = "access_token"
+
+[[issuers]]
+issuer = "https://idp.example.com/"
+audience = "https://api.example.com"
+hmac_secret_file = "{}"
+
+[cache]
+max_entries = 100
+
+[claims.require]
+tenant = ["acme", "globex"]
+
+[state]
+single_use = true
+revocation = true
+revocation_retention = "2h"
+"#,
+        file.display()
+    );
+    let from_file = Settings::parse(&text, Format::Toml)
+        .and_then(Settings::builder)
+        .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
+        .expect("the file builds");
+    let from_code = JwtAuthConfig::builder()
+        .issuer("https://idp.example.com/")
+        .audience("https://api.example.com")
+        .hmac_secret(secret.into_bytes())
+        .leeway(Duration::from_secs(30))
+        .max_lifetime(Duration::from_secs(3600))
+        .require_claims_present(["sub", "jti"])
+        .require_permissions(["read"])
+        .allowed_clients(["web"])
+        .max_token_len(4096)
+        .realm("api")
+        .typ_policy(tower_jwt_auth::TypPolicy::AccessToken)
+        .cache(CacheOptions::new().max_entries(100))
+        .require_claim(
+            "tenant",
+            tower_jwt_auth::rules::Expected::any_of(["acme", "globex"]),
+        )
+        .single_use_tokens(true)
+        .revocation_list(tower_jwt_auth::state::MemoryRevocationList::default())
+        .revocation_retention(Duration::from_secs(7200))
+        .build()
+        .expect("the code builds");
+    assert_eq!(format!("{from_file:?}"), format!("{from_code:?}"));
+    assert_eq!(from_file.algorithms(), from_code.algorithms());
+
+    // The same mistake names the same path: with its line from a file, without from code.
+    let error = JwtAuthConfig::builder()
+        .issuer("https://idp.example.com/")
+        .audience("https://api.example.com")
+        .audience("")
+        .build()
+        .expect_err("an empty audience");
+    assert_eq!((error.path(), error.line()), (Some("audiences[1]"), None));
+    let error = Settings::parse(
+        "audiences = [\"https://api.example.com\",\n  \"\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
+        Format::Toml,
+    )
+    .and_then(Settings::builder)
+    .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
+    .expect_err("an empty audience");
+    assert_eq!(
+        (error.path(), error.line()),
+        (Some("audiences[1]"), Some(2))
+    );
+}
+
+#[test]
+fn render_prints_every_default_and_hides_secrets() {
+    let settings = Settings::parse(
+        "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudience = \"api\"\n[state]\nstore = \"redis://:hunter2@127.0.0.1:6379\"\n[introspection]\nclient_id = \"api\"\nclient_secret = \"s3cret\"\n",
+        Format::Toml,
+    )
+    .expect("parses");
+    let toml = settings.render(Format::Toml).expect("renders");
+    for default in [
+        "leeway = \"1m\"",
+        "max_token_len = 8192",
+        "bearer = true",
+        "refresh_interval = \"5m\"",
+    ] {
+        assert!(toml.contains(default), "{default} in\n{toml}");
+    }
+    for secret in ["hunter2", "s3cret"] {
+        assert!(!toml.contains(secret), "{secret} in\n{toml}");
+        assert!(!format!("{settings:?}").contains(secret));
+    }
+    // What is printed reads back as the same options.
+    let again = Settings::parse(&toml, Format::Toml).expect("reads back");
+    assert_eq!(
+        again.render(Format::Toml).expect("renders"),
+        toml,
+        "rendering is stable"
+    );
+    let yaml = settings.render(Format::Yaml).expect("renders YAML");
+    Settings::parse(&yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
 }
