@@ -670,15 +670,8 @@ async fn after_rotate_mint_signs_with_the_key_serve_now_signs_with() {
     let old_kid = decoded(before.trim()).await["header"]["kid"].clone();
 
     let mut stdin = serve.stdin.take().expect("stdin");
-    stdin.write_all(b"rotate\n").await.expect("rotate");
-    let line = support::line_starting(&mut output, "now signing with").await;
-    let new_kid = line
-        .trim_start_matches("now signing with ")
-        .split(' ')
-        .next()
-        .expect("a kid")
-        .to_owned();
-    assert_ne!(Value::from(new_kid.as_str()), old_kid, "{line}");
+    let new_kid = support::rotate(&mut stdin, &mut output).await;
+    assert_ne!(Value::from(new_kid.as_str()), old_kid, "{new_kid}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -873,13 +866,7 @@ async fn the_console_mints_and_explains_with_the_keys_serve_signs_with() {
 
     // After a rotation the console signs with the new key.
     let mut stdin = serve.stdin.take().expect("stdin");
-    stdin.write_all(b"rotate\n").await.expect("rotate");
-    let line = support::line_starting(&mut output, "now signing with").await;
-    let kid = line
-        .trim_start_matches("now signing with ")
-        .split(' ')
-        .next()
-        .expect("a kid");
+    let kid = support::rotate(&mut stdin, &mut output).await;
     let (status, minted) = console_call(&console, "mint", &serde_json::json!({})).await;
     assert_eq!(status, 200, "{minted}");
     assert_eq!(minted["header"]["kid"], kid);
