@@ -16,6 +16,7 @@ use tower_jwt_auth::{Algorithm, JwtAuthConfig, Verifier};
 use crate::args::{
     Cli, ClientKeyFile, Completions, Decode, Explain, KeyFile, Mint, Proof, Serve, TokenArg,
 };
+use crate::console;
 use crate::time::{relative, utc};
 
 /// Why a command stopped.
@@ -60,7 +61,7 @@ fn bare_token(text: &str) -> &str {
 }
 
 /// One base64url JSON segment of a compact JWS, or `None` if it is not one.
-fn segment(segment: Option<&str>) -> Option<Value> {
+pub(crate) fn segment(segment: Option<&str>) -> Option<Value> {
     let bytes = URL_SAFE_NO_PAD.decode(segment?).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
@@ -264,7 +265,7 @@ pub(crate) async fn serve(args: Serve) -> Outcome {
         .port(args.port)
         .audience(&args.audience)
         .key(keys[0].clone())
-        .console(true)
+        .fallback(console::answer)
         .start()
         .await;
     for key in &keys[1..] {

@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod console;
 mod time;
 
 use std::process::ExitCode;

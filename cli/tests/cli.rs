@@ -670,15 +670,8 @@ async fn after_rotate_mint_signs_with_the_key_serve_now_signs_with() {
     let old_kid = decoded(before.trim()).await["header"]["kid"].clone();
 
     let mut stdin = serve.stdin.take().expect("stdin");
-    stdin.write_all(b"rotate\n").await.expect("rotate");
-    let line = support::line_starting(&mut output, "now signing with").await;
-    let new_kid = line
-        .trim_start_matches("now signing with ")
-        .split(' ')
-        .next()
-        .expect("a kid")
-        .to_owned();
-    assert_ne!(Value::from(new_kid.as_str()), old_kid, "{line}");
+    let new_kid = support::rotate(&mut stdin, &mut output).await;
+    assert_ne!(Value::from(new_kid.as_str()), old_kid, "{new_kid}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -770,5 +763,114 @@ async fn saved_private_keys_are_readable_by_their_owner_only() {
     let (code, _, err) = run(&args, None).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(mode(&client), 0o600, "DPoP client key saved by mint");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A POST of JSON to one of the console's calls: the status and the JSON answer.
+async fn console_call(console: &str, call: &str, body: &Value) -> (u16, Value) {
+    let answer = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("{console}console/{call}"))
+        .json(body)
+        .send()
+        .await
+        .expect("console");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn the_console_mints_and_explains_with_the_keys_serve_signs_with() {
+    let dir = scratch("console");
+    let keys = dir.join("keys.json");
+    let (mut serve, issuer, console, mut output) =
+        support::serve_with_output(&["--key-file", keys.to_str().expect("utf-8")]).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+
+    let page = http.get(&console).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let content_type = page.headers()["content-type"].to_str().expect("ascii");
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    let page = page.text().await.expect("body");
+    assert!(page.contains(&format!("<code id=\"issuer\">{issuer}</code>")));
+    assert!(page.contains("<option>RS256</option><option>ES256</option><option>EdDSA</option>"));
+
+    let form = serde_json::json!({
+        "sub": "carol",
+        "permissions": "read,write",
+        "alg": "ES256",
+        "claims": { "tenant": "t1" },
+        "url": "http://127.0.0.1:9/",
+    });
+    let (status, minted) = console_call(&console, "mint", &form).await;
+    assert_eq!(status, 200, "{minted}");
+    let token = minted["token"].as_str().expect("a token");
+    assert_eq!(minted["header"]["alg"], "ES256");
+    assert_eq!(minted["payload"]["iss"], issuer.as_str());
+    assert_eq!(minted["payload"]["aud"], "https://api.example.com");
+    assert_eq!(minted["payload"]["sub"], "carol");
+    assert_eq!(minted["payload"]["tenant"], "t1");
+    assert_eq!(
+        minted["curl"],
+        format!("curl -i http://127.0.0.1:9/ -H 'Authorization: Bearer {token}'")
+    );
+
+    let (status, report) =
+        console_call(&console, "explain", &serde_json::json!({ "token": token })).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], true, "{report}");
+    let other = serde_json::json!({ "token": token, "audience": "https://other.example" });
+    let (status, report) = console_call(&console, "explain", &other).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], false, "{report}");
+
+    // What the console cannot do is a 400 with the reason.
+    for (form, error) in [
+        (
+            serde_json::json!({ "alg": "HS256" }),
+            "this issuer publishes no HS256 key",
+        ),
+        (
+            serde_json::json!({ "alg": "XS1" }),
+            "unknown algorithm \"XS1\"",
+        ),
+        (
+            serde_json::json!({ "claims": [1] }),
+            "extra claims must be a JSON object",
+        ),
+    ] {
+        let (status, answer) = console_call(&console, "mint", &form).await;
+        assert_eq!((status, answer["error"].as_str()), (400, Some(error)));
+    }
+    let (status, answer) = console_call(&console, "explain", &serde_json::json!({})).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .expect("an error")
+            .contains("token"),
+        "{answer}"
+    );
+    let missing = http
+        .get(format!("{console}console/other"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.text().await.expect("body"), "not found");
+
+    // After a rotation the console signs with the new key.
+    let mut stdin = serve.stdin.take().expect("stdin");
+    let kid = support::rotate(&mut stdin, &mut output).await;
+    let (status, minted) = console_call(&console, "mint", &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{minted}");
+    assert_eq!(minted["header"]["kid"], kid);
+    assert_eq!(minted["header"]["alg"], "RS256");
+    let _ = serve.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

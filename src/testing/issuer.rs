@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -74,8 +76,18 @@ struct State {
     last_headers: Mutex<HashMap<Endpoint, HeaderMap>>,
     accounts: Mutex<Accounts>,
     opaque: Mutex<Opaque>,
-    console: bool,
+    fallback: Option<Fallback>,
 }
+
+/// What answers the paths the issuer does not serve (see [`MockIssuerBuilder::fallback`]).
+type Fallback = Box<
+    dyn Fn(
+            &MockIssuer,
+            Request<Incoming>,
+        ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Opaque tokens and what introspection says of them.
 #[derive(Default)]
@@ -146,7 +158,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MockIssuer {
     state: Arc<State>,
     addr: SocketAddr,
-    server: JoinHandle<()>,
+    /// The server task; `None` in the issuer a [fallback](MockIssuerBuilder::fallback)
+    /// is given, which must not stop the server when dropped.
+    server: Option<JoinHandle<()>>,
 }
 
 /// Options for [`MockIssuer::builder`].
@@ -156,7 +170,7 @@ pub struct MockIssuerBuilder {
     audience: String,
     issuer_path: String,
     port: u16,
-    console: bool,
+    fallback: Option<Fallback>,
 }
 
 impl fmt::Debug for MockIssuerBuilder {
@@ -188,10 +202,43 @@ impl MockIssuerBuilder {
         self
     }
 
-    /// Serves the browser console at `/`: a page to mint tokens and explain any token
-    /// against this issuer (off by default).
-    pub fn console(mut self, on: bool) -> Self {
-        self.console = on;
+    /// Answers every request whose path the issuer does not serve with `handler`,
+    /// instead of `404 Not Found`: a page or an API of your own beside the identity
+    /// provider, at the same address. As with axum's `Router::fallback`, the issuer's
+    /// own routes (discovery, JWKS, token, introspection, revocation) come first, and
+    /// requests to them never reach `handler`.
+    ///
+    /// `handler` gets the running issuer, for its URL, audience and keys as they are
+    /// when the request comes (after any rotation), and the request. What it needs from
+    /// the issuer it takes before the future it returns, which owns its data (a
+    /// function returning `impl Future` says so with `+ use<>`).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::Response;
+    /// use http_body_util::Full;
+    /// use tower_jwt_auth::testing::MockIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let issuer = MockIssuer::builder()
+    ///     .fallback(|issuer: &MockIssuer, request| {
+    ///         let text = format!("{} at {}", request.uri().path(), issuer.issuer());
+    ///         async move { Response::new(Full::new(Bytes::from(text))) }
+    ///     })
+    ///     .start()
+    ///     .await;
+    /// # let _ = issuer;
+    /// # }
+    /// ```
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(&MockIssuer, Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        self.fallback = Some(Box::new(move |issuer, request| {
+            Box::pin(handler(issuer, request))
+        }));
         self
     }
 
@@ -243,18 +290,25 @@ impl MockIssuerBuilder {
             last_headers: Mutex::new(HashMap::new()),
             accounts: Mutex::new(Accounts::default()),
             opaque: Mutex::new(Opaque::default()),
-            console: self.console,
+            fallback: self.fallback,
         });
-        let server = tokio::spawn(serve(listener, Arc::clone(&state)));
+        // What the server hands to the fallback: the same issuer, without the server
+        // task, so that it stops nothing when dropped.
+        let served = MockIssuer {
+            state: Arc::clone(&state),
+            addr,
+            server: None,
+        };
+        let server = tokio::spawn(serve(listener, Arc::new(served)));
         MockIssuer {
             state,
             addr,
-            server,
+            server: Some(server),
         }
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>) {
+async fn serve(listener: TcpListener, issuer: Arc<MockIssuer>) {
     // Connection tasks live in this set: aborting the server task drops it, which
     // aborts them too.
     let mut connections = JoinSet::new();
@@ -264,11 +318,11 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
             continue;
         };
         while connections.try_join_next().is_some() {}
-        let state = Arc::clone(&state);
+        let issuer = Arc::clone(&issuer);
         connections.spawn(async move {
             let service = service_fn(move |request| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                let issuer = Arc::clone(&issuer);
+                async move { Ok::<_, Infallible>(handle(&issuer, request).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -290,83 +344,9 @@ fn respond(
     response
 }
 
-/// The browser console's routes: the page, and its two JSON calls.
-async fn console(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    use http_body_util::BodyExt as _;
-    let path = request.uri().path().to_owned();
-    let keys: Vec<TestKey> = {
-        let keys = lock(&state.keys);
-        let mut all = vec![keys.active.clone()];
-        all.extend(
-            keys.published
-                .iter()
-                .filter(|k| k.kid() != keys.active.kid())
-                .cloned(),
-        );
-        all
-    };
-    if path == "/" {
-        let escape = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-        };
-        let mut algs: Vec<&str> = Vec::new();
-        for key in &keys {
-            let alg = key.algorithm().as_str();
-            if !algs.contains(&alg) {
-                algs.push(alg);
-            }
-        }
-        let options: String = algs
-            .iter()
-            .map(|a| format!("<option>{a}</option>"))
-            .collect();
-        let page = super::console::PAGE
-            .replace("{ISSUER}", &escape(&state.issuer))
-            .replace("{AUDIENCE}", &escape(&state.audience))
-            .replace("{ALGS}", &options);
-        return respond(StatusCode::OK, "text/html; charset=utf-8", page);
-    }
-    let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return respond(
-                StatusCode::BAD_REQUEST,
-                "application/json",
-                r#"{"error":"body too large"}"#,
-            );
-        }
-    };
-    let answer = match path.as_str() {
-        "/console/mint" => match serde_json::from_slice(&body) {
-            Ok(form) => super::console::mint(form, &state.issuer, &state.audience, &keys),
-            Err(e) => Err(e.to_string()),
-        },
-        _ => match serde_json::from_slice(&body) {
-            Ok(form) => super::console::explain(form, &state.issuer, &state.audience, &keys).await,
-            Err(e) => Err(e.to_string()),
-        },
-    };
-    match answer {
-        Ok(value) => respond(StatusCode::OK, "application/json", value.to_string()),
-        Err(error) => respond(
-            StatusCode::BAD_REQUEST,
-            "application/json",
-            json!({ "error": error }).to_string(),
-        ),
-    }
-}
-
-async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(issuer: &MockIssuer, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let state = &*issuer.state;
     let path = request.uri().path();
-    if state.console && matches!(path, "/" | "/console/mint" | "/console/explain") {
-        return console(state, request).await;
-    }
     let endpoint = if path.ends_with("/.well-known/openid-configuration") {
         Endpoint::Discovery
     } else if path == "/jwks.json" {
@@ -377,6 +357,8 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         Endpoint::Introspection
     } else if path == "/oauth/revoke" {
         Endpoint::Revocation
+    } else if let Some(fallback) = &state.fallback {
+        return fallback(issuer, request).await;
     } else {
         return respond(StatusCode::NOT_FOUND, "text/plain", "not found");
     };
@@ -935,14 +917,14 @@ impl MockIssuer {
         Self::builder().start().await
     }
 
-    /// Options: first key, default audience, issuer path.
+    /// Options: first key, default audience, issuer path, port, fallback.
     pub fn builder() -> MockIssuerBuilder {
         MockIssuerBuilder {
             key: None,
             audience: DEFAULT_AUDIENCE.to_owned(),
             issuer_path: String::new(),
             port: 0,
-            console: false,
+            fallback: None,
         }
     }
 
@@ -1201,7 +1183,9 @@ impl MockIssuer {
 
 impl Drop for MockIssuer {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }
 

@@ -20,7 +20,6 @@
 //!
 //! RSA key generation takes tens of milliseconds; share keys between tests where you can.
 
-mod console;
 mod dpop;
 mod issuer;
 mod keys;

@@ -38,6 +38,7 @@ mod keys;
 mod layer;
 mod logs;
 mod mcp;
+mod mock_issuer;
 mod mtls;
 mod observability;
 mod policy;

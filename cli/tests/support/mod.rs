@@ -4,8 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt as _;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jwt-auth");
@@ -67,4 +67,18 @@ pub async fn line_starting(output: &mut mpsc::UnboundedReceiver<String>, prefix:
     })
     .await
     .unwrap_or_else(|_| panic!("serve printed no line starting with {prefix:?}"))
+}
+
+/// Sends `rotate` to `serve` and waits for its answer: the `kid` it now signs with.
+pub async fn rotate(
+    stdin: &mut ChildStdin,
+    output: &mut mpsc::UnboundedReceiver<String>,
+) -> String {
+    stdin.write_all(b"rotate\n").await.expect("rotate");
+    let line = line_starting(output, "now signing with").await;
+    line.trim_start_matches("now signing with ")
+        .split(' ')
+        .next()
+        .expect("a kid")
+        .to_owned()
 }
