@@ -1,7 +1,6 @@
 //! [`Authentication`]: the one request extension the layer inserts. Extractors, guards and
 //! plain tower services read the caller from it.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -9,9 +8,9 @@ use std::sync::{Arc, OnceLock};
 use crate::context::AuthContext;
 use crate::issuer::Issuer;
 use crate::permission::Permissions;
+use crate::record::{TokenRecord, Verified};
 use crate::token::BearerToken;
 use crate::tracking::Tracked;
-use crate::verify::Verified;
 
 /// What [`JwtAuthLayer`](crate::JwtAuthLayer) puts into every request it lets through:
 /// one extension, two reference counts to clone. For a verified token it holds the claims
@@ -38,16 +37,12 @@ pub struct Authentication {
     principal: Option<Arc<Principal>>,
 }
 
-/// The verified caller.
+/// The verified caller: the token's record as verification built it (shared with the
+/// cache), the token, and its issuer.
 struct Principal {
-    claims: Arc<dyn Any + Send + Sync>,
-    permissions: Permissions,
-    /// The keys of the state step, when the layer kept them.
-    tracked: Option<Arc<Tracked>>,
+    record: Arc<TokenRecord>,
     token: BearerToken,
     issuer: Arc<Issuer>,
-    /// An introspected token's verified answer (a JWT's payload is in the token).
-    payload: Option<Arc<[u8]>>,
 }
 
 impl Authentication {
@@ -60,7 +55,7 @@ impl Authentication {
     }
 
     /// A request with a verified token.
-    pub(crate) fn verified<C: Send + Sync + 'static>(
+    pub(crate) fn verified<C>(
         context: AuthContext,
         verified: Verified<C>,
         token: BearerToken,
@@ -69,12 +64,9 @@ impl Authentication {
         Self {
             context,
             principal: Some(Arc::new(Principal {
-                claims: verified.claims,
-                permissions: verified.permissions,
-                tracked: verified.tracked,
+                record: verified.record,
                 token,
                 issuer,
-                payload: verified.payload,
             })),
         }
     }
@@ -89,13 +81,13 @@ impl Authentication {
     /// `C`.
     #[must_use]
     pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&C> {
-        self.principal.as_ref()?.claims.downcast_ref::<C>()
+        self.principal.as_ref()?.record.claims.downcast_ref::<C>()
     }
 
     /// The verified claims as a shared pointer, without copying them.
     #[must_use]
     pub fn shared_claims<C: Send + Sync + 'static>(&self) -> Option<Arc<C>> {
-        let claims = Arc::clone(&self.principal.as_ref()?.claims);
+        let claims = Arc::clone(&self.principal.as_ref()?.record.claims);
         claims.downcast::<C>().ok()
     }
 
@@ -104,7 +96,7 @@ impl Authentication {
     pub fn permissions(&self) -> &Permissions {
         static NONE: OnceLock<Permissions> = OnceLock::new();
         match &self.principal {
-            Some(principal) => &principal.permissions,
+            Some(principal) => &principal.record.permissions,
             None => NONE.get_or_init(Permissions::default),
         }
     }
@@ -119,7 +111,7 @@ impl Authentication {
     /// from its payload.
     pub(crate) fn tracked(&self) -> Option<Arc<Tracked>> {
         let principal = self.principal.as_ref()?;
-        if let Some(tracked) = &principal.tracked {
+        if let Some(tracked) = &principal.record.tracked {
             return Some(Arc::clone(tracked));
         }
         let payload = self.payload()?;
@@ -132,7 +124,7 @@ impl Authentication {
     /// answer as kept, or a JWT's payload decoded again from the token.
     pub(crate) fn payload(&self) -> Option<Cow<'_, [u8]>> {
         let principal = self.principal.as_ref()?;
-        if let Some(payload) = &principal.payload {
+        if let Some(payload) = &principal.record.payload {
             return Some(Cow::Borrowed(payload));
         }
         let segment = principal.token.as_str().split('.').nth(1)?;

@@ -20,18 +20,13 @@
 //! - the cache is bounded in entries and in bytes, per shard, so memory cannot grow
 //!   with attacker input (only verified tokens are cached).
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-use crate::binding::Binding;
-use crate::permission::Permissions;
-use crate::rules::Forwarded;
-use crate::telemetry::Identity;
-use crate::tracking::Tracked;
+use crate::record::TokenRecord;
 
 const SHARDS: usize = 16;
 
@@ -94,19 +89,9 @@ impl CacheOptions {
 /// tokens that crowd one shard or one bucket.
 pub(crate) type Key = u64;
 
-/// A verified token's results, ready to hand out again.
-#[derive(Clone)]
-pub(crate) struct Entry {
-    pub(crate) claims: Arc<dyn Any + Send + Sync>,
-    pub(crate) permissions: Permissions,
-    pub(crate) identity: Option<Arc<Identity>>,
-    pub(crate) tracked: Option<Arc<Tracked>>,
-    pub(crate) forwarded: Option<Forwarded>,
-    pub(crate) binding: Option<Arc<Binding>>,
-    pub(crate) payload: Option<Arc<[u8]>>,
-    pub(crate) exp: f64,
-    pub(crate) nbf: Option<f64>,
-    pub(crate) iat: Option<f64>,
+/// A verified token's record, kept as verification built it.
+struct Entry {
+    record: Arc<TokenRecord>,
     /// The generation of the key set that verified the token.
     generation: u64,
     /// The token itself: a hit needs the same bytes, not only the same hash.
@@ -186,9 +171,15 @@ impl TokenCache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The entry for `token` (whose key is `key`) verified by this key-set generation
+    /// The record of `token` (whose key is `key`) verified by this key-set generation
     /// and still alive at `now`.
-    pub(crate) fn get(&self, token: &str, key: Key, generation: u64, now: f64) -> Option<Entry> {
+    pub(crate) fn get(
+        &self,
+        token: &str,
+        key: Key,
+        generation: u64,
+        now: f64,
+    ) -> Option<Arc<TokenRecord>> {
         let mut shard = self.shard(key);
         let entry = shard.entries.get(&key)?;
         if *entry.token != *token {
@@ -196,7 +187,7 @@ impl TokenCache {
             return None;
         }
         if entry.generation == generation && now < entry.expires {
-            return Some(entry.clone());
+            return Some(Arc::clone(&entry.record));
         }
         let bytes = entry.bytes;
         shard.entries.remove(&key);
@@ -204,28 +195,21 @@ impl TokenCache {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Keeps `token`'s record, verified by this key-set generation; the token counts
+    /// toward the byte bound with the record's weight.
     pub(crate) fn insert(
         &self,
         token: &str,
         key: Key,
         generation: u64,
-        claims: Arc<dyn Any + Send + Sync>,
-        permissions: Permissions,
-        identity: Option<Arc<Identity>>,
-        tracked: Option<Arc<Tracked>>,
-        forwarded: Option<Forwarded>,
-        binding: Option<Arc<Binding>>,
-        payload: Option<Arc<[u8]>>,
-        times: (f64, Option<f64>, Option<f64>),
+        record: &Arc<TokenRecord>,
         now: f64,
-        size: usize,
     ) {
-        let (exp, nbf, iat) = times;
-        let expires = exp.min(now + self.options.ttl.as_secs_f64());
-        // The entry, the claims and the map slot beyond the token and payload sizes:
-        // measured at about 400 bytes for `StandardClaims` (tests/allocations.rs).
-        let bytes = size + 512;
+        let expires = record.times.0.min(now + self.options.ttl.as_secs_f64());
+        // The entry, the record, the claims and the map slot beyond the token and
+        // payload sizes: measured at about 400 bytes for `StandardClaims`
+        // (tests/allocations.rs).
+        let bytes = token.len() + record.weight() + 512;
         let max_entries = (self.options.max_entries / SHARDS).max(1);
         let max_bytes = self.options.max_bytes / SHARDS;
         if bytes > max_bytes {
@@ -254,16 +238,7 @@ impl TokenCache {
             }
         }
         let entry = Entry {
-            claims,
-            permissions,
-            identity,
-            tracked,
-            forwarded,
-            binding,
-            payload,
-            exp,
-            nbf,
-            iat,
+            record: Arc::clone(record),
             generation,
             token: token.into(),
             expires,
@@ -291,21 +266,8 @@ mod tests {
     use crate::jwks::KeySet;
 
     fn put(cache: &TokenCache, token: &str, keys: &KeySet, exp: f64, now: f64) {
-        cache.insert(
-            token,
-            cache.key(token),
-            keys.generation(),
-            Arc::new(()),
-            Permissions::default(),
-            None,
-            None,
-            None,
-            None,
-            None,
-            (exp, None, None),
-            now,
-            token.len(),
-        );
+        let record = Arc::new(TokenRecord::dated((exp, None, None)));
+        cache.insert(token, cache.key(token), keys.generation(), &record, now);
     }
 
     #[test]

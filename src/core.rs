@@ -30,11 +30,12 @@ use crate::jwks::{KeySet, KeysFuture};
 use crate::jws::header_kid;
 use crate::permission::Requirement;
 use crate::policy::Policy;
+use crate::record::{TokenRecord, Verified};
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 use crate::token::BearerToken;
 use crate::tracking::{Check, STORE_RETRY_AFTER, Waiting};
-use crate::verify::{self, Verified};
+use crate::verify;
 
 /// What authentication decided. `T` holds the token: a [`BearerToken`] for the layer,
 /// a `&str` for the `Verifier`.
@@ -48,9 +49,9 @@ pub(crate) enum Outcome<C, T> {
     /// 503, retry after this long: the issuer's keys have never loaded
     /// (`KeysUnavailable`), or a token state store does not answer (`StoreUnavailable`).
     Unavailable(ErrorKind, Duration),
-    /// Verified, but without the layer-wide permissions: 403. Who the token names, and
-    /// its issuer, for spans and the audit hook.
-    Forbidden(Requirement, Option<Arc<Identity>>, Arc<Issuer>),
+    /// Verified, but without the layer-wide permissions: 403. The token's record (who
+    /// it names) and its issuer, for spans and the audit hook.
+    Forbidden(Requirement, Arc<TokenRecord>, Arc<Issuer>),
 }
 
 impl<C, T> Outcome<C, T> {
@@ -79,9 +80,9 @@ impl<C, T> Outcome<C, T> {
     pub(crate) fn identity(&self) -> (Option<&Issuer>, Option<&Identity>) {
         match self {
             Self::Authenticated(verified, issuer, _) => {
-                (Some(&**issuer), verified.identity.as_deref())
+                (Some(&**issuer), verified.record.identity.as_ref())
             }
-            Self::Forbidden(_, identity, issuer) => (Some(&**issuer), identity.as_deref()),
+            Self::Forbidden(_, record, issuer) => (Some(&**issuer), record.identity.as_ref()),
             _ => (None, None),
         }
     }
@@ -566,13 +567,14 @@ fn admit<C, T: TokenText>(
     // The binding first: a bound token without its proof is not the caller's, and must
     // not learn what it may do (a 403 would say it is valid) or what the application
     // thinks of its claims.
-    let proof = if verified.binding.is_none() && !policy.binding.is_active() {
+    let record = &verified.record;
+    let proof = if record.binding.is_none() && !policy.binding.is_active() {
         None
     } else {
         trace.record(Trace::BINDING);
         let now = unix_seconds(policy.claims.clock.now());
         match policy.binding.check(
-            verified.binding.as_deref(),
+            record.binding.as_ref(),
             token.is_dpop(),
             presented,
             token.as_ref(),
@@ -592,10 +594,10 @@ fn admit<C, T: TokenText>(
     }
     if let Some(required) = &policy.permissions.required {
         trace.record(Trace::PERMISSIONS);
-        if !required.is_met(&verified.permissions) {
+        if !required.is_met(&record.permissions) {
             return Admitted::Done(Outcome::Forbidden(
                 required.clone(),
-                verified.identity,
+                verified.record,
                 issuer,
             ));
         }
@@ -603,7 +605,10 @@ fn admit<C, T: TokenText>(
     if policy.state.runs_layer_check(proof.is_some()) {
         trace.record(Trace::STATE);
     }
-    match policy.state.check_layer(verified.tracked.as_ref(), proof) {
+    match policy
+        .state
+        .check_layer(verified.record.tracked.as_ref(), proof)
+    {
         Check::Done(result) => Admitted::Done(checked(result, verified, issuer, token)),
         Check::Wait(check) => Admitted::Check(verified, issuer, token, check),
     }

@@ -149,6 +149,7 @@ pub mod mtls;
 mod payload;
 mod permission;
 mod policy;
+mod record;
 pub mod reload;
 pub mod resource;
 pub mod response;

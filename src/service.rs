@@ -172,8 +172,8 @@ where
     match outcome {
         Outcome::Authenticated(verified, issuer, token) => {
             if !policy.forwarding.is_empty() {
-                let forwarded = verified.forwarded.as_ref();
-                let payload = verified.payload.as_deref();
+                let forwarded = verified.record.forwarded.as_ref();
+                let payload = verified.record.payload.as_deref();
                 let headers = request.headers_mut();
                 policy
                     .forwarding

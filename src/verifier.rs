@@ -9,7 +9,7 @@ use crate::config::JwtAuthConfig;
 use crate::core::{self, Outcome, Step};
 use crate::error::{AuthError, ErrorKind};
 use crate::explain::Explanation;
-pub use crate::verify::Verified;
+pub use crate::record::Verified;
 
 /// Verifies tokens against a [`JwtAuthConfig`], outside of any tower stack.
 ///

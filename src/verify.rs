@@ -7,6 +7,7 @@
 //! never read from an unauthenticated token (the one exception, the `iss` peek that
 //! picks the issuer among several, reads that single member and trusts nothing).
 
+use std::any::Any;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -19,42 +20,12 @@ use crate::issuer::Issuer;
 use crate::jwks::KeySet;
 use crate::jws::{Header, b64_into, json_object, with_scratch};
 use crate::payload::{self, Registered};
-use crate::permission::{self, Permissions};
+use crate::permission;
 use crate::policy::{ClaimRules, Policy, TypPolicy};
-use crate::rules::Forwarded;
+use crate::record::{Times, TokenRecord, Verified};
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 use crate::tracking::Tracked;
-
-/// A verified token: its claims and what it may do.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Verified<C> {
-    /// The claims, deserialized into the claims type. Shared: the verified-token cache
-    /// and the request extension hold the same value, never a copy.
-    pub claims: Arc<C>,
-    /// The permissions from the configured permission claims.
-    pub permissions: Permissions,
-    /// `exp`, `nbf`, `iat`, for re-checking a cached entry.
-    pub(crate) times: Times,
-    /// The payload's size, for the cache's byte bound.
-    pub(crate) payload_len: usize,
-    /// Who the token names, when a span or the audit hook will read it.
-    pub(crate) identity: Option<Arc<Identity>>,
-    /// The keys of the state step, when the layer checks revocation or single use.
-    pub(crate) tracked: Option<Arc<Tracked>>,
-    /// The headers of forwarded claims, when claims are forwarded.
-    pub(crate) forwarded: Option<Forwarded>,
-    /// The token's `cnf`, when it is sender-constrained.
-    pub(crate) binding: Option<Arc<Binding>>,
-    /// The verified payload of an introspected token (an introspection answer), for
-    /// readers of claims beyond the claims type (step-up, payload forwarding); a JWT
-    /// carries its own.
-    pub(crate) payload: Option<Arc<[u8]>>,
-}
-
-/// `exp`, `nbf` and `iat` of a verified token.
-pub(crate) type Times = (f64, Option<f64>, Option<f64>);
 
 /// Verifies `token` with a key set of `issuer`, through the verified-token cache when one
 /// is configured. The caller has checked the length limit and chosen the issuer;
@@ -96,23 +67,11 @@ pub(crate) fn cached<C>(
 where
     C: Send + Sync + 'static,
 {
-    let entry = cache.get(token, key, generation, now)?;
-    let claims = entry.claims.downcast::<C>().ok()?;
-    let times = (entry.exp, entry.nbf, entry.iat);
-    Some(check_times(&policy.claims, times, now).map(|()| Verified {
-        claims,
-        permissions: entry.permissions,
-        times,
-        payload_len: 0,
-        identity: entry.identity,
-        tracked: entry.tracked,
-        forwarded: entry.forwarded,
-        binding: entry.binding,
-        payload: entry.payload,
-    }))
+    let verified = Verified::from_record(cache.get(token, key, generation, now)?)?;
+    Some(check_times(&policy.claims, verified.record.times, now).map(|()| verified))
 }
 
-/// Keeps a verified token's results; the token counts toward the byte bound.
+/// Keeps a verified token's record.
 pub(crate) fn remember<C>(
     cache: &TokenCache,
     token: &str,
@@ -120,28 +79,11 @@ pub(crate) fn remember<C>(
     generation: u64,
     verified: &Verified<C>,
     now: f64,
-) where
-    C: Send + Sync + 'static,
-{
-    cache.insert(
-        token,
-        key,
-        generation,
-        verified.claims.clone(),
-        verified.permissions.clone(),
-        verified.identity.clone(),
-        verified.tracked.clone(),
-        verified.forwarded.clone(),
-        verified.binding.clone(),
-        verified.payload.clone(),
-        verified.times,
-        now,
-        // A kept introspection answer is held twice: parsed, and as it came.
-        token.len() + verified.payload_len + verified.payload.as_ref().map_or(0, |p| p.len()),
-    );
+) {
+    cache.insert(token, key, generation, &verified.record, now);
 }
 
-fn verify_uncached<C: DeserializeOwned>(
+fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
     policy: &Policy,
     issuer: &Issuer,
     keys: &KeySet,
@@ -207,7 +149,7 @@ pub(crate) enum Origin<'a> {
 
 /// The checks on a payload whose origin is established (a verified signature, or the
 /// issuer's introspection endpoint), and the [`Verified`] they give.
-pub(crate) fn accept_payload<C: DeserializeOwned>(
+pub(crate) fn accept_payload<C: DeserializeOwned + Send + Sync + 'static>(
     policy: &Policy,
     issuer: &Issuer,
     payload: &[u8],
@@ -224,7 +166,7 @@ pub(crate) fn accept_payload<C: DeserializeOwned>(
         }
         Origin::Introspection { audience_optional } => {
             check_introspected(rules, issuer, &registered, audience_optional)?;
-            (None, None, Some(Arc::from(payload)))
+            (None, None, Some(Box::from(payload)))
         }
     };
     if let Some(template) = key_issuer {
@@ -262,12 +204,10 @@ pub(crate) fn accept_payload<C: DeserializeOwned>(
         registered.iat,
     );
     let text = |t: &Option<crate::payload::Text<'_>>| t.as_ref().map(|t| t.0.as_ref().into());
-    let identity = identity.then(|| {
-        Arc::new(Identity {
-            kid: kid.map(Into::into),
-            subject: text(&registered.sub),
-            client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
-        })
+    let identity = identity.then(|| Identity {
+        kid: kid.map(Into::into),
+        subject: text(&registered.sub),
+        client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
     });
     let tracked = policy.state.tracks().then(|| {
         Arc::new(Tracked::new(
@@ -282,16 +222,21 @@ pub(crate) fn accept_payload<C: DeserializeOwned>(
             times.0,
         ))
     });
-    Ok(Verified {
-        claims: Arc::new(claims),
+    let claims = Arc::new(claims);
+    let record = TokenRecord {
+        claims: Arc::clone(&claims) as Arc<dyn Any + Send + Sync>,
         permissions,
         times,
         payload_len: payload.len(),
         identity,
         tracked,
         forwarded,
-        binding: registered.cnf.map(|raw| Arc::new(Binding::parse(raw))),
+        binding: registered.cnf.map(Binding::parse),
         payload: kept,
+    };
+    Ok(Verified {
+        claims,
+        record: Arc::new(record),
     })
 }
 
