@@ -169,7 +169,7 @@ impl Declared {
         let mut tree = serde_json::to_value(&*self).map_err(|e| (String::new(), e.to_string()))?;
         let mut named = named.clone();
         canonical(&mut named);
-        merge(&mut tree, &named);
+        merge(&mut tree, &named, "");
         let mut merged: Self = serde_path_to_error::deserialize(tree)
             .map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
         merged.keep_code_parts(self);
@@ -221,21 +221,40 @@ fn canonical(named: &mut serde_json::Value) {
     }
 }
 
+/// The lists a file adds to (more issuers, audiences, exemptions, requirements); every
+/// other list, such as `algorithms` or `allowed_clients`, is replaced, so that a file
+/// can never widen what code restricted by adding to it.
 #[cfg(feature = "settings")]
-fn merge(base: &mut serde_json::Value, named: &serde_json::Value) {
+const APPENDED: [&str; 8] = [
+    "/issuers",
+    "/audiences",
+    "/tenants",
+    "/required_claims",
+    "/required_permissions",
+    "/permission_claims",
+    "/exempt",
+    "/resource/scopes",
+];
+
+#[cfg(feature = "settings")]
+fn merge(base: &mut serde_json::Value, named: &serde_json::Value, at: &str) {
     use serde_json::Value;
     match (base, named) {
+        // A null names nothing: it never removes what code set.
+        (_, Value::Null) => {}
         (Value::Object(base), Value::Object(named)) => {
             for (key, value) in named {
                 match base.get_mut(key) {
-                    Some(slot) => merge(slot, value),
+                    Some(slot) => merge(slot, value, &format!("{at}/{key}")),
                     None => {
                         base.insert(key.clone(), value.clone());
                     }
                 }
             }
         }
-        (Value::Array(base), Value::Array(named)) => base.extend(named.iter().cloned()),
+        (Value::Array(base), Value::Array(named)) if APPENDED.contains(&at) => {
+            base.extend(named.iter().cloned());
+        }
         (slot, value) => *slot = value.clone(),
     }
 }
@@ -249,6 +268,16 @@ pub(crate) fn redact(tree: &mut serde_json::Value) {
         && secret.is_string()
     {
         *secret = Value::from("<redacted>");
+    }
+    // An inline JWKS may hold symmetric keys.
+    if let Some(Value::Array(issuers)) = tree.pointer_mut("/issuers") {
+        for issuer in issuers {
+            if let Some(jwks) = issuer.get_mut("jwks")
+                && jwks.is_string()
+            {
+                *jwks = Value::from("<redacted>");
+            }
+        }
     }
     if let Some(store) = tree.pointer_mut("/state/store")
         && let Some(url) = store.as_str()
@@ -386,7 +415,8 @@ pub(crate) fn without_password(url: &str) -> String {
             let _ = parsed.set_password(Some("redacted"));
             parsed.to_string()
         }
-        _ => url.to_owned(),
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsed>".to_owned(),
     }
 }
 

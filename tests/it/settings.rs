@@ -622,3 +622,28 @@ fn render_prints_every_default_and_hides_secrets() {
     let yaml = settings.render(Format::Yaml).expect("renders YAML");
     Settings::parse(&yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
 }
+
+#[test]
+fn a_file_replaces_restricting_lists_and_its_nulls_remove_nothing() {
+    use tower_jwt_auth::{Algorithm, JwtAuthConfig};
+    let code = || {
+        JwtAuthConfig::builder()
+            .algorithms([Algorithm::ES256])
+            .realm("api")
+    };
+    let file = Settings::parse(
+        "{\"algorithms\": [\"ES384\"], \"realm\": null, \"issuers\": [{\"issuer\": \"https://idp.example.com/\", \"audiences\": [\"api\"]}]}",
+        Format::Json,
+    )
+    .expect("parses");
+    let config = file
+        .apply(code())
+        .expect("applies")
+        .build()
+        .expect("builds");
+    assert_eq!(
+        config.algorithms(),
+        [Algorithm::ES384],
+        "replaced, not widened"
+    );
+}
