@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::builder::JwtAuthConfigBuilder;
-use super::model::{PermissionClaim, StateDecl, TokenDecl};
+use super::model::{MEMORY_STORE, PermissionClaim, StateDecl, TokenDecl};
 use crate::algorithm::Algorithm;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
@@ -203,27 +203,8 @@ fn compile_checked(
             .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
     };
     let max_lifetime = compile_max_lifetime(&b)?;
-    let stores = compile_stores(&b, previous)?;
-    if stores.default_proofs && b.replay.is_some() && binding.dpop.is_some() {
-        tracing::warn!(
-            "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
-        );
-    }
-    let revocation = stores.revocation.clone();
-    let mut state = StateRules::new(
-        stores.replay,
-        stores.proofs,
-        stores.revocation,
-        d.state.single_use,
-        d.state.failure,
-        d.leeway.as_secs_f64(),
-        Arc::clone(&b.clock),
-    );
-    state.default_replay = stores.default_replay;
-    state.default_proofs = stores.default_proofs;
-    state.default_revocation = stores.default_revocation;
-    state.retention = d.state.revocation_retention;
-    let state = Arc::new(state);
+    let state = Arc::new(compile_state(&b, previous, binding.dpop.is_some())?);
+    let revocation = state.revocation.clone();
     let context = AuthContext::build(
         challenge,
         Arc::clone(&b.responder),
@@ -328,6 +309,12 @@ fn read_secret(path: &str, file: &std::path::Path) -> Result<Vec<u8>, ConfigErro
     Ok(bytes)
 }
 
+/// [`read_secret`] for a secret that is text.
+fn read_text(path: &str, file: &std::path::Path) -> Result<String, ConfigError> {
+    String::from_utf8(read_secret(path, file)?)
+        .map_err(|_| at(ConfigErrorKind::InvalidValue, path, "not UTF-8"))
+}
+
 /// The maximum token lifetime: as configured, else the revocation retention when a
 /// revocation list is checked (a longer-lived token would outlive its revocation).
 fn compile_max_lifetime(b: &JwtAuthConfigBuilder) -> Result<Option<Duration>, ConfigError> {
@@ -366,16 +353,6 @@ fn compile_max_lifetime(b: &JwtAuthConfigBuilder) -> Result<Option<Duration>, Co
     }
 }
 
-/// The state stores: those given in code, else those the `[state]` table names.
-struct Stores {
-    replay: Arc<dyn ReplayStore>,
-    proofs: Arc<dyn ProofStore>,
-    revocation: Option<Arc<dyn RevocationList>>,
-    default_replay: bool,
-    default_proofs: bool,
-    default_revocation: bool,
-}
-
 /// The store a `[state]` table names.
 enum StoreChoice {
     Memory,
@@ -385,25 +362,18 @@ enum StoreChoice {
 
 fn store_choice(state: &StateDecl) -> Result<StoreChoice, ConfigError> {
     use ConfigErrorKind as K;
-    let url = match &state.store_file {
-        Some(file) if state.store != StateDecl::default().store => {
-            let _ = file;
+    let (path, url) = match &state.store_file {
+        None => ("state.store", state.store.clone()),
+        Some(_) if state.store != MEMORY_STORE => {
             return Err(at(
                 K::InvalidValue,
                 "state.store",
                 "give store or store_file, not both",
             ));
         }
-        Some(file) => String::from_utf8(read_secret("state.store_file", file)?)
-            .map_err(|_| at(K::InvalidValue, "state.store_file", "not UTF-8"))?,
-        None => state.store.clone(),
+        Some(file) => ("state.store_file", read_text("state.store_file", file)?),
     };
-    let path = if state.store_file.is_some() {
-        "state.store_file"
-    } else {
-        "state.store"
-    };
-    if url == "memory" {
+    if url == MEMORY_STORE {
         return Ok(StoreChoice::Memory);
     }
     if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -430,13 +400,14 @@ fn store_choice(state: &StateDecl) -> Result<StoreChoice, ConfigError> {
     ))
 }
 
-/// The replay, proof and revocation stores. The in-memory ones the configuration did
-/// not name by a store object survive a reload: a token used or revoked before it must
-/// not work again after it.
-fn compile_stores(
+/// The state rules with their stores: those given in code, else those the `[state]`
+/// table names. The in-memory stores the configuration did not name by a store object
+/// survive a reload: a token used or revoked before it must not work again after it.
+fn compile_state(
     b: &JwtAuthConfigBuilder,
     previous: Option<&Policy>,
-) -> Result<Stores, ConfigError> {
+    dpop: bool,
+) -> Result<StateRules, ConfigError> {
     let state = &b.declared.state;
     let choice = store_choice(state)?;
     let previous = previous.map(|p| &p.state);
@@ -487,14 +458,26 @@ fn compile_stores(
                 true,
             ),
         };
-    Ok(Stores {
+    if default_proofs && b.replay.is_some() && dpop {
+        tracing::warn!(
+            "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
+        );
+    }
+    let d = &b.declared;
+    let mut rules = StateRules::new(
         replay,
         proofs,
         revocation,
-        default_replay,
-        default_proofs,
-        default_revocation,
-    })
+        state.single_use,
+        state.failure,
+        d.leeway.as_secs_f64(),
+        Arc::clone(&b.clock),
+    );
+    rules.default_replay = default_replay;
+    rules.default_proofs = default_proofs;
+    rules.default_revocation = default_revocation;
+    rules.retention = state.revocation_retention;
+    Ok(rules)
 }
 
 /// The introspection client of the one issuer, when introspection is configured.
@@ -525,13 +508,24 @@ fn compile_introspection(
     if let Some((kind, field, why)) = settings.shape_problem() {
         return Err(at(kind, format!("introspection.{field}"), why));
     }
-    let auth = settings.resolve_auth().map_err(|why| {
-        let path = if settings.client_secret_file.is_some() {
-            "introspection.client_secret_file"
-        } else {
-            "introspection.client_secret"
-        };
-        at(K::InvalidValue, path, why)
+    let secret = match (&settings.client_secret, &settings.client_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(at(
+                K::InvalidValue,
+                "introspection.client_secret",
+                "give client_secret or client_secret_file, not both",
+            ));
+        }
+        (Some(secret), None) => Some(secret.clone()),
+        (None, Some(file)) => Some(read_text("introspection.client_secret_file", file)?),
+        (None, None) => None,
+    };
+    let auth = settings.client_auth(secret).ok_or_else(|| {
+        at(
+            K::InvalidValue,
+            "introspection.client_secret",
+            "give client_secret or client_secret_file",
+        )
     })?;
     // Checked here, not at the first call: the discovery document decides where the
     // client credentials and every opaque token go.
@@ -817,8 +811,12 @@ fn compile_rules(
     Ok((checks, exemptions, forwarding))
 }
 
-/// One issuer's key source: the keys given in code, and those its table names.
-fn issuer_keys(i: usize, trusted: &TrustedIssuer) -> Result<(KeySpec, &'static str), ConfigError> {
+/// One issuer's key source (the keys given in code, and those its table names), and
+/// the first file key that named one.
+fn issuer_keys(
+    i: usize,
+    trusted: &TrustedIssuer,
+) -> Result<(KeySpec, Option<&'static str>), ConfigError> {
     use ConfigErrorKind as K;
     let mut spec = trusted.keys.clone();
     let mut named: Vec<&'static str> = Vec::new();
@@ -853,12 +851,7 @@ fn issuer_keys(i: usize, trusted: &TrustedIssuer) -> Result<(KeySpec, &'static s
             "give one key source: jwks_url, jwks, pem_file or hmac_secret_file (none: discovery)",
         ));
     }
-    let field = match named.first() {
-        Some(field) => field,
-        None if spec.is_set() => "",
-        None => "issuer",
-    };
-    Ok((spec, field))
+    Ok((spec, named.first().copied()))
 }
 
 /// Each issuer with its matcher, audiences, algorithms and keys.
@@ -885,7 +878,7 @@ fn build_issuers(
         ));
     }
     let mut issuers = Vec::with_capacity(d.issuers.len());
-    for (i, (trusted, (own, field))) in d.issuers.iter().zip(specs).enumerate() {
+    for (i, (trusted, (own, named))) in d.issuers.iter().zip(specs).enumerate() {
         let here = |field: &str| match field {
             "" => format!("issuers[{i}]"),
             field => format!("issuers[{i}].{field}"),
@@ -912,10 +905,17 @@ fn build_issuers(
                 ),
             ));
         }
-        let (spec, field) = if own.is_set() {
-            (&own, field)
+        let (spec, named) = if own.is_set() {
+            (&own, named)
         } else {
-            (&b.keys, if b.keys.is_set() { "" } else { "issuer" })
+            (&b.keys, None)
+        };
+        // A key error names the file key that gave the keys; keys given in code have
+        // none, and discovery is the issuer's own URL.
+        let field = match named {
+            Some(field) => field,
+            None if spec.is_set() => "",
+            None => "issuer",
         };
         #[cfg(feature = "remote")]
         let remote_id = spec.remote_id(matcher.as_str(), &d.remote);

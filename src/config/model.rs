@@ -353,6 +353,9 @@ pub(crate) struct TelemetryDecl {
     pub(crate) subject: SubjectLogging,
 }
 
+/// The `[state]` store that keeps everything in this replica's memory: the default.
+pub(crate) const MEMORY_STORE: &str = "memory";
+
 /// Single use and revocation.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -383,7 +386,7 @@ impl Default for StateDecl {
         Self {
             single_use: false,
             revocation: false,
-            store: "memory".to_owned(),
+            store: MEMORY_STORE.to_owned(),
             store_file: None,
             redis_prefix: "tower-jwt-auth:".to_owned(),
             redis_timeout: Duration::from_millis(50),

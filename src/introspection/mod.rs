@@ -421,27 +421,15 @@ impl Introspection {
         self.min_length.is_none_or(|min| len >= min) && self.max_length.is_none_or(|max| len <= max)
     }
 
-    /// The client authentication: a key given in code, else the secret (given, or read
-    /// from `client_secret_file`) sent as `auth` says; `Err` names what is missing.
-    pub(crate) fn resolve_auth(&self) -> Result<ClientAuth, String> {
+    /// The client authentication: a key given in code, else `secret` (given, or read
+    /// from `client_secret_file` by `build()`) sent as `auth` says; `None` without either.
+    pub(crate) fn client_auth(&self, secret: Option<String>) -> Option<ClientAuth> {
         if let Some(key) = &self.signing_key {
-            return Ok(ClientAuth::private_key_jwt(key.clone()));
+            return Some(ClientAuth::private_key_jwt(key.clone()));
         }
-        let secret = match (&self.client_secret, &self.client_secret_file) {
-            (Some(secret), None) => secret.clone(),
-            (None, Some(file)) => {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
-                text.trim_end_matches(['\r', '\n']).to_owned()
-            }
-            (Some(_), Some(_)) => {
-                return Err("give client_secret or client_secret_file, not both".into());
-            }
-            (None, None) => return Err("give client_secret or client_secret_file".into()),
-        };
-        Ok(match self.method {
-            SecretMethod::ClientSecretBasic => ClientAuth::client_secret_basic(secret),
-            SecretMethod::ClientSecretPost => ClientAuth::client_secret_post(secret),
+        Some(match self.method {
+            SecretMethod::ClientSecretBasic => ClientAuth::client_secret_basic(secret?),
+            SecretMethod::ClientSecretPost => ClientAuth::client_secret_post(secret?),
         })
     }
 

@@ -37,6 +37,16 @@ impl Drop for Scratch {
     }
 }
 
+/// The configuration `text` describes, built.
+fn built(
+    text: &str,
+    format: Format,
+) -> Result<tower_jwt_auth::JwtAuthConfig, tower_jwt_auth::ConfigError> {
+    Settings::parse(text, format)
+        .and_then(Settings::builder)
+        .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
+}
+
 /// Every section and field of the model, in TOML.
 fn full_toml(pem_file: &str, secret_file: &str) -> String {
     format!(
@@ -266,10 +276,7 @@ fn bad_files_name_the_path_and_line_of_the_bad_field() {
         ),
     ];
     for (text, path, line) in cases {
-        let error = Settings::parse(text, Format::Toml)
-            .and_then(Settings::builder)
-            .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
-            .expect_err(path);
+        let error = built(text, Format::Toml).expect_err(path);
         assert_eq!(error.path(), Some(path), "{error}");
         assert_eq!(error.line(), Some(line), "{error}");
         assert!(
@@ -542,10 +549,7 @@ revocation_retention = "2h"
 "#,
         file.display()
     );
-    let from_file = Settings::parse(&text, Format::Toml)
-        .and_then(Settings::builder)
-        .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
-        .expect("the file builds");
+    let from_file = built(&text, Format::Toml).expect("the file builds");
     let from_code = JwtAuthConfig::builder()
         .issuer("https://idp.example.com/")
         .audience("https://api.example.com")
@@ -579,12 +583,10 @@ revocation_retention = "2h"
         .build()
         .expect_err("an empty audience");
     assert_eq!((error.path(), error.line()), (Some("audiences[1]"), None));
-    let error = Settings::parse(
+    let error = built(
         "audiences = [\"https://api.example.com\",\n  \"\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
         Format::Toml,
     )
-    .and_then(Settings::builder)
-    .and_then(tower_jwt_auth::JwtAuthConfigBuilder::build)
     .expect_err("an empty audience");
     assert_eq!(
         (error.path(), error.line()),
