@@ -317,24 +317,41 @@ pub(crate) fn watch_config(
     counted
 }
 
+/// `builder` built on a runtime of its own that never runs a task, on a thread of its
+/// own: no key store starts fetching and no state store connects.
+fn build_idle(
+    builder: JwtAuthConfigBuilder,
+) -> Result<tower_jwt_auth::JwtAuthConfig, Box<dyn Error + Send + Sync>> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<_, Box<dyn Error + Send + Sync>> {
+                let idle = tokio::runtime::Builder::new_current_thread().build()?;
+                let _inside = idle.enter();
+                Ok(builder.build()?)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// `--check-config path [--fetch]`: the effective configuration as a file in the
 /// input's format (every default filled in, secrets redacted) and whether it builds, or
 /// its errors. Nothing is fetched unless `fetch`: then the keys of every issuer are
 /// fetched once (for at most 10 s) and their state is reported.
 pub(crate) async fn check_config(path: &Path, fetch: bool) -> std::process::ExitCode {
     let format = Format::of(path).unwrap_or(Format::Toml);
-    let checked = Settings::from_file(path).and_then(|settings| {
-        let shown = settings.render(format)?;
-        let builder = settings.builder()?;
-        // Built on a thread without a runtime, no key store starts fetching.
-        let config = if fetch {
-            builder.build()?
-        } else {
-            std::thread::scope(|scope| scope.spawn(|| builder.build()).join())
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?
-        };
-        Ok((shown, config))
-    });
+    let checked = Settings::from_file(path).map_err(Into::into).and_then(
+        |settings| -> Result<_, Box<dyn Error + Send + Sync>> {
+            let shown = settings.render(format)?;
+            let builder = settings.builder()?;
+            let config = if fetch {
+                builder.build()?
+            } else {
+                build_idle(builder)?
+            };
+            Ok((shown, config))
+        },
+    );
     let (shown, config) = match checked {
         Ok(checked) => checked,
         Err(error) => {

@@ -142,7 +142,10 @@ impl JwtAuthConfigBuilder {
     /// key that does not parse, an HMAC secret shorter than the hash output, HMAC mixed
     /// with public keys, an allowed algorithm no key can verify, an issuer or JWKS URL
     /// that is not https, an invalid realm, header or cookie name, resource-metadata
-    /// settings without a resource, or a zero maximum token length. Nothing is fetched.
+    /// settings without a resource, a zero maximum token length, a secret or key file that
+    /// cannot be read, or a `redis://` state store named outside a Tokio runtime. Errors
+    /// name the option's path, and its line when the options came from a settings file.
+    /// Nothing is fetched.
     pub fn build(self) -> Result<JwtAuthConfig, ConfigError> {
         Ok(JwtAuthConfig {
             policy: Arc::new(compile::compile(self, None)?),

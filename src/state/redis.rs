@@ -86,18 +86,25 @@ pub struct RedisConnection {
 }
 
 impl RedisConnection {
-    /// A connection to the server at `url`, opened in the background when called inside
-    /// a tokio runtime (else by the first command). Until the server answers, checks
+    /// A connection to the server at `url`, opened in the background on the running
+    /// Tokio runtime, which it needs. Until the server answers, checks
     /// fail as the layer's [`StoreFailure`](super::StoreFailure) mode says; a server that
     /// is down at startup is not an error.
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] when the URL does not parse or names a scheme this build
-    /// does not support.
+    /// does not support, or when no Tokio runtime is running (the connection's task
+    /// needs one).
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|e| StoreError::Backend(format!("invalid Redis URL: {:?}", e.kind())))?;
+        // The connection manager spawns its task at once, and would panic without a runtime.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(StoreError::Backend(
+                "a Redis store needs a running Tokio runtime: open it (or build the configuration) inside one".into(),
+            ));
+        };
         // The connection's own response timeout (500 ms by default) is off: each command
         // is bounded by `timeout` alone, which the application sets and the docs name.
         let config = ConnectionManagerConfig::new()
@@ -108,13 +115,11 @@ impl RedisConnection {
             .set_max_delay(Duration::from_millis(250));
         let manager = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            // Connect now rather than on the first request's time budget.
-            let mut warm = manager.clone();
-            runtime.spawn(async move {
-                let _: redis::RedisResult<()> = redis::cmd("PING").query_async(&mut warm).await;
-            });
-        }
+        // Connect now rather than on the first request's time budget.
+        let mut warm = manager.clone();
+        runtime.spawn(async move {
+            let _: redis::RedisResult<()> = redis::cmd("PING").query_async(&mut warm).await;
+        });
         Ok(Self {
             manager,
             prefix: Arc::from("tower-jwt-auth:"),

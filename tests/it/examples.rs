@@ -686,3 +686,19 @@ async fn jwt_config_files_are_checked_served_and_reloaded_once_per_change() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn check_config_builds_a_redis_store_without_connecting() {
+    let dir = std::env::temp_dir().join(format!("tower-jwt-auth-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("api.toml");
+    save(
+        &path,
+        "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudience = \"api\"\n[state]\nstore = \"redis://:hunter2@127.0.0.1:1\"\n",
+    );
+    assert_eq!(
+        crate::axum_server::check_config(&path, false).await,
+        std::process::ExitCode::SUCCESS
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -649,3 +649,14 @@ fn a_file_replaces_restricting_lists_and_its_nulls_remove_nothing() {
         "replaced, not widened"
     );
 }
+
+#[test]
+fn a_redis_store_outside_a_runtime_is_an_error_not_a_panic() {
+    let error = built(
+        "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudience = \"api\"\n[state]\nstore = \"redis://127.0.0.1:6379\"\n",
+        Format::Toml,
+    )
+    .expect_err("no runtime to run the connection on");
+    assert_eq!((error.path(), error.line()), (Some("state.store"), Some(5)));
+    assert!(error.to_string().contains("Tokio runtime"), "{error}");
+}
