@@ -3,17 +3,21 @@
 //!
 //! 1. the token from its source (none: anonymous or 401; ambiguous: 400);
 //! 2. the length limit, before anything is decoded;
-//! 3. the issuer, by the token's `iss` when several are trusted;
+//! 3. the source: introspection for an opaque token (or every token, with
+//!    `always_introspect`), else the issuer, by the token's `iss` when several are
+//!    trusted;
 //! 4. that issuer's current keys (none yet: wait for the first load);
-//! 5. the verified-token cache, then verification (an unknown `kid`: wait for a refetch);
+//! 5. the source's answer (`source.rs`): the verified-token cache, then verification
+//!    (an unknown `kid`: wait for a refetch), or introspection's cache and call;
 //! 6. the token's binding (DPoP proof, client certificate), then the layer's typed
 //!    validator (on every token, cached or not), then the layer-wide permissions;
 //! 7. the state step: revocation, and single use when every token is single use.
 //!
-//! Steps 1 to 7 run synchronously as far as they can. Three waits are asynchronous (the
-//! keys of step 4 and 5, a network store in step 7); they come back as a [`Pending`] the
-//! caller may await (the layer, `verify_async`) or drop (the interceptor, `verify`): the
-//! key store was signalled when the wait was created, so dropping it cancels nothing.
+//! Steps 1 to 7 run synchronously as far as they can. The waits are asynchronous (the
+//! keys of step 4 and 5, the introspection endpoint's answer, a network store in step
+//! 7); they come back as a [`Pending`] the caller may await (the layer, `verify_async`)
+//! or drop (the interceptor, `verify`): the key store or the introspector was signalled
+//! when the wait was created, so dropping it cancels nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,18 +28,17 @@ use serde::de::DeserializeOwned;
 use crate::binding::Presented;
 use crate::error::ErrorKind;
 #[cfg(feature = "remote")]
-use crate::introspection::introspector;
+use crate::introspection::introspector::Introspector;
 use crate::issuer::{Issuer, issuer_for};
-use crate::jwks::{KeySet, KeysFuture};
-use crate::jws::header_kid;
 use crate::permission::Requirement;
 use crate::policy::Policy;
 use crate::record::{TokenRecord, Verified};
+use crate::source::{Lookup, Refusal, Source};
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 use crate::token::BearerToken;
+use crate::trace::Trace;
 use crate::tracking::{Check, STORE_RETRY_AFTER, Waiting};
-use crate::verify;
 
 /// What authentication decided. `T` holds the token: a [`BearerToken`] for the layer,
 /// a `&str` for the `Verifier`.
@@ -47,7 +50,9 @@ pub(crate) enum Outcome<C, T> {
     /// Refused: 400 or 401 by kind.
     Rejected(ErrorKind),
     /// 503, retry after this long: the issuer's keys have never loaded
-    /// (`KeysUnavailable`), or a token state store does not answer (`StoreUnavailable`).
+    /// (`KeysUnavailable`), the introspection endpoint gave no answer
+    /// (`IntrospectionUnavailable`), or a token state store does not answer
+    /// (`StoreUnavailable`).
     Unavailable(ErrorKind, Duration),
     /// Verified, but without the layer-wide permissions: 403. The token's record (who
     /// it names) and its issuer, for spans and the audit hook.
@@ -94,39 +99,6 @@ pub(crate) enum Step<C, T> {
     Wait(Pending<C, T>),
 }
 
-/// Which steps of the sequence ran for one token, for explanations
-/// ([`Verifier::explain`](crate::Verifier::explain)): a step not recorded here did not
-/// run. A step is recorded when it starts, so the last one recorded is where a refusal
-/// stopped the sequence; verification is one step whose inner checks run in a fixed
-/// order, so a refusal's kind says how far it got inside it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Trace(u16);
-
-impl Trace {
-    pub(crate) const LENGTH: u16 = 1;
-    pub(crate) const ISSUER: u16 = 1 << 1;
-    /// Verified (its payload checks included), or found verified in the cache.
-    pub(crate) const VERIFIED: u16 = 1 << 2;
-    /// The token went to introspection: an opaque token, with no JWS to check.
-    pub(crate) const OPAQUE: u16 = 1 << 3;
-    /// The authorization server said active (or its answer was in the cache); the
-    /// payload checks of the answer follow.
-    pub(crate) const INTROSPECTED: u16 = 1 << 4;
-    pub(crate) const BINDING: u16 = 1 << 5;
-    pub(crate) const VALIDATOR: u16 = 1 << 6;
-    pub(crate) const PERMISSIONS: u16 = 1 << 7;
-    pub(crate) const STATE: u16 = 1 << 8;
-
-    fn record(&mut self, step: u16) {
-        self.0 |= step;
-    }
-
-    /// Whether `step` ran.
-    pub(crate) fn ran(self, step: u16) -> bool {
-        self.0 & step != 0
-    }
-}
-
 /// A token as the core sees it: its text, and whether it came with the `DPoP` scheme.
 pub(crate) trait TokenText: AsRef<str> {
     fn is_dpop(&self) -> bool;
@@ -159,22 +131,15 @@ pub(crate) struct Pending<C, T> {
 }
 
 enum Wait<C> {
-    /// For keys (the first load, or a refetch for an unknown `kid`); `missing` is the
-    /// refusal when the wait brings none.
-    Keys {
-        keys: KeysFuture,
-        missing: ErrorKind,
-    },
+    /// For the issuer's keys (the first load, or a refetch for an unknown `kid`).
+    Keys(<Issuer as Source>::Wait),
+    /// For the introspection endpoint's answer about an opaque token.
+    #[cfg(feature = "remote")]
+    Answer(Arc<Introspector>, <Introspector as Source>::Wait),
     /// For a network store's answer in the state step.
     State {
         verified: Verified<C>,
         check: Waiting,
-    },
-    /// For the introspection endpoint's answer about an opaque token.
-    #[cfg(feature = "remote")]
-    Introspect {
-        answer: introspector::Pending,
-        digest: [u8; 32],
     },
 }
 
@@ -261,13 +226,12 @@ where
         && introspector.takes(text)
     {
         trace.record(Trace::OPAQUE);
-        let step = introspect(
-            policy,
-            introspector,
-            token,
-            presented,
-            validator,
-            &mut trace,
+        let lookup = introspector
+            .lookup::<C>(policy, text, &mut trace)
+            .map_wait(|asked| Wait::Answer(Arc::clone(introspector), asked));
+        let issuer = introspector.issuer();
+        let step = answered(
+            policy, issuer, lookup, token, presented, validator, &mut trace,
         );
         return (step, trace);
     }
@@ -276,41 +240,34 @@ where
         Err(kind) => return (Step::Done(Outcome::Rejected(kind)), trace),
     };
     trace.record(Trace::ISSUER);
-    let Some(keys) = issuer.store.current() else {
-        let keys = issuer.store.wait_for_keys();
-        let wait = Wait::Keys {
-            keys,
-            missing: ErrorKind::KeysUnavailable,
-        };
-        return (
-            Pending::step(issuer, token, presented, validator, wait, trace),
-            trace,
-        );
-    };
-    let shown = presented.as_ref();
-    let step = match timed_verify::<C>(policy, &issuer, &keys, text) {
-        Ok(verified) => {
-            trace.record(Trace::VERIFIED);
-            admit(
-                policy, verified, issuer, token, shown, validator, &mut trace,
-            )
-            .into_step(trace)
-        }
-        Err(ErrorKind::UnknownKey) => match header_kid(text) {
-            Some(kid) => {
-                // The store is signalled here, before anything awaits.
-                let keys = issuer.store.refetch_for_kid(&kid);
-                let wait = Wait::Keys {
-                    keys,
-                    missing: ErrorKind::UnknownKey,
-                };
-                Pending::step(issuer, token, presented, validator, wait, trace)
-            }
-            None => Step::Done(Outcome::Rejected(ErrorKind::UnknownKey)),
-        },
-        Err(kind) => Step::Done(Outcome::Rejected(kind)),
-    };
+    let lookup = issuer
+        .lookup::<C>(policy, text, &mut trace)
+        .map_wait(Wait::Keys);
+    let step = answered(
+        policy, issuer, lookup, token, presented, validator, &mut trace,
+    );
     (step, trace)
+}
+
+/// Step 5's answer from the chosen source, then steps 6 and 7 for a verified token, or
+/// the wait the source needs.
+fn answered<C, T: TokenText>(
+    policy: &Policy,
+    issuer: Arc<Issuer>,
+    lookup: Lookup<C, Wait<C>>,
+    token: T,
+    presented: Option<Presented>,
+    validator: Option<&Validator<C>>,
+    trace: &mut Trace,
+) -> Step<C, T> {
+    match lookup {
+        Lookup::Verified(verified) => {
+            let shown = presented.as_ref();
+            admit(policy, verified, issuer, token, shown, validator, trace).into_step(*trace)
+        }
+        Lookup::Wait(wait) => Pending::step(issuer, token, presented, validator, wait, *trace),
+        Lookup::Refused(kind) => Step::Done(Outcome::Rejected(kind)),
+    }
 }
 
 impl<C, T> Pending<C, T> {
@@ -336,7 +293,8 @@ impl<C, T> Pending<C, T> {
 }
 
 impl<C, T: TokenText> Pending<C, T> {
-    /// Waits (bounded by the key store or the state store) and finishes the steps left.
+    /// Waits (bounded by the key store, the introspector or the state store) and
+    /// finishes the steps left.
     pub(crate) async fn finish(self, policy: &Policy) -> Outcome<C, T>
     where
         C: DeserializeOwned + Send + Sync + 'static,
@@ -368,78 +326,34 @@ impl<C, T: TokenText> Pending<C, T> {
         } = self;
         let validator = validator.as_ref();
         let presented = presented.as_deref();
-        match wait {
-            Wait::Keys { keys, missing } => {
-                let Some(keys) = keys.await else {
-                    return missing_keys(missing, &issuer);
-                };
-                match timed_verify::<C>(policy, &issuer, &keys, token.as_ref()) {
-                    Ok(verified) => {
-                        trace.record(Trace::VERIFIED);
-                        admitted(policy, verified, issuer, token, presented, validator, trace).await
-                    }
-                    Err(kind) => Outcome::Rejected(kind),
-                }
-            }
-            Wait::State { verified, check } => checked(check.await, verified, issuer, token),
+        let text = token.as_ref();
+        let answer = match wait {
+            Wait::Keys(wait) => issuer.finish::<C>(policy, wait, text, trace).await,
             #[cfg(feature = "remote")]
-            Wait::Introspect { answer, digest } => {
-                let Some(introspector) = &policy.introspection else {
-                    return Outcome::Rejected(ErrorKind::Malformed);
-                };
-                match answer.await {
-                    introspector::Answer::Active(body) => {
-                        trace.record(Trace::INTROSPECTED);
-                        let origin = verify::Origin::Introspection {
-                            audience_optional: introspector.audience_optional(),
-                        };
-                        let identity = wants_identity(policy);
-                        match verify::accept_payload::<C>(policy, &issuer, &body, origin, identity)
-                        {
-                            Ok(verified) => {
-                                let now = unix_seconds(policy.claims.clock.now());
-                                let text = token.as_ref();
-                                let cache = &introspector.cache;
-                                verify::remember(
-                                    cache,
-                                    text,
-                                    cache.key(text),
-                                    introspector::GENERATION,
-                                    &verified,
-                                    now,
-                                );
-                                admitted(
-                                    policy, verified, issuer, token, presented, validator, trace,
-                                )
-                                .await
-                            }
-                            Err(kind) => {
-                                introspector.refuse(digest, kind);
-                                Outcome::Rejected(kind)
-                            }
-                        }
-                    }
-                    introspector::Answer::Refused(kind) => Outcome::Rejected(kind),
-                    introspector::Answer::Failed => Outcome::Unavailable(
-                        ErrorKind::IntrospectionUnavailable,
-                        introspector::RETRY_AFTER,
-                    ),
-                }
+            Wait::Answer(introspector, asked) => {
+                introspector.finish::<C>(policy, asked, text, trace).await
             }
+            Wait::State { verified, check } => {
+                return checked(check.await, verified, issuer, token);
+            }
+        };
+        match answer {
+            Ok(verified) => {
+                admitted(policy, verified, issuer, token, presented, validator, trace).await
+            }
+            Err(refusal) => refusal.into(),
         }
     }
 
     /// The outcome without waiting, for callers that cannot wait (the interceptor, the
-    /// synchronous `Verifier::verify`). A key store was already signalled; a network
-    /// state store cannot be asked, so the request is refused as if it did not answer.
+    /// synchronous `Verifier::verify`). A source was already signalled (a key store
+    /// refetches, an introspection call runs on); a network state store cannot be
+    /// asked, so the request is refused as if it did not answer.
     pub(crate) fn give_up(self, policy: &Policy) -> Outcome<C, T> {
         match self.wait {
-            Wait::Keys { missing, .. } => missing_keys(missing, &self.issuer),
+            Wait::Keys(wait) => self.issuer.give_up(wait).into(),
             #[cfg(feature = "remote")]
-            Wait::Introspect { .. } => Outcome::Unavailable(
-                ErrorKind::IntrospectionUnavailable,
-                introspector::RETRY_AFTER,
-            ),
+            Wait::Answer(introspector, asked) => introspector.give_up(asked).into(),
             Wait::State { .. } => {
                 // Once per configuration: a reload that keeps the mistake says it again.
                 if policy.state.warn_once_unwaitable() {
@@ -471,85 +385,12 @@ async fn admitted<C, T: TokenText>(
     }
 }
 
-/// Whether to keep who a token names: a span or the audit hook will read it.
-fn wants_identity(policy: &Policy) -> bool {
-    policy.telemetry.audit.is_some()
-        || tracing::enabled!(target: telemetry::SPAN_TARGET, tracing::Level::DEBUG)
-}
-
-/// The introspection path (step 5 for an opaque token): the cache of active answers,
-/// the cache of refusals, then a shared call.
-#[cfg(feature = "remote")]
-fn introspect<C, T>(
-    policy: &Policy,
-    introspector: &Arc<introspector::Introspector>,
-    token: T,
-    presented: Option<Presented>,
-    validator: Option<&Validator<C>>,
-    trace: &mut Trace,
-) -> Step<C, T>
-where
-    C: DeserializeOwned + Send + Sync + 'static,
-    T: TokenText,
-{
-    let text = token.as_ref();
-    if !introspector.fits_shape(text) {
-        return Step::Done(Outcome::Rejected(ErrorKind::Malformed));
-    }
-    let now = unix_seconds(policy.claims.clock.now());
-    let cache = &introspector.cache;
-    let generation = introspector::GENERATION;
-    if let Some(hit) = verify::cached::<C>(policy, cache, text, cache.key(text), generation, now) {
-        telemetry::count_cache(true);
-        let issuer = Arc::clone(&introspector.issuer);
-        let shown = presented.as_ref();
-        trace.record(Trace::INTROSPECTED);
-        return match hit {
-            Ok(verified) => {
-                admit(policy, verified, issuer, token, shown, validator, trace).into_step(*trace)
-            }
-            Err(kind) => Step::Done(Outcome::Rejected(kind)),
-        };
-    }
-    // Refusals and calls in flight are keyed by the SHA-256 of the token, computed only
-    // once the cache of active answers has missed.
-    let digest = introspector::digest(text);
-    if let Some(kind) = introspector.refused(&digest) {
-        return Step::Done(Outcome::Rejected(kind));
-    }
-    telemetry::count_cache(false);
-    let answer = introspector.answer(text, digest);
-    let issuer = Arc::clone(&introspector.issuer);
-    let wait = Wait::Introspect { answer, digest };
-    Pending::step(issuer, token, presented, validator, wait, *trace)
-}
-
-/// Step 5, timed for `jwt_auth_verify_seconds`; who the token names is kept only when a
-/// span or the audit hook will read it.
-fn timed_verify<C>(
-    policy: &Policy,
-    issuer: &Issuer,
-    keys: &KeySet,
-    token: &str,
-) -> Result<Verified<C>, ErrorKind>
-where
-    C: DeserializeOwned + Send + Sync + 'static,
-{
-    let identity = wants_identity(policy);
-    #[cfg(feature = "metrics")]
-    let started = std::time::Instant::now();
-    let result = verify::verify::<C>(policy, issuer, keys, token, identity);
-    #[cfg(feature = "metrics")]
-    telemetry::record_verify(started.elapsed());
-    result
-}
-
-fn missing_keys<C, T>(missing: ErrorKind, issuer: &Issuer) -> Outcome<C, T> {
-    match missing {
-        ErrorKind::KeysUnavailable => {
-            Outcome::Unavailable(ErrorKind::KeysUnavailable, issuer.store.retry_after())
+impl<C, T> From<Refusal> for Outcome<C, T> {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Rejected(kind) => Self::Rejected(kind),
+            Refusal::Unavailable(kind, after) => Self::Unavailable(kind, after),
         }
-        kind => Outcome::Rejected(kind),
     }
 }
 

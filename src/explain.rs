@@ -8,11 +8,11 @@ use std::fmt;
 use http::header::WWW_AUTHENTICATE;
 use serde::Serialize;
 
-use crate::core::Trace;
 use crate::error::{AuthError, ErrorKind};
 use crate::policy::Policy;
 use crate::response::grpc::Protocol;
 use crate::time::unix_seconds;
+use crate::trace::Trace;
 
 /// The checks in the order the layer runs them; it stops at the first that fails, and
 /// skips those the configuration or the token does not call for.

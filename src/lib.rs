@@ -119,6 +119,7 @@
 //! - Error descriptions are fixed strings; tokens are never logged, and the `Debug` of
 //!   [`BearerToken`] and of HMAC keys is redacted.
 
+mod accept;
 pub mod algorithm;
 mod authentication;
 #[cfg(feature = "axum")]
@@ -159,11 +160,13 @@ mod service;
 #[cfg(feature = "settings")]
 #[cfg_attr(docsrs, doc(cfg(feature = "settings")))]
 pub mod settings;
+mod source;
 pub mod state;
 mod step_up;
 pub mod telemetry;
 pub mod time;
 mod token;
+mod trace;
 mod tracking;
 pub mod verifier;
 mod verify;

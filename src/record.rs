@@ -4,7 +4,7 @@
 //! and [`Verified`], the typed claims beside it.
 //!
 //! A per-token fact is a field here, computed where the record is built
-//! (`verify.rs`); the caches store the record as it is and every reader reads it from
+//! (`accept.rs`); the caches store the record as it is and every reader reads it from
 //! there, so nothing copies the facts one by one.
 
 use std::any::Any;

@@ -1,5 +1,7 @@
-//! Verification of one token with one issuer's key set: header checks, key selection,
-//! signature, claim checks, and the verified-token cache in front of them.
+//! JWT verification as a [`Source`] of verified tokens: a trusted issuer's current keys
+//! (or a wait for them: the first load, a refetch for an unknown `kid`), the
+//! verified-token cache in front, then header checks, key selection, signature, and the
+//! JWT's own claim checks before the checks every source shares (`accept.rs`).
 //!
 //! Order matters for safety: the header is judged (algorithm allow-list, `crit`, `typ`)
 //! and the key chosen before the signature is checked, and the payload is parsed only
@@ -7,80 +9,144 @@
 //! never read from an unauthenticated token (the one exception, the `iss` peek that
 //! picks the issuer among several, reads that single member and trusts nothing).
 
-use std::any::Any;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::accept::{self, Provenance};
 use crate::algorithm::Algorithm;
-use crate::binding::Binding;
-use crate::cache::{Key, TokenCache};
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
-use crate::jwks::KeySet;
-use crate::jws::{Header, b64_into, json_object, with_scratch};
-use crate::payload::{self, Registered};
-use crate::permission;
+use crate::jwks::{KeySet, KeysFuture};
+use crate::jws::{Header, b64_into, header_kid, json_object, with_scratch};
+use crate::payload::Registered;
 use crate::policy::{ClaimRules, Policy, TypPolicy};
-use crate::record::{Times, TokenRecord, Verified};
-use crate::telemetry::{self, Identity};
+use crate::record::Verified;
+use crate::source::{Lookup, Refusal, Source};
+use crate::telemetry;
 use crate::time::unix_seconds;
-use crate::tracking::Tracked;
+use crate::trace::Trace;
+
+/// A wait for the issuer's keys; `missing` is the refusal when it brings none.
+pub(crate) struct KeyWait {
+    keys: KeysFuture,
+    missing: ErrorKind,
+}
+
+impl Source for Issuer {
+    type Wait = KeyWait;
+
+    fn issuer(self: &Arc<Self>) -> Arc<Issuer> {
+        Arc::clone(self)
+    }
+
+    /// The current keys (none yet: wait for the first load), the cache, verification;
+    /// an unknown `kid` waits for one refetch.
+    fn lookup<C>(
+        self: &Arc<Self>,
+        policy: &Policy,
+        token: &str,
+        trace: &mut Trace,
+    ) -> Lookup<C, KeyWait>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let Some(keys) = self.store.current() else {
+            return Lookup::Wait(KeyWait {
+                keys: self.store.wait_for_keys(),
+                missing: ErrorKind::KeysUnavailable,
+            });
+        };
+        match timed(|| verify::<C>(policy, self, &keys, token)) {
+            Ok(verified) => {
+                trace.record(Trace::VERIFIED);
+                Lookup::Verified(verified)
+            }
+            Err(ErrorKind::UnknownKey) => match header_kid(token) {
+                // The store is signalled here, before anything awaits.
+                Some(kid) => Lookup::Wait(KeyWait {
+                    keys: self.store.refetch_for_kid(&kid),
+                    missing: ErrorKind::UnknownKey,
+                }),
+                None => Lookup::Refused(ErrorKind::UnknownKey),
+            },
+            Err(kind) => Lookup::Refused(kind),
+        }
+    }
+
+    /// Verification with the keys the wait brought; a `kid` still unknown is refused.
+    async fn finish<C>(
+        &self,
+        policy: &Policy,
+        wait: KeyWait,
+        token: &str,
+        trace: &mut Trace,
+    ) -> Result<Verified<C>, Refusal>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let KeyWait { keys, missing } = wait;
+        let Some(keys) = keys.await else {
+            return Err(self.missing_keys(missing));
+        };
+        let verified =
+            timed(|| verify::<C>(policy, self, &keys, token)).map_err(Refusal::Rejected)?;
+        trace.record(Trace::VERIFIED);
+        Ok(verified)
+    }
+
+    fn give_up(&self, wait: KeyWait) -> Refusal {
+        self.missing_keys(wait.missing)
+    }
+}
+
+impl Issuer {
+    /// The refusal when a wait for keys brings none: 503 while the keys have never
+    /// loaded, else the refusal the wait was for.
+    fn missing_keys(&self, missing: ErrorKind) -> Refusal {
+        match missing {
+            ErrorKind::KeysUnavailable => {
+                Refusal::Unavailable(ErrorKind::KeysUnavailable, self.store.retry_after())
+            }
+            kind => Refusal::Rejected(kind),
+        }
+    }
+}
+
+/// Runs a verification, timed for `jwt_auth_verify_seconds`.
+fn timed<R>(verification: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "metrics")]
+    let started = std::time::Instant::now();
+    let result = verification();
+    #[cfg(feature = "metrics")]
+    telemetry::record_verify(started.elapsed());
+    result
+}
 
 /// Verifies `token` with a key set of `issuer`, through the verified-token cache when one
-/// is configured. The caller has checked the length limit and chosen the issuer;
-/// `identity` says whether to keep who the token names.
-pub(crate) fn verify<C>(
+/// is configured. The caller has checked the length limit and chosen the issuer.
+fn verify<C>(
     policy: &Policy,
     issuer: &Issuer,
     keys: &KeySet,
     token: &str,
-    identity: bool,
 ) -> Result<Verified<C>, ErrorKind>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let Some(cache) = &policy.cache else {
-        return verify_uncached(policy, issuer, keys, token, identity);
+        return verify_uncached(policy, issuer, keys, token);
     };
     let key = cache.key(token);
     let now = unix_seconds(policy.claims.clock.now());
-    if let Some(hit) = cached(policy, cache, token, key, keys.generation(), now) {
+    if let Some(hit) = accept::cached(policy, cache, token, key, keys.generation(), now) {
         telemetry::count_cache(true);
         return hit;
     }
     telemetry::count_cache(false);
-    let verified = verify_uncached::<C>(policy, issuer, keys, token, identity)?;
-    remember(cache, token, key, keys.generation(), &verified, now);
+    let verified = verify_uncached::<C>(policy, issuer, keys, token)?;
+    cache.insert(token, key, keys.generation(), &verified.record, now);
     Ok(verified)
-}
-
-/// A cache entry of this generation for `C`, its dates checked again at `now`.
-pub(crate) fn cached<C>(
-    policy: &Policy,
-    cache: &TokenCache,
-    token: &str,
-    key: Key,
-    generation: u64,
-    now: f64,
-) -> Option<Result<Verified<C>, ErrorKind>>
-where
-    C: Send + Sync + 'static,
-{
-    let verified = Verified::from_record(cache.get(token, key, generation, now)?)?;
-    Some(check_times(&policy.claims, verified.record.times, now).map(|()| verified))
-}
-
-/// Keeps a verified token's record.
-pub(crate) fn remember<C>(
-    cache: &TokenCache,
-    token: &str,
-    key: Key,
-    generation: u64,
-    verified: &Verified<C>,
-    now: f64,
-) {
-    cache.insert(token, key, generation, &verified.record, now);
 }
 
 fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
@@ -88,7 +154,6 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
     issuer: &Issuer,
     keys: &KeySet,
     token: &str,
-    identity: bool,
 ) -> Result<Verified<C>, ErrorKind> {
     let rules = &policy.claims;
     let (header_b64, rest) = token.split_once('.').ok_or(ErrorKind::Malformed)?;
@@ -117,7 +182,8 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
         }
         check_typ(rules.typ, header.typ.as_ref().map(|t| t.0.as_ref()))?;
 
-        let key = keys.select(header.kid.as_ref().map(|k| k.0.as_ref()), alg)?;
+        let kid = header.kid.as_ref().map(|k| k.0.as_ref());
+        let key = keys.select(kid, alg)?;
         let signature = b64_into(signature_b64, signature_buf, &mut signature_spill)?;
         let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
         if !key.verify(alg, signing_input, signature) {
@@ -125,123 +191,17 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
         }
 
         let payload = b64_into(payload_b64, payload_buf, &mut payload_spill)?;
-        let origin = Origin::Jwt {
-            key_issuer: key.issuer(),
-            kid: header.kid.as_ref().map(|k| k.0.as_ref()),
+        let own = |claims: &Registered<'_>| {
+            check_claims(rules, issuer, claims)?;
+            check_key_issuer(key.issuer(), claims)
         };
-        accept_payload(policy, issuer, payload, origin, identity)
+        let provenance = Provenance { kid, keep: false };
+        accept::accept(policy, issuer, payload, own, provenance)
     })
 }
 
-/// Where a payload comes from, for the checks that differ.
-#[derive(Clone, Copy)]
-pub(crate) enum Origin<'a> {
-    /// A signed token: `iss` and `exp` required; the key's `issuer` template, if any.
-    Jwt {
-        key_issuer: Option<&'a str>,
-        kid: Option<&'a str>,
-    },
-    /// An introspection answer (RFC 7662): `iss` checked when present, `exp` optional,
-    /// `aud` required unless `audience_optional`.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    Introspection { audience_optional: bool },
-}
-
-/// The checks on a payload whose origin is established (a verified signature, or the
-/// issuer's introspection endpoint), and the [`Verified`] they give.
-pub(crate) fn accept_payload<C: DeserializeOwned + Send + Sync + 'static>(
-    policy: &Policy,
-    issuer: &Issuer,
-    payload: &[u8],
-    origin: Origin<'_>,
-    identity: bool,
-) -> Result<Verified<C>, ErrorKind> {
-    let rules = &policy.claims;
-    let capture = &policy.permissions.capture;
-    let (claims, registered) = payload::parse::<C>(payload, !rules.required.is_empty(), capture)?;
-    let (key_issuer, kid, kept) = match origin {
-        Origin::Jwt { key_issuer, kid } => {
-            check_claims(rules, issuer, &registered)?;
-            (key_issuer, kid, None)
-        }
-        Origin::Introspection { audience_optional } => {
-            check_introspected(rules, issuer, &registered, audience_optional)?;
-            (None, None, Some(Box::from(payload)))
-        }
-    };
-    if let Some(template) = key_issuer {
-        // Entra publishes, per key, the issuer its tokens must carry; for the common
-        // endpoint it is a template completed with the token's tenant id.
-        let tid = registered.tid.as_ref().map_or("", |t| t.0.as_ref());
-        let expected = template.replace("{tenantid}", tid);
-        if registered
-            .iss
-            .as_ref()
-            .is_none_or(|iss| *iss.0 != *expected)
-        {
-            return Err(ErrorKind::InvalidIssuer);
-        }
-    }
-    if let Some(names) = &registered.names {
-        for required in &rules.required {
-            if !names.iter().any(|name| **name == **required) {
-                return Err(ErrorKind::MissingClaim);
-            }
-        }
-    }
-    if !rules.checks.is_empty() {
-        let client = registered.client_id.as_ref().or(registered.azp.as_ref());
-        rules
-            .checks
-            .check(client.map(|c| c.0.as_ref()), &registered.captured, payload)?;
-    }
-    let forwarded = policy.forwarding.values(&registered.captured);
-    let permissions = permission::collect(&policy.permissions.paths, capture, &registered.captured);
-    // An introspected token without `exp` lives as long as the cache keeps it.
-    let times = (
-        registered.exp.unwrap_or(f64::INFINITY),
-        registered.nbf,
-        registered.iat,
-    );
-    let text = |t: &Option<crate::payload::Text<'_>>| t.as_ref().map(|t| t.0.as_ref().into());
-    let identity = identity.then(|| Identity {
-        kid: kid.map(Into::into),
-        subject: text(&registered.sub),
-        client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
-    });
-    let tracked = policy.state.tracks().then(|| {
-        Arc::new(Tracked::new(
-            // An introspection answer may leave `iss` out: it is the issuer's.
-            registered
-                .iss
-                .as_ref()
-                .map_or(issuer.matcher.as_str(), |t| t.0.as_ref()),
-            registered.jti.as_ref().map(|t| t.0.as_ref()),
-            registered.sub.as_ref().map(|t| t.0.as_ref()),
-            registered.iat,
-            times.0,
-        ))
-    });
-    let claims = Arc::new(claims);
-    let record = TokenRecord {
-        claims: Arc::clone(&claims) as Arc<dyn Any + Send + Sync>,
-        permissions,
-        times,
-        payload_len: payload.len(),
-        identity,
-        tracked,
-        forwarded,
-        binding: registered.cnf.map(Binding::parse),
-        payload: kept,
-    };
-    Ok(Verified {
-        claims,
-        record: Arc::new(record),
-    })
-}
-
-/// `iss` must be the issuer whose keys verified the signature, and `aud` one of that
-/// issuer's audiences.
+/// `iss` must be the issuer whose keys verified the signature, `aud` one of that
+/// issuer's audiences, and `exp` present; the dates follow.
 fn check_claims(
     rules: &ClaimRules,
     issuer: &Issuer,
@@ -258,90 +218,20 @@ fn check_claims(
         }
     }
     let exp = claims.exp.ok_or(ErrorKind::MissingClaim)?;
-    for date in [Some(exp), claims.nbf, claims.iat].into_iter().flatten() {
-        if date < 0.0 {
-            return Err(ErrorKind::InvalidClaim);
-        }
-    }
-    let now = unix_seconds(rules.clock.now());
-    check_lifetime(rules, exp, claims.iat, now)?;
-    check_times(rules, (exp, claims.nbf, claims.iat), now)
+    accept::check_dates(rules, Some(exp), claims.nbf, claims.iat)
 }
 
-/// The claim checks of an introspection answer: `iss` is the issuer's when present, `aud`
-/// names an accepted audience (required unless `audience_optional`), the dates hold.
-fn check_introspected(
-    rules: &ClaimRules,
-    issuer: &Issuer,
-    claims: &Registered<'_>,
-    audience_optional: bool,
-) -> Result<(), ErrorKind> {
-    if let Some(iss) = &claims.iss
-        && !issuer.matcher.matches(&iss.0)
-    {
-        return Err(ErrorKind::InvalidIssuer);
-    }
-    if !issuer.audiences.is_empty() {
-        match &claims.aud {
-            Some(aud) if !issuer.accepts_audience(aud) => {
-                return Err(ErrorKind::InvalidAudience);
-            }
-            None if !audience_optional => return Err(ErrorKind::MissingClaim),
-            _ => {}
-        }
-    }
-    for date in [claims.exp, claims.nbf, claims.iat].into_iter().flatten() {
-        if date < 0.0 {
-            return Err(ErrorKind::InvalidClaim);
-        }
-    }
-    let now = unix_seconds(rules.clock.now());
-    if let Some(exp) = claims.exp {
-        check_lifetime(rules, exp, claims.iat, now)?;
-    }
-    check_times(
-        rules,
-        (claims.exp.unwrap_or(f64::INFINITY), claims.nbf, claims.iat),
-        now,
-    )
-}
-
-/// The maximum lifetime: `exp - iat`, or without `iat` what is left of the token from
-/// now, which only shrinks (so a cached token that passed once passes again). The
-/// leeway applies to the second form only, since it compares the issuer's clock with
-/// ours; `exp - iat` is one clock's arithmetic.
-fn check_lifetime(
-    rules: &ClaimRules,
-    exp: f64,
-    iat: Option<f64>,
-    now: f64,
-) -> Result<(), ErrorKind> {
-    let Some(max) = rules.max_lifetime else {
+/// The issuer the verifying key names, if any: Entra publishes, per key, the issuer its
+/// tokens must carry; for the common endpoint it is a template completed with the
+/// token's tenant id.
+fn check_key_issuer(template: Option<&str>, claims: &Registered<'_>) -> Result<(), ErrorKind> {
+    let Some(template) = template else {
         return Ok(());
     };
-    let too_long = match iat {
-        Some(iat) => exp - iat > max,
-        None => exp - now > max + rules.leeway,
-    };
-    if too_long {
-        Err(ErrorKind::LifetimeTooLong)
-    } else {
-        Ok(())
-    }
-}
-
-/// The time-dependent checks, done at verification and again on every cache hit.
-fn check_times(rules: &ClaimRules, times: Times, now: f64) -> Result<(), ErrorKind> {
-    let leeway = rules.leeway;
-    let (exp, nbf, iat) = times;
-    if now >= exp + leeway {
-        return Err(ErrorKind::Expired);
-    }
-    if nbf.is_some_and(|nbf| now + leeway < nbf) {
-        return Err(ErrorKind::NotYetValid);
-    }
-    if iat.is_some_and(|iat| iat > now + leeway) {
-        return Err(ErrorKind::IssuedInFuture);
+    let tid = claims.tid.as_ref().map_or("", |t| t.0.as_ref());
+    let expected = template.replace("{tenantid}", tid);
+    if claims.iss.as_ref().is_none_or(|iss| *iss.0 != *expected) {
+        return Err(ErrorKind::InvalidIssuer);
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! client authentication, the answer's classification, and what keeps the authorization
 //! server from being hammered (the shape filter, a cache of refusals, one call per token
 //! at a time, a cap on calls in flight, a rate limit). Active answers are cached, typed,
-//! by the core in [`TokenCache`].
+//! in its [`TokenCache`] by the introspection source (`source.rs`), which consults these
+//! books in order.
 //!
 //! Both requests (discovery and the POST) carry or decide where our client credentials
 //! go, so an answer counts only when it comes from the very URL asked for.
@@ -29,9 +30,6 @@ use crate::log::LogKid;
 use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
 
-/// The key-set generation that introspected cache entries carry: no key set has it.
-pub(crate) const GENERATION: u64 = u64::MAX;
-
 /// The most bytes of an introspection answer read.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -57,12 +55,12 @@ impl Flight {
 }
 
 /// How long a client is told to wait when introspection fails.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-pub(crate) type Digest = [u8; 32];
+pub(super) type Digest = [u8; 32];
 
 /// The SHA-256 of a token, keying refusals and calls in flight.
-pub(crate) fn digest(token: &str) -> Digest {
+pub(super) fn digest(token: &str) -> Digest {
     let mut out = [0u8; 32];
     out.copy_from_slice(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
@@ -72,7 +70,7 @@ pub(crate) fn digest(token: &str) -> Digest {
 
 /// What the authorization server said about a token.
 #[derive(Clone, Debug)]
-pub(crate) enum Answer {
+pub(super) enum Answer {
     /// Active, not a refresh token: the answer's JSON object.
     Active(Bytes),
     /// Refused for this reason (inactive, a refresh token).
@@ -81,7 +79,7 @@ pub(crate) enum Answer {
     Failed,
 }
 
-pub(crate) type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
+pub(super) type Pending = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 /// Where the endpoint comes from; the URL is checked against the https rule at build.
 #[derive(Debug)]
@@ -139,7 +137,7 @@ impl Budget {
 
 /// Introspection for one issuer.
 pub(crate) struct Introspector {
-    pub(crate) issuer: Arc<Issuer>,
+    pub(super) issuer: Arc<Issuer>,
     settings: Introspection,
     /// The issuer URL, as the assertion audience and the discovery document's `issuer`.
     issuer_url: String,
@@ -149,7 +147,7 @@ pub(crate) struct Introspector {
     allow_http: bool,
     endpoint: OnceCell<Url>,
     /// Active answers, typed by the layer that read them.
-    pub(crate) cache: TokenCache,
+    pub(super) cache: TokenCache,
     refused: Mutex<HashMap<Digest, (f64, ErrorKind)>>,
     flights: Mutex<HashMap<Digest, Flight>>,
     budget: Budget,
@@ -243,7 +241,7 @@ impl Introspector {
     /// before the caches and the budget: a string that cannot be the server's token must
     /// not take a call in flight or a rate-limit slot from one that can, nor a cache
     /// entry (checking again costs less than one).
-    pub(crate) fn fits_shape(&self, token: &str) -> bool {
+    pub(super) fn fits_shape(&self, token: &str) -> bool {
         fits_shape(&self.settings, token)
     }
 
@@ -252,7 +250,7 @@ impl Introspector {
         self.settings.always || !looks_like_jws(token)
     }
 
-    pub(crate) fn audience_optional(&self) -> bool {
+    pub(super) fn audience_optional(&self) -> bool {
         self.settings.audience_optional
     }
 
@@ -261,7 +259,7 @@ impl Introspector {
     }
 
     /// A refusal remembered for this token.
-    pub(crate) fn refused(&self, digest: &Digest) -> Option<ErrorKind> {
+    pub(super) fn refused(&self, digest: &Digest) -> Option<ErrorKind> {
         let now = self.now();
         let refused = lock(&self.refused);
         refused
@@ -271,7 +269,7 @@ impl Introspector {
     }
 
     /// Remembers a refusal for the negative TTL.
-    pub(crate) fn refuse(&self, digest: Digest, kind: ErrorKind) {
+    pub(super) fn refuse(&self, digest: Digest, kind: ErrorKind) {
         let until = self.now() + self.settings.negative_ttl.as_secs_f64();
         let mut refused = lock(&self.refused);
         if refused.len() >= self.settings.max_entries {
@@ -286,7 +284,7 @@ impl Introspector {
 
     /// The answer for `token`: one call shared by every request with the same token
     /// meanwhile, run in its own task so that no request's cancellation stops it.
-    pub(crate) fn answer(self: &Arc<Self>, token: &str, digest: Digest) -> Pending {
+    pub(super) fn answer(self: &Arc<Self>, token: &str, digest: Digest) -> Pending {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!(
                 "token introspection needs a tokio runtime; the request is refused with 503"

@@ -41,6 +41,7 @@
 
 mod assertion;
 pub(crate) mod introspector;
+mod source;
 
 use std::fmt;
 use std::ops::{Bound, RangeBounds};

@@ -67,7 +67,8 @@ fn key_handling_allocates_nothing_and_the_totals_are_small() {
          with the claims ignored, {standard} building StandardClaims and Permissions"
     );
     // The rest: the audience list, the captured permission claims, the permission set
-    // and its words, and the `Arc` that shares the claims with the cache.
+    // and its words, the `Arc` that shares the claims with the cache, and the `Arc` of
+    // the token's record.
     assert!(ignored <= 8, "{ignored}");
     assert!(standard <= ignored + 16, "{standard}");
 }
@@ -145,7 +146,7 @@ fn the_layer_adds_little_to_the_verification() {
          layer ({verification} of them the verification into StandardClaims), {cached} \
          through the layer on a cache hit"
     );
-    // The layer's own five: the shared `Principal` (claims, permissions, token, issuer),
+    // The layer's own five: the shared `Principal` (the token's record, token, issuer),
     // the extension map of the request and the boxed `Authentication` in it, and the
     // token's header value kept for relaying (a header parsed by hyper shares its
     // buffer already; one built from a `String`, as here, is copied once into a shared
