@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
-use super::builder::JwtAuthConfigBuilder;
+use super::model::JwtAuthConfigBuilder;
 use super::model::{MEMORY_STORE, PermissionClaim, StateDecl, TokenDecl};
 use crate::algorithm::Algorithm;
 use crate::binding::BindingRules;
@@ -124,7 +124,7 @@ fn compile_checked(
             "realm is not valid in a header",
         ));
     }
-    let token_source = match &b.token_source {
+    let token_source = match &b.code.token_source {
         Some(source) => source.clone(),
         None => declared_token_source(&d.token)?,
     };
@@ -207,7 +207,7 @@ fn compile_checked(
     let revocation = state.revocation.clone();
     let context = AuthContext::build(
         challenge,
-        Arc::clone(&b.responder),
+        Arc::clone(&b.code.responder),
         required_permissions.clone(),
         Arc::clone(&state),
         binding.dpop.clone(),
@@ -236,7 +236,7 @@ fn compile_checked(
                 .iter()
                 .map(|c| c.as_str().into())
                 .collect(),
-            clock: Arc::clone(&b.clock),
+            clock: Arc::clone(&b.code.clock),
             checks,
         },
         permissions: PermissionRules {
@@ -250,7 +250,7 @@ fn compile_checked(
         metadata,
         telemetry: TelemetryRules {
             subject: d.telemetry.subject,
-            audit: b.audit.clone(),
+            audit: b.code.audit.clone(),
         },
         state,
         revocations: revocation.map(|list| {
@@ -261,7 +261,7 @@ fn compile_checked(
                 .state
                 .revocation_retention
                 .saturating_add(d.leeway.saturating_mul(2));
-            Revocations::new(list, Arc::clone(&b.clock), kept)
+            Revocations::new(list, Arc::clone(&b.code.clock), kept)
         }),
         exemptions,
         forwarding,
@@ -335,7 +335,7 @@ fn compile_max_lifetime(b: &JwtAuthConfigBuilder) -> Result<Option<Duration>, Co
             "max_lifetime must be positive",
         ));
     }
-    if b.revocation.is_none() && !d.state.revocation {
+    if b.code.revocation.is_none() && !d.state.revocation {
         return Ok(d.max_lifetime);
     }
     match d.max_lifetime {
@@ -411,7 +411,7 @@ fn compile_state(
     let state = &b.declared.state;
     let choice = store_choice(state)?;
     let previous = previous.map(|p| &p.state);
-    let (replay, default_replay) = match (&b.replay, &choice, previous) {
+    let (replay, default_replay) = match (&b.code.replay, &choice, previous) {
         (Some(store), _, _) => (Arc::clone(store), false),
         #[cfg(feature = "redis")]
         (None, StoreChoice::Redis(redis), _) => (
@@ -426,7 +426,7 @@ fn compile_state(
             true,
         ),
     };
-    let (revocation, default_revocation) = match (&b.revocation, &choice, previous) {
+    let (revocation, default_revocation) = match (&b.code.revocation, &choice, previous) {
         (Some(list), _, _) => (Some(Arc::clone(list)), false),
         (None, _, _) if !state.revocation => (None, false),
         #[cfg(feature = "redis")]
@@ -447,18 +447,18 @@ fn compile_state(
     };
     // Proofs never share the single-use store: a store of their own, the one the
     // replay store offers on its backend, or the default in-memory one.
-    let (proofs, default_proofs) =
-        match (b.proofs.clone().or_else(|| replay.proof_store()), previous) {
-            (Some(store), _) => (store, false),
-            (None, Some(previous)) if previous.default_proofs => {
-                (Arc::clone(&previous.proofs), true)
-            }
-            (None, _) => (
-                Arc::new(MemoryProofStore::default()) as Arc<dyn ProofStore>,
-                true,
-            ),
-        };
-    if default_proofs && b.replay.is_some() && dpop {
+    let (proofs, default_proofs) = match (
+        b.code.proofs.clone().or_else(|| replay.proof_store()),
+        previous,
+    ) {
+        (Some(store), _) => (store, false),
+        (None, Some(previous)) if previous.default_proofs => (Arc::clone(&previous.proofs), true),
+        (None, _) => (
+            Arc::new(MemoryProofStore::default()) as Arc<dyn ProofStore>,
+            true,
+        ),
+    };
+    if default_proofs && b.code.replay.is_some() && dpop {
         tracing::warn!(
             "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
         );
@@ -471,7 +471,7 @@ fn compile_state(
         state.single_use,
         state.failure,
         d.leeway.as_secs_f64(),
-        Arc::clone(&b.clock),
+        Arc::clone(&b.code.clock),
     );
     rules.default_replay = default_replay;
     rules.default_proofs = default_proofs;
@@ -562,14 +562,14 @@ fn compile_introspection(
     };
     let mut settings = settings.clone();
     settings.auth = auth;
-    settings.audience_optional |= b.introspection_audience_optional;
+    settings.audience_optional |= b.code.introspection_audience_optional;
     let introspector = Introspector::new(
         Arc::clone(issuer),
         trusted.issuer.clone(),
         settings,
         source,
         allow_http,
-        Arc::clone(&b.clock),
+        Arc::clone(&b.code.clock),
     )
     .map_err(|e| {
         at(
@@ -692,7 +692,7 @@ fn compile_rules(
         ("require", &d.claims.require, true),
         ("if_present", &d.claims.if_present, false),
     ];
-    let mut rules = Vec::with_capacity(b.claim_validators.len());
+    let mut rules = Vec::with_capacity(b.code.claim_validators.len());
     for (table, values, mandatory) in declared {
         for (name, expected) in values {
             if name.is_empty() {
@@ -717,7 +717,7 @@ fn compile_rules(
             rules.push((rule, capture_index(capture, name)));
         }
     }
-    for rule in &b.claim_validators {
+    for rule in &b.code.claim_validators {
         if rule.name.is_empty() {
             return Err(ConfigError::new(
                 K::EmptyValue,
@@ -739,7 +739,7 @@ fn compile_rules(
     };
     let checks = ClaimChecks {
         rules,
-        payload: b.payload_checks.clone(),
+        payload: b.code.payload_checks.clone(),
         clients,
     };
     for (k, exemption) in d.exempt.iter().enumerate() {
@@ -756,7 +756,7 @@ fn compile_rules(
     }
     let exemptions = Exemptions {
         rules: d.exempt.clone(),
-        predicates: b.exempt_predicates.clone(),
+        predicates: b.code.exempt_predicates.clone(),
     };
     let header = |path: &str, name: &str| -> Result<HeaderName, ConfigError> {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -868,7 +868,7 @@ fn build_issuers(
         specs.push(issuer_keys(i, trusted)?);
     }
     let sharing = specs.iter().filter(|(spec, _)| !spec.is_set()).count();
-    if sharing > 1 && b.keys.is_anonymous() {
+    if sharing > 1 && b.code.keys.is_anonymous() {
         return Err(at(
             K::SharedKeySource,
             "issuers",
@@ -888,14 +888,14 @@ fn build_issuers(
         } else {
             &trusted.tenants
         };
-        let matcher = IssuerMatch::new(&trusted.issuer, tenants, b.any_tenant)
+        let matcher = IssuerMatch::new(&trusted.issuer, tenants, b.code.any_tenant)
             .map_err(|e| at(e.kind(), here("issuer"), e))?;
         let audiences = if trusted.audiences.is_empty() {
             &d.audiences
         } else {
             &trusted.audiences
         };
-        if audiences.is_empty() && !b.any_audience {
+        if audiences.is_empty() && !b.code.any_audience {
             return Err(at(
                 K::NoAudience,
                 here("audiences"),
@@ -908,7 +908,7 @@ fn build_issuers(
         let (spec, named) = if own.is_set() {
             (&own, named)
         } else {
-            (&b.keys, None)
+            (&b.code.keys, None)
         };
         // A key error names the file key that gave the keys; keys given in code have
         // none, and discovery is the issuer's own URL.

@@ -1,10 +1,14 @@
-//! [`JwtAuthConfig`] and its builder. The builder is plain data (`builder.rs`); every
-//! setting is checked once and compiled into the runtime policy in
-//! [`JwtAuthConfigBuilder::build`] (`compile.rs`); a config that builds is one the layer
-//! can run with.
+//! [`JwtAuthConfig`] and its builder. The builder is plain data: the declarative model
+//! and its setters (`model.rs`), what only code can give (`code.rs`) and its setters
+//! (`builder.rs`); a settings file is laid over the model (`merge.rs`). Every setting is
+//! checked once and compiled into the runtime policy in [`JwtAuthConfigBuilder::build`]
+//! (`compile.rs`); a config that builds is one the layer can run with.
 
 mod builder;
+mod code;
 mod compile;
+#[cfg(feature = "settings")]
+pub(crate) mod merge;
 pub(crate) mod model;
 
 use std::fmt;
@@ -12,9 +16,10 @@ use std::sync::Arc;
 #[cfg(feature = "remote")]
 use std::time::Duration;
 
-pub(crate) use builder::LineFinder;
-pub use builder::{DangerousConfigBuilder, JwtAuthConfigBuilder};
-pub use model::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
+pub use builder::DangerousConfigBuilder;
+#[cfg(feature = "settings")]
+pub(crate) use model::LineFinder;
+pub use model::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, JwtAuthConfigBuilder};
 
 use crate::algorithm::Algorithm;
 use crate::error::ConfigError;

@@ -9,11 +9,14 @@
 //! given as bytes) stays beside the model in the builder.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::code::CodeParts;
 use crate::algorithm::Algorithm;
 use crate::cache::CacheOptions;
 use crate::dpop::DpopOptions;
@@ -35,6 +38,432 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// How long a revocation is kept by default: the longest an access token is expected to
 /// live.
 pub(crate) const DEFAULT_REVOCATION_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Builds a [`JwtAuthConfig`](crate::JwtAuthConfig).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::JwtAuthConfig;
+///
+/// let cfg = JwtAuthConfig::builder()
+///     .issuer("https://idp.example.com/")
+///     .audience("https://api.example.com")
+///     .leeway(Duration::from_secs(30))
+///     .hmac_secret(b"an example secret of at least 32 bytes".to_vec())
+///     .build()?;
+/// # let _ = cfg;
+/// # Ok::<(), tower_jwt_auth::ConfigError>(())
+/// ```
+#[must_use]
+#[derive(Default)]
+pub struct JwtAuthConfigBuilder {
+    /// Every declarative option: what a settings file can also say.
+    pub(crate) declared: Declared,
+    /// What only code can give: closures, stores, clocks, keys as bytes.
+    pub(crate) code: CodeParts,
+    /// Finds the line of a field path in the settings file the options came from.
+    pub(crate) lines: Option<LineFinder>,
+}
+
+/// Finds the line of a field path (`issuers[0].audiences[1]`) in a settings file.
+pub(crate) type LineFinder = Arc<dyn Fn(&str) -> Option<usize> + Send + Sync>;
+
+impl fmt::Debug for JwtAuthConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthConfigBuilder")
+            .field("declared", &self.declared)
+            .field("keys", &self.code.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The setters of the declarative options, one per option (the code-only ones are in
+/// `builder.rs`). Each fills a field of [`Declared`] and checks nothing: `build()` does.
+impl JwtAuthConfigBuilder {
+    /// Adds a trusted issuer: its URL (`iss` must equal it byte for byte, no
+    /// trailing-slash normalisation), or a [`TrustedIssuer`] with settings of its own.
+    /// Call again to trust several issuers: each gets its own key store and the token's
+    /// `iss` picks it.
+    ///
+    /// One rule decides what an issuer uses: its own key source, audiences and tenants
+    /// when it names any, else this builder's. Several issuers cannot share one of the
+    /// key sources that name no issuer (static keys, a JWKS URL, a custom store), since a
+    /// key of one could then sign tokens claiming another: give each its own.
+    ///
+    /// An issuer containing `{tenantid}` (or `{tenant}`) is a template for multi-tenant
+    /// providers such as Microsoft Entra ID
+    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`): it matches the tenants given
+    /// to [`tenants`](Self::tenants), and its keys come from the `common` discovery
+    /// document.
+    pub fn issuer(mut self, issuer: impl Into<TrustedIssuer>) -> Self {
+        self.declared.issuers.push(issuer.into());
+        self
+    }
+
+    /// The former way to add a [`TrustedIssuer`]; [`issuer`](Self::issuer) takes one.
+    #[deprecated(since = "0.2.0", note = "`issuer` takes a `TrustedIssuer` too")]
+    pub fn trusted_issuer(self, issuer: TrustedIssuer) -> Self {
+        self.issuer(issuer)
+    }
+
+    /// The tenants an issuer template accepts.
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.declared
+            .tenants
+            .extend(tenants.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an accepted audience; a token passes when its `aud` (string or array) names
+    /// at least one of them. Required unless turned off through [`dangerous`](Self::dangerous).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.declared.audiences.push(audience.into());
+        self
+    }
+
+    /// The clock skew tolerated on `exp`, `nbf` and `iat`; 60 s by default. It is also
+    /// the skew allowed between this replica, the identity provider and other replicas
+    /// where their clocks decide together: replay records live one leeway longer than
+    /// the token or proof they record, and a subject revocation also refuses tokens
+    /// issued up to one leeway after it.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.declared.leeway = leeway;
+        self
+    }
+
+    /// The longest lifetime a token may have: a token whose `exp - iat` (or, without
+    /// `iat`, `exp - now`, with the leeway) exceeds it gets 401 `invalid_token` ("token
+    /// lifetime exceeds the maximum").
+    ///
+    /// Off by default, except with a [revocation list](Self::revocation_list): then it
+    /// defaults to the [revocation retention](Self::revocation_retention), so no revoked
+    /// token outlives the record of its revocation, and `build()` refuses a retention
+    /// shorter than an explicit maximum.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.declared.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Restricts the algorithms a token may use. By default every algorithm the
+    /// configured keys can verify is allowed (for remote keys: every asymmetric one).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.declared.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Which `typ` header values pass; see [`TypPolicy`].
+    pub fn typ_policy(mut self, policy: TypPolicy) -> Self {
+        self.declared.typ = policy;
+        self
+    }
+
+    /// Claims every token must carry, whatever their value, such as `sub` or `jti`
+    /// ([`require_claim`](Self::require_claim) checks a value).
+    pub fn require_claims_present<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.declared
+            .required_claims
+            .extend(claims.into_iter().map(Into::into));
+        self
+    }
+
+    /// The former name of [`require_claims_present`](Self::require_claims_present).
+    #[deprecated(since = "0.2.0", note = "renamed `require_claims_present`")]
+    pub fn require_claims<I, S>(self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.require_claims_present(claims)
+    }
+
+    /// Requires a claim with one of the expected values: a string, number or boolean, or
+    /// one of a set ([`Expected::any_of`]). A token without the claim gets 401
+    /// `invalid_token` ("required claim missing"), one with another value 401 ("claim
+    /// not accepted").
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    /// use tower_jwt_auth::rules::Expected;
+    ///
+    /// let builder = JwtAuthConfig::builder()
+    ///     .require_claim("email_verified", true)
+    ///     .require_claim("tenant", Expected::any_of(["acme", "globex"]));
+    /// # let _ = builder;
+    /// ```
+    pub fn require_claim(mut self, name: impl Into<String>, expected: impl Into<Expected>) -> Self {
+        let rules = &mut self.declared.claims.require;
+        rules.insert(name.into(), expected.into());
+        self
+    }
+
+    /// Checks a claim's value only when the token has it: absent passes, another value
+    /// is 401 ("claim not accepted").
+    pub fn claim_if_present(
+        mut self,
+        name: impl Into<String>,
+        expected: impl Into<Expected>,
+    ) -> Self {
+        let rules = &mut self.declared.claims.if_present;
+        rules.insert(name.into(), expected.into());
+        self
+    }
+
+    /// Only tokens of these client applications: the token's `client_id` (RFC 9068),
+    /// or its `azp` when it has no `client_id`, must be listed. Other tokens, and tokens
+    /// with neither claim, get 401 `invalid_token` ("client not allowed").
+    pub fn allowed_clients<I, S>(mut self, clients: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.declared
+            .allowed_clients
+            .get_or_insert_with(Vec::new)
+            .extend(clients.into_iter().map(Into::into));
+        self
+    }
+
+    /// Lets requests that match `exemption` through without a token; a token they carry
+    /// is still verified, and its claims reach the handler. See [`Exemption`].
+    pub fn exempt(mut self, exemption: Exemption) -> Self {
+        self.declared.exempt.push(exemption);
+        self
+    }
+
+    /// Copies a claim into a request header for the inner service (a proxy or sidecar
+    /// upstream): strings as they are, other values as JSON text. A header of that name
+    /// sent by the client is always removed first, so it cannot be forged.
+    ///
+    /// ```
+    /// use tower_jwt_auth::JwtAuthConfig;
+    ///
+    /// let builder = JwtAuthConfig::builder()
+    ///     .forward_claim("sub", "x-jwt-sub")
+    ///     .forward_claim("tenant", "x-jwt-tenant");
+    /// # let _ = builder;
+    /// ```
+    pub fn forward_claim(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
+        self.declared
+            .forward
+            .claims
+            .push((claim.into(), header.into()));
+        self
+    }
+
+    /// Forwards the whole verified payload, base64url-encoded, in this header (a client's
+    /// own header of that name is removed first).
+    pub fn forward_payload(mut self, header: impl Into<String>) -> Self {
+        self.declared.forward.payload = Some(header.into());
+        self
+    }
+
+    /// Removes `Authorization` from admitted requests before the inner service sees
+    /// them (the token stays readable through [`Authentication`](crate::Authentication)).
+    pub fn remove_authorization(mut self, remove: bool) -> Self {
+        self.declared.forward.remove_authorization = remove;
+        self
+    }
+
+    /// DPoP (RFC 9449): see [`DpopOptions`]. Off by default, and then a DPoP-bound token
+    /// (`cnf.jkt`) is refused.
+    pub fn dpop(mut self, options: DpopOptions) -> Self {
+        self.declared.dpop = Some(options);
+        self
+    }
+
+    /// Certificate-bound tokens (RFC 8705): a token with `cnf["x5t#S256"]` passes only
+    /// with the matching [`ClientCertificate`](crate::mtls::ClientCertificate) in the
+    /// request extensions. Off by default, and then such a token is refused.
+    pub fn mtls(mut self, mode: MtlsMode) -> Self {
+        self.declared.mtls = mode;
+        self
+    }
+
+    /// Opaque access tokens through RFC 7662 introspection at the issuer; see
+    /// [`Introspection`](crate::introspection::Introspection). With several trusted
+    /// issuers `build()` refuses it: an opaque token names no issuer, and it is never
+    /// sent to several authorization servers.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.declared.introspection = Some(introspection);
+        self
+    }
+
+    /// The longest token accepted, in bytes; 8 KiB by default. Longer tokens are refused
+    /// before any decoding.
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        self.declared.max_token_len = len;
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.declared.realm = Some(realm.into());
+        self
+    }
+
+    /// How remote keys are fetched and refreshed: HTTP client, intervals, timeouts. See
+    /// [`RemoteOptions`] for each default and its reason.
+    ///
+    /// An HTTP client set before (with [`http_client`](Self::http_client)) is kept
+    /// unless `options` carries one of its own, and plain http allowed through
+    /// [`dangerous`](Self::dangerous) stays allowed: the order of the calls does not
+    /// matter.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        let remote = &mut self.declared.remote;
+        let client = options.client.clone().or(remote.client.take());
+        // A switch set through `dangerous()` stays set, whatever the order of calls.
+        let allow_http = options.allow_http || remote.allow_http;
+        *remote = options;
+        remote.client = client;
+        remote.allow_http = allow_http;
+        self
+    }
+
+    /// Reads permissions from another claim as well, by dotted path: `roles` (Entra app
+    /// roles), `realm_access.roles` (Keycloak realm roles),
+    /// `resource_access.my-api.roles` (Keycloak client roles). The value may be an array
+    /// of strings or a space-delimited string. `permissions`, `scope` and `scp` are
+    /// always read. Use [`permission_claim_path`](Self::permission_claim_path) when a
+    /// segment contains a dot.
+    pub fn permission_claim(mut self, dotted_path: &str) -> Self {
+        self.declared
+            .permission_claims
+            .push(PermissionClaim::Dotted(dotted_path.to_owned()));
+        self
+    }
+
+    /// Reads permissions from a claim path given segment by segment
+    /// (`["resource_access", "my.api", "roles"]`).
+    pub fn permission_claim_path<I, S>(mut self, segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let segments = segments.into_iter().map(Into::into).collect();
+        self.declared
+            .permission_claims
+            .push(PermissionClaim::Segments(segments));
+        self
+    }
+
+    /// Permissions every request needs, on every route of the layer: a token without all
+    /// of them gets 403 `insufficient_scope`.
+    pub fn require_permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.declared
+            .required_permissions
+            .extend(permissions.into_iter().map(Into::into));
+        self
+    }
+
+    /// This API's resource identifier (RFC 9728): an https URL, usually the audience its
+    /// tokens carry. With it, every 401 and 403 challenge names the metadata document in
+    /// `resource_metadata="…"`, and [`JwtAuthConfig::protected_resource_metadata`](crate::JwtAuthConfig::protected_resource_metadata) serves
+    /// that document (RFC 9728 section 3), listing the configured issuers as
+    /// `authorization_servers`.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource_mut().resource = resource.into();
+        self
+    }
+
+    /// The `resource_name` of the metadata document.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_mut().name = Some(name.into());
+        self
+    }
+
+    /// The `resource_documentation` URL of the metadata document.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_mut().documentation = Some(url.into());
+        self
+    }
+
+    /// The `scopes_supported` of the metadata document: the permissions clients may ask
+    /// for.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes = scopes.into_iter().map(Into::into);
+        self.resource_mut().scopes.extend(scopes);
+        self
+    }
+
+    fn resource_mut(&mut self) -> &mut crate::resource::ResourceSettings {
+        self.declared.resource.get_or_insert_with(Default::default)
+    }
+
+    /// Turns on the verified-token cache of the layer: a repeat request with the same
+    /// token skips the signature check and the payload parse, while `exp`, `nbf` and `iat`
+    /// are checked again on every hit and a key-set change drops every entry. Off by
+    /// default; see [`CacheOptions`] for the bounds and the reasoning.
+    pub fn cache(mut self, options: CacheOptions) -> Self {
+        self.declared.cache = Some(options);
+        self
+    }
+
+    /// How the verified subject (`sub`) appears in the layer's tracing span: not at all
+    /// (the default), raw, or hashed. The span (`jwt_auth`, DEBUG level) carries the
+    /// configured issuer, the `kid`, the client id and the outcome; never the token.
+    pub fn subject_logging(mut self, mode: SubjectLogging) -> Self {
+        self.declared.telemetry.subject = mode;
+        self
+    }
+
+    /// Makes every token single use: a token needs a `jti`, and the second request with
+    /// the same issuer and `jti` gets 401 `invalid_token` ("token already used"), on every
+    /// replica that shares the [`replay_store`](Self::replay_store). A token without
+    /// `jti` gets 401 ("required claim missing"). Layer-wide permissions are checked
+    /// first, so a 403 does not use a token up.
+    ///
+    /// For single use on some routes only, use
+    /// [`RequirePermission::single_use`](crate::RequirePermission::single_use) or the
+    /// [`SingleUse`](crate::guard::SingleUse) layer instead.
+    pub fn single_use_tokens(mut self, on: bool) -> Self {
+        self.declared.state.single_use = on;
+        self
+    }
+
+    /// How long a revocation is kept (24 h by default), since the revoking call does not
+    /// know a token's `exp`. With a revocation list, tokens that live longer are refused
+    /// (see [`max_lifetime`](Self::max_lifetime)), so a revoked token never works again
+    /// once its revocation lapses. It is also how long a single-use token without `exp`
+    /// (an introspected one) is remembered; a token with `exp` is remembered until then.
+    pub fn revocation_retention(mut self, retention: Duration) -> Self {
+        self.declared.state.revocation_retention = retention;
+        self
+    }
+
+    /// The former name of [`revocation_retention`](Self::revocation_retention).
+    #[deprecated(since = "0.2.0", note = "renamed `revocation_retention`")]
+    pub fn max_token_lifetime(self, lifetime: Duration) -> Self {
+        self.revocation_retention(lifetime)
+    }
+
+    /// What happens when the replay store or revocation list does not answer:
+    /// [`StoreFailure::Closed`] (503 with `Retry-After`, the default) or
+    /// [`StoreFailure::Open`] (pass, logged once per outage at WARN and counted).
+    pub fn store_failure(mut self, mode: StoreFailure) -> Self {
+        self.declared.state.failure = mode;
+        self
+    }
+}
 
 /// Every declarative option. Field names are the file keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,153 +565,6 @@ impl Default for Declared {
             #[cfg(feature = "remote")]
             introspection: None,
         }
-    }
-}
-
-impl Declared {
-    /// Takes over what `code` holds beside the model (keys given as bytes, HTTP clients,
-    /// secrets given in code) after `self` was rebuilt from `code` and a file: the
-    /// sections the file did not replace keep them.
-    pub(crate) fn keep_code_parts(&mut self, code: &mut Self) {
-        for (merged, old) in self.issuers.iter_mut().zip(code.issuers.iter_mut()) {
-            merged.keys = std::mem::take(&mut old.keys);
-        }
-        if let (Some(merged), Some(old)) = (&mut self.dpop, &mut code.dpop) {
-            merged.nonce_secret = old.nonce_secret.take();
-        }
-        #[cfg(feature = "remote")]
-        {
-            self.remote.client = code.remote.client.take();
-            if let (Some(merged), Some(old)) = (&mut self.introspection, &mut code.introspection) {
-                merged.keep_code_parts(old);
-            }
-        }
-    }
-}
-
-#[cfg(feature = "settings")]
-impl Declared {
-    /// Lays `named` (options a file or the environment names, as a tree) over these:
-    /// named values replace, lists are appended, tables merge key by key. `Err` has the
-    /// path of a value that does not fit.
-    pub(crate) fn overlay(&mut self, named: &serde_json::Value) -> Result<(), (String, String)> {
-        let mut tree = serde_json::to_value(&*self).map_err(|e| (String::new(), e.to_string()))?;
-        let mut named = named.clone();
-        canonical(&mut named);
-        merge(&mut tree, &named, "");
-        let mut merged: Self = serde_path_to_error::deserialize(tree)
-            .map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
-        merged.keep_code_parts(self);
-        *self = merged;
-        Ok(())
-    }
-}
-
-/// The keys the model also reads under another name (the `alias` attributes above), and
-/// the tables they are in.
-#[cfg(feature = "settings")]
-const ALIASES: [(&str, &str, &str); 3] = [
-    ("", "audience", "audiences"),
-    ("/issuers/*", "audience", "audiences"),
-    ("/state", "max_token_lifetime", "revocation_retention"),
-];
-
-/// Renames aliased keys to their names, and one audience to a list of one, so that a
-/// named tree merges with a serialized one key for key.
-#[cfg(feature = "settings")]
-fn canonical(named: &mut serde_json::Value) {
-    use serde_json::Value;
-    let rename = |table: &mut Value, alias: &str, name: &str| {
-        if let Some(map) = table.as_object_mut()
-            && let Some(value) = map.remove(alias)
-        {
-            let value = match value {
-                Value::String(one) if name == "audiences" => Value::Array(vec![one.into()]),
-                other => other,
-            };
-            map.insert(name.to_owned(), value);
-        }
-    };
-    for (table, alias, name) in ALIASES {
-        match table.strip_suffix("/*") {
-            Some(list) => {
-                if let Some(Value::Array(items)) = named.pointer_mut(list) {
-                    for item in items {
-                        rename(item, alias, name);
-                    }
-                }
-            }
-            None => {
-                if let Some(found) = named.pointer_mut(table) {
-                    rename(found, alias, name);
-                }
-            }
-        }
-    }
-}
-
-/// The lists a file adds to (more issuers, audiences, exemptions, requirements); every
-/// other list, such as `algorithms` or `allowed_clients`, is replaced, so that a file
-/// can never widen what code restricted by adding to it.
-#[cfg(feature = "settings")]
-const APPENDED: [&str; 8] = [
-    "/issuers",
-    "/audiences",
-    "/tenants",
-    "/required_claims",
-    "/required_permissions",
-    "/permission_claims",
-    "/exempt",
-    "/resource/scopes",
-];
-
-#[cfg(feature = "settings")]
-fn merge(base: &mut serde_json::Value, named: &serde_json::Value, at: &str) {
-    use serde_json::Value;
-    match (base, named) {
-        // A null names nothing: it never removes what code set.
-        (_, Value::Null) => {}
-        (Value::Object(base), Value::Object(named)) => {
-            for (key, value) in named {
-                match base.get_mut(key) {
-                    Some(slot) => merge(slot, value, &format!("{at}/{key}")),
-                    None => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (Value::Array(base), Value::Array(named)) if APPENDED.contains(&at) => {
-            base.extend(named.iter().cloned());
-        }
-        (slot, value) => *slot = value.clone(),
-    }
-}
-
-#[cfg(feature = "settings")]
-/// Replaces the secrets of a configuration tree: the introspection client secret and
-/// any password in the state store URL.
-pub(crate) fn redact(tree: &mut serde_json::Value) {
-    use serde_json::Value;
-    if let Some(secret) = tree.pointer_mut("/introspection/client_secret")
-        && secret.is_string()
-    {
-        *secret = Value::from("<redacted>");
-    }
-    // An inline JWKS may hold symmetric keys.
-    if let Some(Value::Array(issuers)) = tree.pointer_mut("/issuers") {
-        for issuer in issuers {
-            if let Some(jwks) = issuer.get_mut("jwks")
-                && jwks.is_string()
-            {
-                *jwks = Value::from("<redacted>");
-            }
-        }
-    }
-    if let Some(store) = tree.pointer_mut("/state/store")
-        && let Some(url) = store.as_str()
-    {
-        *store = Value::from(without_password(url));
     }
 }
 

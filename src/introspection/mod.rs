@@ -435,6 +435,7 @@ impl Introspection {
     }
 
     /// Takes over what `code` held beside the file's keys: a signing key and a client.
+    #[cfg(feature = "settings")]
     pub(crate) fn keep_code_parts(&mut self, code: &mut Self) {
         self.signing_key = self.signing_key.take().or_else(|| code.signing_key.take());
         self.client = self.client.take().or_else(|| code.client.take());

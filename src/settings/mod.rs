@@ -55,7 +55,7 @@ pub struct Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut named = self.named.clone();
-        crate::config::model::redact(&mut named);
+        crate::config::merge::redact(&mut named);
         f.debug_tuple("Settings").field(&named).finish()
     }
 }
@@ -201,7 +201,7 @@ impl Settings {
             .overlay(&self.named)
             .map_err(|(path, why)| invalid(path, None, why))?;
         let mut tree = serde_json::to_value(&effective).map_err(|e| invalid("", None, e))?;
-        crate::config::model::redact(&mut tree);
+        crate::config::merge::redact(&mut tree);
         match format {
             Format::Json => serde_json::to_string_pretty(&tree).map_err(|e| invalid("", None, e)),
             Format::Toml => render_toml(&tree),
