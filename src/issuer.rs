@@ -58,6 +58,9 @@ pub struct TrustedIssuer {
     #[serde(alias = "audience", deserialize_with = "crate::written::one_or_many")]
     pub(crate) audiences: Vec<String>,
     pub(crate) tenants: Vec<String>,
+    /// The algorithms this issuer's tokens may use, instead of the builder's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) algorithms: Option<Vec<crate::algorithm::Algorithm>>,
     /// Keys from this JWKS URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) jwks_url: Option<String>,
@@ -120,6 +123,17 @@ impl TrustedIssuer {
         S: Into<String>,
     {
         self.tenants.extend(tenants.into_iter().map(Into::into));
+        self
+    }
+
+    /// The algorithms this issuer's tokens may use (instead of the builder's
+    /// [`algorithms`](crate::JwtAuthConfigBuilder::algorithms)): pins each identity
+    /// provider to what it signs with, when several sign differently.
+    pub fn algorithms(
+        mut self,
+        algorithms: impl IntoIterator<Item = crate::algorithm::Algorithm>,
+    ) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
         self
     }
 

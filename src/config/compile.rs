@@ -939,7 +939,11 @@ fn build_issuers(
         #[cfg(not(feature = "remote"))]
         let built = spec.build(matcher.as_str());
         let built = built.map_err(|e| at(e.kind(), here(field), e))?;
-        let algorithms = resolve_algorithms(d.algorithms.as_deref(), built.static_set.as_deref())?;
+        let (requested, field) = match &trusted.algorithms {
+            Some(own) => (Some(own.as_slice()), here("algorithms")),
+            None => (d.algorithms.as_deref(), "algorithms".to_owned()),
+        };
+        let algorithms = resolve_algorithms(requested, &field, built.static_set.as_deref())?;
         issuers.push(Arc::new(Issuer {
             matcher,
             audiences: audiences.iter().map(|a| a.as_str().into()).collect(),
@@ -954,10 +958,12 @@ fn build_issuers(
     Ok(issuers)
 }
 
-/// The algorithms one issuer accepts: those requested, or by default every one its
-/// static keys can verify (for remote keys and custom stores: every asymmetric one).
+/// The algorithms one issuer accepts: those requested (its own, else the builder's, at
+/// `field`), or by default every one its static keys can verify (for remote keys and
+/// custom stores: every asymmetric one).
 fn resolve_algorithms(
     requested: Option<&[Algorithm]>,
+    field: &str,
     keys: Option<&KeySet>,
 ) -> Result<Vec<Algorithm>, ConfigError> {
     use ConfigErrorKind as K;
@@ -971,12 +977,12 @@ fn resolve_algorithms(
         });
     };
     if requested.is_empty() {
-        return Err(at(K::InvalidValue, "algorithms", "no algorithm allowed"));
+        return Err(at(K::InvalidValue, field, "no algorithm allowed"));
     }
     if requested.iter().any(|a| a.is_hmac()) && requested.iter().any(|a| !a.is_hmac()) {
         return Err(at(
             K::MixedKeyTypes,
-            "algorithms",
+            field,
             "HMAC algorithms cannot be allowed together with asymmetric ones",
         ));
     }
@@ -992,7 +998,7 @@ fn resolve_algorithms(
             };
             return Err(at(
                 kind,
-                format!("algorithms[{k}]"),
+                format!("{field}[{k}]"),
                 format!("no configured key can verify {alg}"),
             ));
         }

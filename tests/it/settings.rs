@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{Server, ec_key, token};
+use crate::support::{Server, ec_key, rsa_key, rsa_key_2, token};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
@@ -66,6 +66,7 @@ allowed_clients = ["web-app"]
 [[issuers]]
 issuer = "https://idp.example.com/"
 audiences = ["https://api.example.com", "https://other.example.com"]
+algorithms = ["ES256"]
 pem_file = "{pem_file}"
 
 [token]
@@ -408,6 +409,57 @@ claims = {{ sub = "x-jwt-sub" }}
         .assert_invalid_token("required claim missing");
     server.get("/health", &[]).await.assert_ok();
     server.get("/", &[]).await.assert_no_token();
+}
+
+#[tokio::test]
+async fn an_issuer_pinned_to_its_own_algorithms_refuses_the_builders() {
+    const SECOND: &str = "https://second.example.com/";
+    let scratch = Scratch::new("pinned");
+    let pem = scratch.write("second.pem", &rsa_key_2().public_pem().expect("pem"));
+    let jwks = serde_json::json!({ "keys": [rsa_key().public_jwk(), ec_key().public_jwk()] });
+    let text = format!(
+        r#"
+algorithms = ["RS256"]
+audiences = ["{audience}"]
+
+[[issuers]]
+issuer = "{issuer}"
+jwks = '{jwks}'
+algorithms = ["ES256"]
+
+[[issuers]]
+issuer = "{SECOND}"
+pem_file = "{pem}"
+"#,
+        issuer = crate::support::ISSUER,
+        audience = crate::support::AUDIENCE,
+        pem = pem.display()
+    );
+    let config = built(&text, Format::Toml).expect("builds");
+    let app = Router::new()
+        .route("/", get(headers))
+        .layer(JwtAuthLayer::new(config));
+    let server = Server::start_router(app).await;
+    server.bearer(&token(ec_key()).sign()).await.assert_ok();
+    // RS256 is the top-level list and the issuer holds an RSA key, but it is pinned.
+    server
+        .bearer(&token(rsa_key()).sign())
+        .await
+        .assert_invalid_token("algorithm not allowed");
+    // The other issuer keeps the top-level list.
+    server
+        .bearer(&token(rsa_key_2()).issuer(SECOND).sign())
+        .await
+        .assert_ok();
+    // A pinned algorithm no key of the issuer verifies names the issuer's own field.
+    let wrong = text.replace(r#"algorithms = ["ES256"]"#, r#"algorithms = ["EdDSA"]"#);
+    let error = built(&wrong, Format::Toml).expect_err("no EdDSA key");
+    assert_eq!(error.kind(), ConfigErrorKind::AlgorithmNotSupported);
+    assert_eq!(
+        (error.path(), error.line()),
+        (Some("issuers[0].algorithms[0]"), Some(8)),
+        "{error}"
+    );
 }
 
 #[test]
