@@ -51,7 +51,7 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 /// `audience` for one), `tenants`, and at most one of `jwks_url`, `jwks` (inline JSON),
 /// `pem_file` and `hmac_secret_file`.
 #[must_use]
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrustedIssuer {
     pub(crate) issuer: String,
@@ -76,6 +76,24 @@ pub struct TrustedIssuer {
     /// Keys given in code (never written out).
     #[serde(skip)]
     pub(crate) keys: KeySpec,
+}
+
+/// Shows where the keys come from, never an inline JWKS document (it may hold
+/// symmetric keys).
+impl fmt::Debug for TrustedIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedIssuer")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("tenants", &self.tenants)
+            .field("algorithms", &self.algorithms)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks", &self.jwks.as_ref().map(|_| "<redacted>"))
+            .field("pem_file", &self.pem_file)
+            .field("hmac_secret_file", &self.hmac_secret_file)
+            .field("keys", &self.keys)
+            .finish()
+    }
 }
 
 /// An issuer URL (or tenant template) with no settings of its own.

@@ -187,7 +187,8 @@ impl JwtAuthConfigBuilder {
     /// Requires a claim with one of the expected values: a string, number or boolean, or
     /// one of a set ([`Expected::any_of`]). A token without the claim gets 401
     /// `invalid_token` ("required claim missing"), one with another value 401 ("claim
-    /// not accepted").
+    /// not accepted"). One requirement per claim: a later call for the same name
+    /// replaces the earlier one, as a settings file's `[claims.require]` table does.
     ///
     /// ```
     /// use tower_jwt_auth::JwtAuthConfig;
@@ -206,6 +207,7 @@ impl JwtAuthConfigBuilder {
 
     /// Checks a claim's value only when the token has it: absent passes, another value
     /// is 401 ("claim not accepted").
+    /// A later call for the same name replaces the earlier one.
     pub fn claim_if_present(
         mut self,
         name: impl Into<String>,

@@ -8,6 +8,8 @@ use crate::support::{Server, ec_key, rsa_key, rsa_key_2, token};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tower_jwt_auth::settings::{Format, Settings};
 use tower_jwt_auth::{ConfigErrorKind, JwtAuthLayer};
 
@@ -711,4 +713,24 @@ fn a_redis_store_outside_a_runtime_is_an_error_not_a_panic() {
     .expect_err("no runtime to run the connection on");
     assert_eq!((error.path(), error.line()), (Some("state.store"), Some(5)));
     assert!(error.to_string().contains("Tokio runtime"), "{error}");
+}
+
+#[test]
+fn an_inline_jwks_never_shows_in_debug_output() {
+    let k = URL_SAFE_NO_PAD.encode(b"an inline symmetric key of 32+ bytes!!");
+    let jwks = serde_json::json!({ "keys": [{ "kty": "oct", "alg": "HS256", "k": k }] });
+    let text = format!(
+        "audiences = [\"x\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\njwks = '{jwks}'\n"
+    );
+    let builder = Settings::parse(&text, Format::Toml)
+        .and_then(Settings::builder)
+        .expect("applies");
+    let shown = format!("{builder:?}");
+    assert!(shown.contains("jwks: Some(\"<redacted>\")"), "{shown}");
+    assert!(!shown.contains(&k), "{shown}");
+    // And the refusal of a symmetric key from a JWKS does not quote it either.
+    let error = builder
+        .build()
+        .expect_err("symmetric keys come from hmac_secret_file");
+    assert!(!error.to_string().contains(&k), "{error}");
 }
