@@ -108,13 +108,21 @@ pub(crate) struct PermissionRules {
 
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Policy")
-            .field("issuers", &self.issuers)
+        let mut f = f.debug_struct("Policy");
+        f.field("issuers", &self.issuers)
             .field("token", &self.token)
             .field("claims", &self.claims)
             .field("permissions", &self.permissions)
             .field("cache", &self.cache)
+            .field("algorithms", &self.algorithms)
+            .field("metadata", &self.metadata)
+            .field("subject_logging", &self.telemetry.subject)
             .field("state", &self.state)
-            .finish_non_exhaustive()
+            .field("exemptions", &self.exemptions)
+            .field("forwarding", &self.forwarding)
+            .field("binding", &self.binding);
+        #[cfg(feature = "remote")]
+        f.field("introspection", &self.introspection);
+        f.finish_non_exhaustive()
     }
 }

@@ -600,6 +600,25 @@ tenant = ["acme", "globex"]
 single_use = true
 revocation = true
 revocation_retention = "2h"
+
+[[exempt]]
+prefix = "/public/"
+method = "GET"
+
+[forward]
+claims = {{ sub = "x-jwt-sub" }}
+remove_authorization = true
+
+[resource]
+resource = "https://api.example.com"
+scopes = ["read"]
+
+[telemetry]
+subject = "hashed"
+
+[dpop]
+mode = "allowed"
+public_base_url = "https://api.example.com"
 "#,
         file.display()
     );
@@ -624,6 +643,16 @@ revocation_retention = "2h"
         .single_use_tokens(true)
         .revocation_list(tower_jwt_auth::state::MemoryRevocationList::default())
         .revocation_retention(Duration::from_secs(7200))
+        .exempt(tower_jwt_auth::rules::Exemption::prefix("/public/").method(http::Method::GET))
+        .forward_claim("sub", "x-jwt-sub")
+        .remove_authorization(true)
+        .resource("https://api.example.com")
+        .scopes_supported(["read"])
+        .subject_logging(tower_jwt_auth::telemetry::SubjectLogging::Hashed)
+        .dpop(
+            tower_jwt_auth::dpop::DpopOptions::new(tower_jwt_auth::dpop::DpopMode::Allowed)
+                .public_base_url("https://api.example.com"),
+        )
         .build()
         .expect("the code builds");
     assert_eq!(format!("{from_file:?}"), format!("{from_code:?}"));
