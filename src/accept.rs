@@ -5,19 +5,20 @@
 //! [`TokenRecord`] built, once. A cache hit of either source comes back here too, for
 //! its dates checked again.
 
-use std::any::Any;
+use std::any::TypeId;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use crate::binding::Binding;
 use crate::cache::{Key, TokenCache};
+use crate::claims::StandardClaims;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::payload::{self, Registered, Text};
-use crate::permission;
 use crate::policy::{ClaimRules, Policy};
-use crate::record::{Times, TokenRecord, Verified};
+use crate::record::{Accepted, ClaimsSlot, LazyPermissions, Times, TokenRecord};
+use crate::shape::StandardShape;
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 use crate::tracking::Tracked;
@@ -27,27 +28,32 @@ use crate::tracking::Tracked;
 pub(crate) struct Provenance<'a> {
     /// The `kid` of the key that verified the signature, for spans and the audit hook.
     pub(crate) kid: Option<&'a str>,
-    /// Whether to keep the payload itself: an opaque token has no payload to read
-    /// again, a JWT carries its own.
-    pub(crate) keep: bool,
 }
 
-/// Parses `payload` into `C`, runs the source's `own` checks and the shared ones, and
-/// builds the token's record: the one place that computes what verification learns
-/// about a token.
+/// Parses `payload` into `C` (or, for `StandardClaims`, checks that it would parse, and
+/// leaves the claims to be made when first read), runs the source's `own` checks and
+/// the shared ones, and builds the token's record: the one place that computes what
+/// verification learns about a token.
 pub(crate) fn accept<C>(
     policy: &Policy,
     issuer: &Issuer,
     payload: &[u8],
     own: impl FnOnce(&Registered<'_>) -> Result<(), ErrorKind>,
     provenance: Provenance<'_>,
-) -> Result<Verified<C>, ErrorKind>
+) -> Result<Accepted<C>, ErrorKind>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let rules = &policy.claims;
     let capture = &policy.permissions.capture;
-    let (claims, registered) = payload::parse::<C>(payload, !rules.required.is_empty(), capture)?;
+    let names = !rules.required.is_empty();
+    let (claims, registered) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
+        let (StandardShape, registered) = payload::parse(payload, names, capture)?;
+        (ClaimsSlot::deferred::<C>(), registered)
+    } else {
+        let (claims, registered) = payload::parse::<C>(payload, names, capture)?;
+        (ClaimsSlot::ready(claims), registered)
+    };
     own(&registered)?;
     if let Some(names) = &registered.names {
         for required in &rules.required {
@@ -87,22 +93,19 @@ where
             times.0,
         ))
     });
-    let claims = Arc::new(claims);
+    let sources = &policy.permissions.sources;
+    let found = sources.locate(payload, &registered.captured);
     let record = TokenRecord {
-        claims: Arc::clone(&claims) as Arc<dyn Any + Send + Sync>,
-        permissions: permission::collect(&policy.permissions.paths, capture, &registered.captured),
+        claims,
+        permissions: LazyPermissions::new(sources, found),
         times,
-        payload_len: payload.len(),
         identity,
         tracked,
         forwarded: policy.forwarding.values(&registered.captured),
         binding: registered.cnf.map(Binding::parse),
-        payload: provenance.keep.then(|| Box::from(payload)),
+        payload: Box::from(payload),
     };
-    Ok(Verified {
-        claims,
-        record: Arc::new(record),
-    })
+    Accepted::from_record(Arc::new(record)).ok_or(ErrorKind::InvalidClaim)
 }
 
 /// Whether to keep who a token names: a span or the audit hook will read it.
@@ -120,11 +123,11 @@ pub(crate) fn cached<C>(
     key: Key,
     generation: u64,
     now: f64,
-) -> Option<Result<Verified<C>, ErrorKind>>
+) -> Option<Result<Accepted<C>, ErrorKind>>
 where
     C: Send + Sync + 'static,
 {
-    let verified = Verified::from_record(cache.get(token, key, generation, now)?)?;
+    let verified = Accepted::from_record(cache.get(token, key, generation, now)?)?;
     Some(check_times(&policy.claims, verified.record.times, now).map(|()| verified))
 }
 

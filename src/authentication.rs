@@ -1,14 +1,13 @@
 //! [`Authentication`]: the one request extension the layer inserts. Extractors, guards and
 //! plain tower services read the caller from it.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::context::AuthContext;
 use crate::issuer::Issuer;
 use crate::permission::Permissions;
-use crate::record::{TokenRecord, Verified};
+use crate::record::{Accepted, TokenRecord};
 use crate::token::BearerToken;
 use crate::tracking::Tracked;
 
@@ -57,7 +56,7 @@ impl Authentication {
     /// A request with a verified token.
     pub(crate) fn verified<C>(
         context: AuthContext,
-        verified: Verified<C>,
+        verified: Accepted<C>,
         token: BearerToken,
         issuer: Arc<Issuer>,
     ) -> Self {
@@ -81,14 +80,13 @@ impl Authentication {
     /// `C`.
     #[must_use]
     pub fn claims<C: Send + Sync + 'static>(&self) -> Option<&C> {
-        self.principal.as_ref()?.record.claims.downcast_ref::<C>()
+        self.principal.as_ref()?.record.claims::<C>()
     }
 
     /// The verified claims as a shared pointer, without copying them.
     #[must_use]
     pub fn shared_claims<C: Send + Sync + 'static>(&self) -> Option<Arc<C>> {
-        let claims = Arc::clone(&self.principal.as_ref()?.record.claims);
-        claims.downcast::<C>().ok()
+        self.principal.as_ref()?.record.shared_claims::<C>()
     }
 
     /// The permissions of the verified token; empty without one.
@@ -96,7 +94,7 @@ impl Authentication {
     pub fn permissions(&self) -> &Permissions {
         static NONE: OnceLock<Permissions> = OnceLock::new();
         match &self.principal {
-            Some(principal) => &principal.record.permissions,
+            Some(principal) => principal.record.permissions(),
             None => NONE.get_or_init(Permissions::default),
         }
     }
@@ -117,18 +115,13 @@ impl Authentication {
         let payload = self.payload()?;
         // An introspection answer may leave `iss` out: it is the issuer's.
         let issuer = principal.issuer.matcher.as_str();
-        Tracked::from_payload(&payload, issuer).map(Arc::new)
+        Tracked::from_payload(payload, issuer).map(Arc::new)
     }
 
-    /// The verified payload, for claims beyond the claims type: an introspected token's
-    /// answer as kept, or a JWT's payload decoded again from the token.
-    pub(crate) fn payload(&self) -> Option<Cow<'_, [u8]>> {
-        let principal = self.principal.as_ref()?;
-        if let Some(payload) = &principal.record.payload {
-            return Some(Cow::Borrowed(payload));
-        }
-        let segment = principal.token.as_str().split('.').nth(1)?;
-        crate::jws::b64(segment).ok().map(Cow::Owned)
+    /// The verified payload, for claims beyond the claims type: a JWT's payload or an
+    /// introspected token's answer.
+    pub(crate) fn payload(&self) -> Option<&[u8]> {
+        Some(&self.principal.as_ref()?.record.payload)
     }
 
     /// The trusted issuer that verified the token, as configured (a tenant template

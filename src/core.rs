@@ -32,7 +32,7 @@ use crate::introspection::introspector::Introspector;
 use crate::issuer::{Issuer, issuer_for};
 use crate::permission::Requirement;
 use crate::policy::Policy;
-use crate::record::{TokenRecord, Verified};
+use crate::record::{Accepted, TokenRecord};
 use crate::source::{Lookup, Refusal, Source};
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
@@ -44,7 +44,7 @@ use crate::tracking::{Check, STORE_RETRY_AFTER, Waiting};
 /// a `&str` for the `Verifier`.
 pub(crate) enum Outcome<C, T> {
     /// A verified token with every layer-wide permission, and the issuer that verified it.
-    Authenticated(Verified<C>, Arc<Issuer>, T),
+    Authenticated(Accepted<C>, Arc<Issuer>, T),
     /// No token, and the layer lets such requests through.
     Anonymous,
     /// Refused: 400 or 401 by kind.
@@ -138,7 +138,7 @@ enum Wait<C> {
     Answer(Arc<Introspector>, <Introspector as Source>::Wait),
     /// For a network store's answer in the state step.
     State {
-        verified: Verified<C>,
+        verified: Accepted<C>,
         check: Waiting,
     },
 }
@@ -146,7 +146,7 @@ enum Wait<C> {
 /// Steps 6 and 7 done as far as they go without waiting.
 enum Admitted<C, T> {
     Done(Outcome<C, T>),
-    Check(Verified<C>, Arc<Issuer>, T, Waiting),
+    Check(Accepted<C>, Arc<Issuer>, T, Waiting),
 }
 
 impl<C, T> Admitted<C, T> {
@@ -251,7 +251,7 @@ where
 
 /// Step 5's answer from the chosen source, then steps 6 and 7 for a verified token, or
 /// the wait the source needs.
-fn answered<C, T: TokenText>(
+fn answered<C: Send + Sync + 'static, T: TokenText>(
     policy: &Policy,
     issuer: Arc<Issuer>,
     lookup: Lookup<C, Wait<C>>,
@@ -368,9 +368,9 @@ impl<C, T: TokenText> Pending<C, T> {
 }
 
 /// Steps 6 and 7 for a verified token, waiting for a network store if it must.
-async fn admitted<C, T: TokenText>(
+async fn admitted<C: Send + Sync + 'static, T: TokenText>(
     policy: &Policy,
-    verified: Verified<C>,
+    verified: Accepted<C>,
     issuer: Arc<Issuer>,
     token: T,
     presented: Option<&Presented>,
@@ -396,9 +396,9 @@ impl<C, T> From<Refusal> for Outcome<C, T> {
 
 /// Step 6: the token's binding, the typed validator and the layer-wide permissions;
 /// then step 7 as far as it goes without waiting.
-fn admit<C, T: TokenText>(
+fn admit<C: Send + Sync + 'static, T: TokenText>(
     policy: &Policy,
-    verified: Verified<C>,
+    verified: Accepted<C>,
     issuer: Arc<Issuer>,
     token: T,
     presented: Option<&Presented>,
@@ -429,13 +429,17 @@ fn admit<C, T: TokenText>(
     // looked up.
     if let Some(validate) = validator {
         trace.record(Trace::VALIDATOR);
-        if !validate(&verified.claims) {
+        // Claims that cannot be made are never handed to the validator.
+        let Some(claims) = verified.claims() else {
+            return Admitted::Done(Outcome::Rejected(ErrorKind::InvalidClaim));
+        };
+        if !validate(claims) {
             return Admitted::Done(Outcome::Rejected(ErrorKind::ClaimNotAccepted));
         }
     }
     if let Some(required) = &policy.permissions.required {
         trace.record(Trace::PERMISSIONS);
-        if !required.is_met(&record.permissions) {
+        if !required.is_met(record.permissions()) {
             return Admitted::Done(Outcome::Forbidden(
                 required.clone(),
                 verified.record,
@@ -458,7 +462,7 @@ fn admit<C, T: TokenText>(
 /// The outcome of step 7.
 fn checked<C, T>(
     result: Result<(), ErrorKind>,
-    verified: Verified<C>,
+    verified: Accepted<C>,
     issuer: Arc<Issuer>,
     token: T,
 ) -> Outcome<C, T> {

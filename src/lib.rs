@@ -160,6 +160,7 @@ mod service;
 #[cfg(feature = "settings")]
 #[cfg_attr(docsrs, doc(cfg(feature = "settings")))]
 pub mod settings;
+mod shape;
 mod source;
 pub mod state;
 mod step_up;

@@ -8,6 +8,7 @@
 //! Keycloak's `realm_access.roles`. Matching is exact: `writer` never grants `write`.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -108,42 +109,71 @@ impl ClaimPath {
     }
 }
 
-/// Collects the permissions from the raw values captured during the payload pass.
-/// `capture[i]` is the top-level name of capture `i`; every path starting with it reads
-/// its value. Values of the wrong shape grant nothing.
-pub(crate) fn collect(
-    paths: &[ClaimPath],
-    capture: &[Box<str>],
-    captured: &[(usize, &RawValue)],
-) -> Permissions {
-    let mut all = Vec::new();
-    for (index, raw) in captured {
-        let top = &capture[*index];
-        for path in paths.iter().filter(|p| p.segments[0] == *top) {
-            if path.segments.len() == 1 {
-                let _ = (*raw).deserialize_any(Collect(&mut all));
-            } else if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) {
-                let nested = path.segments[1..]
-                    .iter()
-                    .try_fold(&value, |v, segment| v.get(&**segment));
-                if let Some(nested) = nested {
-                    let _ = nested.deserialize_any(Collect(&mut all));
+/// The configured permission claims: their paths, and the top-level names the payload
+/// pass captures for them (the first names of the capture list).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PermissionSources {
+    pub(crate) paths: Vec<ClaimPath>,
+    pub(crate) tops: Vec<Box<str>>,
+}
+
+impl PermissionSources {
+    pub(crate) fn new(paths: Vec<ClaimPath>) -> Self {
+        let mut tops: Vec<Box<str>> = Vec::new();
+        for path in &paths {
+            if !tops.contains(&path.segments[0]) {
+                tops.push(path.segments[0].clone());
+            }
+        }
+        Self { paths, tops }
+    }
+
+    /// Where the permission claims are in `payload`, from what the payload pass
+    /// captured (`(index in the capture list, value)`, the value borrowed from
+    /// `payload`).
+    pub(crate) fn locate(
+        &self,
+        payload: &[u8],
+        captured: &[(usize, &RawValue)],
+    ) -> Vec<(usize, Range<usize>)> {
+        let base = payload.as_ptr() as usize;
+        captured
+            .iter()
+            .filter(|(index, _)| *index < self.tops.len())
+            .filter_map(|(index, raw)| {
+                let start = (raw.get().as_ptr() as usize).checked_sub(base)?;
+                let end = start + raw.get().len();
+                (end <= payload.len()).then_some((*index, start..end))
+            })
+            .collect()
+    }
+
+    /// The permission set from the values at `found` in `payload`. Values of the wrong
+    /// shape grant nothing.
+    pub(crate) fn collect(&self, payload: &[u8], found: &[(usize, Range<usize>)]) -> Permissions {
+        let mut all = Vec::new();
+        for (index, range) in found {
+            let (Some(top), Some(raw)) = (self.tops.get(*index), payload.get(range.clone())) else {
+                continue;
+            };
+            let Ok(raw) = serde_json::from_slice::<&RawValue>(raw) else {
+                continue;
+            };
+            for path in self.paths.iter().filter(|p| p.segments[0] == *top) {
+                if path.segments.len() == 1 {
+                    let _ = raw.deserialize_any(Collect(&mut all));
+                } else if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) {
+                    let nested = path.segments[1..]
+                        .iter()
+                        .try_fold(&value, |v, segment| v.get(&**segment));
+                    if let Some(nested) = nested {
+                        let _ = nested.deserialize_any(Collect(&mut all));
+                    }
                 }
             }
         }
+        Permissions::from_vec(all)
     }
-    Permissions::from_vec(all)
-}
-
-/// The top-level names to capture for `paths`, without repeats.
-pub(crate) fn capture_names(paths: &[ClaimPath]) -> Vec<Box<str>> {
-    let mut names: Vec<Box<str>> = Vec::new();
-    for path in paths {
-        if !names.contains(&path.segments[0]) {
-            names.push(path.segments[0].clone());
-        }
-    }
-    names
 }
 
 /// A visitor that adds the words of a string, or the string elements of an array.
@@ -215,10 +245,6 @@ impl fmt::Debug for Requirement {
 mod tests {
     use super::*;
 
-    fn raw(json: &str) -> Box<RawValue> {
-        RawValue::from_string(json.to_owned()).expect("raw")
-    }
-
     #[test]
     fn union_of_sources_with_exact_matching() {
         let paths = {
@@ -226,16 +252,15 @@ mod tests {
             p.extend(ClaimPath::dotted("realm_access.roles"));
             p
         };
-        let capture = capture_names(&paths);
-        assert_eq!(capture.len(), 4);
-        let (a, b, c, d) = (
-            raw(r#"["documents:write"]"#),
-            raw(r#""read  write""#),
-            raw(r#"["a b", 7]"#),
-            raw(r#"{"roles":["admin"],"other":1}"#),
-        );
-        let captured = [(0, &*a), (1, &*b), (2, &*c), (3, &*d)];
-        let p = collect(&paths, &capture, &captured);
+        let sources = PermissionSources::new(paths);
+        assert_eq!(sources.tops.len(), 4);
+        let payload = br#"{"permissions":["documents:write"],"scope":"read  write","scp":["a b", 7],"realm_access":{"roles":["admin"],"other":1},"roles":["no"]}"#;
+        let (_, registered) =
+            crate::payload::parse::<serde::de::IgnoredAny>(payload, false, &sources.tops)
+                .expect("parses");
+        let found = sources.locate(payload, &registered.captured);
+        assert_eq!(found.len(), 4);
+        let p = sources.collect(payload, &found);
         assert_eq!(
             p.iter().collect::<Vec<_>>(),
             ["a b", "admin", "documents:write", "read", "write"]

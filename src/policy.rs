@@ -16,7 +16,7 @@ use crate::context::AuthContext;
 #[cfg(feature = "remote")]
 use crate::introspection::introspector::Introspector;
 use crate::issuer::Issuer;
-use crate::permission::{ClaimPath, Requirement};
+use crate::permission::{PermissionSources, Requirement};
 use crate::resource::ProtectedResourceMetadata;
 use crate::rules::{ClaimChecks, Exemptions, Forwarding};
 use crate::state::Revocations;
@@ -98,7 +98,9 @@ pub(crate) struct ClaimRules {
 /// Where permissions come from, and which ones every request needs.
 #[derive(Debug)]
 pub(crate) struct PermissionRules {
-    pub(crate) paths: Vec<ClaimPath>,
+    /// The permission claims, shared with every token record for the permission set
+    /// made when first read.
+    pub(crate) sources: Arc<PermissionSources>,
     /// The top-level claim names captured during the payload pass: those of `paths`,
     /// then those of claim rules and forwarded claims.
     pub(crate) capture: Vec<Box<str>>,

@@ -173,7 +173,7 @@ where
         Outcome::Authenticated(verified, issuer, token) => {
             if !policy.forwarding.is_empty() {
                 let forwarded = verified.record.forwarded.as_ref();
-                let payload = verified.record.payload.as_deref();
+                let payload = Some(&*verified.record.payload);
                 let headers = request.headers_mut();
                 policy
                     .forwarding

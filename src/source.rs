@@ -15,13 +15,13 @@ use serde::de::DeserializeOwned;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::policy::Policy;
-use crate::record::Verified;
+use crate::record::Accepted;
 use crate::trace::Trace;
 
 /// A source's answer without waiting.
 pub(crate) enum Lookup<C, W> {
     /// Verified: found in the source's cache (its dates checked again), or fresh.
-    Verified(Verified<C>),
+    Verified(Accepted<C>),
     /// The answer needs the network (the issuer's keys, the authorization server); the
     /// source was signalled already, so dropping the wait cancels nothing.
     Wait(W),
@@ -75,7 +75,7 @@ pub(crate) trait Source {
         wait: Self::Wait,
         token: &str,
         trace: &mut Trace,
-    ) -> impl Future<Output = Result<Verified<C>, Refusal>> + Send
+    ) -> impl Future<Output = Result<Accepted<C>, Refusal>> + Send
     where
         C: DeserializeOwned + Send + Sync + 'static;
 

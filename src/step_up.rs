@@ -204,7 +204,7 @@ where
         };
         let now = unix_seconds(auth.context.state().clock.now());
         let payload = auth.payload();
-        if payload.is_some_and(|payload| self.rule.is_met(&payload, now)) {
+        if payload.is_some_and(|payload| self.rule.is_met(payload, now)) {
             return StepUpFuture::inner(self.inner.call(request));
         }
         telemetry::count_guard_refusal(&[Box::from("step_up")]);

@@ -260,7 +260,7 @@ where
             Outcome::Authenticated(verified, issuer, token) => {
                 if !policy.forwarding.is_empty() {
                     let forwarded = verified.record.forwarded.as_ref();
-                    let payload = verified.record.payload.as_deref();
+                    let payload = Some(&*verified.record.payload);
                     policy
                         .forwarding
                         .apply(&mut headers, forwarded, token.as_str(), payload);

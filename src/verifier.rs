@@ -149,9 +149,12 @@ impl Verifier {
     }
 }
 
-fn verified<C>(outcome: Outcome<C, &str>) -> Result<Verified<C>, AuthError> {
+fn verified<C: Send + Sync + 'static>(outcome: Outcome<C, &str>) -> Result<Verified<C>, AuthError> {
     match outcome {
-        Outcome::Authenticated(verified, _, _) => Ok(verified),
+        // Claims that cannot be made are a refusal of the claims, never a panic.
+        Outcome::Authenticated(accepted, _, _) => {
+            Verified::from_accepted(accepted).ok_or_else(|| AuthError::new(ErrorKind::InvalidClaim))
+        }
         // A given token is never absent, so every other outcome is a refusal.
         refused => Err(AuthError::new(
             refused.error().unwrap_or(ErrorKind::MissingToken),

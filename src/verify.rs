@@ -21,7 +21,7 @@ use crate::jwks::{KeySet, KeysFuture};
 use crate::jws::{Header, b64_into, header_kid, json_object, with_scratch};
 use crate::payload::Registered;
 use crate::policy::{ClaimRules, Policy, TypPolicy};
-use crate::record::Verified;
+use crate::record::Accepted;
 use crate::source::{Lookup, Refusal, Source};
 use crate::telemetry;
 use crate::time::unix_seconds;
@@ -81,7 +81,7 @@ impl Source for Issuer {
         wait: KeyWait,
         token: &str,
         trace: &mut Trace,
-    ) -> Result<Verified<C>, Refusal>
+    ) -> Result<Accepted<C>, Refusal>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
@@ -130,7 +130,7 @@ fn verify<C>(
     issuer: &Issuer,
     keys: &KeySet,
     token: &str,
-) -> Result<Verified<C>, ErrorKind>
+) -> Result<Accepted<C>, ErrorKind>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
@@ -154,7 +154,7 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
     issuer: &Issuer,
     keys: &KeySet,
     token: &str,
-) -> Result<Verified<C>, ErrorKind> {
+) -> Result<Accepted<C>, ErrorKind> {
     let rules = &policy.claims;
     let (header_b64, rest) = token.split_once('.').ok_or(ErrorKind::Malformed)?;
     let (payload_b64, signature_b64) = rest.split_once('.').ok_or(ErrorKind::Malformed)?;
@@ -195,7 +195,7 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
             check_claims(rules, issuer, claims)?;
             check_key_issuer(key.issuer(), claims)
         };
-        let provenance = Provenance { kid, keep: false };
+        let provenance = Provenance { kid };
         accept::accept(policy, issuer, payload, own, provenance)
     })
 }

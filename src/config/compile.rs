@@ -152,7 +152,8 @@ fn compile_checked(
             permission_paths.push(path);
         }
     }
-    let mut permission_capture = crate::permission::capture_names(&permission_paths);
+    let permission_sources = Arc::new(crate::permission::PermissionSources::new(permission_paths));
+    let mut permission_capture = permission_sources.tops.clone();
     let (checks, exemptions, forwarding) = compile_rules(&b, &mut permission_capture)?;
     let binding = compile_binding(&b)?;
     if let Some(k) = first_empty(&d.required_permissions) {
@@ -240,7 +241,7 @@ fn compile_checked(
             checks,
         },
         permissions: PermissionRules {
-            paths: permission_paths,
+            sources: permission_sources,
             capture: permission_capture,
             required: required_permissions,
         },

@@ -14,7 +14,7 @@ use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::payload::Registered;
 use crate::policy::{ClaimRules, Policy};
-use crate::record::Verified;
+use crate::record::Accepted;
 use crate::source::{Lookup, Refusal, Source};
 use crate::telemetry;
 use crate::time::unix_seconds;
@@ -82,7 +82,7 @@ impl Source for Introspector {
         wait: Asked,
         token: &str,
         trace: &mut Trace,
-    ) -> Result<Verified<C>, Refusal>
+    ) -> Result<Accepted<C>, Refusal>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
@@ -97,10 +97,7 @@ impl Source for Introspector {
         let audience_optional = self.audience_optional();
         let own =
             |claims: &Registered<'_>| check_introspected(rules, issuer, claims, audience_optional);
-        let provenance = Provenance {
-            kid: None,
-            keep: true,
-        };
+        let provenance = Provenance { kid: None };
         match accept::accept::<C>(policy, issuer, &body, own, provenance) {
             Ok(verified) => {
                 let now = unix_seconds(rules.clock.now());

@@ -1,0 +1,275 @@
+//! `StandardShape`: a payload checked against everything [`StandardClaims`] refuses,
+//! without building it. The layer runs it in the payload pass for a `StandardClaims`
+//! layer and makes the claims from the payload when a handler first reads them: the
+//! same keys, the same types, the same duplicates refused, so a payload that passes
+//! here always deserializes into `StandardClaims` (a property test holds the two
+//! together).
+//!
+//! [`StandardClaims`]: crate::StandardClaims
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::claims::NumericDate;
+use crate::payload::Text;
+
+/// What `StandardClaims` accepts, checked; nothing kept.
+pub(crate) struct StandardShape;
+
+impl<'de> Deserialize<'de> for StandardShape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+/// Reads a field once, as `StandardClaims` does: a second occurrence is refused.
+fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    seen: &mut bool,
+    map: &mut A,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if std::mem::replace(seen, true) {
+        return Err(de::Error::duplicate_field(name));
+    }
+    map.next_value::<T>().map(drop)
+}
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = StandardShape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StandardShape, A::Error> {
+        // One flag per field of `StandardClaims`, in its order.
+        let mut seen = [false; 14];
+        let mut extra: Vec<Text<'de>> = Vec::new();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let name = &*key.0;
+            let (slot, field) = match name {
+                "iss" => (0, "iss"),
+                "sub" => (1, "sub"),
+                "aud" => (2, "aud"),
+                "exp" => (3, "exp"),
+                "nbf" => (4, "nbf"),
+                "iat" => (5, "iat"),
+                "jti" => (6, "jti"),
+                "client_id" => (7, "client_id"),
+                "azp" => (8, "azp"),
+                "tid" => (9, "tid"),
+                "scope" => (10, "scope"),
+                "scp" => (11, "scp"),
+                "permissions" => (12, "permissions"),
+                "roles" => (13, "roles"),
+                _ => {
+                    if extra.iter().any(|seen| seen.0 == key.0) {
+                        return Err(de::Error::custom("duplicate claim"));
+                    }
+                    map.next_value::<AnyValue>()?;
+                    extra.push(key);
+                    continue;
+                }
+            };
+            let seen = &mut seen[slot];
+            match slot {
+                3..=5 => once::<A, NumericDate>(seen, &mut map, field)?,
+                2 | 11 => once::<A, OneOrMany>(seen, &mut map, field)?,
+                12 | 13 => once::<A, Strings>(seen, &mut map, field)?,
+                _ => once::<A, Text<'de>>(seen, &mut map, field)?,
+            }
+        }
+        Ok(StandardShape)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<StandardShape, A::Error> {
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+    }
+}
+
+/// A string or an array of strings (`aud`, `scp`).
+struct OneOrMany;
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneOrMany, A::Error> {
+                strings(seq).map(|()| OneOrMany)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An array of strings (`permissions`, `roles`).
+struct Strings;
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Strings, A::Error> {
+                strings(seq).map(|()| Strings)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+fn strings<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<Text<'de>>()?.is_some() {}
+    Ok(())
+}
+
+/// Any JSON value, as `serde_json::Value` accepts it (numbers in range, valid strings),
+/// nothing kept.
+struct AnyValue;
+
+impl<'de> Deserialize<'de> for AnyValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AnyValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<AnyValue, E> {
+                Ok(AnyValue)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
+                AnyValue::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
+                while seq.next_element::<AnyValue>()?.is_some() {}
+                Ok(AnyValue)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
+                while map.next_key::<Text<'de>>()?.is_some() {
+                    map.next_value::<AnyValue>()?;
+                }
+                Ok(AnyValue)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::StandardShape;
+    use crate::claims::StandardClaims;
+    use crate::payload;
+
+    /// JSON values of every kind, some of them what `StandardClaims` refuses for a field
+    /// and some of them what no JSON value holds (a number out of range).
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("1e400".to_owned()),
+            Just("-0.5".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just(r#""esc\u0061ped""#.to_owned()),
+            Just(r#""bad \ud800 surrogate""#.to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z ]{0,6}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-c]{1,2}", inner), 0..3).prop_map(|entries| {
+                    let body: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "nbf",
+                "iat",
+                "jti",
+                "client_id",
+                "azp",
+                "tid",
+                "scope",
+                "scp",
+                "permissions",
+                "roles",
+                "cnf",
+                "x",
+                "y",
+            ])
+            .prop_map(str::to_owned),
+            Just(r"\u0073ub".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn the_shape_accepts_exactly_what_standard_claims_accepts(
+            entries in prop::collection::vec((name(), value()), 0..6)
+        ) {
+            let body: Vec<String> = entries.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let text = format!("{{{}}}", body.join(","));
+            let bytes = text.as_bytes();
+            // Both refuse or both accept (a payload with two faults may be refused for
+            // either: the shape stops at the first, an untagged enum reads on).
+            let shape = payload::parse::<StandardShape>(bytes, false, &[]).is_ok();
+            let claims = payload::parse::<StandardClaims>(bytes, false, &[]).is_ok();
+            prop_assert_eq!(shape, claims, "{}", text);
+            if shape {
+                // What the record does when the claims are first read.
+                prop_assert!(serde_json::from_slice::<StandardClaims>(bytes).is_ok(), "{}", text);
+            }
+        }
+    }
+}
