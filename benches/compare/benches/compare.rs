@@ -8,6 +8,12 @@
 //!   one harness for every service, called in-process with `oneshot` on a no-op handler
 //!   inside a tokio runtime; `no-auth` is the same handler with no layer, so the harness's
 //!   own cost is measured; building the request is outside the measurement;
+//! - `subject/{RS256,ES256,EdDSA}/{no-auth,ours,ours-cached,jwt-authorizer,oauth-resource-server}`:
+//!   the same, with a handler that reads the subject from the claims each layer produced
+//!   (ours: `Authentication::claims::<StandardClaims>`; jwt-authorizer: its `TokenData`;
+//!   oauth-resource-server: its `AuthorizedToken`), so that work a layer defers until
+//!   the claims are read is measured against layers that do it eagerly; `no-auth` is the
+//!   no-op handler;
 //! - `layer/RS256/tenants-{1,100,1000}`: our layer trusting an issuer template with that
 //!   many allowed tenants, the token from the last one.
 //!
@@ -111,6 +117,57 @@ async fn noop(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
     Ok(Response::new(Body::empty()))
 }
 
+/// An answer that says whether the handler found the subject: 200, or 500 (which the
+/// harness refuses to time).
+fn found(subject: Option<&str>) -> Result<Response<Body>, Infallible> {
+    let mut response = Response::new(Body::empty());
+    match subject {
+        Some(subject) => {
+            black_box(subject);
+        }
+        None => *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR,
+    }
+    Ok(response)
+}
+
+/// Reads the subject from our layer's claims.
+async fn ours_subject(req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    let auth = req.extensions().get::<tower_jwt_auth::Authentication>();
+    let claims = auth.and_then(|auth| auth.claims::<StandardClaims>());
+    found(claims.and_then(|claims| claims.sub.as_deref()))
+}
+
+/// Reads the subject from jwt-authorizer's claims.
+async fn jwt_authorizer_subject(req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    let data = req
+        .extensions()
+        .get::<jsonwebtoken9::TokenData<serde_json::Value>>();
+    found(data.and_then(|data| data.claims["sub"].as_str()))
+}
+
+/// Reads the subject from oauth-resource-server's token.
+async fn oauth_resource_server_subject(
+    req: Request<Body>,
+) -> Result<Response<Body>, Infallible> {
+    let token = req
+        .extensions()
+        .get::<oauth_resource_server::AuthorizedToken>();
+    found(token.and_then(|token| token.subject.as_deref()))
+}
+
+/// A handler: an async function of the request, copied into each service.
+trait Handler: Fn(Request<Body>) -> Self::Answer + Copy + Send + Sync + 'static {
+    type Answer: std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static;
+}
+
+impl<F, A> Handler for F
+where
+    F: Fn(Request<Body>) -> A + Copy + Send + Sync + 'static,
+    A: std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
+    type Answer = A;
+}
+
 /// A request to `/` with this `Authorization` header.
 fn bearer_request(authorization: &str) -> Request<Body> {
     Request::get("/")
@@ -151,6 +208,25 @@ fn bench_service<S, B>(
 }
 
 fn bench_layer(c: &mut Criterion) {
+    bench_layers(c, "layer", noop, noop, noop);
+    bench_layers(
+        c,
+        "subject",
+        ours_subject,
+        jwt_authorizer_subject,
+        oauth_resource_server_subject,
+    );
+}
+
+/// Every layer, each on its handler: `layer/{alg}/…` with the no-op handler,
+/// `subject/{alg}/…` with the subject readers.
+fn bench_layers(
+    c: &mut Criterion,
+    prefix: &str,
+    ours: impl Handler,
+    authorizer: impl Handler,
+    resource_server: impl Handler,
+) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for (name, key) in [
         ("RS256", TestKey::rsa()),
@@ -160,12 +236,12 @@ fn bench_layer(c: &mut Criterion) {
         let token = token(&key);
         let bearer = format!("Bearer {token}");
         let request = || bearer_request(&bearer);
-        let mut group = c.benchmark_group(format!("layer/{name}"));
+        let mut group = c.benchmark_group(format!("{prefix}/{name}"));
 
         let bare = tower::service_fn(noop);
         bench_service(&mut group, &runtime, "no-auth", bare, &request);
         for (variant, cache) in [("ours", false), ("ours-cached", true)] {
-            let service = JwtAuthLayer::new(config(&key, cache)).layer(tower::service_fn(noop));
+            let service = JwtAuthLayer::new(config(&key, cache)).layer(tower::service_fn(ours));
             bench_service(&mut group, &runtime, variant, service, &request);
         }
 
@@ -178,14 +254,14 @@ fn bench_layer(c: &mut Criterion) {
                 .expect("jwt-authorizer");
             vec![authorizer].into_layer()
         });
-        let service = peer.layer(tower::service_fn(noop));
+        let service = peer.layer(tower::service_fn(authorizer));
         bench_service(&mut group, &runtime, "jwt-authorizer", service, &request);
 
         // oauth-resource-server loads keys from a JWKS URL: serve one on loopback with the
         // mock issuer and warm its key cache before timing.
         let issuer = runtime.block_on(MockIssuer::builder().key(key.clone()).start());
         let peer = runtime.block_on(oauth_resource_server_layer(&issuer));
-        let service = peer.layer(tower::service_fn(noop));
+        let service = peer.layer(tower::service_fn(resource_server));
         bench_service(
             &mut group,
             &runtime,
@@ -194,7 +270,7 @@ fn bench_layer(c: &mut Criterion) {
             &request,
         );
         drop(issuer);
-        if name == "RS256" {
+        if name == "RS256" && prefix == "layer" {
             bench_tenants(&mut group, &runtime, &key);
         }
         group.finish();
