@@ -88,6 +88,21 @@ pub(crate) fn json_error(e: &serde_json::Error) -> ErrorKind {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
 
+impl<'de> Text<'de> {
+    /// The string a raw JSON value holds; none for another type. A string without a
+    /// backslash is its own text (the scan that delimited the raw value refused control
+    /// characters and invalid UTF-8), so it is borrowed without a second parse.
+    pub(crate) fn from_raw(raw: &'de RawValue) -> Option<Self> {
+        let json = raw.get();
+        if let Some(inner) = json.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
+            && !inner.contains('\\')
+        {
+            return Some(Text(Cow::Borrowed(inner)));
+        }
+        Text::deserialize(raw).ok()
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct TextVisitor;
@@ -125,7 +140,7 @@ impl<'de> Aud<'de> {
             Self::each(raw, |_| {}).ok()?;
             Some(Self::Many(raw))
         } else {
-            Text::deserialize(raw).ok().map(Self::One)
+            Text::from_raw(raw).map(Self::One)
         }
     }
 
@@ -199,6 +214,12 @@ impl<'de> Registered<'de> {
     /// the wrong type.
     fn observe(&mut self, claim: Claim, raw: &'de RawValue) -> bool {
         fn number(raw: &RawValue) -> Option<f64> {
+            // A whole number below 10^15 (every date) as it lies; any other form parsed.
+            let text = raw.get();
+            if (1..=15).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+                #[allow(clippy::cast_precision_loss)] // below 2^53: exact
+                return text.parse::<u64>().ok().map(|n| n as f64);
+            }
             crate::claims::numeric(raw).ok()
         }
         if let Claim::Cnf = claim {
@@ -219,7 +240,7 @@ impl<'de> Registered<'de> {
         };
         if let Some(slot) = identity {
             if slot.is_none() {
-                *slot = Text::deserialize(raw).ok();
+                *slot = Text::from_raw(raw);
             }
             return true;
         }
@@ -234,12 +255,12 @@ impl<'de> Registered<'de> {
         };
         let parsed = fresh
             && match claim {
-                Claim::Iss => Text::deserialize(raw).map(|t| self.iss = Some(t)).is_ok(),
+                Claim::Iss => Text::from_raw(raw).map(|t| self.iss = Some(t)).is_some(),
                 Claim::Aud => Aud::parse(raw).map(|a| self.aud = Some(a)).is_some(),
                 Claim::Exp => number(raw).map(|n| self.exp = Some(n)).is_some(),
                 Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
                 Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
-                Claim::Tid => Text::deserialize(raw).map(|t| self.tid = Some(t)).is_ok(),
+                Claim::Tid => Text::from_raw(raw).map(|t| self.tid = Some(t)).is_some(),
                 Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti | Claim::Cnf => true,
             };
         if !parsed && self.problem.is_none() {
@@ -454,6 +475,36 @@ mod tests {
             parse::<IgnoredAny>(br#"{"a":1} trailing"#, false, &[]).err(),
             Some(ErrorKind::Malformed)
         );
+    }
+
+    #[test]
+    fn strings_and_dates_read_as_they_lie_equal_their_parsed_values() {
+        for json in [
+            r#""plain""#,
+            r#""""#,
+            r#""caf\u00e9""#,
+            r#""a\"b""#,
+            r#""é""#,
+            "5",
+            "null",
+        ] {
+            let raw: &RawValue = serde_json::from_str(json).expect("raw");
+            let parsed = Text::deserialize(raw).ok();
+            assert_eq!(Text::from_raw(raw), parsed, "{json}");
+        }
+        for json in [
+            "0",
+            "1700000000",
+            "999999999999999",
+            "1700000000.5",
+            "1e3",
+            "-1",
+        ] {
+            let payload = format!(r#"{{"exp":{json}}}"#);
+            let (_, r) = parse::<IgnoredAny>(payload.as_bytes(), false, &[]).expect("parses");
+            let expected: f64 = json.parse().expect("number");
+            assert_eq!(r.exp, Some(expected), "{json}");
+        }
     }
 
     #[test]
