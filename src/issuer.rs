@@ -51,7 +51,7 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 /// `audience` for one), `tenants`, and at most one of `jwks_url`, `jwks` (inline JSON),
 /// `pem_file` and `hmac_secret_file`.
 #[must_use]
-#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrustedIssuer {
     pub(crate) issuer: String,
@@ -66,7 +66,7 @@ pub struct TrustedIssuer {
     pub(crate) jwks_url: Option<String>,
     /// Keys from this inline JWKS document, as a file writes it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) jwks: Option<String>,
+    pub(crate) jwks: Option<InlineJwks>,
     /// Keys from this PEM file, read at `build()`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) pem_file: Option<std::path::PathBuf>,
@@ -78,21 +78,15 @@ pub struct TrustedIssuer {
     pub(crate) keys: KeySpec,
 }
 
-/// Shows where the keys come from, never an inline JWKS document (it may hold
-/// symmetric keys).
-impl fmt::Debug for TrustedIssuer {
+/// An inline JWKS document as a settings file writes it: shown by `Debug` as
+/// `<redacted>`, since it may hold symmetric keys.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct InlineJwks(pub(crate) String);
+
+impl fmt::Debug for InlineJwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustedIssuer")
-            .field("issuer", &self.issuer)
-            .field("audiences", &self.audiences)
-            .field("tenants", &self.tenants)
-            .field("algorithms", &self.algorithms)
-            .field("jwks_url", &self.jwks_url)
-            .field("jwks", &self.jwks.as_ref().map(|_| "<redacted>"))
-            .field("pem_file", &self.pem_file)
-            .field("hmac_secret_file", &self.hmac_secret_file)
-            .field("keys", &self.keys)
-            .finish()
+        f.write_str("<redacted>")
     }
 }
 

@@ -826,7 +826,7 @@ fn issuer_keys(
         named.push("jwks_url");
     }
     if let Some(jwks) = &trusted.jwks {
-        spec.inputs.push(KeyInput::Jwks(jwks.clone()));
+        spec.inputs.push(KeyInput::Jwks(jwks.0.clone()));
         named.push("jwks");
     }
     if let Some(file) = &trusted.pem_file {
