@@ -45,7 +45,8 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let rules = &policy.claims;
-    let capture = &policy.permissions.capture;
+    let sources = &policy.permissions.sources;
+    let capture = &sources.capture;
     let names = !rules.required.is_empty();
     let (claims, registered) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
         let (StandardShape, registered) = payload::parse(payload, names, capture)?;
@@ -93,7 +94,6 @@ where
             times.0,
         ))
     });
-    let sources = &policy.permissions.sources;
     let found = sources.locate(payload, &registered.captured);
     let record = TokenRecord {
         claims,

@@ -148,7 +148,14 @@ fn shared_claims<C: Send + Sync + 'static>(
     if let Some(wrong) = auth.context.claims_type_mismatch::<C>() {
         return Err(ClaimsRejection::wiring(wrong.message()));
     }
-    Ok((auth.shared_claims::<C>(), auth))
+    let claims = auth.shared_claims::<C>();
+    if claims.is_none() && auth.is_authenticated() {
+        // Never read as "no token": the token was verified, its claims were not made.
+        return Err(ClaimsRejection::wiring(
+            "tower-jwt-auth: the verified token's claims could not be made".to_owned(),
+        ));
+    }
+    Ok((claims, auth))
 }
 
 /// The claims of the request; 401 for an anonymous one.

@@ -237,7 +237,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut c = StandardClaims::default();
         let mut permissions = None;
         let mut roles = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        // Names borrowed from the payload: an owned copy of each would cost an
+        // allocation per claim.
+        while let Some(crate::text::Text(key)) = map.next_key::<crate::text::Text<'de>>()? {
             match key.as_ref() {
                 "iss" => once(&mut c.iss, &mut map, "iss")?,
                 "sub" => once(&mut c.sub, &mut map, "sub")?,

@@ -48,8 +48,8 @@ use crate::jwks::{KeySet, KeyStore, StaticKeys};
 /// ```
 ///
 /// It is also an `[[issuers]]` table of a settings file: `issuer`, `audiences` (or
-/// `audience` for one), `tenants`, and at most one of `jwks_url`, `jwks` (inline JSON),
-/// `pem_file` and `hmac_secret_file`.
+/// `audience` for one), `tenants`, `algorithms`, and at most one of `jwks_url`, `jwks`
+/// (inline JSON), `pem_file` and `hmac_secret_file`.
 #[must_use]
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -165,6 +165,7 @@ mod source;
 pub mod state;
 mod step_up;
 pub mod telemetry;
+mod text;
 pub mod time;
 mod token;
 mod trace;

@@ -17,6 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
+pub(crate) use crate::text::Text;
 
 /// The registered claims seen in a payload.
 #[derive(Default)]
@@ -81,47 +82,6 @@ pub(crate) fn json_error(e: &serde_json::Error) -> ErrorKind {
         ErrorKind::InvalidClaim
     } else {
         ErrorKind::Malformed
-    }
-}
-
-/// A JSON string, borrowed from the input when it has no escapes.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
-
-impl<'de> Text<'de> {
-    /// The string a raw JSON value holds; none for another type. A string without a
-    /// backslash is its own text (the scan that delimited the raw value refused control
-    /// characters and invalid UTF-8), so it is borrowed without a second parse.
-    pub(crate) fn from_raw(raw: &'de RawValue) -> Option<Self> {
-        let json = raw.get();
-        if let Some(inner) = json.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
-            && !inner.contains('\\')
-        {
-            return Some(Text(Cow::Borrowed(inner)));
-        }
-        Text::deserialize(raw).ok()
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(TextVisitor)
     }
 }
 

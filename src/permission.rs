@@ -109,23 +109,38 @@ impl ClaimPath {
     }
 }
 
-/// The configured permission claims: their paths, and the top-level names the payload
-/// pass captures for them (the first names of the capture list).
+/// What the payload pass reads by name: the configured permission claims, and the
+/// capture list (the permission claims' top-level names first, then those of claim
+/// rules and forwarded claims).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct PermissionSources {
     pub(crate) paths: Vec<ClaimPath>,
-    pub(crate) tops: Vec<Box<str>>,
+    /// How many names of `capture` are permission claims'.
+    pub(crate) tops: usize,
+    pub(crate) capture: Vec<Box<str>>,
 }
 
 impl PermissionSources {
-    pub(crate) fn new(paths: Vec<ClaimPath>) -> Self {
+    /// The top-level names of `paths`, without repeats.
+    pub(crate) fn tops_of(paths: &[ClaimPath]) -> Vec<Box<str>> {
         let mut tops: Vec<Box<str>> = Vec::new();
-        for path in &paths {
+        for path in paths {
             if !tops.contains(&path.segments[0]) {
                 tops.push(path.segments[0].clone());
             }
         }
-        Self { paths, tops }
+        tops
+    }
+
+    /// Sources that capture the permission claims alone.
+    #[cfg(test)]
+    pub(crate) fn new(paths: Vec<ClaimPath>) -> Self {
+        let capture = Self::tops_of(&paths);
+        Self {
+            paths,
+            tops: capture.len(),
+            capture,
+        }
     }
 
     /// Where the permission claims are in `payload`, from what the payload pass
@@ -139,7 +154,7 @@ impl PermissionSources {
         let base = payload.as_ptr() as usize;
         captured
             .iter()
-            .filter(|(index, _)| *index < self.tops.len())
+            .filter(|(index, _)| *index < self.tops)
             .filter_map(|(index, raw)| {
                 let start = (raw.get().as_ptr() as usize).checked_sub(base)?;
                 let end = start + raw.get().len();
@@ -153,7 +168,8 @@ impl PermissionSources {
     pub(crate) fn collect(&self, payload: &[u8], found: &[(usize, Range<usize>)]) -> Permissions {
         let mut all = Vec::new();
         for (index, range) in found {
-            let (Some(top), Some(raw)) = (self.tops.get(*index), payload.get(range.clone())) else {
+            let top = self.capture[..self.tops].get(*index);
+            let (Some(top), Some(raw)) = (top, payload.get(range.clone())) else {
                 continue;
             };
             let Ok(raw) = serde_json::from_slice::<&RawValue>(raw) else {
@@ -253,10 +269,10 @@ mod tests {
             p
         };
         let sources = PermissionSources::new(paths);
-        assert_eq!(sources.tops.len(), 4);
+        assert_eq!(sources.tops, 4);
         let payload = br#"{"permissions":["documents:write"],"scope":"read  write","scp":["a b", 7],"realm_access":{"roles":["admin"],"other":1},"roles":["no"]}"#;
         let (_, registered) =
-            crate::payload::parse::<serde::de::IgnoredAny>(payload, false, &sources.tops)
+            crate::payload::parse::<serde::de::IgnoredAny>(payload, false, &sources.capture)
                 .expect("parses");
         let found = sources.locate(payload, &registered.captured);
         assert_eq!(found.len(), 4);

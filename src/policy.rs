@@ -98,12 +98,9 @@ pub(crate) struct ClaimRules {
 /// Where permissions come from, and which ones every request needs.
 #[derive(Debug)]
 pub(crate) struct PermissionRules {
-    /// The permission claims, shared with every token record for the permission set
-    /// made when first read.
+    /// The permission claims and every name the payload pass captures, shared with each
+    /// token record for what it makes when first read.
     pub(crate) sources: Arc<PermissionSources>,
-    /// The top-level claim names captured during the payload pass: those of `paths`,
-    /// then those of claim rules and forwarded claims.
-    pub(crate) capture: Vec<Box<str>>,
     /// Permissions every request needs, whatever the route.
     pub(crate) required: Option<Requirement>,
 }

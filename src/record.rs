@@ -32,8 +32,9 @@ pub(crate) type Times = (f64, Option<f64>, Option<f64>);
 /// Claims of any type, shared.
 pub(crate) type AnyClaims = Arc<dyn Any + Send + Sync>;
 
-/// Makes claims of one type from a payload.
-type MakeClaims = fn(&[u8]) -> Option<AnyClaims>;
+/// Makes claims of one type from a payload, through the payload pass with the names it
+/// captured.
+type MakeClaims = fn(&[u8], &[Box<str>]) -> Option<AnyClaims>;
 
 /// Everything one verification learned about a token, held in an `Arc`.
 pub(crate) struct TokenRecord {
@@ -73,14 +74,18 @@ impl TokenRecord {
     /// The claims, when they are of type `C`: deserialized from the payload when first
     /// read if the payload pass left them.
     pub(crate) fn claims<C: Send + Sync + 'static>(&self) -> Option<&C> {
-        self.claims.get(&self.payload)?.downcast_ref::<C>()
+        self.made_claims()?.downcast_ref::<C>()
     }
 
     /// The claims as a shared pointer, when they are of type `C`.
     pub(crate) fn shared_claims<C: Send + Sync + 'static>(&self) -> Option<Arc<C>> {
-        Arc::clone(self.claims.get(&self.payload)?)
-            .downcast::<C>()
-            .ok()
+        Arc::clone(self.made_claims()?).downcast::<C>().ok()
+    }
+
+    fn made_claims(&self) -> Option<&AnyClaims> {
+        let sources = self.permissions.sources.as_deref();
+        let capture = sources.map_or(&[][..], |sources| &sources.capture[..]);
+        self.claims.get(&self.payload, capture)
     }
 
     /// A record with nothing in it but its dates, for the cache's own tests.
@@ -139,11 +144,14 @@ impl ClaimsSlot {
     where
         C: serde::de::DeserializeOwned + Send + Sync + 'static,
     {
-        fn make<C>(payload: &[u8]) -> Option<AnyClaims>
+        // The very pass the payload was checked in, with the same names captured: what
+        // the check accepted, this accepts (the nesting a captured value may have
+        // depends on it, for one).
+        fn make<C>(payload: &[u8], capture: &[Box<str>]) -> Option<AnyClaims>
         where
             C: serde::de::DeserializeOwned + Send + Sync + 'static,
         {
-            let claims: C = serde_json::from_slice(payload).ok()?;
+            let (claims, _) = crate::payload::parse::<C>(payload, false, capture).ok()?;
             Some(Arc::new(claims))
         }
         Self {
@@ -158,9 +166,17 @@ impl ClaimsSlot {
         self.type_id == TypeId::of::<C>()
     }
 
-    fn get(&self, payload: &[u8]) -> Option<&AnyClaims> {
+    fn get(&self, payload: &[u8], capture: &[Box<str>]) -> Option<&AnyClaims> {
         self.value
-            .get_or_init(|| self.make.and_then(|make| make(payload)))
+            .get_or_init(|| {
+                let made = self.make.and_then(|make| make(payload, capture));
+                if made.is_none() && self.make.is_some() {
+                    tracing::error!(
+                        "the claims of a verified token could not be made from its payload"
+                    );
+                }
+                made
+            })
             .as_ref()
     }
 }

@@ -1,9 +1,10 @@
 //! `StandardShape`: a payload checked against everything [`StandardClaims`] refuses,
 //! without building it. The layer runs it in the payload pass for a `StandardClaims`
-//! layer and makes the claims from the payload when a handler first reads them: the
-//! same keys, the same types, the same duplicates refused, so a payload that passes
-//! here always deserializes into `StandardClaims` (a property test holds the two
-//! together).
+//! layer and makes the claims from the payload, through the same pass, when a handler
+//! first reads them: the same keys, the same types, the same duplicates refused, so a
+//! payload that passes here always deserializes into `StandardClaims` (a property test
+//! holds the two together). It refuses one thing more: a nested object keyed by one of
+//! serde_json's private markers, which `serde_json::Value` reads specially.
 //!
 //! [`StandardClaims`]: crate::StandardClaims
 
@@ -137,8 +138,11 @@ fn strings<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// Any JSON value, as `serde_json::Value` accepts it (numbers in range, valid strings),
-/// nothing kept.
+/// The prefix of the keys `serde_json::Value` reads as markers of its own.
+const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+
+/// Any JSON value `serde_json::Value` accepts (numbers in range, valid strings), less
+/// objects with its private marker keys, nothing kept.
 struct AnyValue;
 
 impl<'de> Deserialize<'de> for AnyValue {
@@ -178,7 +182,14 @@ impl<'de> Deserialize<'de> for AnyValue {
                 Ok(AnyValue)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
-                while map.next_key::<Text<'de>>()?.is_some() {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    // serde_json reads an object whose key is one of its private markers
+                    // (a raw value, an arbitrary-precision number) as that thing, and
+                    // refuses it unless it is well formed: refused here whatever it
+                    // holds, so nothing this accepts fails to become claims.
+                    if key.0.starts_with(SERDE_JSON_PRIVATE) {
+                        return Err(de::Error::custom("reserved key in a claim"));
+                    }
                     map.next_value::<AnyValue>()?;
                 }
                 Ok(AnyValue)
@@ -210,6 +221,9 @@ mod tests {
             any::<i64>().prop_map(|n| n.to_string()),
             "[a-z ]{0,6}".prop_map(|s| format!("\"{s}\"")),
         ];
+        let deep = (120usize..130)
+            .prop_map(|depth| format!("{}1{}", "[".repeat(depth), "]".repeat(depth)));
+        let leaf = prop_oneof![9 => leaf, 1 => deep];
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4)
@@ -251,6 +265,24 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn serde_json_markers_are_refused_where_value_would_read_them() {
+        for json in [
+            r#"{"x":{"$serde_json::private::RawValue":0}}"#,
+            r#"{"x":[{"$serde_json::private::RawValue":"1"}]}"#,
+            r#"{"x":{"$serde_json::private::Number":"12"}}"#,
+        ] {
+            assert!(
+                payload::parse::<StandardShape>(json.as_bytes(), false, &[]).is_err(),
+                "{json}"
+            );
+        }
+        // The same names as claims of their own are ordinary claims.
+        let json = r#"{"$serde_json::private::RawValue":0}"#;
+        assert!(payload::parse::<StandardShape>(json.as_bytes(), false, &[]).is_ok());
+        assert!(payload::parse::<StandardClaims>(json.as_bytes(), false, &[]).is_ok());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -263,12 +295,13 @@ mod tests {
             let bytes = text.as_bytes();
             // Both refuse or both accept (a payload with two faults may be refused for
             // either: the shape stops at the first, an untagged enum reads on).
-            let shape = payload::parse::<StandardShape>(bytes, false, &[]).is_ok();
-            let claims = payload::parse::<StandardClaims>(bytes, false, &[]).is_ok();
-            prop_assert_eq!(shape, claims, "{}", text);
-            if shape {
-                // What the record does when the claims are first read.
-                prop_assert!(serde_json::from_slice::<StandardClaims>(bytes).is_ok(), "{}", text);
+            // Captured names change how their values are read (twice, the second time
+            // from their raw text), so the two are compared with and without.
+            let names: [&[Box<str>]; 2] = [&[], &["x".into(), "realm_access".into(), "scope".into()]];
+            for capture in names {
+                let shape = payload::parse::<StandardShape>(bytes, false, capture).is_ok();
+                let claims = payload::parse::<StandardClaims>(bytes, false, capture).is_ok();
+                prop_assert_eq!(shape, claims, "{}", text);
             }
         }
     }

@@ -137,7 +137,14 @@ impl<T> RequestExt for Request<T> {
             tracing::error!("{}", wrong.message());
             return Err(Status::internal(wrong.message()));
         }
-        auth.claims::<C>().ok_or_else(unauthenticated)
+        match auth.claims::<C>() {
+            Some(claims) => Ok(claims),
+            // Never read as "no token": the token was verified, its claims were not made.
+            None if auth.is_authenticated() => Err(Status::internal(
+                "the verified token's claims could not be made",
+            )),
+            None => Err(unauthenticated()),
+        }
     }
 
     fn permissions(&self) -> Result<&Permissions, Status> {

@@ -1,6 +1,7 @@
 //! `CodeParts`: what only code can give the builder, kept beside the declarative model
 //! because no file can say it: closures, stores, clocks, keys given as bytes, and the
-//! switches reached only through `dangerous()`.
+//! `dangerous()` switches that have no file key (plain http, which has one, is in the
+//! model).
 
 use std::sync::Arc;
 

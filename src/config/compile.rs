@@ -152,9 +152,14 @@ fn compile_checked(
             permission_paths.push(path);
         }
     }
-    let permission_sources = Arc::new(crate::permission::PermissionSources::new(permission_paths));
-    let mut permission_capture = permission_sources.tops.clone();
-    let (checks, exemptions, forwarding) = compile_rules(&b, &mut permission_capture)?;
+    let mut names = crate::permission::PermissionSources::tops_of(&permission_paths);
+    let tops = names.len();
+    let (checks, exemptions, forwarding) = compile_rules(&b, &mut names)?;
+    let permission_sources = Arc::new(crate::permission::PermissionSources {
+        paths: permission_paths,
+        tops,
+        capture: names,
+    });
     let binding = compile_binding(&b)?;
     if let Some(k) = first_empty(&d.required_permissions) {
         return Err(at(
@@ -242,7 +247,6 @@ fn compile_checked(
         },
         permissions: PermissionRules {
             sources: permission_sources,
-            capture: permission_capture,
             required: required_permissions,
         },
         cache: d.cache.map(TokenCache::new),

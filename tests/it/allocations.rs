@@ -30,9 +30,11 @@ fn token(key: &TestKey) -> String {
 /// Allocations of one verification into `StandardClaims` and `Permissions`.
 fn count_standard(verifier: &Verifier, token: &str) -> u64 {
     count(|| {
-        verifier
+        let verified = verifier
             .verify_token::<StandardClaims>(token)
-            .expect("valid")
+            .expect("valid");
+        assert!(!verified.permissions().is_empty());
+        verified
     })
 }
 
@@ -217,7 +219,15 @@ fn bytes_per_cached_token() {
         .cache(CacheOptions::new().max_entries(4 * TOKENS))
         .build()
         .expect("config");
-    let inner = tower::service_fn(|_req: Request<String>| {
+    // The handler reads the claims and the permissions, so the cache holds both made.
+    let inner = tower::service_fn(|req: Request<String>| {
+        let auth = req.extensions().get::<tower_jwt_auth::Authentication>();
+        let subject = auth.and_then(|auth| auth.claims::<StandardClaims>()?.sub.clone());
+        let permissions = auth.map_or(0, |auth| auth.permissions().len());
+        assert!(
+            subject.is_some() && permissions == 2,
+            "claims and permissions made"
+        );
         std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
     });
     let mut service = JwtAuthLayer::new(config).layer(inner);
