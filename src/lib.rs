@@ -70,7 +70,7 @@
 //! | step-up authentication (RFC 9470) | [`StepUp`] | [policy](guide::policy) |
 //! | issuers and keys: discovery, JWKS URLs, static keys, tenants | [`TrustedIssuer`], [`jwks`] | [keys](guide::keys) |
 //! | DPoP and certificate-bound tokens | [`dpop`], [`mtls`] | [DPoP and mTLS](guide::dpop_and_mtls) |
-//! | opaque tokens by introspection (feature `remote`) | [`introspection`] | [opaque tokens](guide::opaque_tokens) |
+//! | opaque tokens by introspection (feature `introspection`) | [`introspection`] | [opaque tokens](guide::opaque_tokens) |
 //! | single-use tokens and revocation, in memory or on Redis | [`state`] | [single use and revocation](guide::single_use_and_revocation) |
 //! | configuration files, `JWT_*` variables, file watching (feature `settings`) | [`settings`] | [configuration](guide::configuration) |
 //! | reload without restart | [`JwtAuthLayer::reloadable`], [`reload::ReloadHandle`], [`reload::Reloaded`] | [configuration](guide::configuration) |
@@ -85,9 +85,11 @@
 //! # Features
 //!
 //! - `remote` (default): keys by OIDC discovery and JWKS URLs, refreshed in the
-//!   background by `RemoteJwks` (reqwest with rustls, tokio), and token introspection.
+//!   background by `RemoteJwks` (reqwest with rustls, tokio).
 //!   Without it, keys are static or come from your own [`KeyStore`](jwks::KeyStore), and
 //!   no HTTP client is built in.
+//! - `introspection` (default): opaque tokens by RFC 7662 introspection
+//!   ([`introspection`]); implies `remote`.
 //! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
 //!   for every broken token, a mock issuer.
 //! - `axum`: extractors for axum handlers.
@@ -138,8 +140,8 @@ pub mod explain;
 mod future;
 pub mod guard;
 mod https;
-#[cfg(feature = "remote")]
-#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
 mod issuer;
 pub mod jwks;

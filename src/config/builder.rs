@@ -44,8 +44,8 @@ impl DangerousConfigBuilder {
     /// Accepts introspection answers that name no audience. RFC 7662 makes `aud`
     /// optional, but without it a token issued for any other resource server of the same
     /// authorization server is accepted here.
-    #[cfg(feature = "remote")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
     pub fn introspection_without_audience(mut self) -> JwtAuthConfigBuilder {
         self.builder.code.introspection_audience_optional = true;
         self.builder

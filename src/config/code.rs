@@ -33,7 +33,7 @@ pub(crate) struct CodeParts {
     pub(crate) proofs: Option<Arc<dyn ProofStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationList>>,
     /// Introspection answers without `aud` are accepted (a dangerous setting).
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     pub(crate) introspection_audience_optional: bool,
 }
 
@@ -53,7 +53,7 @@ impl Default for CodeParts {
             replay: None,
             proofs: None,
             revocation: None,
-            #[cfg(feature = "remote")]
+            #[cfg(feature = "introspection")]
             introspection_audience_optional: false,
         }
     }

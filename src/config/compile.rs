@@ -17,7 +17,7 @@ use crate::dpop::nonce::NonceKey;
 use crate::dpop::proof::{KeyCache, ProofRules};
 use crate::dpop::{self, DpopMode, UrlSource};
 use crate::error::{ConfigError, ConfigErrorKind};
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 use crate::introspection::introspector::Introspector;
 use crate::issuer::{Issuer, IssuerMatch, KeyInput, KeySpec, TrustedIssuer};
 use crate::jwks::KeySet;
@@ -220,7 +220,7 @@ fn compile_checked(
         }
     }
 
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     let introspection = compile_introspection(&b, &issuers)?;
     Ok(Policy {
         issuers,
@@ -267,7 +267,7 @@ fn compile_checked(
         exemptions,
         forwarding,
         binding,
-        #[cfg(feature = "remote")]
+        #[cfg(feature = "introspection")]
         introspection,
     })
 }
@@ -482,7 +482,7 @@ fn compile_state(
 }
 
 /// The introspection client of the one issuer, when introspection is configured.
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 fn compile_introspection(
     b: &JwtAuthConfigBuilder,
     issuers: &[Arc<Issuer>],

@@ -33,9 +33,10 @@ impl Declared {
         #[cfg(feature = "remote")]
         {
             self.remote.client = code.remote.client.take();
-            if let (Some(merged), Some(old)) = (&mut self.introspection, &mut code.introspection) {
-                merged.keep_code_parts(old);
-            }
+        }
+        #[cfg(feature = "introspection")]
+        if let (Some(merged), Some(old)) = (&mut self.introspection, &mut code.introspection) {
+            merged.keep_code_parts(old);
         }
     }
 }

@@ -293,8 +293,8 @@ impl JwtAuthConfigBuilder {
     /// [`Introspection`](crate::introspection::Introspection). With several trusted
     /// issuers `build()` refuses it: an opaque token names no issuer, and it is never
     /// sent to several authorization servers.
-    #[cfg(feature = "remote")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
     pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
         self.declared.introspection = Some(introspection);
         self
@@ -531,7 +531,7 @@ pub(crate) struct Declared {
     /// Certificate-bound tokens (RFC 8705).
     pub(crate) mtls: MtlsMode,
     /// Opaque tokens through introspection (RFC 7662); absent is off.
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) introspection: Option<crate::introspection::Introspection>,
 }
@@ -564,7 +564,7 @@ impl Default for Declared {
             state: StateDecl::default(),
             dpop: None,
             mtls: MtlsMode::default(),
-            #[cfg(feature = "remote")]
+            #[cfg(feature = "introspection")]
             introspection: None,
         }
     }
