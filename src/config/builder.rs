@@ -9,7 +9,9 @@ use crate::issuer::KeyInput;
 use crate::jwks::{KeySet, KeyStore};
 use crate::response::ErrorResponder;
 use crate::rules::{Check, ClaimRule, ClaimsView, RequestHead};
-use crate::state::{ProofStore, ReplayStore, RevocationList};
+#[cfg(feature = "dpop")]
+use crate::state::ProofStore;
+use crate::state::{ReplayStore, RevocationList};
 use crate::telemetry::AuditEvent;
 use crate::time::Clock;
 use crate::token::TokenSource;
@@ -250,6 +252,8 @@ impl JwtAuthConfigBuilder {
     /// 100 000 proofs, right for one replica only. Each client key may hold at most
     /// [`max_live_proofs_per_key`](crate::dpop::DpopOptions::max_live_proofs_per_key)
     /// live proofs in it.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     pub fn proof_store(mut self, store: impl ProofStore) -> Self {
         self.code.proofs = Some(Arc::new(store));
         self

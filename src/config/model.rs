@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::code::CodeParts;
 use crate::algorithm::Algorithm;
 use crate::cache::CacheOptions;
+#[cfg(feature = "dpop")]
 use crate::dpop::DpopOptions;
 use crate::issuer::TrustedIssuer;
 #[cfg(feature = "remote")]
@@ -276,6 +277,8 @@ impl JwtAuthConfigBuilder {
 
     /// DPoP (RFC 9449): see [`DpopOptions`]. Off by default, and then a DPoP-bound token
     /// (`cnf.jkt`) is refused.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     pub fn dpop(mut self, options: DpopOptions) -> Self {
         self.declared.dpop = Some(options);
         self
@@ -526,6 +529,7 @@ pub(crate) struct Declared {
     /// Single use and revocation.
     pub(crate) state: StateDecl,
     /// DPoP (RFC 9449); absent is off.
+    #[cfg(feature = "dpop")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) dpop: Option<DpopOptions>,
     /// Certificate-bound tokens (RFC 8705).
@@ -562,6 +566,7 @@ impl Default for Declared {
             forward: ForwardDecl::default(),
             telemetry: TelemetryDecl::default(),
             state: StateDecl::default(),
+            #[cfg(feature = "dpop")]
             dpop: None,
             mtls: MtlsMode::default(),
             #[cfg(feature = "introspection")]
