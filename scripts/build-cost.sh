@@ -3,14 +3,16 @@
 # it: the README's "Protecting an axum API" code in its own crate, in a temporary
 # directory with its own target directory, built once with `--timings`.
 #
-# Usage: scripts/build-cost.sh [ours|jwt-authorizer|oauth-resource-server ...]
-# (default: ours). Each app is built from an empty target directory; the registry cache
-# is shared, so only compilation is timed. Prints the wall time of each build and keeps
-# the `--timings` report (cargo-timing.html) in the temporary directory it names.
+# Usage: scripts/build-cost.sh [ours|ours-lean|jwt-authorizer|oauth-resource-server ...]
+# (default: ours ours-lean). `ours` uses the crate's default features, `ours-lean` only
+# `remote` and `axum` (no DPoP, no introspection). Each app is built from an empty
+# target directory; the registry cache is shared, so only compilation is timed. Prints
+# the wall time of each build and keeps the `--timings` report (cargo-timing.html) in
+# the temporary directory it names.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 apps=("$@")
-[ ${#apps[@]} -eq 0 ] && apps=(ours)
+[ ${#apps[@]} -eq 0 ] && apps=(ours ours-lean)
 work=$(mktemp -d)
 echo "apps in $work ($(nproc) cores, $(rustc --version))"
 
@@ -25,11 +27,13 @@ write_app() {
   local name=$1 dir=$work/$1
   mkdir -p "$dir/src"
   case $name in
-  ours)
+  ours|ours-lean)
+    local features='features = ["axum"]'
+    [ "$name" = ours-lean ] && features='default-features = false, features = ["remote", "axum"]'
     manifest "$dir" <<EOF
 axum = "0.8"
 tokio = { version = "1", features = ["macros", "rt-multi-thread", "net"] }
-tower-jwt-auth = { path = "$repo", features = ["axum"] }
+tower-jwt-auth = { path = "$repo", $features }
 EOF
     cat >"$dir/src/main.rs" <<'EOF'
 use axum::{Router, routing::{get, post}};

@@ -2,17 +2,23 @@
 //! certificate), what the request presents, and the check between them. A `cnf` the
 //! layer is not set up to check is refused, never ignored.
 
+#[cfg(feature = "dpop")]
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method};
+#[cfg(feature = "dpop")]
+use http::HeaderValue;
+use http::{HeaderMap, Method};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::dpop::proof::{Accepted, ProofRules, Request};
+#[cfg(feature = "dpop")]
+use crate::dpop::proof::{ProofRules, Request};
+#[cfg(feature = "dpop")]
 use crate::dpop::{DpopMode, PublicUrl, UrlSource, htu};
 use crate::error::ErrorKind;
 use crate::mtls::{ClientCertificate, MtlsMode};
 use crate::payload::Text;
+use crate::tracking::ProofCheck;
 
 /// The `cnf` claim of a verified token.
 #[derive(Debug, Default)]
@@ -51,6 +57,7 @@ impl Binding {
 /// The compiled binding settings.
 #[derive(Debug, Default)]
 pub(crate) struct BindingRules {
+    #[cfg(feature = "dpop")]
     pub(crate) dpop: Option<Arc<ProofRules>>,
     pub(crate) mtls: MtlsMode,
 }
@@ -59,14 +66,22 @@ pub(crate) struct BindingRules {
 /// wait for keys can take it along.
 #[derive(Debug)]
 pub(crate) struct Presented {
+    #[cfg(feature = "dpop")]
+    dpop: DpopPresented,
+    /// The client certificate's thumbprint.
+    certificate: Option<String>,
+}
+
+/// What a request presents for a DPoP proof check.
+#[cfg(feature = "dpop")]
+#[derive(Debug)]
+struct DpopPresented {
     /// The `DPoP` header values (at most two are kept: more than one is refused).
     proofs: Vec<HeaderValue>,
     method: Method,
     /// The request's public URL (the configured base and the path, or the trusted
     /// extension's URL when it parses); `None` when there is none.
     htu: Option<String>,
-    /// The client certificate's thumbprint.
-    certificate: Option<String>,
 }
 
 /// A request that lacks the extension the configuration says it carries.
@@ -75,13 +90,14 @@ pub(crate) struct Miswired(pub(crate) &'static str);
 
 impl BindingRules {
     pub(crate) fn is_active(&self) -> bool {
-        self.dpop.is_some() || self.mtls != MtlsMode::Off
+        self.reads_dpop() || self.mtls != MtlsMode::Off
     }
 
     /// The RFC 9728 metadata members of sender-constrained tokens (RFC 9449 section 5.2
     /// and RFC 8705 section 3.4).
     pub(crate) fn metadata(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut members = Vec::new();
+        #[cfg(feature = "dpop")]
         if let Some(dpop) = &self.dpop {
             let algs: Vec<&str> = dpop.algorithms.iter().map(|a| a.as_str()).collect();
             members.push(("dpop_signing_alg_values_supported", serde_json::json!(algs)));
@@ -101,10 +117,15 @@ impl BindingRules {
 
     /// Whether the `DPoP` authorization scheme is read.
     pub(crate) fn reads_dpop(&self) -> bool {
-        self.dpop.is_some()
+        #[cfg(feature = "dpop")]
+        return self.dpop.is_some();
+        #[cfg(not(feature = "dpop"))]
+        false
     }
 
     /// Reads what the request presents; `Err` for a wiring mistake.
+    // The method, path and headers are read for DPoP alone.
+    #[cfg_attr(not(feature = "dpop"), expect(unused_variables))]
     pub(crate) fn presented(
         &self,
         method: &Method,
@@ -112,6 +133,24 @@ impl BindingRules {
         headers: &HeaderMap,
         extensions: &http::Extensions,
     ) -> Result<Presented, Miswired> {
+        Ok(Presented {
+            #[cfg(feature = "dpop")]
+            dpop: self.dpop_presented(method, path, headers, extensions)?,
+            certificate: extensions
+                .get::<ClientCertificate>()
+                .map(ClientCertificate::thumbprint),
+        })
+    }
+
+    /// What the request presents for a DPoP proof check; `Err` for a wiring mistake.
+    #[cfg(feature = "dpop")]
+    fn dpop_presented(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<DpopPresented, Miswired> {
         let htu = match self.dpop.as_deref().map(|d| &d.url) {
             // The base was checked at build time, and the path is the request's own.
             Some(UrlSource::Base(base)) => Some(htu::join(base, path)),
@@ -121,21 +160,21 @@ impl BindingRules {
                 ))?;
                 htu::normalise(url.as_str()).map(|_| url.as_str().to_owned())
             }
-            Some(UrlSource::Unset) | None => None,
+            #[cfg(feature = "testing")]
+            Some(UrlSource::Unset) => None,
+            None => None,
         };
-        Ok(Presented {
+        Ok(DpopPresented {
             proofs: headers.get_all("dpop").iter().take(2).cloned().collect(),
             method: method.clone(),
             htu,
-            certificate: extensions
-                .get::<ClientCertificate>()
-                .map(ClientCertificate::thumbprint),
         })
     }
 
     /// Checks a verified token's binding against what the request presents (`None`: no
     /// request, as for `Verifier`). `Ok(Some(_))` is a DPoP proof whose `jti` must still
     /// be recorded as used.
+    #[cfg_attr(not(feature = "dpop"), expect(unused_variables))]
     pub(crate) fn check(
         &self,
         binding: Option<&Binding>,
@@ -143,7 +182,7 @@ impl BindingRules {
         presented: Option<&Presented>,
         token: &str,
         now: f64,
-    ) -> Result<Option<Accepted>, ErrorKind> {
+    ) -> Result<Option<ProofCheck>, ErrorKind> {
         const MISMATCH: ErrorKind = ErrorKind::BindingMismatch;
         if binding.is_some_and(|b| b.unknown) {
             return Err(MISMATCH);
@@ -160,6 +199,29 @@ impl BindingRules {
             (_, None) => {}
         }
         let jkt = binding.and_then(|b| b.jkt.as_deref());
+        // Without DPoP the scheme is not read, and a key-bound token has no proof to check.
+        #[cfg(not(feature = "dpop"))]
+        {
+            match jkt {
+                Some(_) => Err(MISMATCH),
+                None => Ok(None),
+            }
+        }
+        #[cfg(feature = "dpop")]
+        self.check_dpop(jkt, dpop_scheme, presented, token, now)
+    }
+
+    /// The DPoP part of [`check`](Self::check): the token's `jkt` against the proof.
+    #[cfg(feature = "dpop")]
+    fn check_dpop(
+        &self,
+        jkt: Option<&str>,
+        dpop_scheme: bool,
+        presented: Option<&Presented>,
+        token: &str,
+        now: f64,
+    ) -> Result<Option<ProofCheck>, ErrorKind> {
+        const MISMATCH: ErrorKind = ErrorKind::BindingMismatch;
         let mode = self.dpop.as_deref().map_or(DpopMode::Off, |d| d.mode);
         if !dpop_scheme {
             return match (mode, jkt) {
@@ -170,7 +232,7 @@ impl BindingRules {
         let (Some(rules), Some(jkt)) = (self.dpop.as_deref(), jkt) else {
             return Err(MISMATCH);
         };
-        let presented = presented.ok_or(ErrorKind::InvalidDpopProof)?;
+        let presented = &presented.ok_or(ErrorKind::InvalidDpopProof)?.dpop;
         let [proof] = presented.proofs.as_slice() else {
             return Err(ErrorKind::InvalidDpopProof);
         };

@@ -9,11 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Response;
 
+#[cfg(feature = "dpop")]
 use crate::dpop::proof::ProofRules;
 use crate::error::ErrorKind;
 use crate::permission::Requirement;
 use crate::response::grpc::{Protocol, render};
 use crate::response::{ChallengeParams, ErrorResponder, Rejection};
+#[cfg(feature = "dpop")]
 use crate::time::unix_seconds;
 use crate::tracking::StateRules;
 
@@ -55,6 +57,7 @@ struct ContextData {
     /// The stores, for route guards that ask for single use.
     state: Arc<StateRules>,
     /// DPoP settings, for the fresh nonce of a `use_dpop_nonce` refusal.
+    #[cfg(feature = "dpop")]
     dpop: Option<Arc<ProofRules>>,
 }
 
@@ -65,7 +68,7 @@ impl AuthContext {
         responder: Arc<dyn ErrorResponder>,
         layer_required: Option<Requirement>,
         state: Arc<StateRules>,
-        dpop: Option<Arc<ProofRules>>,
+        #[cfg(feature = "dpop")] dpop: Option<Arc<ProofRules>>,
     ) -> Self {
         Self {
             inner: Arc::new(ContextData {
@@ -73,6 +76,7 @@ impl AuthContext {
                 responder,
                 layer_required,
                 state,
+                #[cfg(feature = "dpop")]
                 dpop,
             }),
             claims: None,
@@ -115,7 +119,9 @@ impl AuthContext {
     }
 
     pub(crate) fn reject(&self, kind: ErrorKind, protocol: Protocol) -> Response<Bytes> {
+        #[cfg_attr(not(feature = "dpop"), expect(unused_mut))]
         let mut rejection = Rejection::new(kind, self.inner.challenge.clone());
+        #[cfg(feature = "dpop")]
         if kind == ErrorKind::UseDpopNonce
             && let Some(nonces) = self.inner.dpop.as_ref().and_then(|d| d.nonce.as_ref())
         {

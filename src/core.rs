@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::binding::Presented;
 use crate::error::ErrorKind;
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 use crate::introspection::introspector::Introspector;
 use crate::issuer::{Issuer, issuer_for};
 use crate::permission::Requirement;
@@ -134,7 +134,7 @@ enum Wait<C> {
     /// For the issuer's keys (the first load, or a refetch for an unknown `kid`).
     Keys(<Issuer as Source>::Wait),
     /// For the introspection endpoint's answer about an opaque token.
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     Answer(Arc<Introspector>, <Introspector as Source>::Wait),
     /// For a network store's answer in the state step.
     State {
@@ -221,7 +221,7 @@ where
         );
     }
     trace.record(Trace::LENGTH);
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     if let Some(introspector) = &policy.introspection
         && introspector.takes(text)
     {
@@ -329,7 +329,7 @@ impl<C, T: TokenText> Pending<C, T> {
         let text = token.as_ref();
         let answer = match wait {
             Wait::Keys(wait) => issuer.finish::<C>(policy, wait, text, trace).await,
-            #[cfg(feature = "remote")]
+            #[cfg(feature = "introspection")]
             Wait::Answer(introspector, asked) => {
                 introspector.finish::<C>(policy, asked, text, trace).await
             }
@@ -352,7 +352,7 @@ impl<C, T: TokenText> Pending<C, T> {
     pub(crate) fn give_up(self, policy: &Policy) -> Outcome<C, T> {
         match self.wait {
             Wait::Keys(wait) => self.issuer.give_up(wait).into(),
-            #[cfg(feature = "remote")]
+            #[cfg(feature = "introspection")]
             Wait::Answer(introspector, asked) => introspector.give_up(asked).into(),
             Wait::State { .. } => {
                 // Once per configuration: a reload that keeps the mistake says it again.

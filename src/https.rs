@@ -44,7 +44,7 @@ pub(crate) fn redirect_allowed(from: &Url, to: &Url, allow_http: bool) -> bool {
     }
 }
 
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 /// Whether a response came from the URL that was asked for: same scheme, host, port,
 /// path and query. The client hands back a URL it parsed again (without userinfo or
 /// fragment), so the two are compared by the parts that pick the server and resource.
@@ -115,7 +115,7 @@ mod tests {
         assert!(redirect_allowed(&local, &url("http://0.0.0.0:2/k"), true));
     }
 
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     #[test]
     fn a_response_from_another_url_is_not_the_one_asked_for() {
         let asked = url("https://idp.example.com/introspect?v=1");

@@ -69,8 +69,8 @@
 //! | claim rules, client allow-list, exemptions, claim forwarding | [`rules`], [`JwtAuthConfigBuilder`] | [policy](guide::policy) |
 //! | step-up authentication (RFC 9470) | [`StepUp`] | [policy](guide::policy) |
 //! | issuers and keys: discovery, JWKS URLs, static keys, tenants | [`TrustedIssuer`], [`jwks`] | [keys](guide::keys) |
-//! | DPoP and certificate-bound tokens | [`dpop`], [`mtls`] | [DPoP and mTLS](guide::dpop_and_mtls) |
-//! | opaque tokens by introspection (feature `remote`) | [`introspection`] | [opaque tokens](guide::opaque_tokens) |
+//! | DPoP (feature `dpop`) and certificate-bound tokens | [`dpop`], [`mtls`] | [DPoP and mTLS](guide::dpop_and_mtls) |
+//! | opaque tokens by introspection (feature `introspection`) | [`introspection`] | [opaque tokens](guide::opaque_tokens) |
 //! | single-use tokens and revocation, in memory or on Redis | [`state`] | [single use and revocation](guide::single_use_and_revocation) |
 //! | configuration files, `JWT_*` variables, file watching (feature `settings`) | [`settings`] | [configuration](guide::configuration) |
 //! | reload without restart | [`JwtAuthLayer::reloadable`], [`reload::ReloadHandle`], [`reload::Reloaded`] | [configuration](guide::configuration) |
@@ -85,11 +85,17 @@
 //! # Features
 //!
 //! - `remote` (default): keys by OIDC discovery and JWKS URLs, refreshed in the
-//!   background by `RemoteJwks` (reqwest with rustls, tokio), and token introspection.
+//!   background by `RemoteJwks` (reqwest with rustls, tokio).
 //!   Without it, keys are static or come from your own [`KeyStore`](jwks::KeyStore), and
 //!   no HTTP client is built in.
+//! - `introspection` (default): opaque tokens by RFC 7662 introspection
+//!   ([`introspection`]); implies `remote`.
+//! - `dpop` (default): DPoP (RFC 9449) proofs, server nonces and thumbprints
+//!   ([`dpop`]), and the proof stores (`state::MemoryProofStore`,
+//!   `state::RedisProofStore`). Without it the `DPoP` scheme is not read and a
+//!   key-bound token (`cnf.jkt`) is refused; a settings file with a `dpop` section fails.
 //! - `testing`: the [`testing`] kit: key pairs, JWKS export, token minting with presets
-//!   for every broken token, a mock issuer.
+//!   for every broken token, a mock issuer; implies `dpop`.
 //! - `axum`: extractors for axum handlers.
 //! - `tonic`: the [`crate::tonic`] module: claims from `tonic::Request`, status
 //!   mapping, an interceptor, `NamedService` for the layers.
@@ -132,14 +138,16 @@ pub mod claims;
 pub mod config;
 mod context;
 mod core;
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub mod dpop;
 mod error;
 pub mod explain;
 mod future;
 pub mod guard;
 mod https;
-#[cfg(feature = "remote")]
-#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
 mod issuer;
 pub mod jwks;

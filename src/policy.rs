@@ -13,7 +13,7 @@ use crate::algorithm::Algorithm;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 use crate::introspection::introspector::Introspector;
 use crate::issuer::Issuer;
 use crate::permission::{PermissionSources, Requirement};
@@ -64,7 +64,7 @@ pub(crate) struct Policy {
     /// DPoP and certificate-bound tokens.
     pub(crate) binding: BindingRules,
     /// Token introspection, for opaque tokens (and every token with `always_introspect`).
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     pub(crate) introspection: Option<Arc<Introspector>>,
 }
 
@@ -120,7 +120,7 @@ impl fmt::Debug for Policy {
             .field("exemptions", &self.exemptions)
             .field("forwarding", &self.forwarding)
             .field("binding", &self.binding);
-        #[cfg(feature = "remote")]
+        #[cfg(feature = "introspection")]
         f.field("introspection", &self.introspection);
         f.finish_non_exhaustive()
     }

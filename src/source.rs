@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::error::ErrorKind;
+#[cfg(feature = "introspection")]
 use crate::issuer::Issuer;
 use crate::policy::Policy;
 use crate::record::Accepted;
@@ -54,6 +55,7 @@ pub(crate) trait Source {
     type Wait: Send + 'static;
 
     /// The trusted issuer whose tokens this source verifies.
+    #[cfg(feature = "introspection")]
     fn issuer(self: &Arc<Self>) -> Arc<Issuer>;
 
     /// The answer for `token` as far as it goes without waiting; the steps the source

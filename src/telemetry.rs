@@ -213,7 +213,7 @@ pub(crate) fn record_fetch(issuer: &Arc<str>, result: &'static str, age: Option<
 /// Counts one introspection call refused over the budget, its request answered 503:
 /// `reason` is `"in_flight"` (the cap on calls at once) or `"rate_limit"` (calls per
 /// second).
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 pub(crate) fn count_introspection_refused(reason: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("jwt_auth_introspection_refused_total", "reason" => reason).increment(1);

@@ -16,9 +16,10 @@ use serde::Deserialize;
 
 use crate::error::ErrorKind;
 use crate::payload::Text;
+#[cfg(feature = "dpop")]
+use crate::state::{ProofRecord, ProofStore};
 use crate::state::{
-    ProofRecord, ProofStore, ReplayStore, RevocationList, RevocationStatus, StateKey, StoreError,
-    StoreFailure, record_life,
+    ReplayStore, RevocationList, RevocationStatus, StateKey, StoreError, StoreFailure, record_life,
 };
 use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
@@ -84,6 +85,7 @@ impl Tracked {
 }
 
 /// A DPoP proof that passed every check but replay, as the state step records it.
+#[cfg(feature = "dpop")]
 #[derive(Debug)]
 pub(crate) struct ProofCheck {
     /// [`StateKey::proof_key`] of the proof's key thumbprint.
@@ -98,13 +100,20 @@ pub(crate) struct ProofCheck {
     pub(crate) nonces: bool,
 }
 
+/// Without DPoP no request presents a proof: there is no value of this type.
+#[cfg(not(feature = "dpop"))]
+#[derive(Debug)]
+pub(crate) enum ProofCheck {}
+
 /// The compiled state options: the stores and how to use them.
 pub(crate) struct StateRules {
     /// Where single-use keys go (an in-memory store unless one was configured).
     pub(crate) replay: Arc<dyn ReplayStore>,
     /// Where DPoP proofs go: never the single-use store, so proofs cannot fill it.
+    #[cfg(feature = "dpop")]
     pub(crate) proofs: Arc<dyn ProofStore>,
     /// Whether `proofs` is the default in-memory store (carried over by a reload).
+    #[cfg(feature = "dpop")]
     pub(crate) default_proofs: bool,
     pub(crate) revocation: Option<Arc<dyn RevocationList>>,
     /// Every token is single use, layer-wide.
@@ -128,6 +137,7 @@ pub(crate) struct StateRules {
     /// Whether a store is failing now, so that each outage is logged once.
     outage: AtomicBool,
     /// Whether the proof store is full now, so that it is logged once per episode.
+    #[cfg(feature = "dpop")]
     proofs_full: AtomicBool,
     /// Whether a caller that cannot wait for a network store was warned about.
     warned_unwaitable: AtomicBool,
@@ -155,7 +165,7 @@ pub(crate) type Waiting = Pin<Box<dyn Future<Output = Result<(), ErrorKind>> + S
 impl StateRules {
     pub(crate) fn new(
         replay: Arc<dyn ReplayStore>,
-        proofs: Arc<dyn ProofStore>,
+        #[cfg(feature = "dpop")] proofs: Arc<dyn ProofStore>,
         revocation: Option<Arc<dyn RevocationList>>,
         single_use: bool,
         failure: StoreFailure,
@@ -164,7 +174,9 @@ impl StateRules {
     ) -> Self {
         Self {
             replay,
+            #[cfg(feature = "dpop")]
             proofs,
+            #[cfg(feature = "dpop")]
             default_proofs: false,
             revocation,
             single_use,
@@ -175,6 +187,7 @@ impl StateRules {
             leeway,
             clock,
             outage: AtomicBool::new(false),
+            #[cfg(feature = "dpop")]
             proofs_full: AtomicBool::new(false),
             warned_unwaitable: AtomicBool::new(false),
         }
@@ -243,6 +256,7 @@ impl StateRules {
                     let tracked = Arc::clone(tracked);
                     return Check::Wait(Box::pin(async move {
                         rules.judge_revocation(waiting.await, &tracked)?;
+                        #[cfg(feature = "dpop")]
                         if let Some(proof) = proof {
                             let record = rules
                                 .proofs
@@ -259,6 +273,11 @@ impl StateRules {
                 }
             }
         }
+        #[cfg(not(feature = "dpop"))]
+        if let Some(proof) = proof {
+            match proof {}
+        }
+        #[cfg(feature = "dpop")]
         if let Some(proof) = proof {
             let record = self
                 .proofs
@@ -349,6 +368,7 @@ impl StateRules {
     /// proof store refuses the request (503) even in fail-open mode: it is full because
     /// proofs arrive faster than they expire, not because a server is down, and passing
     /// would make every proof replayable for as long as the flood lasts.
+    #[cfg(feature = "dpop")]
     fn judge_proof(
         &self,
         result: Result<ProofRecord, StoreError>,

@@ -36,6 +36,7 @@ pub(crate) struct KeyWait {
 impl Source for Issuer {
     type Wait = KeyWait;
 
+    #[cfg(feature = "introspection")]
     fn issuer(self: &Arc<Self>) -> Arc<Issuer> {
         Arc::clone(self)
     }

@@ -9,7 +9,9 @@ use crate::issuer::KeyInput;
 use crate::jwks::{KeySet, KeyStore};
 use crate::response::ErrorResponder;
 use crate::rules::{Check, ClaimRule, ClaimsView, RequestHead};
-use crate::state::{ProofStore, ReplayStore, RevocationList};
+#[cfg(feature = "dpop")]
+use crate::state::ProofStore;
+use crate::state::{ReplayStore, RevocationList};
 use crate::telemetry::AuditEvent;
 use crate::time::Clock;
 use crate::token::TokenSource;
@@ -44,8 +46,8 @@ impl DangerousConfigBuilder {
     /// Accepts introspection answers that name no audience. RFC 7662 makes `aud`
     /// optional, but without it a token issued for any other resource server of the same
     /// authorization server is accepted here.
-    #[cfg(feature = "remote")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
     pub fn introspection_without_audience(mut self) -> JwtAuthConfigBuilder {
         self.builder.code.introspection_audience_optional = true;
         self.builder
@@ -181,7 +183,7 @@ impl JwtAuthConfigBuilder {
 
     /// Fetches the keys from a JWKS URL, refreshed in the background by a [`RemoteJwks`](crate::jwks::RemoteJwks).
     /// With several issuers, give each its own through a
-    /// [`TrustedIssuer`] passed to [`issuer`](Self::issuer).
+    /// [`TrustedIssuer`](crate::TrustedIssuer) passed to [`issuer`](Self::issuer).
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
@@ -190,7 +192,7 @@ impl JwtAuthConfigBuilder {
     }
 
     /// The HTTP client for remote keys; shorthand for
-    /// [`RemoteOptions::http_client`].
+    /// [`RemoteOptions::http_client`](crate::jwks::RemoteOptions::http_client).
     #[cfg(feature = "remote")]
     #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -250,6 +252,8 @@ impl JwtAuthConfigBuilder {
     /// 100 000 proofs, right for one replica only. Each client key may hold at most
     /// [`max_live_proofs_per_key`](crate::dpop::DpopOptions::max_live_proofs_per_key)
     /// live proofs in it.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     pub fn proof_store(mut self, store: impl ProofStore) -> Self {
         self.code.proofs = Some(Arc::new(store));
         self

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::issuer::KeySpec;
 use crate::response::{DefaultResponder, ErrorResponder};
 use crate::rules::{ClaimRule, PayloadCheck, Predicate};
-use crate::state::{ProofStore, ReplayStore, RevocationList};
+#[cfg(feature = "dpop")]
+use crate::state::ProofStore;
+use crate::state::{ReplayStore, RevocationList};
 use crate::telemetry::AuditHook;
 use crate::time::{Clock, SystemClock};
 use crate::token::TokenSource;
@@ -31,10 +33,11 @@ pub(crate) struct CodeParts {
     pub(crate) responder: Arc<dyn ErrorResponder>,
     pub(crate) audit: Option<AuditHook>,
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
+    #[cfg(feature = "dpop")]
     pub(crate) proofs: Option<Arc<dyn ProofStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationList>>,
     /// Introspection answers without `aud` are accepted (a dangerous setting).
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     pub(crate) introspection_audience_optional: bool,
 }
 
@@ -52,9 +55,10 @@ impl Default for CodeParts {
             responder: Arc::new(DefaultResponder),
             audit: None,
             replay: None,
+            #[cfg(feature = "dpop")]
             proofs: None,
             revocation: None,
-            #[cfg(feature = "remote")]
+            #[cfg(feature = "introspection")]
             introspection_audience_optional: false,
         }
     }

@@ -13,11 +13,14 @@ use crate::algorithm::Algorithm;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
+#[cfg(feature = "dpop")]
 use crate::dpop::nonce::NonceKey;
+#[cfg(feature = "dpop")]
 use crate::dpop::proof::{KeyCache, ProofRules};
+#[cfg(feature = "dpop")]
 use crate::dpop::{self, DpopMode, UrlSource};
 use crate::error::{ConfigError, ConfigErrorKind};
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 use crate::introspection::introspector::Introspector;
 use crate::issuer::{Issuer, IssuerMatch, KeyInput, KeySpec, TrustedIssuer};
 use crate::jwks::KeySet;
@@ -26,9 +29,10 @@ use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRu
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
 use crate::rules::{Check, ClaimChecks, ClaimRule, Exemptions, Forwarding};
+#[cfg(feature = "dpop")]
+use crate::state::{MemoryProofStore, ProofStore};
 use crate::state::{
-    MemoryProofStore, MemoryReplayStore, MemoryRevocationList, ProofStore, ReplayStore,
-    RevocationList, Revocations,
+    MemoryReplayStore, MemoryRevocationList, ReplayStore, RevocationList, Revocations,
 };
 use crate::token::TokenSource;
 use crate::tracking::StateRules;
@@ -199,23 +203,36 @@ fn compile_checked(
             ))
         }
     };
+    #[cfg(feature = "dpop")]
+    let (dpop_algs, dpop_only) = (
+        binding.dpop.as_ref().map(|d| Arc::clone(&d.algs)),
+        binding
+            .dpop
+            .as_ref()
+            .is_some_and(|d| d.mode == DpopMode::Required),
+    );
+    #[cfg(not(feature = "dpop"))]
+    let (dpop_algs, dpop_only) = (None, false);
     let challenge = ChallengeParams {
         realm: d.realm.clone().map(Into::into),
         resource_metadata: metadata.as_ref().map(|m| m.url().into()),
-        dpop_algs: binding.dpop.as_ref().map(|d| Arc::clone(&d.algs)),
-        dpop_only: binding
-            .dpop
-            .as_ref()
-            .is_some_and(|d| d.mode == crate::dpop::DpopMode::Required),
+        dpop_algs,
+        dpop_only,
     };
     let max_lifetime = compile_max_lifetime(&b)?;
-    let state = Arc::new(compile_state(&b, previous, binding.dpop.is_some())?);
+    let state = Arc::new(compile_state(
+        &b,
+        previous,
+        #[cfg(feature = "dpop")]
+        binding.dpop.is_some(),
+    )?);
     let revocation = state.revocation.clone();
     let context = AuthContext::build(
         challenge,
         Arc::clone(&b.code.responder),
         required_permissions.clone(),
         Arc::clone(&state),
+        #[cfg(feature = "dpop")]
         binding.dpop.clone(),
     );
     let mut algorithms: Vec<Algorithm> = Vec::new();
@@ -225,7 +242,7 @@ fn compile_checked(
         }
     }
 
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     let introspection = compile_introspection(&b, &issuers)?;
     Ok(Policy {
         issuers,
@@ -271,7 +288,7 @@ fn compile_checked(
         exemptions,
         forwarding,
         binding,
-        #[cfg(feature = "remote")]
+        #[cfg(feature = "introspection")]
         introspection,
     })
 }
@@ -411,7 +428,7 @@ fn store_choice(state: &StateDecl) -> Result<StoreChoice, ConfigError> {
 fn compile_state(
     b: &JwtAuthConfigBuilder,
     previous: Option<&Policy>,
-    dpop: bool,
+    #[cfg(feature = "dpop")] dpop: bool,
 ) -> Result<StateRules, ConfigError> {
     let state = &b.declared.state;
     let choice = store_choice(state)?;
@@ -450,27 +467,12 @@ fn compile_state(
             true,
         ),
     };
-    // Proofs never share the single-use store: a store of their own, the one the
-    // replay store offers on its backend, or the default in-memory one.
-    let (proofs, default_proofs) = match (
-        b.code.proofs.clone().or_else(|| replay.proof_store()),
-        previous,
-    ) {
-        (Some(store), _) => (store, false),
-        (None, Some(previous)) if previous.default_proofs => (Arc::clone(&previous.proofs), true),
-        (None, _) => (
-            Arc::new(MemoryProofStore::default()) as Arc<dyn ProofStore>,
-            true,
-        ),
-    };
-    if default_proofs && b.code.replay.is_some() && dpop {
-        tracing::warn!(
-            "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
-        );
-    }
+    #[cfg(feature = "dpop")]
+    let (proofs, default_proofs) = compile_proofs(b, &replay, previous, dpop);
     let d = &b.declared;
     let mut rules = StateRules::new(
         replay,
+        #[cfg(feature = "dpop")]
         proofs,
         revocation,
         state.single_use,
@@ -479,14 +481,17 @@ fn compile_state(
         Arc::clone(&b.code.clock),
     );
     rules.default_replay = default_replay;
-    rules.default_proofs = default_proofs;
+    #[cfg(feature = "dpop")]
+    {
+        rules.default_proofs = default_proofs;
+    }
     rules.default_revocation = default_revocation;
     rules.retention = state.revocation_retention;
     Ok(rules)
 }
 
 /// The introspection client of the one issuer, when introspection is configured.
-#[cfg(feature = "remote")]
+#[cfg(feature = "introspection")]
 fn compile_introspection(
     b: &JwtAuthConfigBuilder,
     issuers: &[Arc<Issuer>],
@@ -586,10 +591,49 @@ fn compile_introspection(
     Ok(Some(Arc::new(introspector)))
 }
 
+/// The proof store: never the single-use store, but a store of its own, the one the
+/// replay store offers on its backend, or the default in-memory one (carried over by a
+/// reload). `true` with the default one.
+#[cfg(feature = "dpop")]
+fn compile_proofs(
+    b: &JwtAuthConfigBuilder,
+    replay: &Arc<dyn ReplayStore>,
+    previous: Option<&Arc<StateRules>>,
+    dpop: bool,
+) -> (Arc<dyn ProofStore>, bool) {
+    let (proofs, default_proofs) = match (
+        b.code.proofs.clone().or_else(|| replay.proof_store()),
+        previous,
+    ) {
+        (Some(store), _) => (store, false),
+        (None, Some(previous)) if previous.default_proofs => (Arc::clone(&previous.proofs), true),
+        (None, _) => (
+            Arc::new(MemoryProofStore::default()) as Arc<dyn ProofStore>,
+            true,
+        ),
+    };
+    if default_proofs && b.code.replay.is_some() && dpop {
+        tracing::warn!(
+            "DPoP proofs are recorded in this replica's memory: the configured replay store offers no proof store; set JwtAuthConfigBuilder::proof_store to share them between replicas"
+        );
+    }
+    (proofs, default_proofs)
+}
+
 /// The DPoP and mTLS settings, checked.
 fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError> {
-    use ConfigErrorKind as K;
     let d = &b.declared;
+    Ok(BindingRules {
+        #[cfg(feature = "dpop")]
+        dpop: compile_dpop(d)?,
+        mtls: d.mtls,
+    })
+}
+
+/// The DPoP settings, checked; `None` when DPoP is off.
+#[cfg(feature = "dpop")]
+fn compile_dpop(d: &super::model::Declared) -> Result<Option<Arc<ProofRules>>, ConfigError> {
+    use ConfigErrorKind as K;
     let dpop = match &d.dpop {
         None => None,
         Some(options) if options.mode == DpopMode::Off => None,
@@ -671,7 +715,7 @@ fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError
             }))
         }
     };
-    Ok(BindingRules { dpop, mtls: d.mtls })
+    Ok(dpop)
 }
 
 /// The index of `name` in the capture list, added when missing.

@@ -27,15 +27,17 @@ impl Declared {
         for (merged, old) in self.issuers.iter_mut().zip(code.issuers.iter_mut()) {
             merged.keys = std::mem::take(&mut old.keys);
         }
+        #[cfg(feature = "dpop")]
         if let (Some(merged), Some(old)) = (&mut self.dpop, &mut code.dpop) {
             merged.nonce_secret = old.nonce_secret.take();
         }
         #[cfg(feature = "remote")]
         {
             self.remote.client = code.remote.client.take();
-            if let (Some(merged), Some(old)) = (&mut self.introspection, &mut code.introspection) {
-                merged.keep_code_parts(old);
-            }
+        }
+        #[cfg(feature = "introspection")]
+        if let (Some(merged), Some(old)) = (&mut self.introspection, &mut code.introspection) {
+            merged.keep_code_parts(old);
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::code::CodeParts;
 use crate::algorithm::Algorithm;
 use crate::cache::CacheOptions;
+#[cfg(feature = "dpop")]
 use crate::dpop::DpopOptions;
 use crate::issuer::TrustedIssuer;
 #[cfg(feature = "remote")]
@@ -78,7 +79,7 @@ impl fmt::Debug for JwtAuthConfigBuilder {
 }
 
 /// The setters of the declarative options, one per option (the code-only ones are in
-/// `builder.rs`). Each fills a field of [`Declared`] and checks nothing: `build()` does.
+/// `builder.rs`). Each fills a field of `Declared` and checks nothing: `build()` does.
 impl JwtAuthConfigBuilder {
     /// Adds a trusted issuer: its URL (`iss` must equal it byte for byte, no
     /// trailing-slash normalisation), or a [`TrustedIssuer`] with settings of its own.
@@ -276,6 +277,8 @@ impl JwtAuthConfigBuilder {
 
     /// DPoP (RFC 9449): see [`DpopOptions`]. Off by default, and then a DPoP-bound token
     /// (`cnf.jkt`) is refused.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     pub fn dpop(mut self, options: DpopOptions) -> Self {
         self.declared.dpop = Some(options);
         self
@@ -293,8 +296,8 @@ impl JwtAuthConfigBuilder {
     /// [`Introspection`](crate::introspection::Introspection). With several trusted
     /// issuers `build()` refuses it: an opaque token names no issuer, and it is never
     /// sent to several authorization servers.
-    #[cfg(feature = "remote")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
     pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
         self.declared.introspection = Some(introspection);
         self
@@ -526,12 +529,13 @@ pub(crate) struct Declared {
     /// Single use and revocation.
     pub(crate) state: StateDecl,
     /// DPoP (RFC 9449); absent is off.
+    #[cfg(feature = "dpop")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) dpop: Option<DpopOptions>,
     /// Certificate-bound tokens (RFC 8705).
     pub(crate) mtls: MtlsMode,
     /// Opaque tokens through introspection (RFC 7662); absent is off.
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "introspection")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) introspection: Option<crate::introspection::Introspection>,
 }
@@ -562,9 +566,10 @@ impl Default for Declared {
             forward: ForwardDecl::default(),
             telemetry: TelemetryDecl::default(),
             state: StateDecl::default(),
+            #[cfg(feature = "dpop")]
             dpop: None,
             mtls: MtlsMode::default(),
-            #[cfg(feature = "remote")]
+            #[cfg(feature = "introspection")]
             introspection: None,
         }
     }

@@ -61,7 +61,8 @@ pub enum DpopMode {
 /// Where the request's public URL (the `htu` a proof must name) comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UrlSource {
-    /// None configured: `build()` refuses DPoP.
+    /// None: the test kit's token endpoint (`build()` refuses DPoP without a source).
+    #[cfg(feature = "testing")]
     Unset,
     /// This base (scheme, host, port, optional path prefix) followed by the request path.
     Base(String),

@@ -68,6 +68,7 @@ impl Rejection {
         self
     }
 
+    #[cfg(feature = "dpop")]
     pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
         self.dpop_nonce = Some(nonce);
         self

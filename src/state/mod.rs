@@ -44,13 +44,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::time::{Clock, unix_seconds};
 
 mod memory;
+#[cfg(feature = "dpop")]
+mod proofs;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use memory::{MemoryProofStore, MemoryReplayStore, MemoryRevocationList};
+pub use memory::{MemoryReplayStore, MemoryRevocationList};
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+pub use proofs::MemoryProofStore;
+#[cfg(all(feature = "redis", feature = "dpop"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "dpop"))))]
+pub use redis::RedisProofStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisConnection, RedisProofStore, RedisReplayStore, RedisRevocationList};
+pub use redis::{RedisConnection, RedisReplayStore, RedisRevocationList};
 
 /// The key of one record: a SHA-256 digest of a domain tag and the values it stands for,
 /// so that neither the issuer nor the `jti` or `sub` can be read back from a store.
@@ -74,6 +82,8 @@ impl StateKey {
     }
 
     /// The key of one DPoP proof: its key's thumbprint and its `jti`.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     #[must_use]
     pub fn proof(jkt: &str, jti: &str) -> Self {
         Self::derive(b"tower-jwt-auth/dpop-proof", &[jkt, jti])
@@ -81,6 +91,8 @@ impl StateKey {
 
     /// The key of a DPoP client key, by its RFC 7638 thumbprint: what a
     /// [`ProofStore`] counts live proofs under.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     #[must_use]
     pub fn proof_key(jkt: &str) -> Self {
         Self::derive(b"tower-jwt-auth/dpop-key", &[jkt])
@@ -239,6 +251,8 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
     /// A [`ProofStore`] on the same backend, for DPoP proofs when none is configured
     /// (so replicas that share this store share proofs too); `None` (the default) leaves
     /// proofs to an in-memory store of each replica.
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
     fn proof_store(&self) -> Option<Arc<dyn ProofStore>> {
         None
     }
@@ -249,12 +263,15 @@ impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
         (**self).insert_once(key, ttl)
     }
 
+    #[cfg(feature = "dpop")]
     fn proof_store(&self) -> Option<Arc<dyn ProofStore>> {
         (**self).proof_store()
     }
 }
 
 /// What a [`ProofStore`] says of one DPoP proof.
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProofRecord {
@@ -278,6 +295,8 @@ pub enum ProofRecord {
 ///
 /// `record` must be atomic across every replica that shares the store, for the replay
 /// check and for the count.
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 pub trait ProofStore: Send + Sync + fmt::Debug + 'static {
     /// Records the proof `proof` of the client key `client` for `ttl` from now, unless it
     /// was seen ([`ProofRecord::Replayed`]) or `client` already has `limit` live proofs
@@ -295,6 +314,7 @@ pub trait ProofStore: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<ProofRecord>;
 }
 
+#[cfg(feature = "dpop")]
 impl<T: ProofStore + ?Sized> ProofStore for Arc<T> {
     fn record(
         &self,

@@ -24,15 +24,18 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, ExistenceCheck, SetExpiry, SetOptions};
 
 use super::{
-    LONGEST_RECORD, ProofRecord, ProofStore, ReplayStore, Revocation, RevocationList,
-    RevocationStatus, StateKey, StoreError, StoreFuture,
+    LONGEST_RECORD, ReplayStore, Revocation, RevocationList, RevocationStatus, StateKey,
+    StoreError, StoreFuture,
 };
+#[cfg(feature = "dpop")]
+use super::{ProofRecord, ProofStore};
 
 /// One DPoP proof: refused when seen, or when its client key holds `limit` live proofs;
 /// else recorded, and counted in the key's sorted set (scored by expiry) until it
 /// expires. Expiry is read from the server's clock (`TIME`), the one clock every
 /// replica shares. KEYS: the proof, the client key's set; ARGV: ttl in ms, limit, the
 /// set member. Returns 1 fresh, 0 replayed, 2 over the limit.
+#[cfg(feature = "dpop")]
 const RECORD_PROOF: &str = "local t = redis.call('TIME') \
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
@@ -213,6 +216,7 @@ impl ReplayStore for RedisReplayStore {
 
     /// A [`RedisProofStore`] on the same connection, so replicas that share this store
     /// share DPoP proofs too.
+    #[cfg(feature = "dpop")]
     fn proof_store(&self) -> Option<Arc<dyn ProofStore>> {
         Some(Arc::new(RedisProofStore::new(self.connection.clone())))
     }
@@ -221,11 +225,14 @@ impl ReplayStore for RedisReplayStore {
 /// The [`ProofStore`] every replica shares: one script per proof, atomic on the server,
 /// under keys of their own (`<prefix>dpop:{<client key>}:…`; the braces keep a client's
 /// keys in one Redis Cluster slot). The per-key limit is counted across replicas.
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
 #[derive(Debug, Clone)]
 pub struct RedisProofStore {
     connection: RedisConnection,
 }
 
+#[cfg(feature = "dpop")]
 impl RedisProofStore {
     /// A proof store on this connection.
     #[must_use]
@@ -234,6 +241,7 @@ impl RedisProofStore {
     }
 }
 
+#[cfg(feature = "dpop")]
 impl ProofStore for RedisProofStore {
     fn record(
         &self,
