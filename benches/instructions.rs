@@ -5,7 +5,8 @@
 //! `floor` (bare aws-lc-rs RS256 check with a parsed key; `floor-ES256`, `floor-EdDSA`
 //! for the others), or the whole layer around a
 //! no-op service with RS256: `layer`, `layer-cached`, and `no-auth` (the same service
-//! and requests without the layer, so its cost can be subtracted). Keys and tokens are made
+//! and requests without the layer, so its cost can be subtracted); `layer-subject` and
+//! `layer-cached-subject` with a service that reads the subject from the claims. Keys and tokens are made
 //! before the loop; the script subtracts two runs to cancel that setup. The RSA key is a
 //! fixed test key (`fixtures/rsa-2048-test-key.json`), never used for anything real.
 
@@ -58,14 +59,20 @@ fn main() {
         .issuer("https://idp.example.com/")
         .audience("https://api.example.com")
         .key_set(key.key_set());
-    if alg == "layer-cached" {
+    if alg.starts_with("layer-cached") {
         builder = builder.cache(CacheOptions::new());
     }
     let Ok(cfg) = builder.build() else {
         panic!("config");
     };
     if alg.starts_with("layer") || alg == "no-auth" {
-        layer(cfg, &token, iterations, alg == "no-auth");
+        layer(
+            cfg,
+            &token,
+            iterations,
+            alg == "no-auth",
+            alg.ends_with("-subject"),
+        );
         return;
     }
     let verifier = Verifier::new(cfg);
@@ -98,9 +105,15 @@ fn floor_key(key: &TestKey) -> ParsedPublicKey {
 }
 
 /// Requests through the layer (or, with `bare`, straight to the service), each polled
-/// once: the verified path is ready at once.
-fn layer(cfg: JwtAuthConfig, token: &str, iterations: usize, bare: bool) {
-    let inner = tower::service_fn(|_req: Request<String>| {
+/// once: the verified path is ready at once. With `subject`, the service reads the
+/// subject from the claims the layer produced.
+fn layer(cfg: JwtAuthConfig, token: &str, iterations: usize, bare: bool, subject: bool) {
+    let inner = tower::service_fn(move |req: Request<String>| {
+        if subject {
+            let auth = req.extensions().get::<tower_jwt_auth::Authentication>();
+            let sub = auth.and_then(|auth| auth.claims::<StandardClaims>()?.sub.as_deref());
+            assert!(black_box(sub).is_some(), "the subject");
+        }
         std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
     });
     let mut layered = JwtAuthLayer::new(cfg).layer(inner);

@@ -144,14 +144,18 @@ impl ClaimsSlot {
     where
         C: serde::de::DeserializeOwned + Send + Sync + 'static,
     {
-        // The very pass the payload was checked in, with the same names captured: what
-        // the check accepted, this accepts (the nesting a captured value may have
-        // depends on it, for one).
+        // Straight from the payload when that works (the same JSON gives the same
+        // claims either way), else through the very pass the payload was checked in,
+        // with the same names captured: what the check accepted, that accepts (the
+        // nesting a captured value may have depends on it, for one).
         fn make<C>(payload: &[u8], capture: &[Box<str>]) -> Option<AnyClaims>
         where
             C: serde::de::DeserializeOwned + Send + Sync + 'static,
         {
-            let (claims, _) = crate::payload::parse::<C>(payload, false, capture).ok()?;
+            let claims = serde_json::from_slice::<C>(payload).ok().or_else(|| {
+                let (claims, _) = crate::payload::parse::<C>(payload, false, capture).ok()?;
+                Some(claims)
+            })?;
             Some(Arc::new(claims))
         }
         Self {
