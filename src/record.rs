@@ -158,6 +158,9 @@ impl ClaimsSlot {
             })?;
             Some(Arc::new(claims))
         }
+        // Sound only for a type the payload pass checked without building:
+        // `StandardClaims`, through `StandardShape`.
+        debug_assert_eq!(TypeId::of::<C>(), TypeId::of::<crate::StandardClaims>());
         Self {
             type_id: TypeId::of::<C>(),
             value: OnceLock::new(),

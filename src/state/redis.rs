@@ -226,7 +226,7 @@ impl ReplayStore for RedisReplayStore {
 /// under keys of their own (`<prefix>dpop:{<client key>}:…`; the braces keep a client's
 /// keys in one Redis Cluster slot). The per-key limit is counted across replicas.
 #[cfg(feature = "dpop")]
-#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "dpop"))))]
 #[derive(Debug, Clone)]
 pub struct RedisProofStore {
     connection: RedisConnection,
