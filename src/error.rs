@@ -112,6 +112,11 @@ pub enum ErrorKind {
     /// The introspection endpoint failed, was too slow, refused our credentials, or the
     /// call rate limit was reached (503 with `Retry-After`).
     IntrospectionUnavailable,
+    /// The request's path has a form that routers and upstreams may read as another
+    /// path (an encoded slash or backslash, a backslash, a `.` or `..` segment, a `;`
+    /// parameter, an encoded NUL, an empty segment), and the layer decides by path
+    /// (exemptions): 400 `invalid_request` before any decision.
+    AmbiguousPath,
 }
 
 /// Everything the crate says about one kind of refusal: the one table every other module
@@ -203,6 +208,7 @@ impl ErrorKind {
             Self::UseDpopNonce => row(UNAUTHORIZED, Some("use_dpop_nonce"), "DPoP nonce required", UNAUTHENTICATED, "dpop", "binding"),
             Self::TokenInactive => row(UNAUTHORIZED, TOKEN, "token not active", UNAUTHENTICATED, "inactive", "introspection"),
             Self::IntrospectionUnavailable => row(SERVICE_UNAVAILABLE, None, "token introspection unavailable", UNAVAILABLE, "unavailable", "introspection"),
+            Self::AmbiguousPath => row(BAD_REQUEST, Some("invalid_request"), "ambiguous request path", UNAUTHENTICATED, "malformed", "token"),
         };
         row
     }

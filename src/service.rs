@@ -17,6 +17,7 @@ use crate::authentication::Authentication;
 use crate::binding::Miswired;
 use crate::context::AuthContext;
 use crate::core::{self, Outcome, Step, Validator};
+use crate::error::ErrorKind;
 use crate::log::LogKid;
 use crate::policy::Policy;
 use crate::reload::PolicySource;
@@ -221,6 +222,20 @@ where
         let policy = self.source.load();
         if !policy.forwarding.is_empty() {
             policy.forwarding.scrub(request.headers_mut());
+        }
+        if let Some(why) = policy.exemptions.ambiguous(request.uri().path()) {
+            tracing::debug!(
+                why,
+                "a path of ambiguous form refused before the exemptions"
+            );
+            let context = policy.context.for_claims::<C>();
+            let outcome: Outcome<C, _> = Outcome::Rejected(ErrorKind::AmbiguousPath);
+            let settled = settle(outcome, &policy, &context, &span, &mut request);
+            drop(entered);
+            return match settled {
+                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+                Err(response) => ResponseFuture::rejected(response),
+            };
         }
         let optional = self.optional
             || policy

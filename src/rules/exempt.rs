@@ -78,6 +78,8 @@ impl<'a> RequestHead<'a> {
 pub struct Exemption {
     method: Option<Method>,
     pattern: Pattern,
+    /// Paths of ambiguous form are not refused on this rule's account.
+    ambiguous_paths: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,10 +112,22 @@ impl Exemption {
         self
     }
 
+    /// Does not ask for ambiguous paths to be refused. While any exemption rule asks
+    /// (each does by default), a request whose path a router, proxy or upstream may
+    /// read as another path (`%2F`, `%5C`, `\`, a `.` or `..` segment, a `;`
+    /// parameter, `%00`, `//` inside the path) gets 400 `invalid_request` before any
+    /// rule is matched. Opt out only when every component on the way reads paths
+    /// byte for byte as this layer does.
+    pub fn allow_ambiguous_paths(mut self) -> Self {
+        self.ambiguous_paths = true;
+        self
+    }
+
     fn with(pattern: Pattern) -> Self {
         Self {
             method: None,
             pattern,
+            ambiguous_paths: false,
         }
     }
 
@@ -149,6 +163,8 @@ struct ExemptionText {
     glob: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     method: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    allow_ambiguous_paths: bool,
 }
 
 impl serde::Serialize for Exemption {
@@ -158,6 +174,7 @@ impl serde::Serialize for Exemption {
             prefix: None,
             glob: None,
             method: self.method.as_ref().map(ToString::to_string),
+            allow_ambiguous_paths: self.ambiguous_paths,
         };
         match &self.pattern {
             Pattern::Exact(p) => text.path = Some(p.clone()),
@@ -187,6 +204,7 @@ impl<'de> serde::Deserialize<'de> for Exemption {
                 .map_err(|_| D::Error::custom(format!("{method:?} is not a method")))?;
             exemption = exemption.method(parsed);
         }
+        exemption.ambiguous_paths = text.allow_ambiguous_paths;
         Ok(exemption)
     }
 }
@@ -249,6 +267,15 @@ pub(crate) struct Exemptions {
 }
 
 impl Exemptions {
+    /// Why `path` must be refused before the rules decide: it is ambiguous and some
+    /// rule asks for ambiguous paths to be refused.
+    pub(crate) fn ambiguous(&self, path: &str) -> Option<&'static str> {
+        if self.rules.iter().all(|rule| rule.ambiguous_paths) {
+            return None;
+        }
+        super::path::ambiguity(path)
+    }
+
     /// Whether the request passes without a token.
     pub(crate) fn matches(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
         if self.rules.is_empty() && self.predicates.is_empty() {

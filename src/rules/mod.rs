@@ -7,6 +7,7 @@
 mod claims;
 mod exempt;
 mod forward;
+mod path;
 
 pub use claims::{ClaimsView, Expected};
 pub use exempt::{Exemption, RequestHead};

@@ -248,6 +248,65 @@ async fn exemptions_pass_without_a_token_but_still_refuse_a_bad_one() {
     assert_eq!(probe.body, "anonymous");
 }
 
+/// Sends `GET <path>` as written, byte for byte (an HTTP client would normalise it),
+/// and returns the status and the `WWW-Authenticate` header.
+async fn raw_get(server: &Server, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let challenge = text
+        .lines()
+        .find_map(|line| line.strip_prefix("www-authenticate: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, challenge)
+}
+
+#[tokio::test]
+async fn ambiguous_paths_get_400_before_the_exemptions_decide() {
+    let server = start(config().exempt(Exemption::prefix("/public/"))).await;
+    // The plain paths: the exemption passes, the rest needs a token.
+    assert_eq!(raw_get(&server, "/public/info").await.0, 200);
+    assert_eq!(raw_get(&server, "/private").await.0, 401);
+    for path in [
+        "/public/..%2Fprivate",
+        "/public/%2fprivate",
+        "/public/%5Cprivate",
+        "/public/../private",
+        "/public/./info",
+        "/public/%2e%2e/private",
+        "/public/info;jsessionid=1",
+        "/public//info",
+        "/public/%00",
+    ] {
+        let (status, challenge) = raw_get(&server, path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            challenge.contains(r#"error="invalid_request""#),
+            "{path}: {challenge}"
+        );
+    }
+    // A rule that opts out: the same shape reaches the rules, which match it byte for
+    // byte and let it through to the router (which has no such route).
+    let lenient =
+        start(config().exempt(Exemption::prefix("/public/").allow_ambiguous_paths())).await;
+    assert_eq!(raw_get(&lenient, "/public/..%2Fprivate").await.0, 404);
+    // Without exemptions no decision is made by path, and nothing is refused for one.
+    let plain = start(config()).await;
+    assert_eq!(raw_get(&plain, "/public/..%2Fprivate").await.0, 401);
+}
+
 async fn received(server: &Server, token: Option<&str>, extra: &[(&str, &str)]) -> Value {
     let mut headers: Vec<(&str, String)> =
         extra.iter().map(|(n, v)| (*n, (*v).to_owned())).collect();
