@@ -57,6 +57,8 @@ impl Binding {
 /// The compiled binding settings.
 #[derive(Debug, Default)]
 pub(crate) struct BindingRules {
+    /// Certificates a trusted TLS-terminating proxy forwards (RFC 9440).
+    pub(crate) forwarded: Option<crate::mtls::ForwardedCertificates>,
     #[cfg(feature = "dpop")]
     pub(crate) dpop: Option<Arc<ProofRules>>,
     pub(crate) mtls: MtlsMode,
@@ -136,9 +138,13 @@ impl BindingRules {
         Ok(Presented {
             #[cfg(feature = "dpop")]
             dpop: self.dpop_presented(method, path, headers, extensions)?,
-            certificate: extensions
-                .get::<ClientCertificate>()
-                .map(ClientCertificate::thumbprint),
+            certificate: match extensions.get::<ClientCertificate>() {
+                Some(certificate) => Some(certificate.thumbprint()),
+                None => self
+                    .forwarded
+                    .as_ref()
+                    .and_then(|forwarded| forwarded.thumbprint(headers, extensions)),
+            },
         })
     }
 

@@ -56,3 +56,168 @@ impl std::fmt::Debug for ClientCertificate {
             .finish()
     }
 }
+
+/// The address of the peer a request came from, inserted into the request extensions by
+/// the application (from axum's `ConnectInfo`, or its own accept loop), for
+/// [`ClientCertHeader::trust_peers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddress(pub std::net::IpAddr);
+
+/// A shared secret, shown by `Debug` as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ProxySecret(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for ProxySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The client certificate as a TLS-terminating proxy forwards it: the RFC 9440
+/// `Client-Cert` header (a DER certificate as a structured-field byte sequence,
+/// `:<base64>:`), read only from a proxy this configuration trusts. Off by default.
+///
+/// A request's own [`ClientCertificate`] extension, when there is one, wins. A
+/// `Client-Cert` from a peer that is not trusted is ignored (and logged at DEBUG), as is
+/// one that does not parse: a certificate-bound token then finds no certificate.
+///
+/// ```
+/// use tower_jwt_auth::JwtAuthConfig;
+/// use tower_jwt_auth::mtls::{ClientCertHeader, MtlsMode};
+///
+/// let builder = JwtAuthConfig::builder()
+///     .mtls(MtlsMode::Allowed)
+///     .client_cert_header(
+///         ClientCertHeader::new().trust_secret_header("x-proxy-secret", "a secret the proxy sends"),
+///     );
+/// # let _ = builder;
+/// ```
+///
+/// In a settings file: a `[client_cert]` table with `secret_header` and `secret_file`,
+/// and/or `trusted_peers = ["10.0.0.5"]`.
+#[must_use]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientCertHeader {
+    /// A header whose value must equal the shared secret for the proxy to be trusted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) secret_header: Option<String>,
+    /// The shared secret, read from this file at `build()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) secret_file: Option<std::path::PathBuf>,
+    /// The shared secret given in code (never written out).
+    #[serde(skip)]
+    pub(crate) secret: Option<ProxySecret>,
+    /// Peers trusted by address ([`PeerAddress`]).
+    pub(crate) trusted_peers: Vec<std::net::IpAddr>,
+}
+
+impl ClientCertHeader {
+    /// No trusted proxy yet: name one with [`trust_secret_header`](Self::trust_secret_header)
+    /// or [`trust_peers`](Self::trust_peers).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts a request whose `header` carries `secret` (compared in constant time). The
+    /// proxy sets the header on every request it forwards, and removes any a client
+    /// sent.
+    pub fn trust_secret_header(
+        mut self,
+        header: impl Into<String>,
+        secret: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.secret_header = Some(header.into());
+        self.secret = Some(ProxySecret(secret.into()));
+        self
+    }
+
+    /// Trusts requests from these peer addresses, as the application gives them in the
+    /// [`PeerAddress`] extension.
+    pub fn trust_peers(mut self, peers: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.trusted_peers.extend(peers);
+        self
+    }
+}
+
+/// The compiled [`ClientCertHeader`].
+#[derive(Debug)]
+pub(crate) struct ForwardedCertificates {
+    pub(crate) secret: Option<(http::HeaderName, ProxySecret)>,
+    pub(crate) peers: Vec<std::net::IpAddr>,
+}
+
+/// The RFC 9440 header.
+const CLIENT_CERT: &str = "client-cert";
+
+impl ForwardedCertificates {
+    /// The thumbprint of the certificate a trusted proxy forwarded; none when there is
+    /// none, the sender is not trusted, or the header does not parse.
+    pub(crate) fn thumbprint(
+        &self,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<String> {
+        let mut values = headers.get_all(CLIENT_CERT).iter();
+        let value = values.next()?;
+        if !self.trusts(headers, extensions) {
+            tracing::debug!(
+                "a Client-Cert header from a sender this layer does not trust was ignored"
+            );
+            return None;
+        }
+        if values.next().is_some() {
+            tracing::debug!("several Client-Cert headers were ignored");
+            return None;
+        }
+        match parse_byte_sequence(value.as_bytes()) {
+            Some(der) => Some(ClientCertificate::from_der(der).thumbprint()),
+            None => {
+                tracing::debug!("a Client-Cert header that is not a byte sequence was ignored");
+                None
+            }
+        }
+    }
+
+    fn trusts(&self, headers: &http::HeaderMap, extensions: &http::Extensions) -> bool {
+        let by_secret = self.secret.as_ref().is_some_and(|(name, secret)| {
+            headers.get(name).is_some_and(|value| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(value.as_bytes(), &secret.0)
+                    .is_ok()
+            })
+        });
+        by_secret
+            || extensions
+                .get::<PeerAddress>()
+                .is_some_and(|peer| self.peers.contains(&peer.0))
+    }
+}
+
+/// An RFC 8941 byte sequence: `:`, base64 (padding optional, as the RFC asks parsers to
+/// allow), `:`, with optional surrounding spaces.
+fn parse_byte_sequence(value: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let value = value.trim_ascii();
+    let inner = value.strip_prefix(b":")?.strip_suffix(b":")?;
+    let der = STANDARD.decode(inner).ok()?;
+    (!der.is_empty()).then_some(der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_byte_sequence;
+
+    #[test]
+    fn byte_sequences_parse_with_or_without_padding_and_nothing_else_does() {
+        assert_eq!(parse_byte_sequence(b":AQID:"), Some(vec![1, 2, 3]));
+        assert_eq!(parse_byte_sequence(b" :AQI=: "), Some(vec![1, 2]));
+        assert_eq!(parse_byte_sequence(b":AQI:"), Some(vec![1, 2]));
+        for bad in [&b"AQID"[..], b":AQID", b"::", b":A*ID:", b":AQ-_:"] {
+            assert_eq!(parse_byte_sequence(bad), None, "{bad:?}");
+        }
+    }
+}

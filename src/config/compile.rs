@@ -627,7 +627,88 @@ fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError
         #[cfg(feature = "dpop")]
         dpop: compile_dpop(d)?,
         mtls: d.mtls,
+        forwarded: compile_client_cert(d)?,
     })
+}
+
+/// Who may forward a client certificate in `Client-Cert` (RFC 9440), checked; `None`
+/// when nobody may.
+fn compile_client_cert(
+    d: &super::model::Declared,
+) -> Result<Option<crate::mtls::ForwardedCertificates>, ConfigError> {
+    use ConfigErrorKind as K;
+    let Some(options) = &d.client_cert else {
+        return Ok(None);
+    };
+    if d.mtls == crate::mtls::MtlsMode::Off {
+        return Err(at(
+            K::InvalidValue,
+            "client_cert",
+            "a forwarded client certificate is read only for certificate-bound tokens: set mtls to allowed or required",
+        ));
+    }
+    let secret = match (
+        &options.secret_header,
+        &options.secret,
+        &options.secret_file,
+    ) {
+        (None, None, None) => None,
+        (Some(_), Some(_), Some(_)) => {
+            return Err(at(
+                K::InvalidValue,
+                "client_cert.secret_file",
+                "the shared secret is given twice: in code and in a file",
+            ));
+        }
+        (Some(name), secret, file) => {
+            let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                at(
+                    K::InvalidHeader,
+                    "client_cert.secret_header",
+                    format!("{name:?} is not a header name"),
+                )
+            })?;
+            let secret = match (secret, file) {
+                (Some(secret), None) => secret.clone(),
+                (None, Some(file)) => {
+                    crate::mtls::ProxySecret(read_secret("client_cert.secret_file", file)?)
+                }
+                _ => {
+                    return Err(at(
+                        K::InvalidValue,
+                        "client_cert.secret_file",
+                        "a secret header needs its secret (secret_file, or trust_secret_header in code)",
+                    ));
+                }
+            };
+            if secret.0.len() < 16 {
+                return Err(at(
+                    K::InvalidValue,
+                    "client_cert.secret_file",
+                    "the shared secret is shorter than 16 bytes",
+                ));
+            }
+            Some((header, secret))
+        }
+        (None, _, _) => {
+            return Err(at(
+                K::InvalidValue,
+                "client_cert.secret_header",
+                "a shared secret needs the header that carries it",
+            ));
+        }
+    };
+    if secret.is_none() && options.trusted_peers.is_empty() {
+        return Err(at(
+            K::InvalidValue,
+            "client_cert",
+            "no trusted proxy: give a secret header or trusted peers",
+        ));
+    }
+    Ok(Some(crate::mtls::ForwardedCertificates {
+        secret,
+        peers: options.trusted_peers.clone(),
+    }))
 }
 
 /// The DPoP settings, checked; `None` when DPoP is off.

@@ -28,6 +28,9 @@ impl Declared {
             merged.keys = std::mem::take(&mut old.keys);
         }
         #[cfg(feature = "dpop")]
+        if let (Some(merged), Some(old)) = (&mut self.client_cert, &mut code.client_cert) {
+            merged.secret = old.secret.take();
+        }
         if let (Some(merged), Some(old)) = (&mut self.dpop, &mut code.dpop) {
             merged.nonce_secret = old.nonce_secret.take();
         }

@@ -292,6 +292,15 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// Reads the client certificate from the RFC 9440 `Client-Cert` header that a
+    /// trusted TLS-terminating proxy sets, for certificate-bound tokens behind it; see
+    /// [`ClientCertHeader`](crate::mtls::ClientCertHeader). Needs [`mtls`](Self::mtls)
+    /// on.
+    pub fn client_cert_header(mut self, header: crate::mtls::ClientCertHeader) -> Self {
+        self.declared.client_cert = Some(header);
+        self
+    }
+
     /// Opaque access tokens through RFC 7662 introspection at the issuer; see
     /// [`Introspection`](crate::introspection::Introspection). With several trusted
     /// issuers `build()` refuses it: an opaque token names no issuer, and it is never
@@ -534,6 +543,9 @@ pub(crate) struct Declared {
     pub(crate) dpop: Option<DpopOptions>,
     /// Certificate-bound tokens (RFC 8705).
     pub(crate) mtls: MtlsMode,
+    /// Client certificates forwarded by a trusted proxy (RFC 9440); absent is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_cert: Option<crate::mtls::ClientCertHeader>,
     /// Opaque tokens through introspection (RFC 7662); absent is off.
     #[cfg(feature = "introspection")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -569,6 +581,7 @@ impl Default for Declared {
             #[cfg(feature = "dpop")]
             dpop: None,
             mtls: MtlsMode::default(),
+            client_cert: None,
             #[cfg(feature = "introspection")]
             introspection: None,
         }

@@ -64,6 +64,7 @@ realm = "api"
 permission_claims = ["realm_access.roles"]
 required_permissions = []
 allowed_clients = ["web-app"]
+mtls = "allowed"
 
 [[issuers]]
 issuer = "https://idp.example.com/"
@@ -112,6 +113,11 @@ remove_authorization = false
 
 [telemetry]
 subject = "hashed"
+
+[client_cert]
+secret_header = "x-proxy-secret"
+secret_file = "{secret_file}"
+trusted_peers = ["10.0.0.5", "fd00::5"]
 
 [state]
 single_use = false
