@@ -112,10 +112,10 @@ pub enum ErrorKind {
     /// The introspection endpoint failed, was too slow, refused our credentials, or the
     /// call rate limit was reached (503 with `Retry-After`).
     IntrospectionUnavailable,
-    /// The request's path has a form that routers and upstreams may read as another
-    /// path (an encoded slash or backslash, a backslash, a `.` or `..` segment, a `;`
-    /// parameter, an encoded NUL, an empty segment), and the layer decides by path
-    /// (exemptions): 400 `invalid_request` before any decision.
+    /// An exemption would let the request through, but its path has a form that routers
+    /// and upstreams may read as another path (an encoded slash, backslash or `%`, a
+    /// backslash, a `.` or `..` segment, a `;` parameter, an encoded NUL, an empty
+    /// segment): 400 `invalid_request`.
     AmbiguousPath,
 }
 

@@ -59,7 +59,8 @@ impl std::fmt::Debug for ClientCertificate {
 
 /// The address of the peer a request came from, inserted into the request extensions by
 /// the application (from axum's `ConnectInfo`, or its own accept loop), for
-/// [`ClientCertHeader::trust_peers`].
+/// [`ClientCertHeader::trust_peers`]. It must be the socket's peer, never an address
+/// read from `X-Forwarded-For` or a "real IP" header, which a client can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddress(pub std::net::IpAddr);
 
@@ -179,30 +180,54 @@ impl ForwardedCertificates {
         }
     }
 
+    /// Removes the shared secret's header, so the application behind never sees it.
+    pub(crate) fn scrub(&self, headers: &mut http::HeaderMap) {
+        if let Some((name, _)) = &self.secret {
+            headers.remove(name);
+        }
+    }
+
     fn trusts(&self, headers: &http::HeaderMap, extensions: &http::Extensions) -> bool {
         let by_secret = self.secret.as_ref().is_some_and(|(name, secret)| {
-            headers.get(name).is_some_and(|value| {
-                aws_lc_rs::constant_time::verify_slices_are_equal(value.as_bytes(), &secret.0)
-                    .is_ok()
-            })
+            let mut values = headers.get_all(name).iter();
+            // Exactly one value: a client's own beside the proxy's is not trusted.
+            match (values.next(), values.next()) {
+                (Some(value), None) => {
+                    aws_lc_rs::constant_time::verify_slices_are_equal(value.as_bytes(), &secret.0)
+                        .is_ok()
+                }
+                _ => false,
+            }
         });
+        // `::ffff:10.0.0.5` from a dual-stack listener is `10.0.0.5`.
         by_secret
-            || extensions
-                .get::<PeerAddress>()
-                .is_some_and(|peer| self.peers.contains(&peer.0))
+            || extensions.get::<PeerAddress>().is_some_and(|peer| {
+                let peer = peer.0.to_canonical();
+                self.peers
+                    .iter()
+                    .any(|trusted| trusted.to_canonical() == peer)
+            })
     }
 }
 
-/// An RFC 8941 byte sequence: `:`, base64 (padding optional, as the RFC asks parsers to
-/// allow), `:`, with optional surrounding spaces.
+/// An RFC 8941 byte sequence item: `:`, base64 (padding and trailing bits as the RFC
+/// asks parsers to allow), `:`, then any parameters (ignored), with optional
+/// surrounding spaces.
 fn parse_byte_sequence(value: &[u8]) -> Option<Vec<u8>> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const STANDARD: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
     );
     let value = value.trim_ascii();
-    let inner = value.strip_prefix(b":")?.strip_suffix(b":")?;
+    let rest = value.strip_prefix(b":")?;
+    let end = rest.iter().position(|b| *b == b':')?;
+    let (inner, after) = (&rest[..end], &rest[end + 1..]);
+    if !(after.is_empty() || after.starts_with(b";")) {
+        return None;
+    }
     let der = STANDARD.decode(inner).ok()?;
     (!der.is_empty()).then_some(der)
 }
@@ -216,7 +241,16 @@ mod tests {
         assert_eq!(parse_byte_sequence(b":AQID:"), Some(vec![1, 2, 3]));
         assert_eq!(parse_byte_sequence(b" :AQI=: "), Some(vec![1, 2]));
         assert_eq!(parse_byte_sequence(b":AQI:"), Some(vec![1, 2]));
-        for bad in [&b"AQID"[..], b":AQID", b"::", b":A*ID:", b":AQ-_:"] {
+        assert_eq!(parse_byte_sequence(b":AQID:;x=1"), Some(vec![1, 2, 3]));
+        assert_eq!(parse_byte_sequence(b":AQJ=:"), Some(vec![1, 2]));
+        for bad in [
+            &b"AQID"[..],
+            b":AQID",
+            b"::",
+            b":A*ID:",
+            b":AQ-_:",
+            b":AQID:x",
+        ] {
             assert_eq!(parse_byte_sequence(bad), None, "{bad:?}");
         }
     }

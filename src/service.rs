@@ -223,24 +223,26 @@ where
         if !policy.forwarding.is_empty() {
             policy.forwarding.scrub(request.headers_mut());
         }
-        if let Some(why) = policy.exemptions.ambiguous(request.uri().path()) {
-            tracing::debug!(
-                why,
-                "a path of ambiguous form refused before the exemptions"
-            );
-            let context = policy.context.for_claims::<C>();
-            let outcome: Outcome<C, _> = Outcome::Rejected(ErrorKind::AmbiguousPath);
-            let settled = settle(outcome, &policy, &context, &span, &mut request);
-            drop(entered);
-            return match settled {
-                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                Err(response) => ResponseFuture::rejected(response),
-            };
-        }
-        let optional = self.optional
-            || policy
-                .exemptions
-                .matches(request.method(), request.uri(), request.headers());
+        let exempt = policy
+            .exemptions
+            .matches(request.method(), request.uri(), request.headers());
+        let optional = match exempt {
+            Ok(exempt) => self.optional || exempt,
+            Err(why) => {
+                tracing::debug!(
+                    why,
+                    "a path of ambiguous form refused where an exemption matched it"
+                );
+                let context = policy.context.for_claims::<C>();
+                let outcome: Outcome<C, _> = Outcome::Rejected(ErrorKind::AmbiguousPath);
+                let settled = settle(outcome, &policy, &context, &span, &mut request);
+                drop(entered);
+                return match settled {
+                    Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+                    Err(response) => ResponseFuture::rejected(response),
+                };
+            }
+        };
         let presented = if policy.binding.is_active() {
             let presented = policy.binding.presented(
                 request.method(),
@@ -259,6 +261,10 @@ where
         } else {
             None
         };
+        if let Some(forwarded) = &policy.binding.forwarded {
+            // Read above; the application never sees the proxy's secret.
+            forwarded.scrub(request.headers_mut());
+        }
         let step = core::authenticate::<C>(
             &policy,
             request.headers(),

@@ -682,9 +682,14 @@ fn compile_client_cert(
                 }
             };
             if secret.0.len() < 16 {
+                let field = if file.is_some() {
+                    "client_cert.secret_file"
+                } else {
+                    "client_cert"
+                };
                 return Err(at(
                     K::InvalidValue,
-                    "client_cert.secret_file",
+                    field,
                     "the shared secret is shorter than 16 bytes",
                 ));
             }

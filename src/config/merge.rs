@@ -27,10 +27,10 @@ impl Declared {
         for (merged, old) in self.issuers.iter_mut().zip(code.issuers.iter_mut()) {
             merged.keys = std::mem::take(&mut old.keys);
         }
-        #[cfg(feature = "dpop")]
         if let (Some(merged), Some(old)) = (&mut self.client_cert, &mut code.client_cert) {
             merged.secret = old.secret.take();
         }
+        #[cfg(feature = "dpop")]
         if let (Some(merged), Some(old)) = (&mut self.dpop, &mut code.dpop) {
             merged.nonce_secret = old.nonce_secret.take();
         }

@@ -112,12 +112,12 @@ impl Exemption {
         self
     }
 
-    /// Does not ask for ambiguous paths to be refused. While any exemption rule asks
-    /// (each does by default), a request whose path a router, proxy or upstream may
-    /// read as another path (`%2F`, `%5C`, `\`, a `.` or `..` segment, a `;`
-    /// parameter, `%00`, `//` inside the path) gets 400 `invalid_request` before any
-    /// rule is matched. Opt out only when every component on the way reads paths
-    /// byte for byte as this layer does.
+    /// Lets paths of ambiguous form through this rule. By default, a request this rule
+    /// (or an `exempt_when` predicate) would let through without a token gets 400
+    /// `invalid_request` instead when its path is one a router, proxy or upstream may
+    /// read as another path (`%2F`, `%5C`, `%25`, a backslash, a `.` or `..` segment, a
+    /// `;` parameter, `%00`, `//` inside the path). Opt out only when every component
+    /// on the way reads paths byte for byte as this layer does.
     pub fn allow_ambiguous_paths(mut self) -> Self {
         self.ambiguous_paths = true;
         self
@@ -267,26 +267,31 @@ pub(crate) struct Exemptions {
 }
 
 impl Exemptions {
-    /// Why `path` must be refused before the rules decide: it is ambiguous and some
-    /// rule asks for ambiguous paths to be refused.
-    pub(crate) fn ambiguous(&self, path: &str) -> Option<&'static str> {
-        if self.rules.iter().all(|rule| rule.ambiguous_paths) {
-            return None;
-        }
-        super::path::ambiguity(path)
-    }
-
-    /// Whether the request passes without a token.
-    pub(crate) fn matches(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+    /// Whether the request passes without a token: `Ok(true)` when an exemption lets it
+    /// through, `Err(why)` when one would but its path is ambiguous (a rule that keeps
+    /// the check, or a predicate, matched it).
+    pub(crate) fn matches(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<bool, &'static str> {
         if self.rules.is_empty() && self.predicates.is_empty() {
-            return false;
+            return Ok(false);
         }
         let path = uri.path();
-        if self.rules.iter().any(|rule| rule.matches(method, path)) {
-            return true;
+        let mut lenient = false;
+        for rule in self.rules.iter().filter(|rule| rule.matches(method, path)) {
+            if !rule.ambiguous_paths {
+                return super::path::ambiguity(path).map_or(Ok(true), Err);
+            }
+            lenient = true;
         }
         let head = RequestHead::new(method, uri, headers);
-        self.predicates.iter().any(|predicate| predicate(&head))
+        if self.predicates.iter().any(|predicate| predicate(&head)) {
+            return super::path::ambiguity(path).map_or(Ok(true), Err);
+        }
+        Ok(lenient)
     }
 }
 

@@ -2,9 +2,11 @@
 //! decision by path is made, so that a rule written for `/public/` cannot be reached
 //! by a path another component reads as `/private`.
 
-/// Why `path` is ambiguous, or `None` when it is not: an encoded slash, backslash or
-/// NUL, a backslash, a `.` or `..` segment (also percent-encoded), a `;` parameter, or
-/// an empty segment (`//` inside the path; a trailing slash is not one).
+/// Why `path` is ambiguous, or `None` when it is not: an encoded slash, backslash, NUL,
+/// `;` or `%` (a second decoding would read it), an overlong UTF-8 lead byte, a `%` not
+/// followed by two hex digits, a backslash, a `.` or `..` segment (also
+/// percent-encoded), a `;` parameter, or an empty segment (`//` inside the path; a
+/// trailing slash is not one).
 pub(crate) fn ambiguity(path: &str) -> Option<&'static str> {
     let bytes = path.as_bytes();
     if bytes.contains(&b'\\') {
@@ -16,11 +18,22 @@ pub(crate) fn ambiguity(path: &str) -> Option<&'static str> {
     if bytes.contains(&0) {
         return Some("a NUL");
     }
-    for window in bytes.windows(3).filter(|w| w[0] == b'%') {
-        match (window[1], window[2].to_ascii_uppercase()) {
+    for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'%') {
+        let (Some(&high), Some(&low)) = (bytes.get(i + 1), bytes.get(i + 2)) else {
+            return Some("a '%' without two hex digits");
+        };
+        if !high.is_ascii_hexdigit() || !low.is_ascii_hexdigit() {
+            return Some("a '%' without two hex digits");
+        }
+        match (high, low.to_ascii_uppercase()) {
             (b'2', b'F') => return Some("an encoded slash"),
             (b'5', b'C') => return Some("an encoded backslash"),
             (b'0', b'0') => return Some("an encoded NUL"),
+            (b'3', b'B') => return Some("an encoded ';'"),
+            // Decoded once, it is a '%' that a second decoding reads again.
+            (b'2', b'5') => return Some("an encoded '%'"),
+            // Overlong UTF-8 for '/', '.' and the like.
+            (b'c' | b'C', b'0' | b'1') => return Some("an overlong UTF-8 sequence"),
             _ => {}
         }
     }
@@ -59,6 +72,12 @@ mod tests {
             "//public/x",
             "/public/%00",
             "/public/..",
+            "/public/..%252Fadmin",
+            "/public/%%32%66admin",
+            "/public/%c0%afadmin",
+            "/public/%3Bx",
+            "/public/%zz",
+            "/public/%2",
         ] {
             assert!(ambiguity(path).is_some(), "{path}");
         }
@@ -69,7 +88,7 @@ mod tests {
             "/public/a.b",
             "/public/..x",
             "/a%20b",
-            "/%2",
+            "/caf%C3%A9",
             "",
         ] {
             assert_eq!(ambiguity(path), None, "{path}");

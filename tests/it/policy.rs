@@ -302,6 +302,13 @@ async fn ambiguous_paths_get_400_before_the_exemptions_decide() {
     let lenient =
         start(config().exempt(Exemption::prefix("/public/").allow_ambiguous_paths())).await;
     assert_eq!(raw_get(&lenient, "/public/..%2Fprivate").await.0, 404);
+    // A path no exemption matches needs a token as ever: ambiguous or not, nothing is
+    // decided by it.
+    assert_eq!(raw_get(&server, "/private%2Fx").await.0, 401);
+    // A predicate decides by path too: what it lets through is checked the same way.
+    let predicate = start(config().exempt_when(|head| head.path().starts_with("/open/"))).await;
+    assert_eq!(raw_get(&predicate, "/open/x").await.0, 404);
+    assert_eq!(raw_get(&predicate, "/open/..%2Fprivate").await.0, 400);
     // Without exemptions no decision is made by path, and nothing is refused for one.
     let plain = start(config()).await;
     assert_eq!(raw_get(&plain, "/public/..%2Fprivate").await.0, 401);
