@@ -123,7 +123,9 @@ pub(super) fn read(
     if issuer.contains_key("issuer") {
         top.insert("issuers".into(), Value::Array(vec![Value::Object(issuer)]));
     }
-    if dpop.contains_key("mode") {
+    // `JWT_PUBLIC_URL` alone still says something: the public URL of a `[dpop]` table a
+    // file turns on (without one, DPoP stays off and the URL is never read).
+    if !dpop.is_empty() {
         top.insert("dpop".into(), Value::Object(dpop));
     }
     Ok(Value::Object(top))

@@ -343,6 +343,21 @@ fn the_environment_covers_the_single_issuer_case_with_secrets_from_files() {
         .expect("builds");
     assert_eq!(config.algorithms(), [tower_jwt_auth::Algorithm::HS256]);
 
+    // JWT_PUBLIC_URL alone overrides the public URL a file gives DPoP.
+    let file = Settings::parse(
+        "audiences = [\"x\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n[dpop]\nmode = \"allowed\"\npublic_base_url = \"https://old.example.com\"\n",
+        Format::Toml,
+    )
+    .expect("parses");
+    let env = Settings::from_vars("JWT_", [("JWT_PUBLIC_URL", "https://api.example.com")])
+        .expect("reads");
+    let builder = env
+        .apply(file.builder().expect("applies"))
+        .expect("applies");
+    let shown = format!("{builder:?}");
+    assert!(shown.contains("https://api.example.com"), "{shown}");
+    assert!(!shown.contains("old.example.com"), "{shown}");
+
     for (vars, variable) in [
         (vec![("JWT_LEEWAY", "soon")], "JWT_LEEWAY"),
         (vec![("JWT_ISSUR", "https://x/")], "JWT_ISSUR"),
