@@ -202,6 +202,29 @@ where
     }
 }
 
+/// An outcome known without waiting: the request passed on to `inner`, or the response.
+/// The span is left before the inner service is called.
+fn answer_now<S, C, ReqBody, ResBody>(
+    inner: &mut S,
+    outcome: Outcome<C, BearerToken>,
+    policy: &Policy,
+    span: &tracing::Span,
+    entered: tracing::span::Entered<'_>,
+    mut request: Request<ReqBody>,
+) -> ResponseFuture<S::Future, S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    C: Send + Sync + 'static,
+{
+    let context = policy.context.for_claims::<C>();
+    let settled = settle(outcome, policy, &context, span, &mut request);
+    drop(entered);
+    match settled {
+        Ok(()) => ResponseFuture::inner(inner.call(request)),
+        Err(response) => ResponseFuture::rejected(response),
+    }
+}
+
 impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
@@ -233,14 +256,8 @@ where
                     why,
                     "a path of ambiguous form refused where an exemption matched it"
                 );
-                let context = policy.context.for_claims::<C>();
                 let outcome: Outcome<C, _> = Outcome::Rejected(ErrorKind::AmbiguousPath);
-                let settled = settle(outcome, &policy, &context, &span, &mut request);
-                drop(entered);
-                return match settled {
-                    Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                    Err(response) => ResponseFuture::rejected(response),
-                };
+                return answer_now(&mut self.inner, outcome, &policy, &span, entered, request);
             }
         };
         let presented = if policy.binding.is_active() {
@@ -275,13 +292,7 @@ where
         );
         match step {
             Step::Done(outcome) => {
-                let context = policy.context.for_claims::<C>();
-                let settled = settle(outcome, &policy, &context, &span, &mut request);
-                drop(entered);
-                match settled {
-                    Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-                    Err(response) => ResponseFuture::rejected(response),
-                }
+                answer_now(&mut self.inner, outcome, &policy, &span, entered, request)
             }
             Step::Wait(pending) => {
                 // The readied service goes with the future; this one takes a fresh clone.
