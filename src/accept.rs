@@ -15,11 +15,12 @@ use crate::cache::{Key, TokenCache};
 use crate::claims::StandardClaims;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
-use crate::payload::{self, Registered, Text};
+use crate::payload::{self, Registered};
 use crate::policy::{ClaimRules, Policy};
 use crate::record::{Accepted, ClaimsSlot, LazyPermissions, Times, TokenRecord};
 use crate::shape::StandardShape;
 use crate::telemetry::{self, Identity};
+use crate::text::Text;
 use crate::time::unix_seconds;
 use crate::tracking::Tracked;
 

@@ -17,7 +17,7 @@ use crate::dpop::proof::{ProofRules, Request};
 use crate::dpop::{DpopMode, PublicUrl, UrlSource, htu};
 use crate::error::ErrorKind;
 use crate::mtls::{ClientCertificate, MtlsMode};
-use crate::payload::Text;
+use crate::text::Text;
 use crate::tracking::ProofCheck;
 
 /// The `cnf` claim of a verified token.

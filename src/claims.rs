@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::text::Text;
+
 /// The claims of an access token from any common identity provider: RFC 7519 registered
 /// claims, RFC 9068 access-token claims, and the permission claims of Auth0 (`permissions`),
 /// Entra ID (`scp`, `roles`, `tid`), Okta (`scp`), Cognito (`client_id`, `scope`) and
@@ -239,7 +241,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut roles = None;
         // Names borrowed from the payload: an owned copy of each would cost an
         // allocation per claim.
-        while let Some(crate::text::Text(key)) = map.next_key::<crate::text::Text<'de>>()? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             match key.as_ref() {
                 "iss" => once(&mut c.iss, &mut map, "iss")?,
                 "sub" => once(&mut c.sub, &mut map, "sub")?,

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
 
 use crate::error::ErrorKind;
-use crate::payload::{self, Text};
+use crate::payload;
+use crate::text::Text;
 
 /// The unverified `iss` of a token, to pick the key store of a multi-issuer
 /// configuration. It is verified like every other claim once the signature is.

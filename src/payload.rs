@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
-pub(crate) use crate::text::Text;
+use crate::text::Text;
 
 /// The registered claims seen in a payload.
 #[derive(Default)]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::claims::NumericDate;
-use crate::payload::Text;
+use crate::text::Text;
 
 /// What `StandardClaims` accepts, checked; nothing kept.
 pub(crate) struct StandardShape;

@@ -16,10 +16,10 @@ use tower_service::Service;
 
 use crate::authentication::Authentication;
 use crate::error::ErrorKind;
-use crate::payload::Text;
 use crate::response::grpc::Protocol;
 use crate::response::{ResponseBody, missing_layer};
 use crate::telemetry;
+use crate::text::Text;
 use crate::time::unix_seconds;
 
 /// A guard requiring an authentication context class (`acr`) and/or a recent login

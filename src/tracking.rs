@@ -15,13 +15,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::ErrorKind;
-use crate::payload::Text;
 #[cfg(feature = "dpop")]
 use crate::state::{ProofRecord, ProofStore};
 use crate::state::{
     ReplayStore, RevocationList, RevocationStatus, StateKey, StoreError, StoreFailure, record_life,
 };
 use crate::telemetry;
+use crate::text::Text;
 use crate::time::{Clock, unix_seconds};
 
 /// How long a client is told to wait when a token state store does not answer.

@@ -19,8 +19,8 @@ use crate::error::ErrorKind;
 use crate::jwks::VerificationKey;
 use crate::jws::{b64, json_object};
 use crate::log::LogKid;
-use crate::payload::Text;
 use crate::state::{StateKey, record_life};
+use crate::text::Text;
 use crate::tracking::ProofCheck;
 
 /// A proof refused at `check`, logged at DEBUG with the check's name: every refusal is

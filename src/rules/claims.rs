@@ -13,7 +13,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
-use crate::payload::Text;
+use crate::text::Text;
 
 /// The value a claim must have: one value, or one of a set.
 ///

@@ -12,7 +12,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::value::RawValue;
 
-use crate::payload::Text;
+use crate::text::Text;
 
 /// The compiled forwarding rules.
 #[derive(Debug, Default, Clone)]

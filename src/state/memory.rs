@@ -286,14 +286,8 @@ impl RevocationList for MemoryRevocationList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::now_or_never;
     use crate::time::ManualClock;
-
-    fn now_or_never<T>(future: StoreFuture<T>) -> Result<T, StoreError> {
-        match future.into_ready() {
-            Ok(result) => result,
-            Err(_) => panic!("the memory store answers at once"),
-        }
-    }
 
     #[test]
     fn a_key_is_new_once_until_it_expires() {

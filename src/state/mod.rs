@@ -205,6 +205,15 @@ impl<T> StoreFuture<T> {
     }
 }
 
+/// The answer of a store that answers at once (the in-memory ones), for their tests.
+#[cfg(test)]
+pub(crate) fn now_or_never<T>(future: StoreFuture<T>) -> Result<T, StoreError> {
+    match future.into_ready() {
+        Ok(result) => result,
+        Err(_) => panic!("the memory store answers at once"),
+    }
+}
+
 // Nothing inside is pinned structurally: the boxed future is pinned on the heap and the
 // ready value is moved out, never borrowed in place.
 impl<T> Unpin for StoreFuture<T> {}

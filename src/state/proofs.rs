@@ -215,14 +215,8 @@ impl ProofStore for MemoryProofStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::now_or_never;
     use crate::time::ManualClock;
-
-    fn now_or_never<T>(future: StoreFuture<T>) -> Result<T, StoreError> {
-        match future.into_ready() {
-            Ok(result) => result,
-            Err(_) => panic!("the memory store answers at once"),
-        }
-    }
 
     #[test]
     fn one_client_key_cannot_fill_the_proof_store() {
