@@ -3,11 +3,16 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::context::AuthContext;
+use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::permission::Permissions;
 use crate::record::{Accepted, TokenRecord};
+use crate::response::grpc::Protocol;
 use crate::token::BearerToken;
 use crate::tracking::Tracked;
 
@@ -122,6 +127,33 @@ impl Authentication {
     /// introspected token's answer.
     pub(crate) fn payload(&self) -> Option<&[u8]> {
         Some(&self.principal.as_ref()?.record.payload)
+    }
+
+    /// The layer's own refusal of `request` for `kind`, as a guard of your own behind the
+    /// layer gives it: the status, `WWW-Authenticate` challenge (realm, resource
+    /// metadata, DPoP), `Cache-Control: no-store` and body of the configured responder, or
+    /// the trailers-only answer of a gRPC request. A 503 kind carries `Retry-After: 1`.
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use tower_jwt_auth::{Authentication, ErrorKind};
+    ///
+    /// /// Refuses callers that are not authenticated, as the layer would.
+    /// fn gate<B>(request: &Request<B>) -> Option<Response<bytes::Bytes>> {
+    ///     let auth = request.extensions().get::<Authentication>()?;
+    ///     (!auth.is_authenticated()).then(|| auth.refuse(request, ErrorKind::MissingToken))
+    /// }
+    /// # let _ = gate::<()>;
+    /// ```
+    #[must_use]
+    pub fn refuse<B>(&self, request: &http::Request<B>, kind: ErrorKind) -> http::Response<Bytes> {
+        let protocol = Protocol::of(request.version(), request.headers());
+        if kind.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+            return self
+                .context
+                .reject_unavailable(kind, Duration::from_secs(1), protocol);
+        }
+        self.context.reject(kind, protocol)
     }
 
     /// The trusted issuer that verified the token, as configured (a tenant template

@@ -81,6 +81,7 @@
 //! | every check and its default | [`JwtAuthConfigBuilder`], [`TypPolicy`], [`Algorithm`], [`time`] | [validation rules](guide::validation_rules) |
 //! | a test kit: keys, tokens, a mock issuer (feature `testing`) | [`testing`] | [testing](guide::testing) |
 //! | the `jwt-auth` command and its console | the `cli/` workspace member | [the jwt-auth command](guide::cli) |
+//! | services in any language behind nginx, Caddy, Traefik or Envoy | `jwt-auth gate` (the `cli/` workspace member), [`rules::path_ambiguity`], [`Authentication::refuse`] | [behind a proxy](guide::gate) |
 //!
 //! # Features
 //!
@@ -242,4 +243,6 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../docs/cli.md")]
     pub mod cli {}
+    #[doc = include_str!("../docs/gate.md")]
+    pub mod gate {}
 }

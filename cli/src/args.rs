@@ -48,6 +48,8 @@ pub(crate) enum Command {
     Explain(Explain),
     /// Sign a DPoP proof (RFC 9449) for one request
     Proof(Proof),
+    /// Answer a proxy's auth subrequests (nginx, Caddy, Traefik, Envoy) with the layer's verdicts
+    Gate(Gate),
     /// Print a completion script for a shell
     Completions(Completions),
 }
@@ -94,6 +96,36 @@ pub(crate) struct Serve {
     pub(crate) faults: Vec<(Endpoint, Fault)>,
     #[command(flatten)]
     pub(crate) keys: KeyFile,
+}
+
+#[derive(Args)]
+#[command(after_help = section(
+    "Notes",
+    "  Every path is a decision endpoint. The original request is read from X-Forwarded-Method\n  \
+       and X-Forwarded-Uri (Traefik, Caddy), else X-Original-Method and X-Original-URI (nginx),\n  \
+       else the request's own method and path (Envoy ext_authz, [gate] path_prefix stripped).\n  \
+       200 with the x-jwt-* claim headers allows; anything else is the layer's refusal.\n  \
+       The gate trusts those headers: let only the proxy reach it (loopback or a private network).\n\n  \
+       The file is the library's settings file (TOML, YAML or JSON; JWT_* variables too) with a\n  \
+       [gate] table: forward_claims, path_prefix and [[gate.routes]] (path, methods, require,\n  \
+       public, single_use). SIGHUP or a change of the file's content reloads it.",
+) + "\n\n" + &section(
+    "Example",
+    "  jwt-auth gate --config gate.toml --listen 127.0.0.1:9091 --ops-listen 127.0.0.1:9092",
+))]
+pub(crate) struct Gate {
+    /// The settings file: the library's options and the gate's own table
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) config: PathBuf,
+    /// Address of the decision endpoint (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9091")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Address of /metrics (Prometheus text), /ready and /health; off unless given
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) ops_listen: Option<std::net::SocketAddr>,
+    /// Check the file (nothing is fetched), print a summary and exit: 0 valid, 2 not
+    #[arg(long)]
+    pub(crate) check_config: bool,
 }
 
 /// The signing keys `serve` publishes and `mint` signs with.

@@ -33,7 +33,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
-type Outcome = Result<ExitCode, Failure>;
+pub(crate) type Outcome = Result<ExitCode, Failure>;
 
 /// The token: the argument, or standard input for `-`; either may be a pasted
 /// `Authorization` value, whose scheme is dropped.

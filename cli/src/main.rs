@@ -1,11 +1,12 @@
-//! `jwt-auth`: a mock identity provider, and minting, decoding and explaining of JWT
-//! access tokens, on the public API of tower-jwt-auth. Tokens are read from arguments or
+//! `jwt-auth`: a mock identity provider, minting, decoding and explaining of JWT access
+//! tokens, and a decision service for proxies, on the public API of tower-jwt-auth. Tokens are read from arguments or
 //! standard input and never sent anywhere but where a command says (`explain` fetches
 //! keys, never the token).
 
 mod args;
 mod commands;
 mod console;
+mod gate;
 mod time;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ async fn main() -> ExitCode {
         Command::Decode(args) => commands::decode(&args).await,
         Command::Explain(args) => commands::explain(&args).await,
         Command::Proof(args) => commands::proof(&args),
+        Command::Gate(args) => gate::run(args).await,
         Command::Completions(args) => commands::completions(&args),
     };
     match result {

@@ -283,13 +283,13 @@ impl Exemptions {
         let mut lenient = false;
         for rule in self.rules.iter().filter(|rule| rule.matches(method, path)) {
             if !rule.ambiguous_paths {
-                return super::path::ambiguity(path).map_or(Ok(true), Err);
+                return super::path::path_ambiguity(path).map_or(Ok(true), Err);
             }
             lenient = true;
         }
         let head = RequestHead::new(method, uri, headers);
         if self.predicates.iter().any(|predicate| predicate(&head)) {
-            return super::path::ambiguity(path).map_or(Ok(true), Err);
+            return super::path::path_ambiguity(path).map_or(Ok(true), Err);
         }
         Ok(lenient)
     }

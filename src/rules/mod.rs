@@ -1,6 +1,6 @@
 //! Policy beyond "is this token valid": required claim values and claim validators
 //! ([`Expected`], [`ClaimsView`]), requests that pass without a token ([`Exemption`],
-//! [`RequestHead`]), and claim forwarding. They are configured on the
+//! [`RequestHead`]), paths of ambiguous form ([`path_ambiguity`]), and claim forwarding. They are configured on the
 //! [`JwtAuthConfigBuilder`](crate::JwtAuthConfigBuilder); step-up authentication is the
 //! [`StepUp`](crate::StepUp) guard.
 
@@ -11,6 +11,7 @@ mod path;
 
 pub use claims::{ClaimsView, Expected};
 pub use exempt::{Exemption, RequestHead};
+pub use path::path_ambiguity;
 
 pub(crate) use claims::{Check, ClaimChecks, ClaimRule, PayloadCheck};
 pub(crate) use exempt::{Exemptions, Predicate};

@@ -30,6 +30,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 #[cfg(feature = "watch")]
@@ -100,6 +101,23 @@ fn invalid(
     ConfigError::at(ConfigErrorKind::InvalidSettings, path, line, message)
 }
 
+/// A settings file's text and the format its extension names.
+fn read(path: &Path) -> Result<(String, Format), ConfigError> {
+    let format = Format::of(path).ok_or_else(|| {
+        invalid(
+            "",
+            None,
+            format!(
+                "{}: the extension must be .toml, .yaml, .yml or .json",
+                path.display()
+            ),
+        )
+    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("", None, format!("{}: {e}", path.display())))?;
+    Ok((text, format))
+}
+
 impl Settings {
     /// Reads a file, in the format its extension names.
     ///
@@ -108,19 +126,7 @@ impl Settings {
     /// The file cannot be read, has no known extension, or does not parse
     /// ([`ConfigErrorKind::InvalidSettings`], with the path and line of the bad field).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let format = Format::of(path).ok_or_else(|| {
-            invalid(
-                "",
-                None,
-                format!(
-                    "{}: the extension must be .toml, .yaml, .yml or .json",
-                    path.display()
-                ),
-            )
-        })?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| invalid("", None, format!("{}: {e}", path.display())))?;
+        let (text, format) = read(path.as_ref())?;
         Self::parse(&text, format)
     }
 
@@ -155,6 +161,88 @@ impl Settings {
             named,
             lines: Some(Arc::new(move |path: &str| lines::find(&text, format, path))),
         })
+    }
+
+    /// Reads a file that holds, beside the options, one table of the application's own
+    /// under `section` (a `[gate]` table, say), in the format its extension names. The
+    /// table is deserialized into `T`, and every other key must be an option.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_jwt_auth::settings::Settings;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Server {
+    ///     workers: u32,
+    /// }
+    ///
+    /// let path = std::env::temp_dir().join(format!("settings-doc-{}.json", std::process::id()));
+    /// std::fs::write(&path, r#"{ "leeway": "5s", "server": { "workers": 4 } }"#)?;
+    /// let (settings, server) = Settings::from_file_with::<Server>(&path, "server")?;
+    /// assert_eq!(server.map(|s| s.workers), Some(4));
+    /// # let _ = settings;
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`from_file`](Self::from_file); a bad value in the section is named by its
+    /// path under `section` (`gate.routes[0].path`) and, where the format gives one, its
+    /// line.
+    pub fn from_file_with<T: DeserializeOwned>(
+        path: impl AsRef<Path>,
+        section: &str,
+    ) -> Result<(Self, Option<T>), ConfigError> {
+        let (text, format) = read(path.as_ref())?;
+        Self::parse_with(&text, format, section)
+    }
+
+    /// [`parse`](Self::parse) of text that holds, beside the options, one table of the
+    /// application's own under `section`, deserialized into `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_file_with`](Self::from_file_with).
+    pub fn parse_with<T: DeserializeOwned>(
+        text: &str,
+        format: Format,
+        section: &str,
+    ) -> Result<(Self, Option<T>), ConfigError> {
+        let mut named = match format {
+            Format::Json => {
+                serde_json::from_str(text).map_err(|e| invalid("", Some(e.line()), e))?
+            }
+            Format::Toml => tree_toml(text)?,
+            Format::Yaml => tree_yaml(text)?,
+        };
+        let own = match &mut named {
+            Value::Object(map) => map.remove(section),
+            _ => None,
+        };
+        let line = |path: &str| lines::find(text, format, path);
+        let _: Declared = serde_path_to_error::deserialize(&named).map_err(|e| {
+            let path = e.path().to_string();
+            invalid(path.clone(), line(&path), e.inner())
+        })?;
+        let own = own
+            .map(|own| {
+                serde_path_to_error::deserialize(own).map_err(|e| {
+                    let path = match e.path().to_string().as_str() {
+                        "." => section.to_owned(),
+                        inner => format!("{section}.{inner}"),
+                    };
+                    invalid(path.clone(), line(&path), e.inner())
+                })
+            })
+            .transpose()?;
+        let text: Arc<str> = text.into();
+        let settings = Self {
+            named,
+            lines: Some(Arc::new(move |path: &str| lines::find(&text, format, path))),
+        };
+        Ok((settings, own))
     }
 
     /// Lays these options over `builder`, which may hold code-only options (closures,
@@ -256,6 +344,32 @@ fn parse_toml(text: &str) -> Result<Value, ConfigError> {
         invalid(e.path().to_string(), line, e.inner().message())
     })?;
     toml::from_str(text).map_err(|e| invalid("", None, e.message()))
+}
+
+/// A TOML text as a tree, nothing checked but the syntax.
+#[cfg(feature = "config-toml")]
+fn tree_toml(text: &str) -> Result<Value, ConfigError> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    toml::from_str(text).map_err(|e| invalid("", e.span().map(|s| line_of(s.start)), e.message()))
+}
+
+#[cfg(not(feature = "config-toml"))]
+fn tree_toml(_: &str) -> Result<Value, ConfigError> {
+    Err(invalid("", None, "TOML needs the feature `config-toml`"))
+}
+
+/// A YAML text as a tree, nothing checked but the syntax.
+#[cfg(feature = "config-yaml")]
+fn tree_yaml(text: &str) -> Result<Value, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| usize::try_from(l.line()).unwrap_or(0));
+        invalid("", line, e)
+    })
+}
+
+#[cfg(not(feature = "config-yaml"))]
+fn tree_yaml(_: &str) -> Result<Value, ConfigError> {
+    Err(invalid("", None, "YAML needs the feature `config-yaml`"))
 }
 
 #[cfg(not(feature = "config-toml"))]

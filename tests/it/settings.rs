@@ -784,3 +784,54 @@ fn an_inline_jwks_never_shows_in_debug_output() {
         .expect_err("symmetric keys come from hmac_secret_file");
     assert!(!error.to_string().contains(&k), "{error}");
 }
+
+/// An application's own table beside the options: read into its type, every other key
+/// still checked against the model, errors in either named with path and line.
+#[test]
+fn an_applications_own_section_is_read_beside_the_options() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Server {
+        workers: u32,
+        #[serde(default)]
+        name: String,
+    }
+    let text = "leeway = \"5s\"\n\n[server]\nworkers = 4\n\n[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"api\"]\n";
+    let (settings, server) = Settings::parse_with::<Server>(text, Format::Toml, "server").unwrap();
+    assert_eq!(
+        server,
+        Some(Server {
+            workers: 4,
+            name: String::new()
+        })
+    );
+    let shown = settings.render(Format::Toml).unwrap();
+    assert!(
+        shown.contains("leeway = \"5s\"") && !shown.contains("workers"),
+        "{shown}"
+    );
+    let config = settings.builder().unwrap().hmac_secret(vec![7; 32]).build();
+    assert!(config.is_ok(), "{config:?}");
+
+    // Without the table: none, and the options as ever.
+    let (_, none) =
+        Settings::parse_with::<Server>("leeway = \"5s\"\n", Format::Toml, "server").unwrap();
+    assert_eq!(none, None);
+
+    // A bad value in the table, an unknown key beside it: path and line.
+    let bad_own = "leeway = \"5s\"\n[server]\nworkers = \"four\"\n";
+    let error = Settings::parse_with::<Server>(bad_own, Format::Toml, "server").unwrap_err();
+    assert_eq!(error.path(), Some("server.workers"));
+    assert_eq!(error.line(), Some(3));
+    let unknown = "leeway = \"5s\"\nleway = \"6s\"\n[server]\nworkers = 1\n";
+    let error = Settings::parse_with::<Server>(unknown, Format::Toml, "server").unwrap_err();
+    assert_eq!(error.line(), Some(2), "{error}");
+    assert!(error.to_string().contains("leway"), "{error}");
+    let json = r#"{"server": {"workers": 2, "extra": 1}}"#;
+    let error = Settings::parse_with::<Server>(json, Format::Json, "server").unwrap_err();
+    assert_eq!(error.path(), Some("server.extra"), "{error}");
+    assert!(error.to_string().contains("extra"), "{error}");
+    let yaml = "leeway: 5s\nserver:\n  workers: 3\n";
+    let (_, server) = Settings::parse_with::<Server>(yaml, Format::Yaml, "server").unwrap();
+    assert_eq!(server.map(|s| s.workers), Some(3));
+}

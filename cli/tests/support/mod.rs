@@ -1,6 +1,9 @@
 //! Shared by the CLI tests: `jwt-auth serve` started as a child process.
 #![allow(dead_code)]
 
+pub mod gate;
+pub mod services;
+
 use std::process::Stdio;
 use std::time::Duration;
 
