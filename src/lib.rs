@@ -160,6 +160,7 @@ mod permission;
 mod policy;
 mod record;
 pub mod reload;
+mod replay;
 pub mod resource;
 pub mod response;
 pub mod rules;
