@@ -161,6 +161,7 @@ mod permission;
 mod policy;
 mod record;
 pub mod reload;
+mod replay;
 pub mod resource;
 pub mod response;
 pub mod rules;

@@ -5,8 +5,11 @@
 //!
 //! The top-level object is handed to the claims type's visitor through [`ObservingMap`],
 //! which reads every key itself, captures the values of registered claims as raw JSON,
-//! checks them, and passes both on unchanged. Entries the visitor leaves unread are
-//! drained afterwards, so a claims type that stops early cannot hide an `exp`.
+//! checks them, and passes both on: the key as it is, the value as a [`Replay`], which
+//! hands the claims type what the pass already read (a plain string, a whole number,
+//! an array of plain strings) without parsing it again. Entries the visitor leaves
+//! unread are drained afterwards, so a claims type that stops early cannot hide an
+//! `exp`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,6 +20,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
+use crate::replay::{Replay, Simple, Strings};
 use crate::text::Text;
 
 /// The registered claims seen in a payload.
@@ -94,13 +98,17 @@ pub(crate) enum Aud<'de> {
 }
 
 impl<'de> Aud<'de> {
-    fn parse(raw: &'de RawValue) -> Option<Self> {
-        if raw.get().starts_with('[') {
-            // Every element must be a string: `each` refuses any other.
-            Self::each(raw, |_| {}).ok()?;
-            Some(Self::Many(raw))
-        } else {
-            Text::from_raw(raw).map(Self::One)
+    fn parse(raw: &'de RawValue, simple: Simple<'de>) -> Option<Self> {
+        match simple {
+            Simple::Str(text) => Some(Self::One(Text(Cow::Borrowed(text)))),
+            Simple::Strs(_) => Some(Self::Many(raw)),
+            Simple::Whole(_) => None,
+            Simple::Other if raw.get().starts_with('[') => {
+                // Every element must be a string: `each` refuses any other.
+                Self::each(raw, |_| {}).ok()?;
+                Some(Self::Many(raw))
+            }
+            Simple::Other => Text::from_raw(raw).map(Self::One),
         }
     }
 
@@ -116,7 +124,13 @@ impl<'de> Aud<'de> {
     }
 
     /// Calls `f` on each string of a JSON array; an element of another type is an error.
-    fn each(raw: &'de RawValue, f: impl FnMut(&str)) -> Result<(), serde_json::Error> {
+    fn each(raw: &'de RawValue, mut f: impl FnMut(&str)) -> Result<(), serde_json::Error> {
+        if Strings::new(raw.get()).all(|element| element.is_some()) {
+            for quoted in Strings::new(raw.get()).flatten() {
+                f(&quoted[1..quoted.len() - 1]);
+            }
+            return Ok(());
+        }
         struct Each<F>(F);
         impl<'de, F: FnMut(&str)> Visitor<'de> for Each<F> {
             type Value = ();
@@ -170,18 +184,22 @@ impl Claim {
 }
 
 impl<'de> Registered<'de> {
-    /// Records a registered claim from its raw JSON; `false` if it is a duplicate or of
-    /// the wrong type.
-    fn observe(&mut self, claim: Claim, raw: &'de RawValue) -> bool {
-        fn number(raw: &RawValue) -> Option<f64> {
-            // A whole number below 10^15 (every date) as it lies; any other form parsed.
-            let text = raw.get();
-            if (1..=15).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
-                #[allow(clippy::cast_precision_loss)] // below 2^53: exact
-                return text.parse::<u64>().ok().map(|n| n as f64);
-            }
-            crate::claims::numeric(raw).ok()
-        }
+    /// Records a registered claim from its raw JSON and its simple form; `false` if it
+    /// is a duplicate or of the wrong type.
+    fn observe(&mut self, claim: Claim, raw: &'de RawValue, simple: Simple<'de>) -> bool {
+        // A string without escapes or a whole number below 10^15 (every date) as the
+        // pass read it; any other form parsed.
+        let number = || match simple {
+            #[allow(clippy::cast_precision_loss)] // below 2^53: exact
+            Simple::Whole(n) => Some(n as f64),
+            Simple::Str(_) | Simple::Strs(_) => None,
+            Simple::Other => crate::claims::numeric(raw).ok(),
+        };
+        let text = || match simple {
+            Simple::Str(text) => Some(Text(Cow::Borrowed(text))),
+            Simple::Whole(_) | Simple::Strs(_) => None,
+            Simple::Other => Text::from_raw(raw),
+        };
         if let Claim::Cnf = claim {
             // Twice is ambiguous: refuse rather than pick one binding.
             let fresh = self.cnf.is_none();
@@ -200,7 +218,7 @@ impl<'de> Registered<'de> {
         };
         if let Some(slot) = identity {
             if slot.is_none() {
-                *slot = Text::from_raw(raw);
+                *slot = text();
             }
             return true;
         }
@@ -215,12 +233,14 @@ impl<'de> Registered<'de> {
         };
         let parsed = fresh
             && match claim {
-                Claim::Iss => Text::from_raw(raw).map(|t| self.iss = Some(t)).is_some(),
-                Claim::Aud => Aud::parse(raw).map(|a| self.aud = Some(a)).is_some(),
-                Claim::Exp => number(raw).map(|n| self.exp = Some(n)).is_some(),
-                Claim::Nbf => number(raw).map(|n| self.nbf = Some(n)).is_some(),
-                Claim::Iat => number(raw).map(|n| self.iat = Some(n)).is_some(),
-                Claim::Tid => Text::from_raw(raw).map(|t| self.tid = Some(t)).is_some(),
+                Claim::Iss => text().map(|t| self.iss = Some(t)).is_some(),
+                Claim::Aud => Aud::parse(raw, simple)
+                    .map(|a| self.aud = Some(a))
+                    .is_some(),
+                Claim::Exp => number().map(|n| self.exp = Some(n)).is_some(),
+                Claim::Nbf => number().map(|n| self.nbf = Some(n)).is_some(),
+                Claim::Iat => number().map(|n| self.iat = Some(n)).is_some(),
+                Claim::Tid => text().map(|t| self.tid = Some(t)).is_some(),
                 Claim::Sub | Claim::ClientId | Claim::Azp | Claim::Jti | Claim::Cnf => true,
             };
         if !parsed && self.problem.is_none() {
@@ -339,25 +359,28 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         let current = std::mem::replace(&mut self.current, Current::Other);
-        let raw: &'de RawValue = match current {
+        let (raw, simple) = match current {
             Current::Other => return self.map.next_value_seed(seed),
             Current::Registered(claim, captured) => {
                 let raw = self.map.next_value()?;
-                if !self.registered.observe(claim, raw) {
+                let simple = Simple::of(raw);
+                if !self.registered.observe(claim, raw, simple) {
                     return Err(de::Error::custom("invalid registered claim"));
                 }
                 if let Some(index) = captured {
                     self.capture(index, raw)?;
                 }
-                raw
+                (raw, simple)
             }
             Current::Captured(index) => {
                 let raw = self.map.next_value()?;
                 self.capture(index, raw)?;
-                raw
+                (raw, Simple::of(raw))
             }
         };
-        seed.deserialize(raw).map_err(de::Error::custom)
+        // What the pass read is handed on without parsing the value again.
+        seed.deserialize(Replay::new(raw, simple))
+            .map_err(de::Error::custom)
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -200,7 +200,7 @@ impl<'de> Deserialize<'de> for AnyValue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::StandardShape;
@@ -209,7 +209,7 @@ mod tests {
 
     /// JSON values of every kind, some of them what `StandardClaims` refuses for a field
     /// and some of them what no JSON value holds (a number out of range).
-    fn value() -> impl Strategy<Value = String> {
+    pub(crate) fn value() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
             Just("null".to_owned()),
             Just("true".to_owned()),
