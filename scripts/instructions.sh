@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
-cargo bench --bench instructions --no-run >/dev/null 2>&1
-binary=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
+# The binary cargo built, wherever CARGO_TARGET_DIR puts it.
+binary=$(cargo bench --bench instructions --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+[ -x "$binary" ] || { echo "no instructions binary was built"; exit 1; }
 count() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$1" "$2" 2>&1 \
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'

@@ -11,26 +11,13 @@
 # Needs wrk (Debian: apt-get install wrk). Bounded: DURATION seconds per run (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
-DURATION="${DURATION:-10}"
-CONNECTIONS="${CONNECTIONS:-32}"
+source scripts/load-common.sh
 CACHE_TOKENS="${CACHE_TOKENS:-10000}"
 ISSUER_PORT=19400
 ISSUER=http://127.0.0.1:$ISSUER_PORT
-TMP=$(mktemp -d)
-KEYS=$TMP/keys.json
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  SERVER=(taskset -c 0) LOAD=(taskset -c 1)
-  export TOKIO_WORKER_THREADS=1
-else
-  SERVER=() LOAD=()
-fi
 
 cargo build --release -p jwt-auth-cli -q
 (cd benches/compare && cargo build --release --bin load_server -q)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$TMP"; }
-trap cleanup EXIT
 
 target/release/jwt-auth serve --port $ISSUER_PORT --key-file "$KEYS" </dev/null >/dev/null &
 pids+=($!)
@@ -51,17 +38,6 @@ start() {
     sleep 0.1
   done
   echo "$1 never answered 200"; exit 1
-}
-
-run() {
-  local name=$1 url=$2; shift 2
-  local out
-  out=$("${LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
-  local rps p50 p99
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  printf '%-26s %10s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99"
 }
 
 echo "token: ${#TOKEN} bytes, RS256; wrk: 1 thread, $CONNECTIONS connections, ${DURATION}s per run"

@@ -13,28 +13,38 @@ use support::gate::{Gate, ROUTES, client, scratch, trust};
 use support::services::{self, Program};
 use tower_jwt_auth::testing::MockIssuer;
 
-/// The nginx server block of the guide, for a gate and an upstream on loopback.
+/// The nginx configuration of the guide (inside `http`), for a gate and an upstream on
+/// loopback.
 fn nginx_server(gate: &str, upstream: &str) -> String {
     let gate = gate.trim_start_matches("http://");
     format!(
         r#"
+  map $jwt_status $jwt_retry_after {{
+    503 1;
+    default "";
+  }}
+
   upstream jwt_gate {{
     server {gate};
     keepalive 16;
   }}
+
   server {{
     listen 127.0.0.1:{{port}};
 
     location / {{
       auth_request /_jwt_gate;
       # The verified claims, from the gate's answer to the upstream. A client's own
-      # X-Jwt-Sub is replaced (or removed, when the answer has none).
+      # copy is replaced, or removed when the answer's is empty.
       auth_request_set $jwt_sub $upstream_http_x_jwt_sub;
+      auth_request_set $jwt_client_id $upstream_http_x_jwt_client_id;
       proxy_set_header X-Jwt-Sub $jwt_sub;
-      # nginx copies WWW-Authenticate on 401 only, and turns any status but 401 and 403
-      # into 500: keep the gate's status and challenge.
+      proxy_set_header X-Jwt-Client-Id $jwt_client_id;
+      # The refusal's status and headers, which nginx would otherwise lose.
       auth_request_set $jwt_status $upstream_status;
       auth_request_set $jwt_challenge $upstream_http_www_authenticate;
+      auth_request_set $jwt_dpop_nonce $upstream_http_dpop_nonce;
+      error_page 401 = @jwt_unauthorized;
       error_page 403 = @jwt_forbidden;
       error_page 500 = @jwt_error;
       proxy_pass {upstream};
@@ -54,6 +64,13 @@ fn nginx_server(gate: &str, upstream: &str) -> String {
       proxy_set_header Connection "";
     }}
 
+    location @jwt_unauthorized {{
+      add_header WWW-Authenticate $jwt_challenge always;
+      add_header DPoP-Nonce $jwt_dpop_nonce always;
+      add_header Cache-Control no-store always;
+      return 401;
+    }}
+
     location @jwt_forbidden {{
       add_header WWW-Authenticate $jwt_challenge always;
       add_header Cache-Control no-store always;
@@ -63,11 +80,11 @@ fn nginx_server(gate: &str, upstream: &str) -> String {
     location @jwt_error {{
       add_header WWW-Authenticate $jwt_challenge always;
       add_header Cache-Control no-store always;
+      add_header Retry-After $jwt_retry_after always;
       if ($jwt_status = 400) {{
         return 400;
       }}
       if ($jwt_status = 503) {{
-        add_header Retry-After 1 always;
         return 503;
       }}
       return 500;
@@ -86,9 +103,10 @@ fn caddy_site(gate: &str, upstream: &str) -> String {
   route {{
     # A client's own X-Jwt-* never reaches the upstream.
     request_header -X-Jwt-*
+    request_header -X_Jwt_*
     forward_auth {gate} {{
       uri /
-      copy_headers X-Jwt-Sub
+      copy_headers X-Jwt-Sub X-Jwt-Client-Id
     }}
     reverse_proxy {upstream}
   }}
@@ -130,8 +148,7 @@ fn challenge(response: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// What every proxy must do with the gate's verdicts; `scope_in_403` when the proxy
-/// passes the 403's challenge on.
+/// What every proxy must do with the gate's verdicts, 403's challenge included.
 async fn verdicts_reach_the_client(setup: &Setup) {
     let http = client();
     let url = |path: &str| format!("{}{path}", setup.proxy);

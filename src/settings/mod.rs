@@ -23,6 +23,7 @@
 
 mod env;
 mod lines;
+mod unique;
 #[cfg(feature = "watch")]
 mod watch;
 
@@ -99,6 +100,14 @@ fn invalid(
     message: impl std::fmt::Display,
 ) -> ConfigError {
     ConfigError::at(ConfigErrorKind::InvalidSettings, path, line, message)
+}
+
+/// A field path as errors show it: the root is the empty path, not `.`.
+fn root(path: &serde_path_to_error::Path) -> String {
+    match path.to_string().as_str() {
+        "." => String::new(),
+        other => other.to_owned(),
+    }
 }
 
 /// A settings file's text and the format its extension names.
@@ -200,7 +209,8 @@ impl Settings {
     }
 
     /// [`parse`](Self::parse) of text that holds, beside the options, one table of the
-    /// application's own under `section`, deserialized into `T`.
+    /// application's own under `section`, deserialized into `T`. The table is taken out
+    /// before the options are read: name it apart from every option's key.
     ///
     /// # Errors
     ///
@@ -212,6 +222,13 @@ impl Settings {
     ) -> Result<(Self, Option<T>), ConfigError> {
         let mut named = match format {
             Format::Json => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let _: unique::UniqueKeys =
+                    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                        let line = e.inner().line();
+                        invalid(root(e.path()), Some(line), e.inner())
+                    })?;
+                de.end().map_err(|e| invalid("", Some(e.line()), e))?;
                 serde_json::from_str(text).map_err(|e| invalid("", Some(e.line()), e))?
             }
             Format::Toml => tree_toml(text)?,
@@ -223,7 +240,7 @@ impl Settings {
         };
         let line = |path: &str| lines::find(text, format, path);
         let _: Declared = serde_path_to_error::deserialize(&named).map_err(|e| {
-            let path = e.path().to_string();
+            let path = root(e.path());
             invalid(path.clone(), line(&path), e.inner())
         })?;
         let own = own

@@ -835,3 +835,25 @@ fn an_applications_own_section_is_read_beside_the_options() {
     let (_, server) = Settings::parse_with::<Server>(yaml, Format::Yaml, "server").unwrap();
     assert_eq!(server.map(|s| s.workers), Some(3));
 }
+
+/// A JSON key given twice is refused in the application's table as among the options,
+/// rather than the last one silently winning.
+#[test]
+fn a_json_key_twice_is_refused_beside_an_applications_table() {
+    #[derive(serde::Deserialize, Debug)]
+    struct Server {
+        #[allow(dead_code)]
+        workers: u32,
+    }
+    for text in [
+        r#"{"server": {"workers": 1}, "server": {"workers": 2}}"#,
+        r#"{"server": {"workers": 1, "workers": 2}}"#,
+        "{\"leeway\": \"5s\",\n \"leeway\": \"6s\"}",
+    ] {
+        let error = Settings::parse_with::<Server>(text, Format::Json, "server").unwrap_err();
+        assert!(
+            error.to_string().contains("duplicate field"),
+            "{text}: {error}"
+        );
+    }
+}

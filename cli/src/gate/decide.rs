@@ -156,7 +156,13 @@ impl Service<Request<Body>> for Front {
         let routes = self.routes.load();
         let (mut parts, body) = request.into_parts();
         let table = routes.table();
-        let (verdict, strict) = match original::rewrite(&mut parts, table.path_prefix.as_deref()) {
+        // A client's own claim headers, whatever the table in force forwards: the layer
+        // scrubs the ones its policy names, and a reload may change that list between
+        // its policy and this table.
+        scrub(&mut parts.headers);
+        let rewritten =
+            original::rewrite(&mut parts, table.convention, table.path_prefix.as_deref());
+        let (verdict, strict) = match rewritten {
             Err(why) => {
                 tracing::debug!(
                     why,
@@ -177,6 +183,19 @@ impl Service<Request<Body>> for Front {
             let response = stack.oneshot(request).await?;
             Ok(response.map(Body::new))
         })
+    }
+}
+
+/// Removes every `x-jwt-*` header (and its `x_jwt_*` spelling) the check request
+/// carries: only the gate's answer may hold them.
+fn scrub(headers: &mut http::HeaderMap) {
+    let ours = |name: &HeaderName| {
+        let name = name.as_str().as_bytes();
+        name.len() > 6 && (name[..6] == *b"x-jwt-" || name[..6] == *b"x_jwt_")
+    };
+    let names: Vec<HeaderName> = headers.keys().filter(|name| ours(name)).cloned().collect();
+    for name in names {
+        headers.remove(name);
     }
 }
 

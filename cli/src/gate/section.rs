@@ -7,6 +7,8 @@ use std::sync::Arc;
 use http::{HeaderName, Method};
 use serde::Deserialize;
 
+use super::original::Convention;
+
 /// The `[gate]` table as the file writes it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +19,9 @@ pub(crate) struct GateSection {
     /// Stripped from the check request's own path (Envoy's `path_prefix`).
     #[serde(default)]
     path_prefix: Option<PathPrefix>,
+    /// Where the original request is read from.
+    #[serde(default)]
+    convention: Convention,
     /// The first route that matches a request decides it.
     #[serde(default)]
     routes: Vec<Route>,
@@ -35,6 +40,7 @@ impl GateSection {
         Table {
             forward: self.forward_claims.into_iter().map(|c| c.header).collect(),
             path_prefix: self.path_prefix.map(|p| p.0),
+            convention: self.convention,
             routes: self.routes,
         }
     }
@@ -46,6 +52,7 @@ pub(crate) struct Table {
     /// The headers of the forwarded claims, copied from the admitted request to the 200.
     pub(crate) forward: Arc<[HeaderName]>,
     pub(crate) path_prefix: Option<Box<str>>,
+    pub(crate) convention: Convention,
     pub(crate) routes: Vec<Route>,
 }
 
@@ -59,7 +66,9 @@ impl Table {
     }
 }
 
-/// A claim name and its header, `x-jwt-<name>`.
+/// A claim name and its header, `x-jwt-<name>` in lower case with `_` written `-`
+/// (`client_id` is `x-jwt-client-id`): CGI-style upstreams read the two alike, and
+/// nginx drops headers with `_` unless told otherwise.
 #[derive(Debug)]
 struct ClaimName {
     name: Box<str>,
@@ -69,14 +78,17 @@ struct ClaimName {
 impl<'de> Deserialize<'de> for ClaimName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        let header = HeaderName::try_from(format!("x-jwt-{}", name.to_ascii_lowercase()))
-            .ok()
-            .filter(|_| !name.is_empty())
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{name:?} cannot name a header: use letters, digits, '-' and '_'"
-                ))
-            })?;
+        let header = HeaderName::try_from(format!(
+            "x-jwt-{}",
+            name.to_ascii_lowercase().replace('_', "-")
+        ))
+        .ok()
+        .filter(|_| !name.is_empty())
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{name:?} cannot name a header: use letters, digits, '-' and '_'"
+            ))
+        })?;
         Ok(Self {
             name: name.into(),
             header,
@@ -128,13 +140,27 @@ pub(crate) enum Decision {
 }
 
 impl Route {
+    /// An exact path matches with or without one trailing `/` (most routers take
+    /// `/transfers/` for `/transfers`); a route for GET also matches HEAD, which
+    /// frameworks answer with the GET handler.
     fn matches(&self, method: &Method, path: &str) -> bool {
         let path_matches = if self.prefix {
             path.starts_with(&*self.path)
         } else {
-            *path == *self.path
+            bare(path) == bare(&self.path)
         };
-        path_matches && (self.methods.is_empty() || self.methods.contains(method))
+        let method_matches = self.methods.is_empty()
+            || self.methods.contains(method)
+            || (*method == Method::HEAD && self.methods.contains(&Method::GET));
+        path_matches && method_matches
+    }
+}
+
+/// A path without its one trailing `/` (the root stays `/`).
+fn bare(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => path,
     }
 }
 
@@ -237,8 +263,22 @@ mod tests {
         assert_eq!(decision(Method::GET, "/documents"), Some(&read));
         assert_eq!(decision(Method::GET, "/documents-old"), Some(&read));
         assert_eq!(decision(Method::GET, "/health"), Some(&Decision::Public));
+        assert_eq!(decision(Method::GET, "/health/"), Some(&Decision::Public));
+        assert_eq!(decision(Method::GET, "/health//"), None);
         assert_eq!(decision(Method::GET, "/health/x"), None);
         assert_eq!(decision(Method::GET, "/doc"), None);
+    }
+
+    #[test]
+    fn a_get_route_covers_head_and_only_the_listed_methods() {
+        let get = table(r#"{"routes": [{"path": "/a", "methods": ["GET"], "require": ["read"]}]}"#)
+            .unwrap();
+        assert!(get.route(&Method::GET, "/a").is_some());
+        assert!(get.route(&Method::HEAD, "/a").is_some());
+        assert!(get.route(&Method::PATCH, "/a").is_none());
+        let post = table(r#"{"routes": [{"path": "/a", "methods": ["post"]}]}"#).unwrap();
+        assert!(post.route(&Method::HEAD, "/a").is_none());
+        assert!(post.route(&Method::POST, "/a").is_some());
     }
 
     #[test]
@@ -267,6 +307,7 @@ mod tests {
             ),
             (r#"{"path_prefix": "/check/"}"#, "does not end with one"),
             (r#"{"forward_claims": ["a b"]}"#, "cannot name a header"),
+            (r#"{"convention": "forwarded"}"#, "unknown variant"),
         ] {
             let error = table(json).unwrap_err();
             assert!(error.contains(why), "{json}: {error}");
@@ -285,7 +326,7 @@ mod tests {
             pairs,
             [
                 ("sub".to_owned(), "x-jwt-sub".to_owned()),
-                ("Client_ID".to_owned(), "x-jwt-client_id".to_owned())
+                ("Client_ID".to_owned(), "x-jwt-client-id".to_owned())
             ]
         );
     }

@@ -13,8 +13,9 @@ use tower_jwt_auth::testing::MockIssuer;
 
 use super::BIN;
 
-/// The `[gate]` table the tests share: writes need `write`, reads `read`, `/public*`
-/// is public; `sub` and `client_id` are forwarded; Envoy's prefix is `/check`.
+/// The `[gate]` table the tests share, as the guide writes it: reading documents needs
+/// `read`, any other method `write`; `/public/` is public; `sub` and `client_id` are
+/// forwarded; Envoy's prefix is `/check`.
 pub const ROUTES: &str = r#"
 [gate]
 forward_claims = ["sub", "client_id"]
@@ -22,15 +23,15 @@ path_prefix = "/check"
 
 [[gate.routes]]
 path = "/documents*"
-methods = ["POST", "PUT", "DELETE"]
-require = ["write"]
-
-[[gate.routes]]
-path = "/documents*"
+methods = ["GET"]
 require = ["read"]
 
 [[gate.routes]]
-path = "/public*"
+path = "/documents*"
+require = ["write"]
+
+[[gate.routes]]
+path = "/public/*"
 public = true
 "#;
 
