@@ -311,18 +311,22 @@ async fn the_file_reloads_on_change_and_a_broken_one_keeps_the_last() {
     );
 }
 
+async fn check_config(file: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(support::BIN)
+        .args(["gate", "--check-config", "--config"])
+        .arg(file)
+        .output()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn check_config_names_the_bad_field_and_its_line() {
     let issuer = MockIssuer::start().await;
     let dir = scratch("gate-check-config");
     let good = dir.join("good.toml");
     std::fs::write(&good, format!("{}{ROUTES}", trust(&issuer))).unwrap();
-    let output = tokio::process::Command::new(support::BIN)
-        .args(["gate", "--check-config", "--config"])
-        .arg(&good)
-        .output()
-        .await
-        .unwrap();
+    let output = check_config(&good).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
@@ -339,17 +343,24 @@ async fn check_config_names_the_bad_field_and_its_line() {
         trust(&issuer)
     );
     std::fs::write(&bad, &text).unwrap();
-    let output = tokio::process::Command::new(support::BIN)
-        .args(["gate", "--check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .await
-        .unwrap();
+    let output = check_config(&bad).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("gate.routes[0]"), "{stderr}");
     assert!(stderr.contains("cannot require permissions"), "{stderr}");
     assert!(stderr.contains("(line 6)"), "{stderr}");
+
+    // An option the gate cannot honour is refused by name.
+    let extension = dir.join("extension.toml");
+    let text = format!(
+        "{}[dpop]\nmode = \"allowed\"\ntrusted_url_extension = true\n",
+        trust(&issuer)
+    );
+    std::fs::write(&extension, &text).unwrap();
+    let output = check_config(&extension).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("dpop.trusted_url_extension"), "{stderr}");
 }
 
 #[tokio::test]

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tower_jwt_auth::reload::ReloadHandle;
-use tower_jwt_auth::settings::{FileWatcher, Settings};
+use tower_jwt_auth::settings::{FileWatcher, Format, Settings};
 use tower_jwt_auth::{ConfigError, JwtAuthConfigBuilder, JwtAuthLayer};
 
 use crate::args::Gate;
@@ -36,7 +37,7 @@ pub(crate) async fn run(args: Gate) -> Outcome {
     // Before the first read, so that a change between the two is not missed.
     let watcher = FileWatcher::new([&args.config])
         .map_err(|error| format!("{}: cannot watch: {error}", args.config.display()))?;
-    let (builder, table) = load(&args.config).map_err(|error| named(&args.config, &error))?;
+    let (builder, table) = load(&args.config).map_err(Failure::Other)?;
     let config = builder
         .build()
         .map_err(|error| named(&args.config, &error))?;
@@ -59,6 +60,12 @@ pub(crate) async fn run(args: Gate) -> Outcome {
         }
     });
     tokio::spawn(watch(watcher, args.config, reload, routes));
+    // Answers are one small write each: no reason to let Nagle hold them back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, Router::new().fallback_service(front))
         .with_graceful_shutdown(shutdown())
         .await?;
@@ -67,9 +74,29 @@ pub(crate) async fn run(args: Gate) -> Outcome {
 
 /// The builder the file and the `JWT_*` variables describe, with the gate's forwarded
 /// claims added, and the compiled `[gate]` table.
-fn load(path: &Path) -> Result<(JwtAuthConfigBuilder, Table), ConfigError> {
-    let (settings, section) = Settings::from_file_with::<GateSection>(path, "gate")?;
-    let mut builder = Settings::from_env("JWT_")?.apply(settings.builder()?)?;
+///
+/// # Errors
+///
+/// The file's errors, with the bad field's path and line; an option the gate cannot
+/// honour.
+fn load(path: &Path) -> Result<(JwtAuthConfigBuilder, Table), String> {
+    let named = |error: ConfigError| format!("{}: {error}", path.display());
+    let (settings, section) =
+        Settings::from_file_with::<GateSection>(path, "gate").map_err(named)?;
+    // A request URL from an extension needs code in front of the layer; the gate has
+    // none, and every check would fail. The public base URL is the gate's way.
+    let effective = settings.render(Format::Json).map_err(named)?;
+    let effective: serde_json::Value = serde_json::from_str(&effective).unwrap_or_default();
+    if effective["dpop"]["trusted_url_extension"] == true {
+        return Err(format!(
+            "{}: dpop.trusted_url_extension cannot work in the gate, which has no code to \
+             insert the URL: set dpop.public_base_url instead",
+            path.display()
+        ));
+    }
+    let mut builder = Settings::from_env("JWT_")
+        .and_then(|env| env.apply(settings.builder()?))
+        .map_err(named)?;
     let section = section.unwrap_or_default();
     for (claim, header) in section.forwarded() {
         builder = builder.forward_claim(claim, header.as_str());
@@ -84,7 +111,7 @@ fn named(path: &Path, error: &ConfigError) -> Failure {
 /// `--check-config`: the file read and built on a runtime that never runs a task, so
 /// nothing is fetched and no store connects.
 fn check(path: &Path) -> Outcome {
-    let (builder, table) = load(path).map_err(|error| named(path, &error))?;
+    let (builder, table) = load(path).map_err(Failure::Other)?;
     let config = std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -121,7 +148,11 @@ async fn watch(
 ) {
     while let Some(reason) = watcher.changed().await {
         let outcome = match load(&path) {
-            Ok((builder, table)) => reload.reload(builder).await.map(|changed| (changed, table)),
+            Ok((builder, table)) => reload
+                .reload(builder)
+                .await
+                .map(|changed| (changed, table))
+                .map_err(|error| format!("{}: {error}", path.display())),
             Err(error) => Err(error),
         };
         match outcome {
