@@ -18,18 +18,21 @@ ISSUER=http://127.0.0.1:$ISSUER_PORT
 
 cargo build --release -p jwt-auth-cli -q
 (cd benches/compare && cargo build --release --bin load_server -q)
+# Where cargo put them: CARGO_TARGET_DIR when set, else each workspace's own target.
+BIN=${CARGO_TARGET_DIR:-target}/release/jwt-auth
+LOAD_SERVER=${CARGO_TARGET_DIR:-benches/compare/target}/release/load_server
 
-target/release/jwt-auth serve --port $ISSUER_PORT --key-file "$KEYS" </dev/null >/dev/null &
+"$BIN" serve --port $ISSUER_PORT --key-file "$KEYS" </dev/null >/dev/null &
 pids+=($!)
 sleep 1
-TOKEN=$(target/release/jwt-auth mint --key-file "$KEYS" --issuer $ISSUER \
+TOKEN=$("$BIN" mint --key-file "$KEYS" --issuer $ISSUER \
   --permissions read --expires-in 3600)
 
 # start MODE PORT: one load_server, pinned; its pid in $server_pid.
 start() {
   MODE=$1 LISTEN_ADDR=127.0.0.1:$2 JWT_ISSUER=$ISSUER JWKS_URL=$ISSUER/jwks.json \
     JWT_AUDIENCE=https://api.example.com "${SERVER[@]}" \
-    benches/compare/target/release/load_server >/dev/null &
+    "$LOAD_SERVER" >/dev/null &
   server_pid=$!
   pids+=($server_pid)
   for _ in $(seq 50); do
@@ -54,7 +57,7 @@ done
 # The cache filled: CACHE_TOKENS distinct tokens, cycled by a wrk script.
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 before=$(kib "$cached_pid" VmRSS)
-target/release/jwt-auth mint --key-file "$KEYS" --issuer $ISSUER \
+"$BIN" mint --key-file "$KEYS" --issuer $ISSUER \
   --permissions read --expires-in 3600 --count "$CACHE_TOKENS" >"$TMP/tokens.txt"
 cat >"$TMP/cycle.lua" <<'LUA'
 local tokens = {}
