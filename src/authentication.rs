@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::api_key::CredentialKind;
 use crate::context::AuthContext;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
@@ -79,6 +80,23 @@ impl Authentication {
     #[must_use]
     pub fn is_authenticated(&self) -> bool {
         self.principal.is_some()
+    }
+
+    /// What kind of credential was verified: a JWT, an introspected token or an API key;
+    /// none for an anonymous request.
+    ///
+    /// ```
+    /// use tower_jwt_auth::Authentication;
+    /// use tower_jwt_auth::api_key::CredentialKind;
+    ///
+    /// fn is_machine(auth: &Authentication) -> bool {
+    ///     auth.kind() == Some(CredentialKind::ApiKey)
+    /// }
+    /// # let _ = is_machine;
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> Option<CredentialKind> {
+        self.principal.as_ref().map(|p| p.record.kind)
     }
 
     /// The verified claims, if the request has a token and the layer deserializes into
@@ -157,10 +175,11 @@ impl Authentication {
     }
 
     /// The trusted issuer that verified the token, as configured (a tenant template
-    /// stays a template; the token's own `iss` is in its claims).
+    /// stays a template; the token's own `iss` is in its claims); none for an API key.
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
-        self.principal.as_ref().map(|p| p.issuer.matcher.as_str())
+        let principal = self.principal.as_ref()?;
+        (principal.record.kind != CredentialKind::ApiKey).then(|| principal.issuer.matcher.as_str())
     }
 }
 
@@ -169,6 +188,7 @@ impl fmt::Debug for Authentication {
         // The claims may be personal data and the token is a secret: identify only.
         f.debug_struct("Authentication")
             .field("authenticated", &self.is_authenticated())
+            .field("kind", &self.kind())
             .field("issuer", &self.issuer())
             .field("permissions", self.permissions())
             .finish_non_exhaustive()

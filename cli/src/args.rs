@@ -50,6 +50,9 @@ pub(crate) enum Command {
     Proof(Proof),
     /// Answer a proxy's auth subrequests (nginx, Caddy, Traefik, Envoy) with the layer's verdicts
     Gate(Gate),
+    /// Make API keys: a new key, printed once, and its configuration entry
+    #[command(subcommand)]
+    Apikey(Apikey),
     /// Print a completion script for a shell
     Completions(Completions),
 }
@@ -314,6 +317,39 @@ pub(crate) struct Explain {
     /// The report as JSON
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// What `jwt-auth apikey` does.
+#[derive(Subcommand)]
+pub(crate) enum Apikey {
+    /// A new key (32 random bytes, base64url, after the prefix), printed once, and the
+    /// `[[api_keys]]` entry with its digest
+    New(ApikeyNew),
+}
+
+#[derive(Args)]
+#[command(after_help = section(
+    "Examples",
+    "  jwt-auth apikey new --id billing-export --permissions read\n  \
+       jwt-auth apikey new --id partner-7 --permissions read,write --prefix sk_test_\n\n\
+     The first line is the key, shown once; the lines after it are the entry for the\n\
+     settings file or the API keys file (the digest only, never the key).",
+))]
+pub(crate) struct ApikeyNew {
+    /// The key's id: the principal (`sub`) handlers see, and what revocation names
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: String,
+    /// The permissions the key grants, comma-separated
+    #[arg(
+        long,
+        value_name = "PERMISSIONS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub(crate) permissions: Vec<String>,
+    /// The prefix that tells keys from tokens
+    #[arg(long, value_name = "PREFIX", default_value = "sk_live_")]
+    pub(crate) prefix: String,
 }
 
 #[derive(Args)]

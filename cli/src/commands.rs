@@ -10,11 +10,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::CommandFactory as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+use tower_jwt_auth::api_key::NewApiKey;
 use tower_jwt_auth::testing::{DpopProof, MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::{Algorithm, JwtAuthConfig, Verifier};
 
 use crate::args::{
-    Cli, ClientKeyFile, Completions, Decode, Explain, KeyFile, Mint, Proof, Serve, TokenArg,
+    ApikeyNew, Cli, ClientKeyFile, Completions, Decode, Explain, KeyFile, Mint, Proof, Serve,
+    TokenArg,
 };
 use crate::console;
 use crate::time::{relative, utc};
@@ -442,6 +444,30 @@ pub(crate) fn proof(args: &Proof) -> Outcome {
         proof = proof.nonce(nonce);
     }
     println!("{}", proof.sign());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new API key on the first line of standard output, then its `[[api_keys]]` entry
+/// (the digest, never the key): the key is shown this once and kept nowhere.
+pub(crate) fn apikey_new(args: &ApikeyNew) -> Outcome {
+    let new = NewApiKey::generate(&args.prefix);
+    let permissions: Vec<&str> = args
+        .permissions
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    eprintln!(
+        "The key, shown once: hand it to its holder now. The entry below holds only its digest."
+    );
+    println!("{}", new.key());
+    println!();
+    println!("[[api_keys]]");
+    println!("id = {}", quoted(&args.id));
+    println!("digest = {}", quoted(new.digest()));
+    let list: Vec<String> = permissions.iter().map(|p| quoted(p)).collect();
+    println!("permissions = [{}]", list.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -874,3 +874,50 @@ async fn the_console_mints_and_explains_with_the_keys_serve_signs_with() {
     let _ = serve.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn apikey_new_prints_a_key_once_and_an_entry_that_makes_it_work() {
+    use tower_jwt_auth::{JwtAuthConfig, StandardClaims, Verifier};
+    let (code, out, err) = run(
+        &[
+            "apikey",
+            "new",
+            "--id",
+            "partner-7",
+            "--permissions",
+            "read,write",
+            "--prefix",
+            "sk_test_",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (key, entry) = out.split_once("\n\n").expect("key, blank line, entry");
+    assert!(key.starts_with("sk_test_") && key.len() >= 8 + 43, "{key}");
+    assert!(
+        !entry.contains(key),
+        "the entry holds the digest, never the key"
+    );
+    assert!(
+        entry.contains("permissions = [\"read\", \"write\"]"),
+        "{entry}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("jwt-auth-apikey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys.toml");
+    std::fs::write(&path, format!("prefix = \"sk_test_\"\n\n{entry}")).expect("write");
+    let config = JwtAuthConfig::builder()
+        .api_keys_file(&path)
+        .build()
+        .expect("the printed entry builds");
+    let verifier = Verifier::new(config);
+    let verified = verifier
+        .verify_token::<StandardClaims>(key)
+        .expect("the printed key works");
+    assert_eq!(verified.claims.sub.as_deref(), Some("partner-7"));
+    assert!(verified.permissions().contains("write"));
+    assert!(verifier.verify::<StandardClaims>("sk_test_other").is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

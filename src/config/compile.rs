@@ -10,6 +10,7 @@ use http::{HeaderName, HeaderValue};
 use super::model::JwtAuthConfigBuilder;
 use super::model::{MEMORY_STORE, PermissionClaim, StateDecl, TokenDecl};
 use crate::algorithm::Algorithm;
+use crate::api_key::keys::ApiKeys;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
@@ -75,11 +76,11 @@ fn compile_checked(
 ) -> Result<Policy, ConfigError> {
     use ConfigErrorKind as K;
     let d = &b.declared;
-    if d.issuers.is_empty() {
+    if d.issuers.is_empty() && d.api_keys.is_empty() && !d.api_keys_settings.is_set() {
         return Err(at(
             K::NoIssuer,
             "issuers",
-            "no issuer configured: at least one is needed",
+            "no issuer configured: at least one is needed (or API keys alone)",
         ));
     }
     for (i, issuer) in d.issuers.iter().enumerate() {
@@ -132,6 +133,16 @@ fn compile_checked(
         Some(source) => source.clone(),
         None => declared_token_source(&d.token)?,
     };
+    let token_source = match &d.api_keys_settings.header {
+        Some(header) => {
+            let keys = TokenSource::api_key_header(header);
+            keys.validate()
+                .map_err(|msg| at(K::InvalidHeader, "api_keys_settings.header", msg))?;
+            token_source.or(keys)
+        }
+        None => token_source,
+    };
+    let api_keys = compile_api_keys(&b)?;
     token_source
         .validate()
         .map_err(|msg| at(K::InvalidHeader, "token", msg))?;
@@ -290,7 +301,88 @@ fn compile_checked(
         binding,
         #[cfg(feature = "introspection")]
         introspection,
+        api_keys,
     })
+}
+
+/// The API keys of the model and of the keys file, compiled; none when none are
+/// configured. A key needs a prefix or a header to be told from a token, and cannot be
+/// single use (it is meant to be presented again, and has no `jti`).
+fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, ConfigError> {
+    use ConfigErrorKind as K;
+    let d = &b.declared;
+    let settings = &d.api_keys_settings;
+    if d.api_keys.is_empty() && !settings.is_set() {
+        return Ok(None);
+    }
+    let file = match &settings.file {
+        Some(path) => Some(
+            crate::api_key::file::read(path)
+                .map_err(|e| at(K::InvalidValue, "api_keys_settings.file", e))?,
+        ),
+        None => None,
+    };
+    let file_prefix = file.as_ref().and_then(|file| file.prefix.as_deref());
+    let prefix = match (settings.prefix.as_deref(), file_prefix) {
+        (Some(ours), Some(theirs)) if ours != theirs => {
+            return Err(at(
+                K::InvalidValue,
+                "api_keys_settings.file",
+                format!(
+                    "the keys file's prefix {theirs:?} is not api_keys_settings.prefix {ours:?}"
+                ),
+            ));
+        }
+        (ours, theirs) => ours.or(theirs),
+    };
+    if prefix == Some("") {
+        return Err(at(
+            K::EmptyValue,
+            "api_keys_settings.prefix",
+            "empty API key prefix",
+        ));
+    }
+    if prefix.is_none() && settings.header.is_none() {
+        return Err(at(
+            K::InvalidValue,
+            "api_keys_settings",
+            "API keys need a prefix (api_key_prefix) or a header (api_key_header) that tells them from tokens",
+        ));
+    }
+    if d.state.single_use {
+        return Err(at(
+            K::InvalidValue,
+            "state.single_use",
+            "every credential single use cannot apply to API keys (they are presented again and again, and have no jti): make routes single use with RequirePermission::single_use, which refuses API keys",
+        ));
+    }
+    let ours = d
+        .api_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (format!("api_keys[{i}]"), key));
+    let theirs = file.iter().flat_map(|file| {
+        file.api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (format!("api_keys_settings.file/api_keys[{i}]"), key))
+    });
+    let keys = ApiKeys::compile(prefix, ours.chain(theirs)).map_err(|(path, invalid)| {
+        match path.split_once('/') {
+            // A key of the file: the option is the file, the key is in the message.
+            Some((option, key)) => at(
+                K::InvalidValue,
+                option,
+                format!("{key}.{}: {}", invalid.field, invalid.message),
+            ),
+            None => at(
+                K::InvalidValue,
+                format!("{path}.{}", invalid.field),
+                invalid.message,
+            ),
+        }
+    })?;
+    Ok(Some(Arc::new(keys)))
 }
 
 /// The token sources a `[token]` table names, combined.

@@ -136,6 +136,10 @@ impl fmt::Debug for StateKey {
     }
 }
 
+/// The name that scopes API keys' state keys (revocation by key id) where a token's
+/// issuer scopes its own: not a URL, so no trusted issuer has it.
+pub(crate) const API_KEYS_ISSUER: &str = "tower-jwt-auth:api-keys";
+
 /// The longest a record is kept: an absurd `exp`, window or leeway is kept this long,
 /// which every store accepts (Redis refuses an expiry its clock cannot add).
 pub(crate) const LONGEST_RECORD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -487,6 +491,26 @@ impl Revocations {
         let at = (now * 1000.0).ceil().max(0.0) as u64;
         self.list
             .revoke(Revocation::Subject(key, at), self.lifetime)
+            .await
+    }
+}
+
+impl Revocations {
+    /// Revokes the API key id `id`, on every replica that shares the list: every key of
+    /// that id is refused (401 `invalid_token`) from the next request on. Unlike a
+    /// token's, a key's revocation is kept as long as a store keeps anything (keys do
+    /// not expire by themselves); to bring a principal back, give it a key under a new
+    /// id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the list cannot record it.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), StoreError> {
+        let key = StateKey::subject(API_KEYS_ISSUER, id);
+        let now = unix_seconds(self.clock.now());
+        let at = (now * 1000.0).ceil().max(0.0) as u64;
+        self.list
+            .revoke(Revocation::Subject(key, at), LONGEST_RECORD)
             .await
     }
 }

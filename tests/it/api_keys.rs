@@ -1,0 +1,408 @@
+//! API keys beside OAuth, over real HTTP: permissions and guards, keys never sent to the
+//! JWT path, expiry, revocation across replicas, telemetry without the key, the keys
+//! file reloaded, and the example's `/whoami`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::routing::get;
+use tower_jwt_auth::api_key::{ApiKey, CredentialKind, NewApiKey};
+use tower_jwt_auth::testing::{Endpoint, MockIssuer};
+use tower_jwt_auth::{
+    Authentication, Claims, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission,
+    StandardClaims, StepUp,
+};
+
+use crate::support::{Server, issuer_config};
+
+const PREFIX: &str = "sk_test_";
+
+/// `/read` needs `read`, `/write` needs `write`, `/who` answers the kind and `sub`,
+/// `/step-up` wants a recent MFA login, `/once` is single use.
+fn routes(layer: JwtAuthLayer) -> Router {
+    async fn who(auth: Authentication, Claims(claims): Claims<StandardClaims>) -> String {
+        let kind = auth.kind().map_or("none", CredentialKind::as_str);
+        format!(
+            "{kind} {} {}",
+            claims.sub.unwrap_or_default(),
+            claims.scope.unwrap_or_default()
+        )
+    }
+    async fn ok() -> &'static str {
+        "ok"
+    }
+    #[derive(Clone, serde::Deserialize)]
+    struct Tenant {
+        #[allow(dead_code)]
+        tenant: String,
+    }
+    async fn tenant(Claims(_): Claims<Tenant>) -> &'static str {
+        "tenant"
+    }
+    let custom = Router::new()
+        .route("/tenant", get(tenant))
+        .layer(JwtAuthLayer::with_claims::<Tenant>(
+            layer.verifier().config().clone(),
+        ));
+    Router::new()
+        .route("/read", get(ok).route_layer(RequirePermission("read")))
+        .route("/write", get(ok).route_layer(RequirePermission("write")))
+        .route("/who", get(who))
+        .route("/step-up", get(ok).route_layer(StepUp::new().acr(["mfa"])))
+        .route(
+            "/once",
+            get(ok).route_layer(RequirePermission("read").single_use()),
+        )
+        .layer(layer)
+        .merge(custom)
+}
+
+fn with_key(
+    builder: JwtAuthConfigBuilder,
+    key: &NewApiKey,
+    permissions: &[&str],
+) -> JwtAuthConfigBuilder {
+    builder
+        .api_key_prefix(PREFIX)
+        .api_key_header("X-API-Key")
+        .api_key(ApiKey::new("partner-1", key.digest()).permissions(permissions.iter().copied()))
+}
+
+#[tokio::test]
+async fn a_key_meets_guards_like_a_token_and_a_jwt_still_works_beside_it() {
+    let issuer = MockIssuer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .build()
+        .expect("config");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+
+    server.bearer_at("/read", key.key()).await.assert_ok();
+    server
+        .get("/read", &[("x-api-key", key.key())])
+        .await
+        .assert_ok();
+    let write = server.bearer_at("/write", key.key()).await;
+    assert_eq!(write.status, 403, "{write:?}");
+    let challenge = write.challenge.as_deref().unwrap_or_default();
+    assert_eq!(
+        crate::support::param(challenge, "scope").as_deref(),
+        Some("write")
+    );
+
+    let who = server.bearer_at("/who", key.key()).await;
+    assert_eq!(who.body, "api_key partner-1 read");
+    let jwt = issuer
+        .token()
+        .subject("alice")
+        .permissions(["write"])
+        .sign();
+    server.bearer_at("/write", &jwt).await.assert_ok();
+    // The mock issuer puts permissions in a `permissions` array: no `scope`.
+    assert_eq!(server.bearer_at("/who", &jwt).await.body, "jwt alice ");
+
+    // A key in both places at once is ambiguous.
+    let both = server
+        .get(
+            "/read",
+            &[
+                ("x-api-key", key.key()),
+                ("authorization", &format!("Bearer {}", key.key())),
+            ],
+        )
+        .await;
+    both.assert_invalid_request();
+
+    // No authentication event: step-up refuses a key; a key cannot be spent either.
+    let step_up = server.bearer_at("/step-up", key.key()).await;
+    assert_eq!(step_up.status, 401, "{step_up:?}");
+    assert_eq!(
+        step_up.error_code().as_deref(),
+        Some("insufficient_user_authentication")
+    );
+    server
+        .bearer_at("/once", key.key())
+        .await
+        .assert_invalid_token("required claim missing");
+
+    // A claims type a key cannot fill is the route's mistake: 500 naming it.
+    let custom = server.bearer_at("/tenant", key.key()).await;
+    assert_eq!(custom.status, 500, "{custom:?}");
+    assert!(custom.body.contains("GET /tenant"), "{}", custom.body);
+    assert!(!custom.body.contains(key.key()));
+}
+
+#[tokio::test]
+async fn unknown_keys_never_reach_the_jwt_path_and_expired_keys_are_refused() {
+    let issuer = MockIssuer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    let old = NewApiKey::generate(PREFIX);
+    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .api_key(
+            ApiKey::new("retired", old.digest())
+                .permissions(["read"])
+                .expires_at(SystemTime::now() - Duration::from_secs(60)),
+        )
+        .build()
+        .expect("config");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    // Keys loaded: a token verifies.
+    let jwt = issuer.token().permissions(["read"]).sign();
+    server.bearer_at("/read", &jwt).await.assert_ok();
+    let fetches = issuer.requests(Endpoint::Jwks);
+
+    let unknown = NewApiKey::generate(PREFIX);
+    server
+        .bearer_at("/read", unknown.key())
+        .await
+        .assert_invalid_token("unknown API key");
+    // A prefixed credential shaped like a token with an unknown `kid` is still a key.
+    let kid_unknown = issuer.token().kid("never-published").sign();
+    server
+        .bearer_at("/read", &format!("{PREFIX}{kid_unknown}"))
+        .await
+        .assert_invalid_token("unknown API key");
+    // Whatever comes in the key header is a key, a valid JWT included.
+    server
+        .get("/read", &[("x-api-key", &jwt)])
+        .await
+        .assert_invalid_token("unknown API key");
+    assert_eq!(issuer.requests(Endpoint::Jwks), fetches);
+
+    server
+        .bearer_at("/read", old.key())
+        .await
+        .assert_invalid_token("token expired");
+}
+
+#[test]
+fn keys_need_a_way_to_be_told_apart_and_cannot_be_single_use() {
+    let key = NewApiKey::generate(PREFIX);
+    let only = || JwtAuthConfig::builder().api_key(ApiKey::new("a", key.digest()));
+    let error = only().build().expect_err("no prefix, no header");
+    assert_eq!(error.path(), Some("api_keys_settings"));
+    let error = only()
+        .api_key_prefix(PREFIX)
+        .single_use_tokens(true)
+        .build()
+        .expect_err("single use");
+    assert_eq!(error.path(), Some("state.single_use"));
+    let error = JwtAuthConfig::builder()
+        .api_key_prefix(PREFIX)
+        .api_key(ApiKey::new("a", "sha256:abc"))
+        .build()
+        .expect_err("bad digest");
+    assert_eq!(error.path(), Some("api_keys[0].digest"));
+    // Keys alone are a configuration.
+    only().api_key_prefix(PREFIX).build().expect("key-only");
+}
+
+#[tokio::test]
+async fn neither_logs_nor_metrics_nor_the_audit_hook_ever_see_a_key() {
+    use metrics_util::debugging::DebuggingRecorder;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (captured, _guard) =
+        crate::support::capture(tracing_subscriber::fmt::format::FmtSpan::FULL);
+
+    let key = NewApiKey::generate(PREFIX);
+    let unknown = NewApiKey::generate(PREFIX);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let cfg = JwtAuthConfig::builder()
+        .api_key_prefix(PREFIX)
+        .api_key_header("X-API-Key")
+        .api_key(ApiKey::new("partner-1", key.digest()).permissions(["read"]))
+        .subject_logging(tower_jwt_auth::telemetry::SubjectLogging::Raw)
+        .forward_claim("sub", "x-caller")
+        .on_outcome(move |event| {
+            let line = format!(
+                "{} {:?} {:?} {:?}",
+                event.outcome, event.subject, event.issuer, event.credential
+            );
+            seen.lock().expect("events").push(line);
+        })
+        .build()
+        .expect("config");
+    async fn caller(headers: axum::http::HeaderMap) -> String {
+        headers
+            .get("x-caller")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+    let server = Server::start_router(
+        Router::new()
+            .route("/", get(caller))
+            .route(
+                "/write",
+                get(caller).route_layer(RequirePermission("write")),
+            )
+            .layer(JwtAuthLayer::new(cfg)),
+    )
+    .await;
+    let ok = server.bearer(key.key()).await;
+    ok.assert_ok();
+    assert_eq!(ok.body, "partner-1");
+    server
+        .get("/", &[("x-api-key", key.key())])
+        .await
+        .assert_ok();
+    assert_eq!(server.bearer_at("/write", key.key()).await.status, 403);
+    assert_eq!(server.bearer(unknown.key()).await.status, 401);
+
+    let events = events.lock().expect("events").clone();
+    assert_eq!(
+        events[0], "ok Some(\"partner-1\") None Some(ApiKey)",
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("api_key None")),
+        "{events:?}"
+    );
+    let logs = captured.text();
+    assert!(
+        logs.contains("partner-1"),
+        "the subject is logged raw: {logs}"
+    );
+    let mut metrics = String::new();
+    for (composite, _, _, value) in snapshotter.snapshot().into_vec() {
+        metrics.push_str(&format!("{composite:?} {value:?}\n"));
+    }
+    assert!(metrics.contains("api_key"), "{metrics}");
+    for secret in [key.key(), unknown.key()] {
+        let random = secret.trim_start_matches(PREFIX);
+        assert!(!logs.contains(random), "a key in the logs: {logs}");
+        assert!(!metrics.contains(random), "a key in the metrics: {metrics}");
+        assert!(!events.iter().any(|e| e.contains(random)), "{events:?}");
+    }
+}
+
+/// A keys file with one key per `(id, digest, permissions)`.
+fn keys_file(keys: &[(&str, &str, &str)]) -> String {
+    let mut text = format!("prefix = \"{PREFIX}\"\n");
+    for (id, digest, permissions) in keys {
+        text.push_str(&format!(
+            "\n[[api_keys]]\nid = \"{id}\"\ndigest = \"{digest}\"\npermissions = [{permissions}]\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_key_added_to_the_keys_file_works_after_a_reload() {
+    let dir = std::env::temp_dir().join(format!("api-keys-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys.toml");
+    let first = NewApiKey::generate(PREFIX);
+    let second = NewApiKey::generate(PREFIX);
+    std::fs::write(&path, keys_file(&[("first", first.digest(), "\"read\"")])).expect("write");
+    let builder = || JwtAuthConfig::builder().api_keys_file(&path);
+    let (layer, reload) = JwtAuthLayer::new(builder().build().expect("config")).reloadable();
+    let server = Server::start_router(routes(layer)).await;
+    server.bearer_at("/read", first.key()).await.assert_ok();
+    server
+        .bearer_at("/read", second.key())
+        .await
+        .assert_invalid_token("unknown API key");
+
+    std::fs::write(
+        &path,
+        keys_file(&[
+            ("first", first.digest(), "\"read\""),
+            ("second", second.digest(), "\"read\", \"write\""),
+        ]),
+    )
+    .expect("rewrite");
+    reload.reload(builder()).await.expect("reload");
+    server.bearer_at("/write", second.key()).await.assert_ok();
+    server.bearer_at("/read", first.key()).await.assert_ok();
+
+    // A broken file is refused with its option, and the keys in force stay.
+    std::fs::write(
+        &path,
+        "prefix = \"sk_test_\"\n[[api_keys]]\nid = \"x\"\ndigest = \"md5:1\"\n",
+    )
+    .expect("break");
+    let error = reload.reload(builder()).await.expect_err("bad digest");
+    assert_eq!(error.path(), Some("api_keys_settings.file"));
+    assert!(error.to_string().contains("api_keys[0].digest"), "{error}");
+    server.bearer_at("/write", second.key()).await.assert_ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test-services"]
+async fn a_revoked_key_id_is_refused_on_every_replica_sharing_redis() {
+    use tower_jwt_auth::state::{RedisConnection, RedisRevocationList};
+    let redis = crate::support::redis::RedisServer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    let mut servers = Vec::new();
+    let mut configs = Vec::new();
+    for _ in 0..2 {
+        let connection = RedisConnection::open(&redis.url())
+            .expect("redis url")
+            .prefix("keys:");
+        let cfg = JwtAuthConfig::builder()
+            .api_key_prefix(PREFIX)
+            .api_key(ApiKey::new("partner-1", key.digest()).permissions(["read"]))
+            .revocation_list(RedisRevocationList::new(connection))
+            .build()
+            .expect("config");
+        configs.push(cfg.clone());
+        servers.push(Server::start_router(routes(JwtAuthLayer::new(cfg))).await);
+    }
+    for server in &servers {
+        server.bearer_at("/read", key.key()).await.assert_ok();
+    }
+    let revocations = configs[0].revocations().expect("a revocation list");
+    revocations
+        .revoke_api_key("partner-1")
+        .await
+        .expect("revoked");
+    for server in &servers {
+        server
+            .bearer_at("/read", key.key())
+            .await
+            .assert_invalid_token("token revoked");
+    }
+}
+
+#[tokio::test]
+async fn the_example_whoami_names_both_kinds() {
+    let issuer = MockIssuer::start().await;
+    let dir = std::env::temp_dir().join(format!("api-keys-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys.toml");
+    let key = NewApiKey::generate(PREFIX);
+    std::fs::write(&path, keys_file(&[("reporting", key.digest(), "\"read\"")])).expect("write");
+    let builder = crate::axum_server::api_keys(issuer_config(&issuer), Some(&path));
+    let builder = crate::axum_server::policy(builder, None);
+    let cfg = builder.build().expect("config");
+    let server = Server::start_router(crate::axum_server::app(JwtAuthLayer::new(cfg))).await;
+
+    let by_key = server.get("/whoami", &[("x-api-key", key.key())]).await;
+    by_key.assert_ok();
+    let body: serde_json::Value = serde_json::from_str(&by_key.body).expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"kind": "api_key", "sub": "reporting"})
+    );
+    let jwt = issuer.token().subject("carol").sign();
+    let by_jwt = server.bearer_at("/whoami", &jwt).await;
+    let body: serde_json::Value = serde_json::from_str(&by_jwt.body).expect("json");
+    assert_eq!(body, serde_json::json!({"kind": "jwt", "sub": "carol"}));
+    server.bearer_at("/documents", key.key()).await.assert_ok();
+    let write = server
+        .client
+        .post(server.url("/documents"))
+        .header("x-api-key", key.key())
+        .json(&serde_json::json!({"title": "t"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(write.status(), 403);
+    let _ = std::fs::remove_dir_all(&dir);
+}
