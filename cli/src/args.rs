@@ -321,6 +321,10 @@ pub(crate) struct Explain {
 
 /// What `jwt-auth apikey` does.
 #[derive(Subcommand)]
+#[command(after_help = section(
+    "Examples",
+    "  jwt-auth apikey new --id billing-export --permissions read --prefix sk_live_",
+))]
 pub(crate) enum Apikey {
     /// A new key (32 random bytes, base64url, after the prefix), printed once, and the
     /// `[[api_keys]]` entry with its digest
