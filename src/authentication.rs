@@ -122,10 +122,14 @@ impl Authentication {
         }
     }
 
-    /// The raw token, for relaying it to services called on the caller's behalf.
+    /// The raw token, for relaying it to services called on the caller's behalf; none
+    /// for an anonymous request and none for an API key, which is a secret between its
+    /// holder and this service and is never relayed (tell the next service who called
+    /// with [`kind`](Self::kind) and the claims' `sub`, the key's id).
     #[must_use]
     pub fn token(&self) -> Option<&BearerToken> {
-        self.principal.as_ref().map(|p| &p.token)
+        let principal = self.principal.as_ref()?;
+        (principal.record.kind != CredentialKind::ApiKey).then_some(&principal.token)
     }
 
     /// The state step's keys of the verified token: those the layer kept, or read again

@@ -1011,6 +1011,12 @@ fn compile_rules(
             .map(|name| header("forward.payload", name))
             .transpose()?,
         remove_authorization: d.forward.remove_authorization,
+        // Checked with the token sources.
+        api_key_header: d
+            .api_keys_settings
+            .header
+            .as_deref()
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
     };
     for (claim, name) in &d.forward.claims {
         let path = format!("forward.claims.{claim}");

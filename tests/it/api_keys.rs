@@ -406,3 +406,53 @@ async fn the_example_whoami_names_both_kinds() {
     assert_eq!(write.status(), 403);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_inner_service_never_sees_the_key_and_it_is_never_offered_for_relay() {
+    let issuer = MockIssuer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    /// The credentials the handler could read: the key header, `Authorization`, and
+    /// the token offered for relaying.
+    async fn seen(auth: Authentication, headers: axum::http::HeaderMap) -> String {
+        let header = |name: &'static str| {
+            if headers.contains_key(name) {
+                name
+            } else {
+                "-"
+            }
+        };
+        format!(
+            "{} {} {}",
+            header("x-api-key"),
+            header("authorization"),
+            auth.token().map_or("no-token", |_| "token")
+        )
+    }
+    for remove_authorization in [false, true] {
+        let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+            .remove_authorization(remove_authorization)
+            .build()
+            .expect("config");
+        let server = Server::start_router(
+            Router::new()
+                .route("/", get(seen))
+                .layer(JwtAuthLayer::new(cfg)),
+        )
+        .await;
+        let by_header = server.get("/", &[("x-api-key", key.key())]).await;
+        by_header.assert_ok();
+        assert_eq!(by_header.body, "- - no-token");
+        let by_bearer = server.bearer(key.key()).await;
+        by_bearer.assert_ok();
+        let authorization = if remove_authorization {
+            "-"
+        } else {
+            "authorization"
+        };
+        assert_eq!(by_bearer.body, format!("- {authorization} no-token"));
+        // A JWT is still offered for relaying.
+        let jwt = issuer.token().sign();
+        let by_jwt = server.bearer(&jwt).await;
+        assert_eq!(by_jwt.body, format!("- {authorization} token"));
+    }
+}
