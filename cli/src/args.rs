@@ -326,8 +326,8 @@ pub(crate) struct Explain {
     "  jwt-auth apikey new --id billing-export --permissions read --prefix sk_live_",
 ))]
 pub(crate) enum Apikey {
-    /// A new key (32 random bytes, base64url, after the prefix), printed once, and the
-    /// `[[api_keys]]` entry with its digest
+    /// A new key (32 random bytes, base64url, after the prefix), printed once on standard
+    /// error, and the `[[api_keys]]` entry with its digest on standard output
     New(ApikeyNew),
 }
 
@@ -336,8 +336,9 @@ pub(crate) enum Apikey {
     "Examples",
     "  jwt-auth apikey new --id billing-export --permissions read\n  \
        jwt-auth apikey new --id partner-7 --permissions read,write --prefix sk_test_\n\n\
-     The first line is the key, shown once; the lines after it are the entry for the\n\
-     settings file or the API keys file (the digest only, never the key).",
+     The key goes to standard error, shown once; standard output holds only the entry\n\
+     for the settings file or the API keys file (the digest, never the key), so\n\
+     `jwt-auth apikey new --id billing-export >> keys.toml` appends the entry alone.",
 ))]
 pub(crate) struct ApikeyNew {
     /// The key's id: the principal (`sub`) handlers see, and what revocation names

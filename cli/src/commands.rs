@@ -447,8 +447,9 @@ pub(crate) fn proof(args: &Proof) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A new API key on the first line of standard output, then its `[[api_keys]]` entry
-/// (the digest, never the key): the key is shown this once and kept nowhere.
+/// A new API key on standard error, shown this once and kept nowhere, and its
+/// `[[api_keys]]` entry (the digest, never the key) alone on standard output, so
+/// `>> keys.toml` appends the entry and never the secret.
 pub(crate) fn apikey_new(args: &ApikeyNew) -> Outcome {
     let new = NewApiKey::generate(&args.prefix);
     let permissions: Vec<&str> = args
@@ -459,10 +460,9 @@ pub(crate) fn apikey_new(args: &ApikeyNew) -> Outcome {
         .collect();
     let quoted = |text: &str| serde_json::Value::from(text).to_string();
     eprintln!(
-        "The key, shown once: hand it to its holder now. The entry below holds only its digest."
+        "The API key, shown once (hand it to its holder now; standard output has only its digest):"
     );
-    println!("{}", new.key());
-    println!();
+    eprintln!("{}", new.key());
     println!("[[api_keys]]");
     println!("id = {}", quoted(&args.id));
     println!("digest = {}", quoted(new.digest()));

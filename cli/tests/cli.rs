@@ -893,10 +893,14 @@ async fn apikey_new_prints_a_key_once_and_an_entry_that_makes_it_work() {
     )
     .await;
     assert_eq!(code, 0, "{err}");
-    let (key, entry) = out.split_once("\n\n").expect("key, blank line, entry");
+    // The key on standard error after its note, the entry alone on standard output.
+    let key = err.lines().nth(1).expect("the key after the note").trim();
+    assert!(err.contains("shown once"), "{err}");
     assert!(key.starts_with("sk_test_") && key.len() >= 8 + 43, "{key}");
+    let entry = out.as_str();
+    assert!(entry.starts_with("[[api_keys]]"), "{entry}");
     assert!(
-        !entry.contains(key),
+        !entry.contains("sk_test_"),
         "the entry holds the digest, never the key"
     );
     assert!(

@@ -1,6 +1,6 @@
 //! The API keys file: a `prefix` and `[[api_keys]]` tables, read at every `build()` (so
-//! a reload reads it again), in JSON, TOML (feature `config-toml`) or YAML (feature
-//! `config-yaml`) by its extension.
+//! a reload reads it again) by the settings files' readers (feature `settings`): JSON,
+//! TOML (feature `config-toml`) or YAML (feature `config-yaml`) by its extension.
 
 use std::path::Path;
 
@@ -21,19 +21,17 @@ pub(crate) struct KeysFile {
 ///
 /// The file does not read, its format is unknown or not compiled in, or it does not
 /// parse; the message names the file and, where the parser gives them, the field and
-/// line.
+/// line, never the file's text (the reload watcher logs it).
+#[cfg(feature = "settings")]
 pub(crate) fn read(path: &Path) -> Result<KeysFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let parsed = match extension.to_ascii_lowercase().as_str() {
-        "json" => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        #[cfg(feature = "config-toml")]
-        "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
-        #[cfg(feature = "config-yaml")]
-        "yaml" | "yml" => serde_saphyr::from_str(&text).map_err(|e| e.to_string()),
-        other => Err(format!(
-            "no reader for .{other} files (JSON always; TOML with feature config-toml, YAML with config-yaml)"
-        )),
-    };
-    parsed.map_err(|e| format!("{}: {e}", path.display()))
+    crate::settings::read_file_as(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Without the settings readers, no file can be read.
+#[cfg(not(feature = "settings"))]
+pub(crate) fn read(path: &Path) -> Result<KeysFile, String> {
+    Err(format!(
+        "{}: an API keys file needs the feature `settings`",
+        path.display()
+    ))
 }

@@ -495,8 +495,9 @@ impl JwtAuthConfigBuilder {
     }
 
     /// Reads API keys from this file too, at every `build()` and reload: a `prefix` and
-    /// `[[api_keys]]` tables, as in a settings file (JSON, TOML or YAML by its
-    /// extension).
+    /// `[[api_keys]]` tables, as in a settings file, read by the settings files' readers
+    /// (feature `settings`; JSON, TOML or YAML by its extension; without the feature,
+    /// `build()` refuses the file).
     pub fn api_keys_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.declared.api_keys_settings.file = Some(path.into());
         self

@@ -330,6 +330,35 @@ async fn a_key_added_to_the_keys_file_works_after_a_reload() {
     assert_eq!(error.path(), Some("api_keys_settings.file"));
     assert!(error.to_string().contains("api_keys[0].digest"), "{error}");
     server.bearer_at("/write", second.key()).await.assert_ok();
+
+    // A key pasted into the file by mistake: the error gives the line, never the text.
+    let pasted = NewApiKey::generate(PREFIX);
+    for (name, text) in [
+        (
+            "keys.toml",
+            format!("{}\n{}\n", keys_file(&[]), pasted.key()),
+        ),
+        (
+            "keys.yaml",
+            format!("prefix: {PREFIX}\n{}: [\n", pasted.key()),
+        ),
+        (
+            "keys.json",
+            format!("{{\"prefix\": \"{PREFIX}\", {}}}", pasted.key()),
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("paste");
+        let error = JwtAuthConfig::builder()
+            .api_keys_file(&path)
+            .build()
+            .expect_err("not a keys file");
+        assert_eq!(error.path(), Some("api_keys_settings.file"));
+        let message = error.to_string();
+        assert!(message.contains("line"), "{message}");
+        let random = pasted.key().trim_start_matches(PREFIX);
+        assert!(!message.contains(random), "the key in an error: {message}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
