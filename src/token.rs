@@ -96,6 +96,14 @@ impl TokenSource {
         }
     }
 
+    /// The headers this source reads tokens from (bearer aside).
+    pub(crate) fn header_names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.sources.iter().filter_map(|source| match source {
+            Source::Header(name) => Some(name),
+            _ => None,
+        })
+    }
+
     /// Looks in `other` too; a token found in both is refused as malformed.
     #[must_use]
     pub fn or(mut self, other: Self) -> Self {

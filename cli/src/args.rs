@@ -352,7 +352,8 @@ pub(crate) struct ApikeyNew {
         default_value = ""
     )]
     pub(crate) permissions: Vec<String>,
-    /// The prefix that tells keys from tokens
+    /// The prefix that tells keys from tokens: 3 characters or more of letters, digits
+    /// and -._~+/, and not one a JWT could start with (eyJ)
     #[arg(long, value_name = "PREFIX", default_value = "sk_live_")]
     pub(crate) prefix: String,
 }

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::CommandFactory as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
-use tower_jwt_auth::api_key::NewApiKey;
+use tower_jwt_auth::api_key::{NewApiKey, check_prefix};
 use tower_jwt_auth::testing::{DpopProof, MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::{Algorithm, JwtAuthConfig, Verifier};
 
@@ -451,6 +451,8 @@ pub(crate) fn proof(args: &Proof) -> Outcome {
 /// `[[api_keys]]` entry (the digest, never the key) alone on standard output, so
 /// `>> keys.toml` appends the entry and never the secret.
 pub(crate) fn apikey_new(args: &ApikeyNew) -> Outcome {
+    // The layer's own rule: a key of another prefix would be refused at build.
+    check_prefix(&args.prefix).map_err(|e| Failure::Usage(format!("--prefix: {e}")))?;
     let new = NewApiKey::generate(&args.prefix);
     let permissions: Vec<&str> = args
         .permissions

@@ -925,3 +925,13 @@ async fn apikey_new_prints_a_key_once_and_an_entry_that_makes_it_work() {
     assert!(verifier.verify::<StandardClaims>("sk_test_other").is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn apikey_new_refuses_a_prefix_the_layer_would_refuse() {
+    for prefix in ["eyJ", "sk", "sk live"] {
+        let (code, out, err) = run(&["apikey", "new", "--id", "a", "--prefix", prefix], None).await;
+        assert_ne!(code, 0, "{prefix}: {out}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("--prefix"), "{err}");
+    }
+}

@@ -99,7 +99,7 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
 pub(crate) struct ApiKeys {
     keys: HashMap<[u8; 32], Entry>,
     /// A credential with this prefix is a key and nothing else.
-    prefix: Option<Box<str>>,
+    prefix: Box<str>,
     /// What stands for the keys where the core and its readers name the source of a
     /// credential: no audiences, no algorithms, no signing keys; its name, never a
     /// trusted issuer's, scopes the state keys of API keys.
@@ -123,7 +123,7 @@ impl ApiKeys {
     ///
     /// The path of the key and the field that is wrong, and why.
     pub(crate) fn compile<'a>(
-        prefix: Option<&str>,
+        prefix: &str,
         keys: impl IntoIterator<Item = (String, &'a ApiKey)>,
     ) -> Result<Self, (String, Invalid)> {
         let mut map = HashMap::new();
@@ -141,7 +141,7 @@ impl ApiKeys {
         }
         Ok(Self {
             keys: map,
-            prefix: prefix.map(Into::into),
+            prefix: prefix.into(),
             issuer: Arc::new(Issuer {
                 matcher: IssuerMatch::Exact(API_KEYS_ISSUER.into()),
                 audiences: Vec::new(),
@@ -158,11 +158,7 @@ impl ApiKeys {
     /// Whether `token` is an API key: it came in the key header, or starts with the
     /// prefix.
     pub(crate) fn takes(&self, token: &str, from_key_header: bool) -> bool {
-        from_key_header
-            || self
-                .prefix
-                .as_deref()
-                .is_some_and(|prefix| token.starts_with(prefix))
+        from_key_header || token.starts_with(&*self.prefix)
     }
 
     /// The key whose digest is the SHA-256 of `token`.

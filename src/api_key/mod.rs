@@ -173,6 +173,60 @@ pub fn digest(key: &str) -> String {
     text
 }
 
+/// Why a prefix cannot tell API keys from tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPrefix(&'static str);
+
+impl fmt::Display for InvalidPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for InvalidPrefix {}
+
+/// The shortest prefix accepted.
+pub const MIN_PREFIX_LEN: usize = 3;
+
+/// Whether `prefix` can tell API keys from tokens: at least [`MIN_PREFIX_LEN`]
+/// characters of RFC 6750's `b64token` set (letters, digits, `-._~+/`), so a key is a
+/// valid bearer token, and no prefix a JWT could start with (`eyJ`, the base64url of
+/// `{"`, or anything that starts with it). `build()` runs the same check, and
+/// `jwt-auth apikey new --prefix` too.
+///
+/// ```
+/// use tower_jwt_auth::api_key::check_prefix;
+///
+/// assert!(check_prefix("sk_live_").is_ok());
+/// assert!(check_prefix("eyJ").is_err());
+/// assert!(check_prefix("sk").is_err());
+/// assert!(check_prefix("sk live").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`InvalidPrefix`], saying which rule the prefix breaks.
+pub fn check_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
+    const JWT_START: &str = "eyJ";
+    let b64token = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+    if !prefix.bytes().all(b64token) {
+        return Err(InvalidPrefix(
+            "an API key prefix holds only letters, digits and -._~+/ (RFC 6750 b64token), so keys are valid bearer tokens",
+        ));
+    }
+    if prefix.len() < MIN_PREFIX_LEN {
+        return Err(InvalidPrefix(
+            "an API key prefix has at least 3 characters, so it tells keys from other tokens",
+        ));
+    }
+    if prefix.starts_with(JWT_START) || JWT_START.starts_with(prefix) {
+        return Err(InvalidPrefix(
+            "every JWT starts with eyJ: an API key prefix that a JWT could start with would take tokens for keys",
+        ));
+    }
+    Ok(())
+}
+
 /// The SHA-256 of a presented key, the lookup key of the configured ones.
 pub(crate) fn hash(key: &str) -> [u8; 32] {
     let mut out = [0u8; 32];

@@ -138,6 +138,7 @@ fn compile_checked(
             let keys = TokenSource::api_key_header(header);
             keys.validate()
                 .map_err(|msg| at(K::InvalidHeader, "api_keys_settings.header", msg))?;
+            check_api_key_header(header, &token_source)?;
             token_source.or(keys)
         }
         None => token_source,
@@ -306,8 +307,8 @@ fn compile_checked(
 }
 
 /// The API keys of the model and of the keys file, compiled; none when none are
-/// configured. A key needs a prefix or a header to be told from a token, and cannot be
-/// single use (it is meant to be presented again, and has no `jti`).
+/// configured. A key needs a prefix that tells it from a token (`api_key::check_prefix`),
+/// and cannot be single use (it is meant to be presented again, and has no `jti`).
 fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, ConfigError> {
     use ConfigErrorKind as K;
     let d = &b.declared;
@@ -335,20 +336,21 @@ fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, Co
         }
         (ours, theirs) => ours.or(theirs),
     };
-    if prefix == Some("") {
-        return Err(at(
-            K::EmptyValue,
-            "api_keys_settings.prefix",
-            "empty API key prefix",
-        ));
-    }
-    if prefix.is_none() && settings.header.is_none() {
+    // The prefix is what keeps a key sent as a bearer token away from JWT verification
+    // and introspection (which would send it to the identity provider), header or not.
+    let Some(prefix) = prefix else {
         return Err(at(
             K::InvalidValue,
-            "api_keys_settings",
-            "API keys need a prefix (api_key_prefix) or a header (api_key_header) that tells them from tokens",
+            "api_keys_settings.prefix",
+            "API keys need a prefix (api_key_prefix, or the keys file's prefix) that tells them from tokens",
         ));
-    }
+    };
+    let prefix_path = if settings.prefix.is_some() {
+        "api_keys_settings.prefix"
+    } else {
+        "api_keys_settings.file"
+    };
+    crate::api_key::check_prefix(prefix).map_err(|e| at(K::InvalidValue, prefix_path, e))?;
     if d.state.single_use {
         return Err(at(
             K::InvalidValue,
@@ -383,6 +385,27 @@ fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, Co
         }
     })?;
     Ok(Some(Arc::new(keys)))
+}
+
+/// The API key header is a header of its own: not `Authorization`, `Cookie` or `DPoP`
+/// (whose values are read as something else), nor a header the token source reads.
+fn check_api_key_header(name: &str, tokens: &TokenSource) -> Result<(), ConfigError> {
+    let taken = ["authorization", "cookie", "dpop"]
+        .iter()
+        .any(|reserved| name.eq_ignore_ascii_case(reserved))
+        || tokens
+            .header_names()
+            .any(|header| name.eq_ignore_ascii_case(header.as_str()));
+    if taken {
+        return Err(at(
+            ConfigErrorKind::InvalidHeader,
+            "api_keys_settings.header",
+            format!(
+                "{name:?} cannot be the API key header: Authorization, Cookie, DPoP and the token source's header carry other credentials"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The token sources a `[token]` table names, combined.

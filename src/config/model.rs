@@ -472,15 +472,17 @@ impl JwtAuthConfigBuilder {
     }
 
     /// Accepts an API key beside tokens; see [`api_key`](crate::api_key). Call again
-    /// for more keys. A key is refused unless a [prefix](Self::api_key_prefix) or a
-    /// [header](Self::api_key_header) tells keys from tokens.
+    /// for more keys. Keys need a [prefix](Self::api_key_prefix) (here or in the keys
+    /// file) that tells them from tokens.
     pub fn api_key(mut self, key: ApiKey) -> Self {
         self.declared.api_keys.push(key);
         self
     }
 
     /// The prefix of API keys (`sk_live_`): a credential that starts with it is an API
-    /// key and nothing else, never sent to JWT verification or introspection.
+    /// key and nothing else, never sent to JWT verification or introspection. Required
+    /// whenever keys are configured, and checked by
+    /// [`check_prefix`](crate::api_key::check_prefix) at `build()`.
     pub fn api_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.declared.api_keys_settings.prefix = Some(prefix.into());
         self
@@ -488,7 +490,8 @@ impl JwtAuthConfigBuilder {
 
     /// A header API keys may come in (`X-API-Key`), beside `Authorization: Bearer`
     /// (with the prefix): what it holds is an API key, whatever its form. A request with
-    /// a credential in both is refused as ambiguous (400).
+    /// a credential in both is refused as ambiguous (400). Not `Authorization`, `Cookie`,
+    /// `DPoP` or a header the token source reads (refused at `build()`).
     pub fn api_key_header(mut self, header: impl Into<String>) -> Self {
         self.declared.api_keys_settings.header = Some(header.into());
         self

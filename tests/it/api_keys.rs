@@ -181,7 +181,39 @@ fn keys_need_a_way_to_be_told_apart_and_cannot_be_single_use() {
     let key = NewApiKey::generate(PREFIX);
     let only = || JwtAuthConfig::builder().api_key(ApiKey::new("a", key.digest()));
     let error = only().build().expect_err("no prefix, no header");
-    assert_eq!(error.path(), Some("api_keys_settings"));
+    assert_eq!(error.path(), Some("api_keys_settings.prefix"));
+    // A header alone would leave a key sent as a bearer token to the JWT path.
+    let error = only()
+        .api_key_header("X-API-Key")
+        .build()
+        .expect_err("a header without a prefix");
+    assert_eq!(error.path(), Some("api_keys_settings.prefix"));
+    for prefix in [
+        "e",
+        "ey",
+        "eyJ",
+        "eyJhbGci_",
+        "sk",
+        "sk live_",
+        "sk=",
+        "sk_é_",
+        "",
+    ] {
+        let error = only().api_key_prefix(prefix).build().expect_err(prefix);
+        assert_eq!(error.path(), Some("api_keys_settings.prefix"), "{prefix:?}");
+    }
+    for prefix in ["ey_", "sk_", "key-", "a.b~c+d/"] {
+        only().api_key_prefix(prefix).build().expect(prefix);
+    }
+    for header in ["Authorization", "cookie", "DPoP", "X-Token"] {
+        let error = only()
+            .api_key_prefix(PREFIX)
+            .token_source(tower_jwt_auth::TokenSource::header("x-token"))
+            .api_key_header(header)
+            .build()
+            .expect_err(header);
+        assert_eq!(error.path(), Some("api_keys_settings.header"), "{header}");
+    }
     let error = only()
         .api_key_prefix(PREFIX)
         .single_use_tokens(true)
