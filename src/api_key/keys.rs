@@ -39,6 +39,13 @@ impl Entry {
         if key.id.is_empty() {
             return Err(invalid("id", "empty API key id"));
         }
+        // Logged and forwarded as a header value: printable ASCII, no spaces.
+        if !key.id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "id",
+                "an API key id is printable ASCII without spaces",
+            ));
+        }
         let digest = parse_digest(&key.digest).ok_or_else(|| {
             invalid(
                 "digest",
@@ -48,13 +55,22 @@ impl Entry {
         if key.permissions.iter().any(String::is_empty) {
             return Err(invalid("permissions", "empty permission"));
         }
+        // Joined by spaces into `scope`: one that is not a scope token would read as
+        // two, or break the challenge's `scope`.
+        if !key.permissions.iter().all(|p| p.bytes().all(is_scope_byte)) {
+            return Err(invalid(
+                "permissions",
+                "a permission is an OAuth scope token (RFC 6749 section 3.3): printable ASCII without spaces, quotes or backslashes",
+            ));
+        }
         let exp = match &key.expires_at {
             None => None,
-            Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
-                invalid(
-                    "expires_at",
-                    "not an RFC 3339 date-time such as 2027-01-01T00:00:00Z",
-                )
+            Some(text) => Some(parse_rfc3339(text).ok_or_else(|| Invalid {
+                field: "expires_at",
+                message: format!(
+                    "API key {:?}: {text:?} is not an RFC 3339 date-time from year 1 to 9999, such as 2027-01-01T00:00:00Z",
+                    key.id
+                ),
             })?),
         };
         let mut payload = serde_json::json!({
@@ -72,6 +88,11 @@ impl Entry {
         };
         Ok((digest, entry))
     }
+}
+
+/// A byte of an OAuth scope token: `%x21 / %x23-5B / %x5D-7E`.
+fn is_scope_byte(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }
 
 /// `sha256:` and 64 hex digits, as bytes.
@@ -189,6 +210,15 @@ mod tests {
         assert_eq!(parse_digest(&format!("sha256:{}", &hex[1..])), None);
         assert_eq!(parse_digest(&format!("sha256:{}g", &hex[1..])), None);
         assert_eq!(parse_digest("sha256:é"), None);
+    }
+
+    #[test]
+    fn scope_tokens_leave_out_spaces_quotes_and_backslashes() {
+        let all: Vec<u8> = (0u8..=0x7F).filter(|b| is_scope_byte(*b)).collect();
+        assert_eq!(all.len(), 94 - 2);
+        for b in [b' ', b'"', b'\\', 0x7F, b'\n'] {
+            assert!(!is_scope_byte(b), "{b}");
+        }
     }
 
     #[test]

@@ -81,7 +81,9 @@ impl fmt::Display for CredentialKind {
 /// until when.
 ///
 /// It is also an `[[api_keys]]` table of a settings file or of the API keys file:
-/// `id`, `digest`, `permissions` and an optional `expires_at` (RFC 3339).
+/// `id`, `digest`, `permissions` and an optional `expires_at` (RFC 3339). `build()`
+/// refuses an id that is not printable ASCII without spaces, a permission that is not an
+/// OAuth scope token (RFC 6749 section 3.3), and a date outside years 1 to 9999.
 ///
 /// ```toml
 /// [[api_keys]]
@@ -127,12 +129,21 @@ impl ApiKey {
         self
     }
 
-    /// The instant the key stops working.
+    /// The instant the key stops working. An instant RFC 3339 cannot write (past the
+    /// year 9999, or before year 1) is kept as such and refused by `build()`, naming the
+    /// key: never a key that silently never expires.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
-        let at = ::time::OffsetDateTime::from(at);
-        self.expires_at = at
-            .format(&::time::format_description::well_known::Rfc3339)
-            .ok();
+        let seconds = match at.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_secs()).ok(),
+            Err(before) => i64::try_from(before.duration().as_secs()).ok().map(|s| -s),
+        };
+        let written = seconds
+            .and_then(|s| ::time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .and_then(|at| {
+                at.format(&::time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+        self.expires_at = Some(written.unwrap_or_else(|| OUT_OF_RANGE.to_owned()));
         self
     }
 
@@ -142,6 +153,10 @@ impl ApiKey {
         &self.id
     }
 }
+
+/// What [`ApiKey::expires_at`] keeps for an instant RFC 3339 cannot write: no date, so
+/// `build()` refuses it.
+pub(crate) const OUT_OF_RANGE: &str = "out of range";
 
 /// The id, permissions and expiry; the digest is not a secret, but it is left out too.
 impl fmt::Debug for ApiKey {

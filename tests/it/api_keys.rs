@@ -230,6 +230,41 @@ fn keys_need_a_way_to_be_told_apart_and_cannot_be_single_use() {
     only().api_key_prefix(PREFIX).build().expect("key-only");
 }
 
+#[test]
+fn permissions_ids_and_expiry_dates_that_cannot_be_written_are_refused_at_build() {
+    let key = NewApiKey::generate(PREFIX);
+    let build = |api_key: ApiKey| {
+        JwtAuthConfig::builder()
+            .api_key_prefix(PREFIX)
+            .api_key(api_key)
+            .build()
+    };
+    for permission in ["read write", "read\"", "a\\b", "é"] {
+        let error =
+            build(ApiKey::new("a", key.digest()).permissions([permission])).expect_err(permission);
+        assert_eq!(
+            error.path(),
+            Some("api_keys[0].permissions"),
+            "{permission}"
+        );
+    }
+    build(ApiKey::new("a", key.digest()).permissions(["documents:read", "a!#[]~"]))
+        .expect("scope tokens");
+    for id in ["two words", "tab\t", "é", "new\nline"] {
+        let error = build(ApiKey::new(id, key.digest())).expect_err(id);
+        assert_eq!(error.path(), Some("api_keys[0].id"), "{id:?}");
+    }
+    // An instant RFC 3339 cannot write: a build error naming the key, no panic, and
+    // never a key that does not expire.
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000 * 365 * 24 * 3600);
+    let error =
+        build(ApiKey::new("far-future", key.digest()).expires_at(far)).expect_err("out of range");
+    assert_eq!(error.path(), Some("api_keys[0].expires_at"));
+    assert!(error.to_string().contains("far-future"), "{error}");
+    let late = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    build(ApiKey::new("late", key.digest()).expires_at(late)).expect("9999-12-31T23:59:59Z");
+}
+
 #[tokio::test]
 async fn neither_logs_nor_metrics_nor_the_audit_hook_ever_see_a_key() {
     use metrics_util::debugging::DebuggingRecorder;
