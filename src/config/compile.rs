@@ -351,11 +351,17 @@ fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, Co
         "api_keys_settings.file"
     };
     crate::api_key::check_prefix(prefix).map_err(|e| at(K::InvalidValue, prefix_path, e))?;
-    if d.state.single_use {
+    // Beside tokens, layer-wide single use spends tokens and refuses every key (no
+    // `jti`, 401 "required claim missing"); with keys alone, no request could pass.
+    #[cfg(feature = "introspection")]
+    let introspects = d.introspection.is_some();
+    #[cfg(not(feature = "introspection"))]
+    let introspects = false;
+    if d.state.single_use && d.issuers.is_empty() && !introspects {
         return Err(at(
             K::InvalidValue,
             "state.single_use",
-            "every credential single use cannot apply to API keys (they are presented again and again, and have no jti): make routes single use with RequirePermission::single_use, which refuses API keys",
+            "every credential single use with API keys alone refuses every request (keys are presented again and again, and have no jti)",
         ));
     }
     let ours = d

@@ -447,6 +447,10 @@ impl JwtAuthConfigBuilder {
     /// `jti` gets 401 ("required claim missing"). Layer-wide permissions are checked
     /// first, so a 403 does not use a token up.
     ///
+    /// An [API key](crate::api_key) has no `jti`: beside tokens, every key is refused
+    /// (401 "required claim missing"); with keys alone (no issuer, no introspection),
+    /// `build()` refuses the option, since no request could pass.
+    ///
     /// For single use on some routes only, use
     /// [`RequirePermission::single_use`](crate::RequirePermission::single_use) or the
     /// [`SingleUse`](crate::guard::SingleUse) layer instead.

@@ -218,7 +218,7 @@ fn keys_need_a_way_to_be_told_apart_and_cannot_be_single_use() {
         .api_key_prefix(PREFIX)
         .single_use_tokens(true)
         .build()
-        .expect_err("single use");
+        .expect_err("single use with keys alone");
     assert_eq!(error.path(), Some("state.single_use"));
     let error = JwtAuthConfig::builder()
         .api_key_prefix(PREFIX)
@@ -228,6 +228,27 @@ fn keys_need_a_way_to_be_told_apart_and_cannot_be_single_use() {
     assert_eq!(error.path(), Some("api_keys[0].digest"));
     // Keys alone are a configuration.
     only().api_key_prefix(PREFIX).build().expect("key-only");
+}
+
+#[tokio::test]
+async fn layer_wide_single_use_beside_tokens_spends_tokens_and_refuses_keys() {
+    let issuer = MockIssuer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .single_use_tokens(true)
+        .build()
+        .expect("single use beside an issuer");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    let jwt = issuer.token().permissions(["read"]).sign();
+    server.bearer_at("/read", &jwt).await.assert_ok();
+    server
+        .bearer_at("/read", &jwt)
+        .await
+        .assert_invalid_token("token already used");
+    server
+        .bearer_at("/read", key.key())
+        .await
+        .assert_invalid_token("required claim missing");
 }
 
 #[test]
