@@ -147,6 +147,10 @@ fn accepted<C: Send + Sync + 'static>(
         client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
     });
     let tracked = policy.state.tracks().then(|| {
+        if provenance.kind == CredentialKind::ApiKey {
+            let id = registered.sub.as_ref().map(|t| t.0.as_ref());
+            return Arc::new(Tracked::api_key(id, times.0));
+        }
         Arc::new(Tracked::new(
             // An introspection answer may leave `iss` out: it is the issuer's.
             registered

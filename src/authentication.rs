@@ -142,7 +142,8 @@ impl Authentication {
         let payload = self.payload()?;
         // An introspection answer may leave `iss` out: it is the issuer's.
         let issuer = principal.issuer.matcher.as_str();
-        Tracked::from_payload(payload, issuer).map(Arc::new)
+        let api_key = principal.record.kind == CredentialKind::ApiKey;
+        Tracked::from_payload(payload, issuer, api_key).map(Arc::new)
     }
 
     /// The verified payload, for claims beyond the claims type: a JWT's payload or an

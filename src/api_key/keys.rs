@@ -10,7 +10,11 @@ use crate::issuer::{Issuer, IssuerMatch};
 use crate::jwks::{KeySet, StaticKeys};
 use crate::permission::Permissions;
 use crate::record::TokenRecord;
-use crate::state::API_KEYS_ISSUER;
+
+/// The name of the stand-in issuer of API keys, for `Debug` and nothing else: API
+/// keys' state keys have a tag of their own (`StateKey::api_key`), and neither spans,
+/// the audit hook nor `Authentication::issuer` name it.
+const STAND_IN: &str = "tower-jwt-auth:api-keys";
 
 /// One configured key, compiled.
 pub(super) struct Entry {
@@ -122,8 +126,8 @@ pub(crate) struct ApiKeys {
     /// A credential with this prefix is a key and nothing else.
     prefix: Box<str>,
     /// What stands for the keys where the core and its readers name the source of a
-    /// credential: no audiences, no algorithms, no signing keys; its name, never a
-    /// trusted issuer's, scopes the state keys of API keys.
+    /// credential: no audiences, no algorithms, no signing keys; its name is read by
+    /// `Debug` alone.
     issuer: Arc<Issuer>,
 }
 
@@ -164,7 +168,7 @@ impl ApiKeys {
             keys: map,
             prefix: prefix.into(),
             issuer: Arc::new(Issuer {
-                matcher: IssuerMatch::Exact(API_KEYS_ISSUER.into()),
+                matcher: IssuerMatch::Exact(STAND_IN.into()),
                 audiences: Vec::new(),
                 algorithms: Vec::new(),
                 store: Arc::new(StaticKeys::new(KeySet::new())),

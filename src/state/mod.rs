@@ -81,6 +81,13 @@ impl StateKey {
         Self::derive(b"tower-jwt-auth/subject", &[issuer, sub])
     }
 
+    /// The key of an API key id (what [`Revocations::revoke_api_key`] revokes): a tag of
+    /// its own, so no issuer's subject, whatever the issuer's name, shares it.
+    #[must_use]
+    pub fn api_key(id: &str) -> Self {
+        Self::derive(b"tower-jwt-auth/api-key", &[id])
+    }
+
     /// The key of one DPoP proof: its key's thumbprint and its `jti`.
     #[cfg(feature = "dpop")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
@@ -135,10 +142,6 @@ impl fmt::Debug for StateKey {
         write!(f, "StateKey({self})")
     }
 }
-
-/// The name that scopes API keys' state keys (revocation by key id) where a token's
-/// issuer scopes its own: not a URL, so no trusted issuer has it.
-pub(crate) const API_KEYS_ISSUER: &str = "tower-jwt-auth:api-keys";
 
 /// The longest a record is kept: an absurd `exp`, window or leeway is kept this long,
 /// which every store accepts (Redis refuses an expiry its clock cannot add).
@@ -506,7 +509,7 @@ impl Revocations {
     ///
     /// [`StoreError`] when the list cannot record it.
     pub async fn revoke_api_key(&self, id: &str) -> Result<(), StoreError> {
-        let key = StateKey::subject(API_KEYS_ISSUER, id);
+        let key = StateKey::api_key(id);
         let now = unix_seconds(self.clock.now());
         let at = (now * 1000.0).ceil().max(0.0) as u64;
         self.list
@@ -531,6 +534,7 @@ mod tests {
     #[test]
     fn keys_separate_uses_and_parts() {
         assert_ne!(StateKey::token("a", "b"), StateKey::subject("a", "b"));
+        assert_ne!(StateKey::api_key("b"), StateKey::subject("", "b"));
         assert_ne!(StateKey::token("ab", "c"), StateKey::token("a", "bc"));
         assert_eq!(StateKey::token("a", "b"), StateKey::token("a", "b"));
         assert_eq!(StateKey::token("a", "b").to_string().len(), 43);

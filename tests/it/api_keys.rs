@@ -451,6 +451,57 @@ async fn a_key_added_to_the_keys_file_works_after_a_reload() {
 }
 
 #[tokio::test]
+async fn a_revoked_key_id_is_refused_and_revocations_never_cross_between_keys_and_subjects() {
+    use tower_jwt_auth::state::MemoryRevocationList;
+    let issuer = MockIssuer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .revocation_list(MemoryRevocationList::new(1000))
+        .build()
+        .expect("config");
+    let revocations = cfg.revocations().expect("a revocation list");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    let jwt = issuer
+        .token()
+        .subject("partner-1")
+        .permissions(["read"])
+        .sign();
+    server.bearer_at("/read", key.key()).await.assert_ok();
+    server.bearer_at("/read", &jwt).await.assert_ok();
+
+    // Revoking the key id leaves an issuer's subject of the same name alone.
+    revocations
+        .revoke_api_key("partner-1")
+        .await
+        .expect("revoked");
+    server
+        .bearer_at("/read", key.key())
+        .await
+        .assert_invalid_token("token revoked");
+    server.bearer_at("/read", &jwt).await.assert_ok();
+
+    // And no issuer's subject revocation, whatever the issuer's name, reaches a key.
+    let other = NewApiKey::generate(PREFIX);
+    let cfg = with_key(issuer_config(&issuer), &other, &["read"])
+        .revocation_list(MemoryRevocationList::new(1000))
+        .build()
+        .expect("config");
+    let revocations = cfg.revocations().expect("a revocation list");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    for name in [issuer.issuer(), "tower-jwt-auth:api-keys", ""] {
+        revocations
+            .revoke_subject(name, "partner-1")
+            .await
+            .expect("revoked");
+    }
+    server.bearer_at("/read", other.key()).await.assert_ok();
+    server
+        .bearer_at("/read", &jwt)
+        .await
+        .assert_invalid_token("token revoked");
+}
+
+#[tokio::test]
 #[ignore = "needs redis-server: run scripts/test-services"]
 async fn a_revoked_key_id_is_refused_on_every_replica_sharing_redis() {
     use tower_jwt_auth::state::{RedisConnection, RedisRevocationList};
