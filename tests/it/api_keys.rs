@@ -454,13 +454,20 @@ async fn a_key_added_to_the_keys_file_works_after_a_reload() {
 async fn a_revoked_key_id_is_refused_and_revocations_never_cross_between_keys_and_subjects() {
     use tower_jwt_auth::state::MemoryRevocationList;
     let issuer = MockIssuer::start().await;
+    // A server taking `key` beside the issuer's tokens, with a revocation list of its own.
+    let serve = async |key: &NewApiKey| {
+        let cfg = with_key(issuer_config(&issuer), key, &["read"])
+            .revocation_list(MemoryRevocationList::new(1000))
+            .build()
+            .expect("config");
+        let revocations = cfg.revocations().expect("a revocation list");
+        (
+            Server::start_router(routes(JwtAuthLayer::new(cfg))).await,
+            revocations,
+        )
+    };
     let key = NewApiKey::generate(PREFIX);
-    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
-        .revocation_list(MemoryRevocationList::new(1000))
-        .build()
-        .expect("config");
-    let revocations = cfg.revocations().expect("a revocation list");
-    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    let (server, revocations) = serve(&key).await;
     let jwt = issuer
         .token()
         .subject("partner-1")
@@ -482,12 +489,7 @@ async fn a_revoked_key_id_is_refused_and_revocations_never_cross_between_keys_an
 
     // And no issuer's subject revocation, whatever the issuer's name, reaches a key.
     let other = NewApiKey::generate(PREFIX);
-    let cfg = with_key(issuer_config(&issuer), &other, &["read"])
-        .revocation_list(MemoryRevocationList::new(1000))
-        .build()
-        .expect("config");
-    let revocations = cfg.revocations().expect("a revocation list");
-    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    let (server, revocations) = serve(&other).await;
     for name in [issuer.issuer(), "tower-jwt-auth:api-keys", ""] {
         revocations
             .revoke_subject(name, "partner-1")
