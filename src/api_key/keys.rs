@@ -2,8 +2,9 @@
 //! configuration says of it (its payload, written once at `build()`, its permissions
 //! and its expiry), and which credentials are keys (the prefix, the key header).
 
+use std::any::TypeId;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use super::{ApiKey, hash};
 use crate::issuer::{Issuer, IssuerMatch};
@@ -24,8 +25,31 @@ pub(super) struct Entry {
     pub(super) permissions: Permissions,
     /// Unix seconds; infinite for a key that never expires.
     pub(super) exp: f64,
-    /// The record, built on first use for the layer's claims type.
-    pub(super) record: OnceLock<Arc<TokenRecord>>,
+    /// The records, each built on first use for one claims type (layers of several
+    /// claims types share a configuration): a handful at most, read far more often
+    /// than written.
+    records: RwLock<Vec<(TypeId, Arc<TokenRecord>)>>,
+}
+
+impl Entry {
+    /// The record built for claims of type `type_id`, if any.
+    pub(super) fn record(&self, type_id: TypeId) -> Option<Arc<TokenRecord>> {
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        records
+            .iter()
+            .find(|(id, _)| *id == type_id)
+            .map(|(_, record)| Arc::clone(record))
+    }
+
+    /// Keeps `record` for claims of type `type_id`; the first one kept wins.
+    pub(super) fn keep(&self, type_id: TypeId, record: &Arc<TokenRecord>) -> Arc<TokenRecord> {
+        let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, kept)) = records.iter().find(|(id, _)| *id == type_id) {
+            return Arc::clone(kept);
+        }
+        records.push((type_id, Arc::clone(record)));
+        Arc::clone(record)
+    }
 }
 
 /// Which field of an [`ApiKey`] is wrong, and why.
@@ -88,7 +112,7 @@ impl Entry {
             payload: serde_json::to_vec(&payload).unwrap_or_default().into(),
             permissions: key.permissions.iter().map(String::as_str).collect(),
             exp: exp.map_or(f64::INFINITY, |exp| exp as f64),
-            record: OnceLock::new(),
+            records: RwLock::new(Vec::new()),
         };
         Ok((digest, entry))
     }
@@ -214,6 +238,21 @@ mod tests {
         assert_eq!(parse_digest(&format!("sha256:{}", &hex[1..])), None);
         assert_eq!(parse_digest(&format!("sha256:{}g", &hex[1..])), None);
         assert_eq!(parse_digest("sha256:é"), None);
+    }
+
+    #[test]
+    fn records_are_kept_per_claims_type_and_the_first_kept_wins() {
+        let key = ApiKey::new("a", super::super::digest("k"));
+        let (_, entry) = Entry::compile(&key).ok().expect("entry");
+        let record = || Arc::new(TokenRecord::dated((f64::INFINITY, None, None)));
+        let (first, second, other) = (record(), record(), record());
+        let (a, b) = (TypeId::of::<u8>(), TypeId::of::<u16>());
+        assert!(entry.record(a).is_none());
+        assert!(Arc::ptr_eq(&entry.keep(a, &first), &first));
+        assert!(Arc::ptr_eq(&entry.keep(a, &second), &first));
+        assert!(Arc::ptr_eq(&entry.keep(b, &other), &other));
+        assert!(Arc::ptr_eq(&entry.record(a).expect("a"), &first));
+        assert!(Arc::ptr_eq(&entry.record(b).expect("b"), &other));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The configured API keys as the third [`Source`] of verified credentials, beside JWT
 //! verification and introspection.
 //!
-//! A lookup digests the presented key and reads the map: no secret is compared, so a
-//! wrong key costs what a right one does and timing tells nothing. A key never waits
-//! for the network. Its record is built once per key and configuration (for the
-//! layer's claims type) and shared by every request that presents it, as the
-//! verified-token cache shares a token's.
+//! A lookup digests the presented key and reads the map by that digest: no secret is
+//! compared, so the time a lookup takes says nothing about any configured key. A key
+//! never waits for the network. Its record is built once per key, configuration and
+//! claims type, and shared by every request that presents it, as the verified-token
+//! cache shares a token's.
 
+use std::any::TypeId;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -22,23 +23,18 @@ use crate::source::{Lookup, Refusal, Source};
 use crate::time::unix_seconds;
 use crate::trace::Trace;
 
-/// The key's record for claims of type `C`: the one built before, or built now (and
-/// kept, for the first claims type asked for).
+/// The key's record for claims of type `C`: the one built before for that type, or
+/// built now and kept beside those of other types.
 fn accepted<C>(entry: &Entry, policy: &Policy, issuer: &Issuer) -> Result<Accepted<C>, ErrorKind>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    if let Some(accepted) = entry
-        .record
-        .get()
-        .and_then(|record| Accepted::from_record(Arc::clone(record)))
-    {
+    let type_id = TypeId::of::<C>();
+    if let Some(accepted) = entry.record(type_id).and_then(Accepted::from_record) {
         return Ok(accepted);
     }
-    let accepted =
-        accept::accept_key::<C>(policy, issuer, &entry.payload, entry.permissions.clone())?;
-    let _ = entry.record.set(Arc::clone(&accepted.record));
-    Ok(accepted)
+    let built = accept::accept_key::<C>(policy, issuer, &entry.payload, entry.permissions.clone())?;
+    Accepted::from_record(entry.keep(type_id, &built.record)).ok_or(ErrorKind::InvalidClaim)
 }
 
 impl Source for ApiKeys {

@@ -40,11 +40,18 @@ fn routes(layer: JwtAuthLayer) -> Router {
     async fn tenant(Claims(_): Claims<Tenant>) -> &'static str {
         "tenant"
     }
+    async fn raw(Claims(claims): Claims<serde_json::Value>) -> String {
+        claims["sub"].as_str().unwrap_or_default().to_owned()
+    }
     let custom = Router::new()
         .route("/tenant", get(tenant))
         .layer(JwtAuthLayer::with_claims::<Tenant>(
             layer.verifier().config().clone(),
         ));
+    let raw =
+        Router::new().route("/raw", get(raw)).layer(
+            JwtAuthLayer::with_claims::<serde_json::Value>(layer.verifier().config().clone()),
+        );
     Router::new()
         .route("/read", get(ok).route_layer(RequirePermission("read")))
         .route("/write", get(ok).route_layer(RequirePermission("write")))
@@ -56,6 +63,7 @@ fn routes(layer: JwtAuthLayer) -> Router {
         )
         .layer(layer)
         .merge(custom)
+        .merge(raw)
 }
 
 fn with_key(
@@ -91,8 +99,12 @@ async fn a_key_meets_guards_like_a_token_and_a_jwt_still_works_beside_it() {
         Some("write")
     );
 
-    let who = server.bearer_at("/who", key.key()).await;
-    assert_eq!(who.body, "api_key partner-1 read");
+    // Layers of two claims types over one configuration, in turns: each has its record.
+    for _ in 0..2 {
+        let who = server.bearer_at("/who", key.key()).await;
+        assert_eq!(who.body, "api_key partner-1 read");
+        assert_eq!(server.bearer_at("/raw", key.key()).await.body, "partner-1");
+    }
     let jwt = issuer
         .token()
         .subject("alice")
