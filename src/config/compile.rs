@@ -351,6 +351,26 @@ fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, Co
         "api_keys_settings.file"
     };
     crate::api_key::check_prefix(prefix).map_err(|e| at(K::InvalidValue, prefix_path, e))?;
+    // A key is bound to nothing: with every credential required to be bound, no key
+    // could pass.
+    #[cfg(feature = "dpop")]
+    if d.dpop
+        .as_ref()
+        .is_some_and(|dpop| dpop.mode == crate::dpop::DpopMode::Required)
+    {
+        return Err(at(
+            K::InvalidValue,
+            "dpop.mode",
+            "DPoP required refuses every API key (a key is bound to no client key): use mode allowed beside API keys",
+        ));
+    }
+    if d.mtls == crate::mtls::MtlsMode::Required {
+        return Err(at(
+            K::InvalidValue,
+            "mtls",
+            "mTLS required refuses every API key (a key is bound to no certificate): use mtls allowed beside API keys",
+        ));
+    }
     // Beside tokens, layer-wide single use spends tokens and refuses every key (no
     // `jti`, 401 "required claim missing"); with keys alone, no request could pass.
     #[cfg(feature = "introspection")]

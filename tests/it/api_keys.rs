@@ -264,6 +264,86 @@ async fn layer_wide_single_use_beside_tokens_spends_tokens_and_refuses_keys() {
 }
 
 #[test]
+fn keys_cannot_be_configured_where_every_credential_must_be_bound() {
+    use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+    use tower_jwt_auth::mtls::MtlsMode;
+    let key = NewApiKey::generate(PREFIX);
+    let keys = || {
+        JwtAuthConfig::builder()
+            .api_key_prefix(PREFIX)
+            .api_key(ApiKey::new("a", key.digest()))
+    };
+    let dpop = |mode| DpopOptions::new(mode).public_base_url("https://api.example.com");
+    let error = keys()
+        .dpop(dpop(DpopMode::Required))
+        .build()
+        .expect_err("DPoP required");
+    assert_eq!(error.path(), Some("dpop.mode"));
+    let error = keys()
+        .mtls(MtlsMode::Required)
+        .build()
+        .expect_err("mTLS required");
+    assert_eq!(error.path(), Some("mtls"));
+    keys()
+        .dpop(dpop(DpopMode::Allowed))
+        .build()
+        .expect("allowed");
+    keys().mtls(MtlsMode::Allowed).build().expect("allowed");
+}
+
+#[tokio::test]
+async fn the_prefix_is_read_after_the_scheme_in_any_token_source_and_case_sensitively() {
+    use tower_jwt_auth::TokenSource;
+    let issuer = MockIssuer::start().await;
+    let key = NewApiKey::generate(PREFIX);
+    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .token_source(TokenSource::bearer().or(TokenSource::cookie("session")))
+        .build()
+        .expect("config");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    // A key in the token cookie is a key.
+    let cookie = format!("session={}", key.key());
+    server
+        .get("/read", &[("cookie", &cookie)])
+        .await
+        .assert_ok();
+    let unknown = format!("session={PREFIX}nope");
+    server
+        .get("/read", &[("cookie", &unknown)])
+        .await
+        .assert_invalid_token("unknown API key");
+    // The prefix is case-sensitive: another case is no key, and goes to the JWT path.
+    let shouted = format!("{}{}", PREFIX.to_uppercase(), "nope");
+    let answer = server.bearer_at("/read", &shouted).await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+    let challenge = answer.challenge.as_deref().unwrap_or_default();
+    assert!(!challenge.contains("unknown API key"), "{answer:?}");
+    // Without DPoP configured, the DPoP scheme is not read: no credential.
+    server
+        .get(
+            "/read",
+            &[("authorization", &format!("DPoP {}", key.key()))],
+        )
+        .await
+        .assert_no_token();
+    // With DPoP allowed, a key under the DPoP scheme is an unbound credential there.
+    use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
+    let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .dpop(DpopOptions::new(DpopMode::Allowed).public_base_url("https://api.example.com"))
+        .build()
+        .expect("config");
+    let server = Server::start_router(routes(JwtAuthLayer::new(cfg))).await;
+    server.bearer_at("/read", key.key()).await.assert_ok();
+    let dpop = server
+        .get(
+            "/read",
+            &[("authorization", &format!("DPoP {}", key.key()))],
+        )
+        .await;
+    assert_eq!(dpop.status, 401, "{dpop:?}");
+}
+
+#[test]
 fn permissions_ids_and_expiry_dates_that_cannot_be_written_are_refused_at_build() {
     let key = NewApiKey::generate(PREFIX);
     let build = |api_key: ApiKey| {
