@@ -146,8 +146,10 @@ async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
 /// What kind of credential the caller holds, and whom it names (a token's subject, a
 /// key's id).
 async fn whoami(auth: Authentication, Claims(claims): Claims<StandardClaims>) -> Json<Value> {
+    // The contract has two kinds: an introspected token is an OAuth access token too,
+    // so it answers "jwt" like a verified JWT; a key answers its kind's own name.
     let kind = match auth.kind() {
-        Some(CredentialKind::ApiKey) => "api_key",
+        Some(kind @ CredentialKind::ApiKey) => kind.as_str(),
         _ => "jwt",
     };
     Json(json!({ "kind": kind, "sub": claims.sub }))

@@ -110,7 +110,7 @@ pub const OUTCOMES: [&str; 17] = [
     "replayed",
     "revoked",
     "inactive",
-    "api_key",
+    "unknown_api_key",
 ];
 
 /// The outcome label of a refusal of this kind.
@@ -148,7 +148,7 @@ pub(crate) fn count_request(outcome: &'static str) {
         "replayed",
         "revoked",
         "inactive",
-        "api_key"
+        "unknown_api_key"
     )
     .increment(1);
     #[cfg(not(feature = "metrics"))]

@@ -26,13 +26,18 @@
 //!
 //! A credential that starts with the configured prefix, or that comes in the configured
 //! header, is an API key and nothing else: it is looked up by its digest in a hash map
-//! (no secret is ever compared, so timing says nothing about a key) and never reaches
+//! (no secret is ever compared, so the time a lookup takes says nothing about any
+//! configured key) and never reaches
 //! JWT verification or introspection. An unknown key is 401 `invalid_token`, an expired
 //! one too. A known key becomes a verified credential like a token: its permissions meet
 //! guards, `Claims<StandardClaims>` holds `sub` (the id) and `scope` (the permissions),
 //! forwarded claims forward the id as `sub`, and the revocation list refuses a revoked
 //! key id (`Revocations::revoke_api_key` in the `state` module).
 //! [`Authentication::kind`](crate::Authentication::kind) tells keys from tokens.
+//!
+//! **Claim rules, required claims and `allowed_clients` do not apply to keys**: they
+//! describe what issuers put in tokens. The guide's chapter on permissions says what
+//! else differs (single use, step-up, DPoP and mTLS, custom claims types).
 
 use std::fmt;
 use std::time::SystemTime;

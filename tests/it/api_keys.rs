@@ -34,7 +34,6 @@ fn routes(layer: JwtAuthLayer) -> Router {
     }
     #[derive(Clone, serde::Deserialize)]
     struct Tenant {
-        #[allow(dead_code)]
         tenant: String,
     }
     async fn tenant(Claims(_): Claims<Tenant>) -> &'static str {
@@ -48,6 +47,10 @@ fn routes(layer: JwtAuthLayer) -> Router {
         .layer(JwtAuthLayer::with_claims::<Tenant>(
             layer.verifier().config().clone(),
         ));
+    let validated = Router::new().route("/validated", get(ok)).layer(
+        JwtAuthLayer::with_claims::<Tenant>(layer.verifier().config().clone())
+            .validate(|claims| !claims.tenant.is_empty()),
+    );
     let raw =
         Router::new().route("/raw", get(raw)).layer(
             JwtAuthLayer::with_claims::<serde_json::Value>(layer.verifier().config().clone()),
@@ -63,6 +66,7 @@ fn routes(layer: JwtAuthLayer) -> Router {
         )
         .layer(layer)
         .merge(custom)
+        .merge(validated)
         .merge(raw)
 }
 
@@ -143,6 +147,11 @@ async fn a_key_meets_guards_like_a_token_and_a_jwt_still_works_beside_it() {
     assert_eq!(custom.status, 500, "{custom:?}");
     assert!(custom.body.contains("GET /tenant"), "{}", custom.body);
     assert!(!custom.body.contains(key.key()));
+    // A layer validator over such a type never sees the key: 401, invalid claim.
+    server
+        .bearer_at("/validated", key.key())
+        .await
+        .assert_invalid_token("invalid claim");
 }
 
 #[tokio::test]

@@ -323,7 +323,7 @@ async fn api_keys_never_reach_logs_metrics_or_the_audit_hook_and_their_id_is_the
         "{events:?}"
     );
     assert!(
-        events.iter().any(|e| e.starts_with("api_key None")),
+        events.iter().any(|e| e.starts_with("unknown_api_key None")),
         "{events:?}"
     );
     let logs = captured.text();
@@ -335,7 +335,7 @@ async fn api_keys_never_reach_logs_metrics_or_the_audit_hook_and_their_id_is_the
     for (composite, _, _, value) in snapshotter.snapshot().into_vec() {
         metrics.push_str(&format!("{composite:?} {value:?}\n"));
     }
-    assert!(metrics.contains("api_key"), "{metrics}");
+    assert!(metrics.contains("unknown_api_key"), "{metrics}");
     for secret in [key.key(), unknown.key()] {
         let random = secret.trim_start_matches(PREFIX);
         assert!(!logs.contains(random), "a key in the logs: {logs}");
