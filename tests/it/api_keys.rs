@@ -155,11 +155,17 @@ async fn a_key_meets_guards_like_a_token_and_a_jwt_still_works_beside_it() {
 }
 
 #[tokio::test]
-async fn unknown_keys_never_reach_the_jwt_path_and_expired_keys_are_refused() {
+async fn unknown_keys_never_reach_introspection_and_expired_keys_are_refused() {
+    use tower_jwt_auth::introspection::{ClientAuth, Introspection};
     let issuer = MockIssuer::start().await;
+    issuer.add_client("api", "s3cret", Vec::<String>::new());
     let key = NewApiKey::generate(PREFIX);
     let old = NewApiKey::generate(PREFIX);
     let cfg = with_key(issuer_config(&issuer), &key, &["read"])
+        .introspection(Introspection::new(
+            "api",
+            ClientAuth::client_secret_basic("s3cret"),
+        ))
         .api_key(
             ApiKey::new("retired", old.digest())
                 .permissions(["read"])
@@ -171,7 +177,7 @@ async fn unknown_keys_never_reach_the_jwt_path_and_expired_keys_are_refused() {
     // Keys loaded: a token verifies.
     let jwt = issuer.token().permissions(["read"]).sign();
     server.bearer_at("/read", &jwt).await.assert_ok();
-    let fetches = issuer.requests(Endpoint::Jwks);
+    let introspected = || issuer.requests(Endpoint::Introspection);
 
     let unknown = NewApiKey::generate(PREFIX);
     server
@@ -189,7 +195,15 @@ async fn unknown_keys_never_reach_the_jwt_path_and_expired_keys_are_refused() {
         .get("/read", &[("x-api-key", &jwt)])
         .await
         .assert_invalid_token("unknown API key");
-    assert_eq!(issuer.requests(Endpoint::Jwks), fetches);
+    server
+        .get("/read", &[("x-api-key", "opaque-but-in-the-key-header")])
+        .await
+        .assert_invalid_token("unknown API key");
+    // Not one of them was sent to the identity provider...
+    assert_eq!(introspected(), 0);
+    // ...where an opaque token without the prefix goes.
+    let _ = server.bearer_at("/read", "an-opaque-token").await;
+    assert_eq!(introspected(), 1);
 
     server
         .bearer_at("/read", old.key())
@@ -399,7 +413,7 @@ fn keys_file(keys: &[(&str, &str, &str)]) -> String {
 }
 
 #[tokio::test]
-async fn a_key_added_to_the_keys_file_works_after_a_reload() {
+async fn keys_added_to_the_keys_file_work_and_keys_removed_are_refused_after_a_reload() {
     let dir = std::env::temp_dir().join(format!("api-keys-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("keys.toml");
@@ -436,6 +450,19 @@ async fn a_key_added_to_the_keys_file_works_after_a_reload() {
     let error = reload.reload(builder()).await.expect_err("bad digest");
     assert_eq!(error.path(), Some("api_keys_settings.file"));
     assert!(error.to_string().contains("api_keys[0].digest"), "{error}");
+    server.bearer_at("/write", second.key()).await.assert_ok();
+
+    // A key removed from the file is refused after the next reload.
+    std::fs::write(
+        &path,
+        keys_file(&[("second", second.digest(), "\"read\", \"write\"")]),
+    )
+    .expect("remove first");
+    reload.reload(builder()).await.expect("reload");
+    server
+        .bearer_at("/read", first.key())
+        .await
+        .assert_invalid_token("unknown API key");
     server.bearer_at("/write", second.key()).await.assert_ok();
 
     // A key pasted into the file by mistake: the error gives the line, never the text.
