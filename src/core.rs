@@ -237,6 +237,7 @@ where
     if let Some(keys) = &policy.api_keys
         && keys.takes(text, token.is_api_key())
     {
+        trace.record(Trace::API_KEY);
         let lookup = keys
             .lookup::<C>(policy, text, &mut trace)
             .map_wait(|never| -> Wait<C> { match never {} });

@@ -212,7 +212,7 @@ impl ErrorKind {
             Self::TokenInactive => row(UNAUTHORIZED, TOKEN, "token not active", UNAUTHENTICATED, "inactive", "introspection"),
             Self::IntrospectionUnavailable => row(SERVICE_UNAVAILABLE, None, "token introspection unavailable", UNAVAILABLE, "unavailable", "introspection"),
             Self::AmbiguousPath => row(BAD_REQUEST, Some("invalid_request"), "ambiguous request path", UNAUTHENTICATED, "malformed", "token"),
-            Self::UnknownApiKey => row(UNAUTHORIZED, TOKEN, "unknown API key", UNAUTHENTICATED, "unknown_api_key", "key"),
+            Self::UnknownApiKey => row(UNAUTHORIZED, TOKEN, "unknown API key", UNAUTHENTICATED, "unknown_api_key", "api-key"),
         };
         row
     }
