@@ -44,6 +44,13 @@
 //! redacted) and checks that it builds, or prints its errors and exits non-zero; it
 //! fetches nothing unless `--fetch` is added, which also loads every issuer's keys.
 //! Permissions come from the `permissions` array or the space-delimited `scope`.
+//! `JWT_API_KEYS_FILE=keys.toml` accepts API keys beside tokens: a `prefix` and
+//! `[[api_keys]]` tables (`id`, `digest = "sha256:…"`, `permissions`, optional
+//! `expires_at`), as `jwt-auth apikey new` prints them; keys come as
+//! `Authorization: Bearer <key>` or `X-API-Key: <key>`, and the routes take them like
+//! tokens. Whenever `JWT_API_KEYS_FILE` or `JWT_CONFIG` is set, SIGHUP (and a change of
+//! the file's content) reloads the configuration, keys included.
+//! `GET /whoami` (any credential): `{"kind": "jwt" | "api_key", "sub": ..}`.
 
 #[path = "support/logs.rs"]
 mod logs;
@@ -61,6 +68,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tower_jwt_auth::api_key::CredentialKind;
 use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::dpop::{DpopMode, DpopOptions};
 use tower_jwt_auth::reload::ReloadHandle;
@@ -71,8 +79,8 @@ use tower_jwt_auth::state::{
 };
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
-    Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer, RequirePermission,
-    StandardClaims, StepUp,
+    Authentication, Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
+    RequirePermission, StandardClaims, StepUp,
 };
 
 /// A stored document.
@@ -133,6 +141,18 @@ async fn metrics() -> (StatusCode, String) {
 
 async fn me(Claims(claims): Claims<StandardClaims>) -> Json<StandardClaims> {
     Json(claims)
+}
+
+/// What kind of credential the caller holds, and whom it names (a token's subject, a
+/// key's id).
+async fn whoami(auth: Authentication, Claims(claims): Claims<StandardClaims>) -> Json<Value> {
+    // The contract has two kinds: an introspected token is an OAuth access token too,
+    // so it answers "jwt" like a verified JWT; a key answers its kind's own name.
+    let kind = match auth.kind() {
+        Some(kind @ CredentialKind::ApiKey) => kind.as_str(),
+        _ => "jwt",
+    };
+    Json(json!({ "kind": kind, "sub": claims.sub }))
 }
 
 async fn list(State(store): State<Store>) -> Json<Vec<Document>> {
@@ -262,14 +282,32 @@ pub(crate) fn introspection(
     )))
 }
 
+/// API keys from `keys_file` (`JWT_API_KEYS_FILE`): its prefix and `[[api_keys]]`,
+/// read at every build, presented as `Authorization: Bearer` or `X-API-Key`.
+pub(crate) fn api_keys(
+    builder: JwtAuthConfigBuilder,
+    keys_file: Option<&Path>,
+) -> JwtAuthConfigBuilder {
+    match keys_file {
+        Some(path) => builder.api_keys_file(path).api_key_header("X-API-Key"),
+        None => builder,
+    }
+}
+
+/// The keys file `JWT_API_KEYS_FILE` names.
+fn keys_file() -> Option<PathBuf> {
+    std::env::var_os("JWT_API_KEYS_FILE").map(PathBuf::from)
+}
+
 /// The builder a configuration file describes, with this API's own policy (the public
-/// route, the forwarded `sub`) added.
+/// route, the forwarded `sub`) and the API keys of `JWT_API_KEYS_FILE` added.
 ///
 /// # Errors
 ///
 /// The file's errors, with the bad field's path and line.
 pub(crate) fn file_builder(path: &Path) -> Result<JwtAuthConfigBuilder, ConfigError> {
-    Ok(policy(Settings::from_file(path)?.builder()?, None))
+    let builder = policy(Settings::from_file(path)?.builder()?, None);
+    Ok(api_keys(builder, keys_file().as_deref()))
 }
 
 /// How the configuration watcher has fared so far.
@@ -286,15 +324,27 @@ pub(crate) struct Reloads {
 /// content; reading or touching it is none), for as long as the runtime runs. The
 /// receiver follows the count of reloads, which tests read; the log says the same.
 pub(crate) fn watch_config(
-    mut watcher: FileWatcher,
+    watcher: FileWatcher,
     path: PathBuf,
     reload: ReloadHandle,
+) -> tokio::sync::watch::Receiver<Reloads> {
+    watch_with(watcher, reload, move || {
+        file_builder(&path).map_err(Into::into)
+    })
+}
+
+/// Rebuilds with `make` for each reason `watcher` gives, as [`watch_config`] does for a
+/// configuration file.
+pub(crate) fn watch_with(
+    mut watcher: FileWatcher,
+    reload: ReloadHandle,
+    make: impl Fn() -> Result<JwtAuthConfigBuilder, Box<dyn Error + Send + Sync>> + Send + 'static,
 ) -> tokio::sync::watch::Receiver<Reloads> {
     let (count, counted) = tokio::sync::watch::channel(Reloads::default());
     tokio::spawn(async move {
         while let Some(reason) = watcher.changed().await {
-            let outcome = match file_builder(&path) {
-                Ok(builder) => reload.reload(builder).await,
+            let outcome = match make() {
+                Ok(builder) => reload.reload(builder).await.map_err(Into::into),
                 Err(error) => Err(error),
             };
             let refused = outcome.is_err();
@@ -400,23 +450,32 @@ pub(crate) fn sender_constraints(
     Ok(builder.dpop(DpopOptions::new(mode).public_base_url(public_url)))
 }
 
+/// What sets the state stores of a builder.
+pub(crate) type Stores = Arc<dyn Fn(JwtAuthConfigBuilder) -> JwtAuthConfigBuilder + Send + Sync>;
+
 /// Where used and revoked tokens are recorded: `memory` (or nothing) keeps them in this
 /// process; a `redis://` or `rediss://` URL shares them with every replica.
+/// They are made once and handed to every builder they are applied to, so that a reload
+/// keeps what was used and revoked.
 ///
 /// # Errors
 ///
 /// An unknown value, or a Redis URL that does not parse.
-pub(crate) fn state_stores(
-    builder: JwtAuthConfigBuilder,
-    replay_store: Option<&str>,
-) -> Result<JwtAuthConfigBuilder, Box<dyn Error>> {
+pub(crate) fn shared_stores(replay_store: Option<&str>) -> Result<Stores, Box<dyn Error>> {
     match replay_store.unwrap_or("memory") {
-        "memory" => Ok(builder.revocation_list(MemoryRevocationList::default())),
+        "memory" => {
+            let list = Arc::new(MemoryRevocationList::default());
+            Ok(Arc::new(move |builder| {
+                builder.revocation_list(Arc::clone(&list))
+            }))
+        }
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
             let redis = RedisConnection::open(url)?;
-            Ok(builder
-                .replay_store(RedisReplayStore::new(redis.clone()))
-                .revocation_list(RedisRevocationList::new(redis)))
+            Ok(Arc::new(move |builder| {
+                builder
+                    .replay_store(RedisReplayStore::new(redis.clone()))
+                    .revocation_list(RedisRevocationList::new(redis.clone()))
+            }))
         }
         other => {
             Err(format!("REPLAY_STORE must be `memory` or a redis:// URL, not {other:?}").into())
@@ -460,6 +519,7 @@ pub(crate) fn app_with(auth: JwtAuthLayer, current: CurrentConfig) -> Router {
         .route("/forwarded", get(forwarded));
     let protected = Router::new()
         .route("/me", get(me))
+        .route("/whoami", get(whoami))
         .route(
             "/documents",
             get(list).route_layer(RequirePermission("read")),
@@ -523,16 +583,10 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
         (None, Err(e)) => return Err(e.into()),
     };
 
-    let mut builder = JwtAuthConfig::builder()
-        .issuer(issuer_url.clone())
-        .audience(audience);
-    if std::env::var_os("JWT_CACHE").is_some() {
-        builder = builder.cache(CacheOptions::new());
-    }
+    let cache = std::env::var_os("JWT_CACHE").is_some();
     let replay_store = std::env::var("REPLAY_STORE").ok();
-    let builder = state_stores(builder, replay_store.as_deref())?;
+    let stores = shared_stores(replay_store.as_deref())?;
     let allowed_clients = std::env::var("JWT_ALLOWED_CLIENTS").ok();
-    let builder = policy(builder, allowed_clients.as_deref());
     // With the embedded issuer, introspection is on with a client it knows.
     let introspection_client = std::env::var("JWT_INTROSPECTION_CLIENT")
         .ok()
@@ -542,12 +596,36 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     {
         mock.add_client(id, secret, Vec::<String>::new());
     }
-    let builder = introspection(builder, introspection_client.as_deref())?;
+    let keys = keys_file();
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{addr}"));
     let dpop = std::env::var("DPOP").ok();
-    let cfg = sender_constraints(builder, dpop.as_deref(), &public_url)?.build()?;
+    // The whole configuration, made again for each reload (the stores are shared).
+    let make = {
+        let (issuer_url, public_url, dpop) = (issuer_url.clone(), public_url.clone(), dpop.clone());
+        let keys = keys.clone();
+        move || -> Result<JwtAuthConfigBuilder, Box<dyn Error + Send + Sync>> {
+            let mut builder = JwtAuthConfig::builder()
+                .issuer(issuer_url.clone())
+                .audience(audience.clone());
+            if cache {
+                builder = builder.cache(CacheOptions::new());
+            }
+            let builder = policy(stores(builder), allowed_clients.as_deref());
+            let builder = introspection(builder, introspection_client.as_deref())
+                .map_err(|e| e.to_string())?;
+            let builder = api_keys(builder, keys.as_deref());
+            Ok(sender_constraints(builder, dpop.as_deref(), &public_url)
+                .map_err(|e| e.to_string())?)
+        }
+    };
+    // Watching starts before the first read, so that an edit between the two is seen.
+    let watcher = keys
+        .as_ref()
+        .map(|path| FileWatcher::new([path]))
+        .transpose()?;
+    let cfg = make().map_err(|e| e.to_string())?.build()?;
     println!("API on http://{addr} (issuer {issuer_url}, public URL {public_url})");
 
     if let Some(mock) = &mock {
@@ -629,7 +707,23 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
         );
     }
 
-    axum::serve(listener, app(JwtAuthLayer::new(cfg)))
+    if let Some(path) = &keys {
+        println!(
+            "API keys from {} (reloaded on SIGHUP and on change), as a bearer token or X-API-Key:\n",
+            path.display()
+        );
+        println!("curl -s http://{addr}/whoami -H \"X-API-Key: $API_KEY\"\n");
+    }
+    let app = match watcher {
+        Some(watcher) => {
+            let (layer, reload) = JwtAuthLayer::new(cfg).reloadable();
+            watch_with(watcher, reload.clone(), make);
+            let current: CurrentConfig = Arc::new(move || reload.config());
+            app_with(layer, current)
+        }
+        None => app(JwtAuthLayer::new(cfg)),
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -648,7 +742,7 @@ async fn serve_config_file(path: PathBuf, listen: SocketAddr) -> Result<(), Box<
         }
     }
     // Watching starts before the first read, so that an edit between the two is seen.
-    let watcher = FileWatcher::new([&path])?;
+    let watcher = FileWatcher::new(std::iter::once(path.clone()).chain(keys_file()))?;
     let config = file_builder(&path)?.build()?;
     let (layer, reload) = JwtAuthLayer::new(config).reloadable();
     watch_config(watcher, path.clone(), reload.clone());

@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::api_key::CredentialKind;
 use crate::binding::Binding;
 use crate::cache::{Key, TokenCache};
 use crate::claims::StandardClaims;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::payload::{self, Registered};
+use crate::permission::Permissions;
 use crate::policy::{ClaimRules, Policy};
 use crate::record::{Accepted, ClaimsSlot, LazyPermissions, Times, TokenRecord};
 use crate::shape::StandardShape;
@@ -29,6 +31,8 @@ use crate::tracking::Tracked;
 pub(crate) struct Provenance<'a> {
     /// The `kid` of the key that verified the signature, for spans and the audit hook.
     pub(crate) kid: Option<&'a str>,
+    /// Which source vouched for the payload.
+    pub(crate) kind: CredentialKind,
 }
 
 /// Parses `payload` into `C` (or, for `StandardClaims`, checks that it would parse, and
@@ -70,6 +74,66 @@ where
             .checks
             .check(client.map(|c| c.0.as_ref()), &registered.captured, payload)?;
     }
+    let found = sources.locate(payload, &registered.captured);
+    let made = Made {
+        claims,
+        permissions: LazyPermissions::new(sources, found),
+        identity: wants_identity(policy),
+    };
+    accepted(policy, issuer, payload, &registered, made, provenance)
+}
+
+/// The record of a configured API key: its payload (`sub`, `scope`, `exp`, written at
+/// `build()`) through the payload pass for what forwarding and the state step read, its
+/// permissions as configured, and claims of type `C` made from the payload when first
+/// read. No issuer-facing check applies (required claims, claim rules, the client
+/// allow-list describe what issuers put in tokens); the key's source checks its dates.
+/// Who it names is always kept: the record is built once per key and configuration.
+pub(crate) fn accept_key<C>(
+    policy: &Policy,
+    issuer: &Issuer,
+    payload: &[u8],
+    permissions: Permissions,
+) -> Result<Accepted<C>, ErrorKind>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    let capture = &policy.permissions.sources.capture;
+    let (StandardShape, registered) = payload::parse(payload, false, capture)?;
+    let made = Made {
+        claims: ClaimsSlot::deferred::<C>(),
+        permissions: LazyPermissions::ready(permissions),
+        identity: true,
+    };
+    let provenance = Provenance {
+        kid: None,
+        kind: CredentialKind::ApiKey,
+    };
+    accepted(policy, issuer, payload, &registered, made, provenance)
+}
+
+/// What the caller of [`accepted`] made of the payload: the claims, the permissions, and
+/// whether to keep who it names.
+struct Made {
+    claims: ClaimsSlot,
+    permissions: LazyPermissions,
+    identity: bool,
+}
+
+/// The record of an accepted payload, typed: what every reader reads, computed once.
+fn accepted<C: Send + Sync + 'static>(
+    policy: &Policy,
+    issuer: &Issuer,
+    payload: &[u8],
+    registered: &Registered<'_>,
+    made: Made,
+    provenance: Provenance<'_>,
+) -> Result<Accepted<C>, ErrorKind> {
+    let Made {
+        claims,
+        permissions,
+        identity,
+    } = made;
     // An introspected token without `exp` lives as long as the cache keeps it.
     let times = (
         registered.exp.unwrap_or(f64::INFINITY),
@@ -77,12 +141,16 @@ where
         registered.iat,
     );
     let text = |t: &Option<Text<'_>>| t.as_ref().map(|t| t.0.as_ref().into());
-    let identity = wants_identity(policy).then(|| Identity {
+    let identity = identity.then(|| Identity {
         kid: provenance.kid.map(Into::into),
         subject: text(&registered.sub),
         client_id: text(&registered.client_id).or_else(|| text(&registered.azp)),
     });
     let tracked = policy.state.tracks().then(|| {
+        if provenance.kind == CredentialKind::ApiKey {
+            let id = registered.sub.as_ref().map(|t| t.0.as_ref());
+            return Arc::new(Tracked::api_key(id, times.0));
+        }
         Arc::new(Tracked::new(
             // An introspection answer may leave `iss` out: it is the issuer's.
             registered
@@ -95,10 +163,10 @@ where
             times.0,
         ))
     });
-    let found = sources.locate(payload, &registered.captured);
     let record = TokenRecord {
+        kind: provenance.kind,
         claims,
-        permissions: LazyPermissions::new(sources, found),
+        permissions,
         times,
         identity,
         tracked,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::api_key::CredentialKind;
 use crate::context::AuthContext;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
@@ -81,6 +82,23 @@ impl Authentication {
         self.principal.is_some()
     }
 
+    /// What kind of credential was verified: a JWT, an introspected token or an API key;
+    /// none for an anonymous request.
+    ///
+    /// ```
+    /// use tower_jwt_auth::Authentication;
+    /// use tower_jwt_auth::api_key::CredentialKind;
+    ///
+    /// fn is_machine(auth: &Authentication) -> bool {
+    ///     auth.kind() == Some(CredentialKind::ApiKey)
+    /// }
+    /// # let _ = is_machine;
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> Option<CredentialKind> {
+        self.principal.as_ref().map(|p| p.record.kind)
+    }
+
     /// The verified claims, if the request has a token and the layer deserializes into
     /// `C`.
     #[must_use]
@@ -104,10 +122,14 @@ impl Authentication {
         }
     }
 
-    /// The raw token, for relaying it to services called on the caller's behalf.
+    /// The raw token, for relaying it to services called on the caller's behalf; none
+    /// for an anonymous request and none for an API key, which is a secret between its
+    /// holder and this service and is never relayed (tell the next service who called
+    /// with [`kind`](Self::kind) and the claims' `sub`, the key's id).
     #[must_use]
     pub fn token(&self) -> Option<&BearerToken> {
-        self.principal.as_ref().map(|p| &p.token)
+        let principal = self.principal.as_ref()?;
+        (principal.record.kind != CredentialKind::ApiKey).then_some(&principal.token)
     }
 
     /// The state step's keys of the verified token: those the layer kept, or read again
@@ -120,7 +142,8 @@ impl Authentication {
         let payload = self.payload()?;
         // An introspection answer may leave `iss` out: it is the issuer's.
         let issuer = principal.issuer.matcher.as_str();
-        Tracked::from_payload(payload, issuer).map(Arc::new)
+        let api_key = principal.record.kind == CredentialKind::ApiKey;
+        Tracked::from_payload(payload, issuer, api_key).map(Arc::new)
     }
 
     /// The verified payload, for claims beyond the claims type: a JWT's payload or an
@@ -157,10 +180,11 @@ impl Authentication {
     }
 
     /// The trusted issuer that verified the token, as configured (a tenant template
-    /// stays a template; the token's own `iss` is in its claims).
+    /// stays a template; the token's own `iss` is in its claims); none for an API key.
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
-        self.principal.as_ref().map(|p| p.issuer.matcher.as_str())
+        let principal = self.principal.as_ref()?;
+        (principal.record.kind != CredentialKind::ApiKey).then(|| principal.issuer.matcher.as_str())
     }
 }
 
@@ -169,6 +193,7 @@ impl fmt::Debug for Authentication {
         // The claims may be personal data and the token is a secret: identify only.
         f.debug_struct("Authentication")
             .field("authenticated", &self.is_authenticated())
+            .field("kind", &self.kind())
             .field("issuer", &self.issuer())
             .field("permissions", self.permissions())
             .finish_non_exhaustive()

@@ -149,6 +149,16 @@ fn shared_claims<C: Send + Sync + 'static>(
         return Err(ClaimsRejection::wiring(wrong.message()));
     }
     let claims = auth.shared_claims::<C>();
+    if claims.is_none() && auth.kind() == Some(crate::api_key::CredentialKind::ApiKey) {
+        // An API key has `sub` and `scope` only: a claims type that needs more is a
+        // wiring mistake of the route, not the caller's.
+        return Err(ClaimsRejection::wiring(format!(
+            "tower-jwt-auth: {} {} asks for claims of type {}, which an API key cannot fill (it has `sub`, its id, and `scope`, its permissions): read Authentication, or use StandardClaims on routes that take API keys",
+            parts.method,
+            parts.uri.path(),
+            std::any::type_name::<C>()
+        )));
+    }
     if claims.is_none() && auth.is_authenticated() {
         // Never read as "no token": the token was verified, its claims were not made.
         return Err(ClaimsRejection::wiring(

@@ -3,9 +3,10 @@
 //!
 //! 1. the token from its source (none: anonymous or 401; ambiguous: 400);
 //! 2. the length limit, before anything is decoded;
-//! 3. the source: introspection for an opaque token (or every token, with
-//!    `always_introspect`), else the issuer, by the token's `iss` when several are
-//!    trusted;
+//! 3. the source: the configured API keys for a credential with the key prefix or in
+//!    the key header (never anything else for it), introspection for an opaque token
+//!    (or every token, with `always_introspect`), else the issuer, by the token's `iss`
+//!    when several are trusted;
 //! 4. that issuer's current keys (none yet: wait for the first load);
 //! 5. the source's answer (`source.rs`): the verified-token cache, then verification
 //!    (an unknown `kid`: wait for a refetch), or introspection's cache and call;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
+use crate::api_key::CredentialKind;
 use crate::binding::Presented;
 use crate::error::ErrorKind;
 #[cfg(feature = "introspection")]
@@ -81,15 +83,16 @@ impl<C, T> Outcome<C, T> {
         }
     }
 
-    /// The issuer and who the token names, for a verified token.
-    pub(crate) fn identity(&self) -> (Option<&Issuer>, Option<&Identity>) {
-        match self {
-            Self::Authenticated(verified, issuer, _) => {
-                (Some(&**issuer), verified.record.identity.as_ref())
-            }
-            Self::Forbidden(_, record, issuer) => (Some(&**issuer), record.identity.as_ref()),
-            _ => (None, None),
-        }
+    /// The issuer (none for an API key), who the credential names, and its kind, for a
+    /// verified credential.
+    pub(crate) fn identity(&self) -> (Option<&Issuer>, Option<&Identity>, Option<CredentialKind>) {
+        let (record, issuer) = match self {
+            Self::Authenticated(verified, issuer, _) => (&verified.record, issuer),
+            Self::Forbidden(_, record, issuer) => (record, issuer),
+            _ => return (None, None, None),
+        };
+        let issuer = (record.kind != CredentialKind::ApiKey).then_some(&**issuer);
+        (issuer, record.identity.as_ref(), Some(record.kind))
     }
 }
 
@@ -99,19 +102,29 @@ pub(crate) enum Step<C, T> {
     Wait(Pending<C, T>),
 }
 
-/// A token as the core sees it: its text, and whether it came with the `DPoP` scheme.
+/// A token as the core sees it: its text, whether it came with the `DPoP` scheme, and
+/// whether it came in the API key header.
 pub(crate) trait TokenText: AsRef<str> {
     fn is_dpop(&self) -> bool;
+    fn is_api_key(&self) -> bool;
 }
 
 impl TokenText for BearerToken {
     fn is_dpop(&self) -> bool {
         BearerToken::is_dpop(self)
     }
+
+    fn is_api_key(&self) -> bool {
+        self.came_as_api_key()
+    }
 }
 
 impl TokenText for &str {
     fn is_dpop(&self) -> bool {
+        false
+    }
+
+    fn is_api_key(&self) -> bool {
         false
     }
 }
@@ -221,6 +234,19 @@ where
         );
     }
     trace.record(Trace::LENGTH);
+    if let Some(keys) = &policy.api_keys
+        && keys.takes(text, token.is_api_key())
+    {
+        trace.record(Trace::API_KEY);
+        let lookup = keys
+            .lookup::<C>(policy, text, &mut trace)
+            .map_wait(|never| -> Wait<C> { match never {} });
+        let issuer = Arc::clone(keys.stand_in());
+        let step = answered(
+            policy, issuer, lookup, token, presented, validator, &mut trace,
+        );
+        return (step, trace);
+    }
     #[cfg(feature = "introspection")]
     if let Some(introspector) = &policy.introspection
         && introspector.takes(text)

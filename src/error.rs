@@ -117,6 +117,9 @@ pub enum ErrorKind {
     /// backslash, a `.` or `..` segment, a `;` parameter, an encoded NUL, an empty
     /// segment): 400 `invalid_request`.
     AmbiguousPath,
+    /// A credential with the configured API key prefix, or in the API key header, is no
+    /// configured key (401 `invalid_token`); it is never tried as a token.
+    UnknownApiKey,
 }
 
 /// Everything the crate says about one kind of refusal: the one table every other module
@@ -209,6 +212,7 @@ impl ErrorKind {
             Self::TokenInactive => row(UNAUTHORIZED, TOKEN, "token not active", UNAUTHENTICATED, "inactive", "introspection"),
             Self::IntrospectionUnavailable => row(SERVICE_UNAVAILABLE, None, "token introspection unavailable", UNAVAILABLE, "unavailable", "introspection"),
             Self::AmbiguousPath => row(BAD_REQUEST, Some("invalid_request"), "ambiguous request path", UNAUTHENTICATED, "malformed", "token"),
+            Self::UnknownApiKey => row(UNAUTHORIZED, TOKEN, "unknown API key", UNAUTHENTICATED, "unknown_api_key", "api-key"),
         };
         row
     }

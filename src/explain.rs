@@ -16,8 +16,9 @@ use crate::trace::Trace;
 
 /// The checks in the order the layer runs them; it stops at the first that fails, and
 /// skips those the configuration or the token does not call for.
-pub const CHECKS: [&str; 16] = [
+pub const CHECKS: [&str; 17] = [
     "length",
+    "api-key",
     "structure",
     "issuer",
     "algorithm",
@@ -38,11 +39,11 @@ pub const CHECKS: [&str; 16] = [
 /// The checks of one verification, from `structure` to `claims`: they run in this order
 /// and none is skipped, so a refusal's check says how far verification got (a JWT's
 /// verification has no `introspection` check; an opaque token's has only that one and
-/// the payload checks).
-const VERIFICATION: std::ops::RangeInclusive<usize> = 1..=12;
+/// the payload checks; an API key has none of them, only `api-key` before).
+const VERIFICATION: std::ops::RangeInclusive<usize> = 2..=13;
 
 /// The checks a verified payload goes through, an introspection answer's included.
-const PAYLOAD: std::ops::RangeInclusive<usize> = 8..=12;
+const PAYLOAD: std::ops::RangeInclusive<usize> = 9..=13;
 
 /// The steps after verification, in the core's order, with the check each reports as.
 /// The core records a step when it starts, so the last one recorded is where a refusal
@@ -114,6 +115,9 @@ fn kind_name<S: serde::Serializer>(kind: &Option<ErrorKind>, s: S) -> Result<S::
 fn about(check: &str) -> &'static str {
     match check {
         "length" => "the token fits the maximum length",
+        "api-key" => {
+            "a credential with the API key prefix, or in the key header, is a configured key, not expired"
+        }
         "structure" => "a compact JWS: three base64url segments, JSON header and payload",
         "issuer" => "iss names a trusted issuer",
         "algorithm" => "alg is supported and allowed for the issuer",
@@ -144,6 +148,8 @@ fn failing_check(kind: ErrorKind, issuer_known: bool, trace: Trace) -> usize {
         .map(|(_, check)| *check);
     let step = match (stopped, kind) {
         (Some(check), _) => check,
+        // A key unknown or expired: the lookup is the one check it had.
+        (None, _) if trace.ran(Trace::API_KEY) => "api-key",
         (None, ErrorKind::InvalidIssuer | ErrorKind::MissingClaim) if issuer_known => "claims",
         (None, ErrorKind::MissingClaim) => "issuer",
         (None, kind) => kind.row().step,
@@ -172,6 +178,9 @@ fn status_of(i: usize, failed: Option<usize>, trace: Trace) -> CheckStatus {
     let verification_failed = failed.is_some_and(|at| VERIFICATION.contains(&at));
     match CHECKS[i] {
         "length" => ran(Trace::LENGTH),
+        "api-key" => ran(Trace::API_KEY),
+        // A key is looked up, not verified: no JWS, no introspection, no payload check.
+        _ if trace.ran(Trace::API_KEY) && VERIFICATION.contains(&i) => CheckStatus::NotRun,
         "introspection" => ran(Trace::INTROSPECTED),
         "binding" => ran(Trace::BINDING),
         "permissions" => ran(Trace::PERMISSIONS),

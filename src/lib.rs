@@ -128,6 +128,7 @@
 
 mod accept;
 pub mod algorithm;
+pub mod api_key;
 mod authentication;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

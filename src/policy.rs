@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::algorithm::Algorithm;
+use crate::api_key::keys::ApiKeys;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
@@ -66,6 +67,8 @@ pub(crate) struct Policy {
     /// Token introspection, for opaque tokens (and every token with `always_introspect`).
     #[cfg(feature = "introspection")]
     pub(crate) introspection: Option<Arc<Introspector>>,
+    /// The configured API keys, when there are any (or a place to read them from).
+    pub(crate) api_keys: Option<Arc<ApiKeys>>,
 }
 
 /// What spans and the audit hook are told.
@@ -122,6 +125,7 @@ impl fmt::Debug for Policy {
             .field("binding", &self.binding);
         #[cfg(feature = "introspection")]
         f.field("introspection", &self.introspection);
+        f.field("api_keys", &self.api_keys);
         f.finish_non_exhaustive()
     }
 }

@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use crate::api_key::CredentialKind;
 use crate::binding::Binding;
 use crate::permission::{PermissionSources, Permissions};
 use crate::rules::Forwarded;
@@ -38,6 +39,9 @@ type MakeClaims = fn(&[u8], &[Box<str>]) -> Option<AnyClaims>;
 
 /// Everything one verification learned about a token, held in an `Arc`.
 pub(crate) struct TokenRecord {
+    /// Which source vouched for the credential: JWT verification, introspection, or the
+    /// configured API keys.
+    pub(crate) kind: CredentialKind,
     /// The claims, in the claims type of the layer that verified the token.
     pub(crate) claims: ClaimsSlot,
     /// The permissions from the configured permission claims, made when first read.
@@ -92,6 +96,7 @@ impl TokenRecord {
     #[cfg(test)]
     pub(crate) fn dated(times: Times) -> Self {
         Self {
+            kind: CredentialKind::Jwt,
             claims: ClaimsSlot::ready(()),
             permissions: LazyPermissions::none(),
             times,
@@ -158,9 +163,10 @@ impl ClaimsSlot {
             })?;
             Some(Arc::new(claims))
         }
-        // Sound only for a type the payload pass checked without building:
-        // `StandardClaims`, through `StandardShape`.
-        debug_assert_eq!(TypeId::of::<C>(), TypeId::of::<crate::StandardClaims>());
+        // Sound for a type the payload pass checked without building (`StandardClaims`,
+        // through `StandardShape`), and for an API key's payload, which the
+        // configuration wrote: claims it cannot fill are a wiring mistake (500), not a
+        // refusal.
         Self {
             type_id: TypeId::of::<C>(),
             value: OnceLock::new(),
@@ -206,6 +212,15 @@ impl LazyPermissions {
             set: OnceLock::new(),
             sources: Some(Arc::clone(sources)),
             found,
+        }
+    }
+
+    /// Permissions known without a payload: an API key's, as configured.
+    pub(crate) fn ready(permissions: Permissions) -> Self {
+        Self {
+            set: OnceLock::from(permissions),
+            sources: None,
+            found: Vec::new(),
         }
     }
 

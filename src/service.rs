@@ -100,7 +100,7 @@ fn report<C>(
 ) {
     let label = outcome.label();
     telemetry::count_request(label);
-    let (issuer, identity) = outcome.identity();
+    let (issuer, identity, credential) = outcome.identity();
     let issuer = issuer.map(|issuer| issuer.matcher.as_str());
     let kid = identity.and_then(|i| i.kid.as_deref());
     let subject = identity.and_then(|i| i.subject.as_deref());
@@ -130,6 +130,7 @@ fn report<C>(
             subject,
             client_id,
             kid,
+            credential,
         });
     }
 }

@@ -1,7 +1,7 @@
-//! The two sources of verified tokens behind one interface the core calls: JWT
+//! The three sources of verified credentials behind one interface the core calls: JWT
 //! verification with a trusted issuer's keys (`verify.rs`, [`Source`] for
-//! [`Issuer`]) and token introspection (`introspection/source.rs`, [`Source`] for the
-//! introspector). Given a token's text, a source answers with a [`Lookup`]: a verified
+//! [`Issuer`]), token introspection (`introspection/source.rs`, [`Source`] for the
+//! introspector) and the configured API keys (`api_key/source.rs`). Given a token's text, a source answers with a [`Lookup`]: a verified
 //! token (from its cache, or fresh), a wait for the network, or a refusal. Each source
 //! keeps its own cache and books and runs its own claim checks before the shared ones
 //! (`accept.rs`); the core chooses the source and sequences the steps around it.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 
+use crate::api_key::CredentialKind;
 use crate::error::ErrorKind;
 
 /// The target of the per-request `jwt_auth` span. The core collects who a token names only
@@ -83,6 +84,8 @@ pub struct AuditEvent<'a> {
     pub client_id: Option<&'a str>,
     /// The verified token's `kid`.
     pub kid: Option<&'a str>,
+    /// What kind of credential was verified (for an API key, `subject` is its id).
+    pub credential: Option<CredentialKind>,
 }
 
 /// A callback receiving every [`AuditEvent`].
@@ -90,7 +93,7 @@ pub(crate) type AuditHook = Arc<dyn Fn(&AuditEvent<'_>) + Send + Sync>;
 
 /// Every value of the `outcome` label of `jwt_auth_requests_total`, and of
 /// [`AuditEvent::outcome`].
-pub const OUTCOMES: [&str; 16] = [
+pub const OUTCOMES: [&str; 17] = [
     "ok",
     "anonymous",
     "missing",
@@ -107,6 +110,7 @@ pub const OUTCOMES: [&str; 16] = [
     "replayed",
     "revoked",
     "inactive",
+    "unknown_api_key",
 ];
 
 /// The outcome label of a refusal of this kind.
@@ -143,7 +147,8 @@ pub(crate) fn count_request(outcome: &'static str) {
         "unavailable",
         "replayed",
         "revoked",
-        "inactive"
+        "inactive",
+        "unknown_api_key"
     )
     .increment(1);
     #[cfg(not(feature = "metrics"))]
@@ -275,6 +280,7 @@ mod tests {
             K::UseDpopNonce,
             K::TokenInactive,
             K::IntrospectionUnavailable,
+            K::UnknownApiKey,
         ] {
             assert!(OUTCOMES.contains(&refusal_label(kind)), "{kind:?}");
             // Every column of the one table is coherent with the others.

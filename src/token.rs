@@ -36,6 +36,8 @@ enum Source {
     Cookie(Box<str>),
     Header(HeaderName),
     Custom(Arc<CustomFn>),
+    /// The header API keys come in: its value is an API key and nothing else.
+    ApiKeyHeader(HeaderName),
     /// A source given a name HTTP does not allow; `build()` reports it.
     Invalid(Box<str>),
 }
@@ -82,6 +84,26 @@ impl TokenSource {
         }
     }
 
+    /// The header API keys come in (`X-API-Key`): what it holds is an API key, never
+    /// tried as a token.
+    pub(crate) fn api_key_header(name: &str) -> Self {
+        let source = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => Source::ApiKeyHeader(name),
+            Err(_) => Source::Invalid(format!("invalid API key header name {name:?}").into()),
+        };
+        Self {
+            sources: vec![source],
+        }
+    }
+
+    /// The headers this source reads tokens from (bearer aside).
+    pub(crate) fn header_names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.sources.iter().filter_map(|source| match source {
+            Source::Header(name) => Some(name),
+            _ => None,
+        })
+    }
+
     /// Looks in `other` too; a token found in both is refused as malformed.
     #[must_use]
     pub fn or(mut self, other: Self) -> Self {
@@ -124,6 +146,10 @@ impl TokenSource {
                 Source::Bearer => bearer(headers, dpop)?,
                 Source::Cookie(name) => cookie(headers, name)?,
                 Source::Header(name) => custom_header(headers, name)?,
+                Source::ApiKeyHeader(name) => custom_header(headers, name)?.map(|mut key| {
+                    key.api_key = true;
+                    key
+                }),
                 Source::Invalid(_) => None,
                 Source::Custom(f) => match f(headers, uri) {
                     None => None,
@@ -155,6 +181,7 @@ impl fmt::Debug for TokenSource {
                 Source::Bearer => list.entry(&"bearer"),
                 Source::Cookie(name) => list.entry(&format_args!("cookie {name:?}")),
                 Source::Header(name) => list.entry(&format_args!("header {name:?}")),
+                Source::ApiKeyHeader(name) => list.entry(&format_args!("API key header {name:?}")),
                 Source::Custom(_) => list.entry(&"custom"),
                 Source::Invalid(_) => list.entry(&"invalid"),
             };
@@ -210,6 +237,7 @@ fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<BearerToken>, ErrorK
         value: value.clone(),
         range: start..end,
         dpop: is_dpop,
+        api_key: false,
     }))
 }
 
@@ -292,6 +320,7 @@ fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Bearer
         value: value.clone(),
         range: start..start + trimmed.len(),
         dpop: false,
+        api_key: false,
     }))
 }
 
@@ -305,6 +334,8 @@ pub struct BearerToken {
     range: Range<usize>,
     /// Sent with the `DPoP` scheme rather than `Bearer`.
     dpop: bool,
+    /// Sent in the API key header: an API key whatever its form.
+    api_key: bool,
 }
 
 impl BearerToken {
@@ -316,6 +347,7 @@ impl BearerToken {
             value,
             range,
             dpop: false,
+            api_key: false,
         })
     }
 
@@ -332,6 +364,11 @@ impl BearerToken {
     #[must_use]
     pub fn is_dpop(&self) -> bool {
         self.dpop
+    }
+
+    /// Whether the credential came in the API key header.
+    pub(crate) fn came_as_api_key(&self) -> bool {
+        self.api_key
     }
 
     /// The token in a form ready for an outgoing `Authorization` header:
@@ -507,6 +544,7 @@ mod tests {
             value: HeaderValue::from_static("Bearer secret"),
             range: 7..13,
             dpop: false,
+            api_key: false,
         };
         assert_eq!(t.as_str(), "secret");
         assert!(!format!("{t:?}").contains("secret"));

@@ -126,7 +126,8 @@ pub trait RequestExt {
     /// `PERMISSION_DENIED` without it; otherwise as [`claims`](Self::claims).
     fn require_permission(&self, permission: &str) -> Result<(), Status>;
 
-    /// The raw token, for calling further services on the caller's behalf.
+    /// The raw token, for calling further services on the caller's behalf; none for an
+    /// API key, which is never relayed.
     fn bearer_token(&self) -> Option<&BearerToken>;
 }
 

@@ -23,6 +23,8 @@ impl Trace {
     pub(crate) const VALIDATOR: u16 = 1 << 6;
     pub(crate) const PERMISSIONS: u16 = 1 << 7;
     pub(crate) const STATE: u16 = 1 << 8;
+    /// The credential went to the configured API keys: no JWS, no introspection.
+    pub(crate) const API_KEY: u16 = 1 << 9;
 
     /// Records that `step` ran.
     pub(crate) fn record(&mut self, step: u16) {

@@ -53,10 +53,21 @@ impl Tracked {
         }
     }
 
+    /// The keys of an API key: its id under the API key tag, never an issuer's subject;
+    /// no `jti`, no `iat` (every revocation of the id refuses it).
+    pub(crate) fn api_key(id: Option<&str>, exp: f64) -> Self {
+        Self {
+            token: None,
+            subject: id.map(StateKey::api_key),
+            iat: None,
+            exp,
+        }
+    }
+
     /// The keys of a token the layer already verified, read again from its payload (for
     /// a route guard behind a layer that did not keep them); `issuer` stands in for an
     /// absent `iss` (an introspection answer may leave it out).
-    pub(crate) fn from_payload(payload: &[u8], issuer: &str) -> Option<Self> {
+    pub(crate) fn from_payload(payload: &[u8], issuer: &str, api_key: bool) -> Option<Self> {
         #[derive(Deserialize)]
         struct Payload<'a> {
             #[serde(borrow)]
@@ -73,13 +84,20 @@ impl Tracked {
             Ok(Text::deserialize(raw).ok())
         }
         let claims: Payload<'_> = serde_json::from_slice(payload).ok()?;
+        let exp = claims.exp.unwrap_or(f64::INFINITY);
+        if api_key {
+            return Some(Self::api_key(
+                claims.sub.as_ref().map(|t| t.0.as_ref()),
+                exp,
+            ));
+        }
         let iss = claims.iss.as_ref().map_or(issuer, |iss| iss.0.as_ref());
         Some(Self::new(
             iss,
             claims.jti.as_ref().map(|t| t.0.as_ref()),
             claims.sub.as_ref().map(|t| t.0.as_ref()),
             claims.iat,
-            claims.exp.unwrap_or(f64::INFINITY),
+            exp,
         ))
     }
 }

@@ -196,7 +196,10 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
             check_claims(rules, issuer, claims)?;
             check_key_issuer(key.issuer(), claims)
         };
-        let provenance = Provenance { kid };
+        let provenance = Provenance {
+            kid,
+            kind: crate::api_key::CredentialKind::Jwt,
+        };
         accept::accept(policy, issuer, payload, own, provenance)
     })
 }

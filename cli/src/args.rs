@@ -50,6 +50,9 @@ pub(crate) enum Command {
     Proof(Proof),
     /// Answer a proxy's auth subrequests (nginx, Caddy, Traefik, Envoy) with the layer's verdicts
     Gate(Gate),
+    /// Make API keys: a new key, printed once, and its configuration entry
+    #[command(subcommand)]
+    Apikey(Apikey),
     /// Print a completion script for a shell
     Completions(Completions),
 }
@@ -314,6 +317,45 @@ pub(crate) struct Explain {
     /// The report as JSON
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// What `jwt-auth apikey` does.
+#[derive(Subcommand)]
+#[command(after_help = section(
+    "Examples",
+    "  jwt-auth apikey new --id billing-export --permissions read --prefix sk_live_",
+))]
+pub(crate) enum Apikey {
+    /// A new key (32 random bytes, base64url, after the prefix), printed once on standard
+    /// error, and the `[[api_keys]]` entry with its digest on standard output
+    New(ApikeyNew),
+}
+
+#[derive(Args)]
+#[command(after_help = section(
+    "Examples",
+    "  jwt-auth apikey new --id billing-export --permissions read\n  \
+       jwt-auth apikey new --id partner-7 --permissions read,write --prefix sk_test_\n\n\
+     The key goes to standard error, shown once; standard output holds only the entry\n\
+     for the settings file or the API keys file (the digest, never the key), so\n\
+     `jwt-auth apikey new --id billing-export >> keys.toml` appends the entry alone.",
+))]
+pub(crate) struct ApikeyNew {
+    /// The key's id: the principal (`sub`) handlers see, and what revocation names
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: String,
+    /// The permissions the key grants, comma-separated
+    #[arg(
+        long,
+        value_name = "PERMISSIONS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub(crate) permissions: Vec<String>,
+    /// The prefix that tells keys from tokens: 3 characters or more of letters, digits
+    /// and -._~+/, and not one a JWT could start with (eyJ)
+    #[arg(long, value_name = "PREFIX", default_value = "sk_live_")]
+    pub(crate) prefix: String,
 }
 
 #[derive(Args)]

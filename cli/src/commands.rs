@@ -10,11 +10,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::CommandFactory as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+use tower_jwt_auth::api_key::{NewApiKey, check_prefix};
 use tower_jwt_auth::testing::{DpopProof, MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::{Algorithm, JwtAuthConfig, Verifier};
 
 use crate::args::{
-    Cli, ClientKeyFile, Completions, Decode, Explain, KeyFile, Mint, Proof, Serve, TokenArg,
+    ApikeyNew, Cli, ClientKeyFile, Completions, Decode, Explain, KeyFile, Mint, Proof, Serve,
+    TokenArg,
 };
 use crate::console;
 use crate::time::{relative, utc};
@@ -442,6 +444,32 @@ pub(crate) fn proof(args: &Proof) -> Outcome {
         proof = proof.nonce(nonce);
     }
     println!("{}", proof.sign());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new API key on standard error, shown this once and kept nowhere, and its
+/// `[[api_keys]]` entry (the digest, never the key) alone on standard output, so
+/// `>> keys.toml` appends the entry and never the secret.
+pub(crate) fn apikey_new(args: &ApikeyNew) -> Outcome {
+    // The layer's own rule: a key of another prefix would be refused at build.
+    check_prefix(&args.prefix).map_err(|e| Failure::Usage(format!("--prefix: {e}")))?;
+    let new = NewApiKey::generate(&args.prefix);
+    let permissions: Vec<&str> = args
+        .permissions
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    eprintln!(
+        "The API key, shown once (hand it to its holder now; standard output has only its digest):"
+    );
+    eprintln!("{}", new.key());
+    println!("[[api_keys]]");
+    println!("id = {}", quoted(&args.id));
+    println!("digest = {}", quoted(new.digest()));
+    let list: Vec<String> = permissions.iter().map(|p| quoted(p)).collect();
+    println!("permissions = [{}]", list.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         Command::Explain(args) => commands::explain(&args).await,
         Command::Proof(args) => commands::proof(&args),
         Command::Gate(args) => gate::run(args).await,
+        Command::Apikey(args::Apikey::New(args)) => commands::apikey_new(&args),
         Command::Completions(args) => commands::completions(&args),
     };
     match result {

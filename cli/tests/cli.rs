@@ -874,3 +874,64 @@ async fn the_console_mints_and_explains_with_the_keys_serve_signs_with() {
     let _ = serve.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn apikey_new_prints_a_key_once_and_an_entry_that_makes_it_work() {
+    use tower_jwt_auth::{JwtAuthConfig, StandardClaims, Verifier};
+    let (code, out, err) = run(
+        &[
+            "apikey",
+            "new",
+            "--id",
+            "partner-7",
+            "--permissions",
+            "read,write",
+            "--prefix",
+            "sk_test_",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    // The key on standard error after its note, the entry alone on standard output.
+    let key = err.lines().nth(1).expect("the key after the note").trim();
+    assert!(err.contains("shown once"), "{err}");
+    assert!(key.starts_with("sk_test_") && key.len() >= 8 + 43, "{key}");
+    let entry = out.as_str();
+    assert!(entry.starts_with("[[api_keys]]"), "{entry}");
+    assert!(
+        !entry.contains("sk_test_"),
+        "the entry holds the digest, never the key"
+    );
+    assert!(
+        entry.contains("permissions = [\"read\", \"write\"]"),
+        "{entry}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("jwt-auth-apikey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("keys.toml");
+    std::fs::write(&path, format!("prefix = \"sk_test_\"\n\n{entry}")).expect("write");
+    let config = JwtAuthConfig::builder()
+        .api_keys_file(&path)
+        .build()
+        .expect("the printed entry builds");
+    let verifier = Verifier::new(config);
+    let verified = verifier
+        .verify_token::<StandardClaims>(key)
+        .expect("the printed key works");
+    assert_eq!(verified.claims.sub.as_deref(), Some("partner-7"));
+    assert!(verified.permissions().contains("write"));
+    assert!(verifier.verify::<StandardClaims>("sk_test_other").is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn apikey_new_refuses_a_prefix_the_layer_would_refuse() {
+    for prefix in ["eyJ", "sk", "sk live"] {
+        let (code, out, err) = run(&["apikey", "new", "--id", "a", "--prefix", prefix], None).await;
+        assert_ne!(code, 0, "{prefix}: {out}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("--prefix"), "{err}");
+    }
+}

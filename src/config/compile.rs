@@ -10,6 +10,7 @@ use http::{HeaderName, HeaderValue};
 use super::model::JwtAuthConfigBuilder;
 use super::model::{MEMORY_STORE, PermissionClaim, StateDecl, TokenDecl};
 use crate::algorithm::Algorithm;
+use crate::api_key::keys::ApiKeys;
 use crate::binding::BindingRules;
 use crate::cache::TokenCache;
 use crate::context::AuthContext;
@@ -75,11 +76,11 @@ fn compile_checked(
 ) -> Result<Policy, ConfigError> {
     use ConfigErrorKind as K;
     let d = &b.declared;
-    if d.issuers.is_empty() {
+    if d.issuers.is_empty() && d.api_keys.is_empty() && !d.api_keys_settings.is_set() {
         return Err(at(
             K::NoIssuer,
             "issuers",
-            "no issuer configured: at least one is needed",
+            "no issuer configured: at least one is needed (or API keys alone)",
         ));
     }
     for (i, issuer) in d.issuers.iter().enumerate() {
@@ -132,6 +133,17 @@ fn compile_checked(
         Some(source) => source.clone(),
         None => declared_token_source(&d.token)?,
     };
+    let token_source = match &d.api_keys_settings.header {
+        Some(header) => {
+            let keys = TokenSource::api_key_header(header);
+            keys.validate()
+                .map_err(|msg| at(K::InvalidHeader, "api_keys_settings.header", msg))?;
+            check_api_key_header(header, &token_source)?;
+            token_source.or(keys)
+        }
+        None => token_source,
+    };
+    let api_keys = compile_api_keys(&b)?;
     token_source
         .validate()
         .map_err(|msg| at(K::InvalidHeader, "token", msg))?;
@@ -290,7 +302,136 @@ fn compile_checked(
         binding,
         #[cfg(feature = "introspection")]
         introspection,
+        api_keys,
     })
+}
+
+/// The API keys of the model and of the keys file, compiled; none when none are
+/// configured. A key needs a prefix that tells it from a token (`api_key::check_prefix`),
+/// and cannot be single use (it is meant to be presented again, and has no `jti`).
+fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, ConfigError> {
+    use ConfigErrorKind as K;
+    let d = &b.declared;
+    let settings = &d.api_keys_settings;
+    if d.api_keys.is_empty() && !settings.is_set() {
+        return Ok(None);
+    }
+    let file = match &settings.file {
+        Some(path) => Some(
+            crate::api_key::file::read(path)
+                .map_err(|e| at(K::InvalidValue, "api_keys_settings.file", e))?,
+        ),
+        None => None,
+    };
+    let file_prefix = file.as_ref().and_then(|file| file.prefix.as_deref());
+    let prefix = match (settings.prefix.as_deref(), file_prefix) {
+        (Some(ours), Some(theirs)) if ours != theirs => {
+            return Err(at(
+                K::InvalidValue,
+                "api_keys_settings.file",
+                format!(
+                    "the keys file's prefix {theirs:?} is not api_keys_settings.prefix {ours:?}"
+                ),
+            ));
+        }
+        (ours, theirs) => ours.or(theirs),
+    };
+    // The prefix is what keeps a key sent as a bearer token away from JWT verification
+    // and introspection (which would send it to the identity provider), header or not.
+    let Some(prefix) = prefix else {
+        return Err(at(
+            K::InvalidValue,
+            "api_keys_settings.prefix",
+            "API keys need a prefix (api_key_prefix, or the keys file's prefix) that tells them from tokens",
+        ));
+    };
+    let prefix_path = if settings.prefix.is_some() {
+        "api_keys_settings.prefix"
+    } else {
+        "api_keys_settings.file"
+    };
+    crate::api_key::check_prefix(prefix).map_err(|e| at(K::InvalidValue, prefix_path, e))?;
+    // A key is bound to nothing: with every credential required to be bound, no key
+    // could pass.
+    #[cfg(feature = "dpop")]
+    if d.dpop
+        .as_ref()
+        .is_some_and(|dpop| dpop.mode == crate::dpop::DpopMode::Required)
+    {
+        return Err(at(
+            K::InvalidValue,
+            "dpop.mode",
+            "DPoP required refuses every API key (a key is bound to no client key): use mode allowed beside API keys",
+        ));
+    }
+    if d.mtls == crate::mtls::MtlsMode::Required {
+        return Err(at(
+            K::InvalidValue,
+            "mtls",
+            "mTLS required refuses every API key (a key is bound to no certificate): use mtls allowed beside API keys",
+        ));
+    }
+    // Beside tokens, layer-wide single use spends tokens and refuses every key (no
+    // `jti`, 401 "required claim missing"); with keys alone, no request could pass.
+    #[cfg(feature = "introspection")]
+    let introspects = d.introspection.is_some();
+    #[cfg(not(feature = "introspection"))]
+    let introspects = false;
+    if d.state.single_use && d.issuers.is_empty() && !introspects {
+        return Err(at(
+            K::InvalidValue,
+            "state.single_use",
+            "every credential single use with API keys alone refuses every request (keys are presented again and again, and have no jti)",
+        ));
+    }
+    let ours = d
+        .api_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (format!("api_keys[{i}]"), key));
+    let theirs = file.iter().flat_map(|file| {
+        file.api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (format!("api_keys_settings.file/api_keys[{i}]"), key))
+    });
+    let keys = ApiKeys::compile(prefix, ours.chain(theirs)).map_err(|(path, invalid)| {
+        match path.split_once('/') {
+            // A key of the file: the option is the file, the key is in the message.
+            Some((option, key)) => at(
+                K::InvalidValue,
+                option,
+                format!("{key}.{}: {}", invalid.field, invalid.message),
+            ),
+            None => at(
+                K::InvalidValue,
+                format!("{path}.{}", invalid.field),
+                invalid.message,
+            ),
+        }
+    })?;
+    Ok(Some(Arc::new(keys)))
+}
+
+/// The API key header is a header of its own: not `Authorization`, `Cookie` or `DPoP`
+/// (whose values are read as something else), nor a header the token source reads.
+fn check_api_key_header(name: &str, tokens: &TokenSource) -> Result<(), ConfigError> {
+    let taken = ["authorization", "cookie", "dpop"]
+        .iter()
+        .any(|reserved| name.eq_ignore_ascii_case(reserved))
+        || tokens
+            .header_names()
+            .any(|header| name.eq_ignore_ascii_case(header.as_str()));
+    if taken {
+        return Err(at(
+            ConfigErrorKind::InvalidHeader,
+            "api_keys_settings.header",
+            format!(
+                "{name:?} cannot be the API key header: Authorization, Cookie, DPoP and the token source's header carry other credentials"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The token sources a `[token]` table names, combined.
@@ -919,6 +1060,12 @@ fn compile_rules(
             .map(|name| header("forward.payload", name))
             .transpose()?,
         remove_authorization: d.forward.remove_authorization,
+        // Checked with the token sources.
+        api_key_header: d
+            .api_keys_settings
+            .header
+            .as_deref()
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
     };
     for (claim, name) in &d.forward.claims {
         let path = format!("forward.claims.{claim}");

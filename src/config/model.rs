@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::code::CodeParts;
 use crate::algorithm::Algorithm;
+use crate::api_key::ApiKey;
 use crate::cache::CacheOptions;
 #[cfg(feature = "dpop")]
 use crate::dpop::DpopOptions;
@@ -446,6 +447,10 @@ impl JwtAuthConfigBuilder {
     /// `jti` gets 401 ("required claim missing"). Layer-wide permissions are checked
     /// first, so a 403 does not use a token up.
     ///
+    /// An [API key](crate::api_key) has no `jti`: beside tokens, every key is refused
+    /// (401 "required claim missing"); with keys alone (no issuer, no introspection),
+    /// `build()` refuses the option, since no request could pass.
+    ///
     /// For single use on some routes only, use
     /// [`RequirePermission::single_use`](crate::RequirePermission::single_use) or the
     /// [`SingleUse`](crate::guard::SingleUse) layer instead.
@@ -468,6 +473,41 @@ impl JwtAuthConfigBuilder {
     #[deprecated(since = "0.2.0", note = "renamed `revocation_retention`")]
     pub fn max_token_lifetime(self, lifetime: Duration) -> Self {
         self.revocation_retention(lifetime)
+    }
+
+    /// Accepts an API key beside tokens; see [`api_key`](crate::api_key). Call again
+    /// for more keys. Keys need a [prefix](Self::api_key_prefix) (here or in the keys
+    /// file) that tells them from tokens.
+    pub fn api_key(mut self, key: ApiKey) -> Self {
+        self.declared.api_keys.push(key);
+        self
+    }
+
+    /// The prefix of API keys (`sk_live_`): a credential that starts with it is an API
+    /// key and nothing else, never sent to JWT verification or introspection. Required
+    /// whenever keys are configured, and checked by
+    /// [`check_prefix`](crate::api_key::check_prefix) at `build()`.
+    pub fn api_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.declared.api_keys_settings.prefix = Some(prefix.into());
+        self
+    }
+
+    /// A header API keys may come in (`X-API-Key`), beside `Authorization: Bearer`
+    /// (with the prefix): what it holds is an API key, whatever its form. A request with
+    /// a credential in both is refused as ambiguous (400). Not `Authorization`, `Cookie`,
+    /// `DPoP` or a header the token source reads (refused at `build()`).
+    pub fn api_key_header(mut self, header: impl Into<String>) -> Self {
+        self.declared.api_keys_settings.header = Some(header.into());
+        self
+    }
+
+    /// Reads API keys from this file too, at every `build()` and reload: a `prefix` and
+    /// `[[api_keys]]` tables, as in a settings file, read by the settings files' readers
+    /// (feature `settings`; JSON, TOML or YAML by its extension; without the feature,
+    /// `build()` refuses the file).
+    pub fn api_keys_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.declared.api_keys_settings.file = Some(path.into());
+        self
     }
 
     /// What happens when the replay store or revocation list does not answer:
@@ -550,6 +590,10 @@ pub(crate) struct Declared {
     #[cfg(feature = "introspection")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) introspection: Option<crate::introspection::Introspection>,
+    /// API keys, by digest.
+    pub(crate) api_keys: Vec<ApiKey>,
+    /// How API keys are told from tokens, and a file of more.
+    pub(crate) api_keys_settings: ApiKeysDecl,
 }
 
 impl Default for Declared {
@@ -584,6 +628,8 @@ impl Default for Declared {
             client_cert: None,
             #[cfg(feature = "introspection")]
             introspection: None,
+            api_keys: Vec::new(),
+            api_keys_settings: ApiKeysDecl::default(),
         }
     }
 }
@@ -631,6 +677,28 @@ pub(crate) struct ClaimsDecl {
     pub(crate) require: BTreeMap<String, Expected>,
     /// Claims checked only when present.
     pub(crate) if_present: BTreeMap<String, Expected>,
+}
+
+/// How API keys are told from tokens, and where more are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ApiKeysDecl {
+    /// A credential with this prefix is an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) prefix: Option<String>,
+    /// A header whose value is an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) header: Option<String>,
+    /// A file of a `prefix` and `[[api_keys]]` tables, read at every build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) file: Option<PathBuf>,
+}
+
+impl ApiKeysDecl {
+    /// Whether API keys are configured at all.
+    pub(crate) fn is_set(&self) -> bool {
+        *self != Self::default()
+    }
 }
 
 /// Claim forwarding.

@@ -97,7 +97,10 @@ impl Source for Introspector {
         let audience_optional = self.audience_optional();
         let own =
             |claims: &Registered<'_>| check_introspected(rules, issuer, claims, audience_optional);
-        let provenance = Provenance { kid: None };
+        let provenance = Provenance {
+            kid: None,
+            kind: crate::api_key::CredentialKind::Introspected,
+        };
         match accept::accept::<C>(policy, issuer, &body, own, provenance) {
             Ok(verified) => {
                 let now = unix_seconds(rules.clock.now());

@@ -1,7 +1,8 @@
 //! Claim forwarding for proxies and sidecars: chosen claims copied into request headers
 //! for the inner service, optionally the whole payload, optionally without the
-//! `Authorization` header. Headers of the forwarded names are always removed from the
-//! incoming request first, so a client can never set them.
+//! `Authorization` header; never with the API key header. Headers of the forwarded
+//! names are always removed from the incoming request first, so a client can never set
+//! them.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -22,6 +23,9 @@ pub(crate) struct Forwarding {
     /// The header that carries the whole verified payload, base64url-encoded.
     pub(crate) payload: Option<HeaderName>,
     pub(crate) remove_authorization: bool,
+    /// The configured API key header: removed from every admitted request, so the key
+    /// never reaches the inner service.
+    pub(crate) api_key_header: Option<HeaderName>,
 }
 
 /// The headers a verified token forwards, computed once per verification and cached
@@ -30,7 +34,10 @@ pub(crate) type Forwarded = Arc<[(HeaderName, HeaderValue)]>;
 
 impl Forwarding {
     pub(crate) fn is_empty(&self) -> bool {
-        self.claims.is_empty() && self.payload.is_none() && !self.remove_authorization
+        self.claims.is_empty()
+            && self.payload.is_none()
+            && !self.remove_authorization
+            && self.api_key_header.is_none()
     }
 
     /// The header values of the forwarded claims of a verified payload. A string claim
@@ -112,6 +119,11 @@ impl Forwarding {
         }
         if self.remove_authorization {
             headers.remove(AUTHORIZATION);
+        }
+        // A credential in both the key header and `Authorization` is refused, so on an
+        // admitted request the key header holds the key or nothing of use.
+        if let Some(name) = &self.api_key_header {
+            headers.remove(name);
         }
     }
 }

@@ -113,6 +113,9 @@ pub(super) fn read(
             "REPLAY_STORE" => {
                 top.insert("state".into(), json!({ "store": value }));
             }
+            "API_KEYS_FILE" => {
+                top.insert("api_keys_settings".into(), json!({ "file": value }));
+            }
             "REPLAY_STORE_FILE" => {
                 let store = read_file(&name, &value)?;
                 top.insert("state".into(), json!({ "store": store }));

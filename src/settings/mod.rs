@@ -127,6 +127,22 @@ fn read(path: &Path) -> Result<(String, Format), ConfigError> {
     Ok((text, format))
 }
 
+/// A file of options beside the settings (the API keys file) read as settings files
+/// are, and deserialized into `T`: the format its extension names, errors with the
+/// message, the field's path and the line, never the source text.
+pub(crate) fn read_file_as<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let (text, format) = read(path)?;
+    let tree = match format {
+        Format::Json => serde_json::from_str(&text).map_err(|e| invalid("", Some(e.line()), e))?,
+        Format::Toml => tree_toml(&text)?,
+        Format::Yaml => tree_yaml(&text)?,
+    };
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = root(e.path());
+        invalid(path.clone(), lines::find(&text, format, &path), e.inner())
+    })
+}
+
 impl Settings {
     /// Reads a file, in the format its extension names.
     ///
@@ -380,7 +396,8 @@ fn tree_toml(_: &str) -> Result<Value, ConfigError> {
 fn tree_yaml(text: &str) -> Result<Value, ConfigError> {
     serde_saphyr::from_str(text).map_err(|e| {
         let line = e.location().map(|l| usize::try_from(l.line()).unwrap_or(0));
-        invalid("", line, e)
+        // The message and line alone: a snippet would copy the file's text.
+        invalid("", line, e.without_snippet())
     })
 }
 

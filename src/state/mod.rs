@@ -81,6 +81,13 @@ impl StateKey {
         Self::derive(b"tower-jwt-auth/subject", &[issuer, sub])
     }
 
+    /// The key of an API key id (what [`Revocations::revoke_api_key`] revokes): a tag of
+    /// its own, so no issuer's subject, whatever the issuer's name, shares it.
+    #[must_use]
+    pub fn api_key(id: &str) -> Self {
+        Self::derive(b"tower-jwt-auth/api-key", &[id])
+    }
+
     /// The key of one DPoP proof: its key's thumbprint and its `jti`.
     #[cfg(feature = "dpop")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
@@ -491,6 +498,26 @@ impl Revocations {
     }
 }
 
+impl Revocations {
+    /// Revokes the API key id `id`, on every replica that shares the list: every key of
+    /// that id is refused (401 `invalid_token`) from the next request on. Unlike a
+    /// token's, a key's revocation is kept as long as a store keeps anything (keys do
+    /// not expire by themselves); to bring a principal back, give it a key under a new
+    /// id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the list cannot record it.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), StoreError> {
+        let key = StateKey::api_key(id);
+        let now = unix_seconds(self.clock.now());
+        let at = (now * 1000.0).ceil().max(0.0) as u64;
+        self.list
+            .revoke(Revocation::Subject(key, at), LONGEST_RECORD)
+            .await
+    }
+}
+
 impl fmt::Debug for Revocations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Revocations")
@@ -507,6 +534,7 @@ mod tests {
     #[test]
     fn keys_separate_uses_and_parts() {
         assert_ne!(StateKey::token("a", "b"), StateKey::subject("a", "b"));
+        assert_ne!(StateKey::api_key("b"), StateKey::subject("", "b"));
         assert_ne!(StateKey::token("ab", "c"), StateKey::token("a", "bc"));
         assert_eq!(StateKey::token("a", "b"), StateKey::token("a", "b"));
         assert_eq!(StateKey::token("a", "b").to_string().len(), 43);

@@ -27,7 +27,7 @@ async fn example_server_env(
     allowed_clients: Option<&str>,
 ) -> Server {
     let builder = crate::support::issuer_config(issuer);
-    let builder = crate::axum_server::state_stores(builder, store).expect("stores");
+    let builder = crate::axum_server::shared_stores(store).expect("stores")(builder);
     let builder = crate::axum_server::policy(builder, allowed_clients);
     example_from(builder, None).await
 }
@@ -318,8 +318,7 @@ async fn transfers_are_single_use_and_admins_revoke_across_replicas_on_redis() {
 
 #[test]
 fn replay_store_must_be_memory_or_a_redis_url() {
-    let builder = tower_jwt_auth::JwtAuthConfig::builder();
-    assert!(crate::axum_server::state_stores(builder, Some("postgres://db")).is_err());
+    assert!(crate::axum_server::shared_stores(Some("postgres://db")).is_err());
 }
 
 #[tokio::test]

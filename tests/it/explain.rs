@@ -161,3 +161,40 @@ async fn an_opaque_token_refused_for_its_answer_shows_no_jws_checks() {
     // An opaque token has nothing to read the values from.
     assert_eq!(audience.detail, None);
 }
+
+#[tokio::test]
+async fn an_api_key_is_explained_by_its_own_check() {
+    use std::time::{Duration, SystemTime};
+    use tower_jwt_auth::api_key::{ApiKey, NewApiKey};
+    let key = NewApiKey::generate("sk_test_");
+    let old = NewApiKey::generate("sk_test_");
+    let config = builder(ec_key().key_set())
+        .api_key_prefix("sk_test_")
+        .api_key(ApiKey::new("partner-1", key.digest()).permissions(["read"]))
+        .api_key(
+            ApiKey::new("retired", old.digest())
+                .expires_at(SystemTime::now() - Duration::from_secs(60)),
+        )
+        .build()
+        .expect("config");
+    let verifier = Verifier::new(config);
+    let accepted = verifier.explain(key.key()).await;
+    assert!(accepted.accepted);
+    assert_eq!(status(&accepted, "api-key"), CheckStatus::Passed);
+    for name in ["structure", "key", "signature", "introspection", "expiry"] {
+        assert_eq!(status(&accepted, name), CheckStatus::NotRun, "{name}");
+    }
+    for unknown in ["sk_test_unknown", old.key()] {
+        let refused = verifier.explain(unknown).await;
+        assert!(!refused.accepted);
+        assert_eq!(
+            status(&refused, "api-key"),
+            CheckStatus::Failed,
+            "{refused:?}"
+        );
+        assert_eq!(status(&refused, "key"), CheckStatus::NotRun);
+    }
+    // A token is no key: the check is not run.
+    let jwt = verifier.explain(&token(ec_key()).sign()).await;
+    assert_eq!(status(&jwt, "api-key"), CheckStatus::NotRun);
+}

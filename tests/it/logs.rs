@@ -256,3 +256,90 @@ async fn a_store_outage_is_logged_once_and_its_end_too() {
     assert!(warnings[0].contains("fail-open"), "{logs}");
     assert!(!logs.contains("hunter2"), "{logs}");
 }
+
+#[tokio::test]
+async fn api_keys_never_reach_logs_metrics_or_the_audit_hook_and_their_id_is_the_subject() {
+    use axum::Router;
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+    use tower_jwt_auth::RequirePermission;
+    use tower_jwt_auth::api_key::{ApiKey, NewApiKey};
+    const PREFIX: &str = "sk_test_";
+    use metrics_util::debugging::DebuggingRecorder;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (captured, _guard) = capture(FmtSpan::FULL);
+
+    let key = NewApiKey::generate(PREFIX);
+    let unknown = NewApiKey::generate(PREFIX);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let cfg = JwtAuthConfig::builder()
+        .api_key_prefix(PREFIX)
+        .api_key_header("X-API-Key")
+        .api_key(ApiKey::new("partner-1", key.digest()).permissions(["read"]))
+        .subject_logging(tower_jwt_auth::telemetry::SubjectLogging::Raw)
+        .forward_claim("sub", "x-caller")
+        .on_outcome(move |event| {
+            let line = format!(
+                "{} {:?} {:?} {:?}",
+                event.outcome, event.subject, event.issuer, event.credential
+            );
+            seen.lock().expect("events").push(line);
+        })
+        .build()
+        .expect("config");
+    async fn caller(headers: axum::http::HeaderMap) -> String {
+        headers
+            .get("x-caller")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+    let server = Server::start_router(
+        Router::new()
+            .route("/", get(caller))
+            .route(
+                "/write",
+                get(caller).route_layer(RequirePermission("write")),
+            )
+            .layer(JwtAuthLayer::new(cfg)),
+    )
+    .await;
+    let ok = server.bearer(key.key()).await;
+    ok.assert_ok();
+    assert_eq!(ok.body, "partner-1");
+    server
+        .get("/", &[("x-api-key", key.key())])
+        .await
+        .assert_ok();
+    assert_eq!(server.bearer_at("/write", key.key()).await.status, 403);
+    assert_eq!(server.bearer(unknown.key()).await.status, 401);
+
+    let events = events.lock().expect("events").clone();
+    assert_eq!(
+        events[0], "ok Some(\"partner-1\") None Some(ApiKey)",
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("unknown_api_key None")),
+        "{events:?}"
+    );
+    let logs = captured.text();
+    assert!(
+        logs.contains("partner-1"),
+        "the subject is logged raw: {logs}"
+    );
+    let mut metrics = String::new();
+    for (composite, _, _, value) in snapshotter.snapshot().into_vec() {
+        metrics.push_str(&format!("{composite:?} {value:?}\n"));
+    }
+    assert!(metrics.contains("unknown_api_key"), "{metrics}");
+    for secret in [key.key(), unknown.key()] {
+        let random = secret.trim_start_matches(PREFIX);
+        assert!(!logs.contains(random), "a key in the logs: {logs}");
+        assert!(!metrics.contains(random), "a key in the metrics: {metrics}");
+        assert!(!events.iter().any(|e| e.contains(random)), "{events:?}");
+    }
+}

@@ -27,6 +27,7 @@ mod tonic_server;
 
 mod adversarial;
 mod allocations;
+mod api_keys;
 mod axum;
 mod cache;
 mod dpop;

@@ -409,6 +409,12 @@ impl Captured {
 pub fn capture(
     spans: tracing_subscriber::fmt::format::FmtSpan,
 ) -> (Captured, tracing::subscriber::DefaultGuard) {
+    // While a single subscriber is registered, tracing decides a callsite's interest by
+    // the subscriber of the thread that first reaches it: a test without one, running
+    // beside, would disable the callsite for this one too. An idle subscriber kept for
+    // the whole run makes tracing ask every registered subscriber.
+    static IDLE: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    IDLE.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
