@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service};
+use tower_jwt_auth::api_key::{ApiKey, NewApiKey};
 use tower_jwt_auth::cache::CacheOptions;
 use tower_jwt_auth::introspection::{ClientAuth, Introspection};
 use tower_jwt_auth::jwks::{KeyStore, RemoteJwks, RemoteOptions};
@@ -112,6 +113,17 @@ fn bench_keys(c: &mut Criterion) {
     for (name, cfg) in layers {
         bench_layer(&mut group, name, cfg, &token, &runtime);
     }
+    // An API key beside the same issuer: looked up by its digest, its record kept.
+    let key = NewApiKey::generate("sk_bench_");
+    let key_cfg = JwtAuthConfig::builder()
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .key_set(issuer.active_key().key_set())
+        .api_key_prefix("sk_bench_")
+        .api_key(ApiKey::new("bench-client", key.digest()).permissions(["read"]))
+        .build()
+        .expect("config");
+    bench_layer(&mut group, "api-key", key_cfg, key.key(), &runtime);
     group.finish();
 
     // ES256, static keys, with and without the cache.

@@ -81,6 +81,7 @@
 //! | every check and its default | [`JwtAuthConfigBuilder`], [`TypPolicy`], [`Algorithm`], [`time`] | [validation rules](guide::validation_rules) |
 //! | a test kit: keys, tokens, a mock issuer (feature `testing`) | [`testing`] | [testing](guide::testing) |
 //! | the `jwt-auth` command and its console | the `cli/` workspace member | [the jwt-auth command](guide::cli) |
+//! | API keys beside OAuth: by digest and prefix, a reloaded keys file | [`api_key`] | [API keys](guide::api_keys) |
 //! | services in any language behind nginx, Caddy, Traefik or Envoy | `jwt-auth gate` (the `cli/` workspace member), [`rules::path_ambiguity`], [`Authentication::refuse`] | [behind a proxy](guide::gate) |
 //!
 //! # Features
@@ -247,4 +248,6 @@ pub mod guide {
     pub mod cli {}
     #[doc = include_str!("../docs/gate.md")]
     pub mod gate {}
+    #[doc = include_str!("../docs/api-keys.md")]
+    pub mod api_keys {}
 }

@@ -174,12 +174,13 @@ where
     match outcome {
         Outcome::Authenticated(verified, issuer, token) => {
             if !policy.forwarding.is_empty() {
+                let api_key = verified.record.kind == crate::api_key::CredentialKind::ApiKey;
                 let forwarded = verified.record.forwarded.as_ref();
                 let payload = Some(&*verified.record.payload);
                 let headers = request.headers_mut();
                 policy
                     .forwarding
-                    .apply(headers, forwarded, token.as_str(), payload);
+                    .apply(headers, forwarded, token.as_str(), payload, api_key);
             }
             let authentication = Authentication::verified(context.clone(), verified, token, issuer);
             request.extensions_mut().insert(authentication);

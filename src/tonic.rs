@@ -267,11 +267,16 @@ where
         match outcome {
             Outcome::Authenticated(verified, issuer, token) => {
                 if !policy.forwarding.is_empty() {
+                    let api_key = verified.record.kind == crate::api_key::CredentialKind::ApiKey;
                     let forwarded = verified.record.forwarded.as_ref();
                     let payload = Some(&*verified.record.payload);
-                    policy
-                        .forwarding
-                        .apply(&mut headers, forwarded, token.as_str(), payload);
+                    policy.forwarding.apply(
+                        &mut headers,
+                        forwarded,
+                        token.as_str(),
+                        payload,
+                        api_key,
+                    );
                 }
                 *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
                 let context = self.context.clone();

@@ -210,8 +210,8 @@ pub const MIN_PREFIX_LEN: usize = 3;
 
 /// Whether `prefix` can tell API keys from tokens: at least [`MIN_PREFIX_LEN`]
 /// characters of RFC 6750's `b64token` set (letters, digits, `-._~+/`), so a key is a
-/// valid bearer token, and no prefix a JWT could start with (`eyJ`, the base64url of
-/// `{"`, or anything that starts with it). `build()` runs the same check, and
+/// valid bearer token, and no prefix a JWT could start with (anything starting `ey` or
+/// `ew`: a JSON object's `{` and what may follow it, in base64url). `build()` runs the same check, and
 /// `jwt-auth apikey new --prefix` too.
 ///
 /// ```
@@ -219,6 +219,7 @@ pub const MIN_PREFIX_LEN: usize = 3;
 ///
 /// assert!(check_prefix("sk_live_").is_ok());
 /// assert!(check_prefix("eyJ").is_err());
+/// assert!(check_prefix("ewo_").is_err());
 /// assert!(check_prefix("sk").is_err());
 /// assert!(check_prefix("sk live").is_err());
 /// ```
@@ -227,7 +228,6 @@ pub const MIN_PREFIX_LEN: usize = 3;
 ///
 /// [`InvalidPrefix`], saying which rule the prefix breaks.
 pub fn check_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
-    const JWT_START: &str = "eyJ";
     let b64token = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
     if !prefix.bytes().all(b64token) {
         return Err(InvalidPrefix(
@@ -239,9 +239,11 @@ pub fn check_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
             "an API key prefix has at least 3 characters, so it tells keys from other tokens",
         ));
     }
-    if prefix.starts_with(JWT_START) || JWT_START.starts_with(prefix) {
+    // `{` in base64url is `ey` then `J` (`{"`), or `ew` (`{` then a newline, a tab or a
+    // carriage return) or `eyA` (`{ `): every compact JWT starts with one of them.
+    if prefix.starts_with("ey") || prefix.starts_with("ew") {
         return Err(InvalidPrefix(
-            "every JWT starts with eyJ: an API key prefix that a JWT could start with would take tokens for keys",
+            "every JWT starts with ey or ew (a JSON object in base64url): an API key prefix that a JWT could start with would take tokens for keys",
         ));
     }
     Ok(())

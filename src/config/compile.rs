@@ -1066,6 +1066,9 @@ fn compile_rules(
             .header
             .as_deref()
             .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
+        api_keys: !d.api_keys.is_empty()
+            || d.api_keys_settings.prefix.is_some()
+            || d.api_keys_settings.file.is_some(),
     };
     for (claim, name) in &d.forward.claims {
         let path = format!("forward.claims.{claim}");

@@ -26,6 +26,8 @@ pub(crate) struct Forwarding {
     /// The configured API key header: removed from every admitted request, so the key
     /// never reaches the inner service.
     pub(crate) api_key_header: Option<HeaderName>,
+    /// API keys are configured: a key's `Authorization` header is removed too.
+    pub(crate) api_keys: bool,
 }
 
 /// The headers a verified token forwards, computed once per verification and cached
@@ -38,6 +40,7 @@ impl Forwarding {
             && self.payload.is_none()
             && !self.remove_authorization
             && self.api_key_header.is_none()
+            && !self.api_keys
     }
 
     /// The header values of the forwarded claims of a verified payload. A string claim
@@ -101,6 +104,7 @@ impl Forwarding {
         forwarded: Option<&Forwarded>,
         token: &str,
         payload: Option<&[u8]>,
+        api_key: bool,
     ) {
         if let Some(forwarded) = forwarded {
             for (name, value) in forwarded.iter() {
@@ -117,7 +121,9 @@ impl Forwarding {
                 headers.insert(name.clone(), value);
             }
         }
-        if self.remove_authorization {
+        // A key is a long-lived secret: it never goes further than the layer, whatever
+        // `remove_authorization` says for tokens.
+        if self.remove_authorization || api_key {
             headers.remove(AUTHORIZATION);
         }
         // A credential in both the key header and `Authorization` is refused, so on an
