@@ -102,6 +102,25 @@ fn invalid(
     ConfigError::at(ConfigErrorKind::InvalidSettings, path, line, message)
 }
 
+/// A settings text as a tree, nothing checked but the syntax and, for JSON, that no
+/// object names a key twice (a tree keeps the last one silently; TOML and YAML refuse
+/// duplicates themselves).
+fn tree(text: &str, format: Format) -> Result<Value, ConfigError> {
+    match format {
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let _: unique::UniqueKeys = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let line = e.inner().line();
+                invalid(root(e.path()), Some(line), e.inner())
+            })?;
+            de.end().map_err(|e| invalid("", Some(e.line()), e))?;
+            serde_json::from_str(text).map_err(|e| invalid("", Some(e.line()), e))
+        }
+        Format::Toml => tree_toml(text),
+        Format::Yaml => tree_yaml(text),
+    }
+}
+
 /// A field path as errors show it: the root is the empty path, not `.`.
 fn root(path: &serde_path_to_error::Path) -> String {
     match path.to_string().as_str() {
@@ -132,12 +151,7 @@ fn read(path: &Path) -> Result<(String, Format), ConfigError> {
 /// message, the field's path and the line, never the source text.
 pub(crate) fn read_file_as<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let (text, format) = read(path)?;
-    let tree = match format {
-        Format::Json => serde_json::from_str(&text).map_err(|e| invalid("", Some(e.line()), e))?,
-        Format::Toml => tree_toml(&text)?,
-        Format::Yaml => tree_yaml(&text)?,
-    };
-    serde_path_to_error::deserialize(tree).map_err(|e| {
+    serde_path_to_error::deserialize(tree(&text, format)?).map_err(|e| {
         let path = root(e.path());
         invalid(path.clone(), lines::find(&text, format, &path), e.inner())
     })
@@ -236,20 +250,7 @@ impl Settings {
         format: Format,
         section: &str,
     ) -> Result<(Self, Option<T>), ConfigError> {
-        let mut named = match format {
-            Format::Json => {
-                let mut de = serde_json::Deserializer::from_str(text);
-                let _: unique::UniqueKeys =
-                    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                        let line = e.inner().line();
-                        invalid(root(e.path()), Some(line), e.inner())
-                    })?;
-                de.end().map_err(|e| invalid("", Some(e.line()), e))?;
-                serde_json::from_str(text).map_err(|e| invalid("", Some(e.line()), e))?
-            }
-            Format::Toml => tree_toml(text)?,
-            Format::Yaml => tree_yaml(text)?,
-        };
+        let mut named = tree(text, format)?;
         let own = match &mut named {
             Value::Object(map) => map.remove(section),
             _ => None,

@@ -496,6 +496,21 @@ async fn keys_added_to_the_keys_file_work_and_keys_removed_are_refused_after_a_r
         let random = pasted.key().trim_start_matches(PREFIX);
         assert!(!message.contains(random), "the key in an error: {message}");
     }
+    // A JSON key given twice is refused rather than the last one silently winning.
+    let path = dir.join("twice.json");
+    let digest = pasted.digest();
+    let text = format!(
+        "{{\"prefix\": \"{PREFIX}\", \"api_keys\": [{{\"id\": \"a\", \"id\": \"b\", \"digest\": \"{digest}\"}}]}}"
+    );
+    std::fs::write(&path, text).expect("keys file");
+    let error = JwtAuthConfig::builder()
+        .api_keys_file(&path)
+        .build()
+        .expect_err("a key given twice");
+    assert!(
+        error.to_string().contains("duplicate field `id`"),
+        "{error}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
