@@ -12,7 +12,7 @@ use tower_jwt_auth::{JwtAuthConfig, Verifier};
 
 mod support;
 
-use support::BIN;
+use support::{BIN, scratch};
 
 /// Runs the binary with `args` (and `stdin`), returning exit code and stdout.
 async fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
@@ -452,14 +452,6 @@ async fn the_bash_completion_script_loads() {
     );
     assert!(registered.contains("-F _jwt__auth"), "{registered}");
     assert!(registered.trim_end().ends_with(" jwt-auth"), "{registered}");
-}
-
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("jwt-auth-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
 }
 
 /// `decode --json` of a token: its header and payload.

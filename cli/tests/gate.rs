@@ -7,7 +7,8 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::gate::{Gate, ROUTES, client, eventually, scratch, trust};
+use support::gate::{Gate, ROUTES, client, eventually, trust};
+use support::scratch;
 use tower_jwt_auth::testing::{DpopProof, Endpoint, MockIssuer, TestKey};
 
 async fn gate_with(issuer: &MockIssuer, name: &str, extra: &str) -> (Gate, std::path::PathBuf) {

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::gate::{Gate, ROUTES, client, scratch, trust};
+use support::gate::{Gate, ROUTES, client, trust};
+use support::scratch;
 use support::services::{self, Program};
 use tower_jwt_auth::testing::MockIssuer;
 

@@ -182,11 +182,7 @@ impl Settings {
                 let mut de = serde_json::Deserializer::from_str(text);
                 let _: Declared = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                     let line = e.inner().line();
-                    invalid(
-                        e.path().to_string().trim_start_matches('.'),
-                        Some(line),
-                        e.inner(),
-                    )
+                    invalid(root(e.path()), Some(line), e.inner())
                 })?;
                 // Nothing may follow the object (a second one would be silently ignored).
                 de.end().map_err(|e| invalid("", Some(e.line()), e))?;

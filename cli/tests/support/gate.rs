@@ -2,7 +2,7 @@
 //! tests share: a mock issuer, an upstream that shows what reached it, free ports.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -108,14 +108,6 @@ impl Gate {
         }
         lines
     }
-}
-
-/// A fresh directory for one test's files, under the target directory.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
 }
 
 /// The settings lines that trust `issuer`, for the top of a gate's file.

@@ -13,6 +13,15 @@ use tokio::sync::mpsc;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jwt-auth");
 
+/// A fresh directory for one test's files, under the target directory.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
 /// `jwt-auth serve --port 0` with these extra arguments, killed when dropped, and the
 /// issuer and console URLs it prints.
 pub async fn serve(extra: &[&str]) -> (Child, String, String) {
