@@ -51,6 +51,15 @@
 //! tokens. Whenever `JWT_API_KEYS_FILE` or `JWT_CONFIG` is set, SIGHUP (and a change of
 //! the file's content) reloads the configuration, keys included.
 //! `GET /whoami` (any credential): `{"kind": "jwt" | "api_key", "sub": ..}`.
+//! `GET /ws`: a WebSocket that echoes text messages; browsers cannot set headers on the
+//! handshake, so the token travels as the `Sec-WebSocket-Protocol` entry
+//! `bearer.<token>` (the layer removes it), and when the client also offers `chat` the
+//! 101 selects `chat`; without a valid token the upgrade gets 401, before any 101.
+//! `GET /events?access_token=<token>` (the one path that takes a query token, for
+//! `EventSource`): `text/event-stream`, one event `data: {"sub": ..}`, then the stream
+//! ends. With `JWT_CONFIG`, the file's `[token]` table says where tokens are read
+//! (`websocket_protocol = "bearer."`, `query = "access_token"`,
+//! `query_paths = ["/events"]` for the same).
 
 #[path = "support/logs.rs"]
 mod logs;
@@ -61,10 +70,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::convert::Infallible;
+
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::Stream;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -80,7 +95,7 @@ use tower_jwt_auth::state::{
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
     Authentication, Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
-    RequirePermission, StandardClaims, StepUp,
+    RequirePermission, StandardClaims, StepUp, TokenSource,
 };
 
 /// A stored document.
@@ -238,6 +253,48 @@ async fn account_security(Claims(claims): Claims<StandardClaims>) -> Json<Value>
 async fn forwarded(headers: HeaderMap) -> Json<Value> {
     let sub = headers.get("x-jwt-sub").and_then(|v| v.to_str().ok());
     Json(json!({ "x-jwt-sub": sub }))
+}
+
+/// A WebSocket that echoes text messages, selecting the `chat` subprotocol when the
+/// client offers it. The layer has verified the token (sent as the subprotocol entry
+/// `bearer.<token>`) and removed it from the offer, so it can never be selected.
+async fn ws(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.protocols(["chat"]).on_upgrade(echo).into_response()
+}
+
+async fn echo(mut socket: WebSocket) {
+    while let Some(Ok(message)) = socket.recv().await {
+        let echoed = match message {
+            Message::Text(text) => socket.send(Message::Text(text)).await,
+            Message::Close(_) => return,
+            _ => Ok(()),
+        };
+        if echoed.is_err() {
+            return;
+        }
+    }
+}
+
+/// One server-sent event naming the caller, then the end of the stream.
+async fn events(
+    Claims(claims): Claims<StandardClaims>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let event = Event::default().data(json!({ "sub": claims.sub }).to_string());
+    Sse::new(futures_util::stream::iter([Ok(event)]))
+}
+
+/// Where this API reads tokens when no configuration file says: the `Authorization`
+/// header, the `bearer.` subprotocol entry of a WebSocket handshake, and the
+/// `access_token` query parameter on `GET /events` alone (an `EventSource` cannot set
+/// headers).
+pub(crate) fn token_sources(builder: JwtAuthConfigBuilder) -> JwtAuthConfigBuilder {
+    builder
+        .token_source(
+            TokenSource::bearer()
+                .or(TokenSource::websocket_protocol("bearer."))
+                .or(TokenSource::query("access_token")),
+        )
+        .query_token_paths(["/events"])
 }
 
 /// The policy of this API: `/public/info` needs no token, `sub` is forwarded as
@@ -520,6 +577,8 @@ pub(crate) fn app_with(auth: JwtAuthLayer, current: CurrentConfig) -> Router {
     let protected = Router::new()
         .route("/me", get(me))
         .route("/whoami", get(whoami))
+        .route("/ws", get(ws))
+        .route("/events", get(events))
         .route(
             "/documents",
             get(list).route_layer(RequirePermission("read")),
@@ -612,7 +671,7 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
             if cache {
                 builder = builder.cache(CacheOptions::new());
             }
-            let builder = policy(stores(builder), allowed_clients.as_deref());
+            let builder = token_sources(policy(stores(builder), allowed_clients.as_deref()));
             let builder = introspection(builder, introspection_client.as_deref())
                 .map_err(|e| e.to_string())?;
             let builder = api_keys(builder, keys.as_deref());
@@ -698,6 +757,10 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
                 "curl -i http://{addr}/documents -H 'Authorization: DPoP {bound}' \\\n  -H 'DPoP: {proof}'\n"
             );
         }
+        println!("A WebSocket (echo; the token as a subprotocol entry, `chat` selected):\n");
+        println!("websocat --protocol 'chat, bearer.{read}' ws://{addr}/ws\n");
+        println!("Server-sent events, the token in the query on this path only:\n");
+        println!("curl -N 'http://{addr}/events?access_token={read}'\n");
         println!("An opaque token, checked by introspection at the issuer:\n");
         println!("curl -i http://{addr}/documents -H 'Authorization: Bearer {opaque}'\n");
         println!("Or get one from the token endpoint:\n");

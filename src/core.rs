@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::api_key::CredentialKind;
@@ -182,6 +182,7 @@ impl<C, T> Admitted<C, T> {
 /// `validator` the layer's check over the typed claims.
 pub(crate) fn authenticate<C>(
     policy: &Policy,
+    method: &Method,
     headers: &HeaderMap,
     uri: &Uri,
     optional: bool,
@@ -192,7 +193,7 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let dpop = policy.binding.reads_dpop();
-    match policy.token.source.extract(headers, uri, dpop) {
+    match policy.token.source.extract(method, headers, uri, dpop) {
         Ok(Some(token)) => authenticate_token(policy, token, presented, validator),
         Ok(None) if optional => Step::Done(Outcome::Anonymous),
         Ok(None) => Step::Done(Outcome::Rejected(ErrorKind::MissingToken)),

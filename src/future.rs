@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -25,6 +26,9 @@ pin_project! {
     pub(crate) struct Responding<F, S, ReqBody> {
         #[pin]
         kind: Kind<F, S, ReqBody>,
+        // The token came in the URI: a success without a `Cache-Control` of its own
+        // gets `private` (RFC 6750 section 2.3), so a shared cache never keeps it.
+        private: bool,
     }
 }
 
@@ -41,6 +45,7 @@ impl<F, S, ReqBody> Responding<F, S, ReqBody> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
+            private: false,
         }
     }
 
@@ -49,6 +54,7 @@ impl<F, S, ReqBody> Responding<F, S, ReqBody> {
             kind: Kind::Rejected {
                 response: Some(response),
             },
+            private: false,
         }
     }
 
@@ -59,7 +65,14 @@ impl<F, S, ReqBody> Responding<F, S, ReqBody> {
                 auth,
                 service: Some(service),
             },
+            private: false,
         }
+    }
+
+    /// Marks the response of a request whose token came in the URI.
+    pub(crate) fn private(mut self) -> Self {
+        self.private = true;
+        self
     }
 }
 
@@ -75,9 +88,20 @@ where
         loop {
             match this.kind.as_mut().project() {
                 KindProj::Inner { future } => {
-                    return future
-                        .poll(cx)
-                        .map(|result| result.map(|response| response.map(ResponseBody::inner)));
+                    let private = *this.private;
+                    return future.poll(cx).map(|result| {
+                        result.map(|mut response| {
+                            if private
+                                && response.status().is_success()
+                                && !response.headers().contains_key(CACHE_CONTROL)
+                            {
+                                response
+                                    .headers_mut()
+                                    .insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+                            }
+                            response.map(ResponseBody::inner)
+                        })
+                    });
                 }
                 KindProj::Rejected { response } => {
                     return Poll::Ready(Ok(take_rejection(response).map(ResponseBody::rejection)));
@@ -128,6 +152,12 @@ macro_rules! response_future {
 
             pub(crate) fn rejected(response: http::Response<bytes::Bytes>) -> Self {
                 Self { inner: crate::future::Responding::rejected(response) }
+            }
+
+            /// Marks the response of a request whose token came in the URI.
+            #[allow(dead_code)]
+            pub(crate) fn private(self) -> Self {
+                Self { inner: self.inner.private() }
             }
 
             /// `service` must be the instance `poll_ready` was called on.

@@ -82,6 +82,7 @@
 //! | a test kit: keys, tokens, a mock issuer (feature `testing`) | [`testing`] | [testing](guide::testing) |
 //! | the `jwt-auth` command and its console | the `cli/` workspace member | [the jwt-auth command](guide::cli) |
 //! | API keys beside OAuth: by digest and prefix, a reloaded keys file | [`api_key`] | [API keys](guide::api_keys) |
+//! | tokens for WebSocket and server-sent-event clients: a subprotocol entry, a query parameter on named paths | [`TokenSource`], [`rules::PathPattern`] | [WebSocket and server-sent events](guide::websocket) |
 //! | services in any language behind nginx, Caddy, Traefik or Envoy | `jwt-auth gate` (the `cli/` workspace member), [`rules::path_ambiguity`], [`Authentication::refuse`] | [behind a proxy](guide::gate) |
 //!
 //! # Features
@@ -250,4 +251,6 @@ pub mod guide {
     pub mod gate {}
     #[doc = include_str!("../docs/api-keys.md")]
     pub mod api_keys {}
+    #[doc = include_str!("../docs/websocket.md")]
+    pub mod websocket {}
 }

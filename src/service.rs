@@ -286,13 +286,23 @@ where
         }
         let step = core::authenticate::<C>(
             &policy,
+            request.method(),
             request.headers(),
             request.uri(),
             optional,
             presented,
             self.validator.as_ref(),
         );
-        match step {
+        let mut in_uri = false;
+        if policy.token.source.scrubs() {
+            // Read above; the token never reaches the inner service in the URI or
+            // as a subprotocol it could select.
+            let (mut parts, body) = request.into_parts();
+            let source = &policy.token.source;
+            in_uri = source.scrub(&parts.method, &mut parts.uri, &mut parts.headers);
+            request = Request::from_parts(parts, body);
+        }
+        let future = match step {
             Step::Done(outcome) => {
                 answer_now(&mut self.inner, outcome, &policy, &span, entered, request)
             }
@@ -313,6 +323,7 @@ where
                 );
                 ResponseFuture::authenticating(auth, ready)
             }
-        }
+        };
+        if in_uri { future.private() } else { future }
     }
 }

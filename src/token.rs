@@ -5,19 +5,22 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http::header::{AUTHORIZATION, COOKIE, SEC_WEBSOCKET_PROTOCOL};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::error::ErrorKind;
+use crate::rules::{PathPattern, path_ambiguity};
 
 type CustomFn = dyn Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync;
 
 /// Where the layer looks for the token.
 ///
 /// The default is the `Authorization: Bearer` header (RFC 6750 section 2.1). The query
-/// string is never read unless a [`custom`](TokenSource::custom) source does so. Sources
-/// can be combined with [`or`](TokenSource::or); a request that carries a token in two of
-/// them is refused as malformed (400), since it is ambiguous which one to trust.
+/// string is read only by a [`query`](TokenSource::query) source, on the paths that
+/// opt in, or by a [`custom`](TokenSource::custom) one. Sources can be combined with
+/// [`or`](TokenSource::or); a request that carries a token in two of them is refused as
+/// malformed (400), since it is ambiguous which one to trust.
 ///
 /// ```
 /// use tower_jwt_auth::TokenSource;
@@ -28,6 +31,9 @@ type CustomFn = dyn Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync;
 #[derive(Clone)]
 pub struct TokenSource {
     sources: Vec<Source>,
+    /// Where a [`query`](TokenSource::query) source reads; set by `build()` from
+    /// [`query_token_paths`](crate::JwtAuthConfigBuilder::query_token_paths).
+    query_paths: Arc<[PathPattern]>,
 }
 
 #[derive(Clone)]
@@ -38,6 +44,10 @@ enum Source {
     Custom(Arc<CustomFn>),
     /// The header API keys come in: its value is an API key and nothing else.
     ApiKeyHeader(HeaderName),
+    /// The `Sec-WebSocket-Protocol` entry that starts with this prefix.
+    WebSocketProtocol(Box<str>),
+    /// The query parameter of this name, on GET requests to the query paths.
+    Query(Box<str>),
     /// A source given a name HTTP does not allow; `build()` reports it.
     Invalid(Box<str>),
 }
@@ -47,17 +57,13 @@ impl TokenSource {
     /// `Authorization` header.
     #[must_use]
     pub fn bearer() -> Self {
-        Self {
-            sources: vec![Source::Bearer],
-        }
+        Self::one(Source::Bearer)
     }
 
     /// The value of the named cookie.
     #[must_use]
     pub fn cookie(name: &str) -> Self {
-        Self {
-            sources: vec![Source::Cookie(name.into())],
-        }
+        Self::one(Source::Cookie(name.into()))
     }
 
     /// The whole value of a custom header, such as `X-Access-Token`. A header name that
@@ -68,9 +74,7 @@ impl TokenSource {
             Ok(name) => Source::Header(name),
             Err(_) => Source::Invalid(format!("invalid header name {name:?}").into()),
         };
-        Self {
-            sources: vec![source],
-        }
+        Self::one(source)
     }
 
     /// A function of the request head that returns the token, if the request has one.
@@ -79,8 +83,63 @@ impl TokenSource {
     where
         F: Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync + 'static,
     {
+        Self::one(Source::Custom(Arc::new(f)))
+    }
+
+    /// One entry of `Sec-WebSocket-Protocol`, written `<prefix><token>`, for WebSocket
+    /// clients that cannot set headers (a browser's `new WebSocket(url, protocols)`).
+    ///
+    /// The layer removes that entry before the application sees the header (the whole
+    /// header when nothing else is left), so the application can never select the
+    /// token as its subprotocol. Browsers fail a handshake whose offered subprotocols
+    /// get no selection: clients offer a real subprotocol beside the token entry
+    /// (`["chat", "bearer." + token]`) and the application selects that one. Two
+    /// entries with the prefix are refused as malformed (400). The prefix is compared
+    /// case-sensitively, as subprotocol names are; one that is empty or not an HTTP
+    /// token makes [`build`](crate::JwtAuthConfigBuilder::build) fail.
+    ///
+    /// ```
+    /// use tower_jwt_auth::TokenSource;
+    ///
+    /// let source = TokenSource::bearer().or(TokenSource::websocket_protocol("bearer."));
+    /// # let _ = source;
+    /// ```
+    #[must_use]
+    pub fn websocket_protocol(prefix: &str) -> Self {
+        Self::one(Source::WebSocketProtocol(prefix.into()))
+    }
+
+    /// The query parameter `name` (`?access_token=<token>`, form-encoded), read only on
+    /// GET requests to the paths named by
+    /// [`query_token_paths`](crate::JwtAuthConfigBuilder::query_token_paths), for
+    /// clients that cannot set headers (a browser's `EventSource`). On any other path
+    /// or method the parameter is ignored.
+    ///
+    /// RFC 6750 section 2.3 discourages query tokens (URIs end up in logs, history and
+    /// `Referer` headers) and FAPI 2.0 forbids them: use them only where the client
+    /// has no other way. Where it is read, the parameter is removed from the URI the
+    /// inner service sees; a request that also carries a token elsewhere, or the
+    /// parameter twice, is refused as malformed (400), and a path of ambiguous form
+    /// (see [`path_ambiguity`](crate::rules::path_ambiguity)) that names a query path
+    /// with 400 `invalid_request`.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuthConfig, TokenSource};
+    ///
+    /// let builder = JwtAuthConfig::builder()
+    ///     .token_source(TokenSource::bearer().or(TokenSource::query("access_token")))
+    ///     .query_token_paths(["/events"]);
+    /// # let _ = builder;
+    /// ```
+    #[must_use]
+    pub fn query(name: &str) -> Self {
+        Self::one(Source::Query(name.into()))
+    }
+
+    fn one(source: Source) -> Self {
         Self {
-            sources: vec![Source::Custom(Arc::new(f))],
+            sources: vec![source],
+            query_paths: Arc::from([]),
         }
     }
 
@@ -91,9 +150,7 @@ impl TokenSource {
             Ok(name) => Source::ApiKeyHeader(name),
             Err(_) => Source::Invalid(format!("invalid API key header name {name:?}").into()),
         };
-        Self {
-            sources: vec![source],
-        }
+        Self::one(source)
     }
 
     /// The headers this source reads tokens from (bearer aside).
@@ -108,6 +165,17 @@ impl TokenSource {
     #[must_use]
     pub fn or(mut self, other: Self) -> Self {
         self.sources.extend(other.sources);
+        self
+    }
+
+    /// Whether a query source is one of the sources.
+    pub(crate) fn reads_query(&self) -> bool {
+        self.sources.iter().any(|s| matches!(s, Source::Query(_)))
+    }
+
+    /// The paths a query source reads on.
+    pub(crate) fn with_query_paths(mut self, paths: Vec<PathPattern>) -> Self {
+        self.query_paths = paths.into();
         self
     }
 
@@ -126,6 +194,16 @@ impl TokenSource {
                 {
                     return Err(format!("invalid cookie name {name:?}"));
                 }
+                Source::WebSocketProtocol(prefix)
+                    if prefix.is_empty() || !prefix.bytes().all(is_tchar) =>
+                {
+                    return Err(format!(
+                        "invalid WebSocket subprotocol prefix {prefix:?}: an HTTP token is needed"
+                    ));
+                }
+                Source::Query(name) if name.is_empty() => {
+                    return Err("empty query parameter name".to_owned());
+                }
                 _ => {}
             }
         }
@@ -133,9 +211,11 @@ impl TokenSource {
     }
 
     /// Finds the token. `Ok(None)`: no token (another `Authorization` scheme counts as
-    /// none; `DPoP` too unless `dpop`). `Err`: malformed credentials.
+    /// none; `DPoP` too unless `dpop`). `Err`: malformed credentials, or a query token
+    /// on a path of ambiguous form.
     pub(crate) fn extract(
         &self,
+        method: &Method,
         headers: &HeaderMap,
         uri: &Uri,
         dpop: bool,
@@ -146,6 +226,15 @@ impl TokenSource {
                 Source::Bearer => bearer(headers, dpop)?,
                 Source::Cookie(name) => cookie(headers, name)?,
                 Source::Header(name) => custom_header(headers, name)?,
+                Source::WebSocketProtocol(prefix) => websocket_protocol(headers, prefix)?,
+                Source::Query(name) if self.reads_query_on(method, uri) => {
+                    let token = query(uri, name)?;
+                    if token.is_some() && path_ambiguity(uri.path()).is_some() {
+                        return Err(ErrorKind::AmbiguousPath);
+                    }
+                    token
+                }
+                Source::Query(_) => None,
                 Source::ApiKeyHeader(name) => custom_header(headers, name)?.map(|mut key| {
                     key.api_key = true;
                     key
@@ -165,6 +254,37 @@ impl TokenSource {
         }
         Ok(found)
     }
+
+    /// Whether a query source reads this request: a GET to one of the query paths.
+    fn reads_query_on(&self, method: &Method, uri: &Uri) -> bool {
+        *method == Method::GET && self.query_paths.iter().any(|p| p.matches(uri.path()))
+    }
+
+    /// Removes what the request-line and handshake sources read from the request the
+    /// inner service gets: the token entry of `Sec-WebSocket-Protocol` (always, so an
+    /// application never selects it), and the query parameter where it is read.
+    /// Done for every request, whatever the outcome. True when a query parameter was
+    /// removed: the token came in the URI.
+    pub(crate) fn scrub(&self, method: &Method, uri: &mut Uri, headers: &mut HeaderMap) -> bool {
+        let mut in_uri = false;
+        for source in &self.sources {
+            match source {
+                Source::WebSocketProtocol(prefix) => scrub_protocol(headers, prefix),
+                Source::Query(name) if self.reads_query_on(method, uri) => {
+                    in_uri |= scrub_query(uri, name);
+                }
+                _ => {}
+            }
+        }
+        in_uri
+    }
+
+    /// Whether [`scrub`](Self::scrub) has anything to do for some request.
+    pub(crate) fn scrubs(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|s| matches!(s, Source::WebSocketProtocol(_) | Source::Query(_)))
+    }
 }
 
 impl Default for TokenSource {
@@ -182,12 +302,27 @@ impl fmt::Debug for TokenSource {
                 Source::Cookie(name) => list.entry(&format_args!("cookie {name:?}")),
                 Source::Header(name) => list.entry(&format_args!("header {name:?}")),
                 Source::ApiKeyHeader(name) => list.entry(&format_args!("API key header {name:?}")),
+                Source::WebSocketProtocol(prefix) => {
+                    list.entry(&format_args!("WebSocket protocol {prefix:?}"))
+                }
+                Source::Query(name) => list.entry(&format_args!(
+                    "query {name:?} on {:?}",
+                    self.query_paths
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                )),
                 Source::Custom(_) => list.entry(&"custom"),
                 Source::Invalid(_) => list.entry(&"invalid"),
             };
         }
         list.finish()
     }
+}
+
+/// RFC 9110 `tchar`: a byte of a token, such as a subprotocol name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn is_cookie_name_byte(b: u8) -> bool {
@@ -324,6 +459,159 @@ fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Bearer
     }))
 }
 
+/// The entries of every `Sec-WebSocket-Protocol` header, with their place: the index
+/// of the header value and the byte range of the entry in it (RFC 6455 section 11.3.4:
+/// comma-separated, optional whitespace around each).
+fn protocol_entries(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderValue, Range<usize>)> {
+    headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .flat_map(|value| {
+            let bytes = value.as_bytes();
+            let mut start = 0;
+            std::iter::from_fn(move || {
+                while start <= bytes.len() {
+                    let end = bytes[start..]
+                        .iter()
+                        .position(|&b| b == b',')
+                        .map_or(bytes.len(), |i| start + i);
+                    let mut range = start..end;
+                    start = end + 1;
+                    while range.start < range.end && matches!(bytes[range.start], b' ' | b'\t') {
+                        range.start += 1;
+                    }
+                    while range.end > range.start && matches!(bytes[range.end - 1], b' ' | b'\t') {
+                        range.end -= 1;
+                    }
+                    if !range.is_empty() {
+                        return Some((value, range));
+                    }
+                }
+                None
+            })
+        })
+}
+
+/// The `Sec-WebSocket-Protocol` entry that starts with `prefix`, without the prefix.
+/// Two such entries are ambiguous; an entry that is the prefix alone or whose rest is
+/// not a `b64token` is malformed.
+fn websocket_protocol(headers: &HeaderMap, prefix: &str) -> Result<Option<BearerToken>, ErrorKind> {
+    let mut found = None;
+    for (value, range) in protocol_entries(headers) {
+        let entry = &value.as_bytes()[range.clone()];
+        if !entry.starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        if found.is_some() {
+            return Err(ErrorKind::MalformedCredentials);
+        }
+        let token = range.start + prefix.len()..range.end;
+        if token.is_empty() || !is_b64token(&value.as_bytes()[token.clone()]) {
+            return Err(ErrorKind::MalformedCredentials);
+        }
+        found = Some(BearerToken {
+            value: value.clone(),
+            range: token,
+            dpop: false,
+            api_key: false,
+        });
+    }
+    Ok(found)
+}
+
+/// `Sec-WebSocket-Protocol` without the entries that start with `prefix`: one header
+/// of what is left, or none when nothing is.
+fn scrub_protocol(headers: &mut HeaderMap, prefix: &str) {
+    let mut removed = false;
+    let mut kept: Vec<&[u8]> = Vec::new();
+    for (value, range) in protocol_entries(headers) {
+        let entry = &value.as_bytes()[range];
+        if entry.starts_with(prefix.as_bytes()) {
+            removed = true;
+        } else {
+            kept.push(entry);
+        }
+    }
+    if !removed {
+        return;
+    }
+    let rest = HeaderValue::from_bytes(&kept.join(&b", "[..])).ok();
+    headers.remove(SEC_WEBSOCKET_PROTOCOL);
+    if let Some(rest) = rest.filter(|rest| !rest.is_empty()) {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, rest);
+    }
+}
+
+/// The `&`-separated pairs of a query, raw, each with its name decoded
+/// (`application/x-www-form-urlencoded`, as RFC 6750 section 2.3 says).
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let decoded = form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map_or(std::borrow::Cow::Borrowed(""), |(name, _)| name);
+            (pair, decoded)
+        })
+}
+
+/// The query parameter `name`, decoded. Twice is ambiguous; an empty value or one that
+/// is not a `b64token` is malformed.
+fn query(uri: &Uri, name: &str) -> Result<Option<BearerToken>, ErrorKind> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for (pair, decoded) in query_pairs(query) {
+        if decoded != name {
+            continue;
+        }
+        if found.is_some() {
+            return Err(ErrorKind::MalformedCredentials);
+        }
+        let value = form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .map(|(_, value)| value)
+            .unwrap_or_default();
+        if value.is_empty() || !is_b64token(value.as_bytes()) {
+            return Err(ErrorKind::MalformedCredentials);
+        }
+        found = Some(BearerToken::from_text(&value)?);
+    }
+    Ok(found)
+}
+
+/// The URI without the query parameter `name`; the other pairs stay as they came.
+/// True when there was one.
+fn scrub_query(uri: &mut Uri, name: &str) -> bool {
+    let Some(query) = uri.query() else {
+        return false;
+    };
+    if query_pairs(query).all(|(_, decoded)| decoded != name) {
+        return false;
+    }
+    let kept: Vec<&str> = query_pairs(query)
+        .filter(|(_, decoded)| decoded != name)
+        .map(|(pair, _)| pair)
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    // Made of a path and pairs that were valid in the URI already, so both steps hold.
+    if let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) {
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(scrubbed) = Uri::from_parts(parts) {
+            *uri = scrubbed;
+        }
+    }
+    true
+}
+
 /// The raw access token of a verified request, for relaying it to downstream services.
 ///
 /// The layer inserts it into request extensions next to the claims. Its `Debug` output
@@ -413,8 +701,186 @@ mod tests {
 
     fn extract(source: &TokenSource, pairs: &[(&str, &str)]) -> Result<Option<String>, ErrorKind> {
         source
-            .extract(&headers(pairs), &Uri::from_static("/"), false)
+            .extract(&Method::GET, &headers(pairs), &Uri::from_static("/"), false)
             .map(|t| t.map(|t| t.as_str().to_owned()))
+    }
+
+    /// What a source finds on a request, and the URI and `Sec-WebSocket-Protocol` the
+    /// inner service then sees.
+    fn through(
+        source: &TokenSource,
+        method: Method,
+        uri: &str,
+        pairs: &[(&str, &str)],
+    ) -> (Result<Option<String>, ErrorKind>, String, Option<String>) {
+        let mut headers = headers(pairs);
+        let mut uri: Uri = uri.parse().expect("uri");
+        let found = source
+            .extract(&method, &headers, &uri, false)
+            .map(|t| t.map(|t| t.as_str().to_owned()));
+        source.scrub(&method, &mut uri, &mut headers);
+        let protocol = headers
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        (found, uri.to_string(), protocol)
+    }
+
+    fn query_source(paths: &[&str]) -> TokenSource {
+        TokenSource::bearer()
+            .or(TokenSource::query("access_token"))
+            .with_query_paths(paths.iter().map(|p| p.parse().expect("pattern")).collect())
+    }
+
+    #[test]
+    fn the_protocol_entry_is_read_and_never_left_for_the_application() {
+        let s = TokenSource::bearer().or(TokenSource::websocket_protocol("bearer."));
+        let (found, _, left) = through(
+            &s,
+            Method::GET,
+            "/ws",
+            &[("sec-websocket-protocol", "chat, bearer.a.b.c")],
+        );
+        assert_eq!(found, Ok(Some("a.b.c".into())));
+        assert_eq!(left.as_deref(), Some("chat"));
+        // Alone, and across two headers with odd spacing.
+        let (found, _, left) = through(
+            &s,
+            Method::GET,
+            "/ws",
+            &[("sec-websocket-protocol", "bearer.x")],
+        );
+        assert_eq!((found, left), (Ok(Some("x".into())), None));
+        let (found, _, left) = through(
+            &s,
+            Method::GET,
+            "/ws",
+            &[
+                ("sec-websocket-protocol", " bearer.x ,\tv2 "),
+                ("sec-websocket-protocol", "chat"),
+            ],
+        );
+        assert_eq!(
+            (found, left.as_deref()),
+            (Ok(Some("x".into())), Some("v2, chat"))
+        );
+        // Other entries are not ours: untouched, and no token.
+        let (found, _, left) = through(
+            &s,
+            Method::GET,
+            "/ws",
+            &[("sec-websocket-protocol", "chat,v2")],
+        );
+        assert_eq!((found, left.as_deref()), (Ok(None), Some("chat,v2")));
+        // The prefix is case-sensitive, as subprotocol names are.
+        let (found, ..) = through(
+            &s,
+            Method::GET,
+            "/ws",
+            &[("sec-websocket-protocol", "Bearer.x")],
+        );
+        assert_eq!(found, Ok(None));
+    }
+
+    #[test]
+    fn protocol_entries_that_cannot_be_one_token_are_malformed_and_still_removed() {
+        let s = TokenSource::websocket_protocol("bearer.");
+        let bad = Err(ErrorKind::MalformedCredentials);
+        for offered in ["bearer.a, bearer.b", "bearer.", "chat, bearer.a=b"] {
+            let (found, _, left) = through(
+                &s,
+                Method::GET,
+                "/ws",
+                &[("sec-websocket-protocol", offered)],
+            );
+            assert_eq!(found, bad, "{offered}");
+            assert!(
+                left.is_none_or(|left| !left.contains("bearer.")),
+                "{offered}"
+            );
+        }
+        let beside_a_header = TokenSource::bearer().or(s);
+        let (found, ..) = through(
+            &beside_a_header,
+            Method::GET,
+            "/ws",
+            &[
+                ("authorization", "Bearer a"),
+                ("sec-websocket-protocol", "bearer.a"),
+            ],
+        );
+        assert_eq!(found, bad);
+    }
+
+    #[test]
+    fn a_query_token_is_read_on_its_paths_for_get_and_removed_from_the_uri() {
+        let s = query_source(&["/events", "/streams/*"]);
+        let (found, uri, _) = through(&s, Method::GET, "/events?x=1&access_token=a.b&y=%20", &[]);
+        assert_eq!(found, Ok(Some("a.b".into())));
+        assert_eq!(uri, "/events?x=1&y=%20");
+        let (found, uri, _) = through(&s, Method::GET, "/streams/7?access%5Ftoken=a%2Eb", &[]);
+        assert_eq!(
+            found,
+            Ok(Some("a.b".into())),
+            "names and values are form-decoded"
+        );
+        assert_eq!(uri, "/streams/7");
+        // Another path, another method: ignored and left alone.
+        for (method, uri) in [
+            (Method::GET, "/documents?access_token=a"),
+            (Method::POST, "/events?access_token=a"),
+            (Method::HEAD, "/events?access_token=a"),
+        ] {
+            let (found, seen, _) = through(&s, method.clone(), uri, &[]);
+            assert_eq!((found, seen.as_str()), (Ok(None), uri), "{method} {uri}");
+        }
+    }
+
+    #[test]
+    fn query_tokens_that_are_ambiguous_or_malformed_are_refused() {
+        let s = query_source(&["/events*"]);
+        let bad = Err(ErrorKind::MalformedCredentials);
+        for uri in [
+            "/events?access_token=a&access_token=b",
+            "/events?access_token=",
+            "/events?access_token",
+            "/events?access_token=a+b",
+            "/events?access_token=a%22",
+        ] {
+            assert_eq!(through(&s, Method::GET, uri, &[]).0, bad, "{uri}");
+        }
+        let (found, ..) = through(
+            &s,
+            Method::GET,
+            "/events?access_token=a",
+            &[("authorization", "Bearer b")],
+        );
+        assert_eq!(found, bad, "beside a header token");
+        let (found, ..) = through(&s, Method::GET, "/events/..%2Fadmin?access_token=a", &[]);
+        assert_eq!(found, Err(ErrorKind::AmbiguousPath));
+        // No parameter: the path's form is not the query source's business.
+        let (found, ..) = through(&s, Method::GET, "/events/..%2Fadmin", &[]);
+        assert_eq!(found, Ok(None));
+    }
+
+    #[test]
+    fn request_line_sources_check_their_names_at_build() {
+        assert!(TokenSource::websocket_protocol("").validate().is_err());
+        assert!(
+            TokenSource::websocket_protocol("bearer ")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            TokenSource::websocket_protocol("base64url.bearer.authorization.k8s.io.")
+                .validate()
+                .is_ok()
+        );
+        assert!(TokenSource::query("").validate().is_err());
+        let debug = format!("{:?}", query_source(&["/events", "/s/*"]));
+        assert_eq!(
+            debug,
+            r#"["bearer", query "access_token" on ["/events", "/s/*"]]"#
+        );
     }
 
     #[test]
@@ -422,9 +888,12 @@ mod tests {
         let headers = headers(&[("authorization", "dpop  a.b.c")]);
         let uri = Uri::from_static("/");
         let source = TokenSource::bearer();
-        assert!(matches!(source.extract(&headers, &uri, false), Ok(None)));
+        assert!(matches!(
+            source.extract(&Method::GET, &headers, &uri, false),
+            Ok(None)
+        ));
         let token = source
-            .extract(&headers, &uri, true)
+            .extract(&Method::GET, &headers, &uri, true)
             .expect("well formed")
             .expect("a token");
         assert_eq!(token.as_str(), "a.b.c");

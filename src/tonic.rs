@@ -258,11 +258,18 @@ where
         }
         // The synchronous part of the core only: a wait for keys is given up at once
         // (the key store was signalled, so the next request can pass).
-        let outcome =
-            match core::authenticate::<C>(policy, &headers, &Uri::default(), false, None, None) {
-                Step::Done(outcome) => outcome,
-                Step::Wait(pending) => pending.give_up(policy),
-            };
+        let outcome = match core::authenticate::<C>(
+            policy,
+            &http::Method::POST,
+            &headers,
+            &Uri::default(),
+            false,
+            None,
+            None,
+        ) {
+            Step::Done(outcome) => outcome,
+            Step::Wait(pending) => pending.give_up(policy),
+        };
         crate::telemetry::count_request(outcome.label());
         match outcome {
             Outcome::Authenticated(verified, issuer, token) => {

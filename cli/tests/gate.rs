@@ -362,6 +362,25 @@ async fn check_config_names_the_bad_field_and_its_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("dpop.trusted_url_extension"), "{stderr}");
+
+    // So are token sources whose token the proxy would send on upstream.
+    for (source, table) in [
+        (
+            "token.query",
+            "query = \"access_token\"\nquery_paths = [\"/events\"]\n",
+        ),
+        (
+            "token.websocket_protocol",
+            "websocket_protocol = \"bearer.\"\n",
+        ),
+    ] {
+        let file = dir.join("sources.toml");
+        std::fs::write(&file, format!("{}[token]\n{table}", trust(&issuer))).unwrap();
+        let output = check_config(&file).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(source), "{stderr}");
+    }
 }
 
 #[tokio::test]

@@ -127,6 +127,19 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// The paths where a [`TokenSource::query`] source reads (exact paths, or prefixes
+    /// written with a final `*`, as [`PathPattern`](crate::rules::PathPattern) reads
+    /// them); `[token] query_paths` in a file. A query source without paths, or paths
+    /// without a query source, make [`build`](Self::build) fail.
+    pub fn query_token_paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.declared.token.query_paths = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The clock claim checks read; the system clock by default. Tests use
     /// [`ManualClock`](crate::time::ManualClock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {

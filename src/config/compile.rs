@@ -29,6 +29,7 @@ use crate::permission::{ClaimPath, Requirement};
 use crate::policy::{ClaimRules, PermissionRules, Policy, TelemetryRules, TokenRules};
 use crate::resource::ProtectedResourceMetadata;
 use crate::response::ChallengeParams;
+use crate::rules::PathPattern;
 use crate::rules::{Check, ClaimChecks, ClaimRule, Exemptions, Forwarding};
 #[cfg(feature = "dpop")]
 use crate::state::{MemoryProofStore, ProofStore};
@@ -49,7 +50,15 @@ pub(super) fn compile(
     let lines = b.lines.clone();
     compile_checked(b, previous).map_err(|error| match (&lines, error.path()) {
         (Some(find), Some(path)) => {
-            let line = find(path);
+            // An option the file lacks is found by the table it belongs in.
+            let mut path = path;
+            let mut line = find(path);
+            while line.is_none()
+                && let Some(cut) = path.rfind(['.', '['])
+            {
+                path = &path[..cut];
+                line = find(path);
+            }
             error.with_line(line)
         }
         _ => error,
@@ -147,6 +156,7 @@ fn compile_checked(
     token_source
         .validate()
         .map_err(|msg| at(K::InvalidHeader, "token", msg))?;
+    let token_source = with_query_paths(token_source, &d.token.query_paths)?;
 
     let issuers = build_issuers(&b, previous)?;
     let mut permission_paths = ClaimPath::defaults();
@@ -446,15 +456,52 @@ fn declared_token_source(token: &TokenDecl) -> Result<TokenSource, ConfigError> 
     if let Some(header) = &token.header {
         sources.push(TokenSource::header(header));
     }
+    if let Some(prefix) = &token.websocket_protocol {
+        sources.push(TokenSource::websocket_protocol(prefix));
+    }
+    if let Some(name) = &token.query {
+        sources.push(TokenSource::query(name));
+    }
     let mut sources = sources.into_iter();
     let first = sources.next().ok_or_else(|| {
         at(
             ConfigErrorKind::InvalidValue,
             "token",
-            "no token source: bearer is false and no cookie or header is named",
+            "no token source: bearer is false and no cookie, header, websocket_protocol or query is named",
         )
     })?;
     Ok(sources.fold(first, TokenSource::or))
+}
+
+/// A query source reads on the paths `token.query_paths` names, and only there: one
+/// without the other is a configuration that cannot mean what it says.
+fn with_query_paths(source: TokenSource, paths: &[String]) -> Result<TokenSource, ConfigError> {
+    let patterns = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            path.parse::<PathPattern>().map_err(|e| {
+                at(
+                    ConfigErrorKind::InvalidValue,
+                    format!("token.query_paths[{i}]"),
+                    e.to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match (source.reads_query(), patterns.is_empty()) {
+        (true, true) => Err(at(
+            ConfigErrorKind::InvalidValue,
+            "token.query_paths",
+            "a query token source reads only on the paths named here; name at least one",
+        )),
+        (false, false) => Err(at(
+            ConfigErrorKind::InvalidValue,
+            "token.query_paths",
+            "query paths are named but no token source reads the query",
+        )),
+        _ => Ok(source.with_query_paths(patterns)),
+    }
 }
 
 /// Reads a secret file, without trailing line breaks.

@@ -646,6 +646,16 @@ pub(crate) struct TokenDecl {
     /// A header of this name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) header: Option<String>,
+    /// The `Sec-WebSocket-Protocol` entry with this prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) websocket_protocol: Option<String>,
+    /// The query parameter of this name, on GET requests to `query_paths`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) query: Option<String>,
+    /// The paths (exact, or prefixes ending in `*`) where a query source reads; from
+    /// the file or `query_token_paths`, whichever source is declared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) query_paths: Vec<String>,
 }
 
 impl Default for TokenDecl {
@@ -654,6 +664,9 @@ impl Default for TokenDecl {
             bearer: true,
             cookie: None,
             header: None,
+            websocket_protocol: None,
+            query: None,
+            query_paths: Vec::new(),
         }
     }
 }

@@ -51,3 +51,4 @@ mod soak;
 mod state;
 mod surface;
 mod tonic;
+mod websocket;

@@ -75,6 +75,9 @@ pem_file = "{pem_file}"
 [token]
 bearer = true
 cookie = "access_token"
+websocket_protocol = "bearer."
+query = "access_token"
+query_paths = ["/events"]
 
 [cache]
 max_entries = 1000
@@ -242,7 +245,7 @@ fn scalar(value: &serde_json::Value) -> String {
 fn bad_files_name_the_path_and_line_of_the_bad_field() {
     // Shape errors are found when the file is read, the rest when the options are
     // compiled: both name the field's path and its line.
-    let cases: [(&str, &str, usize); 8] = [
+    let cases: [(&str, &str, usize); 10] = [
         (
             "[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiance = [\"x\"]\n",
             "issuers[0].audiance",
@@ -282,6 +285,16 @@ fn bad_files_name_the_path_and_line_of_the_bad_field() {
             "[dpop]\nmode = \"sometimes\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\n",
             "dpop.mode",
             2,
+        ),
+        (
+            "[token]\nquery = \"access_token\"\nquery_paths = [\"/events\", \"events/*\"]\n[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\"]\n",
+            "token.query_paths[1]",
+            3,
+        ),
+        (
+            "[token]\nquery = \"access_token\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\"]\n",
+            "token.query_paths",
+            1,
         ),
     ];
     for (text, path, line) in cases {
@@ -611,6 +624,11 @@ issuer = "https://idp.example.com/"
 audience = "https://api.example.com"
 hmac_secret_file = "{}"
 
+[token]
+websocket_protocol = "bearer."
+query = "access_token"
+query_paths = ["/events", "/streams/*"]
+
 [cache]
 max_entries = 100
 
@@ -656,6 +674,12 @@ public_base_url = "https://api.example.com"
         .max_token_len(4096)
         .realm("api")
         .typ_policy(tower_jwt_auth::TypPolicy::AccessToken)
+        .token_source(
+            tower_jwt_auth::TokenSource::bearer()
+                .or(tower_jwt_auth::TokenSource::websocket_protocol("bearer."))
+                .or(tower_jwt_auth::TokenSource::query("access_token")),
+        )
+        .query_token_paths(["/events", "/streams/*"])
         .cache(CacheOptions::new().max_entries(100))
         .require_claim(
             "tenant",

@@ -94,6 +94,16 @@ fn load(path: &Path) -> Result<(JwtAuthConfigBuilder, Table), String> {
             path.display()
         ));
     }
+    // The layer takes these tokens out of the request before the application sees it;
+    // behind the gate, the proxy sends the request upstream as it came, token included.
+    for source in ["websocket_protocol", "query"] {
+        if !effective["token"][source].is_null() {
+            return Err(format!(
+                "{}: token.{source} cannot work in the gate: the proxy would send the token                  on to the upstream, where the layer removes it; send it in a header",
+                path.display()
+            ));
+        }
+    }
     let mut builder = Settings::from_env("JWT_")
         .and_then(|env| env.apply(settings.builder()?))
         .map_err(named)?;

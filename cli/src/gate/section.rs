@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderName, Method};
 use serde::Deserialize;
+use tower_jwt_auth::rules::{InvalidPathPattern, PathPattern};
 
 use super::original::Convention;
 
@@ -116,9 +117,8 @@ impl<'de> Deserialize<'de> for PathPrefix {
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "RouteText")]
 pub(crate) struct Route {
-    /// The path, or the prefix before a final `*`.
-    path: Box<str>,
-    prefix: bool,
+    /// The path, or a prefix when written with a final `*`.
+    path: PathPattern,
     /// Empty: every method.
     methods: Vec<Method>,
     pub(crate) decision: Decision,
@@ -144,23 +144,11 @@ impl Route {
     /// `/transfers/` for `/transfers`); a route for GET also matches HEAD, which
     /// frameworks answer with the GET handler.
     fn matches(&self, method: &Method, path: &str) -> bool {
-        let path_matches = if self.prefix {
-            path.starts_with(&*self.path)
-        } else {
-            bare(path) == bare(&self.path)
-        };
+        let path_matches = self.path.matches(path);
         let method_matches = self.methods.is_empty()
             || self.methods.contains(method)
             || (*method == Method::HEAD && self.methods.contains(&Method::GET));
         path_matches && method_matches
-    }
-}
-
-/// A path without its one trailing `/` (the root stays `/`).
-fn bare(path: &str) -> &str {
-    match path.strip_suffix('/') {
-        Some(rest) if !rest.is_empty() => rest,
-        _ => path,
     }
 }
 
@@ -185,19 +173,10 @@ impl TryFrom<RouteText> for Route {
     type Error = String;
 
     fn try_from(text: RouteText) -> Result<Self, String> {
-        if !text.path.starts_with('/') {
-            return Err(format!("path {:?} must start with '/'", text.path));
-        }
-        let (path, prefix) = match text.path.strip_suffix('*') {
-            Some(prefix) => (prefix, true),
-            None => (&*text.path, false),
-        };
-        if path.contains('*') {
-            return Err(format!(
-                "path {:?}: '*' may only end a path, where it makes it a prefix",
-                text.path
-            ));
-        }
+        let path: PathPattern = text
+            .path
+            .parse()
+            .map_err(|e: InvalidPathPattern| e.to_string())?;
         let methods = text
             .methods
             .iter()
@@ -220,8 +199,7 @@ impl TryFrom<RouteText> for Route {
             },
         };
         Ok(Self {
-            path: path.into(),
-            prefix,
+            path,
             methods,
             decision,
             allow_ambiguous_paths: text.allow_ambiguous_paths,
