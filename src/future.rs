@@ -26,8 +26,8 @@ pin_project! {
     pub(crate) struct Responding<F, S, ReqBody> {
         #[pin]
         kind: Kind<F, S, ReqBody>,
-        // The token came in the URI: a success without a `Cache-Control` of its own
-        // gets `private` (RFC 6750 section 2.3), so a shared cache never keeps it.
+        // The token came in the URI: a success gets `Cache-Control: private` (RFC 6750
+        // section 2.3) unless it says who may store it, so a shared cache never keeps it.
         private: bool,
     }
 }
@@ -91,13 +91,8 @@ where
                     let private = *this.private;
                     return future.poll(cx).map(|result| {
                         result.map(|mut response| {
-                            if private
-                                && response.status().is_success()
-                                && !response.headers().contains_key(CACHE_CONTROL)
-                            {
-                                response
-                                    .headers_mut()
-                                    .insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+                            if private && response.status().is_success() {
+                                keep_private(response.headers_mut());
                             }
                             response.map(ResponseBody::inner)
                         })
@@ -121,6 +116,24 @@ where
                 }
             }
         }
+    }
+}
+
+/// Adds `Cache-Control: private` unless the response already says who may store it
+/// (`private`, `no-store` or `public`): `no-cache` alone, as axum's `Sse` sends, still
+/// lets a shared cache store the response.
+fn keep_private(headers: &mut http::HeaderMap) {
+    let decided = headers.get_all(CACHE_CONTROL).iter().any(|value| {
+        value.as_bytes().split(|&b| b == b',').any(|directive| {
+            let name = directive.split(|&b| b == b'=').next().unwrap_or_default();
+            let name = name.trim_ascii();
+            [&b"private"[..], b"no-store", b"public"]
+                .iter()
+                .any(|d| name.eq_ignore_ascii_case(d))
+        })
+    });
+    if !decided {
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("private"));
     }
 }
 

@@ -88,6 +88,8 @@ impl TokenSource {
 
     /// One entry of `Sec-WebSocket-Protocol`, written `<prefix><token>`, for WebSocket
     /// clients that cannot set headers (a browser's `new WebSocket(url, protocols)`).
+    /// Read on WebSocket handshakes only (a GET with `Upgrade: websocket`, or an HTTP/2
+    /// extended CONNECT).
     ///
     /// The layer removes that entry before the application sees the header (the whole
     /// header when nothing else is left), so the application can never select the
@@ -119,9 +121,10 @@ impl TokenSource {
     /// `Referer` headers) and FAPI 2.0 forbids them: use them only where the client
     /// has no other way. Where it is read, the parameter is removed from the URI the
     /// inner service sees; a request that also carries a token elsewhere, or the
-    /// parameter twice, is refused as malformed (400), and a path of ambiguous form
-    /// (see [`path_ambiguity`](crate::rules::path_ambiguity)) that names a query path
-    /// with 400 `invalid_request`.
+    /// parameter twice, is refused as malformed (400); so is a request whose path, of
+    /// ambiguous form (see [`path_ambiguity`](crate::rules::path_ambiguity)), matches a
+    /// query path. A name that is not made of letters, digits and `-._~` makes
+    /// [`build`](crate::JwtAuthConfigBuilder::build) fail.
     ///
     /// ```
     /// use tower_jwt_auth::{JwtAuthConfig, TokenSource};
@@ -201,8 +204,15 @@ impl TokenSource {
                         "invalid WebSocket subprotocol prefix {prefix:?}: an HTTP token is needed"
                     ));
                 }
-                Source::Query(name) if name.is_empty() => {
-                    return Err("empty query parameter name".to_owned());
+                Source::Query(name)
+                    if name.is_empty()
+                        || !name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) =>
+                {
+                    return Err(format!(
+                        "invalid query parameter name {name:?}: letters, digits and -._~ only"
+                    ));
                 }
                 _ => {}
             }
@@ -226,7 +236,10 @@ impl TokenSource {
                 Source::Bearer => bearer(headers, dpop)?,
                 Source::Cookie(name) => cookie(headers, name)?,
                 Source::Header(name) => custom_header(headers, name)?,
-                Source::WebSocketProtocol(prefix) => websocket_protocol(headers, prefix)?,
+                Source::WebSocketProtocol(prefix) if is_upgrade(method, headers) => {
+                    websocket_protocol(headers, prefix)?
+                }
+                Source::WebSocketProtocol(_) => None,
                 Source::Query(name) if self.reads_query_on(method, uri) => {
                     let token = query(uri, name)?;
                     if token.is_some() && path_ambiguity(uri.path()).is_some() {
@@ -459,6 +472,22 @@ fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Bearer
     }))
 }
 
+/// Whether the request opens a WebSocket: a GET with `Upgrade: websocket` (RFC 6455
+/// section 4.1), or an HTTP/2 extended CONNECT (RFC 8441). A subprotocol entry on any
+/// other request is no token (it is still removed).
+fn is_upgrade(method: &Method, headers: &HeaderMap) -> bool {
+    if *method == Method::CONNECT {
+        return true;
+    }
+    *method == Method::GET
+        && headers.get_all(http::header::UPGRADE).iter().any(|value| {
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|protocol| protocol.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        })
+}
+
 /// The entries of every `Sec-WebSocket-Protocol` header, with their place: the index
 /// of the header value and the byte range of the entry in it (RFC 6455 section 11.3.4:
 /// comma-separated, optional whitespace around each).
@@ -601,13 +630,15 @@ fn scrub_query(uri: &mut Uri, name: &str) -> bool {
     } else {
         format!("{}?{}", uri.path(), kept.join("&"))
     };
-    // Made of a path and pairs that were valid in the URI already, so both steps hold.
-    if let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) {
-        let mut parts = uri.clone().into_parts();
-        parts.path_and_query = Some(path_and_query);
-        if let Ok(scrubbed) = Uri::from_parts(parts) {
-            *uri = scrubbed;
-        }
+    // Made of a path and pairs that were valid in the URI already, so this holds; were
+    // it not so, the whole query goes rather than the token staying.
+    let path_and_query = PathAndQuery::try_from(path_and_query)
+        .or_else(|_| PathAndQuery::try_from(uri.path()))
+        .unwrap_or_else(|_| PathAndQuery::from_static("/"));
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
+    if let Ok(scrubbed) = Uri::from_parts(parts) {
+        *uri = scrubbed;
     }
     true
 }
@@ -725,6 +756,9 @@ mod tests {
         (found, uri.to_string(), protocol)
     }
 
+    /// The header of a WebSocket handshake.
+    const UPGRADE: (&str, &str) = ("upgrade", "websocket");
+
     fn query_source(paths: &[&str]) -> TokenSource {
         TokenSource::bearer()
             .or(TokenSource::query("access_token"))
@@ -738,7 +772,7 @@ mod tests {
             &s,
             Method::GET,
             "/ws",
-            &[("sec-websocket-protocol", "chat, bearer.a.b.c")],
+            &[("sec-websocket-protocol", "chat, bearer.a.b.c"), UPGRADE],
         );
         assert_eq!(found, Ok(Some("a.b.c".into())));
         assert_eq!(left.as_deref(), Some("chat"));
@@ -747,7 +781,7 @@ mod tests {
             &s,
             Method::GET,
             "/ws",
-            &[("sec-websocket-protocol", "bearer.x")],
+            &[("sec-websocket-protocol", "bearer.x"), UPGRADE],
         );
         assert_eq!((found, left), (Ok(Some("x".into())), None));
         let (found, _, left) = through(
@@ -757,6 +791,7 @@ mod tests {
             &[
                 ("sec-websocket-protocol", " bearer.x ,\tv2 "),
                 ("sec-websocket-protocol", "chat"),
+                UPGRADE,
             ],
         );
         assert_eq!(
@@ -768,7 +803,7 @@ mod tests {
             &s,
             Method::GET,
             "/ws",
-            &[("sec-websocket-protocol", "chat,v2")],
+            &[("sec-websocket-protocol", "chat,v2"), UPGRADE],
         );
         assert_eq!((found, left.as_deref()), (Ok(None), Some("chat,v2")));
         // The prefix is case-sensitive, as subprotocol names are.
@@ -776,9 +811,35 @@ mod tests {
             &s,
             Method::GET,
             "/ws",
-            &[("sec-websocket-protocol", "Bearer.x")],
+            &[("sec-websocket-protocol", "Bearer.x"), UPGRADE],
         );
         assert_eq!(found, Ok(None));
+    }
+
+    #[test]
+    fn a_protocol_entry_is_a_token_only_on_a_websocket_handshake() {
+        let s = TokenSource::websocket_protocol("bearer.");
+        let offer = ("sec-websocket-protocol", "chat, bearer.x");
+        for (method, upgrade) in [
+            (Method::GET, None),
+            (Method::POST, Some("websocket")),
+            (Method::GET, Some("h2c")),
+        ] {
+            let mut pairs = vec![offer];
+            pairs.extend(upgrade.map(|u| ("upgrade", u)));
+            let (found, _, left) = through(&s, method.clone(), "/ws", &pairs);
+            assert_eq!(
+                (found, left.as_deref()),
+                (Ok(None), Some("chat")),
+                "{method} {upgrade:?}"
+            );
+        }
+        for (method, upgrade) in [(Method::GET, Some("WebSocket")), (Method::CONNECT, None)] {
+            let mut pairs = vec![offer];
+            pairs.extend(upgrade.map(|u| ("upgrade", u)));
+            let (found, ..) = through(&s, method.clone(), "/ws", &pairs);
+            assert_eq!(found, Ok(Some("x".into())), "{method} {upgrade:?}");
+        }
     }
 
     #[test]
@@ -790,7 +851,7 @@ mod tests {
                 &s,
                 Method::GET,
                 "/ws",
-                &[("sec-websocket-protocol", offered)],
+                &[("sec-websocket-protocol", offered), UPGRADE],
             );
             assert_eq!(found, bad, "{offered}");
             assert!(
@@ -806,6 +867,7 @@ mod tests {
             &[
                 ("authorization", "Bearer a"),
                 ("sec-websocket-protocol", "bearer.a"),
+                UPGRADE,
             ],
         );
         assert_eq!(found, bad);
@@ -876,6 +938,8 @@ mod tests {
                 .is_ok()
         );
         assert!(TokenSource::query("").validate().is_err());
+        assert!(TokenSource::query("a&b").validate().is_err());
+        assert!(TokenSource::query("access_token").validate().is_ok());
         let debug = format!("{:?}", query_source(&["/events", "/s/*"]));
         assert_eq!(
             debug,

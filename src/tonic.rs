@@ -270,6 +270,11 @@ where
             Step::Done(outcome) => outcome,
             Step::Wait(pending) => pending.give_up(policy),
         };
+        if policy.token.source.scrubs() {
+            // As in the layer: the handler never sees a token's subprotocol entry.
+            let source = &policy.token.source;
+            source.scrub(&http::Method::POST, &mut Uri::default(), &mut headers);
+        }
         crate::telemetry::count_request(outcome.label());
         match outcome {
             Outcome::Authenticated(verified, issuer, token) => {

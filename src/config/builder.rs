@@ -121,7 +121,9 @@ impl JwtAuthConfigBuilder {
         self
     }
 
-    /// Where the token is read from; the `Authorization: Bearer` header by default.
+    /// Where the token is read from; the `Authorization: Bearer` header by default. It
+    /// replaces the sources a settings file's `[token]` table names (`bearer`, `cookie`,
+    /// `header`, `websocket_protocol`, `query`); the table's `query_paths` still apply.
     pub fn token_source(mut self, source: TokenSource) -> Self {
         self.code.token_source = Some(source);
         self

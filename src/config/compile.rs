@@ -50,15 +50,7 @@ pub(super) fn compile(
     let lines = b.lines.clone();
     compile_checked(b, previous).map_err(|error| match (&lines, error.path()) {
         (Some(find), Some(path)) => {
-            // An option the file lacks is found by the table it belongs in.
-            let mut path = path;
-            let mut line = find(path);
-            while line.is_none()
-                && let Some(cut) = path.rfind(['.', '['])
-            {
-                path = &path[..cut];
-                line = find(path);
-            }
+            let line = find(path);
             error.with_line(line)
         }
         _ => error,
@@ -156,7 +148,7 @@ fn compile_checked(
     token_source
         .validate()
         .map_err(|msg| at(K::InvalidHeader, "token", msg))?;
-    let token_source = with_query_paths(token_source, &d.token.query_paths)?;
+    let token_source = with_query_paths(token_source, &d.token)?;
 
     let issuers = build_issuers(&b, previous)?;
     let mut permission_paths = ClaimPath::defaults();
@@ -426,7 +418,7 @@ fn compile_api_keys(b: &JwtAuthConfigBuilder) -> Result<Option<Arc<ApiKeys>>, Co
 /// The API key header is a header of its own: not `Authorization`, `Cookie` or `DPoP`
 /// (whose values are read as something else), nor a header the token source reads.
 fn check_api_key_header(name: &str, tokens: &TokenSource) -> Result<(), ConfigError> {
-    let taken = ["authorization", "cookie", "dpop"]
+    let taken = ["authorization", "cookie", "dpop", "sec-websocket-protocol"]
         .iter()
         .any(|reserved| name.eq_ignore_ascii_case(reserved))
         || tokens
@@ -437,7 +429,7 @@ fn check_api_key_header(name: &str, tokens: &TokenSource) -> Result<(), ConfigEr
             ConfigErrorKind::InvalidHeader,
             "api_keys_settings.header",
             format!(
-                "{name:?} cannot be the API key header: Authorization, Cookie, DPoP and the token source's header carry other credentials"
+                "{name:?} cannot be the API key header: Authorization, Cookie, DPoP, Sec-WebSocket-Protocol and the token source's header carry other credentials"
             ),
         ));
     }
@@ -475,8 +467,9 @@ fn declared_token_source(token: &TokenDecl) -> Result<TokenSource, ConfigError> 
 
 /// A query source reads on the paths `token.query_paths` names, and only there: one
 /// without the other is a configuration that cannot mean what it says.
-fn with_query_paths(source: TokenSource, paths: &[String]) -> Result<TokenSource, ConfigError> {
-    let patterns = paths
+fn with_query_paths(source: TokenSource, token: &TokenDecl) -> Result<TokenSource, ConfigError> {
+    let patterns = token
+        .query_paths
         .iter()
         .enumerate()
         .map(|(i, path)| {
@@ -490,15 +483,20 @@ fn with_query_paths(source: TokenSource, paths: &[String]) -> Result<TokenSource
         })
         .collect::<Result<Vec<_>, _>>()?;
     match (source.reads_query(), patterns.is_empty()) {
+        // Named where the source is: the file's `query`, or the missing paths.
         (true, true) => Err(at(
             ConfigErrorKind::InvalidValue,
-            "token.query_paths",
-            "a query token source reads only on the paths named here; name at least one",
+            if token.query.is_some() {
+                "token.query"
+            } else {
+                "token.query_paths"
+            },
+            "a query token source reads only on the paths token.query_paths names; name at least one",
         )),
         (false, false) => Err(at(
             ConfigErrorKind::InvalidValue,
             "token.query_paths",
-            "query paths are named but no token source reads the query",
+            "query paths are named but no token source reads the query (a token source set in code replaces the [token] table's sources)",
         )),
         _ => Ok(source.with_query_paths(patterns)),
     }

@@ -652,8 +652,9 @@ pub(crate) struct TokenDecl {
     /// The query parameter of this name, on GET requests to `query_paths`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) query: Option<String>,
-    /// The paths (exact, or prefixes ending in `*`) where a query source reads; from
-    /// the file or `query_token_paths`, whichever source is declared.
+    /// The paths (exact, or prefixes ending in `*`) where a query source reads, from the
+    /// file's `[token]` table or `query_token_paths` (a file's list replaces the
+    /// builder's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) query_paths: Vec<String>,
 }

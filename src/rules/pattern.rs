@@ -9,7 +9,11 @@ use std::str::FromStr;
 ///
 /// Used for the paths that take query tokens
 /// ([`query_token_paths`](crate::JwtAuthConfigBuilder::query_token_paths)) and by the
-/// `jwt-auth gate` routes. Matching is on the path as it arrives, byte for byte.
+/// `jwt-auth gate` routes. Matching is on the path the layer sees (under
+/// `Router::nest`, without the nest's prefix), byte for byte but for the one trailing
+/// `/` an exact path also takes. A pattern that holds a query, a fragment, or a form
+/// [`path_ambiguity`](crate::rules::path_ambiguity) refuses could never match a
+/// request that gets past it, and is refused.
 ///
 /// ```
 /// use tower_jwt_auth::rules::PathPattern;
@@ -54,11 +58,18 @@ impl FromStr for PathPattern {
 
     /// # Errors
     ///
-    /// A path that does not start with `/`, or with a `*` anywhere but at its end.
+    /// A path that does not start with `/`, with a `*` anywhere but at its end, with a
+    /// `?` or `#`, or of a form [`path_ambiguity`](crate::rules::path_ambiguity)
+    /// refuses.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if !text.starts_with('/') {
             return Err(InvalidPathPattern(format!(
                 "path {text:?} must start with '/'"
+            )));
+        }
+        if text.contains(['?', '#']) {
+            return Err(InvalidPathPattern(format!(
+                "path {text:?}: a path has no query or fragment"
             )));
         }
         let (path, prefix) = match text.strip_suffix('*') {
@@ -68,6 +79,11 @@ impl FromStr for PathPattern {
         if path.contains('*') {
             return Err(InvalidPathPattern(format!(
                 "path {text:?}: '*' may only end a path, where it makes it a prefix"
+            )));
+        }
+        if let Some(why) = super::path_ambiguity(path) {
+            return Err(InvalidPathPattern(format!(
+                "path {text:?} has {why}: no request of that form gets this far"
             )));
         }
         Ok(Self {
@@ -130,6 +146,9 @@ mod tests {
             ("", "must start with '/'"),
             ("/a*/b", "'*' may only end a path"),
             ("/**", "'*' may only end a path"),
+            ("/events?x=1", "no query or fragment"),
+            ("/a/../b*", "a dot segment"),
+            ("/a%2Fb", "an encoded slash"),
         ] {
             let error = text.parse::<PathPattern>().expect_err(text).to_string();
             assert!(error.contains(why), "{text}: {error}");

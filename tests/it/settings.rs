@@ -293,8 +293,8 @@ fn bad_files_name_the_path_and_line_of_the_bad_field() {
         ),
         (
             "[token]\nquery = \"access_token\"\n[[issuers]]\nissuer = \"https://idp.example.com/\"\naudiences = [\"x\"]\n",
-            "token.query_paths",
-            1,
+            "token.query",
+            2,
         ),
     ];
     for (text, path, line) in cases {

@@ -12,7 +12,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http::StatusCode;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tower_jwt_auth::testing::MockIssuer;
+use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer};
 use tower_jwt_auth::{JwtAuthConfigBuilder, JwtAuthLayer, TokenSource};
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -134,6 +134,9 @@ async fn server_sent_events_take_the_token_in_the_query_on_their_path_only() {
         .expect("events");
     assert_eq!(events.status(), StatusCode::OK);
     assert_eq!(events.headers()["content-type"], "text/event-stream");
+    // axum's `no-cache` lets a shared cache store it; `private` keeps it out.
+    let cache_control: Vec<_> = events.headers().get_all("cache-control").iter().collect();
+    assert_eq!(cache_control, ["no-cache", "private"]);
     let body = events.text().await.expect("the stream ends");
     assert_eq!(body, "data: {\"sub\":\"reader\"}\n\n");
 
@@ -200,10 +203,19 @@ async fn what_the_sources_read_is_gone_from_the_request_the_application_sees() {
     // `OriginalUri` before the layer ran.
     let layered = Router::new()
         .route("/{*rest}", get(seen))
+        .route(
+            "/events/stored",
+            get(|| async { ([("cache-control", "max-age=60")], "stored") }),
+        )
+        .route(
+            "/events/never",
+            get(|| async { ([("cache-control", "no-store")], "never") }),
+        )
         .layer(JwtAuthLayer::new(sources(&issuer).build().expect("config")));
     let server = Server::start_router(layered).await;
     // RFC 6750 section 2.3: a success for a token in the URI is `private` to caches,
-    // unless the application says otherwise; one for a header token is left alone.
+    // unless the application says who may store it; one for a header token is left
+    // alone.
     let private = server.get(&path, &[]).await;
     assert_eq!(private.cache_control.as_deref(), Some("private"));
     let header = server
@@ -213,6 +225,23 @@ async fn what_the_sources_read_is_gone_from_the_request_the_application_sees() {
         )
         .await;
     assert_eq!(header.cache_control, None);
+    let cache_control = |path: &'static str| {
+        let server = &server;
+        let url = server.url(&format!("{path}?access_token={token}"));
+        async move {
+            let response = server.client.get(url).send().await.expect("request");
+            assert_eq!(response.status(), StatusCode::OK);
+            let values = response.headers().get_all("cache-control").iter();
+            values
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        cache_control("/events/stored").await,
+        ["max-age=60", "private"]
+    );
+    assert_eq!(cache_control("/events/never").await, ["no-store"]);
     let answer = seen_json(&server, &path, &[]).await;
     assert_eq!(answer["uri"], "/events/7?since=3&x");
     assert!(
@@ -221,24 +250,38 @@ async fn what_the_sources_read_is_gone_from_the_request_the_application_sees() {
             .is_some_and(|original| original.contains(&token)),
         "{answer}"
     );
-    // The subprotocol entry is gone, the rest of the offer stays.
+    // The subprotocol entry is gone, the rest of the offer stays; on a handshake, and on
+    // any other request, where it is no token.
     let answer = seen_json(
         &server,
         "/socket",
-        &[(
-            "sec-websocket-protocol",
-            &format!("chat, bearer.{token}, v2"),
-        )],
+        &[
+            (
+                "sec-websocket-protocol",
+                &format!("chat, bearer.{token}, v2"),
+            ),
+            ("upgrade", "websocket"),
+        ],
     )
     .await;
     assert_eq!(answer["protocols"], "chat, v2");
     let answer = seen_json(
         &server,
         "/socket",
-        &[("sec-websocket-protocol", &format!("bearer.{token}"))],
+        &[
+            ("sec-websocket-protocol", &format!("bearer.{token}")),
+            ("authorization", &format!("Bearer {token}")),
+        ],
     )
     .await;
     assert_eq!(answer["protocols"], serde_json::Value::Null);
+    server
+        .get(
+            "/socket",
+            &[("sec-websocket-protocol", &format!("bearer.{token}"))],
+        )
+        .await
+        .assert_no_token();
 
     // Around the whole router, as a tower service: no trace of it anywhere.
     let router = Router::new().route("/{*rest}", get(seen));
@@ -280,4 +323,37 @@ async fn what_the_sources_read_is_gone_from_the_request_the_application_sees() {
     );
     let signature = token.rsplit('.').next().expect("signature");
     assert!(!logs.contains(signature), "a token in the logs: {logs}");
+}
+
+#[tokio::test]
+async fn a_query_token_is_private_whether_the_keys_were_waited_for_or_not() {
+    // A span is opened when the layer takes the request.
+    let (captured, _guard) = capture(FmtSpan::NEW);
+    let issuer = MockIssuer::start().await;
+    // The first request waits for keys held at the issuer; the second finds them.
+    issuer.set_fault(Endpoint::Jwks, Fault::Hold);
+    let config = sources(&issuer).build().expect("config");
+    let layered = Router::new()
+        .route("/{*rest}", get(seen))
+        .layer(JwtAuthLayer::new(config.clone()));
+    let server = Server::start_router(layered).await;
+    let token = issuer.token().sign();
+    let path = format!("/events?access_token={token}");
+    let waiting = {
+        let (client, url) = (server.client.clone(), server.url(&path));
+        tokio::spawn(async move { client.get(url).send().await.expect("request") })
+    };
+    crate::support::eventually("the request in the layer", async || {
+        captured.text().contains("jwt_auth")
+    })
+    .await;
+    assert!(!config.key_health().iter().all(|h| h.status().is_ready()));
+    issuer.release();
+    let waited = crate::support::answer(waiting.await.expect("task")).await;
+    waited.assert_ok();
+    assert_eq!(waited.cache_control.as_deref(), Some("private"));
+    let found = server.get(&path, &[]).await;
+    assert_eq!(found.cache_control.as_deref(), Some("private"));
+    let seen: serde_json::Value = serde_json::from_str(&found.body).expect("json");
+    assert_eq!(seen["uri"], "/events");
 }

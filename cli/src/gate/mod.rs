@@ -99,7 +99,9 @@ fn load(path: &Path) -> Result<(JwtAuthConfigBuilder, Table), String> {
     for source in ["websocket_protocol", "query"] {
         if !effective["token"][source].is_null() {
             return Err(format!(
-                "{}: token.{source} cannot work in the gate: the proxy would send the token                  on to the upstream, where the layer removes it; send it in a header",
+                "{}: token.{source} cannot work in the gate: the gate sees a copy of the \
+                 request, and the proxy sends the original upstream with the token in it; \
+                 send tokens in a header",
                 path.display()
             ));
         }
