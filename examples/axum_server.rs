@@ -60,6 +60,13 @@
 //! ends. With `JWT_CONFIG`, the file's `[token]` table says where tokens are read
 //! (`websocket_protocol = "bearer."`, `query = "access_token"`,
 //! `query_paths = ["/events"]` for the same).
+//! `JWT_PROFILE=fapi2` runs the API under the FAPI 2.0 profile (with `JWT_ISSUER`,
+//! `JWT_AUDIENCE` and `PUBLIC_URL`, or the embedded issuer, which then signs PS256):
+//! DPoP required (`DPOP` is ignored), server nonces when `DPOP_NONCE=on`, revocation
+//! through the `REPLAY_STORE`'s list so `POST /admin/revoke` works, the profile's
+//! one-hour maximum lifetime; the tokens must be RFC 9068 access tokens. What the profile
+//! forbids is not mounted: no API keys, no query or subprotocol tokens (`/ws` and
+//! `/events` then take the `Authorization` header like every route).
 
 #[path = "support/logs.rs"]
 mod logs;
@@ -95,7 +102,7 @@ use tower_jwt_auth::state::{
 use tower_jwt_auth::testing::MockIssuer;
 use tower_jwt_auth::{
     Authentication, Claims, ConfigError, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
-    RequirePermission, StandardClaims, StepUp, TokenSource,
+    Profile, RequirePermission, StandardClaims, StepUp, TokenSource,
 };
 
 /// A stored document.
@@ -507,6 +514,55 @@ pub(crate) fn sender_constraints(
     Ok(builder.dpop(DpopOptions::new(mode).public_base_url(public_url)))
 }
 
+/// The FAPI 2.0 profile (`JWT_PROFILE=fapi2`): locked, with DPoP required for proofs
+/// under `public_url` in the algorithms FAPI 2.0 allows, and server nonces when
+/// `nonces` (`DPOP_NONCE=on`); the revocation list comes with the stores.
+///
+/// # Errors
+///
+/// A profile other than `fapi2`, or a `DPOP_NONCE` other than `on` or `off`.
+pub(crate) fn fapi_profile(
+    builder: JwtAuthConfigBuilder,
+    profile: &str,
+    nonces: Option<&str>,
+    public_url: &str,
+) -> Result<JwtAuthConfigBuilder, Box<dyn Error + Send + Sync>> {
+    use tower_jwt_auth::Algorithm::{ES256, EdDSA, PS256};
+    if profile != "fapi2" {
+        return Err(format!("JWT_PROFILE must be fapi2, not {profile:?}").into());
+    }
+    let dpop = DpopOptions::new(DpopMode::Required)
+        .public_base_url(public_url)
+        .algorithms([PS256, ES256, EdDSA]);
+    let dpop = match nonces.unwrap_or("off") {
+        "off" => dpop,
+        "on" => {
+            let mut secret = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut secret).map_err(|_| "no random source")?;
+            dpop.nonces(secret.to_vec(), Duration::from_secs(300))
+        }
+        other => return Err(format!("DPOP_NONCE must be on or off, not {other:?}").into()),
+    };
+    Ok(builder.profile(Profile::Fapi2).dpop(dpop))
+}
+
+/// A curl command for `GET /documents` with a DPoP-bound token and a fresh proof by
+/// `client` for it.
+fn dpop_curl(
+    addr: SocketAddr,
+    public_url: &str,
+    client: &tower_jwt_auth::testing::TestKey,
+    bound: &str,
+) -> String {
+    let url = format!("{public_url}/documents");
+    let proof = tower_jwt_auth::testing::DpopProof::new(client, "GET", &url)
+        .token(bound)
+        .sign();
+    format!(
+        "curl -i http://{addr}/documents -H 'Authorization: DPoP {bound}' \\\n  -H 'DPoP: {proof}'\n"
+    )
+}
+
 /// What sets the state stores of a builder.
 pub(crate) type Stores = Arc<dyn Fn(JwtAuthConfigBuilder) -> JwtAuthConfigBuilder + Send + Sync>;
 
@@ -624,11 +680,18 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     let audience =
         std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "https://api.example.com".into());
 
-    // Without JWT_ISSUER, an embedded mock issuer stands in for the identity provider.
+    let profile = std::env::var("JWT_PROFILE").ok();
+    // Without JWT_ISSUER, an embedded mock issuer stands in for the identity provider
+    // (signing PS256 under a profile, which allows neither RS256 nor HS256).
     let mock = match std::env::var("JWT_ISSUER") {
         Ok(_) => None,
         Err(_) => {
+            let key = match profile {
+                Some(_) => tower_jwt_auth::testing::TestKey::rsa_pss(),
+                None => tower_jwt_auth::testing::TestKey::rsa(),
+            };
             let issuer = MockIssuer::builder()
+                .key(key)
                 .audience(audience.clone())
                 .start()
                 .await;
@@ -660,10 +723,13 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     let addr = listener.local_addr()?;
     let public_url = std::env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{addr}"));
     let dpop = std::env::var("DPOP").ok();
+    let nonces = std::env::var("DPOP_NONCE").ok();
+    // What a profile forbids is never mounted: no API keys, no query or subprotocol tokens.
+    let keys = keys.filter(|_| profile.is_none());
     // The whole configuration, made again for each reload (the stores are shared).
     let make = {
         let (issuer_url, public_url, dpop) = (issuer_url.clone(), public_url.clone(), dpop.clone());
-        let keys = keys.clone();
+        let (keys, profile, nonces) = (keys.clone(), profile.clone(), nonces.clone());
         move || -> Result<JwtAuthConfigBuilder, Box<dyn Error + Send + Sync>> {
             let mut builder = JwtAuthConfig::builder()
                 .issuer(issuer_url.clone())
@@ -671,10 +737,13 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
             if cache {
                 builder = builder.cache(CacheOptions::new());
             }
-            let builder = token_sources(policy(stores(builder), allowed_clients.as_deref()));
+            let builder = policy(stores(builder), allowed_clients.as_deref());
             let builder = introspection(builder, introspection_client.as_deref())
                 .map_err(|e| e.to_string())?;
-            let builder = api_keys(builder, keys.as_deref());
+            if let Some(profile) = &profile {
+                return fapi_profile(builder, profile, nonces.as_deref(), &public_url);
+            }
+            let builder = api_keys(token_sources(builder), keys.as_deref());
             Ok(sender_constraints(builder, dpop.as_deref(), &public_url)
                 .map_err(|e| e.to_string())?)
         }
@@ -687,7 +756,28 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
     let cfg = make().map_err(|e| e.to_string())?.build()?;
     println!("API on http://{addr} (issuer {issuer_url}, public URL {public_url})");
 
-    if let Some(mock) = &mock {
+    if let (Some(mock), Some(_)) = (&mock, &profile) {
+        // An RFC 9068 access token bound to a DPoP key, and a proof for one GET.
+        let client = tower_jwt_auth::testing::TestKey::ec_p256();
+        let bound = mock
+            .token()
+            .typ("at+jwt")
+            .subject("reader")
+            .claim("client_id", "demo-client")
+            .permissions(["read"])
+            .expires_in_secs(600)
+            .dpop_bound(&client)
+            .sign();
+        println!(
+            "\nFAPI 2.0: a DPoP-bound PS256 access token and a proof for one GET (good for 60 s, once):\n"
+        );
+        println!("{}", dpop_curl(addr, &public_url, &client, &bound));
+        if nonces.as_deref() == Some("on") {
+            println!(
+                "With DPOP_NONCE=on the first call answers 401 use_dpop_nonce and a DPoP-Nonce header: put that nonce in the next proof.\n"
+            );
+        }
+    } else if let Some(mock) = &mock {
         // Tokens of the demo client, so that JWT_ALLOWED_CLIENTS=demo-client admits them.
         let token = || mock.token().claim("client_id", "demo-client");
         let read = token().subject("reader").permissions(["read"]).sign();
@@ -743,19 +833,10 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
                 .permissions(["read"])
                 .dpop_bound(&client)
                 .sign();
-            let proof = tower_jwt_auth::testing::DpopProof::new(
-                &client,
-                "GET",
-                &format!("{public_url}/documents"),
-            )
-            .token(&bound)
-            .sign();
             println!(
                 "DPoP: a token bound to a client key, and a proof for one GET (good for 60 s, once):\n"
             );
-            println!(
-                "curl -i http://{addr}/documents -H 'Authorization: DPoP {bound}' \\\n  -H 'DPoP: {proof}'\n"
-            );
+            println!("{}", dpop_curl(addr, &public_url, &client, &bound));
         }
         println!("A WebSocket (echo; the token as a subprotocol entry, `chat` selected):\n");
         println!("websocat --protocol 'chat, bearer.{read}' ws://{addr}/ws\n");

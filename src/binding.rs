@@ -62,6 +62,8 @@ pub(crate) struct BindingRules {
     #[cfg(feature = "dpop")]
     pub(crate) dpop: Option<Arc<ProofRules>>,
     pub(crate) mtls: MtlsMode,
+    /// Every token must be bound (to a DPoP key or a client certificate).
+    pub(crate) sender_constrained: bool,
 }
 
 /// What a request presents for the binding check, read before verification so that a
@@ -194,6 +196,10 @@ impl BindingRules {
             return Err(MISMATCH);
         }
         let x5t = binding.and_then(|b| b.x5t.as_deref());
+        let jkt = binding.and_then(|b| b.jkt.as_deref());
+        if self.sender_constrained && x5t.is_none() && jkt.is_none() {
+            return Err(MISMATCH);
+        }
         match (self.mtls, x5t) {
             (MtlsMode::Off, Some(_)) | (MtlsMode::Required, None) => return Err(MISMATCH),
             (_, Some(x5t)) => {
@@ -204,7 +210,6 @@ impl BindingRules {
             }
             (_, None) => {}
         }
-        let jkt = binding.and_then(|b| b.jkt.as_deref());
         // Without DPoP the scheme is not read, and a key-bound token has no proof to check.
         #[cfg(not(feature = "dpop"))]
         {

@@ -348,6 +348,9 @@ pub enum ConfigErrorKind {
     /// A configuration file or environment variable does not parse: a syntax error, an
     /// unknown field, a wrong type, a bad duration; or a file it names cannot be read.
     InvalidSettings,
+    /// An option breaks a rule of the configured [`Profile`](crate::Profile); the message
+    /// names the rule and its source.
+    ProfileViolation,
 }
 
 impl ConfigError {

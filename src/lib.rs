@@ -83,6 +83,7 @@
 //! | the `jwt-auth` command and its console | the `cli/` workspace member | [the jwt-auth command](guide::cli) |
 //! | API keys beside OAuth: by digest and prefix, a reloaded keys file | [`api_key`] | [API keys](guide::api_keys) |
 //! | tokens for WebSocket and server-sent-event clients: a subprotocol entry, a query parameter on named paths | [`TokenSource`], [`rules::PathPattern`] | [WebSocket and server-sent events](guide::websocket) |
+//! | the FAPI 2.0 resource-server profile, RFC 9068 strict; the conformance matrix | [`Profile`], [`JwtAuthConfigBuilder::profile`] | [FAPI 2.0](guide::fapi) |
 //! | services in any language behind nginx, Caddy, Traefik or Envoy | `jwt-auth gate` (the `cli/` workspace member), [`rules::path_ambiguity`], [`Authentication::refuse`] | [behind a proxy](guide::gate) |
 //!
 //! # Features
@@ -162,6 +163,7 @@ pub mod mtls;
 mod payload;
 mod permission;
 mod policy;
+mod profile;
 mod record;
 pub mod reload;
 mod replay;
@@ -206,6 +208,7 @@ pub use issuer::TrustedIssuer;
 pub use layer::JwtAuthLayer;
 pub use permission::Permissions;
 pub use policy::TypPolicy;
+pub use profile::Profile;
 pub use token::{BearerToken, TokenSource};
 pub use verifier::Verifier;
 
@@ -253,4 +256,6 @@ pub mod guide {
     pub mod api_keys {}
     #[doc = include_str!("../docs/websocket.md")]
     pub mod websocket {}
+    #[doc = include_str!("../docs/fapi.md")]
+    pub mod fapi {}
 }

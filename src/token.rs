@@ -171,6 +171,11 @@ impl TokenSource {
         self
     }
 
+    /// Whether the `Authorization` header is the only source.
+    pub(crate) fn is_bearer_only(&self) -> bool {
+        matches!(self.sources.as_slice(), [Source::Bearer])
+    }
+
     /// Whether a query source is one of the sources.
     pub(crate) fn reads_query(&self) -> bool {
         self.sources.iter().any(|s| matches!(s, Source::Query(_)))

@@ -198,6 +198,9 @@ pub(crate) struct Mint {
     /// The header's kid [default: the key's; none for HS*]
     #[arg(long, value_name = "KID")]
     pub(crate) kid: Option<String>,
+    /// The header's typ (at+jwt: an RFC 9068 access token) [default: JWT]
+    #[arg(long, value_name = "TYP")]
+    pub(crate) typ: Option<String>,
     /// Any claim (repeatable; a value that is not JSON is a string)
     #[arg(long = "claim", value_name = "NAME=JSON", value_parser = claim)]
     pub(crate) claims: Vec<(String, Value)>,

@@ -399,6 +399,9 @@ pub(crate) fn mint(args: &Mint) -> Outcome {
     if alg.is_hmac() {
         token = token.no_kid();
     }
+    if let Some(typ) = &args.typ {
+        token = token.typ(typ);
+    }
     if let Some(kid) = &args.kid {
         token = token.kid(kid);
     }

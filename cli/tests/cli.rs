@@ -299,6 +299,25 @@ async fn serve_mint_and_explain_work_together_with_saved_keys() {
         assert_eq!(explain_served(&issuer, token).await.0, 0, "{token}");
     }
     assert_eq!(jtis.len(), 3, "{many:?}");
+    // --typ names the header's type, as RFC 9068 access tokens need.
+    let (code, typed, _) = run(
+        &[
+            "mint",
+            "--key-file",
+            keys,
+            "--alg",
+            "ES256",
+            "--typ",
+            "at+jwt",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (_, out, _) = run(&["decode", "--json", typed.trim()], None).await;
+    let decoded: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(decoded["header"]["typ"], "at+jwt", "{decoded}");
+    assert_eq!(decoded["header"]["alg"], "ES256", "{decoded}");
     let (code, _, err) = run(&["mint", "--key-file", keys, "--count", "0"], None).await;
     assert_eq!(code, 2, "{err}");
     let (_, expired, _) = run(&["mint", "--key-file", keys, "--expires-in", "-600"], None).await;

@@ -129,6 +129,15 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// Sets what `profile` presets and locks it: a later setter or file key that would
+    /// weaken one of its rules makes [`build`](Self::build) fail, naming the rule and
+    /// its source. See [`Profile`](crate::Profile) for what each one sets; settings
+    /// files say `profile = "fapi2"`.
+    pub fn profile(mut self, profile: crate::Profile) -> Self {
+        super::lock::preset(&mut self.declared, profile);
+        self
+    }
+
     /// The paths where a [`TokenSource::query`] source reads (exact paths, or prefixes
     /// written with a final `*`, as [`PathPattern`](crate::rules::PathPattern) reads
     /// them); `[token] query_paths` in a file. A query source without paths, or paths

@@ -77,6 +77,7 @@ fn compile_checked(
 ) -> Result<Policy, ConfigError> {
     use ConfigErrorKind as K;
     let d = &b.declared;
+    super::lock::check(d, &b.code)?;
     if d.issuers.is_empty() && d.api_keys.is_empty() && !d.api_keys_settings.is_set() {
         return Err(at(
             K::NoIssuer,
@@ -809,12 +810,21 @@ fn compile_proofs(
 /// The DPoP and mTLS settings, checked.
 fn compile_binding(b: &JwtAuthConfigBuilder) -> Result<BindingRules, ConfigError> {
     let d = &b.declared;
-    Ok(BindingRules {
+    let rules = BindingRules {
         #[cfg(feature = "dpop")]
         dpop: compile_dpop(d)?,
         mtls: d.mtls,
         forwarded: compile_client_cert(d)?,
-    })
+        sender_constrained: d.sender_constrained,
+    };
+    if rules.sender_constrained && !rules.is_active() {
+        return Err(at(
+            ConfigErrorKind::InvalidValue,
+            "sender_constrained",
+            "sender-constrained tokens need DPoP or mTLS on: no token could be accepted",
+        ));
+    }
+    Ok(rules)
 }
 
 /// Who may forward a client certificate in `Client-Cert` (RFC 9440), checked; `None`

@@ -9,6 +9,13 @@ impl Declared {
     /// named values replace, lists are appended, tables merge key by key. `Err` has the
     /// path of a value that does not fit.
     pub(crate) fn overlay(&mut self, named: &serde_json::Value) -> Result<(), (String, String)> {
+        // A profile presets options first; what the file names beside it then replaces
+        // them, and `build()` checks the result against the profile's rules.
+        if let Some(profile) = named.get("profile").filter(|p| !p.is_null()) {
+            let profile = serde_json::from_value(profile.clone())
+                .map_err(|e| ("profile".to_owned(), e.to_string()))?;
+            super::lock::preset(self, profile);
+        }
         let mut tree = serde_json::to_value(&*self).map_err(|e| (String::new(), e.to_string()))?;
         let mut named = named.clone();
         canonical(&mut named);

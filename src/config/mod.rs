@@ -1,12 +1,14 @@
 //! [`JwtAuthConfig`] and its builder. The builder is plain data: the declarative model
 //! and its setters (`model.rs`), what only code can give (`code.rs`) and its setters
-//! (`builder.rs`); a settings file is laid over the model (`merge.rs`). Every setting is
+//! (`builder.rs`); a settings file is laid over the model (`merge.rs`); a profile presets
+//! options and locks rules (`lock.rs`). Every setting is
 //! checked once and compiled into the runtime policy in [`JwtAuthConfigBuilder::build`]
 //! (`compile.rs`); a config that builds is one the layer can run with.
 
 mod builder;
 mod code;
 mod compile;
+mod lock;
 #[cfg(feature = "settings")]
 pub(crate) mod merge;
 pub(crate) mod model;

@@ -293,6 +293,16 @@ impl JwtAuthConfigBuilder {
         self
     }
 
+    /// Refuses every token that is not sender-constrained: only tokens bound to a DPoP
+    /// key (`cnf.jkt`, with its proof) or to the request's client certificate
+    /// (`cnf["x5t#S256"]`) pass, whatever [`dpop`](Self::dpop) and [`mtls`](Self::mtls)
+    /// accept on their own; an unbound token gets 401 `invalid_token`. Needs DPoP or
+    /// mTLS on. Off by default; [`Profile::Fapi2`](crate::Profile::Fapi2) turns it on.
+    pub fn sender_constrained(mut self, required: bool) -> Self {
+        self.declared.sender_constrained = required;
+        self
+    }
+
     /// Reads the client certificate from the RFC 9440 `Client-Cert` header that a
     /// trusted TLS-terminating proxy sets, for certificate-bound tokens behind it; see
     /// [`ClientCertHeader`](crate::mtls::ClientCertHeader). Needs [`mtls`](Self::mtls)
@@ -540,6 +550,9 @@ pub(crate) struct Declared {
     /// Algorithms a token may use; default every one the keys can verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) algorithms: Option<Vec<Algorithm>>,
+    /// A preset of locked rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) profile: Option<crate::profile::Profile>,
     /// Which `typ` header values pass.
     pub(crate) typ: TypPolicy,
     /// Claims every token must carry.
@@ -586,6 +599,8 @@ pub(crate) struct Declared {
     /// Client certificates forwarded by a trusted proxy (RFC 9440); absent is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) client_cert: Option<crate::mtls::ClientCertHeader>,
+    /// Every token must be sender-constrained (DPoP or a client certificate).
+    pub(crate) sender_constrained: bool,
     /// Opaque tokens through introspection (RFC 7662); absent is off.
     #[cfg(feature = "introspection")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -605,6 +620,7 @@ impl Default for Declared {
             leeway: DEFAULT_LEEWAY,
             max_lifetime: None,
             algorithms: None,
+            profile: None,
             typ: TypPolicy::default(),
             required_claims: Vec::new(),
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
@@ -626,6 +642,7 @@ impl Default for Declared {
             dpop: None,
             mtls: MtlsMode::default(),
             client_cert: None,
+            sender_constrained: false,
             #[cfg(feature = "introspection")]
             introspection: None,
             api_keys: Vec::new(),

@@ -103,6 +103,12 @@ pub(super) fn read(
                     one_of(&name, &value, &["lenient", "access_token"])?,
                 );
             }
+            "PROFILE" => {
+                top.insert(
+                    "profile".into(),
+                    one_of(&name, &value, &["fapi2", "rfc9068_strict"])?,
+                );
+            }
             "DPOP" => {
                 let mode = one_of(&name, &value, &["off", "allowed", "required"])?;
                 dpop.insert("mode".into(), mode);

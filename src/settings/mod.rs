@@ -332,8 +332,9 @@ impl Settings {
     /// `ALGORITHMS`, `JWKS_URL`, `HMAC_SECRET_FILE` (`HMAC_SECRET` is refused: a secret
     /// in the environment is visible to every process that can read it),
     /// `REQUIRED_PERMISSIONS`,
-    /// `ALLOWED_CLIENTS`, `REALM`, `MAX_TOKEN_LEN`, `TYP`, `DPOP`, `PUBLIC_URL`,
-    /// `REPLAY_STORE` / `REPLAY_STORE_FILE`. Any other variable with the prefix is an
+    /// `ALLOWED_CLIENTS`, `REALM`, `MAX_TOKEN_LEN`, `TYP`, `PROFILE` (`fapi2` or
+    /// `rfc9068_strict`), `DPOP`, `PUBLIC_URL`, `REPLAY_STORE` / `REPLAY_STORE_FILE`,
+    /// `API_KEYS_FILE`. Any other variable with the prefix is an
     /// error, so a typo does not go unnoticed: an application that reads variables of
     /// its own under the prefix passes the rest to [`from_vars`](Self::from_vars).
     ///

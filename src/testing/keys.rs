@@ -34,7 +34,8 @@ pub struct TestKey {
 }
 
 enum Private {
-    Rsa(RsaKeyPair),
+    /// The pair, and the algorithm its JWK names (RS256 or PS256).
+    Rsa(RsaKeyPair, Algorithm),
     Ec(EcdsaKeyPair, Algorithm),
     Ed25519(Ed25519KeyPair),
     Hmac(Vec<u8>),
@@ -100,7 +101,25 @@ impl TestKey {
     }
 
     fn rsa_with_size(size: KeySize) -> Self {
-        Self::from_private(Private::Rsa(generated(RsaKeyPair::generate(size))))
+        Self::from_private(Private::Rsa(
+            generated(RsaKeyPair::generate(size)),
+            Algorithm::RS256,
+        ))
+    }
+
+    /// A fresh RSA 2048-bit key published for PS256 (RSASSA-PSS), as FAPI 2.0 asks of
+    /// RSA: its JWK's `alg` is `PS256`, and tokens and [`MockIssuer`](super::MockIssuer)
+    /// sign with PS256 by default.
+    ///
+    /// # Panics
+    ///
+    /// If the system's random source fails.
+    #[must_use]
+    pub fn rsa_pss() -> Self {
+        Self::from_private(Private::Rsa(
+            generated(RsaKeyPair::generate(KeySize::Rsa2048)),
+            Algorithm::PS256,
+        ))
     }
 
     /// A fresh EC P-256 key (ES256).
@@ -175,7 +194,7 @@ impl TestKey {
     #[must_use]
     pub fn algorithm(&self) -> Algorithm {
         match &*self.private {
-            Private::Rsa(_) => Algorithm::RS256,
+            Private::Rsa(_, alg) => *alg,
             Private::Ec(_, alg) => *alg,
             Private::Ed25519(_) => Algorithm::EdDSA,
             Private::Hmac(_) => Algorithm::HS256,
@@ -184,7 +203,7 @@ impl TestKey {
 
     fn kind(&self) -> Kind {
         match &*self.private {
-            Private::Rsa(_) => Kind::Rsa,
+            Private::Rsa(..) => Kind::Rsa,
             Private::Ec(_, Algorithm::ES384) => Kind::P384,
             Private::Ec(..) => Kind::P256,
             Private::Ed25519(_) => Kind::Ed25519,
@@ -208,7 +227,7 @@ impl TestKey {
     pub fn public_jwk(&self) -> Value {
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         let mut jwk = match &*self.private {
-            Private::Rsa(pair) => {
+            Private::Rsa(pair, _) => {
                 let public = pair.public_key();
                 json!({
                     "kty": "RSA",
@@ -255,7 +274,7 @@ impl TestKey {
     #[must_use]
     pub fn public_pem(&self) -> Option<String> {
         let der: PublicKeyX509Der<'static> = match &*self.private {
-            Private::Rsa(pair) => pair.public_key().as_der().ok()?,
+            Private::Rsa(pair, _) => pair.public_key().as_der().ok()?,
             Private::Ec(pair, _) => pair.public_key().as_der().ok()?,
             Private::Ed25519(pair) => pair.public_key().as_der().ok()?,
             Private::Hmac(_) => return None,
@@ -324,7 +343,7 @@ impl TestKey {
     #[must_use]
     pub fn export_private(&self) -> Value {
         let der = match &*self.private {
-            Private::Rsa(pair) => {
+            Private::Rsa(pair, _) => {
                 AsDer::<Pkcs8V1Der<'static>>::as_der(pair).map(|d| d.as_ref().to_vec())
             }
             Private::Ec(pair, _) => pair.to_pkcs8v1().map(|d| d.as_ref().to_vec()),
@@ -383,7 +402,7 @@ impl TestKey {
                 Algorithm::EdDSA => {
                     Private::Ed25519(Ed25519KeyPair::from_pkcs8(&der).map_err(bad)?)
                 }
-                _ => Private::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(bad)?),
+                _ => Private::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(bad)?, alg),
             }
         };
         Ok(Self {
@@ -401,7 +420,7 @@ impl TestKey {
     pub fn sign(&self, alg: Algorithm, message: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match (&*self.private, alg) {
-            (Private::Rsa(pair), _) => {
+            (Private::Rsa(pair, _), _) => {
                 let encoding: &'static dyn signature::RsaEncoding = match alg {
                     Algorithm::RS256 => &signature::RSA_PKCS1_SHA256,
                     Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,

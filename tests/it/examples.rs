@@ -316,6 +316,136 @@ async fn transfers_are_single_use_and_admins_revoke_across_replicas_on_redis() {
     transfers_and_revocation(&[a, b], &issuer).await;
 }
 
+/// GET or POST (with a JSON body) under DPoP: the token and a fresh proof by `client`.
+async fn dpop_call(
+    server: &Server,
+    client: &tower_jwt_auth::testing::TestKey,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> crate::support::Answer {
+    let proof =
+        tower_jwt_auth::testing::DpopProof::new(client, method, &format!("{PUBLIC_URL}{path}"))
+            .token(token)
+            .sign();
+    let request = match body {
+        Some(body) => server.client.post(server.url(path)).json(&body),
+        None => server.client.get(server.url(path)),
+    };
+    let request = request
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof);
+    crate::support::answer(request.send().await.expect("request")).await
+}
+
+#[tokio::test]
+async fn jwt_profile_fapi2_runs_the_api_under_the_profile() {
+    use tower_jwt_auth::testing::TestKey;
+    let issuer = MockIssuer::builder().key(TestKey::rsa_pss()).start().await;
+    let builder = crate::support::issuer_config(&issuer);
+    let builder = crate::axum_server::shared_stores(Some("memory")).expect("stores")(builder);
+    let builder = crate::axum_server::policy(builder, None);
+    let cfg = crate::axum_server::fapi_profile(builder, "fapi2", None, PUBLIC_URL)
+        .expect("JWT_PROFILE")
+        .build()
+        .expect("the profile builds");
+    let server = Server::start_router(crate::axum_server::app(JwtAuthLayer::new(cfg))).await;
+    let client = TestKey::ec_p256();
+    let token = |sub: &str, permissions: &[&str]| {
+        issuer
+            .token()
+            .typ("at+jwt")
+            .subject(sub)
+            .claim("client_id", "demo-client")
+            .permissions(permissions.iter().copied())
+            .expires_in_secs(600)
+            .dpop_bound(&client)
+            .sign()
+    };
+    let reader = token("reader", &["read"]);
+    dpop_call(&server, &client, "GET", "/documents", &reader, None)
+        .await
+        .assert_ok();
+    // DPoP is required: the same token as a bearer token, an unbound one, are refused.
+    server
+        .bearer_at("/documents", &reader)
+        .await
+        .assert_invalid_token("token binding not satisfied");
+    let unbound = issuer
+        .token()
+        .typ("at+jwt")
+        .claim("client_id", "demo-client")
+        .permissions(["read"])
+        .sign();
+    server
+        .bearer_at("/documents", &unbound)
+        .await
+        .assert_invalid_token("token binding not satisfied");
+    // What the profile forbids is not mounted: no query tokens on /events.
+    let query = server
+        .get(&format!("/events?access_token={reader}"), &[])
+        .await;
+    assert_eq!(
+        (query.status, query.error_code()),
+        (StatusCode::UNAUTHORIZED, None),
+        "{query:?}"
+    );
+    // The revocation list works.
+    let admin = token("root", &["admin"]);
+    let done = dpop_call(
+        &server,
+        &client,
+        "POST",
+        "/admin/revoke",
+        &admin,
+        Some(serde_json::json!({"sub": "reader"})),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{done:?}");
+    dpop_call(&server, &client, "GET", "/documents", &reader, None)
+        .await
+        .assert_invalid_token("token revoked");
+    // The profile's one-hour maximum lifetime.
+    let long = issuer
+        .token()
+        .typ("at+jwt")
+        .claim("client_id", "demo-client")
+        .permissions(["read"])
+        .expires_in_secs(2 * 3600)
+        .dpop_bound(&client)
+        .sign();
+    dpop_call(&server, &client, "GET", "/documents", &long, None)
+        .await
+        .assert_invalid_token("token lifetime exceeds the maximum");
+    // Nonces with DPOP_NONCE=on; nothing but fapi2 and on/off is taken.
+    let builder = crate::support::issuer_config(&issuer);
+    let builder = crate::axum_server::shared_stores(None).expect("stores")(builder);
+    let nonced = crate::axum_server::fapi_profile(builder, "fapi2", Some("on"), PUBLIC_URL)
+        .expect("nonces")
+        .build()
+        .expect("builds");
+    let nonced = Server::start_router(crate::axum_server::app(JwtAuthLayer::new(nonced))).await;
+    let first = dpop_call(
+        &nonced,
+        &client,
+        "GET",
+        "/documents",
+        &token("reader-2", &["read"]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        first.error_code().as_deref(),
+        Some("use_dpop_nonce"),
+        "{first:?}"
+    );
+    assert!(first.nonce.is_some(), "{first:?}");
+    let builder = || crate::support::issuer_config(&issuer);
+    assert!(crate::axum_server::fapi_profile(builder(), "fapi3", None, PUBLIC_URL).is_err());
+    assert!(crate::axum_server::fapi_profile(builder(), "fapi2", Some("yes"), PUBLIC_URL).is_err());
+}
+
 #[test]
 fn replay_store_must_be_memory_or_a_redis_url() {
     assert!(crate::axum_server::shared_stores(Some("postgres://db")).is_err());

@@ -33,6 +33,7 @@ mod cache;
 mod dpop;
 mod examples;
 mod explain;
+mod fapi;
 mod introspection;
 mod jwks_refresh;
 mod keys;
