@@ -160,6 +160,7 @@ mod log;
 pub mod mtls;
 mod payload;
 mod permission;
+mod plain;
 mod policy;
 mod record;
 pub mod reload;
