@@ -10,13 +10,21 @@
 //! pass accepts, and finds in them what that pass finds (a property test holds the two
 //! equal). It costs half of that pass on a common access token.
 //!
+//! When a handler first reads the claims, the same walk makes `StandardClaims` from a
+//! plain payload whose other claims are strings, whole numbers, literals or arrays of
+//! strings, as serde_json makes them (a property test holds the two equal); any other
+//! payload is made by serde_json, as before.
+//!
 //! [`StandardClaims`]: crate::StandardClaims
 
 use std::borrow::Cow;
 
+use serde_json::Value;
+
+use crate::claims::{Audience, NumericDate, OneOrMany, StandardClaims};
 use crate::error::ErrorKind;
 use crate::payload::{self, Claim, Registered};
-use crate::replay::Simple;
+use crate::replay::{Simple, Strings};
 use crate::shape::{self, SERDE_JSON_PRIVATE, StandardShape, Wants};
 use crate::text::Json;
 
@@ -49,42 +57,23 @@ fn recognise<'de>(
     collect_names: bool,
     capture: &'de [Box<str>],
 ) -> Option<Registered<'de>> {
-    // Checked once for the whole payload, so every slice of it below is text.
-    let text = std::str::from_utf8(payload).ok()?;
-    let mut scan = Scan { text, at: 0 };
     let mut registered = Registered::new(collect_names, capture);
-    // Names given twice are refused by `StandardClaims`: its fields by a flag each, the
-    // other names by comparison with the ones before.
-    let mut fields = [false; shape::FIELDS];
     // `None` is all zeros, cheaper to lay out than empty strings.
     let mut others: [Option<&str>; MAX_OTHERS] = [None; MAX_OTHERS];
     let mut other_count = 0;
-    scan.space();
-    scan.expect(b'{')?;
-    scan.items(b'}', |scan| {
-        let name = scan.string()?;
-        scan.space();
-        scan.expect(b':')?;
-        scan.space();
-        let wants = match shape::field(name) {
-            Some((slot, wants)) => {
-                if std::mem::replace(&mut fields[slot], true) {
-                    return None;
-                }
-                Some(wants)
+    claims(payload, |scan, name, wants| {
+        if wants.is_none() {
+            // Names given twice are refused by `StandardClaims`; its fields' are
+            // found by `claims`.
+            if others[..other_count].contains(&Some(name)) {
+                return None;
             }
-            None => {
-                if others[..other_count].contains(&Some(name)) {
-                    return None;
-                }
-                *others.get_mut(other_count)? = Some(name);
-                other_count += 1;
-                None
-            }
-        };
+            *others.get_mut(other_count)? = Some(name);
+            other_count += 1;
+        }
         let start = scan.at;
         let simple = scan.value(wants)?;
-        let raw = Json::checked(&text[start..scan.at]);
+        let raw = Json::checked(scan.text.get(start..scan.at)?);
         if let Some(claim) = Claim::from_name(name)
             && !registered.observe(claim, raw, simple)
         {
@@ -98,8 +87,105 @@ fn recognise<'de>(
         }
         Some(())
     })?;
+    Some(registered)
+}
+
+/// `StandardClaims` made from a plain payload whose claims outside its fields are
+/// strings, whole numbers, literals or arrays of strings, as serde_json makes them;
+/// none for any other payload (the caller then asks serde_json).
+pub(crate) fn standard_claims(payload: &[u8]) -> Option<StandardClaims> {
+    let mut made = StandardClaims::default();
+    claims(payload, |scan, name, wants| {
+        let Some(wants) = wants else {
+            let value = scan.leaf()?;
+            // A name given twice is refused, as `StandardClaims` refuses it.
+            return made
+                .extra
+                .insert(name.to_owned(), value)
+                .is_none()
+                .then_some(());
+        };
+        fill(&mut made, name, scan.value(Some(wants))?)
+    })?;
+    Some(made)
+}
+
+/// Walks a plain payload's top-level object: `claim` reads each claim's value, given
+/// its name and, for a field of `StandardClaims`, what the field asks of it. A field
+/// given twice ends the walk, as does anything that is not plain.
+fn claims<'de>(
+    payload: &'de [u8],
+    mut claim: impl FnMut(&mut Scan<'de>, &'de str, Option<Wants>) -> Option<()>,
+) -> Option<()> {
+    // Checked once for the whole payload, so every slice of it below is text.
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut scan = Scan { text, at: 0 };
+    let mut fields = [false; shape::FIELDS];
     scan.space();
-    (scan.at == text.len()).then_some(registered)
+    scan.expect(b'{')?;
+    scan.items(b'}', |scan| {
+        let name = scan.string()?;
+        scan.space();
+        scan.expect(b':')?;
+        scan.space();
+        let field = shape::field(name);
+        if let Some((slot, _)) = field
+            && std::mem::replace(&mut fields[slot], true)
+        {
+            return None;
+        }
+        claim(scan, name, field.map(|(_, wants)| wants))
+    })?;
+    scan.space();
+    (scan.at == text.len()).then_some(())
+}
+
+/// Sets the field `name` of `made` from its value's simple form, which has the form the
+/// field asks for.
+fn fill(made: &mut StandardClaims, name: &str, value: Simple<'_>) -> Option<()> {
+    let text = || match value {
+        Simple::Str(text) => Some(text.to_owned()),
+        _ => None,
+    };
+    let texts = || match value {
+        Simple::Strs(array) => Strings::new(array)
+            .map(|quoted| quoted.map(|q| q[1..q.len() - 1].to_owned()))
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    let date = || match value {
+        // At most 15 digits: exact, as serde_json's `u64` read as an `f64` is.
+        #[allow(clippy::cast_possible_wrap)]
+        Simple::Whole(n) => Some(NumericDate::from_secs(n as i64)),
+        _ => None,
+    };
+    match name {
+        "iss" => made.iss = Some(text()?),
+        "sub" => made.sub = Some(text()?),
+        "jti" => made.jti = Some(text()?),
+        "client_id" => made.client_id = Some(text()?),
+        "azp" => made.azp = Some(text()?),
+        "tid" => made.tid = Some(text()?),
+        "scope" => made.scope = Some(text()?),
+        "exp" => made.exp = Some(date()?),
+        "nbf" => made.nbf = Some(date()?),
+        "iat" => made.iat = Some(date()?),
+        "aud" => {
+            made.aud = Some(text().map_or_else(
+                || texts().map(Audience::Many),
+                |t| Some(Audience::Single(t)),
+            )?)
+        }
+        "scp" => {
+            made.scp = Some(
+                text().map_or_else(|| texts().map(OneOrMany::Many), |t| Some(OneOrMany::One(t)))?,
+            )
+        }
+        "permissions" => made.permissions = texts()?,
+        "roles" => made.roles = texts()?,
+        _ => return None,
+    }
+    Some(())
 }
 
 /// A position in the payload's text. Every method answers `None` where the text is not
@@ -243,6 +329,33 @@ impl<'de> Scan<'de> {
         }
     }
 
+    /// A value of a claim outside `StandardClaims`' fields that `standard_claims` makes:
+    /// a string, a whole number, a literal or an array of strings.
+    fn leaf(&mut self) -> Option<Value> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => self.string().map(|text| Value::String(text.to_owned())),
+            b'0'..=b'9' => {
+                if self.digits()? > 18 {
+                    return None;
+                }
+                let n: u64 = self.text.get(start..self.at)?.parse().ok()?;
+                Some(Value::from(n))
+            }
+            b't' => self.word("true").map(|()| Value::Bool(true)),
+            b'f' => self.word("false").map(|()| Value::Bool(false)),
+            b'n' => self.word("null").map(|()| Value::Null),
+            b'[' => {
+                self.strings()?;
+                Strings::new(self.text.get(start..self.at)?)
+                    .map(|quoted| quoted.map(|q| Value::String(q[1..q.len() - 1].to_owned())))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Value::Array)
+            }
+            _ => None,
+        }
+    }
+
     fn word(&mut self, word: &str) -> Option<()> {
         let found = self.text.get(self.at..)?.starts_with(word);
         self.at += word.len();
@@ -346,9 +459,21 @@ mod tests {
         ]
     }
 
+    /// Whenever claims are made from `payload` here, serde_json makes the same claims;
+    /// with `plain`, they are made here whenever serde_json makes them.
+    fn same_claims(payload: &[u8], plain: bool) -> Result<(), TestCaseError> {
+        let made = standard_claims(payload);
+        let serde = serde_json::from_slice::<StandardClaims>(payload).ok();
+        if made.is_some() || plain {
+            prop_assert_eq!(made, serde, "{}", String::from_utf8_lossy(payload));
+        }
+        Ok(())
+    }
+
     /// Whenever the scan recognises `payload`, the serde pass accepts it and finds the
     /// same; with `plain`, the scan also recognises everything the serde pass accepts.
     fn agree(payload: &[u8], plain: bool) -> Result<(), TestCaseError> {
+        same_claims(payload, false)?;
         let shown = String::from_utf8_lossy(payload);
         for capture in captures() {
             for names in [false, true] {
@@ -449,10 +574,10 @@ mod tests {
         None
     }
 
-    /// Values the scan recognises: strings without escapes, whole numbers a date may
-    /// be, literals, and arrays and objects of them.
-    fn plain_value() -> impl Strategy<Value = String> {
-        let leaf = prop_oneof![
+    /// Values claims are made from without serde: strings without escapes, whole
+    /// numbers a date may be, literals, arrays of strings.
+    fn leaf_value() -> impl Strategy<Value = String> {
+        prop_oneof![
             "[a-z é:/|$]{0,12}".prop_map(|s| format!("\"{s}\"")),
             (0u32..16, any::<u64>()).prop_map(|(digits, n)| (n % 10u64.pow(digits)).to_string()),
             Just("true".to_owned()),
@@ -460,8 +585,14 @@ mod tests {
             Just("null".to_owned()),
             Just(r#"[ "a" , "b" ]"#.to_owned()),
             Just("[]".to_owned()),
-            Just("{ }".to_owned()),
-        ];
+            prop::collection::vec("[a-z é]{0,4}", 0..3)
+                .prop_map(|v| format!("[\"{}\"]", v.join("\",\""))),
+        ]
+    }
+
+    /// Values the scan recognises: those, and arrays and objects of them.
+    fn plain_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![leaf_value(), Just("{ }".to_owned())];
         crate::shape::tests::nested(leaf, "[a-c$]{1,2}")
     }
 
@@ -512,6 +643,14 @@ mod tests {
             space in space(),
         ) {
             agree(object(&entries, space).as_bytes(), true)?;
+        }
+
+        #[test]
+        fn claims_of_plain_values_are_made_as_serde_json_makes_them(
+            entries in prop::collection::vec((plain_name(), leaf_value()), 0..8),
+            space in space(),
+        ) {
+            same_claims(object(&entries, space).as_bytes(), true)?;
         }
 
         #[test]
