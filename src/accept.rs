@@ -1,8 +1,8 @@
 //! A payload whose origin is established (a verified signature, or the issuer's
-//! introspection endpoint) accepted, whichever source it came from: one serde pass, the
-//! source's own claim checks, then the checks every source shares (dates with the
-//! leeway, the maximum lifetime, required claims, claim rules), and the token's
-//! [`TokenRecord`] built, once. A cache hit of either source comes back here too, for
+//! introspection endpoint) accepted, whichever source it came from: one pass (a scan of
+//! a plain payload, else serde), the source's own claim checks, then the checks every
+//! source shares (dates with the leeway, the maximum lifetime, required claims, claim
+//! rules), and the token's [`TokenRecord`] built, once. A cache hit of either source comes back here too, for
 //! its dates checked again.
 
 use std::any::TypeId;
@@ -18,9 +18,9 @@ use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::payload::{self, Registered};
 use crate::permission::Permissions;
+use crate::plain;
 use crate::policy::{ClaimRules, Policy};
 use crate::record::{Accepted, ClaimsSlot, LazyPermissions, Times, TokenRecord};
-use crate::shape::StandardShape;
 use crate::telemetry::{self, Identity};
 use crate::text::Text;
 use crate::time::unix_seconds;
@@ -54,7 +54,7 @@ where
     let capture = &sources.capture;
     let names = !rules.required.is_empty();
     let (claims, registered) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
-        let (StandardShape, registered) = payload::parse(payload, names, capture)?;
+        let registered = plain::standard(payload, names, capture)?;
         (ClaimsSlot::deferred::<C>(), registered)
     } else {
         let (claims, registered) = payload::parse::<C>(payload, names, capture)?;
@@ -99,7 +99,7 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     let capture = &policy.permissions.sources.capture;
-    let (StandardShape, registered) = payload::parse(payload, false, capture)?;
+    let registered = plain::standard(payload, false, capture)?;
     let made = Made {
         claims: ClaimsSlot::deferred::<C>(),
         permissions: LazyPermissions::ready(permissions),

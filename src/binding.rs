@@ -9,7 +9,6 @@ use std::sync::Arc;
 use http::HeaderValue;
 use http::{HeaderMap, Method};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 #[cfg(feature = "dpop")]
 use crate::dpop::proof::{ProofRules, Request};
@@ -17,7 +16,7 @@ use crate::dpop::proof::{ProofRules, Request};
 use crate::dpop::{DpopMode, PublicUrl, UrlSource, htu};
 use crate::error::ErrorKind;
 use crate::mtls::{ClientCertificate, MtlsMode};
-use crate::text::Text;
+use crate::text::{Json, Text};
 use crate::tracking::ProofCheck;
 
 /// The `cnf` claim of a verified token.
@@ -30,7 +29,7 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
-    pub(crate) fn parse(raw: &RawValue) -> Self {
+    pub(crate) fn parse(raw: Json<'_>) -> Self {
         #[derive(Deserialize)]
         struct Cnf<'a> {
             #[serde(borrow)]

@@ -162,6 +162,7 @@ mod log;
 pub mod mtls;
 mod payload;
 mod permission;
+mod plain;
 mod policy;
 mod profile;
 mod record;

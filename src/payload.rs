@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
 use crate::replay::{Replay, Simple, Strings};
-use crate::text::Text;
+use crate::text::{Json, Text};
 
 /// The registered claims seen in a payload.
 #[derive(Default)]
@@ -41,15 +41,27 @@ pub(crate) struct Registered<'de> {
     /// The token's id, for single use and revocation; read leniently like `sub`.
     pub(crate) jti: Option<Text<'de>>,
     /// The confirmation claim of a sender-constrained token, judged by `binding.rs`.
-    pub(crate) cnf: Option<&'de RawValue>,
+    pub(crate) cnf: Option<Json<'de>>,
     /// Every top-level claim name, collected only when asked for.
     pub(crate) names: Option<Vec<Cow<'de, str>>>,
     /// The raw values of the claims asked for by name (permission sources), with the
     /// index of the name in the list given to [`parse`].
-    pub(crate) captured: Vec<(usize, &'de RawValue)>,
+    pub(crate) captured: Vec<(usize, Json<'de>)>,
     capture: &'de [Box<str>],
     /// The first problem with a registered claim; it outranks the claims type's error.
     problem: Option<ErrorKind>,
+}
+
+impl<'de> Registered<'de> {
+    /// Nothing seen yet; every name kept when `collect_names`, and the values of the
+    /// names in `capture`.
+    pub(crate) fn new(collect_names: bool, capture: &'de [Box<str>]) -> Self {
+        Self {
+            names: collect_names.then(Vec::new),
+            capture,
+            ..Self::default()
+        }
+    }
 }
 
 /// Deserializes `payload` (a JSON object) into `C` and observes the registered claims.
@@ -62,11 +74,7 @@ pub(crate) fn parse<'de, C: Deserialize<'de>>(
         // serde would accept a JSON array for a struct.
         return Err(ErrorKind::Malformed);
     }
-    let mut registered = Registered {
-        names: collect_names.then(Vec::new),
-        capture,
-        ..Registered::default()
-    };
+    let mut registered = Registered::new(collect_names, capture);
     let mut de = serde_json::Deserializer::from_slice(payload);
     let result = C::deserialize(Observing {
         de: &mut de,
@@ -94,11 +102,11 @@ pub(crate) fn json_error(e: &serde_json::Error) -> ErrorKind {
 /// when compared).
 pub(crate) enum Aud<'de> {
     One(Text<'de>),
-    Many(&'de RawValue),
+    Many(Json<'de>),
 }
 
 impl<'de> Aud<'de> {
-    fn parse(raw: &'de RawValue, simple: Simple<'de>) -> Option<Self> {
+    fn parse(raw: Json<'de>, simple: Simple<'de>) -> Option<Self> {
         match simple {
             Simple::Str(text) => Some(Self::One(Text(Cow::Borrowed(text)))),
             Simple::Strs(_) => Some(Self::Many(raw)),
@@ -108,7 +116,7 @@ impl<'de> Aud<'de> {
                 Self::each(raw, |_| {}).ok()?;
                 Some(Self::Many(raw))
             }
-            Simple::Other => Text::from_raw(raw).map(Self::One),
+            Simple::Other => Text::from_json(raw).map(Self::One),
         }
     }
 
@@ -118,13 +126,13 @@ impl<'de> Aud<'de> {
             Self::One(one) => accept(&one.0),
             Self::Many(raw) => {
                 let mut found = false;
-                Self::each(raw, |aud| found = found || accept(aud)).is_ok() && found
+                Self::each(*raw, |aud| found = found || accept(aud)).is_ok() && found
             }
         }
     }
 
     /// Calls `f` on each string of a JSON array; an element of another type is an error.
-    fn each(raw: &'de RawValue, mut f: impl FnMut(&str)) -> Result<(), serde_json::Error> {
+    fn each(raw: Json<'de>, mut f: impl FnMut(&str)) -> Result<(), serde_json::Error> {
         if Strings::new(raw.get()).all(|element| element.is_some()) {
             for quoted in Strings::new(raw.get()).flatten() {
                 f(&quoted[1..quoted.len() - 1]);
@@ -144,13 +152,13 @@ impl<'de> Aud<'de> {
                 Ok(())
             }
         }
-        raw.deserialize_seq(Each(f))
+        raw.reader().deserialize_seq(Each(f))
     }
 }
 
 /// The claims the verifier reads itself.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Claim {
+pub(crate) enum Claim {
     Iss,
     Aud,
     Exp,
@@ -165,7 +173,7 @@ enum Claim {
 }
 
 impl Claim {
-    fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "iss" => Self::Iss,
             "aud" => Self::Aud,
@@ -186,19 +194,19 @@ impl Claim {
 impl<'de> Registered<'de> {
     /// Records a registered claim from its raw JSON and its simple form; `false` if it
     /// is a duplicate or of the wrong type.
-    fn observe(&mut self, claim: Claim, raw: &'de RawValue, simple: Simple<'de>) -> bool {
+    pub(crate) fn observe(&mut self, claim: Claim, raw: Json<'de>, simple: Simple<'de>) -> bool {
         // A string without escapes or a whole number below 10^15 (every date) as the
         // pass read it; any other form parsed.
         let number = || match simple {
             #[allow(clippy::cast_precision_loss)] // below 2^53: exact
             Simple::Whole(n) => Some(n as f64),
             Simple::Str(_) | Simple::Strs(_) => None,
-            Simple::Other => crate::claims::numeric(raw).ok(),
+            Simple::Other => crate::claims::numeric(&mut raw.reader()).ok(),
         };
         let text = || match simple {
             Simple::Str(text) => Some(Text(Cow::Borrowed(text))),
             Simple::Whole(_) | Simple::Strs(_) => None,
-            Simple::Other => Text::from_raw(raw),
+            Simple::Other => Text::from_json(raw),
         };
         if let Claim::Cnf = claim {
             // Twice is ambiguous: refuse rather than pick one binding.
@@ -326,7 +334,7 @@ impl<'de, A: MapAccess<'de>> ObservingMap<'_, 'de, A> {
                 .get_or_insert(ErrorKind::InvalidClaim);
             return Err(de::Error::custom("duplicate captured claim"));
         }
-        self.registered.captured.push((index, raw));
+        self.registered.captured.push((index, Json::from(raw)));
         Ok(())
     }
 }
@@ -364,7 +372,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObservingMap<'_, 'de, A> {
             Current::Registered(claim, captured) => {
                 let raw = self.map.next_value()?;
                 let simple = Simple::of(raw);
-                if !self.registered.observe(claim, raw, simple) {
+                if !self.registered.observe(claim, Json::from(raw), simple) {
                     return Err(de::Error::custom("invalid registered claim"));
                 }
                 if let Some(index) = captured {
@@ -473,7 +481,7 @@ mod tests {
         ] {
             let raw: &RawValue = serde_json::from_str(json).expect("raw");
             let parsed = Text::deserialize(raw).ok();
-            assert_eq!(Text::from_raw(raw), parsed, "{json}");
+            assert_eq!(Text::from_json(Json::from(raw)), parsed, "{json}");
         }
         for json in [
             "0",

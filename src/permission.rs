@@ -14,6 +14,8 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::text::Json;
+
 /// The permissions of a verified request, inserted into request extensions by the layer.
 ///
 /// ```
@@ -149,7 +151,7 @@ impl PermissionSources {
     pub(crate) fn locate(
         &self,
         payload: &[u8],
-        captured: &[(usize, &RawValue)],
+        captured: &[(usize, Json<'_>)],
     ) -> Vec<(usize, Range<usize>)> {
         let base = payload.as_ptr() as usize;
         captured

@@ -157,6 +157,12 @@ impl ClaimsSlot {
         where
             C: serde::de::DeserializeOwned + Send + Sync + 'static,
         {
+            // A plain payload makes `StandardClaims` without serde.
+            if TypeId::of::<C>() == TypeId::of::<crate::StandardClaims>()
+                && let Some(claims) = crate::plain::standard_claims(payload)
+            {
+                return Some(Arc::new(claims));
+            }
             let claims = serde_json::from_slice::<C>(payload).ok().or_else(|| {
                 let (claims, _) = crate::payload::parse::<C>(payload, false, capture).ok()?;
                 Some(claims)

@@ -25,16 +25,54 @@ impl<'de> Deserialize<'de> for StandardShape {
     }
 }
 
+/// What a field of `StandardClaims` asks of its value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Wants {
+    /// A string.
+    Text,
+    /// A number.
+    Date,
+    /// A string or an array of strings.
+    TextOrTexts,
+    /// An array of strings.
+    Texts,
+}
+
+/// The field of `StandardClaims` a claim name is (its index, in the struct's order) and
+/// what it asks of the value; none for a claim that lands in `extra`. The one list of
+/// those fields for the shape and for the recogniser of plain payloads.
+pub(crate) fn field(name: &str) -> Option<(usize, Wants)> {
+    Some(match name {
+        "iss" => (0, Wants::Text),
+        "sub" => (1, Wants::Text),
+        "aud" => (2, Wants::TextOrTexts),
+        "exp" => (3, Wants::Date),
+        "nbf" => (4, Wants::Date),
+        "iat" => (5, Wants::Date),
+        "jti" => (6, Wants::Text),
+        "client_id" => (7, Wants::Text),
+        "azp" => (8, Wants::Text),
+        "tid" => (9, Wants::Text),
+        "scope" => (10, Wants::Text),
+        "scp" => (11, Wants::TextOrTexts),
+        "permissions" => (12, Wants::Texts),
+        "roles" => (13, Wants::Texts),
+        _ => return None,
+    })
+}
+
+/// How many fields [`field`] knows.
+pub(crate) const FIELDS: usize = 14;
+
 struct ShapeVisitor;
 
 /// Reads a field once, as `StandardClaims` does: a second occurrence is refused.
 fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
     seen: &mut bool,
     map: &mut A,
-    name: &'static str,
 ) -> Result<(), A::Error> {
     if std::mem::replace(seen, true) {
-        return Err(de::Error::duplicate_field(name));
+        return Err(de::Error::custom("duplicate claim"));
     }
     map.next_value::<T>().map(drop)
 }
@@ -47,41 +85,24 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StandardShape, A::Error> {
-        // One flag per field of `StandardClaims`, in its order.
-        let mut seen = [false; 14];
+        // One flag per field of `StandardClaims`.
+        let mut seen = [false; FIELDS];
         let mut extra: Vec<Text<'de>> = Vec::new();
         while let Some(key) = map.next_key::<Text<'de>>()? {
-            let name = &*key.0;
-            let (slot, field) = match name {
-                "iss" => (0, "iss"),
-                "sub" => (1, "sub"),
-                "aud" => (2, "aud"),
-                "exp" => (3, "exp"),
-                "nbf" => (4, "nbf"),
-                "iat" => (5, "iat"),
-                "jti" => (6, "jti"),
-                "client_id" => (7, "client_id"),
-                "azp" => (8, "azp"),
-                "tid" => (9, "tid"),
-                "scope" => (10, "scope"),
-                "scp" => (11, "scp"),
-                "permissions" => (12, "permissions"),
-                "roles" => (13, "roles"),
-                _ => {
-                    if extra.iter().any(|seen| seen.0 == key.0) {
-                        return Err(de::Error::custom("duplicate claim"));
-                    }
-                    map.next_value::<AnyValue>()?;
-                    extra.push(key);
-                    continue;
+            let Some((slot, wants)) = field(&key.0) else {
+                if extra.iter().any(|seen| seen.0 == key.0) {
+                    return Err(de::Error::custom("duplicate claim"));
                 }
+                map.next_value::<AnyValue>()?;
+                extra.push(key);
+                continue;
             };
             let seen = &mut seen[slot];
-            match slot {
-                3..=5 => once::<A, NumericDate>(seen, &mut map, field)?,
-                2 | 11 => once::<A, OneOrMany>(seen, &mut map, field)?,
-                12 | 13 => once::<A, Strings>(seen, &mut map, field)?,
-                _ => once::<A, Text<'de>>(seen, &mut map, field)?,
+            match wants {
+                Wants::Date => once::<A, NumericDate>(seen, &mut map)?,
+                Wants::TextOrTexts => once::<A, OneOrMany>(seen, &mut map)?,
+                Wants::Texts => once::<A, Strings>(seen, &mut map)?,
+                Wants::Text => once::<A, Text<'de>>(seen, &mut map)?,
             }
         }
         Ok(StandardShape)
@@ -139,7 +160,7 @@ fn strings<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 }
 
 /// The prefix of the keys `serde_json::Value` reads as markers of its own.
-const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+pub(crate) const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
 
 /// Any JSON value `serde_json::Value` accepts (numbers in range, valid strings), less
 /// objects with its private marker keys, nothing kept.
@@ -224,11 +245,19 @@ pub(crate) mod tests {
         let deep = (120usize..130)
             .prop_map(|depth| format!("{}1{}", "[".repeat(depth), "]".repeat(depth)));
         let leaf = prop_oneof![9 => leaf, 1 => deep];
-        leaf.prop_recursive(3, 16, 4, |inner| {
+        nested(leaf, "[a-c]{1,2}")
+    }
+
+    /// Arrays and objects of `leaf` values, a few levels deep, with names matching `key`.
+    pub(crate) fn nested(
+        leaf: impl Strategy<Value = String> + 'static,
+        key: &'static str,
+    ) -> impl Strategy<Value = String> {
+        leaf.prop_recursive(3, 16, 4, move |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4)
                     .prop_map(|v| format!("[{}]", v.join(","))),
-                prop::collection::vec(("[a-c]{1,2}", inner), 0..3).prop_map(|entries| {
+                prop::collection::vec((key, inner), 0..3).prop_map(|entries| {
                     let body: Vec<String> = entries
                         .iter()
                         .map(|(k, v)| format!("\"{k}\":{v}"))
@@ -239,30 +268,35 @@ pub(crate) mod tests {
         })
     }
 
-    fn name() -> impl Strategy<Value = String> {
-        prop_oneof![
-            prop::sample::select(vec![
-                "iss",
-                "sub",
-                "aud",
-                "exp",
-                "nbf",
-                "iat",
-                "jti",
-                "client_id",
-                "azp",
-                "tid",
-                "scope",
-                "scp",
-                "permissions",
-                "roles",
-                "cnf",
-                "x",
-                "y",
-            ])
-            .prop_map(str::to_owned),
-            Just(r"\u0073ub".to_owned()),
-        ]
+    /// Claim names: the fields of `StandardClaims`, `cnf`, and others, two of them
+    /// captured in the tests.
+    pub(crate) fn plain_name() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "client_id",
+            "azp",
+            "tid",
+            "scope",
+            "scp",
+            "permissions",
+            "roles",
+            "cnf",
+            "x",
+            "y",
+            "realm_access",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// Those names, and one written with an escape.
+    pub(crate) fn name() -> impl Strategy<Value = String> {
+        prop_oneof![plain_name(), Just(r"\u0073ub".to_owned())]
     }
 
     #[test]

@@ -1,29 +1,61 @@
 //! [`Text`]: a JSON string, borrowed from the input when it has no escapes, for the
-//! claims and header members read without an owned copy.
+//! claims and header members read without an owned copy; and [`Json`], the text of one
+//! JSON value borrowed from a checked payload, for the claims kept as they lie.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use serde_json::de::StrRead;
 use serde_json::value::RawValue;
+
+/// The text of one JSON value, borrowed from a payload whose syntax was checked (by
+/// serde_json, or by the recogniser of plain payloads), so readers may take its text as
+/// it is and parse it again only for more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Json<'a>(&'a str);
+
+impl<'a> Json<'a> {
+    /// `text` must be exactly one JSON value that serde_json accepts: callers have
+    /// delimited it while checking the payload's syntax.
+    pub(crate) fn checked(text: &'a str) -> Self {
+        Self(text)
+    }
+
+    /// The value's JSON text.
+    pub(crate) fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// A serde_json reader of the value, as a `RawValue` reads itself.
+    pub(crate) fn reader(self) -> serde_json::Deserializer<StrRead<'a>> {
+        serde_json::Deserializer::from_str(self.0)
+    }
+}
+
+impl<'a> From<&'a RawValue> for Json<'a> {
+    fn from(raw: &'a RawValue) -> Self {
+        Self(raw.get())
+    }
+}
 
 /// A JSON string, borrowed from the input when it has no escapes.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Text<'de> {
-    /// The string a raw JSON value holds; none for another type. A string without a
-    /// backslash is its own text (the scan that delimited the raw value refused control
+    /// The string a JSON value holds; none for another type. A string without a
+    /// backslash is its own text (the scan that delimited the value refused control
     /// characters and invalid UTF-8), so it is borrowed without a second parse.
-    pub(crate) fn from_raw(raw: &'de RawValue) -> Option<Self> {
-        let json = raw.get();
-        if let Some(inner) = json.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
+    pub(crate) fn from_json(json: Json<'de>) -> Option<Self> {
+        let text = json.get();
+        if let Some(inner) = text.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
             && !inner.contains('\\')
         {
             return Some(Text(Cow::Borrowed(inner)));
         }
-        Text::deserialize(raw).ok()
+        Text::deserialize(&mut json.reader()).ok()
     }
 }
 

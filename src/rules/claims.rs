@@ -13,7 +13,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
-use crate::text::Text;
+use crate::text::{Json, Text};
 
 /// The value a claim must have: one value, or one of a set.
 ///
@@ -251,7 +251,7 @@ impl ClaimChecks {
     pub(crate) fn check(
         &self,
         client: Option<&str>,
-        captured: &[(usize, &RawValue)],
+        captured: &[(usize, Json<'_>)],
         payload: &[u8],
     ) -> Result<(), ErrorKind> {
         if let Some(allowed) = &self.clients {

@@ -11,9 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::value::RawValue;
 
-use crate::text::Text;
+use crate::text::{Json, Text};
 
 /// The compiled forwarding rules.
 #[derive(Debug, Default, Clone)]
@@ -46,7 +45,7 @@ impl Forwarding {
     /// The header values of the forwarded claims of a verified payload. A string claim
     /// is forwarded as it is, anything else as its JSON text; a value that cannot be a
     /// header value (a control character) is left out.
-    pub(crate) fn values(&self, captured: &[(usize, &RawValue)]) -> Option<Forwarded> {
+    pub(crate) fn values(&self, captured: &[(usize, Json<'_>)]) -> Option<Forwarded> {
         if self.claims.is_empty() {
             return None;
         }
@@ -55,9 +54,9 @@ impl Forwarding {
             let Some((_, raw)) = captured.iter().find(|(i, _)| i == index) else {
                 continue;
             };
-            let text = match <Text<'_> as serde::Deserialize>::deserialize(*raw) {
-                Ok(Text(text)) => HeaderValue::from_str(&text),
-                Err(_) => HeaderValue::from_str(raw.get()),
+            let text = match Text::from_json(*raw) {
+                Some(Text(text)) => HeaderValue::from_str(&text),
+                None => HeaderValue::from_str(raw.get()),
             };
             match text {
                 Ok(value) => values.push((header.clone(), value)),
