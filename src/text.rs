@@ -17,9 +17,15 @@ use serde_json::value::RawValue;
 pub(crate) struct Json<'a>(&'a str);
 
 impl<'a> Json<'a> {
-    /// `text` must be exactly one JSON value that serde_json accepts: callers have
-    /// delimited it while checking the payload's syntax.
-    pub(crate) fn checked(text: &'a str) -> Self {
+    /// `text`, taken as exactly one JSON value that serde_json accepts, unchecked: the
+    /// caller (the plain scan) has delimited it while checking the payload's syntax.
+    /// Readers rely on it (`Text::from_json` borrows the text between the quotes), so
+    /// debug builds check it.
+    pub(crate) fn delimited(text: &'a str) -> Self {
+        debug_assert!(
+            serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
+            "not one JSON value: {text:?}"
+        );
         Self(text)
     }
 
