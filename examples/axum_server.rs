@@ -66,7 +66,9 @@
 //! through the `REPLAY_STORE`'s list so `POST /admin/revoke` works, the profile's
 //! one-hour maximum lifetime; the tokens must be RFC 9068 access tokens. What the profile
 //! forbids is not mounted: no API keys, no query or subprotocol tokens (`/ws` and
-//! `/events` then take the `Authorization` header like every route).
+//! `/events` then take the `Authorization` header like every route), no public route
+//! (`/public/info` needs a token too). With `JWT_CONFIG`, the file's `profile` key says
+//! it instead.
 
 #[path = "support/logs.rs"]
 mod logs;
@@ -311,9 +313,16 @@ pub(crate) fn policy(
     builder: JwtAuthConfigBuilder,
     allowed_clients: Option<&str>,
 ) -> JwtAuthConfigBuilder {
-    let builder = builder
+    strict_policy(builder, allowed_clients)
         .exempt(Exemption::path("/public/info").method(Method::GET))
-        .forward_claim("sub", "x-jwt-sub");
+}
+
+/// [`policy`] without the public route: under a profile every request needs a token.
+pub(crate) fn strict_policy(
+    builder: JwtAuthConfigBuilder,
+    allowed_clients: Option<&str>,
+) -> JwtAuthConfigBuilder {
+    let builder = builder.forward_claim("sub", "x-jwt-sub");
     match allowed_clients {
         Some(list) => builder.allowed_clients(
             list.split(',')
@@ -563,6 +572,35 @@ fn dpop_curl(
     )
 }
 
+/// The environment that decides what the API mounts: `JWT_PROFILE`, `DPOP_NONCE`,
+/// `DPOP` and `PUBLIC_URL`.
+pub(crate) struct Mode<'a> {
+    pub(crate) profile: Option<&'a str>,
+    pub(crate) nonces: Option<&'a str>,
+    pub(crate) dpop: Option<&'a str>,
+    pub(crate) public_url: &'a str,
+}
+
+/// What the API mounts beside its [`strict_policy`]: under `JWT_PROFILE` the profile and
+/// nothing it forbids; otherwise the public route, the WebSocket and query token
+/// sources, the API keys of `keys` and DPoP as `DPOP` says.
+///
+/// # Errors
+///
+/// A `JWT_PROFILE`, `DPOP_NONCE` or `DPOP` the example does not know.
+pub(crate) fn mounted(
+    builder: JwtAuthConfigBuilder,
+    mode: &Mode<'_>,
+    keys: Option<&Path>,
+) -> Result<JwtAuthConfigBuilder, Box<dyn Error + Send + Sync>> {
+    if let Some(profile) = mode.profile {
+        return fapi_profile(builder, profile, mode.nonces, mode.public_url);
+    }
+    let builder = builder.exempt(Exemption::path("/public/info").method(Method::GET));
+    let builder = api_keys(token_sources(builder), keys);
+    Ok(sender_constraints(builder, mode.dpop, mode.public_url).map_err(|e| e.to_string())?)
+}
+
 /// What sets the state stores of a builder.
 pub(crate) type Stores = Arc<dyn Fn(JwtAuthConfigBuilder) -> JwtAuthConfigBuilder + Send + Sync>;
 
@@ -737,15 +775,16 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
             if cache {
                 builder = builder.cache(CacheOptions::new());
             }
-            let builder = policy(stores(builder), allowed_clients.as_deref());
+            let builder = strict_policy(stores(builder), allowed_clients.as_deref());
             let builder = introspection(builder, introspection_client.as_deref())
                 .map_err(|e| e.to_string())?;
-            if let Some(profile) = &profile {
-                return fapi_profile(builder, profile, nonces.as_deref(), &public_url);
-            }
-            let builder = api_keys(token_sources(builder), keys.as_deref());
-            Ok(sender_constraints(builder, dpop.as_deref(), &public_url)
-                .map_err(|e| e.to_string())?)
+            let mode = Mode {
+                profile: profile.as_deref(),
+                nonces: nonces.as_deref(),
+                dpop: dpop.as_deref(),
+                public_url: &public_url,
+            };
+            mounted(builder, &mode, keys.as_deref())
         }
     };
     // Watching starts before the first read, so that an edit between the two is seen.
@@ -877,10 +916,10 @@ async fn main() -> Result<std::process::ExitCode, Box<dyn Error>> {
 
 /// The API configured by a file, reloaded on SIGHUP and when its content changes.
 async fn serve_config_file(path: PathBuf, listen: SocketAddr) -> Result<(), Box<dyn Error>> {
-    for ignored in ["JWT_ISSUER", "JWT_AUDIENCE"] {
+    for ignored in ["JWT_ISSUER", "JWT_AUDIENCE", "JWT_PROFILE"] {
         if std::env::var_os(ignored).is_some() {
             tracing::warn!(
-                "{ignored} is ignored: JWT_CONFIG={} configures the issuers",
+                "{ignored} is ignored: JWT_CONFIG={} configures the issuers and the profile (its `profile` key)",
                 path.display()
             );
         }

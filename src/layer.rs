@@ -86,7 +86,17 @@ impl JwtAuthLayer<StandardClaims> {
 impl<C> JwtAuthLayer<C> {
     /// Lets requests without a token through, without claims. A token that is present
     /// but invalid is still refused: a client that sends a bad token is told so.
+    ///
+    /// Under a [`Profile`](crate::Profile) the layer stays strict whatever this says
+    /// (logged at ERROR here): the profile needs a valid token on every request it
+    /// serves; serve public routes outside the layer.
     pub fn optional(mut self) -> Self {
+        if let Some(profile) = self.source.current().profile {
+            tracing::error!(
+                %profile,
+                "JwtAuthLayer::optional() is ignored: the profile needs a token on every request"
+            );
+        }
         self.optional = true;
         self
     }

@@ -42,6 +42,8 @@ pub enum TypPolicy {
 
 /// The compiled policy.
 pub(crate) struct Policy {
+    /// The profile whose rules this policy was checked against; a reload keeps it.
+    pub(crate) profile: Option<crate::profile::Profile>,
     /// Each trusted issuer with its matcher, audiences, algorithms and keys.
     pub(crate) issuers: Vec<Arc<Issuer>>,
     pub(crate) token: TokenRules,
@@ -111,7 +113,8 @@ pub(crate) struct PermissionRules {
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("Policy");
-        f.field("issuers", &self.issuers)
+        f.field("profile", &self.profile)
+            .field("issuers", &self.issuers)
             .field("token", &self.token)
             .field("claims", &self.claims)
             .field("permissions", &self.permissions)

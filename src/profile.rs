@@ -60,6 +60,13 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Whether this profile holds every rule of `other`: [`Fapi2`](Self::Fapi2) holds
+    /// [`Rfc9068Strict`](Self::Rfc9068Strict)'s.
+    #[must_use]
+    pub fn includes(self, other: Self) -> bool {
+        self == other || (self == Self::Fapi2 && other == Self::Rfc9068Strict)
+    }
+
     /// The name a settings file gives it.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -252,7 +252,8 @@ where
             .exemptions
             .matches(request.method(), request.uri(), request.headers());
         let optional = match exempt {
-            Ok(exempt) => self.optional || exempt,
+            // A profile's layer needs a token on every request, optional() or not.
+            Ok(exempt) => (self.optional && policy.profile.is_none()) || exempt,
             Err(why) => {
                 tracing::debug!(
                     why,

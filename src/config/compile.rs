@@ -78,6 +78,7 @@ fn compile_checked(
     use ConfigErrorKind as K;
     let d = &b.declared;
     super::lock::check(d, &b.code)?;
+    super::lock::check_reload(d, previous.and_then(|p| p.profile))?;
     if d.issuers.is_empty() && d.api_keys.is_empty() && !d.api_keys_settings.is_set() {
         return Err(at(
             K::NoIssuer,
@@ -260,6 +261,7 @@ fn compile_checked(
     #[cfg(feature = "introspection")]
     let introspection = compile_introspection(&b, &issuers)?;
     Ok(Policy {
+        profile: d.profile,
         issuers,
         token: TokenRules {
             source: token_source,

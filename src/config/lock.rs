@@ -26,6 +26,9 @@ pub(crate) const RFC9068_CLAIMS: [&str; 7] =
 /// The maximum token lifetime FAPI 2.0 presets unless one is set.
 pub(crate) const FAPI2_MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// The most clock skew the `fapi2` profile tolerates, on token dates and DPoP proofs.
+pub(crate) const FAPI2_MAX_SKEW: Duration = Duration::from_secs(60);
+
 /// Where a rule comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -50,7 +53,7 @@ struct Rule {
 }
 
 /// Every rule, each with the profiles that lock it.
-const RULES: [(&[Profile], Rule); 8] = [
+const RULES: [(&[Profile], Rule); 10] = [
     (
         &[Profile::Fapi2],
         Rule {
@@ -71,8 +74,16 @@ const RULES: [(&[Profile], Rule); 8] = [
         &[Profile::Fapi2],
         Rule {
             name: "only sender-constrained access tokens (DPoP or mTLS)",
-            source: Source::Fapi2("5.3.4"),
+            source: Source::Fapi2("5.3.4, with 5.3.2.1"),
             check: sender_constrained,
+        },
+    ),
+    (
+        &[Profile::Fapi2],
+        Rule {
+            name: "a valid access token on every request the resource serves",
+            source: Source::Fapi2("5.3.4"),
+            check: every_request,
         },
     ),
     (
@@ -110,15 +121,30 @@ const RULES: [(&[Profile], Rule); 8] = [
     (
         &[Profile::Fapi2],
         Rule {
-            name: "https for every fetch (loopback excepted)",
-            source: Source::Fapi2Own,
+            name: "TLS for every connection to another server (loopback excepted)",
+            source: Source::Fapi2("5.2.1"),
             check: https,
+        },
+    ),
+    (
+        &[Profile::Fapi2],
+        Rule {
+            name: "at most 60 s of clock skew, on token dates and DPoP proofs",
+            source: Source::Fapi2Own,
+            check: skew,
         },
     ),
 ];
 
-/// Sets what `profile` presets; what it locks is checked by [`check`].
+/// Sets what `profile` presets; what it locks is checked by [`check`]. A profile never
+/// replaces one that holds more rules (a file's `rfc9068_strict` over code's `fapi2`
+/// keeps `fapi2`), and a preset never widens what is already narrower: an algorithm list
+/// keeps only its allowed members, a shorter maximum lifetime and a smaller leeway stay.
 pub(crate) fn preset(d: &mut Declared, profile: Profile) {
+    let profile = match d.profile {
+        Some(held) if held.includes(profile) => held,
+        _ => profile,
+    };
     d.profile = Some(profile);
     d.typ = TypPolicy::AccessToken;
     for claim in RFC9068_CLAIMS {
@@ -127,9 +153,43 @@ pub(crate) fn preset(d: &mut Declared, profile: Profile) {
         }
     }
     if profile == Profile::Fapi2 {
-        d.algorithms = Some(FAPI2_ALGORITHMS.to_vec());
-        d.max_lifetime = Some(FAPI2_MAX_LIFETIME);
+        let narrowed: Vec<Algorithm> = d
+            .algorithms
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|a| FAPI2_ALGORITHMS.contains(a))
+            .collect();
+        d.algorithms = Some(if narrowed.is_empty() {
+            FAPI2_ALGORITHMS.to_vec()
+        } else {
+            narrowed
+        });
+        let lifetime = d
+            .max_lifetime
+            .map_or(FAPI2_MAX_LIFETIME, |max| max.min(FAPI2_MAX_LIFETIME));
+        d.max_lifetime = Some(lifetime);
+        d.leeway = d.leeway.min(FAPI2_MAX_SKEW);
         d.sender_constrained = true;
+    }
+}
+
+/// A reload may not drop or weaken the profile in force.
+///
+/// # Errors
+///
+/// The profile the reload would drop.
+pub(crate) fn check_reload(d: &Declared, previous: Option<Profile>) -> Result<(), ConfigError> {
+    match previous {
+        Some(held) if !d.profile.is_some_and(|new| new.includes(held)) => Err(ConfigError::at(
+            ConfigErrorKind::ProfileViolation,
+            "profile",
+            None,
+            format!(
+                "the configuration in force holds profile {held}: a reload cannot drop it (name profile {held} in what is reloaded)"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -206,12 +266,14 @@ fn header_only(d: &Declared, code: &CodeParts) -> Option<Violation> {
         );
     }
     let keys = &d.api_keys_settings;
-    if !d.api_keys.is_empty()
-        || keys.prefix.is_some()
-        || keys.header.is_some()
-        || keys.file.is_some()
-    {
-        return violation("api_keys", "API keys are configured");
+    let api_keys = [
+        ("api_keys", !d.api_keys.is_empty()),
+        ("api_keys_settings.prefix", keys.prefix.is_some()),
+        ("api_keys_settings.header", keys.header.is_some()),
+        ("api_keys_settings.file", keys.file.is_some()),
+    ];
+    if let Some((path, _)) = api_keys.iter().find(|(_, set)| *set) {
+        return violation(path, "API keys are configured");
     }
     None
 }
@@ -278,21 +340,60 @@ fn validity_and_revocation(d: &Declared, code: &CodeParts) -> Option<Violation> 
             "every tenant of an issuer template is accepted",
         );
     }
-    #[cfg(feature = "introspection")]
-    if code.introspection_audience_optional {
-        return violation(
-            "dangerous",
-            "introspection answers without an audience are accepted",
-        );
+    if code.any_audience {
+        return violation("dangerous", "tokens for any audience are accepted");
     }
     #[cfg(feature = "introspection")]
-    let all_introspected = d.introspection.as_ref().is_some_and(|i| i.always);
-    #[cfg(not(feature = "introspection"))]
-    let all_introspected = false;
-    if code.revocation.is_none() && !d.state.revocation && !all_introspected {
+    if let Some(introspection) = &d.introspection {
+        if code.introspection_audience_optional || introspection.audience_optional {
+            return violation(
+                "introspection.audience_optional",
+                "introspection answers without an audience are accepted",
+            );
+        }
+        if introspection.always {
+            return violation(
+                "introspection.always_introspect",
+                "JWTs would be judged by the introspection endpoint alone, without this layer's algorithm and typ checks: introspect opaque tokens only",
+            );
+        }
+    }
+    if code.revocation.is_none() && !d.state.revocation {
         return violation(
             "state.revocation",
-            "nothing checks revocation: set a revocation list, or introspect every token",
+            "nothing checks whether a JWT was revoked: set a revocation list (opaque tokens are checked by introspection)",
+        );
+    }
+    if d.state.failure == crate::state::StoreFailure::Open {
+        return violation(
+            "state.failure",
+            "requests would pass unchecked for revocation and DPoP replay while the store does not answer",
+        );
+    }
+    None
+}
+
+fn every_request(d: &Declared, code: &CodeParts) -> Option<Violation> {
+    if !d.exempt.is_empty() || !code.exempt_predicates.is_empty() {
+        return violation(
+            "exempt",
+            "an exemption lets requests through without a token: serve public routes outside the layer",
+        );
+    }
+    None
+}
+
+fn skew(d: &Declared, _: &CodeParts) -> Option<Violation> {
+    if d.leeway > FAPI2_MAX_SKEW {
+        return violation("leeway", "more than 60 s of clock skew is tolerated");
+    }
+    #[cfg(feature = "dpop")]
+    if let Some(dpop) = &d.dpop
+        && dpop.window > FAPI2_MAX_SKEW
+    {
+        return violation(
+            "dpop.iat_window",
+            "DPoP proofs more than 60 s from now are accepted",
         );
     }
     None
@@ -308,6 +409,7 @@ fn typ(d: &Declared, _: &CodeParts) -> Option<Violation> {
 }
 
 fn claims(d: &Declared, code: &CodeParts) -> Option<Violation> {
+    // Under fapi2 the validity rule, checked before this one, names FAPI 2.0 for it.
     if code.any_audience {
         return violation("dangerous", "tokens for any audience are accepted");
     }
@@ -329,7 +431,6 @@ fn max_lifetime(d: &Declared, _: &CodeParts) -> Option<Violation> {
     })
 }
 
-#[cfg_attr(not(feature = "remote"), expect(unused_variables))]
 fn https(d: &Declared, _: &CodeParts) -> Option<Violation> {
     #[cfg(feature = "remote")]
     if d.remote.allow_http {
@@ -337,6 +438,13 @@ fn https(d: &Declared, _: &CodeParts) -> Option<Violation> {
             "remote.dangerous_allow_http",
             "keys may be fetched over plain http from any host",
         );
+    }
+    // A Redis store holds revocations and used proofs: `rediss://`, or loopback.
+    let store = url::Url::parse(&d.state.store).ok();
+    if let Some(store) = store.filter(|url| url.scheme() == "redis")
+        && !crate::https::is_loopback(&store)
+    {
+        return violation("state.store", "the Redis store is reached without TLS");
     }
     None
 }

@@ -18,6 +18,10 @@ impl Declared {
         }
         let mut tree = serde_json::to_value(&*self).map_err(|e| (String::new(), e.to_string()))?;
         let mut named = named.clone();
+        if let Some(named) = named.as_object_mut() {
+            // Applied above, where a profile that holds more rules is kept.
+            named.remove("profile");
+        }
         canonical(&mut named);
         merge(&mut tree, &named, "");
         let mut merged: Self = serde_path_to_error::deserialize(tree)

@@ -113,6 +113,12 @@ impl JwtAuthConfig {
         &self.policy.algorithms
     }
 
+    /// The [`Profile`](crate::Profile) this configuration was checked against, if any.
+    #[must_use]
+    pub fn profile(&self) -> Option<crate::Profile> {
+        self.policy.profile
+    }
+
     /// The handle that records revocations in the configured
     /// [`revocation_list`](JwtAuthConfigBuilder::revocation_list); `None` without one.
     ///

@@ -343,13 +343,26 @@ async fn dpop_call(
 async fn jwt_profile_fapi2_runs_the_api_under_the_profile() {
     use tower_jwt_auth::testing::TestKey;
     let issuer = MockIssuer::builder().key(TestKey::rsa_pss()).start().await;
+    // The API as main() makes it under JWT_PROFILE=fapi2, with a keys file it ignores.
+    let keys = std::env::temp_dir().join(format!("fapi-keys-{}.toml", std::process::id()));
+    let api_key = "sk_test_abcdefghijklmnopqrstuvwxyz";
+    let digest = tower_jwt_auth::api_key::digest(api_key);
+    let entry = format!("prefix = \"sk_test_\"\n[[api_keys]]\nid = \"k\"\ndigest = \"{digest}\"\n");
+    std::fs::write(&keys, entry).expect("keys file");
+    let mode = crate::axum_server::Mode {
+        profile: Some("fapi2"),
+        nonces: None,
+        dpop: Some("off"),
+        public_url: PUBLIC_URL,
+    };
     let builder = crate::support::issuer_config(&issuer);
     let builder = crate::axum_server::shared_stores(Some("memory")).expect("stores")(builder);
-    let builder = crate::axum_server::policy(builder, None);
-    let cfg = crate::axum_server::fapi_profile(builder, "fapi2", None, PUBLIC_URL)
+    let builder = crate::axum_server::strict_policy(builder, None);
+    let cfg = crate::axum_server::mounted(builder, &mode, Some(&keys))
         .expect("JWT_PROFILE")
         .build()
         .expect("the profile builds");
+    let _ = std::fs::remove_file(&keys);
     let server = Server::start_router(crate::axum_server::app(JwtAuthLayer::new(cfg))).await;
     let client = TestKey::ec_p256();
     let token = |sub: &str, permissions: &[&str]| {
@@ -382,7 +395,12 @@ async fn jwt_profile_fapi2_runs_the_api_under_the_profile() {
         .bearer_at("/documents", &unbound)
         .await
         .assert_invalid_token("token binding not satisfied");
-    // What the profile forbids is not mounted: no query tokens on /events.
+    // What the profile forbids is not mounted: no API keys, no query tokens on /events,
+    // no public route.
+    let key = server.get("/whoami", &[("x-api-key", api_key)]).await;
+    assert_eq!(key.status, StatusCode::UNAUTHORIZED, "{key:?}");
+    let public = server.get("/public/info", &[]).await;
+    assert_eq!(public.status, StatusCode::UNAUTHORIZED, "{public:?}");
     let query = server
         .get(&format!("/events?access_token={reader}"), &[])
         .await;

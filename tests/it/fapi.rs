@@ -218,6 +218,25 @@ async fn fapi2_verifies_validity_integrity_expiry_and_revocation_status() {
 }
 
 #[tokio::test]
+async fn fapi2_needs_a_valid_token_on_every_request_it_serves() {
+    let (issuer, _, config) = rsa_api().await;
+    // The layer stays strict whatever optional() says.
+    let server = Server::start_router(
+        Router::new()
+            .route("/me", get(crate::support::whoami_or_anonymous))
+            .layer(JwtAuthLayer::new(config).optional()),
+    )
+    .await;
+    server.get("/me", &[]).await.assert_no_token();
+    // And no exemption lets a request through: public routes go outside the layer.
+    let error = fapi(&issuer)
+        .exempt(tower_jwt_auth::rules::Exemption::path("/health"))
+        .build()
+        .expect_err("an exemption");
+    assert_eq!(error.path(), Some("exempt"), "{error}");
+}
+
+#[tokio::test]
 async fn fapi2_verifies_the_token_authorizes_the_request() {
     let (issuer, server, _) = rsa_api().await;
     with_certificate(&server, "/documents", &certificate_bound(&issuer).sign())
@@ -232,7 +251,8 @@ async fn fapi2_verifies_the_token_authorizes_the_request() {
 #[tokio::test]
 async fn fapi2_returns_errors_as_rfc6750_and_rfc9449_say() {
     let (issuer, server, _) = rsa_api().await;
-    // RFC 6750 section 3.1: no token, a bad token, insufficient scope.
+    // RFC 6750 section 3.1: no token, a bad token, an ambiguous request (insufficient
+    // scope is `fapi2_verifies_the_token_authorizes_the_request`).
     let none = server.get("/me", &[]).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     let challenge = none.challenge.clone().expect("a challenge");
@@ -315,6 +335,10 @@ async fn fapi2_dpop_proofs_are_checked_as_rfc9449_says() {
         (
             "another URL",
             DpopProof::new(client_key(), "GET", &format!("{BASE}/documents")).token(&token),
+        ),
+        (
+            "another method",
+            DpopProof::new(client_key(), "POST", &format!("{BASE}/me")).token(&token),
         ),
         (
             "another token",
@@ -483,12 +507,20 @@ async fn rfc9068_the_audience_is_checked() {
     with_certificate(&server, "/me", &token)
         .await
         .assert_invalid_token("audience not accepted");
+    // FAPI 2.0 asks it as the token's validity; RFC 9068 strict alone as its own rule.
     let error = fapi(&issuer)
         .dangerous()
         .accept_any_audience()
         .build()
         .expect_err("any audience");
-    assert!(error.to_string().contains("RFC 9068"), "{error}");
+    assert!(error.to_string().contains("section 5.3.4"), "{error}");
+    let error = crate::support::issuer_config(&issuer)
+        .profile(Profile::Rfc9068Strict)
+        .dangerous()
+        .accept_any_audience()
+        .build()
+        .expect_err("any audience");
+    assert!(error.to_string().contains("(RFC 9068, section"), "{error}");
 }
 
 // ---- RFC 8725 --------------------------------------------------------------------------
@@ -498,11 +530,13 @@ async fn rfc8725_unsigned_and_confused_algorithms_are_refused() {
     let (issuer, server, _) = rsa_api().await;
     // Section 3.1: "none", and a key used with an algorithm it is not for.
     let none = certificate_bound(&issuer).alg_none().sign();
-    let answer = with_certificate(&server, "/me", &none).await;
-    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    with_certificate(&server, "/me", &none)
+        .await
+        .assert_invalid_token("unsupported algorithm");
     let confused = certificate_bound(&issuer).header_alg("ES256").sign();
-    let answer = with_certificate(&server, "/me", &confused).await;
-    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    with_certificate(&server, "/me", &confused)
+        .await
+        .assert_invalid_token("key does not match algorithm");
 }
 
 // ---- The fapi2 profile's own stricter choices ------------------------------------------
@@ -527,7 +561,7 @@ async fn fapi2_profile_fetches_over_https_only() {
         .build()
         .expect_err("plain http");
     assert_eq!(error.path(), Some("remote.dangerous_allow_http"));
-    assert!(error.to_string().contains("profile's own rule"), "{error}");
+    assert!(error.to_string().contains("section 5.2.1"), "{error}");
 }
 
 // ---- Locked: every weakening setter after the profile fails build() --------------------
@@ -551,7 +585,7 @@ async fn each_weakening_setting_after_the_profile_fails_build_naming_its_rule() 
         (
             "API keys",
             fapi(&issuer).api_key_prefix("sk_live_"),
-            "api_keys",
+            "api_keys_settings.prefix",
             "access tokens only from the Authorization header",
         ),
         (
@@ -600,6 +634,69 @@ async fn each_weakening_setting_after_the_profile_fails_build_naming_its_rule() 
             "typ",
             "the fapi2 profile's own rule, stricter than FAPI 2.0: RFC 9068",
         ),
+        (
+            "an issuer's own RS256",
+            fapi(&issuer).issuer(
+                tower_jwt_auth::TrustedIssuer::new("https://other.example.com/")
+                    .algorithms([Algorithm::RS256])
+                    .jwks_url("https://other.example.com/jwks.json"),
+            ),
+            "issuers[1].algorithms",
+            "section 5.4",
+        ),
+        (
+            "an exemption",
+            fapi(&issuer).exempt(tower_jwt_auth::rules::Exemption::prefix("/")),
+            "exempt",
+            "a valid access token on every request",
+        ),
+        (
+            "an exempt_when predicate",
+            fapi(&issuer).exempt_when(|_| true),
+            "exempt",
+            "a valid access token on every request",
+        ),
+        (
+            "a store that fails open",
+            fapi(&issuer).store_failure(tower_jwt_auth::state::StoreFailure::Open),
+            "state.failure",
+            "revocation status",
+        ),
+        (
+            "introspection of every JWT",
+            fapi(&issuer).introspection(introspection().always_introspect(true)),
+            "introspection.always_introspect",
+            "revocation status",
+        ),
+        (
+            "introspection answers without an audience, from a file",
+            tower_jwt_auth::settings::Settings::parse(
+                "[introspection]\nclient_id = \"api\"\nclient_secret = \"api-secret\"\naudience_optional = true\n",
+                tower_jwt_auth::settings::Format::Toml,
+            )
+            .expect("parses")
+            .apply(fapi(&issuer))
+            .expect("applies"),
+            "introspection.audience_optional",
+            "validity",
+        ),
+        (
+            "two minutes of leeway",
+            fapi(&issuer).leeway(std::time::Duration::from_secs(120)),
+            "leeway",
+            "the fapi2 profile's own rule",
+        ),
+        (
+            "a long DPoP window",
+            fapi(&issuer).dpop(
+                DpopOptions::new(DpopMode::Required)
+                    .public_base_url(BASE)
+                    .algorithms([Algorithm::ES256])
+                    .iat_window(std::time::Duration::from_secs(300)),
+            ),
+            "dpop.iat_window",
+            "at most 60 s of clock skew",
+        ),
     ];
     for (case, builder, path, rule) in cases {
         let error = builder.build().expect_err(case);
@@ -617,6 +714,95 @@ async fn each_weakening_setting_after_the_profile_fails_build_naming_its_rule() 
         .max_lifetime(std::time::Duration::from_secs(300))
         .build()
         .expect("narrower is fine");
+    // And a preset keeps what was narrower before it.
+    let narrow = crate::support::issuer_config(&issuer)
+        .algorithms([Algorithm::ES256, Algorithm::RS256])
+        .leeway(std::time::Duration::from_secs(5));
+    let config = narrow
+        .profile(Profile::Fapi2)
+        .mtls(MtlsMode::Allowed)
+        .revocation_list(MemoryRevocationList::default())
+        .build()
+        .expect("builds");
+    assert_eq!(config.algorithms(), [Algorithm::ES256]);
+    assert_eq!(config.profile(), Some(Profile::Fapi2));
+}
+
+fn introspection() -> tower_jwt_auth::introspection::Introspection {
+    tower_jwt_auth::introspection::Introspection::new(
+        "api",
+        tower_jwt_auth::introspection::ClientAuth::client_secret_basic("api-secret"),
+    )
+}
+
+#[tokio::test]
+async fn a_profile_is_never_dropped_by_a_file_the_environment_or_a_reload() {
+    use tower_jwt_auth::settings::{Format, Settings};
+    let issuer = MockIssuer::start().await;
+    // A file or the environment naming the weaker profile keeps fapi2, and its rules.
+    let file = Settings::parse(
+        "profile = \"rfc9068_strict\"\nsender_constrained = false\n",
+        Format::Toml,
+    )
+    .expect("parses");
+    let error = file
+        .apply(fapi(&issuer))
+        .expect("applies")
+        .build()
+        .expect_err("unbound tokens");
+    assert_eq!(error.path(), Some("sender_constrained"), "{error}");
+    let env = Settings::from_vars("JWT_", [("JWT_PROFILE", "rfc9068_strict")]).expect("reads");
+    let config = env
+        .apply(fapi(&issuer))
+        .expect("applies")
+        .build()
+        .expect("builds");
+    assert_eq!(config.profile(), Some(Profile::Fapi2));
+    let twice = fapi(&issuer)
+        .profile(Profile::Rfc9068Strict)
+        .build()
+        .expect("builds");
+    assert_eq!(twice.profile(), Some(Profile::Fapi2));
+    // A file's own token source is refused as the builder's is.
+    let cookie = Settings::parse("[token]\ncookie = \"at\"\n", Format::Toml).expect("parses");
+    let error = cookie
+        .apply(fapi(&issuer))
+        .expect("applies")
+        .build()
+        .expect_err("cookie");
+    assert_eq!(error.path(), Some("token.cookie"), "{error}");
+    // A Redis store without TLS, beyond loopback.
+    let redis = Settings::parse(
+        "[state]\nrevocation = true\nstore = \"redis://cache.example.com:6379\"\n",
+        Format::Toml,
+    )
+    .expect("parses");
+    let error = redis
+        .apply(fapi(&issuer))
+        .expect("applies")
+        .build()
+        .expect_err("redis://");
+    assert_eq!(error.path(), Some("state.store"), "{error}");
+
+    // A reload must name the profile again.
+    let (layer, reload) = JwtAuthLayer::new(fapi(&issuer).build().expect("config")).reloadable();
+    let error = reload
+        .reload(crate::support::issuer_config(&issuer))
+        .await
+        .expect_err("the profile dropped");
+    assert_eq!(error.kind(), ConfigErrorKind::ProfileViolation, "{error}");
+    reload
+        .reload(fapi(&issuer))
+        .await
+        .expect("the same profile");
+    // The reloaded layer stays strict whatever optional() says.
+    let server = Server::start_router(
+        Router::new()
+            .route("/me", get(crate::support::whoami_or_anonymous))
+            .layer(layer.optional()),
+    )
+    .await;
+    server.get("/me", &[]).await.assert_no_token();
 }
 
 #[tokio::test]
