@@ -363,6 +363,19 @@ async fn check_config_names_the_bad_field_and_its_line() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("dpop.trusted_url_extension"), "{stderr}");
 
+    // A public route under a profile, which needs a token on every request.
+    let profiled = dir.join("profiled.toml");
+    let text = format!(
+        "profile = \"rfc9068_strict\"\n{}[gate]\n\n[[gate.routes]]\npath = \"/health\"\npublic = true\n",
+        trust(&issuer)
+    );
+    std::fs::write(&profiled, &text).unwrap();
+    let output = check_config(&profiled).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("gate.routes[0]"), "{stderr}");
+    assert!(stderr.contains("profile rfc9068_strict"), "{stderr}");
+
     // So are token sources whose token the proxy would send on upstream.
     for (source, table) in [
         (

@@ -110,6 +110,15 @@ fn load(path: &Path) -> Result<(JwtAuthConfigBuilder, Table), String> {
         .and_then(|env| env.apply(settings.builder()?))
         .map_err(named)?;
     let section = section.unwrap_or_default();
+    // A profile needs a valid token on every request: the library's layer stays strict
+    // under one, so a public route would not be what the file says.
+    if let (Some(profile), Some(i)) = (effective["profile"].as_str(), section.public_route()) {
+        return Err(format!(
+            "{}: gate.routes[{i}]: a public route cannot be served under profile {profile}, \
+             which needs a valid token on every request",
+            path.display()
+        ));
+    }
     for (claim, header) in section.forwarded() {
         builder = builder.forward_claim(claim, header.as_str());
     }

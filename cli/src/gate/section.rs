@@ -36,6 +36,13 @@ impl GateSection {
             .map(|claim| (&*claim.name, &claim.header))
     }
 
+    /// The index of the first public route, if any.
+    pub(crate) fn public_route(&self) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|route| route.decision == Decision::Public)
+    }
+
     /// The table compiled for requests.
     pub(crate) fn compile(self) -> Table {
         Table {
