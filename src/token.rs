@@ -10,7 +10,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::error::ErrorKind;
-use crate::rules::{PathPattern, path_ambiguity};
+use crate::rules::{PathPattern, path_ambiguity, unreserved};
 
 type CustomFn = dyn Fn(&HeaderMap, &Uri) -> Option<String> + Send + Sync;
 
@@ -209,12 +209,7 @@ impl TokenSource {
                         "invalid WebSocket subprotocol prefix {prefix:?}: an HTTP token is needed"
                     ));
                 }
-                Source::Query(name)
-                    if name.is_empty()
-                        || !name
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) =>
-                {
+                Source::Query(name) if name.is_empty() || !name.bytes().all(unreserved) => {
                     return Err(format!(
                         "invalid query parameter name {name:?}: letters, digits and -._~ only"
                     ));
@@ -623,13 +618,18 @@ fn scrub_query(uri: &mut Uri, name: &str) -> bool {
     let Some(query) = uri.query() else {
         return false;
     };
-    if query_pairs(query).all(|(_, decoded)| decoded != name) {
-        return false;
-    }
+    let mut removed = false;
     let kept: Vec<&str> = query_pairs(query)
-        .filter(|(_, decoded)| decoded != name)
+        .filter(|(_, decoded)| {
+            let ours = decoded == name;
+            removed |= ours;
+            !ours
+        })
         .map(|(pair, _)| pair)
         .collect();
+    if !removed {
+        return false;
+    }
     let path_and_query = if kept.is_empty() {
         uri.path().to_owned()
     } else {

@@ -37,7 +37,7 @@ fn normalise_escapes(path: &str) -> String {
             )
         {
             let byte = u8::try_from(h * 16 + l).unwrap_or(0);
-            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            if crate::rules::unreserved(byte) {
                 out.push(byte as char);
             } else {
                 out.push_str(&format!("%{byte:02X}"));

@@ -19,3 +19,4 @@ pub use pattern::{InvalidPathPattern, PathPattern};
 pub(crate) use claims::{Check, ClaimChecks, ClaimRule, PayloadCheck};
 pub(crate) use exempt::{Exemptions, Predicate};
 pub(crate) use forward::{Forwarded, Forwarding};
+pub(crate) use path::unreserved;

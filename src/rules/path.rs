@@ -92,7 +92,7 @@ fn hex(digit: u8) -> u8 {
 }
 
 /// RFC 3986 section 2.3: letters, digits, `-`, `.`, `_`, `~`.
-fn unreserved(byte: u8) -> bool {
+pub(crate) fn unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
