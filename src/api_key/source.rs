@@ -19,7 +19,7 @@ use crate::error::ErrorKind;
 use crate::issuer::Issuer;
 use crate::policy::Policy;
 use crate::record::Accepted;
-use crate::source::{Lookup, Refusal, Source};
+use crate::source::{Credential, Lookup, Refusal, Source};
 use crate::time::unix_seconds;
 use crate::trace::Trace;
 
@@ -46,17 +46,20 @@ impl Source for ApiKeys {
         Arc::clone(self.stand_in())
     }
 
-    /// The key by its digest; unknown is `UnknownApiKey`, past its expiry `Expired`.
+    /// The characters, then the key by its digest; unknown is `UnknownApiKey`, past its expiry `Expired`.
     fn lookup<C>(
         self: &Arc<Self>,
         policy: &Policy,
-        token: &str,
+        token: Credential<'_>,
         trace: &mut Trace,
     ) -> Lookup<C, Infallible>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        let Some(entry) = self.get(token) else {
+        if let Err(kind) = token.check() {
+            return Lookup::Refused(kind);
+        }
+        let Some(entry) = self.get(token.text()) else {
             return Lookup::Refused(ErrorKind::UnknownApiKey);
         };
         // The configuration's own date, read by the configuration's clock: no leeway.

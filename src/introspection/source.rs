@@ -15,7 +15,7 @@ use crate::issuer::Issuer;
 use crate::payload::Registered;
 use crate::policy::{ClaimRules, Policy};
 use crate::record::Accepted;
-use crate::source::{Lookup, Refusal, Source};
+use crate::source::{Credential, Lookup, Refusal, Source};
 use crate::telemetry;
 use crate::time::unix_seconds;
 use crate::trace::Trace;
@@ -37,17 +37,21 @@ impl Source for Introspector {
         Arc::clone(&self.issuer)
     }
 
-    /// The shape filter, the cache of active answers, the refusals remembered, then a
+    /// The characters, the shape filter, the cache of active answers, the refusals remembered, then a
     /// call shared with every request for the same token.
     fn lookup<C>(
         self: &Arc<Self>,
         policy: &Policy,
-        token: &str,
+        token: Credential<'_>,
         trace: &mut Trace,
     ) -> Lookup<C, Asked>
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
+        if let Err(kind) = token.check() {
+            return Lookup::Refused(kind);
+        }
+        let token = token.text();
         if !self.fits_shape(token) {
             return Lookup::Refused(ErrorKind::Malformed);
         }

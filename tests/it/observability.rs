@@ -203,3 +203,89 @@ async fn the_audit_hook_gets_a_token_free_summary_of_every_decision() {
         assert!(!event.contains("eyJ"), "no token in {event}");
     }
 }
+
+/// A bearer token outside RFC 6750's `b64token` is 400 whichever source would take it,
+/// and reaches none of them: no refetch for its unknown `kid`, no introspection call, no
+/// API key lookup, no cache miss or verification in the metrics, no 503 while the keys
+/// are missing. The layer checks the characters only for a token that the cache and
+/// verification do not accept, so these paths are where the check must still hold.
+#[tokio::test]
+async fn characters_outside_b64token_reach_no_source() {
+    use tower_jwt_auth::api_key::{ApiKey, NewApiKey};
+    use tower_jwt_auth::introspection::{ClientAuth, Introspection};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let issuer = MockIssuer::start().await;
+    issuer.add_client("api", "s3cret", Vec::<String>::new());
+    let key = NewApiKey::generate("sk_test_");
+    let cfg = crate::support::issuer_config(&issuer)
+        .introspection(Introspection::new(
+            "api",
+            ClientAuth::client_secret_basic("s3cret"),
+        ))
+        .api_key(ApiKey::new("k", key.digest()).permissions(["read"]))
+        .api_key_prefix("sk_test_")
+        .cache(CacheOptions::new())
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(cfg)).await;
+    let good = issuer.token().sign();
+    server.bearer(&good).await.assert_ok();
+    server.bearer(&good).await.assert_ok(); // from the cache
+    server.bearer(key.key()).await.assert_ok();
+    let fetches = issuer.requests(Endpoint::Jwks);
+    let unknown_kid = issuer.token().kid("never-published").sign();
+    for bad in [
+        format!("Bearer {good},x"),
+        format!("Bearer {good} x"),
+        format!("Bearer {good}=x"),
+        format!("Bearer {unknown_kid},"),
+        format!("Bearer {}|", key.key()),
+        "Bearer opaque,token".to_owned(),
+        "Bearer ey J.e30.x".to_owned(),
+    ] {
+        let answer = server.get("/", &[("authorization", &bad)]).await;
+        assert_eq!(answer.status, 400, "{bad}");
+        answer.assert_invalid_request();
+    }
+    assert_eq!(issuer.requests(Endpoint::Jwks), fetches, "no refetch");
+    assert_eq!(issuer.requests(Endpoint::Introspection), 0);
+    let values = counters(&snapshotter);
+    // The good token: one miss, one hit, both timed; the key is not a verification.
+    // Seven refusals, none of them counted as reaching the cache or verification.
+    let count = |name: &str| values.get(name).copied();
+    assert_eq!(
+        count("jwt_auth_cache_total{result=miss}"),
+        Some(1),
+        "{values:#?}"
+    );
+    assert_eq!(
+        count("jwt_auth_cache_total{result=hit}"),
+        Some(1),
+        "{values:#?}"
+    );
+    assert_eq!(count("jwt_auth_verify_seconds{}"), Some(2), "{values:#?}");
+    assert_eq!(
+        count("jwt_auth_requests_total{outcome=malformed}"),
+        Some(7),
+        "{values:#?}"
+    );
+
+    // Keys that never loaded: the characters are refused before the wait, not with 503.
+    let down = MockIssuer::start().await;
+    down.set_fault(Endpoint::Discovery, Fault::Down);
+    let waiting = Server::start(JwtAuthLayer::new(
+        crate::support::issuer_config(&down)
+            .build()
+            .expect("config"),
+    ))
+    .await;
+    let token = down.token().sign();
+    waiting
+        .get("/", &[("authorization", &format!("Bearer {token} x"))])
+        .await
+        .assert_invalid_request();
+    assert_eq!(waiting.bearer(&token).await.status, 503);
+}
