@@ -634,7 +634,10 @@ async fn introspection_endpoint(
     } else if let Some(claims) = opaque.tokens.get(token) {
         Some(claims.clone())
     } else {
-        jwt_claims(token)
+        // A JWT is active only when one of the issuer's published keys signed it, as an
+        // authorization server knows only the tokens it issued.
+        let signed = issued_with(token, &lock(&state.keys).published);
+        signed.then(|| jwt_claims(token)).flatten()
     };
     drop(opaque);
     let now = crate::time::unix_seconds(std::time::SystemTime::now());
@@ -673,7 +676,31 @@ async fn introspection_endpoint(
     respond(StatusCode::OK, "application/json", body.to_string())
 }
 
-/// The payload of a compact JWS, unverified (the mock only introspects its own).
+/// Whether `token` is a compact JWS whose signature one of `keys` checks.
+fn issued_with(token: &str, keys: &[TestKey]) -> bool {
+    let Ok((header_b64, _, signature_b64)) = crate::jws::segments(token) else {
+        return false;
+    };
+    let (Ok(header), Ok(signature)) = (crate::jws::b64(header_b64), crate::jws::b64(signature_b64))
+    else {
+        return false;
+    };
+    let Ok(header) = crate::jws::json_object::<crate::jws::Header<'_>>(&header) else {
+        return false;
+    };
+    let Some(alg) = crate::Algorithm::from_header(&header.alg.0) else {
+        return false;
+    };
+    let kid = header.kid.as_ref().map(|kid| kid.0.as_ref());
+    let input = &token.as_bytes()[..token.len() - signature_b64.len() - 1];
+    keys.iter().any(|key| {
+        key.key_set()
+            .select(kid, alg)
+            .is_ok_and(|key| key.verify(alg, input, &signature))
+    })
+}
+
+/// The payload of a compact JWS, unverified (the caller checked its signature).
 fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
     use base64::Engine as _;
     let payload = token.split('.').nth(1)?;

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower_jwt_auth::introspection::{ClientAuth, Introspection, SigningKey};
-use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey};
+use tower_jwt_auth::testing::{Endpoint, Fault, MockIssuer, TestKey, TokenBuilder};
 use tower_jwt_auth::time::ManualClock;
 use tower_jwt_auth::{
     Algorithm, ConfigErrorKind, JwtAuthConfig, JwtAuthConfigBuilder, JwtAuthLayer,
@@ -417,6 +417,43 @@ async fn always_introspect_sees_a_revoked_jwt() {
         .await
         .assert_invalid_token("token not active");
     assert_eq!(calls(&issuer), 2);
+}
+
+/// The mock authorization server answers `active` only for a JWT one of its published
+/// keys signed, as a real one knows only the tokens it issued: not for one signed by
+/// another key with the same claims, nor for its own token with a changed payload.
+#[tokio::test]
+async fn the_mock_introspects_as_active_only_the_jwts_it_signed() {
+    let issuer = issuer().await;
+    let client = reqwest::Client::new();
+    let active = async |token: &str| -> bool {
+        let answer: serde_json::Value = client
+            .post(issuer.introspection_url())
+            .basic_auth("api", Some("s3cret"))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspection answer")
+            .json()
+            .await
+            .expect("json");
+        answer["active"].as_bool().expect("active")
+    };
+    let own = issuer.token().subject("jo").sign();
+    assert!(active(&own).await);
+    let forged = TokenBuilder::new(&TestKey::rsa())
+        .issuer(issuer.issuer())
+        .audience(issuer.audience())
+        .subject("jo")
+        .sign();
+    assert!(!active(&forged).await);
+    assert!(!active(&issuer.token().subject("jo").tampered().sign()).await);
+    // A key taken out of the JWKS no longer vouches for its tokens.
+    let old = issuer.active_key();
+    issuer.rotate();
+    assert!(active(&own).await, "still published after a rotation");
+    issuer.remove_key(old.kid());
+    assert!(!active(&own).await);
 }
 
 #[tokio::test]
