@@ -14,8 +14,8 @@ use crate::text::Text;
 /// The three segments of a compact JWS, `header.payload.signature`, without decoding
 /// them; anything but exactly two dots is malformed (five segments is a JWE, and
 /// encrypted tokens are not accepted). The dots are found with `memchr`'s vector
-/// search: 150 instructions for a 622-byte token against 1 150 for `split_once` twice
-/// and `contains` (callgrind).
+/// search: about 400 instructions for a 622-byte token against 1 150 for `split_once`
+/// twice and `contains` (callgrind).
 pub(crate) fn segments(token: &str) -> Result<(&str, &str, &str), ErrorKind> {
     let bytes = token.as_bytes();
     let first = memchr::memchr(b'.', bytes).ok_or(ErrorKind::Malformed)?;

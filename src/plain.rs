@@ -101,7 +101,7 @@ fn recognise<'de>(
 /// `typ`, and no `crit`. Anything else (a member of another type, an escape, a name the
 /// header reads given twice, `crit`, bytes that are not UTF-8, a syntax error) is none,
 /// and the caller asks serde, which decides it as it always has: a property test holds
-/// the two equal. A third of serde's instructions on a common header.
+/// the two equal. About 1 000 instructions on a common header against serde's 1 400.
 pub(crate) fn header(bytes: &[u8]) -> Option<Header<'_>> {
     let (mut alg, mut kid, mut typ) = (None, None, None);
     object(bytes, |scan, name| {

@@ -20,13 +20,16 @@ use crate::record::Accepted;
 use crate::token::is_b64token;
 use crate::trace::Trace;
 
-/// A credential's text as a source gets it. An `Authorization` header's token comes
-/// with RFC 6750's character check still to run ([`BearerToken::characters_unchecked`]):
-/// each source runs it before anything that is not pure (a state or network step, a
-/// wait, a count in the metrics), and in place of a pure step's refusal. The JWT source
-/// skips it for a token its cache or verification accepts, since every byte of such a
-/// token was decoded as base64url or split at as a dot, all of them `b64token`
-/// characters; the check is a third of a cache hit's instructions.
+/// A credential's text as a source gets it. An `Authorization` header's token, when it
+/// is the only source, comes with RFC 6750's character check still to run
+/// ([`BearerToken::characters_unchecked`]): each source runs it before anything that is
+/// not pure (a state or network step, a wait, a count in the metrics), and in place of
+/// a pure step's refusal. The JWT source skips it for a token its cache or verification
+/// accepts, since every byte of such a token was decoded as base64url or split at as a
+/// dot, all of them `b64token` characters; the check was a quarter of a cache hit's
+/// instructions. One step runs before it: reading the key store's current keys, which
+/// for a remote store that was built outside a runtime may start its refresher (as any
+/// token would).
 ///
 /// [`BearerToken::characters_unchecked`]: crate::token::BearerToken::characters_unchecked
 #[derive(Clone, Copy)]
@@ -106,8 +109,9 @@ pub(crate) trait Source {
     fn issuer(self: &Arc<Self>) -> Arc<Issuer>;
 
     /// The answer for `token` as far as it goes without waiting; the steps the source
-    /// runs are recorded in `trace`. A refusal for the token's characters
-    /// ([`Credential::check`]) comes before anything else the source does.
+    /// runs are recorded in `trace`. The token's characters ([`Credential::check`]) are
+    /// checked before anything that is not pure, and refuse it in place of a pure
+    /// step's refusal.
     fn lookup<C>(
         self: &Arc<Self>,
         policy: &Policy,

@@ -636,8 +636,8 @@ async fn introspection_endpoint(
     } else {
         // A JWT is active only when one of the issuer's published keys signed it, as an
         // authorization server knows only the tokens it issued.
-        let signed = issued_with(token, &lock(&state.keys).published);
-        signed.then(|| jwt_claims(token)).flatten()
+        let genuine = issued_with(token, &lock(&state.keys).published);
+        genuine.then(|| jwt_claims(token)).flatten()
     };
     drop(opaque);
     let now = crate::time::unix_seconds(std::time::SystemTime::now());

@@ -208,6 +208,50 @@ async fn bearer_with_trailing_junk_is_an_invalid_request() {
     }
 }
 
+/// Characters outside `b64token` decide the refusal over the checks that read an
+/// `Authorization` token before its characters are: the length limit, and the issuer
+/// picked by the unverified `iss`; a well-formed token still gets those refusals.
+#[tokio::test]
+async fn bad_characters_outrank_the_length_limit_and_the_issuer_peek() {
+    let short = builder(rsa_key().key_set())
+        .max_token_len(64)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(short)).await;
+    let long = "a".repeat(100);
+    server
+        .bearer(&long)
+        .await
+        .assert_invalid_token("token too long");
+    server
+        .get("/", &[("authorization", &format!("Bearer {long},"))])
+        .await
+        .assert_invalid_request();
+
+    let two = JwtAuthConfig::builder()
+        .issuer(TrustedIssuer::new(ISSUER).key_set(rsa_key().key_set()))
+        .issuer(TrustedIssuer::new("https://second.example.com").key_set(rsa_key_2().key_set()))
+        .audience(AUDIENCE)
+        .build()
+        .expect("config");
+    let server = Server::start(JwtAuthLayer::new(two)).await;
+    let stranger = token(rsa_key())
+        .issuer("https://stranger.example.com")
+        .sign();
+    server
+        .bearer(&stranger)
+        .await
+        .assert_invalid_token("issuer not trusted");
+    server
+        .get("/", &[("authorization", &format!("Bearer {stranger} ,"))])
+        .await
+        .assert_invalid_request();
+    server
+        .get("/", &[("authorization", "Bearer e30,.e30.x")])
+        .await
+        .assert_invalid_request();
+}
+
 #[tokio::test]
 async fn basic_scheme_gets_a_challenge_without_error_code() {
     let server = rsa_server().await;

@@ -136,6 +136,91 @@ proptest! {
     }
 }
 
+/// The status the layer answers for `Authorization: <value>`, with the verified-token
+/// cache or without.
+fn status_for(value: &HeaderValue, cached: bool) -> u16 {
+    static LAYERS: OnceLock<[JwtAuthLayer; 2]> = OnceLock::new();
+    let layers = LAYERS.get_or_init(|| {
+        let cached = JwtAuthConfig::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .key_set(key().key_set())
+            .cache(tower_jwt_auth::cache::CacheOptions::new())
+            .build()
+            .expect("config");
+        [JwtAuthLayer::new(config()), JwtAuthLayer::new(cached)]
+    });
+    let mut service =
+        layers[usize::from(cached)]
+            .clone()
+            .layer(tower::service_fn(|_r: Request<String>| {
+                std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
+            }));
+    let mut request = Request::new(String::new());
+    request.headers_mut().insert("authorization", value.clone());
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(Ok(response)) = pin!(service.call(request)).poll(&mut cx) else {
+        panic!("static keys answer at once");
+    };
+    response.status().as_u16()
+}
+
+/// RFC 6750's `b64token`, written out as the grammar says.
+fn grammar_b64token(token: &[u8]) -> bool {
+    let body = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    body > 0
+        && token[..body]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// A bearer credential gets 400 exactly when it is outside the `b64token` grammar
+    /// (bytes that are not UTF-8 included), with the cache and without, whether the rest
+    /// of it is a valid token, a changed one or none; the layer checks the characters
+    /// only where they can change the answer, and this holds it to the grammar.
+    #[test]
+    fn bearer_credentials_get_400_exactly_outside_the_grammar(
+        at in any::<prop::sample::Index>(),
+        byte in prop_oneof![
+            3 => prop::sample::select(B64URL.to_vec()),
+            2 => prop::sample::select(b" ,;=\"+/~\t".to_vec()),
+            1 => 0x80u8..=0xff,
+            1 => any::<u8>(),
+        ],
+        suffix in proptest::collection::vec(prop::sample::select(b"=a, .".to_vec()), 0..3),
+        cached in any::<bool>(),
+    ) {
+        let mut token = valid_token().as_bytes().to_vec();
+        let at = at.index(token.len());
+        let changed = token[at] != byte;
+        token[at] = byte;
+        token.extend_from_slice(&suffix);
+        let mut value = b"Bearer ".to_vec();
+        value.extend_from_slice(&token);
+        let Ok(header) = HeaderValue::from_bytes(&value) else {
+            return Ok(());
+        };
+        // Spaces before the token, and spaces and tabs after it, are not part of it.
+        let start = token.iter().take_while(|&&b| b == b' ').count();
+        let end = token.len() - token.iter().rev().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let trimmed = token.get(start..end).unwrap_or_default();
+        let status = status_for(&header, cached);
+        if !grammar_b64token(trimmed) {
+            prop_assert_eq!(status, 400);
+        } else if trimmed == valid_token().as_bytes() {
+            prop_assert_eq!(status, 200);
+        } else {
+            prop_assert!(changed || !suffix.is_empty());
+            prop_assert_eq!(status, 401);
+        }
+        // Asked twice: a cache hit answers as the first verification did.
+        prop_assert_eq!(status_for(&header, cached), status);
+    }
+}
+
 #[test]
 fn the_valid_token_really_is_valid() {
     assert!(verifier().verify::<StandardClaims>(valid_token()).is_ok());
