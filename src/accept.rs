@@ -188,7 +188,7 @@ fn wants_identity(policy: &Policy) -> bool {
 pub(crate) fn cached<C>(
     policy: &Policy,
     cache: &TokenCache,
-    token: &str,
+    token: &[u8],
     key: Key,
     generation: u64,
     now: f64,

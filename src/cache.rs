@@ -95,7 +95,7 @@ struct Entry {
     /// The generation of the key set that verified the token.
     generation: u64,
     /// The token itself: a hit needs the same bytes, not only the same hash.
-    token: Arc<str>,
+    token: Arc<[u8]>,
     /// Unix seconds after which the entry is dropped (the earlier of `exp` and the TTL).
     expires: f64,
     bytes: usize,
@@ -158,8 +158,8 @@ impl TokenCache {
 
     /// The key of `token`. foldhash over a 600-byte token costs about 20 ns where a
     /// SHA-256 costs 400 (BENCHMARKS.md); the full comparison on a hit costs 8.
-    pub(crate) fn key(&self, token: &str) -> Key {
-        self.hasher.hash_one(token.as_bytes())
+    pub(crate) fn key(&self, token: &[u8]) -> Key {
+        self.hasher.hash_one(token)
     }
 
     fn shard(&self, key: Key) -> std::sync::MutexGuard<'_, Shard> {
@@ -175,7 +175,7 @@ impl TokenCache {
     /// and still alive at `now`.
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         key: Key,
         generation: u64,
         now: f64,
@@ -199,7 +199,7 @@ impl TokenCache {
     /// toward the byte bound with the record's weight.
     pub(crate) fn insert(
         &self,
-        token: &str,
+        token: &[u8],
         key: Key,
         generation: u64,
         record: &Arc<TokenRecord>,
@@ -268,6 +268,7 @@ mod tests {
 
     fn put(cache: &TokenCache, token: &str, keys: &KeySet, exp: f64, now: f64) {
         let record = Arc::new(TokenRecord::dated((exp, None, None)));
+        let token = token.as_bytes();
         cache.insert(token, cache.key(token), keys.generation(), &record, now);
     }
 
@@ -276,16 +277,16 @@ mod tests {
         let cache = TokenCache::new(CacheOptions::new().ttl(Duration::from_secs(100)));
         let keys = KeySet::new();
         put(&cache, "a", &keys, 1_000.0, 0.0);
-        let key = cache.key("a");
-        assert!(cache.get("a", key, keys.generation(), 50.0).is_some());
+        let key = cache.key(b"a");
+        assert!(cache.get(b"a", key, keys.generation(), 50.0).is_some());
         assert!(
-            cache.get("a", key, keys.generation(), 150.0).is_none(),
+            cache.get(b"a", key, keys.generation(), 150.0).is_none(),
             "the TTL bounds it"
         );
         put(&cache, "a", &keys, 1_000.0, 0.0);
         let other = KeySet::new();
         assert!(
-            cache.get("a", key, other.generation(), 1.0).is_none(),
+            cache.get(b"a", key, other.generation(), 1.0).is_none(),
             "another key set never hits"
         );
         assert_eq!(cache.len(), 0, "and the stale entry is gone");
@@ -294,7 +295,7 @@ mod tests {
     #[test]
     fn a_key_set_at_a_freed_address_never_revives_an_entry() {
         let cache = TokenCache::new(CacheOptions::new());
-        let key = cache.key("a");
+        let key = cache.key(b"a");
         let first = Arc::new(KeySet::new());
         put(&cache, "a", &first, 1e9, 0.0);
         let address = Arc::as_ptr(&first) as usize;
@@ -305,7 +306,7 @@ mod tests {
         for _ in 0..64 {
             let next = Arc::new(KeySet::new());
             reused |= Arc::as_ptr(&next) as usize == address;
-            assert!(cache.get("a", key, next.generation(), 1.0).is_none());
+            assert!(cache.get(b"a", key, next.generation(), 1.0).is_none());
         }
         println!("a later set reused the freed address: {reused}");
     }
@@ -316,12 +317,12 @@ mod tests {
         let keys = KeySet::new();
         put(&cache, "a", &keys, 1e9, 0.0);
         // Ask with another token under the first one's key, as a collision would.
-        let key = cache.key("a");
-        assert!(cache.get("b", key, keys.generation(), 1.0).is_none());
-        assert!(cache.get("a", key, keys.generation(), 1.0).is_some());
+        let key = cache.key(b"a");
+        assert!(cache.get(b"b", key, keys.generation(), 1.0).is_none());
+        assert!(cache.get(b"a", key, keys.generation(), 1.0).is_some());
         assert_ne!(
-            cache.key("a"),
-            TokenCache::new(CacheOptions::new()).key("a")
+            cache.key(b"a"),
+            TokenCache::new(CacheOptions::new()).key(b"a")
         );
     }
 

@@ -105,6 +105,8 @@ pub(crate) enum Step<C, T> {
 /// A token as the core sees it: its text, whether it came with the `DPoP` scheme, and
 /// whether it came in the API key header.
 pub(crate) trait TokenText: AsRef<str> {
+    /// The token's bytes, read without a UTF-8 check.
+    fn bytes(&self) -> &[u8];
     fn is_dpop(&self) -> bool;
     fn is_api_key(&self) -> bool;
     /// Whether RFC 6750's character check is still to run ([`Credential`]).
@@ -112,6 +114,10 @@ pub(crate) trait TokenText: AsRef<str> {
 }
 
 impl TokenText for BearerToken {
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+
     fn is_dpop(&self) -> bool {
         BearerToken::is_dpop(self)
     }
@@ -126,6 +132,10 @@ impl TokenText for BearerToken {
 }
 
 impl TokenText for &str {
+    fn bytes(&self) -> &[u8] {
+        str::as_bytes(self)
+    }
+
     fn is_dpop(&self) -> bool {
         false
     }
@@ -237,15 +247,16 @@ where
     T: TokenText,
 {
     let mut trace = Trace::default();
-    let text = token.as_ref();
-    let credential = Credential::new(text, token.characters_unchecked());
-    if text.len() > policy.token.max_len {
+    // Bytes until a source needs text: a cache hit never does.
+    let bytes = token.bytes();
+    let credential = Credential::new(bytes, token.characters_unchecked());
+    if bytes.len() > policy.token.max_len {
         let kind = credential.refusal(ErrorKind::TokenTooLong);
         return (Step::Done(Outcome::Rejected(kind)), trace);
     }
     trace.record(Trace::LENGTH);
     if let Some(keys) = &policy.api_keys
-        && keys.takes(text, token.is_api_key())
+        && keys.takes(bytes, token.is_api_key())
     {
         trace.record(Trace::API_KEY);
         let lookup = keys
@@ -259,7 +270,7 @@ where
     }
     #[cfg(feature = "introspection")]
     if let Some(introspector) = &policy.introspection
-        && introspector.takes(text)
+        && introspector.takes(credential)
     {
         trace.record(Trace::OPAQUE);
         let lookup = introspector
@@ -271,7 +282,7 @@ where
         );
         return (step, trace);
     }
-    let issuer = match issuer_for(&policy.issuers, text) {
+    let issuer = match issuer_for(&policy.issuers, || credential.text()) {
         Ok(issuer) => Arc::clone(issuer),
         Err(kind) => {
             let kind = credential.refusal(kind);

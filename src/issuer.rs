@@ -494,15 +494,15 @@ impl Issuer {
 
 /// Picks the issuer of a token among several by its unverified `iss`; the claim is
 /// verified like every other once the signature is. With one issuer nothing is read
-/// before verification.
+/// before verification, not even the token's text.
 pub(crate) fn issuer_for<'a>(
     issuers: &'a [Arc<Issuer>],
-    token: &str,
+    token: impl FnOnce() -> Result<&'a str, ErrorKind>,
 ) -> Result<&'a Arc<Issuer>, ErrorKind> {
     if let [only] = issuers {
         return Ok(only);
     }
-    let iss = crate::jws::peek_issuer(token)?;
+    let iss = crate::jws::peek_issuer(token()?)?;
     issuers
         .iter()
         .find(|issuer| issuer.matcher.matches(&iss))

@@ -34,29 +34,42 @@ use crate::trace::Trace;
 /// [`BearerToken::characters_unchecked`]: crate::token::BearerToken::characters_unchecked
 #[derive(Clone, Copy)]
 pub(crate) struct Credential<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     unchecked: bool,
 }
 
 impl<'a> Credential<'a> {
-    /// `text`, with the character check still to run when `unchecked`.
-    pub(crate) fn new(text: &'a str, unchecked: bool) -> Self {
-        Self { text, unchecked }
+    /// `bytes`, with the character check still to run when `unchecked` (a credential
+    /// that is checked is UTF-8).
+    pub(crate) fn new(bytes: &'a [u8], unchecked: bool) -> Self {
+        Self { bytes, unchecked }
     }
 
     /// A credential whose characters need no check (checked at extraction, or a
     /// caller's own text that never had this check).
     pub(crate) fn checked(text: &'a str) -> Self {
-        Self::new(text, false)
+        Self::new(text.as_bytes(), false)
     }
 
-    pub(crate) fn text(self) -> &'a str {
-        self.text
+    /// The credential's bytes: what the caches hash and compare, so that a cache hit
+    /// needs no UTF-8 check of the token.
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The credential as text. Bytes that are not UTF-8 are never a `b64token`, and a
+    /// checked credential is UTF-8: they are refused as the character check refuses.
+    ///
+    /// # Errors
+    ///
+    /// `MalformedCredentials` for bytes that are not UTF-8.
+    pub(crate) fn text(self) -> Result<&'a str, ErrorKind> {
+        std::str::from_utf8(self.bytes).map_err(|_| ErrorKind::MalformedCredentials)
     }
 
     /// 400 for a credential outside RFC 6750's `b64token`, when the check is still to run.
     pub(crate) fn check(self) -> Result<(), ErrorKind> {
-        if self.unchecked && !is_b64token(self.text.as_bytes()) {
+        if self.unchecked && !is_b64token(self.bytes) {
             Err(ErrorKind::MalformedCredentials)
         } else {
             Ok(())

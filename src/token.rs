@@ -712,6 +712,11 @@ impl BearerToken {
         std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or_default()
     }
 
+    /// The token's bytes, without the UTF-8 check of [`as_str`](Self::as_str).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.value.as_bytes()[self.range.clone()]
+    }
+
     /// Whether the token came with the `DPoP` scheme (a DPoP-bound token with its
     /// proof) rather than `Bearer`.
     #[must_use]

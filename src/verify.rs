@@ -67,7 +67,7 @@ impl Source for Issuer {
                 trace.record(Trace::VERIFIED);
                 Lookup::Verified(verified)
             }
-            Err(ErrorKind::UnknownKey) => match header_kid(token.text()) {
+            Err(ErrorKind::UnknownKey) => match token.text().ok().and_then(header_kid) {
                 // The store is signalled here, before anything awaits.
                 Some(kid) => Lookup::Wait(KeyWait {
                     keys: self.store.refetch_for_kid(&kid),
@@ -150,15 +150,16 @@ fn verify<C>(
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    let token = credential.text();
     // Verification is pure: the characters are checked after it, and only when it
-    // refuses (see `Credential`).
+    // refuses (see `Credential`). The cache reads bytes: a hit needs no UTF-8 check.
     let fresh = || {
+        let token = credential.text()?;
         verify_uncached::<C>(policy, issuer, keys, token).map_err(|kind| credential.refusal(kind))
     };
     let Some(cache) = &policy.cache else {
         return fresh();
     };
+    let token = credential.bytes();
     let key = cache.key(token);
     let now = unix_seconds(policy.claims.clock.now());
     if let Some(hit) = accept::cached(policy, cache, token, key, keys.generation(), now) {

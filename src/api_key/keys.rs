@@ -206,12 +206,12 @@ impl ApiKeys {
 
     /// Whether `token` is an API key: it came in the key header, or starts with the
     /// prefix.
-    pub(crate) fn takes(&self, token: &str, from_key_header: bool) -> bool {
-        from_key_header || token.starts_with(&*self.prefix)
+    pub(crate) fn takes(&self, token: &[u8], from_key_header: bool) -> bool {
+        from_key_header || token.starts_with(self.prefix.as_bytes())
     }
 
     /// The key whose digest is the SHA-256 of `token`.
-    pub(super) fn get(&self, token: &str) -> Option<&Entry> {
+    pub(super) fn get(&self, token: &[u8]) -> Option<&Entry> {
         self.keys.get(&hash(token))
     }
 

@@ -249,9 +249,9 @@ pub fn check_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
 }
 
 /// The SHA-256 of a presented key, the lookup key of the configured ones.
-pub(crate) fn hash(key: &str) -> [u8; 32] {
+pub(crate) fn hash(key: impl AsRef<[u8]>) -> [u8; 32] {
     let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, key.as_bytes()).as_ref());
+    out.copy_from_slice(digest::digest(&digest::SHA256, key.as_ref()).as_ref());
     out
 }
 

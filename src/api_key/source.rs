@@ -59,7 +59,7 @@ impl Source for ApiKeys {
         if let Err(kind) = token.check() {
             return Lookup::Refused(kind);
         }
-        let Some(entry) = self.get(token.text()) else {
+        let Some(entry) = self.get(token.bytes()) else {
             return Lookup::Refused(ErrorKind::UnknownApiKey);
         };
         // The configuration's own date, read by the configuration's clock: no leeway.

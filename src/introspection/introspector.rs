@@ -27,6 +27,7 @@ use crate::error::ErrorKind;
 use crate::https::{is_loopback, redirect_allowed, same_target};
 use crate::issuer::Issuer;
 use crate::log::LogKid;
+use crate::source::Credential;
 use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
 
@@ -246,8 +247,11 @@ impl Introspector {
     }
 
     /// Whether `token` goes to introspection rather than local verification.
-    pub(crate) fn takes(&self, token: &str) -> bool {
-        self.settings.always || !looks_like_jws(token)
+    /// Whether `token` is for introspection: every token when it always asks, else one
+    /// that is not a JWS (bytes that are not UTF-8 are not one, and the character check
+    /// refuses them before anything is asked).
+    pub(crate) fn takes(&self, token: Credential<'_>) -> bool {
+        self.settings.always || !token.text().is_ok_and(looks_like_jws)
     }
 
     pub(super) fn audience_optional(&self) -> bool {

@@ -48,17 +48,18 @@ impl Source for Introspector {
     where
         C: DeserializeOwned + Send + Sync + 'static,
     {
-        if let Err(kind) = token.check() {
-            return Lookup::Refused(kind);
-        }
-        let token = token.text();
+        let token = match token.check().and_then(|()| token.text()) {
+            Ok(text) => text,
+            Err(kind) => return Lookup::Refused(kind),
+        };
+        let bytes = token.as_bytes();
         if !self.fits_shape(token) {
             return Lookup::Refused(ErrorKind::Malformed);
         }
         let now = unix_seconds(policy.claims.clock.now());
         let cache = &self.cache;
         if let Some(hit) =
-            accept::cached::<C>(policy, cache, token, cache.key(token), GENERATION, now)
+            accept::cached::<C>(policy, cache, bytes, cache.key(bytes), GENERATION, now)
         {
             telemetry::count_cache(true);
             trace.record(Trace::INTROSPECTED);
@@ -109,7 +110,8 @@ impl Source for Introspector {
             Ok(verified) => {
                 let now = unix_seconds(rules.clock.now());
                 let cache = &self.cache;
-                cache.insert(token, cache.key(token), GENERATION, &verified.record, now);
+                let bytes = token.as_bytes();
+                cache.insert(bytes, cache.key(bytes), GENERATION, &verified.record, now);
                 Ok(verified)
             }
             Err(kind) => {
