@@ -7,7 +7,7 @@
 //! token for many requests ([`CacheOptions`]).
 //!
 //! Safety of a hit:
-//! - an entry keeps the exact token text, and a hit compares it in full: the map is
+//! - an entry keeps the exact token bytes, and a hit compares them in full: the map is
 //!   found by a keyed fast hash (foldhash, seeded per process), which picks where to look
 //!   but never decides a hit;
 //! - an entry belongs to the key-set generation that verified it
@@ -85,7 +85,7 @@ impl CacheOptions {
     }
 }
 
-/// Where a token's entry lives: a keyed hash of its text, so that no one can choose
+/// Where a token's entry lives: a keyed hash of its bytes, so that no one can choose
 /// tokens that crowd one shard or one bucket.
 pub(crate) type Key = u64;
 

@@ -495,9 +495,9 @@ impl Issuer {
 /// Picks the issuer of a token among several by its unverified `iss`; the claim is
 /// verified like every other once the signature is. With one issuer nothing is read
 /// before verification, not even the token's text.
-pub(crate) fn issuer_for<'a>(
+pub(crate) fn issuer_for<'a, 't>(
     issuers: &'a [Arc<Issuer>],
-    token: impl FnOnce() -> Result<&'a str, ErrorKind>,
+    token: impl FnOnce() -> Result<&'t str, ErrorKind>,
 ) -> Result<&'a Arc<Issuer>, ErrorKind> {
     if let [only] = issuers {
         return Ok(only);

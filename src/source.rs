@@ -1,7 +1,8 @@
 //! The three sources of verified credentials behind one interface the core calls: JWT
 //! verification with a trusted issuer's keys (`verify.rs`, [`Source`] for
 //! [`Issuer`]), token introspection (`introspection/source.rs`, [`Source`] for the
-//! introspector) and the configured API keys (`api_key/source.rs`). Given a token's text, a source answers with a [`Lookup`]: a verified
+//! introspector) and the configured API keys (`api_key/source.rs`). Given a token (a
+//! [`Credential`]: its bytes, and its text when the source needs it), a source answers with a [`Lookup`]: a verified
 //! token (from its cache, or fresh), a wait for the network, or a refusal. Each source
 //! keeps its own cache and books and runs its own claim checks before the shared ones
 //! (`accept.rs`); the core chooses the source and sequences the steps around it.
@@ -20,7 +21,8 @@ use crate::record::Accepted;
 use crate::token::is_b64token;
 use crate::trace::Trace;
 
-/// A credential's text as a source gets it. An `Authorization` header's token, when it
+/// A credential as a source gets it: its bytes, and its text on demand. An
+/// `Authorization` header's token, when it
 /// is the only source, comes with RFC 6750's character check still to run
 /// ([`BearerToken::characters_unchecked`]): each source runs it before anything that is
 /// not pure (a state or network step, a wait, a count in the metrics), and in place of

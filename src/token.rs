@@ -706,9 +706,10 @@ impl BearerToken {
     /// The token text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // Every source but `Authorization` checks that the range holds visible ASCII
-        // (b64token, or a value that `HeaderValue::from_str` accepted); a bearer token
-        // that is not UTF-8 reads as "", which the core's character check refuses.
+        // Every source but a lone `Authorization` header checks that the range holds
+        // visible ASCII (b64token, or a value that `HeaderValue::from_str` accepted); the
+        // core refuses an unchecked token that is not a b64token before anyone reads it
+        // here, so an authenticated token never falls back to "".
         std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or_default()
     }
 

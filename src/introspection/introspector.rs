@@ -246,7 +246,6 @@ impl Introspector {
         fits_shape(&self.settings, token)
     }
 
-    /// Whether `token` goes to introspection rather than local verification.
     /// Whether `token` is for introspection: every token when it always asks, else one
     /// that is not a JWS (bytes that are not UTF-8 are not one, and the character check
     /// refuses them before anything is asked).
