@@ -270,7 +270,7 @@ where
     }
     #[cfg(feature = "introspection")]
     if let Some(introspector) = &policy.introspection
-        && introspector.takes(credential)
+        && introspector.takes(|| credential.text())
     {
         trace.record(Trace::OPAQUE);
         let lookup = introspector

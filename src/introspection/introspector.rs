@@ -27,7 +27,6 @@ use crate::error::ErrorKind;
 use crate::https::{is_loopback, redirect_allowed, same_target};
 use crate::issuer::Issuer;
 use crate::log::LogKid;
-use crate::source::Credential;
 use crate::telemetry;
 use crate::time::{Clock, unix_seconds};
 
@@ -246,11 +245,11 @@ impl Introspector {
         fits_shape(&self.settings, token)
     }
 
-    /// Whether `token` is for introspection: every token when it always asks, else one
-    /// that is not a JWS (bytes that are not UTF-8 are not one, and the character check
-    /// refuses them before anything is asked).
-    pub(crate) fn takes(&self, token: Credential<'_>) -> bool {
-        self.settings.always || !token.text().is_ok_and(looks_like_jws)
+    /// Whether a token is for introspection: every token when it always asks, else one
+    /// whose `text` is not a JWS (bytes that are not UTF-8 are not one, and the character
+    /// check refuses them before anything is asked). The text is read only when asked.
+    pub(crate) fn takes<'t>(&self, text: impl FnOnce() -> Result<&'t str, ErrorKind>) -> bool {
+        self.settings.always || !text().is_ok_and(looks_like_jws)
     }
 
     pub(super) fn audience_optional(&self) -> bool {
