@@ -710,7 +710,7 @@ impl BearerToken {
         // visible ASCII (b64token, or a value that `HeaderValue::from_str` accepted); the
         // core refuses an unchecked token that is not a b64token before anyone reads it
         // here, so an authenticated token never falls back to "".
-        std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
     /// The token's bytes, without the UTF-8 check of [`as_str`](Self::as_str).

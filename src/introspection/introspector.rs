@@ -476,8 +476,7 @@ impl Introspector {
             token_introspection: Box<serde_json::value::RawValue>,
         }
         let text = std::str::from_utf8(body).ok()?.trim();
-        let (header_b64, rest) = text.split_once('.')?;
-        let (payload_b64, signature_b64) = rest.split_once('.')?;
+        let (header_b64, payload_b64, signature_b64) = crate::jws::segments(text).ok()?;
         let header_json = crate::jws::b64(header_b64).ok()?;
         let header: crate::jws::Header<'_> = crate::jws::json_object(&header_json).ok()?;
         let typ = header.typ.as_ref().map(|t| t.0.as_ref());
@@ -736,10 +735,7 @@ pub(crate) fn looks_like_jws(token: &str) -> bool {
         #[allow(dead_code)]
         alg: serde::de::IgnoredAny,
     }
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Ok((header, _, _)) = crate::jws::segments(token) else {
         return false;
     };
     crate::jws::b64(header)
