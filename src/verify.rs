@@ -151,10 +151,12 @@ where
     C: DeserializeOwned + Send + Sync + 'static,
 {
     // Verification is pure: the characters are checked after it, and only when it
-    // refuses (see `Credential`). The cache reads bytes: a hit needs no UTF-8 check.
+    // refuses (see `Credential`). Both the cache and verification read bytes, so
+    // neither needs the token's UTF-8 check: a token they accept is ASCII, every byte
+    // strict base64url or one of its two dots.
     let fresh = || {
-        let token = credential.text()?;
-        verify_uncached::<C>(policy, issuer, keys, token).map_err(|kind| credential.refusal(kind))
+        verify_uncached::<C>(policy, issuer, keys, credential.bytes())
+            .map_err(|kind| credential.refusal(kind))
     };
     let Some(cache) = &policy.cache else {
         return fresh();
@@ -179,7 +181,7 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
     policy: &Policy,
     issuer: &Issuer,
     keys: &KeySet,
-    token: &str,
+    token: &[u8],
 ) -> Result<Accepted<C>, ErrorKind> {
     let rules = &policy.claims;
     let (header_b64, payload_b64, signature_b64) = segments(token)?;
@@ -209,7 +211,7 @@ fn verify_uncached<C: DeserializeOwned + Send + Sync + 'static>(
         let kid = header.kid.as_ref().map(|k| k.0.as_ref());
         let key = keys.select(kid, alg)?;
         let signature = b64_into(signature_b64, signature_buf, &mut signature_spill)?;
-        let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
         if !key.verify(alg, signing_input, signature) {
             return Err(ErrorKind::InvalidSignature);
         }

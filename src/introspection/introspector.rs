@@ -476,7 +476,8 @@ impl Introspector {
             token_introspection: Box<serde_json::value::RawValue>,
         }
         let text = std::str::from_utf8(body).ok()?.trim();
-        let (header_b64, payload_b64, signature_b64) = crate::jws::segments(text).ok()?;
+        let (header_b64, payload_b64, signature_b64) =
+            crate::jws::segments(text.as_bytes()).ok()?;
         let header_json = crate::jws::b64(header_b64).ok()?;
         let header: crate::jws::Header<'_> = crate::jws::json_object(&header_json).ok()?;
         let typ = header.typ.as_ref().map(|t| t.0.as_ref());
@@ -735,7 +736,7 @@ pub(crate) fn looks_like_jws(token: &str) -> bool {
         #[allow(dead_code)]
         alg: serde::de::IgnoredAny,
     }
-    let Ok((header, _, _)) = crate::jws::segments(token) else {
+    let Ok((header, _, _)) = crate::jws::segments(token.as_bytes()) else {
         return false;
     };
     crate::jws::b64(header)

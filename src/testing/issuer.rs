@@ -678,7 +678,7 @@ async fn introspection_endpoint(
 
 /// Whether `token` is a compact JWS whose signature one of `keys` checks.
 fn issued_with(token: &str, keys: &[TestKey]) -> bool {
-    let Ok((header_b64, _, signature_b64)) = crate::jws::segments(token) else {
+    let Ok((header_b64, _, signature_b64)) = crate::jws::segments(token.as_bytes()) else {
         return false;
     };
     let (Ok(header), Ok(signature)) = (crate::jws::b64(header_b64), crate::jws::b64(signature_b64))
