@@ -261,7 +261,8 @@ fn bench_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-/// The hash that keys the verified-token cache, over a realistic RS256 token: SHA-256 (aws-lc),
+/// Hashes that could key the verified-token cache, over the whole of a realistic RS256
+/// token (the cache itself hashes only its length and two ends): SHA-256 (aws-lc),
 /// the standard library's keyed SipHash-1-3, and foldhash; plus the full-token
 /// comparison a hit needs when the hash is not a collision-resistant digest.
 fn bench_hash(c: &mut Criterion) {

@@ -18,7 +18,7 @@ use crate::token::BearerToken;
 use crate::tracking::Tracked;
 
 /// What [`JwtAuthLayer`](crate::JwtAuthLayer) puts into every request it lets through:
-/// one extension, two reference counts to clone. For a verified token it holds the claims
+/// one extension, four reference counts to clone. For a verified token it holds the claims
 /// (shared, never copied by the layer), the [`Permissions`], the raw [`BearerToken`] and
 /// the trusted issuer that verified it; for a request an
 /// [`optional`](crate::JwtAuthLayer::optional) layer let through without a token, none of

@@ -8,7 +8,7 @@
 //!
 //! Safety of a hit:
 //! - an entry keeps the exact token bytes, and a hit compares them in full: the map is
-//!   found by a keyed fast hash (foldhash, seeded per process) of the token's length and
+//!   found by a keyed fast hash (foldhash, seeded per cache) of the token's length and
 //!   its two ends, which picks where to look but never decides a hit;
 //! - an entry belongs to the key-set generation that verified it
 //!   ([`KeySet::generation`](crate::jwks::KeySet::generation), never reused within a process):
@@ -30,7 +30,7 @@ use crate::record::TokenRecord;
 
 const SHARDS: usize = 16;
 
-/// How many bytes at each end of a longer token its cache key reads
+/// How many bytes at each end of a longer token the key of a sampled cache reads
 /// ([`TokenCache::key`]).
 const SAMPLE: usize = 56;
 
@@ -89,8 +89,9 @@ impl CacheOptions {
     }
 }
 
-/// Where a token's entry lives: a keyed hash of its bytes, so that no one can choose
-/// tokens that crowd one shard or one bucket.
+/// Where a token's entry lives: a keyed hash of the token (of its length and two ends in
+/// a [`TokenCache::sampled`] cache), so that no one can predict keys; a hit still
+/// compares every byte.
 pub(crate) type Key = u64;
 
 /// A verified token's record, kept as verification built it.
@@ -139,6 +140,8 @@ pub(crate) struct TokenCache {
     options: CacheOptions,
     /// Seeded for each cache from the system's random generator.
     hasher: foldhash::quality::SeedableRandomState,
+    /// Whether keys read a long token's two ends only ([`TokenCache::key`]).
+    sampled: bool,
     shards: Box<[Mutex<Shard>]>,
 }
 
@@ -151,23 +154,38 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
+    /// A cache whose keys hash every byte of a token: for tokens of any format, such as
+    /// introspection's opaque ones.
     pub(crate) fn new(options: CacheOptions) -> Self {
         Self {
             options,
             // So that the hashes of tokens cannot be predicted from outside.
             hasher: crate::seeded::random_state(),
+            sampled: false,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
     }
 
-    /// The key of `token`: a keyed hash of its length and of at most its first and last
-    /// [`SAMPLE`] bytes. A JWT's last bytes are its signature and an opaque token's its
-    /// random part or checksum, so live tokens rarely share a key; when two do, they
-    /// only take turns in one slot (a hit still compares every byte). The sample costs
-    /// 170 instructions where the whole of a 620-byte token cost 410 (callgrind); a
-    /// SHA-256 costs about 3 000.
+    /// A cache of verified JWTs, whose keys read a long token's length and two ends
+    /// only ([`key`](Self::key)).
+    pub(crate) fn sampled(options: CacheOptions) -> Self {
+        Self {
+            sampled: true,
+            ..Self::new(options)
+        }
+    }
+
+    /// The key of `token`: a keyed hash of it, or in a [`sampled`](Self::sampled) cache
+    /// of a token longer than `2 * SAMPLE` bytes, of its length and its first and last
+    /// [`SAMPLE`] bytes. A JWS ends in its signature (at least 43 characters, and the
+    /// sample holds them all), and only verified tokens enter the cache, so two live
+    /// tokens share a key only if their signatures end alike; even then they only take
+    /// turns in one slot, since a hit compares every byte. The sample costs 170
+    /// instructions where the whole of a 620-byte token cost 410 (callgrind); a SHA-256
+    /// costs about 3 000. Opaque tokens are hashed whole: their ends may be constant (a
+    /// format prefix and a footer), and each of their misses costs a network call.
     pub(crate) fn key(&self, token: &[u8]) -> Key {
-        if token.len() <= 2 * SAMPLE {
+        if !self.sampled || token.len() <= 2 * SAMPLE {
             return self.hasher.hash_one(token);
         }
         // One input of 120 bytes: foldhash's path for inputs up to 128 bytes.
@@ -345,7 +363,7 @@ mod tests {
 
     #[test]
     fn tokens_alike_at_both_ends_take_turns_in_one_slot() {
-        let cache = TokenCache::new(CacheOptions::new());
+        let cache = TokenCache::sampled(CacheOptions::new());
         let keys = KeySet::new();
         let token = |middle: &str| format!("{}{middle}{}", "h".repeat(SAMPLE), "s".repeat(SAMPLE));
         let (first, second) = (token("payload-1"), token("payload-2"));
@@ -361,15 +379,38 @@ mod tests {
         put(&cache, &second, &keys, 1e9, 0.0);
         assert_eq!((hits(&first), hits(&second)), (false, true));
         assert_eq!(cache.len(), 1);
-        // Every byte of either end, and the length, are read.
-        let mut ends = first.clone().into_bytes();
-        for at in [0, SAMPLE - 1, ends.len() - SAMPLE, ends.len() - 1] {
-            let before = ends[at];
-            ends[at] = b'x';
-            assert_ne!(cache.key(&ends), key, "byte {at}");
-            ends[at] = before;
+        // Every byte of either end is read, and the length; the middle is not.
+        let mut bytes = first.clone().into_bytes();
+        for at in 0..bytes.len() {
+            let before = bytes[at];
+            bytes[at] = b'x';
+            let read = at < SAMPLE || at >= bytes.len() - SAMPLE;
+            assert_eq!(cache.key(&bytes) != key, read, "byte {at}");
+            bytes[at] = before;
         }
         assert_ne!(cache.key(token("payload-10").as_bytes()), key, "the length");
+    }
+
+    #[test]
+    fn short_tokens_and_an_unsampled_cache_hash_every_byte() {
+        let sampled = TokenCache::sampled(CacheOptions::new());
+        let whole = TokenCache::new(CacheOptions::new());
+        // At 2 * SAMPLE bytes every byte counts; one more and the middle stops counting.
+        for (len, middle_read) in [(2 * SAMPLE, true), (2 * SAMPLE + 1, false)] {
+            let token = vec![b'a'; len];
+            let mut other = token.clone();
+            other[SAMPLE] = b'b';
+            assert_eq!(
+                sampled.key(&token) != sampled.key(&other),
+                middle_read,
+                "{len} bytes"
+            );
+            assert_ne!(whole.key(&token), whole.key(&other), "{len} bytes");
+        }
+        let long = [b'a'; 1000];
+        let mut other = long;
+        other[500] = b'b';
+        assert_ne!(whole.key(&long), whole.key(&other));
     }
 
     #[test]

@@ -53,8 +53,8 @@ impl<'a> Credential<'a> {
         Self::new(text.as_bytes(), false)
     }
 
-    /// The credential's bytes: what the caches hash and compare, so that a cache hit
-    /// needs no UTF-8 check of the token.
+    /// The credential's bytes: what the caches hash and compare and what verification
+    /// decodes, so that neither needs a UTF-8 check of the token.
     pub(crate) fn bytes(self) -> &'a [u8] {
         self.bytes
     }

@@ -120,7 +120,8 @@ impl Issuer {
 }
 
 /// Runs a verification, timed for `jwt_auth_verify_seconds` unless the credential's
-/// characters refused it (it never reached verification).
+/// characters refused it: that refusal is the character check's, as if it had come
+/// before verification, and is not timed as one.
 fn timed<R>(verification: impl FnOnce() -> Result<R, ErrorKind>) -> Result<R, ErrorKind> {
     #[cfg(feature = "metrics")]
     let started = std::time::Instant::now();

@@ -283,7 +283,7 @@ fn compile_checked(
             sources: permission_sources,
             required: required_permissions,
         },
-        cache: d.cache.map(TokenCache::new),
+        cache: d.cache.map(TokenCache::sampled),
         context,
         algorithms,
         metadata,
