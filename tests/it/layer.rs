@@ -253,6 +253,43 @@ async fn bad_characters_outrank_the_length_limit_and_the_issuer_peek() {
 }
 
 #[tokio::test]
+async fn the_length_limit_admits_its_own_length_and_bad_bytes_past_it_are_malformed() {
+    let valid = token(rsa_key()).sign();
+    for cache in [false, true] {
+        let mut cfg = builder(rsa_key().key_set()).max_token_len(valid.len());
+        if cache {
+            cfg = cfg.cache(tower_jwt_auth::cache::CacheOptions::new());
+        }
+        let server = Server::start(JwtAuthLayer::new(cfg.build().expect("config"))).await;
+        // Exactly at the limit, twice: verified, then (with the cache) a hit.
+        server.bearer(&valid).await.assert_ok();
+        server.bearer(&valid).await.assert_ok();
+        server
+            .bearer(&format!("{valid}A"))
+            .await
+            .assert_invalid_token("token too long");
+        // Bytes that are not UTF-8 (obs-text), within the limit and past it: the
+        // character check's 400 in both places, never "too long" or a signature error.
+        let mut changed = valid.clone().into_bytes();
+        changed[valid.len() - 2] = 0xC3;
+        for raw in [changed.clone(), [changed, vec![0xA9]].concat()] {
+            let value =
+                http::HeaderValue::from_bytes(&[&b"Bearer "[..], &raw].concat()).expect("obs-text");
+            let response = server
+                .client
+                .get(server.url("/"))
+                .header("authorization", value)
+                .send()
+                .await
+                .expect("request");
+            crate::support::answer(response)
+                .await
+                .assert_invalid_request();
+        }
+    }
+}
+
+#[tokio::test]
 async fn basic_scheme_gets_a_challenge_without_error_code() {
     let server = rsa_server().await;
     server
