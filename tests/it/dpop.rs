@@ -125,6 +125,26 @@ fn assert_token_refused(answer: &Answer, description: &str) {
 }
 
 #[tokio::test]
+async fn a_dpop_scheme_credential_outside_b64token_is_a_bad_request() {
+    for mode in [DpopMode::Allowed, DpopMode::Required] {
+        let server = start(config(mode)).await;
+        let access = bound();
+        for bad in [
+            format!("{access},"),
+            format!("{access} x"),
+            "e30,.e30.x".to_owned(),
+        ] {
+            // Even with a proof made for exactly these characters.
+            let answer = send(&server, &bad, &[proof_for(&bad).sign()]).await;
+            answer.assert_invalid_request();
+        }
+        send(&server, &access, &[proof_for(&access).sign()])
+            .await
+            .assert_ok();
+    }
+}
+
+#[tokio::test]
 async fn a_bound_token_with_its_proof_passes_and_every_broken_proof_is_refused() {
     let server = start(config(DpopMode::Allowed)).await;
     let access = bound();

@@ -273,6 +273,32 @@ async fn characters_outside_b64token_reach_no_source() {
         "{values:#?}"
     );
 
+    // Every token introspected (`always_introspect`): a signed JWT with bad characters
+    // never reaches the authorization server either.
+    let always = Server::start(JwtAuthLayer::new(
+        crate::support::issuer_config(&issuer)
+            .introspection(
+                Introspection::new("api", ClientAuth::client_secret_basic("s3cret"))
+                    .always_introspect(true),
+            )
+            .build()
+            .expect("config"),
+    ))
+    .await;
+    for bad in [format!("Bearer {good},"), "Bearer opaque token".to_owned()] {
+        always
+            .get("/", &[("authorization", &bad)])
+            .await
+            .assert_invalid_request();
+    }
+    assert_eq!(issuer.requests(Endpoint::Introspection), 0);
+    always.bearer(&good).await.assert_ok();
+    assert_eq!(
+        issuer.requests(Endpoint::Introspection),
+        1,
+        "the good token is introspected"
+    );
+
     // Keys that never loaded: the characters are refused before the wait, not with 503.
     let down = MockIssuer::start().await;
     down.set_fault(Endpoint::Discovery, Fault::Down);

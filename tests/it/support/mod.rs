@@ -307,6 +307,21 @@ impl Server {
             .await
     }
 
+    /// GET `/` with `Authorization: Bearer <token>`, the token given as bytes (obs-text,
+    /// which a `&str` cannot carry, included).
+    pub async fn bearer_bytes(&self, token: &[u8]) -> Answer {
+        let value = http::HeaderValue::from_bytes(&[b"Bearer ".as_slice(), token].concat())
+            .expect("a header value");
+        let response = self
+            .client
+            .get(self.url("/"))
+            .header("authorization", value)
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
     /// GET `path` with `Authorization: Bearer <token>`.
     pub async fn bearer_at(&self, path: &str, token: &str) -> Answer {
         self.get(path, &[("authorization", &format!("Bearer {token}"))])
