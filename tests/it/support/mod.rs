@@ -303,8 +303,7 @@ impl Server {
 
     /// GET `/` with `Authorization: Bearer <token>`.
     pub async fn bearer(&self, token: &str) -> Answer {
-        self.get("/", &[("authorization", &format!("Bearer {token}"))])
-            .await
+        self.bearer_bytes(token.as_bytes()).await
     }
 
     /// GET `/` with `Authorization: Bearer <token>`, the token given as bytes (obs-text,
