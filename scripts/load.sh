@@ -6,6 +6,11 @@
 # CACHE_TOKENS distinct tokens (default 10000, the default cache size) and reports the
 # cached server's resident memory before the load and at its peak.
 #
+# The modes' runs follow each other, so a shared machine's drift over the tens of
+# seconds between two of them moves their ratio. The paired phase measures no-auth and
+# the cached layer side by side instead: PAIRS (default 6) pairs of PAIR_SECONDS (2)
+# runs, in alternating order, each pair a ratio, and their median.
+#
 # On a machine with two cores or more, each server runs pinned to core 0 with one tokio
 # worker and wrk to core 1 (taskset), so a server's requests/s are one core's.
 # Needs wrk (Debian: apt-get install wrk). Bounded: DURATION seconds per run (10).
@@ -51,8 +56,34 @@ for mode in none ours ours-cached jwt-authorizer; do
   port=$((port + 1))
   start "$mode" $port
   run "$mode" "http://127.0.0.1:$port/documents" -H "Authorization: Bearer $TOKEN"
+  if [ "$mode" = none ]; then none_port=$port; fi
   if [ "$mode" = ours-cached ]; then cached_pid=$server_pid cached_port=$port; fi
 done
+
+# Side by side: no-auth and the cached layer, the same token, runs a few seconds apart.
+PAIRS="${PAIRS:-6}"
+PAIR_SECONDS="${PAIR_SECONDS:-2}"
+rps() {
+  "${LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${PAIR_SECONDS}s" \
+    -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/documents" |
+    awk '/Requests\/sec/ {print $2}'
+}
+ratios=()
+for pair in $(seq "$PAIRS"); do
+  # Alternating which runs first cancels a steady drift.
+  if [ $((pair % 2)) -eq 1 ]; then
+    none=$(rps "$none_port") cached=$(rps "$cached_port")
+  else
+    cached=$(rps "$cached_port") none=$(rps "$none_port")
+  fi
+  ratio=$(awk -v n="$none" -v c="$cached" 'BEGIN {printf "%.1f", 100 * c / n}')
+  ratios+=("$ratio")
+  printf 'pair %d: none %10s req/s, ours-cached %10s req/s: %s %%\n' \
+    "$pair" "$none" "$cached" "$ratio"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n |
+  awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+echo "ours-cached over none, median of $PAIRS pairs: $median %"
 
 # The cache filled: CACHE_TOKENS distinct tokens, cycled by a wrk script.
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
