@@ -8,8 +8,9 @@
 #
 # The modes' runs follow each other, so a shared machine's drift over the tens of
 # seconds between two of them moves their ratio. The paired phase measures no-auth and
-# the cached layer side by side instead: PAIRS (default 6) pairs of PAIR_SECONDS (2)
-# runs, in alternating order, each pair a ratio, and their median.
+# the cached layer in alternating short runs instead: PAIRS (default 6) pairs of
+# PAIR_SECONDS (2) runs, each pair in the other order from the one before, each pair a
+# ratio, and their median.
 #
 # On a machine with two cores or more, each server runs pinned to core 0 with one tokio
 # worker and wrk to core 1 (taskset), so a server's requests/s are one core's.
@@ -18,6 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/load-common.sh
 CACHE_TOKENS="${CACHE_TOKENS:-10000}"
+PAIRS="${PAIRS:-6}"
+PAIR_SECONDS="${PAIR_SECONDS:-2}"
+[[ "$PAIRS" =~ ^[1-9][0-9]*$ ]] || { echo "PAIRS must be a whole number of at least 1"; exit 1; }
 ISSUER_PORT=19400
 ISSUER=http://127.0.0.1:$ISSUER_PORT
 
@@ -60,9 +64,7 @@ for mode in none ours ours-cached jwt-authorizer; do
   if [ "$mode" = ours-cached ]; then cached_pid=$server_pid cached_port=$port; fi
 done
 
-# Side by side: no-auth and the cached layer, the same token, runs a few seconds apart.
-PAIRS="${PAIRS:-6}"
-PAIR_SECONDS="${PAIR_SECONDS:-2}"
+# Pairs: no-auth and the cached layer, the same token, runs a few seconds apart.
 rps() {
   "${LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${PAIR_SECONDS}s" \
     -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/documents" |
@@ -70,12 +72,16 @@ rps() {
 }
 ratios=()
 for pair in $(seq "$PAIRS"); do
-  # Alternating which runs first cancels a steady drift.
+  # Each server runs first in every other pair, so a drift favours neither; an even
+  # PAIRS balances the two orders.
   if [ $((pair % 2)) -eq 1 ]; then
-    none=$(rps "$none_port") cached=$(rps "$cached_port")
+    none=$(rps "$none_port")
+    cached=$(rps "$cached_port")
   else
-    cached=$(rps "$cached_port") none=$(rps "$none_port")
+    cached=$(rps "$cached_port")
+    none=$(rps "$none_port")
   fi
+  [ -n "$none" ] && [ -n "$cached" ] || { echo "pair $pair: wrk reported no rate"; exit 1; }
   ratio=$(awk -v n="$none" -v c="$cached" 'BEGIN {printf "%.1f", 100 * c / n}')
   ratios+=("$ratio")
   printf 'pair %d: none %10s req/s, ours-cached %10s req/s: %s %%\n' \
