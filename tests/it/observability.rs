@@ -220,11 +220,9 @@ async fn characters_outside_b64token_reach_no_source() {
     let issuer = MockIssuer::start().await;
     issuer.add_client("api", "s3cret", Vec::<String>::new());
     let key = NewApiKey::generate("sk_test_");
+    let introspection = Introspection::new("api", ClientAuth::client_secret_basic("s3cret"));
     let cfg = crate::support::issuer_config(&issuer)
-        .introspection(Introspection::new(
-            "api",
-            ClientAuth::client_secret_basic("s3cret"),
-        ))
+        .introspection(introspection.clone())
         .api_key(ApiKey::new("k", key.digest()).permissions(["read"]))
         .api_key_prefix("sk_test_")
         .cache(CacheOptions::new())
@@ -277,10 +275,7 @@ async fn characters_outside_b64token_reach_no_source() {
     // never reaches the authorization server either.
     let always = Server::start(JwtAuthLayer::new(
         crate::support::issuer_config(&issuer)
-            .introspection(
-                Introspection::new("api", ClientAuth::client_secret_basic("s3cret"))
-                    .always_introspect(true),
-            )
+            .introspection(introspection.always_introspect(true))
             .build()
             .expect("config"),
     ))

@@ -303,28 +303,32 @@ impl Server {
 
     /// GET `/` with `Authorization: Bearer <token>`.
     pub async fn bearer(&self, token: &str) -> Answer {
-        self.bearer_bytes(token.as_bytes()).await
+        self.send_bearer("/", token.as_bytes()).await
     }
 
     /// GET `/` with `Authorization: Bearer <token>`, the token given as bytes (obs-text,
     /// which a `&str` cannot carry, included).
     pub async fn bearer_bytes(&self, token: &[u8]) -> Answer {
+        self.send_bearer("/", token).await
+    }
+
+    /// GET `path` with `Authorization: Bearer <token>`.
+    pub async fn bearer_at(&self, path: &str, token: &str) -> Answer {
+        self.send_bearer(path, token.as_bytes()).await
+    }
+
+    /// The one place a bearer request is built.
+    async fn send_bearer(&self, path: &str, token: &[u8]) -> Answer {
         let value = http::HeaderValue::from_bytes(&[b"Bearer ".as_slice(), token].concat())
             .expect("a header value");
         let response = self
             .client
-            .get(self.url("/"))
+            .get(self.url(path))
             .header("authorization", value)
             .send()
             .await
             .expect("request");
         answer(response).await
-    }
-
-    /// GET `path` with `Authorization: Bearer <token>`.
-    pub async fn bearer_at(&self, path: &str, token: &str) -> Answer {
-        self.get(path, &[("authorization", &format!("Bearer {token}"))])
-            .await
     }
 
     /// GET `path` with the given headers.
